@@ -1,0 +1,55 @@
+"""Collect `topics/*.md` as pytest items, run with groktest.
+
+Each topic file is one test item. Groktest runs the topic's examples in a
+fresh Python process, configured by `[tool.groktest]` in pyproject.toml
+(init: `from gage._internal.test import *`, parse types from
+`gage._internal.test`). A failing topic shows groktest's report: file,
+line, expected and actual output.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+_ROOT = os.path.dirname(os.path.abspath(__file__))
+
+
+def pytest_collect_file(parent, file_path):
+    if file_path.suffix == ".md" and file_path.parent.name == "topics":
+        return TopicFile.from_parent(parent, path=file_path)
+    return None
+
+
+class TopicFile(pytest.File):
+    def collect(self):
+        yield TopicItem.from_parent(self, name=self.path.name)
+
+
+class TopicItem(pytest.Item):
+    def runtest(self):
+        import groktest
+
+        lines: list[str] = []
+        config = groktest.load_project_config(os.path.join(_ROOT, "pyproject.toml"))
+        summary = groktest.test_file(
+            str(self.path), config, print_output=lambda s="", *a, **kw: lines.append(str(s))
+        )
+        if summary.failed:
+            raise TopicFailed(len(summary.failed), len(summary.tested), "\n".join(lines))
+        if not summary.tested:
+            raise TopicFailed(0, 0, "topic has no examples")
+
+    def repr_failure(self, excinfo):
+        if isinstance(excinfo.value, TopicFailed):
+            failed, tested, report = excinfo.value.args
+            return f"{failed} of {tested} examples failed in {self.path}\n{report}"
+        return super().repr_failure(excinfo)
+
+    def reportinfo(self):
+        return self.path, 0, f"topic: {self.name}"
+
+
+class TopicFailed(Exception):
+    pass

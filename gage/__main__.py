@@ -1,0 +1,13 @@
+"""Entry point for the `gage` command."""
+
+import sys
+
+
+def main() -> None:
+    from gage._internal import cli
+
+    sys.exit(cli.main())
+
+
+if __name__ == "__main__":
+    main()

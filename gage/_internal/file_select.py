@@ -1,0 +1,311 @@
+"""Include/exclude rules for source code and a pruned tree walk.
+
+A rule is `[-]GLOB [text|binary|dir] [size<N] [size>N] [max-matches=N]
+[sentinel=PATH]`. `-` excludes. Globs have gitignore semantics
+(`pathspec`). For each path the last matching rule decides.
+
+Rules typed `dir` apply to directories; an excluded directory is pruned:
+it is never walked. Untyped rules whose glob ends with `/` apply to
+directories too (`-tests/`). All other rules apply to files.
+
+`select_files()` walks once with `os.scandir`, compiling each glob once.
+It returns the files selected and, for every file or directory it
+skipped, the rule (or reason) that skipped it.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from typing import Iterator
+
+import attrs
+import pathspec
+
+from .types import SourceRule, StageError
+
+__all__ = [
+    "DEFAULT_RULES",
+    "Selection",
+    "Skipped",
+    "is_text_file",
+    "parse_rule",
+    "parse_rules",
+    "select_files",
+]
+
+DEFAULT_RULES = [
+    "**/* text size<10000 max-matches=500",
+    "-**/.* dir",
+    "-**/* dir sentinel=bin/activate",
+    "-**/* dir sentinel=.nocopy",
+]
+
+_TEXT_SAMPLE = 1024
+
+
+@attrs.frozen
+class Skipped:
+    """A path that was not selected and why.
+
+    `reason` is one of: `excluded` (an exclude rule matched), `pruned` (an
+    excluded directory), `limit` (an include rule matched the name but a
+    size or max-matches limit skipped it), `type` (text/binary mismatch),
+    `unmatched` (no rule matched), `symlink` (a link that leaves the source
+    dir or points to a directory), `special` (not a regular file),
+    `unreadable`.
+    """
+
+    path: str
+    reason: str
+    rule: str | None = None
+    detail: str | None = None
+
+
+@attrs.frozen
+class Selection:
+    files: list[str]
+    skipped: list[Skipped]
+
+    def limit_warnings(self) -> list[str]:
+        """One line per rule whose limits skipped files."""
+        counts: dict[tuple[str, str], int] = {}
+        for s in self.skipped:
+            if s.reason == "limit":
+                key = (s.rule or "", s.detail or "")
+                counts[key] = counts.get(key, 0) + 1
+        return [
+            f"{n} file{'s' if n != 1 else ''} skipped by {detail} "
+            f"of source code rule '{rule}'"
+            for (rule, detail), n in sorted(counts.items())
+        ]
+
+
+# ---------------------------------------------------------------------------
+# Rules
+
+
+def parse_rules(lines: list[str]) -> list[SourceRule]:
+    return [parse_rule(line) for line in lines]
+
+
+def parse_rule(text: str) -> SourceRule:
+    """Parse a rule line; raise StageError naming the rule when bad."""
+    if not isinstance(text, str):
+        raise StageError(f"source code rule {text!r} must be a string")
+    parts = text.split()
+    if not parts:
+        raise StageError("source code rule is empty")
+    pattern = parts[0]
+    include = True
+    if pattern.startswith("-"):
+        include = False
+        pattern = pattern[1:]
+    if not pattern:
+        raise StageError(f"source code rule '{text}' has no pattern")
+    kw: dict[str, object] = {}
+    for part in parts[1:]:
+        if part in ("text", "binary", "dir"):
+            if "type" in kw:
+                raise StageError(
+                    f"source code rule '{text}' has more than one type "
+                    "(use one of text, binary, dir)"
+                )
+            kw["type"] = part
+        elif part.startswith("size<"):
+            kw["size_lt"] = _int_arg(part, "size<", text)
+        elif part.startswith("size>"):
+            kw["size_gt"] = _int_arg(part, "size>", text)
+        elif part.startswith("max-matches="):
+            kw["max_matches"] = _int_arg(part, "max-matches=", text)
+        elif part.startswith("sentinel="):
+            val = part[len("sentinel=") :]
+            if not val:
+                raise StageError(f"source code rule '{text}': sentinel needs a path")
+            kw["sentinel"] = val
+        else:
+            raise StageError(
+                f"source code rule '{text}': unknown qualifier '{part}' "
+                "(expected text, binary, dir, size<N, size>N, max-matches=N "
+                "or sentinel=PATH)"
+            )
+    try:
+        pathspec.PathSpec.from_lines("gitignore", [pattern])
+    except Exception as e:
+        raise StageError(f"source code rule '{text}': bad pattern: {e}") from None
+    return SourceRule(text=text, include=include, pattern=pattern, **kw)  # type: ignore[arg-type]
+
+
+def _int_arg(part: str, prefix: str, text: str) -> int:
+    val = part[len(prefix) :]
+    try:
+        n = int(val)
+    except ValueError:
+        n = -1
+    if n < 0:
+        raise StageError(
+            f"source code rule '{text}': '{part}' needs a whole number "
+            f"(e.g. {prefix}100)"
+        )
+    return n
+
+
+def _applies_to_dirs(rule: SourceRule) -> bool:
+    return rule.type == "dir" or (rule.type is None and rule.pattern.endswith("/"))
+
+
+# ---------------------------------------------------------------------------
+# Walk
+
+
+@attrs.define
+class _Compiled:
+    rule: SourceRule
+    spec: pathspec.PathSpec
+    matches: int = 0
+
+
+def select_files(src_dir: str, rules: list[SourceRule]) -> Selection:
+    """Walk `src_dir` once and apply `rules` (last match wins)."""
+    compiled = [
+        _Compiled(r, pathspec.PathSpec.from_lines("gitignore", [r.pattern]))
+        for r in rules
+    ]
+    dir_rules = [c for c in compiled if _applies_to_dirs(c.rule)]
+    file_rules = [c for c in compiled if c.rule.type != "dir"]
+    files: list[str] = []
+    skipped: list[Skipped] = []
+    real_root = os.path.realpath(src_dir)
+    for relpath, entry, kind in _walk(src_dir, "", dir_rules, skipped, real_root):
+        if kind == "file":
+            _select_file(relpath, entry, file_rules, files, skipped)
+    return Selection(files, skipped)
+
+
+def _walk(
+    root: str,
+    reldir: str,
+    dir_rules: list[_Compiled],
+    skipped: list[Skipped],
+    real_root: str,
+) -> Iterator[tuple[str, os.DirEntry[str], str]]:
+    path = os.path.join(root, reldir) if reldir else root
+    try:
+        with os.scandir(path) as it:
+            entries = sorted(it, key=lambda e: e.name)
+    except OSError as e:
+        if not reldir:
+            raise
+        skipped.append(Skipped(reldir + "/", "unreadable", detail=e.strerror))
+        return
+    for entry in entries:
+        relpath = reldir + "/" + entry.name if reldir else entry.name
+        is_link = False
+        try:
+            is_link = entry.is_symlink()
+            st = entry.stat(follow_symlinks=True)
+        except OSError as e:
+            skipped.append(
+                Skipped(relpath, "symlink" if is_link else "unreadable", detail=_err(e))
+            )
+            continue
+        if is_link:
+            reason = _link_problem(entry.path, st, real_root)
+            if reason:
+                skipped.append(Skipped(relpath, "symlink", detail=reason))
+                continue
+        if stat.S_ISDIR(st.st_mode):
+            rule = _dir_rule(relpath, entry.path, dir_rules)
+            if rule and not rule.include:
+                skipped.append(Skipped(relpath + "/", "pruned", rule.text))
+            else:
+                yield from _walk(root, relpath, dir_rules, skipped, real_root)
+        elif stat.S_ISREG(st.st_mode):
+            yield relpath, entry, "file"
+        else:
+            skipped.append(Skipped(relpath, "special", detail="not a regular file"))
+
+
+def _err(e: OSError) -> str:
+    return e.strerror or str(e)
+
+
+def _link_problem(path: str, st: os.stat_result, real_root: str) -> str | None:
+    if stat.S_ISDIR(st.st_mode):
+        return "link to a directory (not followed)"
+    target = os.path.realpath(path)
+    if not (target == real_root or target.startswith(real_root + os.sep)):
+        return "link to a file outside the source dir"
+    return None
+
+
+def _dir_rule(relpath: str, path: str, dir_rules: list[_Compiled]) -> SourceRule | None:
+    candidate = relpath + "/"
+    for c in reversed(dir_rules):
+        if not c.spec.match_file(candidate):
+            continue
+        r = c.rule
+        if r.sentinel and not os.path.exists(os.path.join(path, r.sentinel)):
+            continue
+        return r
+    return None
+
+
+def _select_file(
+    relpath: str,
+    entry: os.DirEntry[str],
+    file_rules: list[_Compiled],
+    files: list[str],
+    skipped: list[Skipped],
+) -> None:
+    limited: Skipped | None = None
+    mistyped: Skipped | None = None
+    for c in reversed(file_rules):
+        if not c.spec.match_file(relpath):
+            continue
+        r = c.rule
+        size = entry.stat().st_size
+        if r.size_lt is not None and not size < r.size_lt:
+            if r.include and not limited:
+                limited = Skipped(relpath, "limit", r.text, f"size<{r.size_lt}")
+            continue
+        if r.size_gt is not None and not size > r.size_gt:
+            if r.include and not limited:
+                limited = Skipped(relpath, "limit", r.text, f"size>{r.size_gt}")
+            continue
+        if r.type in ("text", "binary"):
+            try:
+                text = is_text_file(entry.path)
+            except OSError as e:
+                skipped.append(Skipped(relpath, "unreadable", detail=_err(e)))
+                return
+            if text != (r.type == "text"):
+                if r.include and not mistyped:
+                    mistyped = Skipped(relpath, "type", r.text, f"not {r.type}")
+                continue
+        if not r.include:
+            skipped.append(Skipped(relpath, "excluded", r.text))
+            return
+        if r.max_matches is not None and c.matches >= r.max_matches:
+            skipped.append(
+                Skipped(relpath, "limit", r.text, f"max-matches={r.max_matches}")
+            )
+            return
+        c.matches += 1
+        files.append(relpath)
+        return
+    skipped.append(limited or mistyped or Skipped(relpath, "unmatched"))
+
+
+def is_text_file(path: str) -> bool:
+    """True when the first bytes have no NUL and decode as UTF-8."""
+    with open(path, "rb") as f:
+        sample = f.read(_TEXT_SAMPLE)
+    if b"\x00" in sample:
+        return False
+    try:
+        sample.decode("utf-8")
+    except UnicodeDecodeError as e:
+        # A multi-byte character cut at the end of the sample is fine
+        return e.start >= len(sample) - 3 and len(sample) == _TEXT_SAMPLE
+    return True

@@ -1,0 +1,405 @@
+"""The run meta directory format.
+
+This is the only module that knows the names and encodings of files in
+a run's meta directory (`<run_dir>.meta`). Everything else reads and
+writes meta through these functions.
+
+Writes are atomic (temp file + rename). Files that are final are made
+read-only. Logs (`log/runner`, `log/files`) are appended to.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import tempfile
+import time
+from typing import Any, Iterable, NamedTuple
+
+from .types import OpCmd, OpDef, OpRef, Run
+
+__all__ = [
+    "SCHEMA",
+    "FileEvent",
+    "ManifestEntry",
+    "append_files_log",
+    "append_manifest",
+    "format_timestamp",
+    "meta_exists",
+    "read_config",
+    "read_deps",
+    "read_exit_code",
+    "read_files_log",
+    "read_id",
+    "read_manifest",
+    "read_name",
+    "read_opdef",
+    "read_opref",
+    "read_proc_cmd",
+    "read_proc_env",
+    "read_summary",
+    "read_timestamp",
+    "read_user_attrs",
+    "run_meta_dir",
+    "run_meta_path",
+    "runner_log",
+    "timestamp",
+    "write_config",
+    "write_deps",
+    "write_exit_code",
+    "write_id",
+    "write_manifest",
+    "write_name",
+    "write_opdef",
+    "write_opref",
+    "write_patched",
+    "write_proc_cmd",
+    "write_proc_env",
+    "write_schema",
+    "write_summary",
+    "write_timestamp",
+    "write_user_attrs",
+    "output_paths",
+    "lock_path",
+    "proc_lock_path",
+    "hash_cache_path",
+]
+
+SCHEMA = "1"
+
+_OUTPUT_PHASES = {
+    "sourcecode": "10_sourcecode",
+    "runtime": "20_runtime",
+    "dependencies": "30_dependencies",
+    "run": "40_run",
+    "finalize": "50_finalize",
+}
+
+
+class FileEvent(NamedTuple):
+    """A `log/files` line: event (a|m|d), type (s|r|d|g), mtime, path."""
+
+    event: str
+    type: str
+    mtime: int
+    path: str
+
+
+class ManifestEntry(NamedTuple):
+    """A `manifest` line: type, sha256, path."""
+
+    type: str
+    sha256: str
+    path: str
+
+
+# ---------------------------------------------------------------------------
+# Paths
+
+
+def run_meta_dir(run: Run) -> str:
+    return run.meta_dir
+
+
+def run_meta_path(run: Run, *parts: str) -> str:
+    return os.path.join(run.meta_dir, *parts)
+
+
+def meta_exists(run: Run) -> bool:
+    return os.path.isdir(run.meta_dir)
+
+
+def output_paths(run: Run, phase: str) -> tuple[str, str]:
+    """Output file and its index for a phase (`run`, `runtime`, ...)."""
+    path = run_meta_path(run, "output", _OUTPUT_PHASES[phase])
+    return path, path + ".index"
+
+
+def lock_path(run: Run) -> str:
+    """Path of the file lock that serializes starting a run."""
+    return run_meta_path(run, "proc", ".lock")
+
+
+def proc_lock_path(run: Run) -> str:
+    """Path of `proc/lock`, which holds the pid of a running run."""
+    return run_meta_path(run, "proc", "lock")
+
+
+def hash_cache_path(runs_home: str) -> str:
+    return os.path.join(runs_home, ".gage-hash-cache.sqlite3")
+
+
+# ---------------------------------------------------------------------------
+# Time
+
+
+def timestamp() -> int:
+    """Microseconds since the epoch."""
+    return time.time_ns() // 1000
+
+
+def format_timestamp(ts: int) -> str:
+    """ISO 8601 in UTC with milliseconds, as used in `log/runner`."""
+    dt = datetime.datetime.fromtimestamp(ts / 1_000_000, datetime.timezone.utc)
+    return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"
+
+
+def write_timestamp(run: Run, name: str, ts: int | None = None) -> int:
+    """Write a timestamp file (`initialized`, `staged`, `started`, `stopped`)."""
+    ts = timestamp() if ts is None else ts
+    _write(run_meta_path(run, name), f"{ts}\n", readonly=True)
+    return ts
+
+
+def read_timestamp(run: Run, name: str) -> int | None:
+    try:
+        return int(_read(run_meta_path(run, name)).strip())
+    except FileNotFoundError:
+        return None
+
+
+# ---------------------------------------------------------------------------
+# Identity and op
+
+
+def write_schema(run: Run) -> None:
+    _write(run_meta_path(run, "__schema__"), SCHEMA + "\n", readonly=True)
+
+
+def write_id(run: Run) -> None:
+    _write(run_meta_path(run, "id"), run.id + "\n", readonly=True)
+
+
+def read_id(run_or_meta_dir: Run | str) -> str:
+    return _read(_path(run_or_meta_dir, "id")).strip()
+
+
+def write_name(run: Run) -> None:
+    _write(run_meta_path(run, "name"), run.name + "\n", readonly=True)
+
+
+def read_name(run_or_meta_dir: Run | str) -> str:
+    return _read(_path(run_or_meta_dir, "name")).strip()
+
+
+def write_opref(run: Run, opref: OpRef) -> None:
+    parts = [opref.op_ns, opref.op_name] + (
+        [opref.op_version] if opref.op_version else []
+    )
+    _write(run_meta_path(run, "opref"), " ".join(parts) + "\n", readonly=True)
+
+
+def read_opref(run: Run) -> OpRef:
+    parts = _read(run_meta_path(run, "opref")).split()
+    return OpRef(*parts)
+
+
+def write_opdef(run: Run, opdef: OpDef) -> None:
+    data = {"name": opdef.name, "data": opdef.data}
+    _write_json(run_meta_path(run, "opdef.json"), data, readonly=True)
+
+
+def read_opdef(run: Run) -> OpDef:
+    data = _read_json(run_meta_path(run, "opdef.json"))
+    return OpDef(data["name"], data["data"])
+
+
+def write_config(run: Run, config: dict[str, Any]) -> None:
+    _write_json(run_meta_path(run, "config.json"), config, readonly=True)
+
+
+def read_config(run: Run) -> dict[str, Any]:
+    try:
+        return _read_json(run_meta_path(run, "config.json"))
+    except FileNotFoundError:
+        return {}
+
+
+def write_user_attrs(run: Run, attrs: dict[str, Any]) -> None:
+    _write_json(run_meta_path(run, "user.json"), attrs)
+
+
+def read_user_attrs(run: Run) -> dict[str, Any]:
+    try:
+        return _read_json(run_meta_path(run, "user.json"))
+    except FileNotFoundError:
+        return {}
+
+
+def write_proc_cmd(run: Run, cmd: OpCmd) -> None:
+    _write_json(run_meta_path(run, "proc", "cmd"), list(cmd.args), readonly=True)
+
+
+def read_proc_cmd(run: Run) -> list[str]:
+    return _read_json(run_meta_path(run, "proc", "cmd"))
+
+
+def write_proc_env(run: Run, cmd: OpCmd) -> None:
+    _write_json(run_meta_path(run, "proc", "env"), dict(cmd.env), readonly=True)
+
+
+def read_proc_env(run: Run) -> dict[str, str]:
+    return _read_json(run_meta_path(run, "proc", "env"))
+
+
+# ---------------------------------------------------------------------------
+# Runner log
+
+
+class _RunnerLog:
+    def __init__(self, path: str):
+        self.path = path
+
+    def info(self, msg: str, *args: Any) -> None:
+        if args:
+            msg = msg % args
+        ts = format_timestamp(timestamp())
+        lines = msg.split("\n")
+        text = f"{ts} {lines[0]}\n" + "".join(f"  {line}\n" for line in lines[1:])
+        _append(self.path, text)
+
+    warning = info
+    error = info
+
+
+def runner_log(run: Run) -> _RunnerLog:
+    """A logger that appends `<timestamp> <message>` lines to `log/runner`."""
+    return _RunnerLog(run_meta_path(run, "log", "runner"))
+
+
+# ---------------------------------------------------------------------------
+# Files log and manifest
+
+
+def append_files_log(run: Run, events: Iterable[FileEvent]) -> None:
+    text = "".join(f"{e.event} {e.type} {e.mtime} {e.path}\n" for e in events)
+    _append(run_meta_path(run, "log", "files"), text)
+
+
+def read_files_log(run: Run) -> list[FileEvent]:
+    try:
+        text = _read(run_meta_path(run, "log", "files"))
+    except FileNotFoundError:
+        return []
+    events = []
+    for line in text.splitlines():
+        event, type, mtime, path = line.split(" ", 3)
+        events.append(FileEvent(event, type, int(mtime), path))
+    return events
+
+
+def write_manifest(run: Run, entries: Iterable[ManifestEntry]) -> None:
+    _write(run_meta_path(run, "manifest"), _manifest_text(entries))
+
+
+def append_manifest(run: Run, entries: Iterable[ManifestEntry]) -> None:
+    _append(run_meta_path(run, "manifest"), _manifest_text(entries))
+
+
+def _manifest_text(entries: Iterable[ManifestEntry]) -> str:
+    return "".join(f"{e.type} {e.sha256} {e.path}\n" for e in entries)
+
+
+def read_manifest(run: Run) -> list[ManifestEntry]:
+    try:
+        text = _read(run_meta_path(run, "manifest"))
+    except FileNotFoundError:
+        return []
+    entries = []
+    for line in text.splitlines():
+        type, digest, path = line.split(" ", 2)
+        entries.append(ManifestEntry(type, digest, path))
+    return entries
+
+
+# ---------------------------------------------------------------------------
+# Config patches, deps, exit code, summary
+
+
+def write_patched(run: Run, diff: str) -> None:
+    _write(run_meta_path(run, "log", "patched"), diff, readonly=True)
+
+
+def write_deps(run: Run, deps: list[dict[str, Any]]) -> None:
+    _write_json(run_meta_path(run, "deps.json"), deps, readonly=True)
+
+
+def read_deps(run: Run) -> list[dict[str, Any]]:
+    try:
+        return _read_json(run_meta_path(run, "deps.json"))
+    except FileNotFoundError:
+        return []
+
+
+def write_exit_code(run: Run, code: int) -> None:
+    _write(run_meta_path(run, "exit_code"), f"{code}\n", readonly=True)
+
+
+def read_exit_code(run: Run) -> int | None:
+    try:
+        return int(_read(run_meta_path(run, "exit_code")).strip())
+    except FileNotFoundError:
+        return None
+
+
+def write_summary(run: Run, summary: dict[str, Any]) -> None:
+    _write_json(run_meta_path(run, "summary.json"), summary, readonly=True)
+
+
+def read_summary(run: Run) -> dict[str, Any]:
+    try:
+        return _read_json(run_meta_path(run, "summary.json"))
+    except FileNotFoundError:
+        return {}
+
+
+# ---------------------------------------------------------------------------
+# Low level
+
+
+def _path(run_or_meta_dir: Run | str, name: str) -> str:
+    if isinstance(run_or_meta_dir, Run):
+        return run_meta_path(run_or_meta_dir, name)
+    return os.path.join(run_or_meta_dir, name)
+
+
+def _read(path: str) -> str:
+    with open(path, encoding="utf-8") as f:
+        return f.read()
+
+
+def _read_json(path: str) -> Any:
+    return json.loads(_read(path))
+
+
+def _write_json(path: str, data: Any, readonly: bool = False) -> None:
+    _write(path, json.dumps(data, indent=2, sort_keys=True) + "\n", readonly)
+
+
+def _write(path: str, text: str, readonly: bool = False) -> None:
+    """Write atomically: a temp file in the same directory, then rename."""
+    dirname = os.path.dirname(path)
+    os.makedirs(dirname, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=dirname)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.chmod(tmp, 0o444 if readonly else 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+def _append(path: str, text: str) -> None:
+    """Append with a single write on an O_APPEND descriptor."""
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, text.encode("utf-8"))
+    finally:
+        os.close(fd)
