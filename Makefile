@@ -17,7 +17,7 @@ demo: install
 	cd examples/pipeline && PATH=$(CURDIR)/$(VENV)/bin:$$PATH bash run-demo.sh
 
 bench: install
-	$(PY) bench/run.py
+	@for b in bench/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
 
 clean:
 	rm -rf $(VENV) .gage

@@ -11,6 +11,7 @@ __all__ = [
     "copy_file",
     "make_readonly",
     "make_writable",
+    "snapshot_dir",
     "sha256_file",
     "sha256_bytes",
 ]
@@ -66,11 +67,39 @@ def _try_reflink(src: str, dest: str) -> bool:
 
 
 def make_readonly(path: str) -> None:
-    """Remove write permission for everyone."""
-    mode = stat.S_IMODE(os.lstat(path).st_mode)
-    os.chmod(path, mode & ~0o222)
+    """Remove write permission for everyone.
+
+    A symlink is left alone: chmod would follow it and change the mode of
+    its target, which may be a file the user's project owns.
+    """
+    st = os.lstat(path)
+    if stat.S_ISLNK(st.st_mode):
+        return
+    os.chmod(path, stat.S_IMODE(st.st_mode) & ~0o222)
 
 
 def make_writable(path: str) -> None:
     mode = stat.S_IMODE(os.lstat(path).st_mode)
     os.chmod(path, mode | stat.S_IWUSR)
+
+
+def snapshot_dir(root: str) -> dict[str, tuple[int, int]]:
+    """Relative path -> (size, mtime_ns) for every file and link under root.
+
+    Symlinks are recorded, not followed. Used to find what a process added
+    or changed in a run dir.
+    """
+    result: dict[str, tuple[int, int]] = {}
+    _snapshot(root, "", result)
+    return result
+
+
+def _snapshot(root: str, reldir: str, result: dict[str, tuple[int, int]]) -> None:
+    with os.scandir(os.path.join(root, reldir) if reldir else root) as it:
+        for entry in it:
+            relpath = reldir + "/" + entry.name if reldir else entry.name
+            if entry.is_dir(follow_symlinks=False):
+                _snapshot(root, relpath, result)
+            else:
+                st = entry.stat(follow_symlinks=False)
+                result[relpath] = (st.st_size, st.st_mtime_ns)
