@@ -1,0 +1,529 @@
+"""gage.toml: find it, parse it, validate it, return op definitions.
+
+A gage.toml holds one table per operation:
+
+    [train]
+    exec = "python train.py"
+    config = "train.py#lr,epochs"
+
+Top-level keys that start with `$` are project settings; the only one is
+`$runs-dir` (a path relative to the gage.toml directory). Every other
+top-level key names an op.
+
+Validation happens here, at the boundary, so the rest of the library can
+trust an `OpDef`. Every error is a `GagefileError` whose message names
+the file (with the line where it can be found), the op and key, and what
+is expected.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import sys
+from typing import Any
+
+import attrs
+
+from .types import GagefileError, OpCmd, OpDef, OpRef, StageError
+
+__all__ = [
+    "DEPENDENCY_TYPES",
+    "EXEC_PHASES",
+    "FILENAME",
+    "OP_KEYS",
+    "Gagefile",
+    "find_gagefile",
+    "load_gagefile",
+    "op_cmd",
+    "op_ref",
+    "parse_exec",
+    "read_gagefile",
+]
+
+FILENAME = "gage.toml"
+
+OP_KEYS = [
+    "config",
+    "default",
+    "depends",
+    "description",
+    "env",
+    "exec",
+    "listing",
+    "output-summary",
+    "sourcecode",
+    "summary",
+    "version",
+]
+
+PROJECT_KEYS = ["$runs-dir"]
+
+EXEC_PHASES = [
+    "stage-sourcecode",
+    "stage-runtime",
+    "stage-dependencies",
+    "run",
+    "finalize",
+]
+
+DEPENDENCY_TYPES = ["project-files", "run-files"]
+
+
+@attrs.frozen
+class Gagefile:
+    """A loaded gage.toml: its path, ops in file order and settings."""
+
+    path: str
+    opdefs: dict[str, OpDef]
+    runs_dir: str | None = None
+
+    @property
+    def project_dir(self) -> str:
+        return os.path.dirname(self.path)
+
+    def get_opdef(self, name: str | None) -> OpDef:
+        """The op named `name`, or the default op when `name` is None."""
+        if name is None:
+            return self.default_opdef()
+        try:
+            return self.opdefs[name]
+        except KeyError:
+            raise GagefileError(
+                f"{self.path}: no operation '{name}' "
+                f"(defined: {_names(self.opdefs)})"
+            ) from None
+
+    def default_opdef(self) -> OpDef:
+        """The op marked `default = true`, or the only op."""
+        marked = [d for d in self.opdefs.values() if d.data.get("default")]
+        if marked:
+            return marked[0]
+        if len(self.opdefs) == 1:
+            return next(iter(self.opdefs.values()))
+        if not self.opdefs:
+            raise GagefileError(f"{self.path}: no operations defined")
+        raise GagefileError(
+            f"{self.path}: no default operation: name one of "
+            f"{_names(self.opdefs)}, or mark one with 'default = true'"
+        )
+
+
+def _names(opdefs: dict[str, OpDef]) -> str:
+    return ", ".join(opdefs) or "none"
+
+
+# ---------------------------------------------------------------------------
+# Find and load
+
+
+def find_gagefile(start_dir: str | None = None) -> str | None:
+    """Path of gage.toml in `start_dir` (default cwd) or its nearest parent."""
+    path = os.path.abspath(start_dir or os.getcwd())
+    while True:
+        candidate = os.path.join(path, FILENAME)
+        if os.path.isfile(candidate):
+            return candidate
+        parent = os.path.dirname(path)
+        if parent == path:
+            return None
+        path = parent
+
+
+def load_gagefile(start_dir: str | None = None) -> Gagefile:
+    """Find and read gage.toml; a clear error when there is none."""
+    path = find_gagefile(start_dir)
+    if path is None:
+        where = os.path.abspath(start_dir or os.getcwd())
+        raise GagefileError(
+            f"no {FILENAME} in {where} or a parent directory: "
+            f"create one that defines an operation, e.g. "
+            f"[train] exec = \"python train.py\""
+        )
+    return read_gagefile(path)
+
+
+def read_gagefile(path: str) -> Gagefile:
+    """Parse and validate gage.toml at `path`."""
+    path = os.path.abspath(path)
+    try:
+        with open(path, "rb") as f:
+            raw = f.read()
+    except OSError as e:
+        raise GagefileError(f"cannot read {path}: {e.strerror}") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise GagefileError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})") from None
+    toml = _tomllib()
+    try:
+        data = toml.loads(text)
+    except toml.TOMLDecodeError as e:
+        raise GagefileError(f"{path}: TOML syntax error: {e}") from None
+    return _Validator(path, text).gagefile(data)
+
+
+def _tomllib():
+    if sys.version_info >= (3, 11):
+        import tomllib
+
+        return tomllib
+    import tomli
+
+    return tomli
+
+
+# ---------------------------------------------------------------------------
+# Validation
+
+
+class _Validator:
+    def __init__(self, path: str, text: str):
+        self.path = path
+        self.lines = text.splitlines()
+
+    def gagefile(self, data: dict[str, Any]) -> Gagefile:
+        runs_dir = None
+        opdefs: dict[str, OpDef] = {}
+        for name, val in data.items():
+            if name.startswith("$"):
+                runs_dir = self._setting(name, val) or runs_dir
+                continue
+            if not isinstance(val, dict):
+                self.fail(
+                    name,
+                    None,
+                    f"'{name}' must be a table that defines an operation "
+                    f"(e.g. [{name}] with exec = \"...\"), got {_type(val)}",
+                )
+            opdefs[name] = OpDef(name, self.opdef(name, val))
+        defaults = [n for n, d in opdefs.items() if d.data.get("default")]
+        if len(defaults) > 1:
+            self.fail(
+                defaults[1],
+                "default",
+                f"more than one operation is marked default "
+                f"({', '.join(defaults)}): mark only one",
+            )
+        return Gagefile(self.path, opdefs, runs_dir)
+
+    def _setting(self, name: str, val: Any) -> str | None:
+        if name != "$runs-dir":
+            self.fail(
+                None,
+                name,
+                f"unknown setting '{name}' (known settings: {', '.join(PROJECT_KEYS)})",
+            )
+        if not isinstance(val, str) or not val:
+            self.fail(None, name, f"'$runs-dir' must be a path string, got {_type(val)}")
+        return os.path.join(os.path.dirname(self.path), os.path.expanduser(val))
+
+    def opdef(self, op: str, data: dict[str, Any]) -> dict[str, Any]:
+        for key, val in data.items():
+            check = _CHECKS.get(key)
+            if check is None:
+                self.fail(
+                    op,
+                    key,
+                    f"unknown key '{key}' (known keys: {', '.join(OP_KEYS)})",
+                )
+            check(self, op, key, val)
+        return data
+
+    # -- per key
+
+    def _str(self, op: str, key: str, val: Any) -> None:
+        if not isinstance(val, str):
+            self.fail(op, key, f"'{key}' must be a string, got {_type(val)}")
+
+    def _bool(self, op: str, key: str, val: Any) -> None:
+        if not isinstance(val, bool):
+            self.fail(op, key, f"'{key}' must be true or false, got {_type(val)}")
+
+    def _version(self, op: str, key: str, val: Any) -> None:
+        if not isinstance(val, (str, int)) or isinstance(val, bool):
+            self.fail(op, key, f"'{key}' must be a string or an integer, got {_type(val)}")
+
+    def _exec(self, op: str, key: str, val: Any) -> None:
+        if isinstance(val, dict):
+            for phase, cmd in val.items():
+                if phase not in EXEC_PHASES:
+                    self.fail(
+                        op,
+                        key,
+                        f"unknown exec phase '{phase}' "
+                        f"(known phases: {', '.join(EXEC_PHASES)})",
+                    )
+                self._cmd(op, f"{key}.{phase}", cmd)
+        else:
+            self._cmd(op, key, val)
+
+    def _cmd(self, op: str, key: str, val: Any) -> None:
+        if isinstance(val, str):
+            try:
+                args, _env = parse_exec(val)
+            except ValueError as e:
+                self.fail(op, key, f"'{key}' cannot be split like a shell line: {e}")
+            if not args:
+                self.fail(op, key, f"'{key}' has no command (only NAME=VALUE words)")
+        elif isinstance(val, list):
+            if not val or not all(isinstance(a, str) for a in val):
+                self.fail(
+                    op, key, f"'{key}' as a list must be a non-empty list of strings"
+                )
+        else:
+            self.fail(
+                op,
+                key,
+                f"'{key}' must be a command string, a list of strings"
+                + (" or a table of phases" if "." not in key else "")
+                + f", got {_type(val)}",
+            )
+
+    def _env(self, op: str, key: str, val: Any) -> None:
+        if not isinstance(val, dict):
+            self.fail(op, key, f"'env' must be a table of NAME = value, got {_type(val)}")
+        for name, v in val.items():
+            if not isinstance(v, (str, int, float, bool)):
+                self.fail(
+                    op,
+                    key,
+                    f"env '{name}' must be a string, number or boolean, got {_type(v)}",
+                )
+
+    def _config(self, op: str, key: str, val: Any) -> None:
+        items = val if isinstance(val, list) else [val]
+        for item in items:
+            if isinstance(item, str):
+                if not item.strip():
+                    self.fail(op, key, "'config' has an empty pattern")
+            elif isinstance(item, dict):
+                if not isinstance(item.get("keys", item.get("file", "")), (str, list)):
+                    self.fail(op, key, "'config' table: 'keys' must be a string or list")
+            else:
+                self.fail(
+                    op,
+                    key,
+                    f"'config' must be a pattern string (FILE#KEYS), a table "
+                    f"or a list of these, got {_type(item)}",
+                )
+
+    def _sourcecode(self, op: str, key: str, val: Any) -> None:
+        from . import file_select
+
+        if isinstance(val, str):
+            rules = [val]
+        elif isinstance(val, list):
+            rules = val
+        else:
+            self.fail(
+                op,
+                key,
+                f"'sourcecode' must be a rule string or a list of rules, got {_type(val)}",
+            )
+        for rule in rules:
+            try:
+                file_select.parse_rule(rule)
+            except StageError as e:
+                self.fail(op, key, f"bad {e}")
+
+    def _depends(self, op: str, key: str, val: Any) -> None:
+        items = val if isinstance(val, list) else [val]
+        for item in items:
+            if not isinstance(item, dict):
+                self.fail(
+                    op,
+                    key,
+                    f"'depends' must be a table or a list of tables "
+                    f"(e.g. {{ type = \"project-files\", files = \"data/*\" }}), "
+                    f"got {_type(item)}",
+                )
+            dep_type = item.get("type")
+            if dep_type is None:
+                self.fail(
+                    op,
+                    key,
+                    f"dependency {_inline(item)} has no 'type' "
+                    f"(one of {', '.join(DEPENDENCY_TYPES)})",
+                )
+            if dep_type not in DEPENDENCY_TYPES:
+                self.fail(
+                    op,
+                    key,
+                    f"unknown dependency type {dep_type!r} "
+                    f"(known types: {', '.join(DEPENDENCY_TYPES)})",
+                )
+
+    def _summary(self, op: str, key: str, val: Any) -> None:
+        if isinstance(val, dict):
+            unknown = [k for k in val if k != "filename"]
+            if unknown:
+                self.fail(op, key, f"unknown 'summary' key '{unknown[0]}' (known: filename)")
+            val = val.get("filename")
+        if not isinstance(val, str) or not val:
+            self.fail(
+                op,
+                key,
+                f"'summary' must be a file name or a table with 'filename', "
+                f"got {_type(val)}",
+            )
+
+    def _output_summary(self, op: str, key: str, val: Any) -> None:
+        if val is False:
+            return
+        if not isinstance(val, str):
+            self.fail(op, key, f"'{key}' must be a regular expression or false, got {_type(val)}")
+        try:
+            re.compile(val)
+        except re.error as e:
+            self.fail(op, key, f"'{key}' is not a valid regular expression: {e}")
+
+    def _listing(self, op: str, key: str, val: Any) -> None:
+        if not isinstance(val, (bool, str, list, dict)):
+            self.fail(op, key, f"'listing' must be a boolean, string, list or table, got {_type(val)}")
+
+    # -- error
+
+    def fail(self, op: str | None, key: str | None, msg: str):
+        line = self._line(op, key)
+        where = f"{self.path}:{line}" if line else self.path
+        prefix = f"op '{op}': " if op else ""
+        raise GagefileError(f"{where}: {prefix}{msg}")
+
+    def _line(self, op: str | None, key: str | None) -> int | None:
+        """Best-effort line of `key` in `[op]` (or of the op or top-level key)."""
+        op_line = None
+        if op is not None:
+            op_line = self._find(_table_header(op), 0)
+            if op_line is None:
+                # Op defined with dotted keys or inline table at top level.
+                op_line = self._find(_key_line(op), 0, stop_at_table=True)
+        if key is None:
+            return op_line + 1 if op_line is not None else None
+        start = op_line + 1 if op_line is not None else 0
+        key_name = key.split(".", 1)[0]
+        found = self._find(_key_line(key_name), start, stop_at_table=True)
+        if found is None and op is not None:
+            found = self._find(_dotted_table(op, key_name), 0)
+            if found is not None and "." in key:
+                sub = key.split(".", 1)[1]
+                found = self._find(_key_line(sub), found + 1, True) or found
+        if found is not None:
+            return found + 1
+        return op_line + 1 if op_line is not None else None
+
+    def _find(
+        self, pattern: re.Pattern[str], start: int, stop_at_table: bool = False
+    ) -> int | None:
+        for i in range(start, len(self.lines)):
+            line = self.lines[i]
+            if stop_at_table and _TABLE_RE.match(line):
+                return None
+            if pattern.match(line):
+                return i
+        return None
+
+
+_TABLE_RE = re.compile(r"\s*\[")
+
+
+def _key_pat(name: str) -> str:
+    return rf"(?:{re.escape(name)}|\"{re.escape(name)}\"|'{re.escape(name)}')"
+
+
+def _table_header(op: str) -> re.Pattern[str]:
+    return re.compile(rf"\s*\[\s*{_key_pat(op)}\s*\]")
+
+
+def _key_line(name: str) -> re.Pattern[str]:
+    return re.compile(rf"\s*{_key_pat(name)}\s*[=.]")
+
+
+def _dotted_table(op: str, key: str) -> re.Pattern[str]:
+    return re.compile(rf"\s*\[\[?\s*{_key_pat(op)}\s*\.\s*{_key_pat(key)}\s*[\].]")
+
+
+_CHECKS = {
+    "config": _Validator._config,
+    "default": _Validator._bool,
+    "depends": _Validator._depends,
+    "description": _Validator._str,
+    "env": _Validator._env,
+    "exec": _Validator._exec,
+    "listing": _Validator._listing,
+    "output-summary": _Validator._output_summary,
+    "sourcecode": _Validator._sourcecode,
+    "summary": _Validator._summary,
+    "version": _Validator._version,
+}
+
+
+def _type(val: Any) -> str:
+    if isinstance(val, bool):
+        return f"boolean {str(val).lower()}"
+    if isinstance(val, str):
+        return f"string {val!r}"
+    if isinstance(val, (int, float)):
+        return f"number {val}"
+    if isinstance(val, list):
+        return "a list"
+    if isinstance(val, dict):
+        return "a table"
+    return type(val).__name__
+
+
+def _inline(d: dict[str, Any]) -> str:
+    return "{ " + ", ".join(f"{k} = {v!r}" for k, v in d.items()) + " }"
+
+
+# ---------------------------------------------------------------------------
+# Op command
+
+
+def parse_exec(val: str | list[str]) -> tuple[list[str], dict[str, str]]:
+    """argv and env for an exec value.
+
+    A string is split like a shell line (shlex); leading `NAME=VALUE`
+    words set the environment. A list is used as argv unchanged.
+    """
+    if isinstance(val, list):
+        return [str(a) for a in val], {}
+    words = shlex.split(val)
+    env: dict[str, str] = {}
+    while words and _ENV_WORD.match(words[0]):
+        name, value = words.pop(0).split("=", 1)
+        env[name] = value
+    return words, env
+
+
+_ENV_WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*=")
+
+
+def op_cmd(opdef: OpDef) -> OpCmd:
+    """The run command of an op: `exec` (or `exec.run`) plus `env`."""
+    run = opdef.get_exec().get("run")
+    if run is None:
+        raise GagefileError(
+            f"op '{opdef.name}' has no command: add exec = \"...\" "
+            f"(or a 'run' entry in its exec table)"
+        )
+    args, env = parse_exec(run)
+    return OpCmd(args, {**_env_strs(opdef), **env})
+
+
+def _env_strs(opdef: OpDef) -> dict[str, str]:
+    env = {}
+    for k, v in (opdef.data.get("env") or {}).items():
+        env[str(k)] = str(v).lower() if isinstance(v, bool) else str(v)
+    return env
+
+
+def op_ref(gagefile: Gagefile, opdef: OpDef) -> OpRef:
+    """OpRef of an op: namespace is the project dir name."""
+    version = opdef.data.get("version")
+    return OpRef(
+        os.path.basename(gagefile.project_dir),
+        opdef.name,
+        str(version) if version is not None else None,
+    )
