@@ -61,6 +61,20 @@ class Skipped:
     rule: str | None = None
     detail: str | None = None
 
+    def describe(self) -> str:
+        """Why the path was skipped, in a few words."""
+        if self.reason == "pruned":
+            return f"directory pruned by '{self.rule}'"
+        if self.reason == "excluded":
+            return f"excluded by '{self.rule}'"
+        if self.reason == "limit":
+            return f"over the {self.detail} limit of '{self.rule}'"
+        if self.reason == "type":
+            return f"{self.detail}, required by '{self.rule}'"
+        if self.reason == "unmatched":
+            return "no include rule matches"
+        return self.detail or self.reason
+
 
 @attrs.frozen
 class Selection:
