@@ -1,24 +1,50 @@
-"""Find and select runs in a runs home.
+"""Find, select and compare runs in a runs home.
 
 A run in a runs home is a `<id>` dir with a sibling `<id>.meta` dir. Runs
 are found by listing the meta dirs, so a run dir without meta (being
-made) is never seen.
+made) is never seen. Run ids start with the creation time, so they sort
+oldest first.
+
+`find_matching_run` is the policy behind `gage run --needed`: a staged run
+is not needed when a completed run of the same op has the same config and
+the same inputs, i.e. the same manifest entries of type s (source code,
+after config was applied), d (dependencies) and r (runtime).
 """
 
 from __future__ import annotations
 
 import glob
 import os
+import shutil
+import stat
+from typing import Any
+
+from . import run_meta
 
 from .run_meta import read_exit_code, read_id, read_name, read_opref
-from .types import Run
+from .types import GageError, Run, RunError
 
 __all__ = [
+    "DEFAULT_RUNS_DIR",
+    "INPUT_TYPES",
+    "delete_run",
+    "filter_runs",
+    "find_matching_run",
+    "input_key",
     "is_completed",
     "list_runs",
+    "run_for_dir",
     "run_for_meta_dir",
+    "run_record",
+    "run_status",
+    "runs_home",
+    "select_run",
     "select_runs",
 ]
+
+DEFAULT_RUNS_DIR = os.path.join(".gage", "runs")
+
+INPUT_TYPES = ("s", "d", "r")
 
 
 def list_runs(runs_home: str) -> list[Run]:
@@ -62,3 +88,209 @@ def _op_name(run: Run) -> str | None:
         return read_opref(run).op_name
     except (FileNotFoundError, TypeError):
         return None
+
+
+# ---------------------------------------------------------------------------
+# Runs home
+
+
+def runs_home(
+    runs_dir: str | None = None,
+    gagefile_runs_dir: str | None = None,
+    project_dir: str | None = None,
+) -> str:
+    """The runs home: `runs_dir`, else `GAGE_RUNS`, else gage.toml's
+    `$runs-dir`, else `.gage/runs` in the project (or cwd)."""
+    path = (
+        runs_dir
+        or os.environ.get("GAGE_RUNS")
+        or gagefile_runs_dir
+        or os.path.join(project_dir or os.getcwd(), DEFAULT_RUNS_DIR)
+    )
+    return os.path.abspath(os.path.expanduser(path))
+
+
+# ---------------------------------------------------------------------------
+# List and select
+
+
+def run_for_dir(run_dir: str) -> Run:
+    """The run whose run dir is `run_dir` (its meta dir must be beside it)."""
+    run_dir = os.path.abspath(run_dir.rstrip(os.sep) or os.sep)
+    if run_dir.endswith(".meta"):
+        run_dir = run_dir[: -len(".meta")]
+    meta_dir = run_dir + ".meta"
+    if not os.path.isdir(run_dir):
+        raise RunError(f"run dir {run_dir} does not exist")
+    try:
+        return Run(run_meta.read_id(meta_dir), run_dir, run_meta.read_name(meta_dir))
+    except FileNotFoundError:
+        raise RunError(
+            f"{run_dir} is not a run dir: {meta_dir} with 'id' and 'name' "
+            "is missing (move a run dir together with its .meta dir)"
+        ) from None
+
+
+def select_run(home: str, spec: str) -> Run:
+    """A run by id or name prefix in `home`, or by a path to its run dir.
+
+    A spec that contains a path separator, or names an existing directory
+    with a meta dir beside it, is a path.
+    """
+    if os.sep in spec or (os.path.isdir(spec) and os.path.isdir(spec + ".meta")):
+        return run_for_dir(spec)
+    runs = list(reversed(list_runs(home)))
+    matches = [r for r in runs if r.id.startswith(spec) or r.name.startswith(spec)]
+    if not matches:
+        raise RunError(
+            f"no run matching '{spec}' in {home} "
+            "(use a run id or name prefix from 'gage runs', or a path to a run dir)"
+        )
+    exact = [r for r in matches if spec in (r.id, r.name)]
+    if len(exact) == 1:
+        return exact[0]
+    if len(matches) > 1:
+        names = ", ".join(r.name for r in matches[:5])
+        more = ", ..." if len(matches) > 5 else ""
+        raise RunError(
+            f"'{spec}' matches {len(matches)} runs ({names}{more}): use a longer prefix"
+        )
+    return matches[0]
+
+
+def filter_runs(
+    runs: list[Run], op: str | None = None, status: str | None = None
+) -> list[Run]:
+    """Runs of op `op` (name) and/or with status `status`."""
+    result = []
+    for run in runs:
+        if op is not None and _op_name(run) != op:
+            continue
+        if status is not None and run_status(run) != status:
+            continue
+        result.append(run)
+    return result
+
+
+def run_status(run: Run) -> str:
+    """Status of `run` as derived by the lifecycle (`run_util.run_status`)."""
+    from . import run_util
+
+    status_f = getattr(run_util, "run_status", None)
+    if status_f is not None:
+        return status_f(run)
+    return _basic_status(run)
+
+
+def _basic_status(run: Run) -> str:
+    # Used only until run_util.run_status exists.
+    code = run_meta.read_exit_code(run)
+    if code is not None:
+        return "completed" if code == 0 else ("terminated" if code < 0 else "error")
+    if run_meta.read_timestamp(run, "started") is not None:
+        return "running"
+    if run_meta.read_timestamp(run, "staged") is not None:
+        return "staged"
+    return "pending"
+
+
+# ---------------------------------------------------------------------------
+# Run record
+
+
+def run_record(run: Run, status: str | None = None) -> dict[str, Any]:
+    """What is known about a run, as plain data (for `runs`, `show`, --json)."""
+    try:
+        opref = run_meta.read_opref(run)
+        op_ns, op_name = opref.op_ns, opref.op_name
+    except FileNotFoundError:
+        op_ns = op_name = None
+    started = run_meta.read_timestamp(run, "started")
+    stopped = run_meta.read_timestamp(run, "stopped")
+    return {
+        "id": run.id,
+        "name": run.name,
+        "op": op_name,
+        "op_ns": op_ns,
+        "status": status or run_status(run),
+        "run_dir": run.run_dir,
+        "initialized": _iso(run_meta.read_timestamp(run, "initialized")),
+        "staged": _iso(run_meta.read_timestamp(run, "staged")),
+        "started": _iso(started),
+        "stopped": _iso(stopped),
+        "duration": (
+            round((stopped - started) / 1_000_000, 3)
+            if started is not None and stopped is not None
+            else None
+        ),
+        "exit_code": run_meta.read_exit_code(run),
+        "config": run_meta.read_config(run),
+        "summary": run_meta.read_summary(run),
+    }
+
+
+def _iso(ts: int | None) -> str | None:
+    return run_meta.format_timestamp(ts) if ts is not None else None
+
+
+# ---------------------------------------------------------------------------
+# --needed
+
+
+def input_key(run: Run) -> tuple[Any, ...]:
+    """What `--needed` compares: op, config and input manifest entries."""
+    import json
+
+    try:
+        opref = run_meta.read_opref(run)
+        op = (opref.op_ns, opref.op_name)
+    except FileNotFoundError:
+        op = (None, None)
+    inputs = sorted(
+        (e.type, e.sha256, e.path)
+        for e in run_meta.read_manifest(run)
+        if e.type in INPUT_TYPES
+    )
+    config = json.dumps(run_meta.read_config(run), sort_keys=True)
+    return (op, config, tuple(inputs))
+
+
+def find_matching_run(run: Run, runs: list[Run]) -> Run | None:
+    """The newest completed run in `runs` (other than `run`) with the same
+    op, config and input digests as staged `run`, or None."""
+    key = input_key(run)
+    for other in sorted(runs, key=lambda r: r.id, reverse=True):
+        if other.id == run.id:
+            continue
+        if _op_name(other) != key[0][1]:
+            continue
+        if run_status(other) != "completed":
+            continue
+        if input_key(other) == key:
+            return other
+    return None
+
+
+# ---------------------------------------------------------------------------
+# Delete
+
+
+def delete_run(run: Run) -> None:
+    """Delete a run dir and its meta dir (read-only files included)."""
+    for path in (run.run_dir, run.meta_dir):
+        if os.path.lexists(path):
+            shutil.rmtree(path, onerror=_force_remove)
+
+
+def _force_remove(func, path, _exc) -> None:
+    parent = os.path.dirname(path)
+    try:
+        os.chmod(parent, os.stat(parent).st_mode | stat.S_IWUSR | stat.S_IXUSR)
+        if not os.path.islink(path) and os.path.isdir(path):
+            os.chmod(path, os.stat(path).st_mode | stat.S_IRWXU)
+    except OSError:
+        pass
+    try:
+        func(path)
+    except OSError as e:
+        raise GageError(f"cannot delete {path}: {e.strerror}") from None
