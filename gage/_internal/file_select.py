@@ -42,6 +42,7 @@ DEFAULT_RULES = [
 ]
 
 _TEXT_SAMPLE = 1024
+_LINK_TO_DIR = "link to a directory (not followed)"
 
 
 @attrs.frozen
@@ -81,18 +82,26 @@ class Selection:
     files: list[str]
     skipped: list[Skipped]
 
-    def limit_warnings(self) -> list[str]:
-        """One line per rule whose limits skipped files."""
+    def warnings(self) -> list[str]:
+        """What a user should know is missing: one line per rule whose
+        limits skipped files, then one per file that could not be read or
+        links out of the source dir."""
         counts: dict[tuple[str, str], int] = {}
         for s in self.skipped:
             if s.reason == "limit":
                 key = (s.rule or "", s.detail or "")
                 counts[key] = counts.get(key, 0) + 1
-        return [
+        warnings = [
             f"{n} file{'s' if n != 1 else ''} skipped by {detail} "
             f"of source code rule '{rule}'"
             for (rule, detail), n in sorted(counts.items())
         ]
+        for s in self.skipped:
+            if s.reason == "unreadable" or (
+                s.reason == "symlink" and s.detail != _LINK_TO_DIR
+            ):
+                warnings.append(f"{s.path} skipped: {s.detail}")
+        return warnings
 
 
 # ---------------------------------------------------------------------------
@@ -219,9 +228,9 @@ def _walk(
             is_link = entry.is_symlink()
             st = entry.stat(follow_symlinks=True)
         except OSError as e:
-            skipped.append(
-                Skipped(relpath, "symlink" if is_link else "unreadable", detail=_err(e))
-            )
+            reason = "symlink" if is_link else "unreadable"
+            detail = "broken link" if is_link else _err(e)
+            skipped.append(Skipped(relpath, reason, detail=detail))
             continue
         if is_link:
             reason = _link_problem(entry.path, st, real_root)
@@ -246,7 +255,7 @@ def _err(e: OSError) -> str:
 
 def _link_problem(path: str, st: os.stat_result, real_root: str) -> str | None:
     if stat.S_ISDIR(st.st_mode):
-        return "link to a directory (not followed)"
+        return _LINK_TO_DIR
     target = os.path.realpath(path)
     if not (target == real_root or target.startswith(real_root + os.sep)):
         return "link to a file outside the source dir"

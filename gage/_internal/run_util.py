@@ -195,7 +195,7 @@ def preview_sourcecode(src_dir: str, opdef: OpDef) -> SourcecodePreview:
     """Files that would be copied and, for each skipped path, why."""
     rules = sourcecode_rules(opdef)
     sel = _select(src_dir, rules)
-    return SourcecodePreview(rules, sel.files, sel.skipped, sel.limit_warnings())
+    return SourcecodePreview(rules, sel.files, sel.skipped, sel.warnings())
 
 
 def _select(src_dir: str, rules: list[str]) -> file_select.Selection:
@@ -207,7 +207,8 @@ def _select(src_dir: str, rules: list[str]) -> file_select.Selection:
 def copy_sourcecode(src_dir: str, run: Run) -> list[str]:
     """Copy source code from `src_dir` to the run dir under the op's rules.
 
-    Returns warnings for files skipped by limits (size, max-matches).
+    Returns warnings: files skipped by limits (size, max-matches), files
+    that cannot be read, links that leave the source dir.
     """
     opdef = read_opdef(run)
     rules = sourcecode_rules(opdef)
@@ -216,6 +217,7 @@ def copy_sourcecode(src_dir: str, run: Run) -> list[str]:
     log.info("Source code include:\n" + _pformat([r for r in rules if _incl(r)]))
     log.info("Source code exclude:\n" + _pformat([r[1:] for r in rules if not _incl(r)]))
     sel = _select(src_dir, rules)
+    warnings = sel.warnings()
     events = []
     made_dirs: set[str] = set()
     for relpath in sel.files:
@@ -228,15 +230,12 @@ def copy_sourcecode(src_dir: str, run: Run) -> list[str]:
         try:
             file_util.copy_file(src, dest)
         except OSError as e:
-            raise StageError(f"Cannot copy source file {src}: {e.strerror}") from None
+            warnings.append(f"{relpath} skipped: {e.strerror or e}")
+            continue
         events.append(FileEvent("a", "s", os.stat(dest).st_mtime_ns, relpath))
     append_files_log(run, events)
-    warnings = sel.limit_warnings()
     for w in warnings:
         log.info(f"WARNING: {w}")
-    for s in sel.skipped:
-        if s.reason in ("unreadable", "symlink", "special"):
-            log.info(f"Skipped {s.path}: {s.detail}")
     return warnings
 
 
