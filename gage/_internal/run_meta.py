@@ -64,6 +64,7 @@ __all__ = [
     "lock_path",
     "proc_lock_path",
     "hash_cache_path",
+    "manifest_path",
 ]
 
 SCHEMA = "1"
@@ -128,6 +129,11 @@ def proc_lock_path(run: Run) -> str:
 
 def hash_cache_path(runs_home: str) -> str:
     return os.path.join(runs_home, ".gage-hash-cache.sqlite3")
+
+
+def manifest_path(run: Run) -> str:
+    """Path of the run manifest (its digest identifies a run's inputs)."""
+    return run_meta_path(run, "manifest")
 
 
 # ---------------------------------------------------------------------------
