@@ -4,19 +4,45 @@ Output goes to an output file (the process's stdout and stderr lines, in
 the order they were read) and an index file with one line per output
 line: `<timestamp> <stream>`, where timestamp is microseconds since the
 epoch and stream is 0 for stdout, 1 for stderr. A partial last line is
-kept (written without a trailing newline).
+kept: written without a trailing newline when it is the last line of the
+file, ended with one when the other stream writes after it.
+
+Each stream is read by its own thread in chunks, so a fast process never
+blocks on a full pipe and each stream's lines keep their order. Chunks
+are echoed live to this process's stdout/stderr as they arrive (a prompt
+or a progress bar without a newline shows at once); the output file and
+index get whole lines. Lines of the two streams are interleaved in the
+order they were read, which is as close to the order they were written
+as two pipes allow.
+
+While the process runs, SIGINT and SIGTERM sent to this process are
+forwarded to the child's process group (the child runs in its own
+session, so a Ctrl-C in a terminal reaches it once, through the runner).
+
+This module also tells whether a process is alive: `pid_alive` checks the
+pid and, on Linux, the process start time, so a pid reused by another
+process is not taken for the original.
 """
 
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import threading
 import time
 from typing import IO, Callable
 
-__all__ = ["exec_proc", "ExecError"]
+__all__ = [
+    "ExecError",
+    "exec_proc",
+    "pid_alive",
+    "proc_start_time",
+]
+
+_CHUNK = 65536
+_FORWARDED = (signal.SIGINT, signal.SIGTERM)
 
 
 class ExecError(Exception):
@@ -30,42 +56,39 @@ def exec_proc(
     output_path: str,
     quiet: bool = False,
     on_start: Callable[[subprocess.Popen[bytes]], None] | None = None,
+    on_signal: Callable[[int], None] | None = None,
 ) -> int:
     """Run `args` in `cwd`, capture output to `output_path` and its index.
 
     Returns the exit code (negative for a signal, as subprocess does).
     Output is echoed to this process's stdout/stderr unless `quiet`.
+    `on_start` is called with the process once it runs; `on_signal` with
+    the number of each SIGINT/SIGTERM forwarded to it (handlers are only
+    installed when called from the main thread).
     """
     os.makedirs(os.path.dirname(output_path), exist_ok=True)
+    forward = _SignalForward(on_signal)
+    forward.install()
     try:
-        p = subprocess.Popen(
-            args,
-            cwd=cwd,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-        )
-    except (FileNotFoundError, PermissionError, OSError) as e:
-        raise ExecError(_start_error(args, e)) from None
-    if on_start:
-        on_start(p)
-    with open(output_path, "wb") as out, open(output_path + ".index", "wb") as index:
-        lock = threading.Lock()
-        echo = (None, None) if quiet else (_stdout_buffer(), _stderr_buffer())
-        threads = [
-            threading.Thread(
-                target=_copy_lines,
-                args=(stream, n, out, index, lock, echo[n]),
-                daemon=True,
+        try:
+            p = subprocess.Popen(
+                args,
+                cwd=cwd,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                start_new_session=True,
             )
-            for n, stream in enumerate((p.stdout, p.stderr))
-        ]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-    return p.wait()
+        except OSError as e:
+            raise ExecError(_start_error(args, e)) from None
+        forward.set_proc(p)
+        if on_start:
+            on_start(p)
+        _capture(p, output_path, quiet)
+        return p.wait()
+    finally:
+        forward.restore()
 
 
 def _start_error(args: list[str], e: OSError) -> str:
@@ -74,34 +97,201 @@ def _start_error(args: list[str], e: OSError) -> str:
     return f"Cannot run '{args[0]}': {e.strerror or e}"
 
 
-def _stdout_buffer() -> IO[bytes] | None:
-    return getattr(sys.stdout, "buffer", None)
+# ---------------------------------------------------------------------------
+# Output capture
 
 
-def _stderr_buffer() -> IO[bytes] | None:
-    return getattr(sys.stderr, "buffer", None)
+def _capture(p: subprocess.Popen[bytes], output_path: str, quiet: bool) -> None:
+    assert p.stdout and p.stderr
+    with open(output_path, "wb") as out, open(output_path + ".index", "wb") as index:
+        sink = _Sink(out, index)
+        echo = (None, None) if quiet else (_Echo(sys.stdout), _Echo(sys.stderr))
+        threads = [
+            threading.Thread(
+                target=_copy_stream, args=(stream, n, sink, echo[n]), daemon=True
+            )
+            for n, stream in enumerate((p.stdout, p.stderr))
+        ]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
 
 
-def _copy_lines(
-    stream: IO[bytes],
-    stream_n: int,
-    out: IO[bytes],
-    index: IO[bytes],
-    lock: threading.Lock,
-    echo: IO[bytes] | None,
+class _Echo:
+    """Writes chunks to a stream's binary buffer, or as text without one."""
+
+    def __init__(self, stream: IO[str]):
+        self.stream = stream
+        self.buffer = getattr(stream, "buffer", None)
+
+    def write(self, chunk: bytes) -> None:
+        try:
+            if self.buffer is not None:
+                self.buffer.write(chunk)
+                self.buffer.flush()
+            else:
+                self.stream.write(chunk.decode("utf-8", errors="replace"))
+                self.stream.flush()
+        except (OSError, ValueError):
+            pass
+
+
+def _copy_stream(
+    stream: IO[bytes], stream_n: int, sink: _Sink, echo: _Echo | None
 ) -> None:
-    tag = b" %d\n" % stream_n
-    for line in iter(stream.readline, b""):
-        ts = time.time_ns() // 1000
-        with lock:
-            out.write(line)
-            index.write(b"%d" % ts + tag)
-            out.flush()
-            index.flush()
+    """Copy whole lines to the sink; a partial line waits for more."""
+    fd = stream.fileno()
+    pending = b""
+    while True:
+        chunk = os.read(fd, _CHUNK)
+        if not chunk:
+            break
         if echo:
-            try:
-                echo.write(line)
-                echo.flush()
-            except (OSError, ValueError):
-                pass
+            echo.write(chunk)
+        data = pending + chunk
+        end = data.rfind(b"\n") + 1
+        if end:
+            sink.write(data[:end], stream_n)
+        pending = data[end:]
+    if pending:
+        sink.write(pending, stream_n)
     stream.close()
+
+
+class _Sink:
+    """The output file and its index, written by both stream threads.
+
+    Timestamps are taken under the lock, so the index is in time order.
+    When a stream ends on a partial line and the other stream writes
+    after it, the partial line is ended with a newline in the output so
+    that each index entry stays one line. The file ends without a newline
+    only when the last line written was partial.
+    """
+
+    def __init__(self, out: IO[bytes], index: IO[bytes]):
+        self.out = out
+        self.index = index
+        self.lock = threading.Lock()
+        self.partial = False
+
+    def write(self, data: bytes, stream_n: int) -> None:
+        count = data.count(b"\n") + (0 if data.endswith(b"\n") else 1)
+        with self.lock:
+            if self.partial:
+                self.out.write(b"\n")
+            self.out.write(data)
+            entry = b"%d %d\n" % (time.time_ns() // 1000, stream_n)
+            self.index.write(entry * count)
+            self.out.flush()
+            self.index.flush()
+            self.partial = not data.endswith(b"\n")
+
+
+# ---------------------------------------------------------------------------
+# Signals
+
+
+class _SignalForward:
+    """Forward SIGINT/SIGTERM to a child's process group while it runs.
+
+    A signal that arrives before the child exists is held and sent as
+    soon as it starts.
+    """
+
+    def __init__(self, on_signal: Callable[[int], None] | None):
+        self.on_signal = on_signal
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.pending: list[int] = []
+        self.saved: dict[int, object] = {}
+
+    def install(self) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return
+        for sig in _FORWARDED:
+            self.saved[sig] = signal.signal(sig, self._handle)
+
+    def restore(self) -> None:
+        for sig, handler in self.saved.items():
+            signal.signal(sig, handler)  # type: ignore[arg-type]
+        self.saved.clear()
+
+    def set_proc(self, p: subprocess.Popen[bytes]) -> None:
+        self.proc = p
+        for sig in self.pending:
+            self._send(sig)
+        self.pending.clear()
+
+    def _handle(self, sig: int, frame: object) -> None:
+        if self.on_signal:
+            self.on_signal(sig)
+        if self.proc is None:
+            self.pending.append(sig)
+        else:
+            self._send(sig)
+
+    def _send(self, sig: int) -> None:
+        assert self.proc
+        try:
+            os.killpg(self.proc.pid, sig)
+        except (ProcessLookupError, PermissionError):
+            try:
+                self.proc.send_signal(sig)
+            except ProcessLookupError:
+                pass
+
+
+# ---------------------------------------------------------------------------
+# Liveness
+
+
+def proc_start_time(pid: int) -> int | None:
+    """Start time of a process (clock ticks after boot), where known.
+
+    Reads field 22 of `/proc/<pid>/stat` on Linux; None elsewhere or when
+    the process does not exist.
+    """
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat = f.read()
+    except OSError:
+        return None
+    # The command name (field 2) is in parentheses and may hold spaces.
+    fields = stat[stat.rfind(b")") + 2 :].split()
+    try:
+        return int(fields[19])
+    except (IndexError, ValueError):
+        return None
+
+
+def pid_alive(pid: int, start_time: int | None = None) -> bool:
+    """True if `pid` is a live process (not a zombie) started at `start_time`.
+
+    Without a start time to compare (unknown when recorded, or no /proc),
+    only the pid is checked.
+    """
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    state = _proc_state(pid)
+    if state in (b"Z", b"X"):
+        return False
+    if start_time is not None:
+        current = proc_start_time(pid)
+        if current is not None and current != start_time:
+            return False
+    return True
+
+
+def _proc_state(pid: int) -> bytes | None:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat = f.read()
+    except OSError:
+        return None
+    return stat[stat.rfind(b")") + 2 :][:1] or None
