@@ -22,7 +22,7 @@ from typing import Any
 from . import run_meta
 
 from .run_meta import read_exit_code, read_id, read_name, read_opref
-from .types import GageError, Run, RunError
+from .types import GageError, Run
 
 __all__ = [
     "DEFAULT_RUNS_DIR",
@@ -77,13 +77,21 @@ def select_runs(runs: list[Run], select: str) -> list[Run]:
     returned; otherwise the runs whose id or name starts with `select`.
     Order is kept.
     """
-    by_op = [run for run in runs if _op_name(run) == select]
-    if by_op:
-        return by_op
-    return [run for run in runs if run.id.startswith(select) or run.name.startswith(select)]
+    return runs_for_op(runs, select) or runs_for_prefix(runs, select)
 
 
-def _op_name(run: Run) -> str | None:
+def runs_for_op(runs: list[Run], op: str) -> list[Run]:
+    """Runs whose op name is `op`, order kept."""
+    return [run for run in runs if op_name(run) == op]
+
+
+def runs_for_prefix(runs: list[Run], prefix: str) -> list[Run]:
+    """Runs whose id or name starts with `prefix`, order kept."""
+    return [run for run in runs if run.id.startswith(prefix) or run.name.startswith(prefix)]
+
+
+def op_name(run: Run) -> str | None:
+    """The op name of a run, or None when its opref is not written."""
     try:
         return read_opref(run).op_name
     except (FileNotFoundError, TypeError):
@@ -121,11 +129,11 @@ def run_for_dir(run_dir: str) -> Run:
         run_dir = run_dir[: -len(".meta")]
     meta_dir = run_dir + ".meta"
     if not os.path.isdir(run_dir):
-        raise RunError(f"run dir {run_dir} does not exist")
+        raise GageError(f"run dir {run_dir} does not exist")
     try:
         return Run(run_meta.read_id(meta_dir), run_dir, run_meta.read_name(meta_dir))
     except FileNotFoundError:
-        raise RunError(
+        raise GageError(
             f"{run_dir} is not a run dir: {meta_dir} with 'id' and 'name' "
             "is missing (move a run dir together with its .meta dir)"
         ) from None
@@ -142,7 +150,7 @@ def select_run(home: str, spec: str) -> Run:
     runs = list(reversed(list_runs(home)))
     matches = [r for r in runs if r.id.startswith(spec) or r.name.startswith(spec)]
     if not matches:
-        raise RunError(
+        raise GageError(
             f"no run matching '{spec}' in {home} "
             "(use a run id or name prefix from 'gage runs', or a path to a run dir)"
         )
@@ -152,7 +160,7 @@ def select_run(home: str, spec: str) -> Run:
     if len(matches) > 1:
         names = ", ".join(r.name for r in matches[:5])
         more = ", ..." if len(matches) > 5 else ""
-        raise RunError(
+        raise GageError(
             f"'{spec}' matches {len(matches)} runs ({names}{more}): use a longer prefix"
         )
     return matches[0]
@@ -164,7 +172,7 @@ def filter_runs(
     """Runs of op `op` (name) and/or with status `status`."""
     result = []
     for run in runs:
-        if op is not None and _op_name(run) != op:
+        if op is not None and op_name(run) != op:
             continue
         if status is not None and run_status(run) != status:
             continue
@@ -262,7 +270,7 @@ def find_matching_run(run: Run, runs: list[Run]) -> Run | None:
     for other in sorted(runs, key=lambda r: r.id, reverse=True):
         if other.id == run.id:
             continue
-        if _op_name(other) != key[0][1]:
+        if op_name(other) != key[0][1]:
             continue
         if run_status(other) != "completed":
             continue
