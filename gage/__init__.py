@@ -6,3 +6,53 @@ The stable public API is re-exported here.
 from __future__ import annotations
 
 __version__ = "0.1.0"
+
+# Public names, imported on first use so `import gage` (and `gage --help`)
+# stays light. `from gage import stage_run` works as usual.
+_EXPORTS = {
+    "GageError": "types",
+    "GagefileError": "types",
+    "ConfigError": "types",
+    "DependencyError": "types",
+    "RunError": "types",
+    "StageError": "types",
+    "VerifyError": "types",
+    "OpRef": "types",
+    "OpDef": "types",
+    "OpCmd": "types",
+    "Run": "types",
+    "make_run": "run_util",
+    "init_run_meta": "run_util",
+    "stage_run": "run_util",
+    "start_run": "run_util",
+    "finalize_run": "run_util",
+    "run_status": "run_util",
+    "verify_run": "run_util",
+    "run_meta_dir": "run_util",
+    "run_meta_path": "run_util",
+    "find_gagefile": "gagefile",
+    "load_gagefile": "gagefile",
+    "read_gagefile": "gagefile",
+    "op_cmd": "gagefile",
+    "list_runs": "runs",
+    "select_run": "runs",
+    "run_record": "runs",
+    "find_matching_run": "runs",
+}
+
+__all__ = ["__version__", *_EXPORTS]
+
+
+def __getattr__(name: str):
+    mod_name = _EXPORTS.get(name)
+    if mod_name is None:
+        raise AttributeError(f"module 'gage' has no attribute '{name}'")
+    import importlib
+
+    val = getattr(importlib.import_module(f"gage._internal.{mod_name}"), name)
+    globals()[name] = val
+    return val
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

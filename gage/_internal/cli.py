@@ -1,0 +1,519 @@
+"""The `gage` command: a thin argparse layer over the library.
+
+Each verb parses its arguments, calls the library and formats the result.
+Library modules are imported inside the verbs, so `gage --help` and
+`gage --version` import nothing heavy.
+
+Exit codes: 0 ok; 1 a run or check failed; 2 a usage or config error;
+a run whose command exits with N (1-255) makes `gage run` exit with N.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+_RUN_HELP = """\
+Stage and start a run of OP (the default op when OP is omitted).
+
+NAME=VALUE arguments set config values (see the op's `config`).
+
+Staging copies the project's source code, applies config, prepares the
+runtime and resolves dependencies into a new run dir, then makes those
+files read-only and writes a manifest of their sha256 digests.
+
+--needed: after staging, the new run is compared with the completed runs
+of the same op in the runs dir. When one has the same config and exactly
+the same manifest entries of types s (source code, after config is
+applied), d (dependencies) and r (runtime) (same paths and same sha256
+digests), the new run is not needed: it is deleted, the matched run is
+named and nothing runs (exit 0).
+
+Runs dir: --runs-dir, else $GAGE_RUNS, else "$runs-dir" in gage.toml
+(relative to gage.toml), else .gage/runs beside gage.toml.
+
+Exit status: 0 when the run completes; the run's own exit code when its
+command fails with 1-255; 1 when it cannot start or is terminated by a
+signal; 2 for a usage or gage.toml/config error.
+"""
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    from .types import GageError
+
+    try:
+        return args.func(args)
+    except GageError as e:
+        return _error(str(e), 1 if _is_run_error(e) else 2)
+    except (FileNotFoundError, NotADirectoryError, PermissionError) as e:
+        return _error(f"{e.strerror}: {e.filename}" if e.filename else str(e), 2)
+    except KeyboardInterrupt:
+        return _error("interrupted", 130)
+
+
+def _is_run_error(e: Exception) -> bool:
+    from .types import RunError
+
+    return isinstance(e, RunError)
+
+
+def _error(msg: str, code: int) -> int:
+    print(f"gage: {msg}", file=sys.stderr)
+    return code
+
+
+# ---------------------------------------------------------------------------
+# Parser
+
+
+def _parser() -> argparse.ArgumentParser:
+    from gage import __version__
+
+    p = argparse.ArgumentParser(
+        prog="gage",
+        description="Stage and run operations defined in gage.toml reproducibly.",
+        epilog="Run 'gage COMMAND --help' for a command's options.",
+    )
+    p.add_argument("--version", action="version", version=f"gage {__version__}")
+    sub = p.add_subparsers(title="commands", metavar="COMMAND")
+
+    run = sub.add_parser(
+        "run",
+        help="stage and start a run",
+        description=_RUN_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    run.add_argument("words", nargs="*", metavar="[OP] [NAME=VALUE ...]")
+    mode = run.add_mutually_exclusive_group()
+    mode.add_argument("--stage", action="store_true", help="stage only; print the run name and dir")
+    mode.add_argument("--start", metavar="RUN", help="start a staged run (id/name prefix or run dir path)")
+    mode.add_argument("--preview", action="store_true", help="show what would be staged and run; stage nothing")
+    run.add_argument("--needed", action="store_true", help="skip when a completed run has the same config and inputs")
+    run.add_argument("-y", "--yes", action="store_true", help="do not ask for confirmation")
+    run.add_argument("-q", "--quiet", action="store_true", help="do not show the run's output")
+    run.add_argument("--json", action="store_true", help="print the run record as JSON at the end")
+    _runs_dir_arg(run)
+    run.set_defaults(func=_cmd_run)
+
+    runs = sub.add_parser("runs", help="list runs, newest first", description="List runs, newest first.")
+    runs.add_argument("-o", "--op", help="only runs of this op")
+    runs.add_argument("-s", "--status", help="only runs with this status (completed, error, staged, ...)")
+    runs.add_argument("--json", action="store_true", help="print runs as JSON")
+    _runs_dir_arg(runs)
+    runs.set_defaults(func=_cmd_runs)
+
+    show = sub.add_parser("show", help="show a run", description="Show a run.")
+    show.add_argument("run", metavar="RUN", help="run id/name prefix or run dir path")
+    show.add_argument("--files", action="store_true", help="list the files in the manifest")
+    show.add_argument("--json", action="store_true", help="print the run record as JSON")
+    _runs_dir_arg(show)
+    show.set_defaults(func=_cmd_show)
+
+    check = sub.add_parser(
+        "check",
+        help="verify a run's files against its manifest",
+        description="Verify a run's files against its manifest. Exit 1 and list "
+        "the differences when files changed.",
+    )
+    check.add_argument("run", metavar="RUN", help="run id/name prefix or run dir path")
+    _runs_dir_arg(check)
+    check.set_defaults(func=_cmd_check)
+    return p
+
+
+def _runs_dir_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--runs-dir", metavar="DIR", help="runs dir (default: see 'gage run --help')")
+
+
+# ---------------------------------------------------------------------------
+# Context
+
+
+def _project(args, required: bool = True):
+    """(gagefile or None, runs home)."""
+    from . import gagefile, runs
+
+    if required:
+        gf = gagefile.load_gagefile()
+    else:
+        path = gagefile.find_gagefile()
+        gf = gagefile.read_gagefile(path) if path else None
+    home = runs.runs_home(
+        args.runs_dir,
+        gf.runs_dir if gf else None,
+        gf.project_dir if gf else None,
+    )
+    return gf, home
+
+
+def _select_run(args, spec: str):
+    from . import runs
+
+    _gf, home = _project(args, required=False)
+    return runs.select_run(home, spec)
+
+
+# ---------------------------------------------------------------------------
+# gage run
+
+
+def _cmd_run(args) -> int:
+    if args.start:
+        return _start(args, _select_run(args, args.start))
+    from . import gagefile, run_util, runs
+
+    op_name, assigns = _split_words(args.words)
+    gf, home = _project(args)
+    opdef = gf.get_opdef(op_name)
+    cmd = gagefile.op_cmd(opdef)
+    config = _resolve_config(gf, opdef, assigns)
+    if args.preview:
+        return _preview(gf, opdef, cmd, config, assigns, home)
+    if not args.yes and not _confirm(opdef, config, args):
+        return _error("cancelled: nothing staged", 1)
+    run = run_util.make_run(home)
+    run_util.init_run_meta(run, gagefile.op_ref(gf, opdef), opdef, cmd, config, {})
+    for w in run_util.stage_run(run, gf.project_dir):
+        print(f"gage: warning: {w}", file=sys.stderr)
+    if args.needed:
+        match = runs.find_matching_run(run, runs.list_runs(home))
+        if match:
+            runs.delete_run(run)
+            print(f"Run not needed: {match.name} ({match.id}) completed with the same config and inputs")
+            return _print_json(args, match, 0)
+    if args.stage:
+        print(f"Staged run {run.name} ({opdef.name})")
+        print(run.run_dir)
+        return _print_json(args, run, 0)
+    return _start(args, run)
+
+
+def _split_words(words: list[str]) -> tuple[str | None, list[str]]:
+    if words and "=" not in words[0]:
+        op, rest = words[0], words[1:]
+    else:
+        op, rest = None, words
+    for w in rest:
+        if "=" not in w:
+            raise _usage(f"'{w}' is not NAME=VALUE (the op name goes first)")
+    return op, rest
+
+
+def _usage(msg: str):
+    from .types import GageError
+
+    return GageError(msg)
+
+
+def _resolve_config(gf, opdef, assigns: list[str]) -> dict:
+    if not assigns and not opdef.get_config():
+        return {}
+    from . import run_config
+
+    parsed = run_config.parse_assigns(assigns)
+    return run_config.resolve_config(gf.project_dir, opdef, parsed)
+
+
+def _confirm(opdef, config: dict, args) -> bool:
+    if not sys.stdin.isatty():
+        return True
+    print(f"You are about to run {opdef.name}")
+    for key, val in sorted(config.items()):
+        print(f"  {key}: {_fmt_val(val)}")
+    try:
+        answer = input("Continue? (Y/n) ")
+    except EOFError:
+        return False
+    return answer.strip().lower() in ("", "y", "yes")
+
+
+def _start(args, run) -> int:
+    from . import run_meta, run_util
+
+    run_util.start_run(run, quiet=args.quiet)
+    code = run_meta.read_exit_code(run)
+    if code == 0:
+        return _print_json(args, run, 0)
+    status = _status(run)
+    print(f"gage: run {run.name} {status} (exit code {code})", file=sys.stderr)
+    return _print_json(args, run, code if code is not None and 0 < code < 256 else 1)
+
+
+def _print_json(args, run, code: int) -> int:
+    if getattr(args, "json", False):
+        import json
+
+        from . import runs
+
+        print(json.dumps(runs.run_record(run), indent=2, sort_keys=True))
+    return code
+
+
+def _status(run) -> str:
+    from . import runs
+
+    return runs.run_status(run)
+
+
+# ---------------------------------------------------------------------------
+# gage run --preview
+
+
+def _preview(gf, opdef, cmd, config: dict, assigns: list[str], home: str) -> int:
+    import shlex
+
+    from . import run_util
+
+    print(f"Op: {opdef.name} (project {gf.project_dir})")
+    print(f"Command: {shlex.join(cmd.args)}")
+    for k, v in sorted(cmd.env.items()):
+        print(f"  env {k}={v}")
+    _preview_config(gf, opdef, config, assigns)
+    sc = run_util.preview_sourcecode(gf.project_dir, opdef)
+    print(f"Source code ({_count(len(sc.files), 'file')}):")
+    for path in sc.files:
+        print(f"  {path}")
+    limited = [s for s in sc.skipped if s.reason == "limit"]
+    if limited:
+        print("Skipped by limits:")
+        for s in limited:
+            print(f"  {s.path}: {s.detail} of rule '{s.rule}'")
+    _preview_deps(gf, opdef, home)
+    print(f"Runs dir: {home}")
+    print("Nothing staged (preview).")
+    return 0
+
+
+def _preview_config(gf, opdef, config: dict, assigns: list[str]) -> None:
+    if not config:
+        return
+    from . import run_config
+
+    defaults = run_config.read_project_config(gf.project_dir, opdef)
+    overridden = {a.split("=", 1)[0] for a in assigns}
+    print("Config:")
+    for key, val in sorted(config.items()):
+        default = _default_value(defaults.get(key))
+        if key in overridden:
+            print(f"  {key}: {_fmt_val(val)} (default {_fmt_val(default)})")
+        else:
+            print(f"  {key}: {_fmt_val(val)}")
+
+
+def _default_value(entry):
+    # read_project_config maps key -> value, or key -> (value, file) / object.
+    for attr in ("value", "default"):
+        if hasattr(entry, attr):
+            return getattr(entry, attr)
+    if isinstance(entry, tuple) and entry:
+        return entry[0]
+    if isinstance(entry, dict) and "value" in entry:
+        return entry["value"]
+    return entry
+
+
+def _preview_deps(gf, opdef, home: str) -> None:
+    if not opdef.get_dependencies():
+        return
+    from . import run_deps
+
+    print("Dependencies:")
+    for line in run_deps.preview_dependencies(opdef, gf.project_dir, home):
+        print(f"  {line}")
+
+
+def _fmt_val(val) -> str:
+    import json
+
+    return val if isinstance(val, str) else json.dumps(val)
+
+
+# ---------------------------------------------------------------------------
+# gage runs
+
+
+def _cmd_runs(args) -> int:
+    from . import runs
+
+    _gf, home = _project(args, required=False)
+    selected = runs.filter_runs(list(reversed(runs.list_runs(home))), args.op, args.status)
+    records = [runs.run_record(r) for r in selected]
+    if args.json:
+        import json
+
+        print(json.dumps(records, indent=2, sort_keys=True))
+        return 0
+    if not records:
+        print(f"No runs in {home}")
+        return 0
+    rows = [("#", "name", "op", "status", "started", "time", "config")]
+    for i, r in enumerate(records, 1):
+        rows.append(
+            (
+                str(i),
+                r["name"],
+                r["op"] or "?",
+                r["status"],
+                _local_time(r["started"]),
+                _duration(r["duration"]),
+                _config_summary(r["config"]),
+            )
+        )
+    _print_table(rows)
+    return 0
+
+
+def _print_table(rows: list[tuple[str, ...]]) -> None:
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
+    for row in rows:
+        cells = [c.ljust(w) for c, w in zip(row, widths)] + [row[-1]]
+        print("  ".join(cells).rstrip())
+
+
+def _local_time(iso: str | None) -> str:
+    if not iso:
+        return "-"
+    import datetime
+
+    dt = datetime.datetime.strptime(iso, "%Y-%m-%dT%H:%M:%S.%fZ")
+    dt = dt.replace(tzinfo=datetime.timezone.utc).astimezone()
+    return dt.strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    m, s = divmod(int(seconds), 60)
+    h, m = divmod(m, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
+
+
+def _config_summary(config: dict) -> str:
+    text = " ".join(f"{k}={_fmt_val(v)}" for k, v in sorted(config.items()))
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+# ---------------------------------------------------------------------------
+# gage show
+
+
+def _cmd_show(args) -> int:
+    from . import run_meta, runs
+
+    run = _select_run(args, args.run)
+    record = runs.run_record(run)
+    manifest = run_meta.read_manifest(run)
+    if args.json:
+        import json
+
+        record["deps"] = run_meta.read_deps(run)
+        record["manifest"] = [e._asdict() for e in manifest] if args.files else None
+        print(json.dumps(record, indent=2, sort_keys=True))
+        return 0
+    print(f"Run:      {run.name} ({run.id})")
+    print(f"Op:       {record['op_ns']}:{record['op']}")
+    print(f"Status:   {record['status']}")
+    print(f"Run dir:  {run.run_dir}")
+    print(f"Started:  {_local_time(record['started'])}")
+    print(f"Duration: {_duration(record['duration'])}")
+    if record["exit_code"] is not None:
+        print(f"Exit:     {record['exit_code']}")
+    _show_dict("Config", record["config"])
+    _show_deps(run_meta.read_deps(run))
+    _show_manifest(manifest, args.files)
+    _show_dict("Summary", record["summary"])
+    _show_output(run)
+    return 0
+
+
+def _show_dict(title: str, data: dict) -> None:
+    if not data:
+        return
+    print(f"{title}:")
+    for key, val in sorted(data.items()):
+        print(f"  {key}: {_fmt_val(val)}")
+
+
+def _show_deps(deps: list) -> None:
+    if not deps:
+        return
+    print("Dependencies:")
+    for dep in deps:
+        spec = dep.get("spec") or {}
+        source = dep.get("source") or {}
+        if source.get("run_id") or source.get("run"):
+            where = (
+                f"run {source.get('run_name') or source.get('name') or '?'} "
+                f"({source.get('op') or '?'}, {source.get('run_id') or source.get('run')})"
+            )
+        else:
+            where = f"project {source.get('path') or source.get('project_dir') or '?'}"
+        print(f"  {spec.get('type', '?')} from {where}")
+        for f in dep.get("files") or []:
+            path = f.get("path") if isinstance(f, dict) else f
+            print(f"    {path}")
+
+
+_TYPE_NAMES = {"s": "source code", "d": "dependency", "r": "runtime", "g": "generated"}
+
+
+def _show_manifest(manifest, files: bool) -> None:
+    counts: dict[str, int] = {}
+    for e in manifest:
+        counts[e.type] = counts.get(e.type, 0) + 1
+    parts = [f"{counts[t]} {_TYPE_NAMES.get(t, t)}" for t in "sdrg" if t in counts]
+    print(f"Manifest: {', '.join(parts) if parts else 'empty'}")
+    if files:
+        for e in manifest:
+            print(f"  {e.type} {e.sha256} {e.path}")
+
+
+def _show_output(run, lines: int = 10) -> None:
+    from . import run_meta
+
+    path = run_meta.output_paths(run, "run")[0]
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            tail = f.read().splitlines()[-lines:]
+    except FileNotFoundError:
+        return
+    if tail:
+        print(f"Output (last {len(tail)} lines):")
+        for line in tail:
+            print(f"  {line}")
+
+
+# ---------------------------------------------------------------------------
+# gage check
+
+
+def _cmd_check(args) -> int:
+    from . import run_meta, run_util
+    from .types import VerifyError
+
+    run = _select_run(args, args.run)
+    try:
+        problems = run_util.verify_run(run)
+    except VerifyError as e:
+        print(f"Run {run.name} differs from its manifest:")
+        print(str(e))
+        return 1
+    if problems:
+        print(f"Run {run.name} differs from its manifest:")
+        for p in problems:
+            print(f"  {p}")
+        return 1
+    print(f"Run {run.name}: {len(run_meta.read_manifest(run))} files match the manifest")
+    return 0
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
