@@ -1,0 +1,174 @@
+"""A cache of file sha256 digests, keyed by device, inode, size and mtime.
+
+Hashing a large data file every time a run is staged costs seconds per
+GiB. The cache remembers the digest of a file by its stat identity: when
+device, inode, size and mtime (ns) are the same as when it was hashed,
+the file has not changed and the digest is reused.
+
+The cache is a small sqlite3 database in the runs home
+(`run_meta.hash_cache_path`). sqlite serializes writers across
+processes, so concurrent stagings share it safely; a writer waits for
+the lock (busy timeout) rather than failing. The cache is only an
+optimisation: when it cannot be opened or read (read-only runs home,
+corrupt file) files are hashed as if it were empty.
+
+Two rules keep a cached digest honest:
+
+- A digest is stored only when the file's stat is the same after
+  hashing as before, so a file written while it was read is not cached.
+- A digest is not stored for a file modified in the last
+  `RACY_SECONDS`: file systems record mtime at a coarse granularity, so
+  a write right after hashing could leave mtime unchanged.
+
+Files smaller than `MIN_SIZE` are hashed directly: a lookup costs about
+as much as hashing them.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import stat as statlib
+import time
+
+import attrs
+
+from . import file_util
+from .run_meta import hash_cache_path
+
+__all__ = [
+    "MIN_SIZE",
+    "RACY_SECONDS",
+    "HashCache",
+    "file_sha256",
+    "open_cache",
+    "store_copy",
+]
+
+MIN_SIZE = 1024 * 1024
+RACY_SECONDS = 1.0
+_BUSY_TIMEOUT = 30.0
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS digests (
+  dev INTEGER NOT NULL,
+  ino INTEGER NOT NULL,
+  size INTEGER NOT NULL,
+  mtime_ns INTEGER NOT NULL,
+  sha256 TEXT NOT NULL,
+  PRIMARY KEY (dev, ino)
+)
+"""
+
+
+@attrs.define
+class HashCache:
+    """A cache handle; the database is opened when first needed.
+
+    `db` is None until then, and stays None when the cache cannot be
+    opened (`failed`).
+    """
+
+    path: str
+    db: sqlite3.Connection | None = None
+    failed: bool = False
+
+    def close(self) -> None:
+        if self.db is not None:
+            self.db.close()
+            self.db = None
+
+    def __enter__(self) -> HashCache:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def open_cache(runs_home: str) -> HashCache:
+    """The digest cache of a runs home (created when a digest is stored)."""
+    return HashCache(hash_cache_path(runs_home))
+
+
+def _db(cache: HashCache) -> sqlite3.Connection | None:
+    if cache.db is None and not cache.failed:
+        try:
+            db = sqlite3.connect(cache.path, timeout=_BUSY_TIMEOUT, isolation_level=None)
+            db.execute(_SCHEMA)
+        except (sqlite3.Error, OSError):
+            cache.failed = True
+        else:
+            cache.db = db
+    return cache.db
+
+
+def file_sha256(path: str, cache: HashCache | None = None) -> str:
+    """sha256 of the file at `path` (a symlink is followed), cached."""
+    st = os.stat(path)
+    if cache is None or st.st_size < MIN_SIZE or _db(cache) is None:
+        return file_util.sha256_file(path)
+    digest = _lookup(cache, st)
+    if digest is not None:
+        return digest
+    digest = file_util.sha256_file(path)
+    if _same_stat(st, os.stat(path)):
+        _store(cache, st, digest)
+    return digest
+
+
+def store_copy(
+    cache: HashCache | None,
+    src_before: os.stat_result,
+    src_after: os.stat_result,
+    dest: str,
+    digest: str,
+) -> None:
+    """Record `digest` for `dest`, a copy of a file whose digest it is.
+
+    Stored only when the source did not change while it was copied
+    (same stat before and after), so the copy has the same content.
+    """
+    if cache is None or not _same_stat(src_before, src_after) or _db(cache) is None:
+        return
+    st = os.stat(dest)
+    if st.st_size >= MIN_SIZE and st.st_size == src_after.st_size:
+        _store(cache, st, digest)
+
+
+def _lookup(cache: HashCache, st: os.stat_result) -> str | None:
+    assert cache.db is not None
+    try:
+        row = cache.db.execute(
+            "SELECT size, mtime_ns, sha256 FROM digests WHERE dev = ? AND ino = ?",
+            (st.st_dev, st.st_ino),
+        ).fetchone()
+    except sqlite3.Error:
+        return None
+    if row and row[0] == st.st_size and row[1] == st.st_mtime_ns:
+        return row[2]
+    return None
+
+
+def _store(cache: HashCache, st: os.stat_result, digest: str) -> None:
+    assert cache.db is not None
+    if not statlib.S_ISREG(st.st_mode):
+        return
+    if st.st_mtime_ns > time.time_ns() - int(RACY_SECONDS * 1e9):
+        return
+    try:
+        cache.db.execute(
+            "INSERT OR REPLACE INTO digests VALUES (?, ?, ?, ?, ?)",
+            (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, digest),
+        )
+    except sqlite3.Error:
+        pass
+
+
+def _same_stat(a: os.stat_result, b: os.stat_result) -> bool:
+    return (a.st_dev, a.st_ino, a.st_size, a.st_mtime_ns, a.st_ctime_ns) == (
+        b.st_dev,
+        b.st_ino,
+        b.st_size,
+        b.st_mtime_ns,
+        b.st_ctime_ns,
+    )

@@ -1,0 +1,513 @@
+"""Resolve an op's dependencies into a run dir, with provenance.
+
+`depends` in an op def is a table or a list of tables:
+
+    depends = [
+      { type = "project-files", files = "data/raw.csv", link = true },
+      { type = "run-files", run-select = "prepare", files = "prepared/**" },
+    ]
+
+Types:
+
+- `project-files`: `files` (a glob or a list of globs, relative to the
+  project dir) names project files or directories (a directory brings
+  every file under it).
+- `run-files`: `run-select` chooses an upstream run: an op name selects
+  the latest completed run of that op; otherwise a run id or name prefix
+  selects that run, which must be completed. `files` (globs relative to
+  the upstream run dir) is optional: without it, every file the upstream
+  run produced (files in its run dir that are not in its manifest).
+
+Options for both:
+
+- `target-path`: a dir in the run dir to place the files under. A file
+  keeps its path relative to its root (project or upstream run dir), so
+  `data/raw.csv` with `target-path = "inputs"` is `inputs/data/raw.csv`.
+- `link = true`: a symlink to the file instead of a copy (for large
+  data). A linked run is tied to this machine; the runner log says so.
+  A copy is a reflink where the file system has it; never a hardlink.
+- `sha256`: a pin. A string pins the dependency's only file; a table
+  pins files by their path relative to the root
+  (`sha256 = { "data/raw.csv" = "..." }`). A mismatch fails staging.
+
+Globs are shell-like (`*`, `?`, `[...]`, `**` for any number of dirs;
+wildcards do not match names that start with `.`). A pattern or target
+path that is absolute or uses `..`, and a symlink that resolves outside
+its root, is refused.
+
+Staging resolves every dependency (and checks every pin) before it
+places any file, then records `deps.json` in meta: per dependency its
+spec, its source (the project dir, or the upstream run id, name, op and
+the sha256 of its manifest) and every file placed with its sha256.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import re
+from typing import Any
+
+import attrs
+
+from . import file_util, hash_cache
+from .run_meta import (
+    FileEvent,
+    append_files_log,
+    manifest_path,
+    read_manifest,
+    read_opdef,
+    read_opref,
+    runner_log,
+    write_deps,
+)
+from .runs import list_runs, run_status, runs_for_op, runs_for_prefix
+from .types import DependencyError, OpDef, Run
+
+__all__ = [
+    "DEPENDENCY_KEYS",
+    "DepFile",
+    "ResolvedDep",
+    "preview_dependencies",
+    "resolve_deps",
+]
+
+DEPENDENCY_KEYS = {
+    "project-files": ("type", "files", "target-path", "link", "sha256"),
+    "run-files": ("type", "run-select", "files", "target-path", "link", "sha256"),
+}
+
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+
+
+@attrs.frozen
+class DepFile:
+    """A dependency file: `source` relative to its root, `path` in the run dir."""
+
+    source: str
+    path: str
+
+
+@attrs.frozen
+class ResolvedDep:
+    """A dependency resolved to a root and files, nothing copied yet.
+
+    `source` is what deps.json records as the source: for project files
+    `{"type": "project", "dir": ...}`, for run files `{"type": "run",
+    "id": ..., "name": ..., "op": ..., "manifest_sha256": ...}`.
+    """
+
+    spec: dict[str, Any]
+    source: dict[str, Any]
+    root: str
+    link: bool
+    files: list[DepFile]
+
+
+# ---------------------------------------------------------------------------
+# Preview
+
+
+def preview_dependencies(
+    runs_home: str, project_dir: str, opdef: OpDef
+) -> list[ResolvedDep]:
+    """Which source (project or upstream run) and files each dependency uses.
+
+    Nothing is copied or hashed; raises DependencyError as staging would
+    (no upstream run, missing file, escaping path).
+    """
+    return [
+        _resolve(runs_home, project_dir, opdef, i, spec)
+        for i, spec in enumerate(opdef.get_dependencies())
+    ]
+
+
+def _resolve(
+    runs_home: str, project_dir: str, opdef: OpDef, i: int, spec: dict[str, Any]
+) -> ResolvedDep:
+    where = _where(opdef, i, spec)
+    _check_spec(spec, where)
+    target = _target_path(spec, where)
+    if spec["type"] == "project-files":
+        root = os.path.abspath(project_dir)
+        source = {"type": "project", "dir": root}
+        relpaths = _match(root, _patterns(spec, where), where, "project")
+    else:
+        upstream = _select_run(runs_home, spec["run-select"], where)
+        root = upstream.run_dir
+        source = _run_source(upstream)
+        if "files" in spec:
+            relpaths = _match(root, _patterns(spec, where), where, f"run {upstream.id}")
+        else:
+            relpaths = _generated_files(upstream)
+    files = [DepFile(rel, _join(target, rel)) for rel in relpaths]
+    return ResolvedDep(dict(spec), source, root, bool(spec.get("link")), files)
+
+
+def _where(opdef: OpDef, i: int, spec: Any) -> str:
+    if isinstance(spec, dict):
+        what = spec.get("files") if spec.get("type") == "project-files" else None
+        what = what or spec.get("run-select")
+        if what is not None:
+            return f"op '{opdef.name}' depends[{i}] ({spec.get('type')} {what!r})"
+    return f"op '{opdef.name}' depends[{i}]"
+
+
+def _check_spec(spec: Any, where: str) -> None:
+    if not isinstance(spec, dict):
+        raise DependencyError(f"{where}: a dependency must be a table, got {spec!r}")
+    dep_type = spec.get("type")
+    if dep_type not in DEPENDENCY_KEYS:
+        raise DependencyError(
+            f"{where}: unknown dependency type {dep_type!r} "
+            f"(known types: {', '.join(DEPENDENCY_KEYS)})"
+        )
+    known = DEPENDENCY_KEYS[dep_type]
+    for key in spec:
+        if key not in known:
+            raise DependencyError(
+                f"{where}: unknown key '{key}' for {dep_type} "
+                f"(known keys: {', '.join(known)})"
+            )
+    if dep_type == "project-files" and "files" not in spec:
+        raise DependencyError(f"{where}: project-files needs 'files' (a glob or list)")
+    if dep_type == "run-files" and not isinstance(spec.get("run-select"), str):
+        raise DependencyError(
+            f"{where}: run-files needs 'run-select' (an op name or a run id/name)"
+        )
+
+
+def _patterns(spec: dict[str, Any], where: str) -> list[str]:
+    val = spec["files"]
+    pats = [val] if isinstance(val, str) else val
+    if not isinstance(pats, list) or not pats or not all(
+        isinstance(p, str) and p for p in pats
+    ):
+        raise DependencyError(f"{where}: 'files' must be a glob or a list of globs")
+    for pat in pats:
+        _check_relpath(pat, where, "file pattern")
+    return pats
+
+
+def _target_path(spec: dict[str, Any], where: str) -> str:
+    val = spec.get("target-path", "")
+    if not isinstance(val, str):
+        raise DependencyError(f"{where}: 'target-path' must be a string")
+    if val in ("", "."):
+        return ""
+    _check_relpath(val, where, "target-path")
+    return os.path.normpath(val)
+
+
+def _check_relpath(path: str, where: str, what: str) -> None:
+    """Refuse a path that is absolute or has a `..` part."""
+    if os.path.isabs(path) or path.startswith("~"):
+        raise DependencyError(
+            f"{where}: {what} '{path}' is absolute: use a path relative to its root"
+        )
+    if ".." in re.split(r"[\\/]", path):
+        raise DependencyError(
+            f"{where}: {what} '{path}' uses '..' and would leave its root"
+        )
+
+
+def _join(target: str, rel: str) -> str:
+    return os.path.join(target, rel) if target else rel
+
+
+# ---------------------------------------------------------------------------
+# Matching files under a root
+
+
+def _match(root: str, patterns: list[str], where: str, root_desc: str) -> list[str]:
+    real_root = os.path.realpath(root)
+    found: dict[str, None] = {}
+    for pat in patterns:
+        if _has_magic(pat):
+            matches = sorted(glob.glob(pat, root_dir=root, recursive=True))
+            if not matches:
+                raise DependencyError(
+                    f"{where}: no files match '{pat}' in {root_desc} ({root})"
+                )
+        else:
+            matches = [os.path.normpath(pat)]
+        for rel in matches:
+            rel = os.path.normpath(rel)
+            full = os.path.join(root, rel)
+            _check_inside(real_root, full, rel, where, root_desc)
+            if not os.path.exists(full):
+                raise DependencyError(
+                    f"{where}: file '{rel}' not found in {root_desc} ({root})"
+                )
+            if os.path.isdir(full):
+                for sub in _walk(real_root, root, rel, where, root_desc):
+                    found[sub] = None
+            else:
+                found[rel] = None
+    return sorted(found)
+
+
+def _has_magic(pat: str) -> bool:
+    return any(c in pat for c in "*?[")
+
+
+def _check_inside(
+    real_root: str, full: str, rel: str, where: str, root_desc: str
+) -> None:
+    real = os.path.realpath(full)
+    if real != real_root and not real.startswith(real_root + os.sep):
+        raise DependencyError(
+            f"{where}: '{rel}' resolves to {real}, outside {root_desc}: "
+            f"a dependency must stay inside its root"
+        )
+
+
+def _walk(
+    real_root: str, root: str, reldir: str, where: str, root_desc: str
+) -> list[str]:
+    """Files under a dir (links followed when they stay inside the root)."""
+    files = []
+    seen: set[str] = set()
+    stack = [reldir]
+    while stack:
+        rel = stack.pop()
+        real = os.path.realpath(os.path.join(root, rel))
+        if real in seen:
+            continue
+        seen.add(real)
+        with os.scandir(os.path.join(root, rel)) as it:
+            for entry in it:
+                sub = os.path.join(rel, entry.name)
+                if entry.is_symlink():
+                    _check_inside(real_root, entry.path, sub, where, root_desc)
+                    if not os.path.exists(entry.path):
+                        raise DependencyError(
+                            f"{where}: '{sub}' is a broken link in {root_desc}"
+                        )
+                if entry.is_dir():
+                    stack.append(sub)
+                else:
+                    files.append(sub)
+    return sorted(files)
+
+
+# ---------------------------------------------------------------------------
+# Upstream runs
+
+
+def _select_run(runs_home: str, select: str, where: str) -> Run:
+    runs = list_runs(runs_home)
+    by_op = runs_for_op(runs, select)
+    candidates = by_op or runs_for_prefix(runs, select)
+    if not candidates:
+        raise DependencyError(
+            f"{where}: no run matches run-select '{select}' in {runs_home}: "
+            f"run '{select}' first"
+        )
+    if not by_op and len(candidates) > 1:
+        names = ", ".join(f"{r.id[:8]} ({r.name})" for r in candidates[:5])
+        raise DependencyError(
+            f"{where}: run-select '{select}' matches {len(candidates)} runs "
+            f"({names}): use a longer id or name prefix"
+        )
+    completed = [r for r in candidates if run_status(r) == "completed"]
+    if not completed:
+        what = f"op '{select}'" if by_op else f"run {candidates[0].id}"
+        raise DependencyError(
+            f"{where}: no completed run for {what} in {runs_home} "
+            f"({len(candidates)} found, none completed): "
+            f"a run-files dependency needs a run that completed successfully"
+        )
+    return completed[-1]
+
+
+def _run_source(run: Run) -> dict[str, Any]:
+    try:
+        manifest_digest = file_util.sha256_file(manifest_path(run))
+    except FileNotFoundError:
+        manifest_digest = None
+    opref = read_opref(run)
+    return {
+        "type": "run",
+        "id": run.id,
+        "name": run.name,
+        "op": opref.op_name,
+        "manifest_sha256": manifest_digest,
+    }
+
+
+def _generated_files(run: Run) -> list[str]:
+    """Files in the run dir that staging did not put there."""
+    staged = {e.path for e in read_manifest(run)}
+    snapshot = file_util.snapshot_dir(run.run_dir)
+    return sorted(path for path in snapshot if path not in staged)
+
+
+# ---------------------------------------------------------------------------
+# Resolve into a run dir
+
+
+def resolve_deps(run: Run, project_dir: str | None = None) -> list[dict[str, Any]]:
+    """Place the op's dependencies in the run dir and write deps.json.
+
+    Every dependency is resolved and every pin checked before any file
+    is placed. Returns the deps.json records.
+    """
+    opdef = read_opdef(run)
+    if not opdef.get_dependencies():
+        return []
+    project_dir = os.path.abspath(project_dir or os.getcwd())
+    log = runner_log(run)
+    log.info("Resolving dependencies (see deps.json for details)")
+    resolved = preview_dependencies(run.runs_home, project_dir, opdef)
+    with hash_cache.open_cache(run.runs_home) as cache:
+        hashed = [_hash_files(dep, cache, _where(opdef, i, dep.spec))
+                  for i, dep in enumerate(resolved)]
+        records = []
+        placed: dict[str, str] = {}
+        for i, (dep, digests) in enumerate(zip(resolved, hashed)):
+            where = _where(opdef, i, dep.spec)
+            records.append(_place(run, dep, digests, cache, where, placed))
+    write_deps(run, records)
+    return records
+
+
+def _hash_files(
+    dep: ResolvedDep, cache: hash_cache.HashCache, where: str
+) -> list[tuple[str, os.stat_result]]:
+    result = []
+    for f in dep.files:
+        full = os.path.join(dep.root, f.source)
+        st = os.stat(full)
+        result.append((hash_cache.file_sha256(full, cache), st))
+    _check_pins(dep, [d for d, _ in result], where)
+    return result
+
+
+def _check_pins(dep: ResolvedDep, digests: list[str], where: str) -> None:
+    pins = _pins(dep, where)
+    by_source = {f.source: d for f, d in zip(dep.files, digests)}
+    for source, expected in pins.items():
+        actual = by_source.get(source)
+        if actual is None:
+            raise DependencyError(
+                f"{where}: sha256 pin for '{source}' names a file the "
+                f"dependency does not have"
+            )
+        if actual != expected:
+            raise DependencyError(
+                f"{where}: sha256 mismatch for '{source}': pinned {expected}, "
+                f"file has {actual}: restore the file or update the pin"
+            )
+
+
+def _pins(dep: ResolvedDep, where: str) -> dict[str, str]:
+    val = dep.spec.get("sha256")
+    if val is None:
+        return {}
+    if isinstance(val, str):
+        if len(dep.files) != 1:
+            raise DependencyError(
+                f"{where}: a sha256 string pins a single file but the "
+                f"dependency has {len(dep.files)}: use a table path -> sha256"
+            )
+        pins = {dep.files[0].source: val}
+    elif isinstance(val, dict):
+        pins = {os.path.normpath(str(k)): v for k, v in val.items()}
+    else:
+        raise DependencyError(
+            f"{where}: 'sha256' must be a digest or a table path -> digest"
+        )
+    for path, digest in pins.items():
+        if not isinstance(digest, str) or not _SHA256.fullmatch(digest):
+            raise DependencyError(
+                f"{where}: sha256 pin for '{path}' is not a sha256 hex digest"
+            )
+    return pins
+
+
+def _place(
+    run: Run,
+    dep: ResolvedDep,
+    digests: list[tuple[str, os.stat_result]],
+    cache: hash_cache.HashCache,
+    where: str,
+    placed: dict[str, str],
+) -> dict[str, Any]:
+    log = runner_log(run)
+    if dep.source["type"] == "run":
+        src = dep.source
+        log.info(f"Using run {src['id']} ({src['name']}, op {src['op']}) for {where}")
+    events = []
+    files = []
+    for f, (digest, st) in zip(dep.files, digests):
+        src_path = os.path.join(dep.root, f.source)
+        dest = os.path.join(run.run_dir, f.path)
+        if f.path in placed:
+            raise DependencyError(
+                f"{where}: '{f.path}' is also placed by {placed[f.path]}: "
+                f"set target-path to place one of them elsewhere"
+            )
+        placed[f.path] = where
+        if os.path.lexists(dest):
+            events.append(_replace_staged(run, dest, f.path, where))
+        os.makedirs(os.path.dirname(dest), exist_ok=True)
+        if dep.link:
+            os.symlink(os.path.abspath(src_path), dest)
+        else:
+            _copy(src_path, dest, st, digest, cache, f.source, where)
+        events.append(FileEvent("a", "d", os.lstat(dest).st_mtime_ns, f.path))
+        files.append({"path": f.path, "source": f.source, "sha256": digest})
+    append_files_log(run, events)
+    verb = "Linked" if dep.link else "Copied"
+    log.info(f"{verb} {len(files)} file(s) for {where}")
+    if dep.link:
+        log.info(
+            f"WARNING: {where} is linked: this run is tied to this machine "
+            f"(links to {dep.root})"
+        )
+    return {"spec": dep.spec, "source": dep.source, "files": files}
+
+
+def _replace_staged(run: Run, dest: str, path: str, where: str) -> FileEvent:
+    """Remove a file an earlier phase staged where a dependency goes.
+
+    A dependency wins over source code (a small data file matches the
+    default source code rules too); the runner log says so.
+    """
+    if os.path.isdir(dest) and not os.path.islink(dest):
+        raise DependencyError(
+            f"{where}: '{path}' is a directory in the run dir: "
+            f"set target-path to place the dependency elsewhere"
+        )
+    st = os.lstat(dest)
+    os.unlink(dest)
+    runner_log(run).info(f"Dependency file {path} replaces the staged file")
+    return FileEvent("d", "d", st.st_mtime_ns, path)
+
+
+def _copy(
+    src: str,
+    dest: str,
+    hashed_st: os.stat_result,
+    digest: str,
+    cache: hash_cache.HashCache,
+    source: str,
+    where: str,
+) -> None:
+    file_util.copy_file(src, dest)
+    after = os.stat(src)
+    if not _same_file_state(hashed_st, after):
+        raise DependencyError(
+            f"{where}: '{source}' changed while the run was staged: stage again"
+        )
+    hash_cache.store_copy(cache, hashed_st, after, dest, digest)
+
+
+def _same_file_state(a: os.stat_result, b: os.stat_result) -> bool:
+    return (a.st_ino, a.st_size, a.st_mtime_ns, a.st_ctime_ns) == (
+        b.st_ino,
+        b.st_size,
+        b.st_mtime_ns,
+        b.st_ctime_ns,
+    )
