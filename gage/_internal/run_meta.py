@@ -65,6 +65,12 @@ __all__ = [
     "proc_lock_path",
     "hash_cache_path",
     "manifest_path",
+    "ProcLock",
+    "write_proc_lock",
+    "read_proc_lock",
+    "delete_proc_lock",
+    "write_proc_signal",
+    "read_proc_signal",
 ]
 
 SCHEMA = "1"
@@ -317,6 +323,55 @@ def read_manifest(run: Run) -> list[ManifestEntry]:
         type, digest, path = line.split(" ", 2)
         entries.append(ManifestEntry(type, digest, path))
     return entries
+
+
+# ---------------------------------------------------------------------------
+# Process lock and signal
+
+
+class ProcLock(NamedTuple):
+    """`proc/lock`: the runner's pid and process start time (None if unknown)."""
+
+    pid: int
+    start_time: int | None
+
+
+def write_proc_lock(run: Run, pid: int, start_time: int | None) -> None:
+    """Write `proc/lock` as `<pid> <start time or ->`."""
+    start = "-" if start_time is None else str(start_time)
+    _write(proc_lock_path(run), f"{pid} {start}\n")
+
+
+def read_proc_lock(run: Run) -> ProcLock | None:
+    try:
+        parts = _read(proc_lock_path(run)).split()
+    except FileNotFoundError:
+        return None
+    try:
+        pid = int(parts[0])
+    except (IndexError, ValueError):
+        return None
+    start = parts[1] if len(parts) > 1 else "-"
+    return ProcLock(pid, None if start == "-" else int(start))
+
+
+def delete_proc_lock(run: Run) -> None:
+    try:
+        os.unlink(proc_lock_path(run))
+    except FileNotFoundError:
+        pass
+
+
+def write_proc_signal(run: Run, name: str) -> None:
+    """Record a signal (`SIGINT`, `SIGTERM`) the runner passed to the run."""
+    _write(run_meta_path(run, "proc", "signal"), name + "\n", readonly=True)
+
+
+def read_proc_signal(run: Run) -> str | None:
+    try:
+        return _read(run_meta_path(run, "proc", "signal")).strip() or None
+    except FileNotFoundError:
+        return None
 
 
 # ---------------------------------------------------------------------------
