@@ -35,19 +35,36 @@ def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def copy_file(src: str, dest: str) -> None:
-    """Copy content and mtime of `src` to `dest`, cheapest safe way first.
+def copy_file(src: str, dest: str, st: os.stat_result | None = None) -> None:
+    """Copy content, mode and mtime of `src` to a new file `dest`.
 
-    Tries a reflink (copy-on-write clone) where the file system supports
-    it, then falls back to `shutil.copyfile` (which uses `sendfile` on
-    Linux). Never hardlinks: `dest` must be its own inode so changing its
-    mode can never change `src`.
+    Small files are read and written in one go (one open each). Larger
+    files are cloned with a reflink (copy-on-write) where the file system
+    supports it, else copied with `shutil.copyfile` (`sendfile` on Linux).
+    Never hardlinks: `dest` is its own inode, so changing its mode can
+    never change `src`. `st` is `src`'s stat when the caller has it.
     """
-    if not _try_reflink(src, dest):
-        shutil.copyfile(src, dest)
-    st = os.stat(src)
+    st = st or os.stat(src)
+    mode = stat.S_IMODE(st.st_mode) | stat.S_IRUSR | stat.S_IWUSR
+    if st.st_size <= _SMALL_FILE:
+        with open(src, "rb") as f:
+            data = f.read()
+        fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            os.write(fd, data)
+            os.fchmod(fd, mode)
+        finally:
+            os.close(fd)
+    else:
+        if st.st_dev in _no_reflink or not _try_reflink(src, dest):
+            _no_reflink.add(st.st_dev)
+            shutil.copyfile(src, dest)
+        os.chmod(dest, mode)
     os.utime(dest, ns=(st.st_atime_ns, st.st_mtime_ns))
-    os.chmod(dest, stat.S_IMODE(st.st_mode) | stat.S_IWUSR | stat.S_IRUSR)
+
+
+_SMALL_FILE = 256 * 1024
+_no_reflink: set[int] = set()
 
 
 def _try_reflink(src: str, dest: str) -> bool:
@@ -55,15 +72,12 @@ def _try_reflink(src: str, dest: str) -> bool:
         import fcntl
     except ImportError:  # pragma: no cover - Windows
         return False
-    try:
-        with open(src, "rb") as fsrc, open(dest, "wb") as fdest:
-            try:
-                fcntl.ioctl(fdest.fileno(), _FICLONE, fsrc.fileno())
-            except OSError:
-                return False
-            return True
-    except OSError:
-        return False
+    with open(src, "rb") as fsrc, open(dest, "wb") as fdest:
+        try:
+            fcntl.ioctl(fdest.fileno(), _FICLONE, fsrc.fileno())
+        except OSError:
+            return False
+        return True
 
 
 def make_readonly(path: str) -> None:

@@ -26,6 +26,7 @@ from . import (
     run_deps,
     run_exec,
     run_hooks,
+    run_config,
     run_meta,
 )
 from .run_meta import (
@@ -248,11 +249,12 @@ def copy_sourcecode(src_dir: str, run: Run) -> list[str]:
             os.makedirs(parent, exist_ok=True)
             made_dirs.add(parent)
         try:
-            file_util.copy_file(src, dest)
+            st = os.stat(src)
+            file_util.copy_file(src, dest, st)
         except OSError as e:
             warnings.append(f"{relpath} skipped: {e.strerror or e}")
             continue
-        events.append(FileEvent("a", "s", os.stat(dest).st_mtime_ns, relpath))
+        events.append(FileEvent("a", "s", st.st_mtime_ns, relpath))
     append_files_log(run, events)
     for w in warnings:
         log.info(f"WARNING: {w}")
@@ -273,6 +275,7 @@ def _pformat(val: list[str]) -> str:
 
 def apply_config(run: Run) -> None:
     """Apply run config to the copied source code (see run_config)."""
+    run_config.apply_run_config(run)
 
 
 def init_runtime(run: Run, project_dir: str | None = None) -> None:
