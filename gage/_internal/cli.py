@@ -55,6 +55,11 @@ def main(argv: list[str] | None = None) -> int:
         return _error(f"{e.strerror}: {e.filename}" if e.filename else str(e), 2)
     except KeyboardInterrupt:
         return _error("interrupted", 130)
+    except BrokenPipeError:
+        # Output piped to a command that stopped reading (`gage runs | head`).
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
 
 
 def _is_run_error(e: Exception) -> bool:

@@ -91,7 +91,7 @@ class Gagefile:
             return self.opdefs[name]
         except KeyError:
             raise GagefileError(
-                f"{self.path}: no operation '{name}' "
+                f"{_display_path(self.path)}: no operation '{name}' "
                 f"(defined: {_names(self.opdefs)})"
             ) from None
 
@@ -103,9 +103,9 @@ class Gagefile:
         if len(self.opdefs) == 1:
             return next(iter(self.opdefs.values()))
         if not self.opdefs:
-            raise GagefileError(f"{self.path}: no operations defined")
+            raise GagefileError(f"{_display_path(self.path)}: no operations defined")
         raise GagefileError(
-            f"{self.path}: no default operation: name one of "
+            f"{_display_path(self.path)}: no default operation: name one of "
             f"{_names(self.opdefs)}, or mark one with 'default = true'"
         )
 
@@ -155,13 +155,26 @@ def read_gagefile(path: str) -> Gagefile:
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as e:
-        raise GagefileError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})") from None
+        line = raw[: e.start].count(b"\n") + 1
+        raise GagefileError(
+            f"{_display_path(path)}:{line}: not UTF-8 text ({e.reason}): "
+            "save the file as UTF-8"
+        ) from None
     toml = _tomllib()
     try:
         data = toml.loads(text)
     except toml.TOMLDecodeError as e:
-        raise GagefileError(f"{path}: TOML syntax error: {e}") from None
+        raise GagefileError(f"{_display_path(path)}: TOML syntax error: {e}") from None
     return _Validator(path, text).gagefile(data)
+
+
+def _display_path(path: str) -> str:
+    """`path` relative to the cwd when it is under it, else absolute."""
+    try:
+        rel = os.path.relpath(path)
+    except ValueError:
+        return path
+    return path if rel.startswith("..") else rel
 
 
 def _tomllib():
@@ -387,7 +400,8 @@ class _Validator:
 
     def fail(self, op: str | None, key: str | None, msg: str):
         line = self._line(op, key)
-        where = f"{self.path}:{line}" if line else self.path
+        path = _display_path(self.path)
+        where = f"{path}:{line}" if line else path
         prefix = f"op '{op}': " if op else ""
         raise GagefileError(f"{where}: {prefix}{msg}")
 
