@@ -16,7 +16,7 @@ Types:
   the latest completed run of that op; otherwise a run id or name prefix
   selects that run, which must be completed. `files` (globs relative to
   the upstream run dir) is optional: without it, every file the upstream
-  run produced (files in its run dir that are not in its manifest).
+  run produced (files in its run dir that staging did not put there).
 
 Options for both:
 
@@ -337,8 +337,12 @@ def _run_source(run: Run) -> dict[str, Any]:
 
 
 def _generated_files(run: Run) -> list[str]:
-    """Files in the run dir that staging did not put there."""
-    staged = {e.path for e in read_manifest(run)}
+    """Files in the run dir that staging did not put there.
+
+    The manifest lists staged files (types s, d, r) and, once the run has
+    finished, what it generated (type g).
+    """
+    staged = {e.path for e in read_manifest(run) if e.type in ("s", "d", "r")}
     snapshot = file_util.snapshot_dir(run.run_dir)
     return sorted(path for path in snapshot if path not in staged)
 
