@@ -470,7 +470,7 @@ def apply_run_config(run: Run) -> None:
     by_file = _changes_by_file(config, keys, opdef)
     diffs = []
     events = []
-    for path, changes in by_file.items():
+    for path, changes in sorted(by_file.items()):
         old = _read_text(run.run_dir, path)
         new = _patch_text(old, changes, path)
         if new == old:
