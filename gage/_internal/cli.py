@@ -39,6 +39,12 @@ signal; 2 for a usage or gage.toml/config error.
 """
 
 
+_RUN_ARG_HELP = (
+    "a run id or name, or a prefix of one; an op name for its latest run; "
+    "or a path to a run dir"
+)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
@@ -97,7 +103,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("words", nargs="*", metavar="[OP] [NAME=VALUE ...]")
     mode = run.add_mutually_exclusive_group()
     mode.add_argument("--stage", action="store_true", help="stage only; print the run name and dir")
-    mode.add_argument("--start", metavar="RUN", help="start a staged run (id/name prefix or run dir path)")
+    mode.add_argument("--start", metavar="RUN", help="start a staged run (" + _RUN_ARG_HELP + ")")
     mode.add_argument("--preview", action="store_true", help="show what would be staged and run; stage nothing")
     run.add_argument("--needed", action="store_true", help="skip when a completed run has the same config and inputs")
     run.add_argument("-y", "--yes", action="store_true", help="do not ask for confirmation")
@@ -114,7 +120,7 @@ def _parser() -> argparse.ArgumentParser:
     runs.set_defaults(func=_cmd_runs)
 
     show = sub.add_parser("show", help="show a run", description="Show a run.")
-    show.add_argument("run", metavar="RUN", help="run id/name prefix or run dir path")
+    show.add_argument("run", metavar="RUN", help=_RUN_ARG_HELP)
     show.add_argument("--files", action="store_true", help="list the files in the manifest")
     show.add_argument("--json", action="store_true", help="print the run record as JSON")
     _runs_dir_arg(show)
@@ -126,7 +132,7 @@ def _parser() -> argparse.ArgumentParser:
         description="Verify a run's files against its manifest. Exit 1 and list "
         "the differences when files changed.",
     )
-    check.add_argument("run", metavar="RUN", help="run id/name prefix or run dir path")
+    check.add_argument("run", metavar="RUN", help=_RUN_ARG_HELP)
     _runs_dir_arg(check)
     check.set_defaults(func=_cmd_check)
     return p
@@ -327,10 +333,27 @@ def _preview_deps(gf, opdef, home: str) -> None:
     if not opdef.get_dependencies():
         return
     from . import run_deps
+    from .types import DependencyError
 
     print("Dependencies:")
-    for line in run_deps.preview_dependencies(opdef, gf.project_dir, home):
-        print(f"  {line}")
+    try:
+        deps = run_deps.preview_dependencies(home, gf.project_dir, opdef)
+    except DependencyError as e:
+        print(f"  cannot resolve: {e}")
+        return
+    for dep in deps:
+        _print_dep(dep.spec, dep.source, [f.path for f in dep.files])
+
+
+def _print_dep(spec: dict, source: dict, paths: list[str]) -> None:
+    what = spec.get("run-select") or spec.get("files") or ""
+    if source.get("type") == "run":
+        where = f"run {source.get('name')} ({source.get('op')}, {source.get('id')})"
+    else:
+        where = f"project {source.get('dir')}"
+    print(f"  {spec.get('type')} {_fmt_val(what)} from {where}")
+    for path in paths:
+        print(f"    {path}")
 
 
 def _fmt_val(val) -> str:
@@ -394,6 +417,8 @@ def _local_time(iso: str | None) -> str:
 def _duration(seconds: float | None) -> str:
     if seconds is None:
         return "-"
+    if seconds < 10:
+        return f"{seconds:.2f}s"
     if seconds < 60:
         return f"{seconds:.1f}s"
     m, s = divmod(int(seconds), 60)
@@ -452,19 +477,8 @@ def _show_deps(deps: list) -> None:
         return
     print("Dependencies:")
     for dep in deps:
-        spec = dep.get("spec") or {}
-        source = dep.get("source") or {}
-        if source.get("run_id") or source.get("run"):
-            where = (
-                f"run {source.get('run_name') or source.get('name') or '?'} "
-                f"({source.get('op') or '?'}, {source.get('run_id') or source.get('run')})"
-            )
-        else:
-            where = f"project {source.get('path') or source.get('project_dir') or '?'}"
-        print(f"  {spec.get('type', '?')} from {where}")
-        for f in dep.get("files") or []:
-            path = f.get("path") if isinstance(f, dict) else f
-            print(f"    {path}")
+        paths = [f.get("path") for f in dep.get("files") or []]
+        _print_dep(dep.get("spec") or {}, dep.get("source") or {}, paths)
 
 
 _TYPE_NAMES = {"s": "source code", "d": "dependency", "r": "runtime", "g": "generated"}
@@ -491,7 +505,7 @@ def _show_output(run, lines: int = 10) -> None:
     except FileNotFoundError:
         return
     if tail:
-        print(f"Output (last {len(tail)} lines):")
+        print(f"Output (last {_count(len(tail), 'line')}):")
         for line in tail:
             print(f"  {line}")
 

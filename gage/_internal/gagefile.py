@@ -367,6 +367,15 @@ class _Validator:
                     f"unknown dependency type {dep_type!r} "
                     f"(known types: {', '.join(DEPENDENCY_TYPES)})",
                 )
+            known = _dependency_keys().get(dep_type)
+            unknown = [k for k in item if known is not None and k not in known]
+            if unknown:
+                self.fail(
+                    op,
+                    key,
+                    f"unknown key '{unknown[0]}' in {dep_type} dependency "
+                    f"(known keys: {', '.join(known)})",
+                )
 
     def _summary(self, op: str, key: str, val: Any) -> None:
         if isinstance(val, dict):
@@ -471,6 +480,14 @@ _CHECKS = {
     "summary": _Validator._summary,
     "version": _Validator._version,
 }
+
+
+def _dependency_keys() -> dict[str, tuple[str, ...]]:
+    try:
+        from .run_deps import DEPENDENCY_KEYS
+    except ImportError:
+        return {}
+    return DEPENDENCY_KEYS
 
 
 def _type(val: Any) -> str:

@@ -140,7 +140,8 @@ def run_for_dir(run_dir: str) -> Run:
 
 
 def select_run(home: str, spec: str) -> Run:
-    """A run by id or name prefix in `home`, or by a path to its run dir.
+    """A run in `home` by id or name, an op name (its newest run), a
+    unique id or name prefix; or a run anywhere by a path to its run dir.
 
     A spec that contains a path separator, or names an existing directory
     with a meta dir beside it, is a path.
@@ -148,15 +149,18 @@ def select_run(home: str, spec: str) -> Run:
     if os.sep in spec or (os.path.isdir(spec) and os.path.isdir(spec + ".meta")):
         return run_for_dir(spec)
     runs = list(reversed(list_runs(home)))
-    matches = [r for r in runs if r.id.startswith(spec) or r.name.startswith(spec)]
+    exact = [r for r in runs if spec in (r.id, r.name)]
+    if exact:
+        return exact[0]
+    by_op = runs_for_op(runs, spec)
+    if by_op:
+        return by_op[0]
+    matches = runs_for_prefix(runs, spec)
     if not matches:
         raise GageError(
             f"no run matching '{spec}' in {home} "
-            "(use a run id or name prefix from 'gage runs', or a path to a run dir)"
+            "(use a run id or name (or a prefix), an op name, or a path to a run dir)"
         )
-    exact = [r for r in matches if spec in (r.id, r.name)]
-    if len(exact) == 1:
-        return exact[0]
     if len(matches) > 1:
         names = ", ".join(r.name for r in matches[:5])
         more = ", ..." if len(matches) > 5 else ""
