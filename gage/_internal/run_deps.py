@@ -298,7 +298,8 @@ def _walk(
 def _select_run(runs_home: str, select: str, where: str) -> Run:
     runs = list_runs(runs_home)
     by_op = runs_for_op(runs, select)
-    candidates = by_op or runs_for_prefix(runs, select)
+    exact = [r for r in runs if select in (r.id, r.name)]
+    candidates = by_op or exact or runs_for_prefix(runs, select)
     if not candidates:
         raise DependencyError(
             f"{where}: no run matches run-select '{select}' in {runs_home}: "
