@@ -439,7 +439,9 @@ def _start_locked(run: Run, quiet: bool, verify: bool) -> int:
         _verify_for_start(run, log)
     args = run_meta.read_proc_cmd(run)
     env = _run_env(run)
-    before = file_util.snapshot_dir(run.run_dir)
+    # Verified files match the manifest: only files the run touches need
+    # hashing again. Unverified ones may not: hash them all at the end.
+    before = file_util.snapshot_dir(run.run_dir) if verify else None
     pid = os.getpid()
     run_meta.write_proc_lock(run, pid, run_exec.proc_start_time(pid))
     try:
