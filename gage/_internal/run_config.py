@@ -395,14 +395,15 @@ def coerce(val: Any, default: Any, name: str, file: str) -> Any:
     """`val` as the type of `default` where it can be; else ConfigError."""
     if val is None or default is None:
         return val
+    given = val
     if isinstance(val, str) and not isinstance(default, str):
         try:
             val = parse_value(val)
         except ConfigError:
-            raise ConfigError(_type_msg(val, default, name, file)) from None
+            raise ConfigError(_type_msg(given, default, name, file)) from None
     converted = _convert(val, default)
     if converted is _NO:
-        raise ConfigError(_type_msg(val, default, name, file))
+        raise ConfigError(_type_msg(given, default, name, file))
     return converted
 
 
