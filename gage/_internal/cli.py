@@ -100,7 +100,8 @@ def _parser() -> argparse.ArgumentParser:
         description=_RUN_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    run.add_argument("words", nargs="*", metavar="[OP] [NAME=VALUE ...]")
+    run.add_argument("op", nargs="?", metavar="OP", help="op to run (default: the default op)")
+    run.add_argument("assigns", nargs="*", metavar="NAME=VALUE", help="config values")
     mode = run.add_mutually_exclusive_group()
     mode.add_argument("--stage", action="store_true", help="stage only; print the run name and dir")
     mode.add_argument("--start", metavar="RUN", help="start a staged run (" + _RUN_ARG_HELP + ")")
@@ -179,7 +180,7 @@ def _cmd_run(args) -> int:
         return _start(args, _select_run(args, args.start))
     from . import gagefile, run_util, runs
 
-    op_name, assigns = _split_words(args.words)
+    op_name, assigns = _split_words(([args.op] if args.op else []) + args.assigns)
     gf, home = _project(args)
     opdef = gf.get_opdef(op_name)
     cmd = gagefile.op_cmd(opdef)
@@ -252,7 +253,7 @@ def _start(args, run) -> int:
     if code == 0:
         return _print_json(args, run, 0)
     status = _status(run)
-    print(f"gage: run {run.name} {status} (exit code {code})", file=sys.stderr)
+    print(f"gage: run {run.name} failed with exit code {code} (status {status})", file=sys.stderr)
     return _print_json(args, run, code if code is not None and 0 < code < 256 else 1)
 
 

@@ -26,6 +26,8 @@ __all__ = [
     "make_dir",
     "make_temp_dir",
     "parse_date",
+    "parse_datetime",
+    "parse_duration",
     "parse_path",
     "parse_run_id",
     "parse_run_name",
@@ -82,6 +84,18 @@ def parse_run_id(s: str) -> str:
 
 @_parse_type("run_name", r"[a-z]{6}-[a-z]{6}")
 def parse_run_name(s: str) -> str:
+    return s
+
+
+@_parse_type("datetime", r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d")
+def parse_datetime(s: str) -> str:
+    """Local date and time as `gage runs` and `gage show` print it."""
+    return s
+
+
+@_parse_type("duration", r"\d+\.\d+s|\d+:\d\d(?::\d\d)?")
+def parse_duration(s: str) -> str:
+    """A run duration as `gage runs` prints it (`0.05s`, `1:02`)."""
     return s
 
 
