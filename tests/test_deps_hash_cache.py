@@ -1,0 +1,169 @@
+"""The sqlite3 digest cache: hits, misses, racy files, concurrency, failure."""
+
+from __future__ import annotations
+
+import hashlib
+import multiprocessing
+import os
+import time
+
+import pytest
+
+from gage._internal import file_util, hash_cache
+from gage._internal.run_meta import hash_cache_path
+
+BIG = hash_cache.MIN_SIZE
+
+
+def _write(path: str, data: bytes, age: float = 10.0) -> str:
+    with open(path, "wb") as f:
+        f.write(data)
+    old = time.time() - age
+    os.utime(path, (old, old))
+    return hashlib.sha256(data).hexdigest()
+
+
+@pytest.fixture
+def count_hashes(monkeypatch):
+    calls: list[str] = []
+    real = file_util.sha256_file
+
+    def counting(path: str) -> str:
+        calls.append(path)
+        return real(path)
+
+    monkeypatch.setattr(file_util, "sha256_file", counting)
+    return calls
+
+
+def test_big_file_hashed_once(tmp_path, count_hashes):
+    path = str(tmp_path / "big.bin")
+    digest = _write(path, b"x" * BIG)
+    with hash_cache.open_cache(str(tmp_path)) as cache:
+        assert hash_cache.file_sha256(path, cache) == digest
+        assert hash_cache.file_sha256(path, cache) == digest
+    with hash_cache.open_cache(str(tmp_path)) as cache:
+        assert hash_cache.file_sha256(path, cache) == digest
+    assert count_hashes == [path]
+    assert os.path.exists(hash_cache_path(str(tmp_path)))
+
+
+def test_small_file_not_cached(tmp_path, count_hashes):
+    path = str(tmp_path / "small.txt")
+    digest = _write(path, b"hello")
+    with hash_cache.open_cache(str(tmp_path)) as cache:
+        assert hash_cache.file_sha256(path, cache) == digest
+        assert hash_cache.file_sha256(path, cache) == digest
+    assert len(count_hashes) == 2
+    # No digest was stored, so no database was made.
+    assert not os.path.exists(hash_cache_path(str(tmp_path)))
+
+
+def test_changed_file_rehashed(tmp_path, count_hashes):
+    path = str(tmp_path / "big.bin")
+    _write(path, b"a" * BIG, age=20)
+    with hash_cache.open_cache(str(tmp_path)) as cache:
+        hash_cache.file_sha256(path, cache)
+        # Same size, new content and mtime: in place, so same inode.
+        with open(path, "r+b") as f:
+            f.write(b"b")
+        old = time.time() - 10
+        os.utime(path, (old, old))
+        expected = hashlib.sha256(b"b" + b"a" * (BIG - 1)).hexdigest()
+        assert hash_cache.file_sha256(path, cache) == expected
+    assert len(count_hashes) == 2
+
+
+def test_recent_file_not_stored(tmp_path, count_hashes):
+    """A file modified within RACY_SECONDS may change without a new mtime."""
+    path = str(tmp_path / "big.bin")
+    digest = _write(path, b"r" * BIG, age=0)
+    with hash_cache.open_cache(str(tmp_path)) as cache:
+        assert hash_cache.file_sha256(path, cache) == digest
+        assert hash_cache.file_sha256(path, cache) == digest
+    assert len(count_hashes) == 2
+
+
+def test_symlink_uses_target(tmp_path, count_hashes):
+    path = str(tmp_path / "big.bin")
+    digest = _write(path, b"l" * BIG)
+    link = str(tmp_path / "link.bin")
+    os.symlink(path, link)
+    with hash_cache.open_cache(str(tmp_path)) as cache:
+        assert hash_cache.file_sha256(path, cache) == digest
+        assert hash_cache.file_sha256(link, cache) == digest
+    assert count_hashes == [path]
+
+
+def test_store_copy(tmp_path, count_hashes):
+    src = str(tmp_path / "src.bin")
+    digest = _write(src, b"c" * BIG)
+    dest = str(tmp_path / "dest.bin")
+    with hash_cache.open_cache(str(tmp_path)) as cache:
+        before = os.stat(src)
+        file_util.copy_file(src, dest)
+        hash_cache.store_copy(cache, before, os.stat(src), dest, digest)
+        assert hash_cache.file_sha256(dest, cache) == digest
+    assert count_hashes == []
+
+
+def test_store_copy_skipped_when_source_changed(tmp_path, count_hashes):
+    src = str(tmp_path / "src.bin")
+    digest = _write(src, b"c" * BIG)
+    dest = str(tmp_path / "dest.bin")
+    with hash_cache.open_cache(str(tmp_path)) as cache:
+        before = os.stat(src)
+        file_util.copy_file(src, dest)
+        _write(src, b"d" * BIG, age=5)
+        hash_cache.store_copy(cache, before, os.stat(src), dest, digest)
+        hash_cache.file_sha256(dest, cache)
+    assert count_hashes == [dest]
+
+
+def test_unusable_cache_falls_back(tmp_path, count_hashes):
+    path = str(tmp_path / "big.bin")
+    digest = _write(path, b"u" * BIG)
+    # The runs home is a file: the database cannot be made there.
+    not_a_dir = str(tmp_path / "file")
+    _write(not_a_dir, b"")
+    with hash_cache.open_cache(not_a_dir) as cache:
+        assert hash_cache.file_sha256(path, cache) == digest
+        assert hash_cache.file_sha256(path, cache) == digest
+    assert len(count_hashes) == 2
+
+
+def test_corrupt_cache_falls_back(tmp_path):
+    path = str(tmp_path / "big.bin")
+    digest = _write(path, b"k" * BIG)
+    with open(hash_cache_path(str(tmp_path)), "wb") as f:
+        f.write(b"this is not a database" * 100)
+    with hash_cache.open_cache(str(tmp_path)) as cache:
+        assert hash_cache.file_sha256(path, cache) == digest
+
+
+def _hash_many(args: tuple[str, list[str]]) -> list[str]:
+    home, paths = args
+    result = []
+    for _ in range(3):
+        with hash_cache.open_cache(home) as cache:
+            result = [hash_cache.file_sha256(p, cache) for p in paths]
+    return result
+
+
+def test_concurrent_processes(tmp_path):
+    home = str(tmp_path)
+    paths, digests = [], []
+    for i in range(12):
+        path = str(tmp_path / f"f{i}.bin")
+        digests.append(_write(path, bytes([i]) * BIG))
+        paths.append(path)
+    ctx = multiprocessing.get_context("spawn")
+    with ctx.Pool(6) as pool:
+        results = pool.map(_hash_many, [(home, paths[i:] + paths[:i]) for i in range(6)])
+    for i, result in enumerate(results):
+        assert result == digests[i:] + digests[:i]
+    with hash_cache.open_cache(home) as cache:
+        db = hash_cache._db(cache)
+        assert db is not None
+        (n,) = db.execute("SELECT count(*) FROM digests").fetchone()
+    assert n == 12
