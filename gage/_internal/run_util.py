@@ -435,16 +435,17 @@ def _start_locked(run: Run, quiet: bool, verify: bool) -> int:
     status = run_status(run)
     if status != "staged":
         raise RunError(_not_startable_msg(run, status))
-    if verify:
-        _verify_for_start(run, log)
-    args = run_meta.read_proc_cmd(run)
-    env = _run_env(run)
-    # Verified files match the manifest: only files the run touches need
-    # hashing again. Unverified ones may not: hash them all at the end.
-    before = file_util.snapshot_dir(run.run_dir) if verify else None
+    # proc/lock first: a process refused the lock reads the pid here.
     pid = os.getpid()
     run_meta.write_proc_lock(run, pid, run_exec.proc_start_time(pid))
     try:
+        if verify:
+            _verify_for_start(run, log)
+        args = run_meta.read_proc_cmd(run)
+        env = _run_env(run)
+        # Verified files match the manifest: only files the run touches
+        # need hashing again. Unverified ones may not: hash all at the end.
+        before = file_util.snapshot_dir(run.run_dir) if verify else None
         write_timestamp(run, "started")
         log.info(f"Starting run {run.id}: {shlex.join(args)}")
         output, _index = run_meta.output_paths(run, "run")
