@@ -49,7 +49,7 @@ def patch(text: str, values: dict[str, Any]) -> str:
         parent = doc
         for part in path[:-1]:
             parent = parent[part]
-        parent[path[-1]] = _item(val, parent[path[-1]])
+        parent[path[-1]] = _item(val, parent[path[-1]], name)
     return doc.as_string()
 
 
@@ -101,14 +101,56 @@ def _is_toml_value(val: Any) -> bool:
     return is_config_value(val)
 
 
-def _item(val: Any, old: Any) -> items.Item:
-    if isinstance(val, tuple):
-        val = list(val)
+def _item(val: Any, old: Any, name: str) -> items.Item:
+    if isinstance(old, items.AoT):
+        # An array of tables ([[name]]) stays one: anything else written
+        # in its place could land in the table before it.
+        if not _is_table_list(val):
+            raise ConfigError(
+                f"cannot write {val!r} to '{name}': an array of tables "
+                f"([[{name}]]) takes a list of tables"
+            )
+        return _keep_trailing_ws(tomlkit.item(list(val)), old)
     if isinstance(val, str) and isinstance(old, items.String):
         if old.type in (items.StringType.SLL, items.StringType.MLL) and _literal_ok(
             val
         ):
             return tomlkit.string(val, literal=True)
+    return _inline(val)
+
+
+def _keep_trailing_ws(new: items.AoT, old: items.AoT) -> items.AoT:
+    """Keep the blank lines that ended the old array of tables."""
+    trail = []
+    for key, item in reversed(old.body[-1].value.body):
+        if key is not None or not isinstance(item, items.Whitespace):
+            break
+        trail.insert(0, item.s)
+    for ws in trail:
+        new.body[-1].add(tomlkit.ws(ws))
+    return new
+
+
+def _is_table_list(val: Any) -> bool:
+    return (
+        isinstance(val, (list, tuple))
+        and bool(val)
+        and all(isinstance(x, dict) for x in val)
+    )
+
+
+def _inline(val: Any) -> items.Item:
+    """`val` as an item that stays on its line (inline tables, arrays)."""
+    if isinstance(val, dict):
+        table = tomlkit.inline_table()
+        for k, v in val.items():
+            table.append(k, _inline(v))
+        return table
+    if isinstance(val, (list, tuple)):
+        array = tomlkit.array()
+        for x in val:
+            array.append(_inline(x))
+        return array
     return tomlkit.item(val)
 
 
