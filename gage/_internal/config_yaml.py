@@ -69,11 +69,17 @@ def _values(text: str) -> dict[str, tuple[Any, yaml.Node, yaml.Node]]:
             _walk(loader, root, (), found, set())
         return found
     except yaml.MarkedYAMLError as e:
-        raise ConfigError(f"invalid YAML{_line(e)}: {e.problem}") from None
+        raise ConfigError(f"invalid YAML{_line(e)}: {_problem(e)}") from None
     except yaml.YAMLError as e:
         raise ConfigError(f"invalid YAML: {e}") from None
     finally:
         loader.dispose()
+
+
+def _problem(e: yaml.MarkedYAMLError) -> str:
+    if e.problem and e.problem.startswith("but ") and e.context:
+        return f"{e.context} {e.problem}"
+    return e.problem or e.context or "invalid syntax"
 
 
 def _line(e: yaml.MarkedYAMLError) -> str:
@@ -238,7 +244,7 @@ def _format_str(s: str, node: yaml.Node | None, flow: bool) -> str:
     style = node.style if isinstance(node, yaml.ScalarNode) else None
     if style == '"':
         return _double_quoted(s)
-    if style is None and _plain_ok(s):
+    if style in (None, "|", ">") and _plain_ok(s):
         return s
     if _single_ok(s):
         return "'" + s.replace("'", "''") + "'"
