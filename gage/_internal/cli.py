@@ -39,6 +39,8 @@ signal; 2 for a usage or gage.toml/config error.
 """
 
 
+_STATUSES = ["pending", "staged", "running", "completed", "error", "terminated", "abandoned"]
+
 _RUN_ARG_HELP = (
     "a run id or name, or a prefix of one; an op name for its latest run; "
     "or a path to a run dir"
@@ -115,7 +117,7 @@ def _parser() -> argparse.ArgumentParser:
 
     runs = sub.add_parser("runs", help="list runs, newest first", description="List runs, newest first.")
     runs.add_argument("-o", "--op", help="only runs of this op")
-    runs.add_argument("-s", "--status", help="only runs with this status (completed, error, staged, ...)")
+    runs.add_argument("-s", "--status", choices=_STATUSES, metavar="STATUS", help="only runs with this status: " + ", ".join(_STATUSES))
     runs.add_argument("--json", action="store_true", help="print runs as JSON")
     _runs_dir_arg(runs)
     runs.set_defaults(func=_cmd_runs)
@@ -379,7 +381,8 @@ def _cmd_runs(args) -> int:
         print(json.dumps(records, indent=2, sort_keys=True))
         return 0
     if not records:
-        print(f"No runs in {home}")
+        filtered = args.op or args.status
+        print(f"No {'matching ' if filtered else ''}runs in {home}")
         return 0
     rows = [("#", "name", "op", "status", "started", "time", "config")]
     for i, r in enumerate(records, 1):
@@ -446,7 +449,9 @@ def _cmd_show(args) -> int:
         import json
 
         record["deps"] = run_meta.read_deps(run)
-        record["manifest"] = [e._asdict() for e in manifest] if args.files else None
+        record["manifest_counts"] = _manifest_counts(manifest)
+        if args.files:
+            record["manifest"] = [e._asdict() for e in manifest]
         print(json.dumps(record, indent=2, sort_keys=True))
         return 0
     print(f"Run:      {run.name} ({run.id})")
@@ -485,10 +490,15 @@ def _show_deps(deps: list) -> None:
 _TYPE_NAMES = {"s": "source code", "d": "dependency", "r": "runtime", "g": "generated"}
 
 
-def _show_manifest(manifest, files: bool) -> None:
+def _manifest_counts(manifest) -> dict[str, int]:
     counts: dict[str, int] = {}
     for e in manifest:
         counts[e.type] = counts.get(e.type, 0) + 1
+    return counts
+
+
+def _show_manifest(manifest, files: bool) -> None:
+    counts = _manifest_counts(manifest)
     parts = [f"{counts[t]} {_TYPE_NAMES.get(t, t)}" for t in "sdrg" if t in counts]
     print(f"Manifest: {', '.join(parts) if parts else 'empty'}")
     if files:
