@@ -502,7 +502,7 @@ def _show_manifest(manifest, files: bool) -> None:
     parts = [f"{counts[t]} {_TYPE_NAMES.get(t, t)}" for t in "sdrg" if t in counts]
     print(f"Manifest: {', '.join(parts) if parts else 'empty'}")
     if files:
-        for e in manifest:
+        for e in sorted(manifest, key=lambda e: e.path):
             print(f"  {e.type} {e.sha256} {e.path}")
 
 
@@ -516,7 +516,8 @@ def _show_output(run, lines: int = 10) -> None:
     except FileNotFoundError:
         return
     if tail:
-        print(f"Output (last {_count(len(tail), 'line')}):")
+        last = "last line" if len(tail) == 1 else f"last {len(tail)} lines"
+        print(f"Output ({last}):")
         for line in tail:
             print(f"  {line}")
 
