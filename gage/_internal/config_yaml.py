@@ -167,9 +167,14 @@ def _block_seq_edit(
             "- " + _format(x, _item_node(node, i), flow=True) for i, x in enumerate(val)
         ]
         return start, end, sep.join(items)
-    # Not a non-empty list: write it after the key's colon.
+    # Not a non-empty list: write it after the key's colon, keeping the
+    # comments between the colon and the sequence.
     colon = text.index(":", key_node.end_mark.index) + 1
-    return colon, end, " " + _format(val, node, flow=False)
+    new = _format(val, node, flow=False)
+    props = text[node.start_mark.index : start].rstrip()
+    if props:
+        return colon, end, f" {props} {new}"
+    return colon, end, " " + new + text[colon:start].rstrip()
 
 
 def _item_node(node: yaml.SequenceNode, i: int) -> yaml.Node | None:
