@@ -327,3 +327,41 @@ def test_relocated_run_started_by_another_user():
         delete_temp_dir(here)
         if there:
             delete_temp_dir(there)
+
+
+def test_signal_during_finalize_waits_for_the_record(tmp_path):
+    """SIGTERM after the run's process ended: record completed, then it acts."""
+    import signal
+    import subprocess
+    import textwrap
+    import time
+
+    run = _staged(tmp_path, {}, _py("print('done')"))
+    marker = tmp_path / "finalizing"
+    runner = textwrap.dedent(
+        f"""
+        import time
+        from gage._internal import run_util
+        read_summary = run_util._read_summary
+        def slow_read_summary(*args):
+            open({str(marker)!r}, "w").close()
+            time.sleep(1)
+            read_summary(*args)
+        run_util._read_summary = slow_read_summary
+        run_util.start_run(run_util.load_run({run.run_dir!r}), quiet=True)
+        print("not reached")
+        """
+    )
+    p = subprocess.Popen([sys.executable, "-c", runner], stdout=subprocess.PIPE)
+    deadline = time.time() + 20
+    while not marker.exists() and time.time() < deadline:
+        time.sleep(0.01)
+    p.send_signal(signal.SIGTERM)
+    out, _ = p.communicate(timeout=20)
+    assert p.returncode == -signal.SIGTERM
+    assert out == b""
+    assert run_util.run_status(run) == "completed"
+    assert not os.path.exists(run_meta.proc_lock_path(run))
+    log = open(os.path.join(run.meta_dir, "log", "runner")).read()
+    assert "Received SIGTERM: completing the run record first" in log
+    assert "Run stopped with exit code 0 (completed)" in log

@@ -9,13 +9,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pprint
 import secrets
 import shlex
 import threading
 import time
-from typing import Any
+from typing import Any, Iterator
 
 import attrs
 
@@ -438,6 +439,7 @@ def _start_locked(run: Run, quiet: bool, verify: bool) -> int:
     # proc/lock first: a process refused the lock reads the pid here.
     pid = os.getpid()
     run_meta.write_proc_lock(run, pid, run_exec.proc_start_time(pid))
+    deferred: list[int] = []
     try:
         if verify:
             _verify_for_start(run, log)
@@ -460,15 +462,52 @@ def _start_locked(run: Run, quiet: bool, verify: bool) -> int:
             )
         except run_exec.ExecError as e:
             log.info(str(e))
-            finalize_run(run, 127, quiet=quiet, _before=before)
+            with _signals_deferred(run, deferred):
+                finalize_run(run, 127, quiet=quiet, _before=before)
             raise RunError(
                 f"{e} (run {run.name}): check the command in proc/cmd and PATH"
             ) from None
         log.info(f"Run process exited with code {exit_code}")
-        finalize_run(run, exit_code, quiet=quiet, _before=before)
+        with _signals_deferred(run, deferred):
+            finalize_run(run, exit_code, quiet=quiet, _before=before)
         return exit_code
     finally:
         run_meta.delete_proc_lock(run)
+        _raise_deferred(deferred)
+
+
+@contextlib.contextmanager
+def _signals_deferred(run: Run, deferred: list[int]) -> Iterator[None]:
+    """Hold SIGINT/SIGTERM while the record of a run is completed.
+
+    The run's process has ended; a signal now would leave the record
+    half written. It is raised again once the record is complete.
+    """
+    import signal
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(sig: int, _frame: Any) -> None:
+        deferred.append(sig)
+        name = signal.Signals(sig).name
+        runner_log(run).info(f"Received {name}: completing the run record first")
+
+    sigs = (signal.SIGINT, signal.SIGTERM)
+    saved = {sig: signal.signal(sig, handler) for sig in sigs}
+    try:
+        yield
+    finally:
+        for sig, prev in saved.items():
+            signal.signal(sig, prev)
+
+
+def _raise_deferred(deferred: list[int]) -> None:
+    import signal
+
+    if deferred:
+        signal.raise_signal(deferred[0])
 
 
 def _not_startable_msg(run: Run, status: str) -> str:
