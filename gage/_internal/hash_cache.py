@@ -93,7 +93,9 @@ def open_cache(runs_home: str) -> HashCache:
 def _db(cache: HashCache) -> sqlite3.Connection | None:
     if cache.db is None and not cache.failed:
         try:
-            db = sqlite3.connect(cache.path, timeout=_BUSY_TIMEOUT, isolation_level=None)
+            db = sqlite3.connect(
+                cache.path, timeout=_BUSY_TIMEOUT, isolation_level=None
+            )
             db.execute(_SCHEMA)
         except (sqlite3.Error, OSError):
             cache.failed = True

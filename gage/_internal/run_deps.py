@@ -364,17 +364,29 @@ def resolve_deps(run: Run, project_dir: str | None = None) -> list[dict[str, Any
     project_dir = os.path.abspath(project_dir or os.getcwd())
     log = runner_log(run)
     log.info("Resolving dependencies (see deps.json for details)")
-    resolved = preview_dependencies(run.runs_home, project_dir, opdef)
-    with hash_cache.open_cache(run.runs_home) as cache:
-        hashed = [_hash_files(dep, cache, _where(opdef, i, dep.spec))
-                  for i, dep in enumerate(resolved)]
-        records = []
-        placed: dict[str, str] = {}
-        for i, (dep, digests) in enumerate(zip(resolved, hashed)):
-            where = _where(opdef, i, dep.spec)
-            records.append(_place(run, dep, digests, cache, where, placed))
+    try:
+        records = _resolve_and_place(run, project_dir, opdef)
+    except DependencyError as e:
+        log.info(f"ERROR: {e}")
+        raise
     write_deps(run, records)
     return records
+
+
+def _resolve_and_place(
+    run: Run, project_dir: str, opdef: OpDef
+) -> list[dict[str, Any]]:
+    resolved = preview_dependencies(run.runs_home, project_dir, opdef)
+    wheres = [_where(opdef, i, dep.spec) for i, dep in enumerate(resolved)]
+    with hash_cache.open_cache(run.runs_home) as cache:
+        hashed = [
+            _hash_files(dep, cache, where) for dep, where in zip(resolved, wheres)
+        ]
+        placed: dict[str, str] = {}
+        return [
+            _place(run, dep, digests, cache, where, placed)
+            for dep, digests, where in zip(resolved, hashed, wheres)
+        ]
 
 
 def _hash_files(

@@ -87,7 +87,9 @@ def runs_for_op(runs: list[Run], op: str) -> list[Run]:
 
 def runs_for_prefix(runs: list[Run], prefix: str) -> list[Run]:
     """Runs whose id or name starts with `prefix`, order kept."""
-    return [run for run in runs if run.id.startswith(prefix) or run.name.startswith(prefix)]
+    return [
+        run for run in runs if run.id.startswith(prefix) or run.name.startswith(prefix)
+    ]
 
 
 def op_name(run: Run) -> str | None:
