@@ -61,6 +61,8 @@ def main() -> None:
                 times["base"].append(base)
                 times["venv"].append(venv)
                 times["bare"].append(no_venv)
+        select_venv = statistics.median(_time_select(project) for _ in range(ROUNDS))
+        select_bare = statistics.median(_time_select(bare) for _ in range(ROUNDS))
         baseline = statistics.median(times["base"])
         with_venv = statistics.median(times["venv"])
         without_venv = statistics.median(times["bare"])
@@ -75,6 +77,9 @@ def main() -> None:
           f"({ratio:.2f}x baseline; target < 2x)")
     print(f"gage staging, without .venv:   {without_venv:.3f} s  "
           f"(.venv adds {venv_cost * 100:+.1f}%; target < 5%)")
+    print(f"selection only (walk + rules): {select_venv:.3f} s with .venv, "
+          f"{select_bare:.3f} s without "
+          f"({(select_venv - select_bare) / select_bare * 100:+.1f}%)")
 
 
 def _gen_project(project: str, venv: bool) -> None:
@@ -98,6 +103,12 @@ def _gen_project(project: str, venv: bool) -> None:
 def _selected_files(project: str) -> list[str]:
     opdef = OpDef("bench", {"sourcecode": RULES})
     return run_util.preview_sourcecode(project, opdef).files
+
+
+def _time_select(project: str) -> float:
+    t0 = time.perf_counter()
+    _selected_files(project)
+    return time.perf_counter() - t0
 
 
 def _stage(project: str, work: str) -> float:
