@@ -16,4 +16,5 @@ step gage run train lr=0.05 epochs=100 -y
 step gage run evaluate -y
 # The same config and the same inputs: the completed run is reused.
 step gage run train lr=0.05 epochs=100 -y --needed
+step gage show evaluate
 step gage runs

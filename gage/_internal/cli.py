@@ -490,6 +490,13 @@ def _show_deps(deps: list) -> None:
 _TYPE_NAMES = {"s": "source code", "d": "dependency", "r": "runtime", "g": "generated"}
 
 
+def _type_count(n: int, type: str) -> str:
+    name = _TYPE_NAMES.get(type, type)
+    if n != 1 and name == "dependency":
+        name = "dependencies"
+    return f"{n} {name}"
+
+
 def _manifest_counts(manifest) -> dict[str, int]:
     counts: dict[str, int] = {}
     for e in manifest:
@@ -499,7 +506,7 @@ def _manifest_counts(manifest) -> dict[str, int]:
 
 def _show_manifest(manifest, files: bool) -> None:
     counts = _manifest_counts(manifest)
-    parts = [f"{counts[t]} {_TYPE_NAMES.get(t, t)}" for t in "sdrg" if t in counts]
+    parts = [_type_count(counts[t], t) for t in "sdrg" if t in counts]
     print(f"Manifest: {', '.join(parts) if parts else 'empty'}")
     if files:
         for e in sorted(manifest, key=lambda e: e.path):
