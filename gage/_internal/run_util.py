@@ -27,7 +27,6 @@ from . import (
     run_deps,
     run_exec,
     run_hooks,
-    run_config,
     run_meta,
 )
 from .run_meta import (
@@ -276,6 +275,12 @@ def _pformat(val: list[str]) -> str:
 
 def apply_config(run: Run) -> None:
     """Apply run config to the copied source code (see run_config)."""
+    # Imported only for runs with config: its parsers (yaml, tomlkit) cost
+    # more than a simple `gage run` should.
+    if not run_meta.read_config(run):
+        return
+    from . import run_config
+
     run_config.apply_run_config(run)
 
 
