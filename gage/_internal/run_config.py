@@ -106,7 +106,9 @@ def parse_value(text: str) -> Any:
 
 
 _INT = re.compile(r"[-+]?[0-9]+")
-_FLOAT = re.compile(r"[-+]?(?:[0-9]+\.[0-9]*|\.[0-9]+|[0-9]+(?=[eE]))(?:[eE][-+]?[0-9]+)?")
+_FLOAT = re.compile(
+    r"[-+]?(?:[0-9]+\.[0-9]*|\.[0-9]+|[0-9]+(?=[eE]))(?:[eE][-+]?[0-9]+)?"
+)
 _NULL = ("null", "Null", "NULL", "~")
 _TRUE = ("true", "yes", "on")
 _FALSE = ("false", "no", "off")
@@ -219,7 +221,8 @@ def _table_rules(table: dict[str, Any], opdef: OpDef) -> list[_Rule]:
     keys = table.get("keys")
     if not keys:
         raise ConfigError(
-            f"Config table for op '{opdef.name}' needs 'keys' (e.g. keys = 'train.py#lr')"
+            f"Config table for op '{opdef.name}' needs 'keys' "
+            "(e.g. keys = 'train.py#lr')"
         )
     specs = [keys] if isinstance(keys, str) else list(keys)
     return [_parse_rule(spec, table, opdef) for spec in specs]
@@ -278,12 +281,15 @@ def _include(
         for file_key, val in file_keys.items():
             if rule.key_globs is not None and not _match_keys(file_key, rule.key_globs):
                 continue
-            matched.update(g for g in rule.key_globs or () if fnmatch.fnmatchcase(file_key, g))
+            matched.update(
+                g for g in rule.key_globs or () if fnmatch.fnmatchcase(file_key, g)
+            )
             name = _config_name(file_key, rule)
             cur = config.get(name)
             if cur and cur.file != path:
                 continue  # the first file to define a name provides it
-            config[name] = ConfigValue(val, path, file_key, rule.description)
+            desc = rule.description or (cur.description if cur else "")
+            config[name] = ConfigValue(val, path, file_key, desc)
     for key_glob in rule.key_globs or ():
         if not _is_glob(key_glob) and key_glob not in matched:
             raise ConfigError(
