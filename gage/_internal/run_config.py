@@ -22,7 +22,9 @@ from __future__ import annotations
 
 import difflib
 import fnmatch
+import functools
 import glob
+import importlib
 import os
 import re
 import shutil
@@ -30,9 +32,7 @@ import tempfile
 from typing import Any
 
 import attrs
-import yaml
 
-from . import config_json, config_py, config_toml, config_yaml
 from .config_util import is_config_value
 from .run_meta import (
     FileEvent,
@@ -94,8 +94,10 @@ def parse_value(text: str) -> Any:
     """A value typed like a YAML scalar or flow collection (see above)."""
     if text[:1] not in ("[", "{", "'", '"'):
         return _scalar(text)
+    import yaml
+
     try:
-        val = yaml.load(text, Loader=_ValueLoader)
+        val = yaml.load(text, Loader=_value_loader())
     except yaml.MarkedYAMLError as e:
         raise ConfigError(f"{e.problem} (quote the value to use it as text)") from None
     except yaml.YAMLError as e:
@@ -144,22 +146,28 @@ def _scalar_tag(text: str) -> str:
     return "str"
 
 
-class _ValueLoader(yaml.SafeLoader):
-    """Types plain scalars in flow collections as `_scalar` does."""
+@functools.cache
+def _value_loader():
+    """A YAML loader that types plain scalars as `_scalar` does.
 
-    def resolve(self, kind, value, implicit):
-        if kind is yaml.ScalarNode and implicit[0]:
-            return "tag:yaml.org,2002:" + _scalar_tag(value)
-        return super().resolve(kind, value, implicit)
+    Made on first use: yaml is imported only when a value needs it.
+    """
+    import yaml
 
-    def construct_scalar_value(self, node):
-        return _scalar(self.construct_scalar(node))
+    class ValueLoader(yaml.SafeLoader):
+        def resolve(self, kind, value, implicit):
+            if kind is yaml.ScalarNode and implicit[0]:
+                return "tag:yaml.org,2002:" + _scalar_tag(value)
+            return super().resolve(kind, value, implicit)
 
+        def construct_scalar_value(self, node):
+            return _scalar(self.construct_scalar(node))
 
-for _tag in ("null", "bool", "int", "float"):
-    _ValueLoader.add_constructor(
-        "tag:yaml.org,2002:" + _tag, _ValueLoader.construct_scalar_value
-    )
+    for tag in ("null", "bool", "int", "float"):
+        ValueLoader.add_constructor(
+            "tag:yaml.org,2002:" + tag, ValueLoader.construct_scalar_value
+        )
+    return ValueLoader
 
 
 # ---------------------------------------------------------------------------
@@ -263,7 +271,7 @@ def _match_files(root: str, rule: _Rule) -> list[str]:
     return sorted(
         m.replace(os.sep, "/")
         for m in matches
-        if os.path.isfile(os.path.join(root, m)) and _format(m)
+        if os.path.isfile(os.path.join(root, m)) and _has_format(m)
     )
 
 
@@ -316,17 +324,23 @@ def _exclude(rule: _Rule, paths: list[str], config: dict[str, ConfigValue]) -> N
             del config[name]
 
 
+# Format modules by file extension, imported when a file needs one.
 _FORMATS = {
-    ".py": config_py,
-    ".json": config_json,
-    ".toml": config_toml,
-    ".yaml": config_yaml,
-    ".yml": config_yaml,
+    ".py": "config_py",
+    ".json": "config_json",
+    ".toml": "config_toml",
+    ".yaml": "config_yaml",
+    ".yml": "config_yaml",
 }
 
 
+def _has_format(path: str) -> bool:
+    return os.path.splitext(path)[1].lower() in _FORMATS
+
+
 def _format(path: str):
-    return _FORMATS.get(os.path.splitext(path)[1].lower())
+    name = _FORMATS.get(os.path.splitext(path)[1].lower())
+    return importlib.import_module("." + name, __package__) if name else None
 
 
 class _FileCache:
