@@ -59,8 +59,6 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args)
     except GageError as e:
         return _error(str(e), 1 if _is_run_error(e) else 2)
-    except (FileNotFoundError, NotADirectoryError, PermissionError) as e:
-        return _error(f"{e.strerror}: {e.filename}" if e.filename else str(e), 2)
     except KeyboardInterrupt:
         return _error("interrupted", 130)
     except BrokenPipeError:
@@ -68,6 +66,9 @@ def main(argv: list[str] | None = None) -> int:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return 0
+    except OSError as e:
+        # A user path that is missing, unreadable, not a dir, disk full...
+        return _error(f"{e.strerror}: {e.filename}" if e.filename else str(e), 2)
 
 
 def _is_run_error(e: Exception) -> bool:
@@ -179,6 +180,8 @@ def _select_run(args, spec: str):
 
 def _cmd_run(args) -> int:
     if args.start:
+        if args.op or args.assigns:
+            raise _usage("--start takes a staged run only: config was set when it was staged")
         return _start(args, _select_run(args, args.start))
     from . import gagefile, run_util, runs
 
