@@ -34,10 +34,14 @@ class TopicItem(pytest.Item):
         lines: list[str] = []
         config = groktest.load_project_config(os.path.join(_ROOT, "pyproject.toml"))
         summary = groktest.test_file(
-            str(self.path), config, print_output=lambda s="", *a, **kw: lines.append(str(s))
+            str(self.path),
+            config,
+            print_output=lambda s="", *a, **kw: lines.append(str(s)),
         )
         if summary.failed:
-            raise TopicFailed(len(summary.failed), len(summary.tested), "\n".join(lines))
+            raise TopicFailed(
+                len(summary.failed), len(summary.tested), "\n".join(lines)
+            )
         if not summary.tested:
             raise TopicFailed(0, 0, "topic has no examples")
 

@@ -60,7 +60,9 @@ def main() -> int:
         _rmtree(runs)
     med = {name: statistics.median(t) for name, t in times.items()}
     for name, t in times.items():
-        print(f"{name:16} median {med[name] * 1000:7.1f} ms   best {min(t) * 1000:7.1f} ms")
+        print(
+            f"{name:16} median {med[name] * 1000:7.1f} ms   best {min(t) * 1000:7.1f} ms"
+        )
     base = med["python -c pass"]
     ratio = med["gage --help"] / base
     overhead = med["gage run noop"] - base
@@ -79,10 +81,14 @@ def main() -> int:
 
 def _time(cmd: list[str], cwd: str, env: dict[str, str]) -> float:
     start = time.perf_counter()
-    p = subprocess.run(cmd, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    p = subprocess.run(
+        cmd, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
     elapsed = time.perf_counter() - start
     if p.returncode != 0:
-        raise SystemExit(f"{' '.join(cmd)} failed ({p.returncode}): {p.stderr.decode()}")
+        raise SystemExit(
+            f"{' '.join(cmd)} failed ({p.returncode}): {p.stderr.decode()}"
+        )
     return elapsed
 
 

@@ -56,8 +56,10 @@ def _bench(tmp: str, size_mib: int) -> int:
     sha256sum_rate = size_mib / sha256sum_s
     hashlib_rate = size_mib / hashlib_s
     print(f"sha256sum:         {sha256sum_s:6.3f} s  {sha256sum_rate:7.0f} MiB/s")
-    print(f"gage sha256:       {hashlib_s:6.3f} s  {hashlib_rate:7.0f} MiB/s "
-          f"({hashlib_rate / sha256sum_rate:.0%} of sha256sum)")
+    print(
+        f"gage sha256:       {hashlib_s:6.3f} s  {hashlib_rate:7.0f} MiB/s "
+        f"({hashlib_rate / sha256sum_rate:.0%} of sha256sum)"
+    )
 
     # The cache does not store digests of files modified in the last
     # RACY_SECONDS; a real data file is older than that.
@@ -79,18 +81,24 @@ def _bench(tmp: str, size_mib: int) -> int:
 
     print(f"stage, no dependency:  {no_dep_s:6.3f} s")
     print(f"stage, linked, 1st:    {linked_1:6.3f} s")
-    print(f"stage, linked, 2nd:    {linked_2:6.3f} s  "
-          f"(+{linked_2 - no_dep_s:.3f} s over no dependency)")
+    print(
+        f"stage, linked, 2nd:    {linked_2:6.3f} s  "
+        f"(+{linked_2 - no_dep_s:.3f} s over no dependency)"
+    )
     print(f"stage, copied, 1st:    {copied_1:6.3f} s")
     print(f"stage, copied, 2nd:    {copied_2:6.3f} s")
 
     failed = []
     if linked_2 - no_dep_s >= 0.2:
-        failed.append(f"second linked staging costs {linked_2 - no_dep_s:.3f} s "
-                      f"more than no dependency (limit 0.2 s)")
+        failed.append(
+            f"second linked staging costs {linked_2 - no_dep_s:.3f} s "
+            f"more than no dependency (limit 0.2 s)"
+        )
     if hashlib_rate < 0.8 * sha256sum_rate:
-        failed.append(f"hashing at {hashlib_rate / sha256sum_rate:.0%} of "
-                      f"sha256sum's speed (limit 80%)")
+        failed.append(
+            f"hashing at {hashlib_rate / sha256sum_rate:.0%} of "
+            f"sha256sum's speed (limit 80%)"
+        )
     for msg in failed:
         print(f"FAIL: {msg}")
     if not failed:

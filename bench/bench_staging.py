@@ -70,16 +70,24 @@ def main() -> None:
         _rmtree(work)
     ratio = with_venv / baseline
     venv_cost = (with_venv - without_venv) / without_venv
-    print(f"source files: {SOURCE_FILES}, .venv files: {VENV_FILES}, "
-          f"median of {ROUNDS} rounds")
+    print(
+        f"source files: {SOURCE_FILES}, .venv files: {VENV_FILES}, "
+        f"median of {ROUNDS} rounds"
+    )
     print(f"cp -a + sha256sum (baseline):  {baseline:.3f} s")
-    print(f"gage staging, with .venv:      {with_venv:.3f} s  "
-          f"({ratio:.2f}x baseline; target < 2x)")
-    print(f"gage staging, without .venv:   {without_venv:.3f} s  "
-          f"(.venv adds {venv_cost * 100:+.1f}%; target < 5%)")
-    print(f"selection only (walk + rules): {select_venv:.3f} s with .venv, "
-          f"{select_bare:.3f} s without "
-          f"({(select_venv - select_bare) / select_bare * 100:+.1f}%)")
+    print(
+        f"gage staging, with .venv:      {with_venv:.3f} s  "
+        f"({ratio:.2f}x baseline; target < 2x)"
+    )
+    print(
+        f"gage staging, without .venv:   {without_venv:.3f} s  "
+        f"(.venv adds {venv_cost * 100:+.1f}%; target < 5%)"
+    )
+    print(
+        f"selection only (walk + rules): {select_venv:.3f} s with .venv, "
+        f"{select_bare:.3f} s without "
+        f"({(select_venv - select_bare) / select_bare * 100:+.1f}%)"
+    )
 
 
 def _gen_project(project: str, venv: bool) -> None:

@@ -112,9 +112,7 @@ def test_second_linked_staging_does_not_hash(tmp_path, monkeypatch):
     _stage(tmp_path, opdef, project)
     hashed: list[str] = []
     real = file_util.sha256_file
-    monkeypatch.setattr(
-        file_util, "sha256_file", lambda p: hashed.append(p) or real(p)
-    )
+    monkeypatch.setattr(file_util, "sha256_file", lambda p: hashed.append(p) or real(p))
     run = _stage(tmp_path, opdef, project)
     assert [os.path.basename(p) for p in hashed] == ["train.py"]
     [dep] = read_deps(run)
@@ -129,9 +127,7 @@ def test_copied_big_file_hashed_once(tmp_path, monkeypatch):
     )
     hashed: list[str] = []
     real = file_util.sha256_file
-    monkeypatch.setattr(
-        file_util, "sha256_file", lambda p: hashed.append(p) or real(p)
-    )
+    monkeypatch.setattr(file_util, "sha256_file", lambda p: hashed.append(p) or real(p))
     run = _stage(tmp_path, opdef, project)
     # The source once; the copy's digest comes from the source.
     assert sorted(os.path.basename(p) for p in hashed) == ["big.bin", "train.py"]
@@ -151,7 +147,8 @@ def test_symlinked_dir_inside_root_followed(tmp_path):
     project = _project(tmp_path)
     os.symlink("data", project / "alias")
     opdef = OpDef(
-        "t", {"sourcecode": "*.py", "depends": {"type": "project-files", "files": "alias"}}
+        "t",
+        {"sourcecode": "*.py", "depends": {"type": "project-files", "files": "alias"}},
     )
     [dep] = run_deps.preview_dependencies(str(tmp_path / "runs"), str(project), opdef)
     assert [f.path for f in dep.files] == ["alias/big.bin"]
@@ -161,7 +158,8 @@ def test_symlink_loop_terminates(tmp_path):
     project = _project(tmp_path)
     os.symlink("..", project / "data" / "up")
     opdef = OpDef(
-        "t", {"sourcecode": "*.py", "depends": {"type": "project-files", "files": "data"}}
+        "t",
+        {"sourcecode": "*.py", "depends": {"type": "project-files", "files": "data"}},
     )
     [dep] = run_deps.preview_dependencies(str(tmp_path / "runs"), str(project), opdef)
     assert "data/big.bin" in [f.path for f in dep.files]

@@ -159,7 +159,9 @@ def test_concurrent_processes(tmp_path):
         paths.append(path)
     ctx = multiprocessing.get_context("spawn")
     with ctx.Pool(6) as pool:
-        results = pool.map(_hash_many, [(home, paths[i:] + paths[:i]) for i in range(6)])
+        results = pool.map(
+            _hash_many, [(home, paths[i:] + paths[:i]) for i in range(6)]
+        )
     for i, result in enumerate(results):
         assert result == digests[i:] + digests[:i]
     with hash_cache.open_cache(home) as cache:

@@ -34,8 +34,17 @@ def test_parse_rule_all_qualifiers():
 
 @pytest.mark.parametrize(
     "rule",
-    ["", "   ", "-", "* bogus", "* size<", "* size<-1", "* max-matches=x",
-     "* text dir", "* sentinel="],
+    [
+        "",
+        "   ",
+        "-",
+        "* bogus",
+        "* size<",
+        "* size<-1",
+        "* max-matches=x",
+        "* text dir",
+        "* sentinel=",
+    ],
 )
 def test_bad_rules_raise_stage_error(rule):
     with pytest.raises(StageError) as e:
@@ -194,8 +203,11 @@ def test_stage_never_changes_project(tmp_path):
     for i in range(20):
         _write(str(src), f"m{i}.py", f"v = {i}\n")
     before = {
-        p: (os.stat(src / p).st_mode, os.stat(src / p).st_mtime_ns,
-            (src / p).read_bytes())
+        p: (
+            os.stat(src / p).st_mode,
+            os.stat(src / p).st_mtime_ns,
+            (src / p).read_bytes(),
+        )
         for p in os.listdir(src)
     }
     run = run_util.make_run(str(tmp_path / "runs"))
@@ -204,8 +216,11 @@ def test_stage_never_changes_project(tmp_path):
     )
     run_util.stage_run(run, str(src))
     after = {
-        p: (os.stat(src / p).st_mode, os.stat(src / p).st_mtime_ns,
-            (src / p).read_bytes())
+        p: (
+            os.stat(src / p).st_mode,
+            os.stat(src / p).st_mtime_ns,
+            (src / p).read_bytes(),
+        )
         for p in os.listdir(src)
     }
     assert before == after

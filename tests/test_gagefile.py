@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gage._internal import gagefile
+from gage._internal import gagefile, run_hooks
 from gage._internal.types import GagefileError, OpDef
 
 words = st.lists(
@@ -22,21 +22,29 @@ words = st.lists(
 @given(words)
 def test_exec_string_splits_like_shell(args):
     line = shlex.join(["cmd"] + args)
-    assert gagefile.parse_exec(line) == (["cmd"] + args, {})
+    assert run_hooks.hook_cmd(line) == (["cmd"] + args, {})
 
 
-@given(st.dictionaries(st.from_regex(r"[A-Z_][A-Z0-9_]{0,8}", fullmatch=True), st.text(alphabet="abc 1=", max_size=5), max_size=3))
+@given(
+    st.dictionaries(
+        st.from_regex(r"[A-Z_][A-Z0-9_]{0,8}", fullmatch=True),
+        st.text(alphabet="abc 1=", max_size=5),
+        max_size=3,
+    )
+)
 def test_exec_env_prefix(env):
     line = " ".join(shlex.quote(f"{k}={v}") for k, v in env.items()) + " python x.py"
-    assert gagefile.parse_exec(line) == (["python", "x.py"], env)
+    assert run_hooks.hook_cmd(line) == (["python", "x.py"], env)
 
 
 def test_exec_list_unchanged():
-    assert gagefile.parse_exec(["A=1", "x"]) == (["A=1", "x"], {})
+    assert run_hooks.hook_cmd(["A=1", "x"]) == (["A=1", "x"], {})
 
 
 def test_op_cmd_merges_env():
-    opdef = OpDef("t", {"exec": "A=1 python t.py", "env": {"B": 2, "C": True, "A": "0"}})
+    opdef = OpDef(
+        "t", {"exec": "A=1 python t.py", "env": {"B": 2, "C": True, "A": "0"}}
+    )
     cmd = gagefile.op_cmd(opdef)
     assert cmd.args == ["python", "t.py"]
     assert cmd.env == {"A": "1", "B": "2", "C": "true"}
@@ -75,7 +83,7 @@ def test_op_ref_uses_project_dir_name(tmp_path):
     [
         ('[a]\nexec = "x"\n\n[b]\nexec = "y"\nnope = 1\n', 6),
         ('[a]\nexec = "x"\n[a.depends]\ntype = "x"\n', 3),
-        ('a.exec = 1\n', 1),
+        ("a.exec = 1\n", 1),
         ('[a]\nexec = "x"\ndepends = [\n  { type = "url" },\n]\n', 3),
     ],
 )

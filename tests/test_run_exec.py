@@ -16,11 +16,17 @@ from gage._internal import run_exec
 PY = sys.executable
 
 
-def _exec(tmp_path, script: str, quiet: bool = True, **kw) -> tuple[int, bytes, list[tuple[int, int]]]:
+def _exec(
+    tmp_path, script: str, quiet: bool = True, **kw
+) -> tuple[int, bytes, list[tuple[int, int]]]:
     out = str(tmp_path / "output" / "40_run")
     code = run_exec.exec_proc(
-        [PY, "-c", textwrap.dedent(script)], str(tmp_path), dict(os.environ), out,
-        quiet=quiet, **kw
+        [PY, "-c", textwrap.dedent(script)],
+        str(tmp_path),
+        dict(os.environ),
+        out,
+        quiet=quiet,
+        **kw,
     )
     with open(out, "rb") as f:
         output = f.read()
@@ -104,21 +110,28 @@ def test_long_line(tmp_path):
 def test_exit_code_and_signal(tmp_path):
     code, _, _ = _exec(tmp_path, "raise SystemExit(3)")
     assert code == 3
-    code, _, _ = _exec(tmp_path, "import os, signal; os.kill(os.getpid(), signal.SIGKILL)")
+    code, _, _ = _exec(
+        tmp_path, "import os, signal; os.kill(os.getpid(), signal.SIGKILL)"
+    )
     assert code == -signal.SIGKILL
 
 
 def test_missing_executable(tmp_path):
     with pytest.raises(run_exec.ExecError) as e:
         run_exec.exec_proc(
-            ["no-such-command-xyz"], str(tmp_path), dict(os.environ), str(tmp_path / "out")
+            ["no-such-command-xyz"],
+            str(tmp_path),
+            dict(os.environ),
+            str(tmp_path / "out"),
         )
     assert str(e.value) == "Cannot run 'no-such-command-xyz': command not found"
 
 
 def test_echo_live(tmp_path, capfd):
     code, output, _ = _exec(
-        tmp_path, "import sys; print('hello'); print('oops', file=sys.stderr)", quiet=False
+        tmp_path,
+        "import sys; print('hello'); print('oops', file=sys.stderr)",
+        quiet=False,
     )
     assert code == 0
     captured = capfd.readouterr()
@@ -134,8 +147,7 @@ def test_quiet(tmp_path, capfd):
 def test_sigterm_forwarded(tmp_path):
     # A runner process started here; SIGTERM to it reaches the child,
     # which reports it and exits.
-    runner = textwrap.dedent(
-        f"""
+    runner = textwrap.dedent(f"""
         import os, sys
         sys.path.insert(0, {os.getcwd()!r})
         from gage._internal import run_exec
@@ -150,8 +162,7 @@ def test_sigterm_forwarded(tmp_path):
             on_signal=got.append,
         )
         print("exit", code, "signals", got, flush=True)
-        """
-    )
+        """)
     p = subprocess.Popen([PY, "-c", runner], stdout=subprocess.PIPE, text=True)
     assert p.stdout
     assert p.stdout.readline() == "ready\n"

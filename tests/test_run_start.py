@@ -165,7 +165,11 @@ def test_run_deletes_and_modifies_staged_files(tmp_path):
     )
     assert run_util.start_run(run, quiet=True) == 0
     events = [(e.event, e.type, e.path) for e in run_meta.read_files_log(run)]
-    assert events[-3:] == [("m", "s", "b.txt"), ("a", "g", "c.txt"), ("d", "s", "a.txt")]
+    assert events[-3:] == [
+        ("m", "s", "b.txt"),
+        ("a", "g", "c.txt"),
+        ("d", "s", "a.txt"),
+    ]
     manifest = [(e.type, e.path) for e in run_meta.read_manifest(run)]
     assert manifest == [("s", "a.txt"), ("s", "b.txt"), ("g", "c.txt")]
     diffs = [str(d) for d in run_util.verify_run(run)]
@@ -338,8 +342,7 @@ def test_signal_during_finalize_waits_for_the_record(tmp_path):
 
     run = _staged(tmp_path, {}, _py("print('done')"))
     marker = tmp_path / "finalizing"
-    runner = textwrap.dedent(
-        f"""
+    runner = textwrap.dedent(f"""
         import time
         from gage._internal import run_util
         read_summary = run_util._read_summary
@@ -350,8 +353,7 @@ def test_signal_during_finalize_waits_for_the_record(tmp_path):
         run_util._read_summary = slow_read_summary
         run_util.start_run(run_util.load_run({run.run_dir!r}), quiet=True)
         print("not reached")
-        """
-    )
+        """)
     p = subprocess.Popen([sys.executable, "-c", runner], stdout=subprocess.PIPE)
     deadline = time.time() + 20
     while not marker.exists() and time.time() < deadline:

@@ -17,7 +17,9 @@ SHA_B = "b" * 64
 
 def _run(home, op="train", config=None, manifest=(), exit_code=0):
     run = make_run(str(home))
-    init_run_meta(run, OpRef("p", op), OpDef(op, {}), OpCmd(["x"], {}), config or {}, {})
+    init_run_meta(
+        run, OpRef("p", op), OpDef(op, {}), OpCmd(["x"], {}), config or {}, {}
+    )
     run_meta.write_manifest(run, [ManifestEntry(*e) for e in manifest])
     run_meta.write_timestamp(run, "staged")
     if exit_code is not None:
@@ -49,7 +51,11 @@ def test_run_for_dir_moved(tmp_path):
     os.rename(run.run_dir, dest / run.id)
     os.rename(run.meta_dir, dest / (run.id + ".meta"))
     moved = runs.run_for_dir(str(dest / run.id))
-    assert (moved.id, moved.name, moved.run_dir) == (run.id, run.name, str(dest / run.id))
+    assert (moved.id, moved.name, moved.run_dir) == (
+        run.id,
+        run.name,
+        str(dest / run.id),
+    )
 
 
 def test_filter(tmp_path):
@@ -77,7 +83,10 @@ def test_find_matching_run(tmp_path):
     assert match(config={"lr": 0.1}, manifest=list(reversed(manifest))) == done
     # Any difference in config, source, deps or op makes a run needed.
     assert match(config={"lr": 0.2}, manifest=manifest) is None
-    assert match(config={"lr": 0.1}, manifest=[("s", SHA_B, "train.py"), manifest[1]]) is None
+    assert (
+        match(config={"lr": 0.1}, manifest=[("s", SHA_B, "train.py"), manifest[1]])
+        is None
+    )
     assert match(config={"lr": 0.1}, manifest=manifest[:1]) is None
     assert match(op="other", config={"lr": 0.1}, manifest=manifest) is None
 

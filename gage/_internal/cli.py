@@ -39,7 +39,15 @@ signal; 2 for a usage or gage.toml/config error.
 """
 
 
-_STATUSES = ["pending", "staged", "running", "completed", "error", "terminated", "abandoned"]
+_STATUSES = [
+    "pending",
+    "staged",
+    "running",
+    "completed",
+    "error",
+    "terminated",
+    "abandoned",
+]
 
 _RUN_ARG_HELP = (
     "a run id or name, or a prefix of one; an op name for its latest run; "
@@ -103,30 +111,62 @@ def _parser() -> argparse.ArgumentParser:
         description=_RUN_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    run.add_argument("op", nargs="?", metavar="OP", help="op to run (default: the default op)")
+    run.add_argument(
+        "op", nargs="?", metavar="OP", help="op to run (default: the default op)"
+    )
     run.add_argument("assigns", nargs="*", metavar="NAME=VALUE", help="config values")
     mode = run.add_mutually_exclusive_group()
-    mode.add_argument("--stage", action="store_true", help="stage only; print the run name and dir")
-    mode.add_argument("--start", metavar="RUN", help="start a staged run (" + _RUN_ARG_HELP + ")")
-    mode.add_argument("--preview", action="store_true", help="show what would be staged and run; stage nothing")
-    run.add_argument("--needed", action="store_true", help="skip when a completed run has the same config and inputs")
-    run.add_argument("-y", "--yes", action="store_true", help="do not ask for confirmation")
-    run.add_argument("-q", "--quiet", action="store_true", help="do not show the run's output")
-    run.add_argument("--json", action="store_true", help="print the run record as JSON at the end")
+    mode.add_argument(
+        "--stage", action="store_true", help="stage only; print the run name and dir"
+    )
+    mode.add_argument(
+        "--start", metavar="RUN", help="start a staged run (" + _RUN_ARG_HELP + ")"
+    )
+    mode.add_argument(
+        "--preview",
+        action="store_true",
+        help="show what would be staged and run; stage nothing",
+    )
+    run.add_argument(
+        "--needed",
+        action="store_true",
+        help="skip when a completed run has the same config and inputs",
+    )
+    run.add_argument(
+        "-y", "--yes", action="store_true", help="do not ask for confirmation"
+    )
+    run.add_argument(
+        "-q", "--quiet", action="store_true", help="do not show the run's output"
+    )
+    run.add_argument(
+        "--json", action="store_true", help="print the run record as JSON at the end"
+    )
     _runs_dir_arg(run)
     run.set_defaults(func=_cmd_run)
 
-    runs = sub.add_parser("runs", help="list runs, newest first", description="List runs, newest first.")
+    runs = sub.add_parser(
+        "runs", help="list runs, newest first", description="List runs, newest first."
+    )
     runs.add_argument("-o", "--op", help="only runs of this op")
-    runs.add_argument("-s", "--status", choices=_STATUSES, metavar="STATUS", help="only runs with this status: " + ", ".join(_STATUSES))
+    runs.add_argument(
+        "-s",
+        "--status",
+        choices=_STATUSES,
+        metavar="STATUS",
+        help="only runs with this status: " + ", ".join(_STATUSES),
+    )
     runs.add_argument("--json", action="store_true", help="print runs as JSON")
     _runs_dir_arg(runs)
     runs.set_defaults(func=_cmd_runs)
 
     show = sub.add_parser("show", help="show a run", description="Show a run.")
     show.add_argument("run", metavar="RUN", help=_RUN_ARG_HELP)
-    show.add_argument("--files", action="store_true", help="list the files in the manifest")
-    show.add_argument("--json", action="store_true", help="print the run record as JSON")
+    show.add_argument(
+        "--files", action="store_true", help="list the files in the manifest"
+    )
+    show.add_argument(
+        "--json", action="store_true", help="print the run record as JSON"
+    )
     _runs_dir_arg(show)
     show.set_defaults(func=_cmd_show)
 
@@ -143,7 +183,9 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _runs_dir_arg(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--runs-dir", metavar="DIR", help="runs dir (default: see 'gage run --help')")
+    p.add_argument(
+        "--runs-dir", metavar="DIR", help="runs dir (default: see 'gage run --help')"
+    )
 
 
 # ---------------------------------------------------------------------------
@@ -181,7 +223,9 @@ def _select_run(args, spec: str):
 def _cmd_run(args) -> int:
     if args.start:
         if args.op or args.assigns:
-            raise _usage("--start takes a staged run only: config was set when it was staged")
+            raise _usage(
+                "--start takes a staged run only: config was set when it was staged"
+            )
         return _start(args, _select_run(args, args.start))
     from . import gagefile, run_util, runs
 
@@ -202,7 +246,9 @@ def _cmd_run(args) -> int:
         match = runs.find_matching_run(run, runs.list_runs(home))
         if match:
             runs.delete_run(run)
-            print(f"Run not needed: {match.name} ({match.id}) completed with the same config and inputs")
+            print(
+                f"Run not needed: {match.name} ({match.id}) completed with the same config and inputs"
+            )
             return _print_json(args, match, 0)
     if args.stage:
         print(f"Staged run {run.name} ({opdef.name})")
@@ -258,7 +304,10 @@ def _start(args, run) -> int:
     if code == 0:
         return _print_json(args, run, 0)
     status = _status(run)
-    print(f"gage: run {run.name} failed with exit code {code} (status {status})", file=sys.stderr)
+    print(
+        f"gage: run {run.name} failed with exit code {code} (status {status})",
+        file=sys.stderr,
+    )
     return _print_json(args, run, code if code is not None and 0 < code < 256 else 1)
 
 
@@ -376,7 +425,9 @@ def _cmd_runs(args) -> int:
     from . import runs
 
     _gf, home = _project(args, required=False)
-    selected = runs.filter_runs(list(reversed(runs.list_runs(home))), args.op, args.status)
+    selected = runs.filter_runs(
+        list(reversed(runs.list_runs(home))), args.op, args.status
+    )
     records = [runs.run_record(r) for r in selected]
     if args.json:
         import json
@@ -552,7 +603,9 @@ def _cmd_check(args) -> int:
         for p in problems:
             print(f"  {p}")
         return 1
-    print(f"Run {run.name}: {len(run_meta.read_manifest(run))} files match the manifest")
+    print(
+        f"Run {run.name}: {len(run_meta.read_manifest(run))} files match the manifest"
+    )
     return 0
 
 

@@ -95,9 +95,7 @@ def _walk(
     seen: set[int],
 ) -> None:
     for key_node, val_node in node.value:
-        if not isinstance(key_node, yaml.ScalarNode) or key_node.tag.endswith(
-            ":merge"
-        ):
+        if not isinstance(key_node, yaml.ScalarNode) or key_node.tag.endswith(":merge"):
             continue
         key_path = path + (loader.construct_object(key_node),)
         name = key_name(key_path)
@@ -257,11 +255,7 @@ def _format_str(s: str, node: yaml.Node | None, flow: bool) -> str:
 
 
 def _plain_ok(s: str) -> bool:
-    return (
-        bool(_PLAIN.fullmatch(s))
-        and s == s.strip()
-        and yaml.safe_load(s) == s
-    )
+    return bool(_PLAIN.fullmatch(s)) and s == s.strip() and yaml.safe_load(s) == s
 
 
 # Chars YAML allows unescaped in a quoted scalar on one line.

@@ -20,12 +20,12 @@ from __future__ import annotations
 
 import os
 import re
-import shlex
 import sys
 from typing import Any
 
 import attrs
 
+from .run_hooks import hook_cmd
 from .types import GagefileError, OpCmd, OpDef, OpRef, StageError
 
 __all__ = [
@@ -38,7 +38,6 @@ __all__ = [
     "load_gagefile",
     "op_cmd",
     "op_ref",
-    "parse_exec",
     "read_gagefile",
 ]
 
@@ -139,7 +138,7 @@ def load_gagefile(start_dir: str | None = None) -> Gagefile:
         raise GagefileError(
             f"no {FILENAME} in {where} or a parent directory: "
             f"create one that defines an operation, e.g. "
-            f"[train] exec = \"python train.py\""
+            f'[train] exec = "python train.py"'
         )
     return read_gagefile(path)
 
@@ -208,7 +207,7 @@ class _Validator:
                     name,
                     None,
                     f"'{name}' must be a table that defines an operation "
-                    f"(e.g. [{name}] with exec = \"...\"), got {_type(val)}",
+                    f'(e.g. [{name}] with exec = "..."), got {_type(val)}',
                 )
             opdefs[name] = OpDef(name, self.opdef(name, val))
         defaults = [n for n, d in opdefs.items() if d.data.get("default")]
@@ -229,7 +228,9 @@ class _Validator:
                 f"unknown setting '{name}' (known settings: {', '.join(PROJECT_KEYS)})",
             )
         if not isinstance(val, str) or not val:
-            self.fail(None, name, f"'$runs-dir' must be a path string, got {_type(val)}")
+            self.fail(
+                None, name, f"'$runs-dir' must be a path string, got {_type(val)}"
+            )
         return os.path.join(os.path.dirname(self.path), os.path.expanduser(val))
 
     def opdef(self, op: str, data: dict[str, Any]) -> dict[str, Any]:
@@ -256,7 +257,9 @@ class _Validator:
 
     def _version(self, op: str, key: str, val: Any) -> None:
         if not isinstance(val, (str, int)) or isinstance(val, bool):
-            self.fail(op, key, f"'{key}' must be a string or an integer, got {_type(val)}")
+            self.fail(
+                op, key, f"'{key}' must be a string or an integer, got {_type(val)}"
+            )
 
     def _exec(self, op: str, key: str, val: Any) -> None:
         if isinstance(val, dict):
@@ -275,7 +278,7 @@ class _Validator:
     def _cmd(self, op: str, key: str, val: Any) -> None:
         if isinstance(val, str):
             try:
-                args, _env = parse_exec(val)
+                args, _env = hook_cmd(val)
             except ValueError as e:
                 self.fail(op, key, f"'{key}' cannot be split like a shell line: {e}")
             if not args:
@@ -296,7 +299,9 @@ class _Validator:
 
     def _env(self, op: str, key: str, val: Any) -> None:
         if not isinstance(val, dict):
-            self.fail(op, key, f"'env' must be a table of NAME = value, got {_type(val)}")
+            self.fail(
+                op, key, f"'env' must be a table of NAME = value, got {_type(val)}"
+            )
         for name, v in val.items():
             if not isinstance(v, (str, int, float, bool)):
                 self.fail(
@@ -313,7 +318,9 @@ class _Validator:
                     self.fail(op, key, "'config' has an empty pattern")
             elif isinstance(item, dict):
                 if not isinstance(item.get("keys", item.get("file", "")), (str, list)):
-                    self.fail(op, key, "'config' table: 'keys' must be a string or list")
+                    self.fail(
+                        op, key, "'config' table: 'keys' must be a string or list"
+                    )
             else:
                 self.fail(
                     op,
@@ -349,7 +356,7 @@ class _Validator:
                     op,
                     key,
                     f"'depends' must be a table or a list of tables "
-                    f"(e.g. {{ type = \"project-files\", files = \"data/*\" }}), "
+                    f'(e.g. {{ type = "project-files", files = "data/*" }}), '
                     f"got {_type(item)}",
                 )
             dep_type = item.get("type")
@@ -381,7 +388,9 @@ class _Validator:
         if isinstance(val, dict):
             unknown = [k for k in val if k != "filename"]
             if unknown:
-                self.fail(op, key, f"unknown 'summary' key '{unknown[0]}' (known: filename)")
+                self.fail(
+                    op, key, f"unknown 'summary' key '{unknown[0]}' (known: filename)"
+                )
             val = val.get("filename")
         if not isinstance(val, str) or not val:
             self.fail(
@@ -395,7 +404,11 @@ class _Validator:
         if val is False:
             return
         if not isinstance(val, str):
-            self.fail(op, key, f"'{key}' must be a regular expression or false, got {_type(val)}")
+            self.fail(
+                op,
+                key,
+                f"'{key}' must be a regular expression or false, got {_type(val)}",
+            )
         try:
             re.compile(val)
         except re.error as e:
@@ -403,7 +416,11 @@ class _Validator:
 
     def _listing(self, op: str, key: str, val: Any) -> None:
         if not isinstance(val, (bool, str, list, dict)):
-            self.fail(op, key, f"'listing' must be a boolean, string, list or table, got {_type(val)}")
+            self.fail(
+                op,
+                key,
+                f"'listing' must be a boolean, string, list or table, got {_type(val)}",
+            )
 
     # -- error
 
@@ -512,25 +529,6 @@ def _inline(d: dict[str, Any]) -> str:
 # Op command
 
 
-def parse_exec(val: str | list[str]) -> tuple[list[str], dict[str, str]]:
-    """argv and env for an exec value.
-
-    A string is split like a shell line (shlex); leading `NAME=VALUE`
-    words set the environment. A list is used as argv unchanged.
-    """
-    if isinstance(val, list):
-        return [str(a) for a in val], {}
-    words = shlex.split(val)
-    env: dict[str, str] = {}
-    while words and _ENV_WORD.match(words[0]):
-        name, value = words.pop(0).split("=", 1)
-        env[name] = value
-    return words, env
-
-
-_ENV_WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*=")
-
-
 def op_cmd(opdef: OpDef) -> OpCmd:
     """The run command of an op: `exec` (or `exec.run`) plus `env`."""
     run = opdef.get_exec().get("run")
@@ -539,7 +537,7 @@ def op_cmd(opdef: OpDef) -> OpCmd:
             f"op '{opdef.name}' has no command: add exec = \"...\" "
             f"(or a 'run' entry in its exec table)"
         )
-    args, env = parse_exec(run)
+    args, env = hook_cmd(run)
     return OpCmd(args, {**_env_strs(opdef), **env})
 
 

@@ -180,8 +180,10 @@ def _check_spec(spec: Any, where: str) -> None:
 def _patterns(spec: dict[str, Any], where: str) -> list[str]:
     val = spec["files"]
     pats = [val] if isinstance(val, str) else val
-    if not isinstance(pats, list) or not pats or not all(
-        isinstance(p, str) and p for p in pats
+    if (
+        not isinstance(pats, list)
+        or not pats
+        or not all(isinstance(p, str) and p for p in pats)
     ):
         raise DependencyError(f"{where}: 'files' must be a glob or a list of globs")
     for pat in pats:

@@ -29,6 +29,7 @@ from . import (
     run_hooks,
     run_meta,
 )
+from .runs import RUN_STATUSES, run_status
 from .run_meta import (
     FileEvent,
     ManifestEntry,
@@ -236,7 +237,9 @@ def copy_sourcecode(src_dir: str, run: Run) -> list[str]:
     log = runner_log(run)
     log.info("Copying source code (see log/files for details)")
     log.info("Source code include:\n" + _pformat([r for r in rules if _incl(r)]))
-    log.info("Source code exclude:\n" + _pformat([r[1:] for r in rules if not _incl(r)]))
+    log.info(
+        "Source code exclude:\n" + _pformat([r[1:] for r in rules if not _incl(r)])
+    )
     sel = _select(src_dir, rules)
     warnings = sel.warnings()
     events = []
@@ -353,15 +356,6 @@ __all__ += [
     "verify_run",
 ]
 
-RUN_STATUSES = (
-    "pending",
-    "staged",
-    "running",
-    "completed",
-    "error",
-    "terminated",
-    "abandoned",
-)
 
 _SUMMARY_MARKER = r"^--- summary ---[ \t]*$"
 _LOCK_PID_WAIT = 2.0
@@ -721,27 +715,6 @@ def _load_summary_file(path: str) -> Any:
 
 
 # Status
-
-
-def run_status(run: Run) -> str:
-    """The run's status, derived from its meta (see RUN_STATUSES).
-
-    A run is `running` while the pid in `proc/lock` is alive and has the
-    start time recorded with it; started and not stopped without such a
-    process, it is `abandoned`.
-    """
-    if run_meta.read_timestamp(run, "started") is None:
-        staged = run_meta.read_timestamp(run, "staged") is not None
-        return "staged" if staged else "pending"
-    if run_meta.read_timestamp(run, "stopped") is None:
-        lock = run_meta.read_proc_lock(run)
-        if lock and run_exec.pid_alive(lock.pid, lock.start_time):
-            return "running"
-        return "abandoned"
-    exit_code = run_meta.read_exit_code(run)
-    if run_meta.read_proc_signal(run) or (exit_code is not None and exit_code < 0):
-        return "terminated"
-    return "completed" if exit_code == 0 else "error"
 
 
 # Verify

@@ -19,9 +19,8 @@ import shutil
 import stat
 from typing import Any
 
-from . import run_meta
-
-from .run_meta import read_exit_code, read_id, read_name, read_opref
+from . import run_exec, run_meta
+from .run_meta import read_id, read_name, read_opref
 from .types import GageError, Run
 
 __all__ = [
@@ -31,11 +30,11 @@ __all__ = [
     "filter_runs",
     "find_matching_run",
     "input_key",
-    "is_completed",
     "list_runs",
     "run_for_dir",
     "run_for_meta_dir",
     "run_record",
+    "RUN_STATUSES",
     "run_status",
     "runs_home",
     "select_run",
@@ -45,6 +44,16 @@ __all__ = [
 DEFAULT_RUNS_DIR = os.path.join(".gage", "runs")
 
 INPUT_TYPES = ("s", "d", "r")
+
+RUN_STATUSES = (
+    "pending",
+    "staged",
+    "running",
+    "completed",
+    "error",
+    "terminated",
+    "abandoned",
+)
 
 
 def list_runs(runs_home: str) -> list[Run]:
@@ -63,11 +72,6 @@ def run_for_meta_dir(meta_dir: str) -> Run | None:
         return Run(read_id(meta_dir), meta_dir[: -len(".meta")], read_name(meta_dir))
     except (FileNotFoundError, NotADirectoryError):
         return None
-
-
-def is_completed(run: Run) -> bool:
-    """True when the run ended with exit code 0."""
-    return read_exit_code(run) == 0
 
 
 def select_runs(runs: list[Run], select: str) -> list[Run]:
@@ -187,25 +191,24 @@ def filter_runs(
 
 
 def run_status(run: Run) -> str:
-    """Status of `run` as derived by the lifecycle (`run_util.run_status`)."""
-    from . import run_util
+    """The run's status, derived from its meta (see RUN_STATUSES).
 
-    status_f = getattr(run_util, "run_status", None)
-    if status_f is not None:
-        return status_f(run)
-    return _basic_status(run)
-
-
-def _basic_status(run: Run) -> str:
-    # Used only until run_util.run_status exists.
-    code = run_meta.read_exit_code(run)
-    if code is not None:
-        return "completed" if code == 0 else ("terminated" if code < 0 else "error")
-    if run_meta.read_timestamp(run, "started") is not None:
-        return "running"
-    if run_meta.read_timestamp(run, "staged") is not None:
-        return "staged"
-    return "pending"
+    A run is `running` while the pid in `proc/lock` is alive and has the
+    start time recorded with it; started and not stopped without such a
+    process, it is `abandoned`.
+    """
+    if run_meta.read_timestamp(run, "started") is None:
+        staged = run_meta.read_timestamp(run, "staged") is not None
+        return "staged" if staged else "pending"
+    if run_meta.read_timestamp(run, "stopped") is None:
+        lock = run_meta.read_proc_lock(run)
+        if lock and run_exec.pid_alive(lock.pid, lock.start_time):
+            return "running"
+        return "abandoned"
+    exit_code = run_meta.read_exit_code(run)
+    if run_meta.read_proc_signal(run) or (exit_code is not None and exit_code < 0):
+        return "terminated"
+    return "completed" if exit_code == 0 else "error"
 
 
 # ---------------------------------------------------------------------------

@@ -15,7 +15,6 @@ import stat
 import subprocess
 import sys
 import tempfile
-from typing import Any
 
 __all__ = [
     "cat",
@@ -186,7 +185,9 @@ def ls(
         rel_root = os.path.relpath(root, path)
         names = list(files) + [d for d in dirs if os.path.islink(os.path.join(root, d))]
         if include_dirs:
-            names += [d + "/" for d in dirs if not os.path.islink(os.path.join(root, d))]
+            names += [
+                d + "/" for d in dirs if not os.path.islink(os.path.join(root, d))
+            ]
         for name in names:
             rel = name if rel_root == "." else os.path.join(rel_root, name)
             if ignore and any(_match(rel, pat) for pat in ignore):
@@ -209,8 +210,12 @@ def _match(path: str, pattern: str) -> bool:
     return fnmatch.fnmatch(path, pattern)
 
 
-def run(cmd: str, cwd: str | None = None, env: dict[str, str] | None = None,
-        quiet: bool = False) -> int | None:
+def run(
+    cmd: str,
+    cwd: str | None = None,
+    env: dict[str, str] | None = None,
+    quiet: bool = False,
+) -> int | None:
     """Run a shell command, print its output, then `<exit N>` if N != 0."""
     full_env = {**os.environ, **(env or {})}
     bin_dir = os.path.dirname(sys.executable)
