@@ -341,7 +341,7 @@ def _preview(gf, opdef, cmd, config: dict, assigns: list[str], home: str) -> int
     for k, v in sorted(cmd.env.items()):
         print(f"  env {k}={v}")
     _preview_config(gf, opdef, config, assigns)
-    sc = run_util.preview_sourcecode(gf.project_dir, opdef)
+    sc = run_util.preview_sourcecode(gf.project_dir, opdef, home)
     print(f"Source code ({_count(len(sc.files), 'file')}):")
     for path in sc.files:
         print(f"  {path}")

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import os
 import stat
-from typing import Iterator
+from typing import Iterable, Iterator
 
 import attrs
 import pathspec
@@ -54,7 +54,7 @@ class Skipped:
     size or max-matches limit skipped it), `type` (text/binary mismatch),
     `unmatched` (no rule matched), `symlink` (a link that leaves the source
     dir or points to a directory), `special` (not a regular file),
-    `unreadable`.
+    `unreadable`, `runs` (the runs home, never source code).
     """
 
     path: str
@@ -188,8 +188,14 @@ class _Compiled:
     matches: int = 0
 
 
-def select_files(src_dir: str, rules: list[SourceRule]) -> Selection:
-    """Walk `src_dir` once and apply `rules` (last match wins)."""
+def select_files(
+    src_dir: str, rules: list[SourceRule], never: Iterable[str] = ()
+) -> Selection:
+    """Walk `src_dir` once and apply `rules` (last match wins).
+
+    `never` names directories (relative to `src_dir`) that are pruned
+    whatever the rules say, such as a runs home inside the project.
+    """
     compiled = [
         _Compiled(r, pathspec.PathSpec.from_lines("gitignore", [r.pattern]))
         for r in rules
@@ -199,7 +205,8 @@ def select_files(src_dir: str, rules: list[SourceRule]) -> Selection:
     files: list[str] = []
     skipped: list[Skipped] = []
     real_root = os.path.realpath(src_dir)
-    for relpath, entry, kind in _walk(src_dir, "", dir_rules, skipped, real_root):
+    walk = _walk(src_dir, "", dir_rules, skipped, real_root, frozenset(never))
+    for relpath, entry, kind in walk:
         if kind == "file":
             _select_file(relpath, entry, file_rules, files, skipped)
     return Selection(files, skipped)
@@ -211,6 +218,7 @@ def _walk(
     dir_rules: list[_Compiled],
     skipped: list[Skipped],
     real_root: str,
+    never: frozenset[str],
 ) -> Iterator[tuple[str, os.DirEntry[str], str]]:
     path = os.path.join(root, reldir) if reldir else root
     try:
@@ -238,11 +246,14 @@ def _walk(
                 skipped.append(Skipped(relpath, "symlink", detail=reason))
                 continue
         if stat.S_ISDIR(st.st_mode):
+            if relpath in never:
+                skipped.append(Skipped(relpath + "/", "runs", detail="runs home"))
+                continue
             rule = _dir_rule(relpath, entry.path, dir_rules)
             if rule and not rule.include:
                 skipped.append(Skipped(relpath + "/", "pruned", rule.text))
             else:
-                yield from _walk(root, relpath, dir_rules, skipped, real_root)
+                yield from _walk(root, relpath, dir_rules, skipped, real_root, never)
         elif stat.S_ISREG(st.st_mode):
             yield relpath, entry, "file"
         else:

@@ -213,17 +213,29 @@ class SourcecodePreview:
     warnings: list[str]
 
 
-def preview_sourcecode(src_dir: str, opdef: OpDef) -> SourcecodePreview:
-    """Files that would be copied and, for each skipped path, why."""
+def preview_sourcecode(
+    src_dir: str, opdef: OpDef, runs_home: str | None = None
+) -> SourcecodePreview:
+    """Files that would be copied and, for each skipped path, why.
+
+    A `runs_home` inside `src_dir` is never source code.
+    """
     rules = sourcecode_rules(opdef)
-    sel = _select(src_dir, rules)
+    sel = _select(src_dir, rules, runs_home)
     return SourcecodePreview(rules, sel.files, sel.skipped, sel.warnings())
 
 
-def _select(src_dir: str, rules: list[str]) -> file_select.Selection:
+def _select(
+    src_dir: str, rules: list[str], runs_home: str | None
+) -> file_select.Selection:
     if not os.path.isdir(src_dir):
         raise StageError(f"Source code dir does not exist: {src_dir}")
-    return file_select.select_files(src_dir, file_select.parse_rules(rules))
+    never = []
+    if runs_home:
+        rel = os.path.relpath(os.path.realpath(runs_home), os.path.realpath(src_dir))
+        if rel != "." and not rel.startswith(".."):
+            never.append(rel.replace(os.sep, "/"))
+    return file_select.select_files(src_dir, file_select.parse_rules(rules), never)
 
 
 def copy_sourcecode(src_dir: str, run: Run) -> list[str]:
@@ -240,7 +252,7 @@ def copy_sourcecode(src_dir: str, run: Run) -> list[str]:
     log.info(
         "Source code exclude:\n" + _pformat([r[1:] for r in rules if not _incl(r)])
     )
-    sel = _select(src_dir, rules)
+    sel = _select(src_dir, rules, run.runs_home)
     warnings = sel.warnings()
     events = []
     made_dirs: set[str] = set()
