@@ -26,6 +26,8 @@ import sys
 import tempfile
 import time
 
+from gage._internal.test import delete_temp_dir
+
 ROUNDS = 15
 HELP_RATIO = 2.0
 RUN_OVERHEAD = 0.3
@@ -57,7 +59,7 @@ def main() -> int:
                 times[name].append(_time(cmd, project, env))
     finally:
         shutil.rmtree(project, ignore_errors=True)
-        _rmtree(runs)
+        delete_temp_dir(runs)
     med = {name: statistics.median(t) for name, t in times.items()}
     for name, t in times.items():
         print(
@@ -90,14 +92,6 @@ def _time(cmd: list[str], cwd: str, env: dict[str, str]) -> float:
             f"{' '.join(cmd)} failed ({p.returncode}): {p.stderr.decode()}"
         )
     return elapsed
-
-
-def _rmtree(path: str) -> None:
-    def onerror(func, p, _exc):
-        os.chmod(os.path.dirname(p), 0o755)
-        func(p)
-
-    shutil.rmtree(path, onerror=onerror)
 
 
 if __name__ == "__main__":

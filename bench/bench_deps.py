@@ -17,7 +17,6 @@ Run: .venv/bin/python bench/bench_deps.py [SIZE_MIB]
 from __future__ import annotations
 
 import os
-import shutil
 import statistics
 import subprocess
 import sys
@@ -26,6 +25,7 @@ import time
 
 from gage._internal import file_util, hash_cache
 from gage._internal.run_util import init_run_meta, make_run, stage_run
+from gage._internal.test import delete_temp_dir
 from gage._internal.types import OpCmd, OpDef, OpRef
 
 MIB = 1024 * 1024
@@ -37,7 +37,7 @@ def main() -> int:
     try:
         return _bench(tmp, size_mib)
     finally:
-        _rmtree(tmp)
+        delete_temp_dir(tmp)
 
 
 def _bench(tmp: str, size_mib: int) -> int:
@@ -151,14 +151,6 @@ def _stage(runs_home: str, opdef: OpDef, project: str) -> float:
     init_run_meta(run, OpRef("bench", "train"), opdef, OpCmd(["true"]), {}, {})
     stage_run(run, project)
     return time.perf_counter() - t
-
-
-def _rmtree(path: str) -> None:
-    def onerror(func, p, _exc):
-        os.chmod(os.path.dirname(p), 0o755)
-        func(p)
-
-    shutil.rmtree(path, onerror=onerror)
 
 
 if __name__ == "__main__":

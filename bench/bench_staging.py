@@ -16,7 +16,6 @@ Prints the median of several rounds. Usage: python bench/bench_staging.py
 from __future__ import annotations
 
 import os
-import shutil
 import statistics
 import subprocess
 import sys
@@ -26,6 +25,7 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
 from gage._internal import run_util  # noqa: E402
+from gage._internal.test import delete_temp_dir  # noqa: E402
 from gage._internal.types import OpCmd, OpDef, OpRef  # noqa: E402
 
 SOURCE_FILES = 5000
@@ -67,7 +67,7 @@ def main() -> None:
         with_venv = statistics.median(times["venv"])
         without_venv = statistics.median(times["bare"])
     finally:
-        _rmtree(work)
+        delete_temp_dir(work)
     ratio = with_venv / baseline
     venv_cost = (with_venv - without_venv) / without_venv
     print(
@@ -133,7 +133,7 @@ def _stage(project: str, work: str) -> float:
     t0 = time.perf_counter()
     run_util.stage_run(run, project)
     elapsed = time.perf_counter() - t0
-    _rmtree(runs_home)
+    delete_temp_dir(runs_home)
     return elapsed
 
 
@@ -149,16 +149,8 @@ def _baseline(project: str, selected: list[str], work: str) -> float:
     t0 = time.perf_counter()
     subprocess.run(["bash", "-c", script], check=True)
     elapsed = time.perf_counter() - t0
-    _rmtree(dest)
+    delete_temp_dir(dest)
     return elapsed
-
-
-def _rmtree(path: str) -> None:
-    for root, dirs, _files in os.walk(path):
-        for d in dirs:
-            os.chmod(os.path.join(root, d), 0o755)
-    subprocess.run(["chmod", "-R", "u+w", path], check=False)
-    shutil.rmtree(path, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -100,3 +100,9 @@ def test_delete_run_readonly(tmp_path):
     os.chmod(run.run_dir, 0o555)
     runs.delete_run(run)
     assert not os.path.exists(run.run_dir) and not os.path.exists(run.meta_dir)
+
+
+def test_cli_statuses_match_runs():
+    from gage._internal import cli
+
+    assert tuple(cli._STATUSES) == runs.RUN_STATUSES

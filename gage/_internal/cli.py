@@ -39,6 +39,8 @@ signal; 2 for a usage or gage.toml/config error.
 """
 
 
+# The same as runs.RUN_STATUSES (a test checks): kept here so building the
+# parser for `--help` imports nothing of the library.
 _STATUSES = [
     "pending",
     "staged",
