@@ -31,6 +31,7 @@ from gage._internal.types import OpCmd, OpDef, OpRef  # noqa: E402
 SOURCE_FILES = 5000
 VENV_FILES = 20000
 ROUNDS = 5
+SELECT_ROUNDS = 21
 
 # The default rules, with max-matches raised so all 5,000 files are source.
 RULES = [
@@ -61,8 +62,12 @@ def main() -> None:
                 times["base"].append(base)
                 times["venv"].append(venv)
                 times["bare"].append(no_venv)
-        select_venv = statistics.median(_time_select(project) for _ in range(ROUNDS))
-        select_bare = statistics.median(_time_select(bare) for _ in range(ROUNDS))
+        sel_venv, sel_bare = [], []
+        for _ in range(SELECT_ROUNDS):
+            sel_venv.append(_time_select(project))
+            sel_bare.append(_time_select(bare))
+        select_venv = statistics.median(sel_venv)
+        select_bare = statistics.median(sel_bare)
         baseline = statistics.median(times["base"])
         with_venv = statistics.median(times["venv"])
         without_venv = statistics.median(times["bare"])
