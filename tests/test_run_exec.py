@@ -194,3 +194,31 @@ def test_dead_and_zombie_pids():
     p.wait()
     assert not run_exec.pid_alive(p.pid, start)
     assert not run_exec.pid_alive(0)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG")
+def test_child_ends_when_runner_is_killed(tmp_path):
+    # A runner that starts a long child, which writes its pid and sleeps.
+    pid_file = tmp_path / "child.pid"
+    runner = tmp_path / "runner.py"
+    runner.write_text(textwrap.dedent(f"""
+            import sys
+            from gage._internal import run_exec
+            child = [sys.executable, "-c",
+                     "import os, time; open({str(pid_file)!r}, 'w').write(str(os.getpid())); "
+                     "time.sleep(60)"]
+            run_exec.exec_proc(child, {str(tmp_path)!r}, {{}}, {str(tmp_path / "out")!r},
+                               quiet=True)
+            """))
+    p = subprocess.Popen([sys.executable, str(runner)])
+    deadline = time.time() + 10
+    while not pid_file.exists() or not pid_file.read_text():
+        assert time.time() < deadline, "child did not start"
+        time.sleep(0.02)
+    child_pid = int(pid_file.read_text())
+    p.send_signal(signal.SIGKILL)
+    p.wait()
+    deadline = time.time() + 5
+    while run_exec.pid_alive(child_pid, run_exec.proc_start_time(child_pid)):
+        assert time.time() < deadline, "child outlived its killed runner"
+        time.sleep(0.02)

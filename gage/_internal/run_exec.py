@@ -79,6 +79,7 @@ def exec_proc(
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
                 start_new_session=True,
+                preexec_fn=_die_with_parent(),
             )
         except OSError as e:
             raise ExecError(_start_error(args, e)) from None
@@ -95,6 +96,38 @@ def _start_error(args: list[str], e: OSError) -> str:
     if isinstance(e, FileNotFoundError):
         return f"Cannot run '{args[0]}': command not found"
     return f"Cannot run '{args[0]}': {e.strerror or e}"
+
+
+# ---------------------------------------------------------------------------
+# Parent death
+
+
+def _die_with_parent() -> Callable[[], None] | None:
+    """On Linux, a function that asks the kernel to SIGTERM the child when
+    the runner dies.
+
+    The child runs in its own session (so a Ctrl-C reaches it once, through
+    the runner), which also means it would outlive a runner that crashed or
+    was killed with SIGKILL: the run would show `abandoned` while its
+    command went on writing to the run dir. `PR_SET_PDEATHSIG` ends it.
+    """
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        prctl = libc.prctl
+    except (OSError, AttributeError):
+        return None
+
+    def set_pdeathsig() -> None:
+        prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+    return set_pdeathsig
+
+
+_PR_SET_PDEATHSIG = 1
 
 
 # ---------------------------------------------------------------------------
