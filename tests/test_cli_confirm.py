@@ -1,0 +1,72 @@
+"""`gage run` asks before it runs when used interactively (stdin a TTY)."""
+
+from __future__ import annotations
+
+import os
+import pty
+import select
+import subprocess
+import sys
+import time
+
+import pytest
+
+GAGE = os.path.join(os.path.dirname(sys.executable), "gage")
+
+
+def _run_in_pty(args, cwd, answer: bytes, env) -> tuple[int, str]:
+    master, slave = pty.openpty()
+    p = subprocess.Popen(
+        args, cwd=cwd, env=env, stdin=slave, stdout=slave, stderr=slave
+    )
+    os.close(slave)
+    out = b""
+    sent = False
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        ready, _, _ = select.select([master], [], [], 0.1)
+        if ready:
+            try:
+                chunk = os.read(master, 4096)
+            except OSError:  # EIO: the child closed the pty
+                break
+            if not chunk:
+                break
+            out += chunk
+            if not sent and b"Continue?" in out:
+                os.write(master, answer)
+                sent = True
+        elif p.poll() is not None:
+            break
+    code = p.wait(timeout=30)
+    os.close(master)
+    return code, out.decode(errors="replace").replace("\r\n", "\n")
+
+
+@pytest.fixture
+def project(tmp_path):
+    (tmp_path / "gage.toml").write_text(
+        '[hello]\nexec = "python hello.py"\nconfig = "hello.py"\n'
+    )
+    (tmp_path / "hello.py").write_text('msg = "hi"\nprint(msg)\n')
+    return tmp_path
+
+
+@pytest.mark.parametrize(
+    "answer, code, runs, shown",
+    [
+        (b"n\n", 1, 0, "cancelled: nothing staged"),
+        (b"\n", 0, 1, "hello"),
+        (b"y\n", 0, 1, "hello"),
+    ],
+)
+def test_confirm(project, answer, code, runs, shown):
+    env = {**os.environ, "GAGE_RUNS": str(project / "runs")}
+    rc, out = _run_in_pty([GAGE, "run", "hello", "msg=hello"], project, answer, env)
+    assert "You are about to run hello" in out
+    assert "msg: hello" in out
+    assert shown in out
+    assert rc == code
+    runs_dir = project / "runs"
+    names = os.listdir(runs_dir) if runs_dir.exists() else []
+    assert len(names) == 2 * runs  # a run dir and its meta dir
