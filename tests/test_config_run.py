@@ -348,3 +348,18 @@ def test_apply_property(lr, name):
 
 def _check(got, expected):
     assert same_value(got, expected), (got, expected)
+
+
+def test_resolve_config_from_text(tmp_path):
+    (tmp_path / "t.py").write_text('ver = "1.0"\nlr = 0.1\nn = None\nflag = False\n')
+    opdef = OpDef("t", {"config": "t.py"})
+    texts = run_config.split_assigns(["ver=1.10", "lr=1e-3", "n=5", "flag=yes"])
+    config = run_config.resolve_config(str(tmp_path), opdef, texts, text=True)
+    assert config == {"ver": "1.10", "lr": 0.001, "n": 5, "flag": True}
+    quoted = run_config.split_assigns(["ver='x y'", "n='5'"])
+    config = run_config.resolve_config(str(tmp_path), opdef, quoted, text=True)
+    assert (config["ver"], config["n"]) == ("x y", "5")
+    with pytest.raises(ConfigError, match="lr"):
+        run_config.resolve_config(
+            str(tmp_path), opdef, run_config.split_assigns(["lr=abc"]), text=True
+        )

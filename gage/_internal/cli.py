@@ -281,8 +281,8 @@ def _resolve_config(gf, opdef, assigns: list[str]) -> dict:
         return {}
     from . import run_config
 
-    parsed = run_config.parse_assigns(assigns)
-    return run_config.resolve_config(gf.project_dir, opdef, parsed)
+    texts = run_config.split_assigns(assigns)
+    return run_config.resolve_config(gf.project_dir, opdef, texts, text=True)
 
 
 def _confirm(opdef, config: dict, args) -> bool:

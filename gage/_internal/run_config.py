@@ -48,6 +48,7 @@ __all__ = [
     "ConfigValue",
     "apply_run_config",
     "parse_assigns",
+    "split_assigns",
     "parse_value",
     "read_project_config",
     "resolve_config",
@@ -77,16 +78,24 @@ def parse_assigns(args: list[str]) -> dict[str, Any]:
     `[1, 2]` a list, `{a: 1}` a dict; anything else is a string.
     """
     assigns: dict[str, Any] = {}
+    for name, text in split_assigns(args).items():
+        try:
+            assigns[name] = parse_value(text)
+        except ConfigError as e:
+            raise ConfigError(f"Invalid value in '{name}={text}': {e}") from None
+    return assigns
+
+
+def split_assigns(args: list[str]) -> dict[str, str]:
+    """`NAME=VALUE` args as a dict of name -> the value's text."""
+    assigns: dict[str, str] = {}
     for arg in args:
         name, sep, text = arg.partition("=")
         if not sep or not name or name != name.strip() or " " in name:
             raise ConfigError(
                 f"Invalid assignment '{arg}': expected NAME=VALUE (e.g. lr=0.01)"
             )
-        try:
-            assigns[name] = parse_value(text)
-        except ConfigError as e:
-            raise ConfigError(f"Invalid value in '{arg}': {e}") from None
+        assigns[name] = text
     return assigns
 
 
@@ -385,12 +394,15 @@ def _read_text(root: str, path: str) -> str:
 
 
 def resolve_config(
-    project_dir: str, opdef: OpDef, assigns: dict[str, Any]
+    project_dir: str, opdef: OpDef, assigns: dict[str, Any], text: bool = False
 ) -> dict[str, Any]:
     """The run config: the project's defaults overlaid with `assigns`.
 
     Each assigned value is converted to the type of its default where it
-    can be (`5` for a float default is `5.0`).
+    can be (`5` for a float default is `5.0`). With `text`, values are the
+    text the user typed (`split_assigns`): for a string default the text is
+    the value as typed (`1.10` stays `'1.10'`, quotes are removed), for any
+    other default it is typed first (`parse_value`).
     """
     defaults = read_project_config(project_dir, opdef)
     config = {name: cv.value for name, cv in defaults.items()}
@@ -398,8 +410,19 @@ def resolve_config(
         cv = defaults.get(name)
         if cv is None:
             raise ConfigError(_unknown_key_msg(name, opdef, defaults))
+        if text:
+            val = _typed_text(name, val, cv.value)
         config[name] = coerce(val, cv.value, name, cv.file)
     return config
+
+
+def _typed_text(name: str, text: str, default: Any) -> Any:
+    if isinstance(default, str) and text[:1] not in ("'", '"'):
+        return text
+    try:
+        return parse_value(text)
+    except ConfigError as e:
+        raise ConfigError(f"Invalid value in '{name}={text}': {e}") from None
 
 
 def _unknown_key_msg(name: str, opdef: OpDef, defaults: dict[str, Any]) -> str:
