@@ -736,10 +736,13 @@ def _load_summary_file(path: str) -> Any:
 class Difference:
     """A run dir file that differs from the manifest."""
 
-    change: str  # changed | missing | added
+    change: str  # changed | missing | added | dangling
     path: str
+    detail: str | None = None  # for a dangling link: where it points
 
     def __str__(self) -> str:
+        if self.detail:
+            return f"{self.change} {self.path} -> {self.detail}"
         return f"{self.change} {self.path}"
 
 
@@ -757,9 +760,12 @@ def verify_run(run: Run) -> list[Difference]:
     files = file_util.snapshot_dir(run.run_dir)
     diffs = []
     for e in manifest:
+        path = os.path.join(run.run_dir, e.path)
         if e.path not in files:
             diffs.append(Difference("missing", e.path))
-        elif _digest(os.path.join(run.run_dir, e.path)) != e.sha256:
+        elif os.path.islink(path) and not os.path.exists(path):
+            diffs.append(Difference("dangling", e.path, os.readlink(path)))
+        elif _digest(path) != e.sha256:
             diffs.append(Difference("changed", e.path))
     listed = {e.path for e in manifest}
     diffs.extend(Difference("added", path) for path in files if path not in listed)
