@@ -83,12 +83,13 @@ __all__ = [
 # Make run
 
 
-def make_run(runs_home: str, opref: OpRef | None = None) -> Run:
+def make_run(runs_home: str) -> Run:
     """Create a new run dir under `runs_home` and return the run.
 
     Run ids are 32 hex chars: 14 for microseconds since the epoch, then 18
     random. They sort by creation time. The run dir is created with an
-    atomic `mkdir`, so concurrent processes never get the same run.
+    atomic `mkdir`, so concurrent processes never get the same run. The
+    op a run is for is recorded by `init_run_meta`.
     """
     os.makedirs(runs_home, exist_ok=True)
     while True:
