@@ -10,7 +10,10 @@ files, then measures, on this machine, in one run:
   copies, the least work a stager could do
 
 Targets: staging within 2x of the baseline; the `.venv` adding under 5%.
-Prints the median of several rounds. Usage: python bench/bench_staging.py
+Prints the median of several rounds. Copies are deleted only at the end:
+on some file systems deleting many files slows the file creation that
+follows, which would make every figure measure the previous round's
+clean-up. Usage: python bench/bench_staging.py
 """
 
 from __future__ import annotations
@@ -138,7 +141,6 @@ def _stage(project: str, work: str) -> float:
     t0 = time.perf_counter()
     run_util.stage_run(run, project)
     elapsed = time.perf_counter() - t0
-    delete_temp_dir(runs_home)
     return elapsed
 
 
@@ -154,7 +156,6 @@ def _baseline(project: str, selected: list[str], work: str) -> float:
     t0 = time.perf_counter()
     subprocess.run(["bash", "-c", script], check=True)
     elapsed = time.perf_counter() - t0
-    delete_temp_dir(dest)
     return elapsed
 
 
