@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import stat
 import threading
@@ -10,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gage._internal import file_select, run_util
+from gage._internal import file_select, run_meta, run_util
 from gage._internal.file_select import parse_rule, select_files
 from gage._internal.types import OpCmd, OpDef, OpRef, StageError
 
@@ -224,3 +225,23 @@ def test_stage_never_changes_project(tmp_path):
         for p in os.listdir(src)
     }
     assert before == after
+
+
+def test_manifest_digest_is_of_the_file_after_an_in_place_change(tmp_path):
+    # Copying remembers each small file's digest from the bytes it wrote.
+    # A later change that keeps size and mtime must still be seen.
+    src = tmp_path / "src"
+    _write(str(src), "train.py", "lr = 0.1\n")
+    run = run_util.make_run(str(tmp_path / "runs"))
+    run_util.init_run_meta(
+        run, OpRef("t", "t"), OpDef("t", {}), OpCmd(["true"], {}), {}, {}
+    )
+    run_util.copy_sourcecode(str(src), run)
+    staged = os.path.join(run.run_dir, "train.py")
+    st = os.stat(staged)
+    with open(staged, "r+") as f:
+        f.write("lr = 0.2\n")
+    os.utime(staged, ns=(st.st_atime_ns, st.st_mtime_ns))
+    run_util.finalize_staged_run(run)
+    [entry] = run_meta.read_manifest(run)
+    assert entry.sha256 == hashlib.sha256(b"lr = 0.2\n").hexdigest()

@@ -42,6 +42,8 @@ DEFAULT_RULES = [
 ]
 
 _TEXT_SAMPLE = 1024
+_KEEP_FILE = 64 * 1024  # files up to this size are read whole when sniffed
+_KEEP_TOTAL = 64 * 1024 * 1024  # and kept up to this many bytes in all
 _LINK_TO_DIR = "link to a directory (not followed)"
 
 
@@ -79,8 +81,15 @@ class Skipped:
 
 @attrs.frozen
 class Selection:
+    """Files selected (in path order), paths skipped, and what the walk
+    already read: `stats` of selected files and, for small files read
+    whole while checking their type, their `data`, so a copy need not
+    read them again."""
+
     files: list[str]
     skipped: list[Skipped]
+    stats: dict[str, os.stat_result] = attrs.field(factory=dict, repr=False)
+    data: dict[str, bytes] = attrs.field(factory=dict, repr=False)
 
     def warnings(self) -> list[str]:
         """What a user should know is missing: one line per rule whose
@@ -202,14 +211,14 @@ def select_files(
     ]
     dir_rules = [c for c in compiled if _applies_to_dirs(c.rule)]
     file_rules = [c for c in compiled if c.rule.type != "dir"]
-    files: list[str] = []
-    skipped: list[Skipped] = []
+    sel = Selection([], [])
     real_root = os.path.realpath(src_dir)
-    walk = _walk(src_dir, "", dir_rules, skipped, real_root, frozenset(never))
+    walk = _walk(src_dir, "", dir_rules, sel.skipped, real_root, frozenset(never))
+    kept = [0]
     for relpath, entry, kind in walk:
         if kind == "file":
-            _select_file(relpath, entry, file_rules, files, skipped)
-    return Selection(files, skipped)
+            _select_file(relpath, entry, file_rules, sel, kept)
+    return sel
 
 
 def _walk(
@@ -289,11 +298,12 @@ def _select_file(
     relpath: str,
     entry: os.DirEntry[str],
     file_rules: list[_Compiled],
-    files: list[str],
-    skipped: list[Skipped],
+    sel: Selection,
+    kept: list[int],
 ) -> None:
     limited: Skipped | None = None
     mistyped: Skipped | None = None
+    data: bytes | None = None
     for c in reversed(file_rules):
         if not c.spec.match_file(relpath):
             continue
@@ -308,38 +318,55 @@ def _select_file(
                 limited = Skipped(relpath, "limit", r.text, f"size>{r.size_gt}")
             continue
         if r.type in ("text", "binary"):
-            try:
-                text = is_text_file(entry.path)
-            except OSError as e:
-                skipped.append(Skipped(relpath, "unreadable", detail=_err(e)))
-                return
-            if text != (r.type == "text"):
+            if data is None:
+                try:
+                    data = _read_head(entry.path, size, kept[0] < _KEEP_TOTAL)
+                except OSError as e:
+                    sel.skipped.append(Skipped(relpath, "unreadable", detail=_err(e)))
+                    return
+            if _is_text(data[:_TEXT_SAMPLE], size) != (r.type == "text"):
                 if r.include and not mistyped:
                     mistyped = Skipped(relpath, "type", r.text, f"not {r.type}")
                 continue
         if not r.include:
-            skipped.append(Skipped(relpath, "excluded", r.text))
+            sel.skipped.append(Skipped(relpath, "excluded", r.text))
             return
         if r.max_matches is not None and c.matches >= r.max_matches:
-            skipped.append(
+            sel.skipped.append(
                 Skipped(relpath, "limit", r.text, f"max-matches={r.max_matches}")
             )
             return
         c.matches += 1
-        files.append(relpath)
+        sel.files.append(relpath)
+        sel.stats[relpath] = entry.stat()
+        if data is not None and len(data) == size:
+            sel.data[relpath] = data
+            kept[0] += size
         return
-    skipped.append(limited or mistyped or Skipped(relpath, "unmatched"))
+    sel.skipped.append(limited or mistyped or Skipped(relpath, "unmatched"))
+
+
+def _read_head(path: str, size: int, keep: bool) -> bytes:
+    """The file's first bytes for a type check; all of it when it is small
+    (and `keep`), so that copying it needs no second read."""
+    with open(path, "rb") as f:
+        return f.read(size if keep and size <= _KEEP_FILE else _TEXT_SAMPLE)
 
 
 def is_text_file(path: str) -> bool:
     """True when the first bytes have no NUL and decode as UTF-8."""
     with open(path, "rb") as f:
         sample = f.read(_TEXT_SAMPLE)
+        size = os.fstat(f.fileno()).st_size
+    return _is_text(sample, size)
+
+
+def _is_text(sample: bytes, size: int) -> bool:
     if b"\x00" in sample:
         return False
     try:
         sample.decode("utf-8")
     except UnicodeDecodeError as e:
         # A multi-byte character cut at the end of the sample is fine
-        return e.start >= len(sample) - 3 and len(sample) == _TEXT_SAMPLE
+        return e.start >= len(sample) - 3 and size > len(sample)
     return True

@@ -35,32 +35,46 @@ def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def copy_file(src: str, dest: str, st: os.stat_result | None = None) -> None:
+def copy_file(
+    src: str,
+    dest: str,
+    st: os.stat_result | None = None,
+    data: bytes | None = None,
+) -> str | None:
     """Copy content, mode and mtime of `src` to a new file `dest`.
 
-    Small files are read and written in one go (one open each). Larger
-    files are cloned with a reflink (copy-on-write) where the file system
-    supports it, else copied with `shutil.copyfile` (`sendfile` on Linux).
-    Never hardlinks: `dest` is its own inode, so changing its mode can
-    never change `src`. `st` is `src`'s stat when the caller has it.
+    Small files are read whole and written in one go (one open each side),
+    or written from `data` when the caller has already read them; their
+    sha256 is returned, computed from the bytes written. Larger files are
+    cloned with a reflink (copy-on-write) where the file system supports
+    it, else copied with `shutil.copyfile` (`sendfile` on Linux), and None
+    is returned. Never hardlinks: `dest` is its own inode, so changing its
+    mode can never change `src`. `st` is `src`'s stat when the caller has
+    it.
     """
     st = st or os.stat(src)
     mode = stat.S_IMODE(st.st_mode) | stat.S_IRUSR | stat.S_IWUSR
-    if st.st_size <= _SMALL_FILE:
+    times = (st.st_atime_ns, st.st_mtime_ns)
+    if data is None and st.st_size <= _SMALL_FILE:
         with open(src, "rb") as f:
             data = f.read()
+    if data is not None:
         fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         try:
-            os.write(fd, data)
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
             os.fchmod(fd, mode)
+            os.utime(fd, ns=times)
         finally:
             os.close(fd)
-    else:
-        if st.st_dev in _no_reflink or not _try_reflink(src, dest):
-            _no_reflink.add(st.st_dev)
-            shutil.copyfile(src, dest)
-        os.chmod(dest, mode)
-    os.utime(dest, ns=(st.st_atime_ns, st.st_mtime_ns))
+        return sha256_bytes(data)
+    if st.st_dev in _no_reflink or not _try_reflink(src, dest):
+        _no_reflink.add(st.st_dev)
+        shutil.copyfile(src, dest)
+    os.chmod(dest, mode)
+    os.utime(dest, ns=times)
+    return None
 
 
 _SMALL_FILE = 256 * 1024

@@ -42,6 +42,7 @@ __all__ = [
     "HashCache",
     "file_sha256",
     "open_cache",
+    "remember",
     "store_copy",
 ]
 
@@ -104,9 +105,33 @@ def _db(cache: HashCache) -> sqlite3.Connection | None:
     return cache.db
 
 
+def remember(path: str, digest: str) -> None:
+    """Remember, in this process, that the file at `path` has `digest`.
+
+    For a file whose content was just written from bytes in memory (a
+    source file copied into a run), so finalizing the run need not read
+    it again. The key includes ctime, which no process can set, so any
+    later change to the file (a write, a chmod, a utime) misses.
+    """
+    if len(_memo) >= _MEMO_MAX:
+        _memo.clear()
+    _memo[_memo_key(os.stat(path))] = digest
+
+
+def _memo_key(st: os.stat_result) -> tuple[int, int, int, int, int]:
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
+_memo: dict[tuple[int, int, int, int, int], str] = {}
+_MEMO_MAX = 200_000
+
+
 def file_sha256(path: str, cache: HashCache | None = None) -> str:
     """sha256 of the file at `path` (a symlink is followed), cached."""
     st = os.stat(path)
+    digest = _memo.get(_memo_key(st))
+    if digest is not None:
+        return digest
     if cache is None or st.st_size < MIN_SIZE or _db(cache) is None:
         return file_util.sha256_file(path)
     digest = _lookup(cache, st)

@@ -265,8 +265,10 @@ def copy_sourcecode(src_dir: str, run: Run) -> list[str]:
             os.makedirs(parent, exist_ok=True)
             made_dirs.add(parent)
         try:
-            st = os.stat(src)
-            file_util.copy_file(src, dest, st)
+            st = sel.stats.get(relpath) or os.stat(src)
+            digest = file_util.copy_file(src, dest, st, sel.data.get(relpath))
+            if digest:
+                hash_cache.remember(dest, digest)
         except OSError as e:
             warnings.append(f"{relpath} skipped: {e.strerror or e}")
             continue
