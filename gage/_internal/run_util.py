@@ -63,19 +63,27 @@ from .types import (
 )
 
 __all__ = [
+    "Difference",
+    "RUN_STATUSES",
     "SourcecodePreview",
     "apply_config",
     "copy_sourcecode",
+    "exec_run",
+    "finalize_run",
     "finalize_staged_run",
     "init_run_meta",
     "init_runtime",
+    "load_run",
     "make_run",
     "preview_sourcecode",
     "resolve_deps",
     "run_meta_dir",
     "run_meta_path",
+    "run_status",
     "sourcecode_rules",
     "stage_run",
+    "start_run",
+    "verify_run",
 ]
 
 
@@ -179,11 +187,11 @@ def stage_run(run: Run, project_dir: str | None = None) -> list[str]:
     return warnings
 
 
-def _check_run_dirs(run: Run) -> None:
+def _check_run_dirs(run: Run, error: type[Exception] = FileNotFoundError) -> None:
     if not os.path.isdir(run.run_dir):
-        raise FileNotFoundError(f"Run dir does not exist: {run.run_dir}")
+        raise error(f"Run dir does not exist: {run.run_dir}")
     if not os.path.isdir(run.meta_dir):
-        raise FileNotFoundError(f"Run meta dir does not exist: {run.meta_dir}")
+        raise error(f"Run meta dir does not exist: {run.meta_dir}")
 
 
 # ---------------------------------------------------------------------------
@@ -360,18 +368,6 @@ def _staged_files(run: Run) -> dict[str, str]:
 # so a staged run can be moved (run dir and meta dir together) and
 # started where it lands.
 
-__all__ += [
-    "RUN_STATUSES",
-    "Difference",
-    "exec_run",
-    "finalize_run",
-    "load_run",
-    "run_status",
-    "start_run",
-    "verify_run",
-]
-
-
 _SUMMARY_MARKER = r"^--- summary ---[ \t]*$"
 _LOCK_PID_WAIT = 2.0
 
@@ -404,7 +400,7 @@ def start_run(run: Run, quiet: bool = False, verify: bool = True) -> int:
     """
     import filelock
 
-    _check_start_dirs(run)
+    _check_run_dirs(run, RunError)
     lock = filelock.FileLock(run_meta.lock_path(run))
     try:
         lock.acquire(timeout=0)
@@ -422,13 +418,6 @@ def start_run(run: Run, quiet: bool = False, verify: bool = True) -> int:
 
 
 exec_run = start_run
-
-
-def _check_start_dirs(run: Run) -> None:
-    if not os.path.isdir(run.run_dir):
-        raise RunError(f"Run dir does not exist: {run.run_dir}")
-    if not os.path.isdir(run.meta_dir):
-        raise RunError(f"Run meta dir does not exist: {run.meta_dir}")
 
 
 def _locked_msg(run: Run) -> str:
@@ -455,13 +444,14 @@ def _start_locked(run: Run, quiet: bool, verify: bool) -> int:
     run_meta.write_proc_lock(run, pid, run_exec.proc_start_time(pid))
     deferred: list[int] = []
     try:
-        if verify:
-            _verify_for_start(run, log)
-        args = run_meta.read_proc_cmd(run)
-        env = _run_env(run)
         # Verified files match the manifest: only files the run touches
         # need hashing again. Unverified ones may not: hash all at the end.
-        before = file_util.snapshot_dir(run.run_dir) if verify else None
+        before = None
+        if verify:
+            before = file_util.snapshot_dir(run.run_dir)
+            _verify_for_start(run, log, before)
+        args = run_meta.read_proc_cmd(run)
+        env = _run_env(run)
         write_timestamp(run, "started")
         log.info(f"Starting run {run.id}: {shlex.join(args)}")
         output, _index = run_meta.output_paths(run, "run")
@@ -538,8 +528,8 @@ def _not_startable_msg(run: Run, status: str) -> str:
     )
 
 
-def _verify_for_start(run: Run, log: Any) -> None:
-    diffs = verify_run(run)
+def _verify_for_start(run: Run, log: Any, files: dict[str, tuple[int, int]]) -> None:
+    diffs = _verify(run, files)
     if not diffs:
         return
     listing = ", ".join(str(d) for d in diffs)
@@ -759,8 +749,13 @@ def verify_run(run: Run) -> list[Difference]:
         raise RunError(
             f"Run {run.name} ({run.id}) is not staged: it has no manifest to verify"
         )
+    return _verify(run, file_util.snapshot_dir(run.run_dir))
+
+
+def _verify(run: Run, files: dict[str, tuple[int, int]]) -> list[Difference]:
+    """Differences between `files` (a snapshot of the run dir) and the
+    manifest, re-hashing each listed file."""
     manifest = run_meta.read_manifest(run)
-    files = file_util.snapshot_dir(run.run_dir)
     diffs = []
     for e in manifest:
         path = os.path.join(run.run_dir, e.path)
