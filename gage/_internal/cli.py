@@ -367,23 +367,11 @@ def _preview_config(gf, opdef, config: dict, assigns: list[str]) -> None:
     overridden = {a.split("=", 1)[0] for a in assigns}
     print("Config:")
     for key, val in sorted(config.items()):
-        default = _default_value(defaults.get(key))
         if key in overridden:
+            default = defaults[key].value
             print(f"  {key}: {_fmt_val(val)} (default {_fmt_val(default)})")
         else:
             print(f"  {key}: {_fmt_val(val)}")
-
-
-def _default_value(entry):
-    # read_project_config maps key -> value, or key -> (value, file) / object.
-    for attr in ("value", "default"):
-        if hasattr(entry, attr):
-            return getattr(entry, attr)
-    if isinstance(entry, tuple) and entry:
-        return entry[0]
-    if isinstance(entry, dict) and "value" in entry:
-        return entry["value"]
-    return entry
 
 
 def _preview_deps(gf, opdef, home: str) -> None:
