@@ -22,13 +22,13 @@ _FICLONE = 0x40049409  # Linux ioctl: share extents (reflink)
 
 def sha256_file(path: str) -> str:
     """Hex sha256 digest of a file's content."""
-    h = hashlib.sha256()
     with open(path, "rb") as f:
-        if hasattr(hashlib, "file_digest"):
+        if hasattr(hashlib, "file_digest"):  # Python 3.11+
             return hashlib.file_digest(f, "sha256").hexdigest()
+        h = hashlib.sha256()
         for chunk in iter(lambda: f.read(_BUF_SIZE), b""):
             h.update(chunk)
-    return h.hexdigest()
+        return h.hexdigest()
 
 
 def sha256_bytes(data: bytes) -> str:
