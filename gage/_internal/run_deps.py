@@ -473,6 +473,8 @@ def _place(
         os.makedirs(os.path.dirname(dest), exist_ok=True)
         if dep.link:
             os.symlink(os.path.abspath(src_path), dest)
+            if _same_file_state(st, os.stat(dest)):
+                hash_cache.remember(dest, digest)
         else:
             _copy(src_path, dest, st, digest, cache, f.source, where)
         events.append(FileEvent("a", "d", os.lstat(dest).st_mtime_ns, f.path))
@@ -514,13 +516,15 @@ def _copy(
     source: str,
     where: str,
 ) -> None:
-    file_util.copy_file(src, dest)
+    copied = file_util.copy_file(src, dest)
     after = os.stat(src)
-    if not _same_file_state(hashed_st, after):
+    if not _same_file_state(hashed_st, after) or copied not in (None, digest):
         raise DependencyError(
             f"{where}: '{source}' changed while the run was staged: stage again"
         )
     hash_cache.store_copy(cache, hashed_st, after, dest, digest)
+    # Finalizing the staged run hashes this file again otherwise.
+    hash_cache.remember(dest, digest)
 
 
 def _same_file_state(a: os.stat_result, b: os.stat_result) -> bool:
