@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gage._internal import file_util, hash_cache, run_deps, run_hooks
+from gage._internal import file_util, hash_cache, op_exec, run_deps, run_hooks
 from gage._internal.run_meta import read_deps, read_manifest
 from gage._internal.run_util import init_run_meta, make_run, stage_run
 from gage._internal.types import DependencyError, OpCmd, OpDef, OpRef
@@ -173,11 +173,11 @@ def test_symlink_loop_terminates(tmp_path):
 
 
 def test_hook_cmd():
-    assert run_hooks.hook_cmd("A=1 B='x y' sh -c 'echo hi'") == (
+    assert op_exec.split_exec("A=1 B='x y' sh -c 'echo hi'") == (
         ["sh", "-c", "echo hi"],
         {"A": "1", "B": "x y"},
     )
-    assert run_hooks.hook_cmd(["A=1", "x"]) == (["A=1", "x"], {})
+    assert op_exec.split_exec(["A=1", "x"]) == (["A=1", "x"], {})
 
 
 def test_hook_env(tmp_path):

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gage._internal import gagefile, run_hooks
+from gage._internal import gagefile, op_exec
 from gage._internal.types import GagefileError, OpDef
 
 words = st.lists(
@@ -22,7 +22,7 @@ words = st.lists(
 @given(words)
 def test_exec_string_splits_like_shell(args):
     line = shlex.join(["cmd"] + args)
-    assert run_hooks.hook_cmd(line) == (["cmd"] + args, {})
+    assert op_exec.split_exec(line) == (["cmd"] + args, {})
 
 
 @given(
@@ -34,11 +34,11 @@ def test_exec_string_splits_like_shell(args):
 )
 def test_exec_env_prefix(env):
     line = " ".join(shlex.quote(f"{k}={v}") for k, v in env.items()) + " python x.py"
-    assert run_hooks.hook_cmd(line) == (["python", "x.py"], env)
+    assert op_exec.split_exec(line) == (["python", "x.py"], env)
 
 
 def test_exec_list_unchanged():
-    assert run_hooks.hook_cmd(["A=1", "x"]) == (["A=1", "x"], {})
+    assert op_exec.split_exec(["A=1", "x"]) == (["A=1", "x"], {})
 
 
 def test_op_cmd_merges_env():

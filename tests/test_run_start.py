@@ -19,6 +19,7 @@ from gage._internal.types import (
     Run,
     RunError,
     RunLockedError,
+    RunSelectError,
 )
 
 
@@ -75,10 +76,6 @@ def test_env(tmp_path, monkeypatch):
         f"RUN_DIR {run.run_dir}\n"
         "PYTHONDONTWRITEBYTECODE 1\n"
     )
-
-
-def test_exec_run_alias():
-    assert run_util.exec_run is run_util.start_run
 
 
 def test_locked_by_this_process(tmp_path):
@@ -247,7 +244,7 @@ def test_finalize_hook_failure_is_logged(tmp_path):
 
 
 def test_load_run_errors(tmp_path):
-    with pytest.raises(RunError, match="Run dir does not exist"):
+    with pytest.raises(RunSelectError, match="Run dir does not exist"):
         run_util.load_run(str(tmp_path / "missing"))
 
 
@@ -344,13 +341,13 @@ def test_signal_during_finalize_waits_for_the_record(tmp_path):
     marker = tmp_path / "finalizing"
     runner = textwrap.dedent(f"""
         import time
-        from gage._internal import run_util
-        read_summary = run_util._read_summary
+        from gage._internal import run_start, run_util
+        read_summary = run_start.read_run_summary
         def slow_read_summary(*args):
             open({str(marker)!r}, "w").close()
             time.sleep(1)
             read_summary(*args)
-        run_util._read_summary = slow_read_summary
+        run_start.read_run_summary = slow_read_summary
         run_util.start_run(run_util.load_run({run.run_dir!r}), quiet=True)
         print("not reached")
         """)

@@ -50,7 +50,7 @@ def test_run_for_dir_moved(tmp_path):
     dest.mkdir()
     os.rename(run.run_dir, dest / run.id)
     os.rename(run.meta_dir, dest / (run.id + ".meta"))
-    moved = runs.run_for_dir(str(dest / run.id))
+    moved = runs.load_run(str(dest / run.id))
     assert (moved.id, moved.name, moved.run_dir) == (
         run.id,
         run.name,

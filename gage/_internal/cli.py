@@ -242,8 +242,7 @@ def _cmd_run(args) -> int:
         return _error("cancelled: nothing staged", 1)
     run = run_util.make_run(home)
     run_util.init_run_meta(run, gagefile.op_ref(gf, opdef), opdef, cmd, config, {})
-    for w in run_util.stage_run(run, gf.project_dir):
-        print(f"gage: warning: {w}", file=sys.stderr)
+    run_util.stage_run(run, gf.project_dir, warn=_warn)
     if args.needed:
         match = runs.find_matching_run(run, runs.list_runs(home))
         if match:
@@ -257,6 +256,10 @@ def _cmd_run(args) -> int:
         print(run.run_dir)
         return _print_json(args, run, 0)
     return _start(args, run)
+
+
+def _warn(msg: str) -> None:
+    print(f"gage: warning: {msg}", file=sys.stderr)
 
 
 def _split_words(words: list[str]) -> tuple[str | None, list[str]]:

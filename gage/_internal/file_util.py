@@ -6,11 +6,13 @@ import hashlib
 import os
 import shutil
 import stat
+import sys
+from typing import Any
 
 __all__ = [
     "copy_file",
     "make_readonly",
-    "make_writable",
+    "tomllib",
     "snapshot_dir",
     "sha256_file",
     "sha256_bytes",
@@ -106,9 +108,13 @@ def make_readonly(path: str) -> None:
     os.chmod(path, stat.S_IMODE(st.st_mode) & ~0o222)
 
 
-def make_writable(path: str) -> None:
-    mode = stat.S_IMODE(os.lstat(path).st_mode)
-    os.chmod(path, mode | stat.S_IWUSR)
+def tomllib() -> Any:
+    """The TOML reader: `tomllib` (3.11+), else `tomli`."""
+    if sys.version_info >= (3, 11):
+        import tomllib as toml
+    else:
+        import tomli as toml
+    return toml
 
 
 def snapshot_dir(root: str) -> dict[str, tuple[int, int]]:

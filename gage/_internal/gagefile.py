@@ -25,7 +25,8 @@ from typing import Any
 
 import attrs
 
-from .run_hooks import hook_cmd
+from . import file_util
+from .op_exec import PHASES, op_cmd, split_exec
 from .types import GagefileError, OpCmd, OpDef, OpRef, StageError
 
 __all__ = [
@@ -59,13 +60,7 @@ OP_KEYS = [
 
 PROJECT_KEYS = ["$runs-dir"]
 
-EXEC_PHASES = [
-    "stage-sourcecode",
-    "stage-runtime",
-    "stage-dependencies",
-    "run",
-    "finalize",
-]
+EXEC_PHASES = list(PHASES)
 
 DEPENDENCY_TYPES = ["project-files", "run-files"]
 
@@ -159,7 +154,7 @@ def read_gagefile(path: str) -> Gagefile:
             f"{_display_path(path)}:{line}: not UTF-8 text ({e.reason}): "
             "save the file as UTF-8"
         ) from None
-    toml = _tomllib()
+    toml = file_util.tomllib()
     try:
         data = toml.loads(text)
     except toml.TOMLDecodeError as e:
@@ -174,16 +169,6 @@ def _display_path(path: str) -> str:
     except ValueError:
         return path
     return path if rel.startswith("..") else rel
-
-
-def _tomllib():
-    if sys.version_info >= (3, 11):
-        import tomllib
-
-        return tomllib
-    import tomli
-
-    return tomli
 
 
 # ---------------------------------------------------------------------------
@@ -278,7 +263,7 @@ class _Validator:
     def _cmd(self, op: str, key: str, val: Any) -> None:
         if isinstance(val, str):
             try:
-                args, _env = hook_cmd(val)
+                args, _env = split_exec(val)
             except ValueError as e:
                 self.fail(op, key, f"'{key}' cannot be split like a shell line: {e}")
             if not args:
@@ -527,25 +512,6 @@ def _inline(d: dict[str, Any]) -> str:
 
 # ---------------------------------------------------------------------------
 # Op command
-
-
-def op_cmd(opdef: OpDef) -> OpCmd:
-    """The run command of an op: `exec` (or `exec.run`) plus `env`."""
-    run = opdef.get_exec().get("run")
-    if run is None:
-        raise GagefileError(
-            f"op '{opdef.name}' has no command: add exec = \"...\" "
-            f"(or a 'run' entry in its exec table)"
-        )
-    args, env = hook_cmd(run)
-    return OpCmd(args, {**_env_strs(opdef), **env})
-
-
-def _env_strs(opdef: OpDef) -> dict[str, str]:
-    env = {}
-    for k, v in (opdef.data.get("env") or {}).items():
-        env[str(k)] = str(v).lower() if isinstance(v, bool) else str(v)
-    return env
 
 
 def op_ref(gagefile: Gagefile, opdef: OpDef) -> OpRef:

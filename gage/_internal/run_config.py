@@ -497,7 +497,7 @@ def _type_msg(val: Any, default: Any, name: str, file: str) -> str:
 # Apply
 
 
-def apply_run_config(run: Run) -> None:
+def apply_run_config(run: Run, opdef: OpDef | None = None) -> None:
     """Write the run config (`config.json`) into the staged files.
 
     Files are patched in the run dir (never in the project). The unified
@@ -509,7 +509,7 @@ def apply_run_config(run: Run) -> None:
         return
     log = runner_log(run)
     log.info("Applying config (see log/patched for details)")
-    opdef = read_opdef(run)
+    opdef = opdef or read_opdef(run)
     keys = _read_config(run.run_dir, opdef)
     by_file = _changes_by_file(config, keys, opdef)
     diffs = []

@@ -61,8 +61,8 @@ from .run_meta import (
     runner_log,
     write_deps,
 )
-from .runs import list_runs, run_status, runs_for_op, runs_for_prefix
-from .types import DependencyError, OpDef, Run
+from .runs import select_run
+from .types import DependencyError, OpDef, Run, RunSelectError
 
 __all__ = [
     "DEPENDENCY_KEYS",
@@ -298,30 +298,16 @@ def _walk(
 
 
 def _select_run(runs_home: str, select: str, where: str) -> Run:
-    runs = list_runs(runs_home)
-    by_op = runs_for_op(runs, select)
-    exact = [r for r in runs if select in (r.id, r.name)]
-    candidates = by_op or exact or runs_for_prefix(runs, select)
-    if not candidates:
-        raise DependencyError(
-            f"{where}: no run matches run-select '{select}' in {runs_home}: "
-            f"run '{select}' first"
+    """The newest completed run that `select` names (see runs.select_run)."""
+    try:
+        return select_run(runs_home, select, status="completed", what="run-select")
+    except RunSelectError as e:
+        hint = (
+            ": a run-files dependency needs a run that completed successfully"
+            if "none completed" in str(e)
+            else ""
         )
-    if not by_op and len(candidates) > 1:
-        names = ", ".join(f"{r.id[:8]} ({r.name})" for r in candidates[:5])
-        raise DependencyError(
-            f"{where}: run-select '{select}' matches {len(candidates)} runs "
-            f"({names}): use a longer id or name prefix"
-        )
-    completed = [r for r in candidates if run_status(r) == "completed"]
-    if not completed:
-        what = f"op '{select}'" if by_op else f"run {candidates[0].id}"
-        raise DependencyError(
-            f"{where}: no completed run for {what} in {runs_home} "
-            f"({len(candidates)} found, none completed): "
-            f"a run-files dependency needs a run that completed successfully"
-        )
-    return completed[-1]
+        raise DependencyError(f"{where}: {e}{hint}", spec=select) from None
 
 
 def _run_source(run: Run) -> dict[str, Any]:
@@ -354,13 +340,15 @@ def _generated_files(run: Run) -> list[str]:
 # Resolve into a run dir
 
 
-def resolve_deps(run: Run, project_dir: str | None = None) -> list[dict[str, Any]]:
+def resolve_deps(
+    run: Run, project_dir: str | None = None, opdef: OpDef | None = None
+) -> list[dict[str, Any]]:
     """Place the op's dependencies in the run dir and write deps.json.
 
     Every dependency is resolved and every pin checked before any file
     is placed. Returns the deps.json records.
     """
-    opdef = read_opdef(run)
+    opdef = opdef or read_opdef(run)
     if not opdef.get_dependencies():
         return []
     project_dir = os.path.abspath(project_dir or os.getcwd())

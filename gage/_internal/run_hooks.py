@@ -24,11 +24,11 @@ phase's type (s, r, d), so they end up in the manifest.
 from __future__ import annotations
 
 import os
-import re
 import shlex
 from typing import Any
 
 from . import file_util
+from .op_exec import op_cmd
 from .run_exec import ExecError, exec_proc
 from .run_meta import (
     FileEvent,
@@ -37,9 +37,9 @@ from .run_meta import (
     read_opdef,
     runner_log,
 )
-from .types import Run, StageError
+from .types import OpDef, Run, StageError
 
-__all__ = ["STAGE_HOOKS", "hook_cmd", "run_hook"]
+__all__ = ["STAGE_HOOKS", "run_hook"]
 
 # Hook phase -> (output phase, file type in log/files)
 STAGE_HOOKS = {
@@ -49,21 +49,24 @@ STAGE_HOOKS = {
 }
 
 
-def run_hook(run: Run, phase: str, project_dir: str | None = None) -> bool:
+def run_hook(
+    run: Run, phase: str, project_dir: str | None = None, opdef: OpDef | None = None
+) -> bool:
     """Run the op's `phase` hook in the run dir, if it has one.
 
     Returns True when a hook ran. Raises StageError when it cannot be
     started or exits non-zero; the run is then left unstaged.
     """
     output_phase, file_type = STAGE_HOOKS[phase]
-    val = read_opdef(run).get_exec().get(phase)
-    if val is None:
+    opdef = opdef or read_opdef(run)
+    if opdef.get_exec().get(phase) is None:
         return False
-    args, hook_env = hook_cmd(val)
+    cmd = op_cmd(opdef, phase)
+    args = cmd.args
     output, _index = output_paths(run, output_phase)
     log = runner_log(run)
     log.info(f"Running {phase} hook: {_cmd_str(args)}")
-    env = _hook_env(run, project_dir, hook_env)
+    env = _hook_env(run, project_dir, cmd.env)
     before = file_util.snapshot_dir(run.run_dir)
     try:
         exit_code = exec_proc(args, run.run_dir, env, output)
@@ -80,31 +83,15 @@ def run_hook(run: Run, phase: str, project_dir: str | None = None) -> bool:
     return True
 
 
-def hook_cmd(val: str | list[Any]) -> tuple[list[str], dict[str, str]]:
-    """argv and env of a hook command (same rules as `exec`)."""
-    if isinstance(val, list):
-        return [str(a) for a in val], {}
-    words = shlex.split(val)
-    env: dict[str, str] = {}
-    while words and _ENV_WORD.match(words[0]):
-        name, value = words.pop(0).split("=", 1)
-        env[name] = value
-    return words, env
-
-
-_ENV_WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*=")
-
-
 def _cmd_str(args: list[str]) -> str:
     return shlex.join(args)
 
 
 def _hook_env(
-    run: Run, project_dir: str | None, hook_env: dict[str, str]
+    run: Run, project_dir: str | None, cmd_env: dict[str, str]
 ) -> dict[str, str]:
     env = dict(os.environ)
-    env.update(read_opdef(run).get_env())
-    env.update(hook_env)
+    env.update(cmd_env)
     env["RUN_ID"] = run.id
     env["RUN_DIR"] = run.run_dir
     env["PROJECT_DIR"] = os.path.abspath(project_dir or os.getcwd())

@@ -17,9 +17,10 @@ import tempfile
 import time
 from typing import Any, Iterable, NamedTuple
 
-from .types import OpCmd, OpDef, OpRef, Run
+from .types import META_SUFFIX, OpCmd, OpDef, OpRef, Run
 
 __all__ = [
+    "META_SUFFIX",
     "SCHEMA",
     "FileEvent",
     "ManifestEntry",

@@ -20,8 +20,8 @@ import stat
 from typing import Any
 
 from . import run_exec, run_meta
-from .run_meta import read_id, read_name, read_opref
-from .types import GageError, Run
+from .run_meta import META_SUFFIX, read_id, read_name, read_opref
+from .types import GageError, Run, RunSelectError
 
 __all__ = [
     "DEFAULT_RUNS_DIR",
@@ -31,14 +31,12 @@ __all__ = [
     "find_matching_run",
     "input_key",
     "list_runs",
-    "run_for_dir",
-    "run_for_meta_dir",
+    "load_run",
     "run_record",
     "RUN_STATUSES",
     "run_status",
     "runs_home",
     "select_run",
-    "select_runs",
 ]
 
 DEFAULT_RUNS_DIR = os.path.join(".gage", "runs")
@@ -57,31 +55,53 @@ RUN_STATUSES = (
 
 
 def list_runs(runs_home: str) -> list[Run]:
-    """Runs in `runs_home`, oldest first (run ids sort by creation time)."""
+    """Runs in `runs_home`, oldest first (run ids sort by creation time).
+
+    A meta dir whose identity is not written yet (a run being made) is
+    not listed.
+    """
     runs = []
-    for meta_dir in sorted(glob.glob(os.path.join(glob.escape(runs_home), "*.meta"))):
-        run = run_for_meta_dir(meta_dir)
-        if run is not None:
-            runs.append(run)
+    for meta_dir in sorted(glob.glob(os.path.join(glob.escape(runs_home), "*" + META_SUFFIX))):
+        try:
+            runs.append(_load(meta_dir[: -len(META_SUFFIX)]))
+        except (OSError, ValueError):
+            pass
     return runs
 
 
-def run_for_meta_dir(meta_dir: str) -> Run | None:
-    """The run of a meta dir, or None when its identity is not written yet."""
-    try:
-        return Run(read_id(meta_dir), meta_dir[: -len(".meta")], read_name(meta_dir))
-    except (FileNotFoundError, NotADirectoryError):
-        return None
+def load_run(path: str) -> Run:
+    """The run of a run dir (or of its `.meta` dir), wherever it is.
 
-
-def select_runs(runs: list[Run], select: str) -> list[Run]:
-    """Runs matching `select`: an op name, else a run id or name prefix.
-
-    When any run's op name equals `select`, the runs of that op are
-    returned; otherwise the runs whose id or name starts with `select`.
-    Order is kept.
+    Identity (id, name) comes from meta, the location from `path`, so a
+    run dir that was moved together with its meta dir loads where it
+    is. Raises RunSelectError naming the path when either dir or the identity
+    is missing.
     """
-    return runs_for_op(runs, select) or runs_for_prefix(runs, select)
+    run_dir = os.path.abspath(path.rstrip(os.sep) or os.sep)
+    if run_dir.endswith(META_SUFFIX):
+        run_dir = run_dir[: -len(META_SUFFIX)]
+    meta_dir = run_dir + META_SUFFIX
+    if not os.path.isdir(run_dir):
+        raise RunSelectError(f"Run dir does not exist: {run_dir}", path=run_dir)
+    if not os.path.isdir(meta_dir):
+        raise RunSelectError(
+            f"Run meta dir does not exist: {meta_dir} "
+            "(a run dir and its .meta dir must be moved together)",
+            path=meta_dir,
+        )
+    try:
+        return _load(run_dir)
+    except (OSError, ValueError):
+        raise RunSelectError(
+            f"{run_dir} is not a run dir: {meta_dir} has no readable 'id' and "
+            "'name' (move a run dir together with its .meta dir)",
+            path=meta_dir,
+        ) from None
+
+
+def _load(run_dir: str) -> Run:
+    meta_dir = run_dir + META_SUFFIX
+    return Run(read_id(meta_dir), run_dir, read_name(meta_dir))
 
 
 def runs_for_op(runs: list[Run], op: str) -> list[Run]:
@@ -128,52 +148,54 @@ def runs_home(
 # List and select
 
 
-def run_for_dir(run_dir: str) -> Run:
-    """The run whose run dir is `run_dir` (its meta dir must be beside it)."""
-    run_dir = os.path.abspath(run_dir.rstrip(os.sep) or os.sep)
-    if run_dir.endswith(".meta"):
-        run_dir = run_dir[: -len(".meta")]
-    meta_dir = run_dir + ".meta"
-    if not os.path.isdir(run_dir):
-        raise GageError(f"run dir {run_dir} does not exist")
-    try:
-        return Run(run_meta.read_id(meta_dir), run_dir, run_meta.read_name(meta_dir))
-    except FileNotFoundError:
-        raise GageError(
-            f"{run_dir} is not a run dir: {meta_dir} with 'id' and 'name' "
-            "is missing (move a run dir together with its .meta dir)"
-        ) from None
+def select_run(
+    home: str, spec: str, status: str | None = None, what: str = "run"
+) -> Run:
+    """The one rule that turns a run spec into a run.
 
-
-def select_run(home: str, spec: str) -> Run:
-    """A run in `home` by id or name, an op name (its newest run), a
-    unique id or name prefix; or a run anywhere by a path to its run dir.
-
-    A spec that contains a path separator, or names an existing directory
-    with a meta dir beside it, is a path.
+    In order: a path to a run dir (a spec with a path separator, or an
+    existing dir with a meta dir beside it); a run id or name; an op name
+    (its newest run); a unique id or name prefix. With `status`, only
+    runs with that status are candidates (`run-files` dependencies use
+    completed runs). Raises RunSelectError naming the spec, the runs dir
+    and what to do; `what` names the spec in messages ("run-select").
     """
-    if os.sep in spec or (os.path.isdir(spec) and os.path.isdir(spec + ".meta")):
-        return run_for_dir(spec)
+    if os.sep in spec or (os.path.isdir(spec) and os.path.isdir(spec + META_SUFFIX)):
+        return load_run(spec)
     runs = list(reversed(list_runs(home)))
     exact = [r for r in runs if spec in (r.id, r.name)]
-    if exact:
-        return exact[0]
-    by_op = runs_for_op(runs, spec)
-    if by_op:
-        return by_op[0]
-    matches = runs_for_prefix(runs, spec)
-    if not matches:
-        raise GageError(
-            f"no run matching '{spec}' in {home} "
-            "(use a run id or name (or a prefix), an op name, or a path to a run dir)"
+    by_op = runs_for_op(runs, spec) if not exact else []
+    candidates = exact or by_op or runs_for_prefix(runs, spec)
+    if not candidates:
+        raise RunSelectError(_none_msg(home, spec, what), spec=spec)
+    if not exact and not by_op and len({r.id for r in candidates}) > 1:
+        names = ", ".join(f"{r.name} ({r.id[:8]})" for r in candidates[:5])
+        more = ", ..." if len(candidates) > 5 else ""
+        raise RunSelectError(
+            f"{what} '{spec}' matches {len(candidates)} runs ({names}{more}): "
+            "use a longer prefix",
+            spec=spec,
         )
-    if len(matches) > 1:
-        names = ", ".join(r.name for r in matches[:5])
-        more = ", ..." if len(matches) > 5 else ""
-        raise GageError(
-            f"'{spec}' matches {len(matches)} runs ({names}{more}): use a longer prefix"
+    if status is None:
+        return candidates[0]
+    for run in candidates:
+        if run_status(run) == status:
+            return run
+    target = f"op '{spec}'" if by_op else f"run {candidates[0].id}"
+    raise RunSelectError(
+        f"no {status} run for {target} in {home} ({len(candidates)} found, "
+        f"none {status})",
+        spec=spec,
+    )
+
+
+def _none_msg(home: str, spec: str, what: str) -> str:
+    if what == "run":
+        return (
+            f"no run matching '{spec}' in {home} (use a run id or name "
+            "(or a prefix), an op name, or a path to a run dir)"
         )
-    return matches[0]
+    return f"no run matches {what} '{spec}' in {home}: run '{spec}' first"
 
 
 def filter_runs(

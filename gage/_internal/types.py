@@ -19,6 +19,8 @@ __all__ = [
     "DependencyError",
     "RunError",
     "RunLockedError",
+    "RunSelectError",
+    "META_SUFFIX",
     "StageError",
     "VerifyError",
     "OpRef",
@@ -29,8 +31,35 @@ __all__ = [
 ]
 
 
+META_SUFFIX = ".meta"
+"""A run's meta dir is its run dir with this suffix."""
+
+
 class GageError(Exception):
-    """Base for errors whose message is meant for the user."""
+    """Base for errors whose message is meant for the user.
+
+    Besides the message, an error carries what it is about as fields, so
+    an API caller need not match text: `path` (a file or dir), `key` (a
+    gage.toml or config key), `op` (an op name), `run` (a run id) and
+    `spec` (a run spec as given). Fields that do not apply are None.
+    """
+
+    def __init__(
+        self,
+        msg: str = "",
+        *,
+        path: str | None = None,
+        key: str | None = None,
+        op: str | None = None,
+        run: str | None = None,
+        spec: str | None = None,
+    ) -> None:
+        super().__init__(msg)
+        self.path = path
+        self.key = key
+        self.op = op
+        self.run = run
+        self.spec = spec
 
 
 class GagefileError(GageError):
@@ -51,6 +80,10 @@ class StageError(GageError):
 
 class RunError(GageError):
     """A run cannot be started or is in the wrong state."""
+
+
+class RunSelectError(GageError):
+    """A run spec matches no run, or more than one."""
 
 
 class RunLockedError(RunError):
@@ -117,9 +150,6 @@ class OpDef:
             return {"run": val}
         return dict(val)
 
-    def get_env(self) -> dict[str, str]:
-        return {str(k): str(v) for k, v in (self.data.get("env") or {}).items()}
-
 
 @attrs.frozen
 class OpCmd:
@@ -139,7 +169,7 @@ class Run:
 
     @property
     def meta_dir(self) -> str:
-        return self.run_dir + ".meta"
+        return self.run_dir + META_SUFFIX
 
     @property
     def runs_home(self) -> str:

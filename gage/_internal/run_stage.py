@@ -1,0 +1,346 @@
+"""Make a run, initialize its meta, stage it.
+
+    make_run -> init_run_meta -> stage_run
+
+`stage_run` calls, in order: `copy_sourcecode`, `apply_config`,
+`init_runtime`, `resolve_deps`, `finalize_staged_run`. Each phase logs to
+`log/runner` and appends what it changed in the run dir to `log/files`.
+"""
+
+from __future__ import annotations
+
+import os
+import pprint
+import secrets
+import threading
+import time
+from typing import Any, Callable
+
+import attrs
+
+from . import file_select, file_util, hash_cache, run_deps, run_hooks, run_meta
+from .run_meta import (
+    FileEvent,
+    ManifestEntry,
+    append_files_log,
+    read_files_log,
+    read_opdef,
+    runner_log,
+    write_config,
+    write_id,
+    write_manifest,
+    write_name,
+    write_opdef,
+    write_opref,
+    write_proc_cmd,
+    write_proc_env,
+    write_schema,
+    write_timestamp,
+    write_user_attrs,
+)
+from .types import OpCmd, OpDef, OpRef, Run, StageError
+
+__all__ = [
+    "SourcecodePreview",
+    "Warn",
+    "apply_config",
+    "check_run_dirs",
+    "copy_sourcecode",
+    "finalize_staged_run",
+    "init_run_meta",
+    "init_runtime",
+    "make_run",
+    "preview_sourcecode",
+    "resolve_deps",
+    "sourcecode_rules",
+    "stage_run",
+]
+
+Warn = Callable[[str], None]
+"""Called with each warning a user should see while staging."""
+
+
+# ---------------------------------------------------------------------------
+# Make run
+
+
+def make_run(runs_home: str) -> Run:
+    """Create a new run dir under `runs_home` and return the run.
+
+    Run ids are 32 hex chars: 14 for microseconds since the epoch, then 18
+    random. They sort by creation time. The run dir is created with an
+    atomic `mkdir`, so concurrent processes never get the same run. The
+    op a run is for is recorded by `init_run_meta`.
+    """
+    os.makedirs(runs_home, exist_ok=True)
+    while True:
+        run_id = _new_run_id()
+        run_dir = os.path.join(runs_home, run_id)
+        try:
+            os.mkdir(run_dir)
+        except FileExistsError:
+            continue
+        return Run(run_id, run_dir, _run_name(run_id))
+
+
+_last_us = 0
+_id_lock = threading.Lock()
+
+
+def _new_run_id() -> str:
+    global _last_us
+    with _id_lock:
+        us = max(time.time_ns() // 1000, _last_us + 1)
+        _last_us = us
+    return f"{us:014x}{secrets.token_hex(9)}"
+
+
+_CONSONANTS = "bdfgklmnprstvz"
+_VOWELS = "aeiou"
+
+
+def _run_name(run_id: str) -> str:
+    """A short, pronounceable name from the random part of the id."""
+    n = int(run_id[14:], 16)
+    syllables = []
+    for _ in range(6):
+        n, c = divmod(n, len(_CONSONANTS))
+        n, v = divmod(n, len(_VOWELS))
+        syllables.append(_CONSONANTS[c] + _VOWELS[v])
+    return "".join(syllables[:3]) + "-" + "".join(syllables[3:])
+
+
+# ---------------------------------------------------------------------------
+# Init meta
+
+
+def init_run_meta(
+    run: Run,
+    opref: OpRef,
+    opdef: OpDef,
+    cmd: OpCmd,
+    config: dict[str, Any],
+    user_attrs: dict[str, Any],
+) -> None:
+    """Write the meta files that identify the run and what it will do."""
+    os.makedirs(run.meta_dir, exist_ok=True)
+    write_schema(run)
+    write_id(run)
+    write_name(run)
+    write_opref(run, opref)
+    write_opdef(run, opdef)
+    write_proc_cmd(run, cmd)
+    write_proc_env(run, cmd)
+    if config:
+        write_config(run, config)
+    if user_attrs:
+        write_user_attrs(run, user_attrs)
+    write_timestamp(run, "initialized")
+    runner_log(run).info(f"Initialized run meta for {opref.op_name} ({run.id})")
+
+
+# ---------------------------------------------------------------------------
+# Stage
+
+
+def stage_run(
+    run: Run, project_dir: str | None = None, warn: Warn | None = None
+) -> None:
+    """Stage `run` from `project_dir` (default: the current directory).
+
+    The op definition is read from meta once and handed to each phase.
+    `warn` is called with each warning a user should see (files skipped
+    by limits, unreadable files); warnings are also in `log/runner`.
+    """
+    check_run_dirs(run)
+    project_dir = project_dir or os.getcwd()
+    opdef = read_opdef(run)
+    copy_sourcecode(project_dir, run, opdef, warn)
+    run_hooks.run_hook(run, "stage-sourcecode", project_dir, opdef)
+    apply_config(run, opdef)
+    init_runtime(run, project_dir, opdef)
+    resolve_deps(run, project_dir, opdef)
+    run_hooks.run_hook(run, "stage-dependencies", project_dir, opdef)
+    finalize_staged_run(run)
+
+
+def check_run_dirs(run: Run, error: type[Exception] = FileNotFoundError) -> None:
+    """Raise `error` unless the run dir and its meta dir exist."""
+    if not os.path.isdir(run.run_dir):
+        raise error(f"Run dir does not exist: {run.run_dir}")
+    if not os.path.isdir(run.meta_dir):
+        raise error(f"Run meta dir does not exist: {run.meta_dir}")
+
+
+# ---------------------------------------------------------------------------
+# Copy source code
+
+
+def sourcecode_rules(opdef: OpDef) -> list[str]:
+    """Rule lines for an op: the defaults, or the op's `sourcecode`.
+
+    An op `sourcecode` list that only excludes adds to the defaults;
+    a list with any include replaces them.
+    """
+    rules = opdef.get_sourcecode()
+    if rules is None:
+        return list(file_select.DEFAULT_RULES)
+    if rules and all(r.lstrip().startswith("-") for r in rules):
+        return list(file_select.DEFAULT_RULES) + rules
+    return rules
+
+
+@attrs.frozen
+class SourcecodePreview:
+    """What `copy_sourcecode` would do: files and skipped paths with rules."""
+
+    rules: list[str]
+    files: list[str]
+    skipped: list[file_select.Skipped]
+    warnings: list[str]
+
+
+def preview_sourcecode(
+    src_dir: str, opdef: OpDef, runs_home: str | None = None
+) -> SourcecodePreview:
+    """Files that would be copied and, for each skipped path, why.
+
+    A `runs_home` inside `src_dir` is never source code.
+    """
+    rules = sourcecode_rules(opdef)
+    sel = _select(src_dir, rules, runs_home)
+    return SourcecodePreview(rules, sel.files, sel.skipped, sel.warnings())
+
+
+def _select(
+    src_dir: str, rules: list[str], runs_home: str | None
+) -> file_select.Selection:
+    if not os.path.isdir(src_dir):
+        raise StageError(f"Source code dir does not exist: {src_dir}")
+    never = []
+    if runs_home:
+        rel = os.path.relpath(os.path.realpath(runs_home), os.path.realpath(src_dir))
+        if rel != "." and not rel.startswith(".."):
+            never.append(rel.replace(os.sep, "/"))
+    return file_select.select_files(src_dir, file_select.parse_rules(rules), never)
+
+
+def copy_sourcecode(
+    src_dir: str, run: Run, opdef: OpDef | None = None, warn: Warn | None = None
+) -> None:
+    """Copy source code from `src_dir` to the run dir under the op's rules.
+
+    Warnings (files skipped by limits, files that cannot be read, links
+    that leave the source dir) go to `log/runner` and, one at a time, to
+    `warn` when given. `preview_sourcecode` lists them before staging.
+    """
+    opdef = opdef or read_opdef(run)
+    rules = sourcecode_rules(opdef)
+    log = runner_log(run)
+    log.info("Copying source code (see log/files for details)")
+    log.info("Source code include:\n" + _pformat([r for r in rules if _incl(r)]))
+    log.info(
+        "Source code exclude:\n" + _pformat([r[1:] for r in rules if not _incl(r)])
+    )
+    sel = _select(src_dir, rules, run.runs_home)
+    warnings = sel.warnings()
+    events = []
+    made_dirs: set[str] = set()
+    for relpath in sel.files:
+        src = os.path.join(src_dir, relpath)
+        dest = os.path.join(run.run_dir, relpath)
+        parent = os.path.dirname(dest)
+        if parent not in made_dirs:
+            os.makedirs(parent, exist_ok=True)
+            made_dirs.add(parent)
+        try:
+            st = sel.stats.get(relpath) or os.stat(src)
+            digest = file_util.copy_file(src, dest, st, sel.data.get(relpath))
+            if digest:
+                hash_cache.remember(dest, digest)
+        except OSError as e:
+            warnings.append(f"{relpath} skipped: {e.strerror or e}")
+            continue
+        events.append(FileEvent("a", "s", st.st_mtime_ns, relpath))
+    append_files_log(run, events)
+    for w in warnings:
+        log.info(f"WARNING: {w}")
+        if warn:
+            warn(w)
+
+
+def _incl(rule: str) -> bool:
+    return not rule.lstrip().startswith("-")
+
+
+def _pformat(val: list[str]) -> str:
+    return pprint.pformat(val, width=72)
+
+
+# ---------------------------------------------------------------------------
+# Apply config, init runtime, resolve deps
+
+
+def apply_config(run: Run, opdef: OpDef | None = None) -> None:
+    """Apply run config to the copied source code (see run_config)."""
+    # Imported only for runs with config: its parsers (yaml, tomlkit) cost
+    # more than a simple `gage run` should.
+    if not run_meta.read_config(run):
+        return
+    from . import run_config
+
+    run_config.apply_run_config(run, opdef)
+
+
+def init_runtime(
+    run: Run, project_dir: str | None = None, opdef: OpDef | None = None
+) -> None:
+    """Run the op's `stage-runtime` hook, if any."""
+    run_hooks.run_hook(run, "stage-runtime", project_dir, opdef)
+
+
+def resolve_deps(
+    run: Run, project_dir: str | None = None, opdef: OpDef | None = None
+) -> None:
+    """Resolve the op's dependencies into the run dir (see run_deps)."""
+    run_deps.resolve_deps(run, project_dir, opdef)
+
+
+# ---------------------------------------------------------------------------
+# Finalize staged run
+
+
+def finalize_staged_run(run: Run) -> None:
+    """Make staged files read-only, write the manifest and `staged`."""
+    entries = []
+    with hash_cache.open_cache(run.runs_home) as cache:
+        for path, type in sorted(_staged_files(run).items()):
+            entries.append(ManifestEntry(type, _staged_digest(run, path, cache), path))
+    write_manifest(run, entries)
+    write_timestamp(run, "staged")
+    runner_log(run).info(f"Staged run {run.id} ({len(entries)} files in manifest)")
+
+
+def _staged_digest(run: Run, path: str, cache: hash_cache.HashCache) -> str:
+    """sha256 of a staged file (cached by stat when large), made read-only.
+
+    A linked file is hashed through the link; the link is never chmodded.
+    """
+    full = os.path.join(run.run_dir, path)
+    try:
+        digest = hash_cache.file_sha256(full, cache)
+    except FileNotFoundError:
+        raise StageError(f"Staged file {path} is missing from {run.run_dir}") from None
+    file_util.make_readonly(full)
+    return digest
+
+
+def _staged_files(run: Run) -> dict[str, str]:
+    """Path -> type for files in the run dir according to log/files."""
+    files: dict[str, str] = {}
+    for e in read_files_log(run):
+        if e.event == "d":
+            files.pop(e.path, None)
+        elif e.event == "a" or e.path not in files:
+            files[e.path] = e.type
+    return files

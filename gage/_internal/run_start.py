@@ -1,0 +1,269 @@
+"""Start a staged run and complete its record.
+
+A staged run starts from its run dir and meta dir alone: nothing here
+reads the project, and nothing written to meta holds an absolute path,
+so a staged run can be moved (run dir and meta dir together) and
+started where it lands.
+
+    start_run: lock -> verify -> exec -> finalize_run
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shlex
+import threading
+import time
+from typing import Any, Iterator
+
+from . import file_util, run_exec, run_meta
+from .op_exec import op_cmd
+from .run_meta import FileEvent, ManifestEntry, append_files_log, read_opdef, runner_log, write_timestamp
+from .run_stage import check_run_dirs
+from .run_summary import read_run_summary
+from .run_verify import file_digest, verify_files
+from .runs import run_status
+from .types import OpDef, Run, RunError, RunLockedError, VerifyError
+
+__all__ = ["finalize_run", "start_run"]
+
+_LOCK_PID_WAIT = 2.0
+
+
+def start_run(run: Run, quiet: bool = False, verify: bool = True) -> int:
+    """Run a staged run's command in its run dir and finalize it.
+
+    Returns the command's exit code (negative for a signal). Refuses a
+    run that is not staged, is running or has run (RunError), one that
+    another process holds (RunLockedError) and, unless `verify` is false,
+    one whose staged files differ from its manifest (VerifyError).
+    """
+    import filelock
+
+    check_run_dirs(run, RunError)
+    lock = filelock.FileLock(run_meta.lock_path(run))
+    try:
+        lock.acquire(timeout=0)
+    except filelock.Timeout:
+        raise RunLockedError(_locked_msg(run)) from None
+    except PermissionError:
+        raise RunError(
+            f"Cannot lock run {run.name} ({run.id}): permission denied "
+            f"for {run_meta.lock_path(run)}; the meta dir must be writable"
+        ) from None
+    try:
+        return _start_locked(run, quiet, verify)
+    finally:
+        lock.release()
+
+
+
+def _locked_msg(run: Run) -> str:
+    # The holder writes proc/lock right after it takes the lock.
+    deadline = time.monotonic() + _LOCK_PID_WAIT
+    proc_lock = run_meta.read_proc_lock(run)
+    while proc_lock is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+        proc_lock = run_meta.read_proc_lock(run)
+    pid = str(proc_lock.pid) if proc_lock else "unknown"
+    return (
+        f"Run {run.name} ({run.id}) is held by another process (pid {pid}): "
+        "it is being started or is running; wait for it or stop that process"
+    )
+
+
+def _start_locked(run: Run, quiet: bool, verify: bool) -> int:
+    log = runner_log(run)
+    status = run_status(run)
+    if status != "staged":
+        raise RunError(_not_startable_msg(run, status))
+    # proc/lock first: a process refused the lock reads the pid here.
+    pid = os.getpid()
+    run_meta.write_proc_lock(run, pid, run_exec.proc_start_time(pid))
+    deferred: list[int] = []
+    try:
+        # Verified files match the manifest: only files the run touches
+        # need hashing again. Unverified ones may not: hash all at the end.
+        before = None
+        if verify:
+            before = file_util.snapshot_dir(run.run_dir)
+            _verify_for_start(run, log, before)
+        args = run_meta.read_proc_cmd(run)
+        env = _run_env(run)
+        write_timestamp(run, "started")
+        log.info(f"Starting run {run.id}: {shlex.join(args)}")
+        output, _index = run_meta.output_paths(run, "run")
+        try:
+            exit_code = run_exec.exec_proc(
+                args,
+                run.run_dir,
+                env,
+                output,
+                quiet=quiet,
+                on_signal=lambda sig: _on_signal(run, sig),
+            )
+        except run_exec.ExecError as e:
+            log.info(str(e))
+            with _signals_deferred(run, deferred):
+                finalize_run(run, 127, quiet=quiet, _before=before)
+            raise RunError(
+                f"{e} (run {run.name}): check the command in proc/cmd and PATH"
+            ) from None
+        log.info(f"Run process exited with code {exit_code}")
+        with _signals_deferred(run, deferred):
+            finalize_run(run, exit_code, quiet=quiet, _before=before)
+        return exit_code
+    finally:
+        run_meta.delete_proc_lock(run)
+        _raise_deferred(deferred)
+
+
+@contextlib.contextmanager
+def _signals_deferred(run: Run, deferred: list[int]) -> Iterator[None]:
+    """Hold SIGINT/SIGTERM while the record of a run is completed.
+
+    The run's process has ended; a signal now would leave the record
+    half written. It is raised again once the record is complete.
+    """
+    import signal
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(sig: int, _frame: Any) -> None:
+        deferred.append(sig)
+        name = signal.Signals(sig).name
+        runner_log(run).info(f"Received {name}: completing the run record first")
+
+    sigs = (signal.SIGINT, signal.SIGTERM)
+    saved = {sig: signal.signal(sig, handler) for sig in sigs}
+    try:
+        yield
+    finally:
+        for sig, prev in saved.items():
+            signal.signal(sig, prev)
+
+
+def _raise_deferred(deferred: list[int]) -> None:
+    import signal
+
+    if deferred:
+        signal.raise_signal(deferred[0])
+
+
+def _not_startable_msg(run: Run, status: str) -> str:
+    what = f"Run {run.name} ({run.id})"
+    if status == "pending":
+        return f"{what} is not staged: stage it before starting it"
+    if status == "running":
+        lock = run_meta.read_proc_lock(run)
+        pid = lock.pid if lock else "unknown"
+        return f"{what} is already running (pid {pid})"
+    return (
+        f"{what} has already been started (status {status}): "
+        "a run starts once; stage a new run"
+    )
+
+
+def _verify_for_start(run: Run, log: Any, files: dict[str, tuple[int, int]]) -> None:
+    diffs = verify_files(run, files)
+    if not diffs:
+        return
+    listing = ", ".join(str(d) for d in diffs)
+    log.info("Refused to start: staged files differ from the manifest\n" + listing)
+    raise VerifyError(
+        f"Run {run.name} ({run.id}) differs from its manifest: {listing}; "
+        "stage a new run, or start without verifying to run it as it is"
+    )
+
+
+def _run_env(run: Run) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(run_meta.read_proc_env(run))
+    env["RUN_ID"] = run.id
+    env["RUN_DIR"] = run.run_dir
+    env["PYTHONDONTWRITEBYTECODE"] = "1"
+    return env
+
+
+def _on_signal(run: Run, sig: int) -> None:
+    import signal
+
+    name = signal.Signals(sig).name
+    if run_meta.read_proc_signal(run) is None:
+        run_meta.write_proc_signal(run, name)
+    runner_log(run).info(f"Received {name}: passing it to the run process")
+
+
+# Finalize
+
+
+def finalize_run(
+    run: Run,
+    exit_code: int,
+    quiet: bool = True,
+    _before: dict[str, tuple[int, int]] | None = None,
+) -> None:
+    """Complete the record of a run whose process ended with `exit_code`.
+
+    Runs the op's `finalize` hook if it has one, records generated (g),
+    modified (m) and deleted (d) files in `log/files`, adds generated
+    files to the manifest, reads the run's summary into meta, then writes
+    `exit_code` and `stopped`.
+    """
+    log = runner_log(run)
+    opdef = read_opdef(run)
+    if opdef.get_exec().get("finalize") is not None:
+        _run_finalize_hook(run, opdef, exit_code, quiet, log)
+    _log_run_files(run, _before)
+    read_run_summary(run, opdef, log)
+    for phase in ("run", "finalize"):
+        for path in run_meta.output_paths(run, phase):
+            if os.path.exists(path):
+                file_util.make_readonly(path)
+    run_meta.write_exit_code(run, exit_code)
+    write_timestamp(run, "stopped")
+    log.info(f"Run stopped with exit code {exit_code} ({run_status(run)})")
+
+
+def _run_finalize_hook(
+    run: Run, opdef: OpDef, exit_code: int, quiet: bool, log: Any
+) -> None:
+    cmd = op_cmd(opdef, "finalize")
+    args = cmd.args
+    env = _run_env(run)
+    env.update(cmd.env)
+    env["RUN_EXIT_CODE"] = str(exit_code)
+    output, _index = run_meta.output_paths(run, "finalize")
+    log.info(f"Running finalize hook: {shlex.join(args)}")
+    try:
+        code = run_exec.exec_proc(args, run.run_dir, env, output, quiet=quiet)
+    except run_exec.ExecError as e:
+        log.info(f"finalize hook could not start: {e}")
+        return
+    log.info(f"finalize hook exited with code {code}")
+
+
+def _log_run_files(run: Run, before: dict[str, tuple[int, int]] | None) -> None:
+    """Log what the run did to the run dir; extend the manifest."""
+    manifest = {e.path: e for e in run_meta.read_manifest(run)}
+    after = file_util.snapshot_dir(run.run_dir)
+    events: list[FileEvent] = []
+    generated: list[ManifestEntry] = []
+    for path in sorted(after):
+        mtime = after[path][1]
+        full = os.path.join(run.run_dir, path)
+        staged = manifest.get(path)
+        if staged is None:
+            events.append(FileEvent("a", "g", mtime, path))
+            generated.append(ManifestEntry("g", file_digest(full), path))
+        elif before is None or before.get(path) != after[path]:
+            if file_digest(full) != staged.sha256:
+                events.append(FileEvent("m", staged.type, mtime, path))
+    for path in sorted(set(manifest) - set(after)):
+        events.append(FileEvent("d", manifest[path].type, 0, path))
+    append_files_log(run, events)
+    if generated:
+        run_meta.append_manifest(run, generated)
