@@ -51,7 +51,9 @@ _EXPORTS = {
     "list_runs": "runs",
     "select_run": "runs",
     "run_record": "runs",
-    "find_matching_run": "runs",
+    "find_matching_run": "op_inputs",
+    "op_inputs": "op_inputs",
+    "find_run": "op_inputs",
 }
 
 __all__ = ["__version__", *_EXPORTS]

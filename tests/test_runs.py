@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from gage._internal import run_meta, runs
+from gage._internal import op_inputs, run_meta, runs
 from gage._internal.run_meta import ManifestEntry
 from gage._internal.run_util import init_run_meta, make_run
 from gage._internal.types import GageError, OpCmd, OpDef, OpRef
@@ -75,7 +75,7 @@ def test_find_matching_run(tmp_path):
 
     def match(**kw):
         new = _run(tmp_path, exit_code=None, **kw)
-        return runs.find_matching_run(new, runs.list_runs(home))
+        return op_inputs.find_matching_run(new, runs.list_runs(home))
 
     # Same config and inputs; generated files are not compared.
     assert match(config={"lr": 0.1}, manifest=manifest) == done

@@ -229,7 +229,7 @@ def _cmd_run(args) -> int:
                 "--start takes a staged run only: config was set when it was staged"
             )
         return _start(args, _select_run(args, args.start))
-    from . import gagefile, run_util, runs
+    from . import gagefile, op_inputs, run_util, runs
 
     op_name, assigns = _split_words(([args.op] if args.op else []) + args.assigns)
     gf, home = _project(args)
@@ -238,24 +238,37 @@ def _cmd_run(args) -> int:
     config = _resolve_config(gf, opdef, assigns)
     if args.preview:
         return _preview(gf, opdef, cmd, config, assigns, home)
+    inputs = None
+    if args.needed:
+        # Decided before anything is staged (see op_inputs).
+        inputs = op_inputs.op_inputs(home, gf.project_dir, opdef, config)
+        match = op_inputs.find_run(home, inputs) if inputs else None
+        if match:
+            return _not_needed(args, match)
     if not args.yes and not _confirm(opdef, config, args):
         return _error("cancelled: nothing staged", 1)
     run = run_util.make_run(home)
     run_util.init_run_meta(run, gagefile.op_ref(gf, opdef), opdef, cmd, config, {})
     run_util.stage_run(run, gf.project_dir, warn=_warn)
-    if args.needed:
-        match = runs.find_matching_run(run, runs.list_runs(home))
+    if args.needed and inputs is None:
+        # An op with staging hooks: only the staged run knows its inputs.
+        match = op_inputs.find_matching_run(run, runs.list_runs(home))
         if match:
             runs.delete_run(run)
-            print(
-                f"Run not needed: {match.name} ({match.id}) completed with the same config and inputs"
-            )
-            return _print_json(args, match, 0)
+            return _not_needed(args, match)
     if args.stage:
         print(f"Staged run {run.name} ({opdef.name})")
         print(run.run_dir)
         return _print_json(args, run, 0)
     return _start(args, run)
+
+
+def _not_needed(args, match) -> int:
+    print(
+        f"Run not needed: {match.name} ({match.id}) completed with the "
+        "same config and inputs"
+    )
+    return _print_json(args, match, 0)
 
 
 def _warn(msg: str) -> None:

@@ -50,6 +50,7 @@ __all__ = [
     "parse_assigns",
     "split_assigns",
     "parse_value",
+    "patched_texts",
     "read_project_config",
     "resolve_config",
 ]
@@ -510,15 +511,9 @@ def apply_run_config(run: Run, opdef: OpDef | None = None) -> None:
     log = runner_log(run)
     log.info("Applying config (see log/patched for details)")
     opdef = opdef or read_opdef(run)
-    keys = _read_config(run.run_dir, opdef)
-    by_file = _changes_by_file(config, keys, opdef)
     diffs = []
     events = []
-    for path, changes in sorted(by_file.items()):
-        old = _read_text(run.run_dir, path)
-        new = _patch_text(old, changes, path)
-        if new == old:
-            continue
+    for path, changes, old, new in _patches(run.run_dir, opdef, config):
         full = os.path.join(run.run_dir, path)
         _write_text(full, new)
         diffs.append(_diff(path, old, new))
@@ -528,6 +523,26 @@ def apply_run_config(run: Run, opdef: OpDef | None = None) -> None:
     append_files_log(run, events)
     if not events:
         log.info("Config is the same as the source code: nothing patched")
+
+
+def patched_texts(root: str, opdef: OpDef, config: dict[str, Any]) -> dict[str, str]:
+    """Path -> text of each config file under `root` that `config` changes,
+    as applying it would write it (nothing is written)."""
+    return {path: new for path, _c, _old, new in _patches(root, opdef, config)}
+
+
+def _patches(
+    root: str, opdef: OpDef, config: dict[str, Any]
+) -> list[tuple[str, dict[str, Any], str, str]]:
+    """(path, changes, old text, new text) per file that config changes."""
+    by_file = _changes_by_file(config, _read_config(root, opdef), opdef)
+    result = []
+    for path, changes in sorted(by_file.items()):
+        old = _read_text(root, path)
+        new = _patch_text(old, changes, path)
+        if new != old:
+            result.append((path, changes, old, new))
+    return result
 
 
 def _changes_by_file(

@@ -46,7 +46,7 @@ from __future__ import annotations
 import glob
 import os
 import re
-from typing import Any
+from typing import Any, Mapping
 
 import attrs
 
@@ -109,21 +109,32 @@ class ResolvedDep:
 
 
 def preview_dependencies(
-    runs_home: str, project_dir: str, opdef: OpDef
+    runs_home: str,
+    project_dir: str,
+    opdef: OpDef,
+    upstream: Mapping[str, Run] | None = None,
 ) -> list[ResolvedDep]:
     """Which source (project or upstream run) and files each dependency uses.
 
-    Nothing is copied or hashed; raises DependencyError as staging would
-    (no upstream run, missing file, escaping path).
+    `upstream` maps an op name in a `run-select` to the exact run to use
+    (`gage repro` passes the runs it just made); other selections use the
+    latest completed run. Nothing is copied or hashed; raises
+    DependencyError as staging would (no upstream run, missing file,
+    escaping path).
     """
     return [
-        _resolve(runs_home, project_dir, opdef, i, spec)
+        _resolve(runs_home, project_dir, opdef, i, spec, upstream or {})
         for i, spec in enumerate(opdef.get_dependencies())
     ]
 
 
 def _resolve(
-    runs_home: str, project_dir: str, opdef: OpDef, i: int, spec: dict[str, Any]
+    runs_home: str,
+    project_dir: str,
+    opdef: OpDef,
+    i: int,
+    spec: dict[str, Any],
+    upstream: Mapping[str, Run],
 ) -> ResolvedDep:
     where = _where(opdef, i, spec)
     _check_spec(spec, where)
@@ -133,13 +144,15 @@ def _resolve(
         source = {"type": "project", "dir": root}
         relpaths = _match(root, _patterns(spec, where), where, "project")
     else:
-        upstream = _select_run(runs_home, spec["run-select"], where)
-        root = upstream.run_dir
-        source = _run_source(upstream)
+        up = upstream.get(spec["run-select"]) or _select_run(
+            runs_home, spec["run-select"], where
+        )
+        root = up.run_dir
+        source = _run_source(up)
         if "files" in spec:
-            relpaths = _match(root, _patterns(spec, where), where, f"run {upstream.id}")
+            relpaths = _match(root, _patterns(spec, where), where, f"run {up.id}")
         else:
-            relpaths = _generated_files(upstream)
+            relpaths = _generated_files(up)
     files = [DepFile(rel, _join(target, rel)) for rel in relpaths]
     return ResolvedDep(dict(spec), source, root, bool(spec.get("link")), files)
 
@@ -341,12 +354,16 @@ def _generated_files(run: Run) -> list[str]:
 
 
 def resolve_deps(
-    run: Run, project_dir: str | None = None, opdef: OpDef | None = None
+    run: Run,
+    project_dir: str | None = None,
+    opdef: OpDef | None = None,
+    upstream: Mapping[str, Run] | None = None,
 ) -> list[dict[str, Any]]:
     """Place the op's dependencies in the run dir and write deps.json.
 
     Every dependency is resolved and every pin checked before any file
-    is placed. Returns the deps.json records.
+    is placed. `upstream`: see `preview_dependencies`. Returns the
+    deps.json records.
     """
     opdef = opdef or read_opdef(run)
     if not opdef.get_dependencies():
@@ -355,7 +372,7 @@ def resolve_deps(
     log = runner_log(run)
     log.info("Resolving dependencies (see deps.json for details)")
     try:
-        records = _resolve_and_place(run, project_dir, opdef)
+        records = _resolve_and_place(run, project_dir, opdef, upstream)
     except DependencyError as e:
         log.info(f"ERROR: {e}")
         raise
@@ -364,9 +381,9 @@ def resolve_deps(
 
 
 def _resolve_and_place(
-    run: Run, project_dir: str, opdef: OpDef
+    run: Run, project_dir: str, opdef: OpDef, upstream: Mapping[str, Run] | None
 ) -> list[dict[str, Any]]:
-    resolved = preview_dependencies(run.runs_home, project_dir, opdef)
+    resolved = preview_dependencies(run.runs_home, project_dir, opdef, upstream)
     wheres = [_where(opdef, i, dep.spec) for i, dep in enumerate(resolved)]
     with hash_cache.open_cache(run.runs_home) as cache:
         hashed = [

@@ -33,6 +33,8 @@ __all__ = [
     "read_exit_code",
     "read_files_log",
     "read_id",
+    "read_input_key",
+    "read_inputs",
     "read_manifest",
     "read_name",
     "read_opdef",
@@ -50,6 +52,7 @@ __all__ = [
     "write_deps",
     "write_exit_code",
     "write_id",
+    "write_inputs",
     "write_manifest",
     "write_name",
     "write_opdef",
@@ -392,6 +395,27 @@ def read_deps(run: Run) -> list[dict[str, Any]]:
         return _read_json(run_meta_path(run, "deps.json"))
     except FileNotFoundError:
         return []
+
+
+def write_inputs(run: Run, inputs: dict[str, Any], key: str) -> None:
+    """`inputs.json` (what decides the run's result, per file) and
+    `input_key` (its sha256, small so that many runs compare fast)."""
+    _write_json(run_meta_path(run, "inputs.json"), inputs, readonly=True)
+    _write(run_meta_path(run, "input_key"), key + "\n", readonly=True)
+
+
+def read_inputs(run: Run) -> dict[str, Any] | None:
+    try:
+        return _read_json(run_meta_path(run, "inputs.json"))
+    except FileNotFoundError:
+        return None
+
+
+def read_input_key(run: Run) -> str | None:
+    try:
+        return _read(run_meta_path(run, "input_key")).strip()
+    except FileNotFoundError:
+        return None
 
 
 def write_exit_code(run: Run, code: int) -> None:

@@ -14,7 +14,7 @@ import pprint
 import secrets
 import threading
 import time
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 import attrs
 
@@ -52,6 +52,7 @@ __all__ = [
     "make_run",
     "preview_sourcecode",
     "resolve_deps",
+    "select_sourcecode",
     "sourcecode_rules",
     "stage_run",
 ]
@@ -144,13 +145,18 @@ def init_run_meta(
 
 
 def stage_run(
-    run: Run, project_dir: str | None = None, warn: Warn | None = None
+    run: Run,
+    project_dir: str | None = None,
+    warn: Warn | None = None,
+    upstream: Mapping[str, Run] | None = None,
 ) -> None:
     """Stage `run` from `project_dir` (default: the current directory).
 
     The op definition is read from meta once and handed to each phase.
     `warn` is called with each warning a user should see (files skipped
     by limits, unreadable files); warnings are also in `log/runner`.
+    `upstream` maps op names in `run-files` dependencies to the exact
+    runs to use (see `resolve_deps`).
     """
     check_run_dirs(run)
     project_dir = project_dir or os.getcwd()
@@ -159,7 +165,7 @@ def stage_run(
     run_hooks.run_hook(run, "stage-sourcecode", project_dir, opdef)
     apply_config(run, opdef)
     init_runtime(run, project_dir, opdef)
-    resolve_deps(run, project_dir, opdef)
+    resolve_deps(run, project_dir, opdef, upstream)
     run_hooks.run_hook(run, "stage-dependencies", project_dir, opdef)
     finalize_staged_run(run)
 
@@ -210,6 +216,13 @@ def preview_sourcecode(
     rules = sourcecode_rules(opdef)
     sel = _select(src_dir, rules, runs_home)
     return SourcecodePreview(rules, sel.files, sel.skipped, sel.warnings())
+
+
+def select_sourcecode(
+    src_dir: str, opdef: OpDef, runs_home: str | None = None
+) -> file_select.Selection:
+    """The source code selection staging would copy (nothing copied)."""
+    return _select(src_dir, sourcecode_rules(opdef), runs_home)
 
 
 def _select(
@@ -300,10 +313,17 @@ def init_runtime(
 
 
 def resolve_deps(
-    run: Run, project_dir: str | None = None, opdef: OpDef | None = None
+    run: Run,
+    project_dir: str | None = None,
+    opdef: OpDef | None = None,
+    upstream: Mapping[str, Run] | None = None,
 ) -> None:
-    """Resolve the op's dependencies into the run dir (see run_deps)."""
-    run_deps.resolve_deps(run, project_dir, opdef)
+    """Resolve the op's dependencies into the run dir (see run_deps).
+
+    `upstream` maps an op name in a `run-files` `run-select` to the run
+    to use instead of the latest completed run of that op.
+    """
+    run_deps.resolve_deps(run, project_dir, opdef, upstream)
 
 
 # ---------------------------------------------------------------------------
@@ -317,6 +337,10 @@ def finalize_staged_run(run: Run) -> None:
         for path, type in sorted(_staged_files(run).items()):
             entries.append(ManifestEntry(type, _staged_digest(run, path, cache), path))
     write_manifest(run, entries)
+    # What decides the run's result, for `--needed` and `repro`.
+    from . import op_inputs
+
+    op_inputs.write_staged_inputs(run, entries)
     write_timestamp(run, "staged")
     runner_log(run).info(f"Staged run {run.id} ({len(entries)} files in manifest)")
 

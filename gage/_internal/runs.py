@@ -5,10 +5,8 @@ are found by listing the meta dirs, so a run dir without meta (being
 made) is never seen. Run ids start with the creation time, so they sort
 oldest first.
 
-`find_matching_run` is the policy behind `gage run --needed`: a staged run
-is not needed when a completed run of the same op has the same config and
-the same inputs, i.e. the same manifest entries of type s (source code,
-after config was applied), d (dependencies) and r (runtime).
+Whether a run with the same inputs exists (`--needed`, `repro`) is
+decided in `op_inputs`.
 """
 
 from __future__ import annotations
@@ -25,11 +23,8 @@ from .types import GageError, Run, RunSelectError
 
 __all__ = [
     "DEFAULT_RUNS_DIR",
-    "INPUT_TYPES",
     "delete_run",
     "filter_runs",
-    "find_matching_run",
-    "input_key",
     "list_runs",
     "load_run",
     "run_record",
@@ -40,8 +35,6 @@ __all__ = [
 ]
 
 DEFAULT_RUNS_DIR = os.path.join(".gage", "runs")
-
-INPUT_TYPES = ("s", "d", "r")
 
 RUN_STATUSES = (
     "pending",
@@ -270,44 +263,6 @@ def run_record(run: Run, status: str | None = None) -> dict[str, Any]:
 
 def _iso(ts: int | None) -> str | None:
     return run_meta.format_timestamp(ts) if ts is not None else None
-
-
-# ---------------------------------------------------------------------------
-# --needed
-
-
-def input_key(run: Run) -> tuple[Any, ...]:
-    """What `--needed` compares: op, config and input manifest entries."""
-    import json
-
-    try:
-        opref = run_meta.read_opref(run)
-        op = (opref.op_ns, opref.op_name)
-    except FileNotFoundError:
-        op = (None, None)
-    inputs = sorted(
-        (e.type, e.sha256, e.path)
-        for e in run_meta.read_manifest(run)
-        if e.type in INPUT_TYPES
-    )
-    config = json.dumps(run_meta.read_config(run), sort_keys=True)
-    return (op, config, tuple(inputs))
-
-
-def find_matching_run(run: Run, runs: list[Run]) -> Run | None:
-    """The newest completed run in `runs` (other than `run`) with the same
-    op, config and input digests as staged `run`, or None."""
-    key = input_key(run)
-    for other in sorted(runs, key=lambda r: r.id, reverse=True):
-        if other.id == run.id:
-            continue
-        if op_name(other) != key[0][1]:
-            continue
-        if run_status(other) != "completed":
-            continue
-        if input_key(other) == key:
-            return other
-    return None
 
 
 # ---------------------------------------------------------------------------

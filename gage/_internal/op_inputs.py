@@ -1,0 +1,378 @@
+"""An op's inputs, known before staging, and the completed run that has them.
+
+The inputs of a run are what decides its result:
+
+- `op`: the op name, and `opdef`: the sha256 of the op definition
+  (command, env, rules, dependency specs; its `description` aside),
+- `config`: the resolved run config,
+- `sources`: each source code file's path and sha256, as staged, i.e.
+  after config is applied (a patched file's digest is computed in
+  memory from the patched text),
+- `deps`: per dependency, where its files come from (`project`, or the
+  exact upstream run id) and each file's path in the run dir and sha256.
+  Project files are hashed through the digest cache (`hash_cache`);
+  upstream run files take their digests from the upstream run's
+  manifest, never read again,
+- `extra`: files that staging hooks made (only known after staging).
+
+Their `key` is the sha256 of all that, canonical JSON. Staging writes
+the inputs of a staged run to its meta (`run_meta.write_inputs`), from
+what was staged (manifest, deps.json, config), so comparing with many
+runs reads one small key file per run.
+
+`op_inputs` computes the inputs of an op before staging; `find_run` is
+the one place that finds a completed run with the same key (`gage run
+--needed`, `gage repro`, batch `--needed`). An op with staging hooks
+(`stage-sourcecode`, `stage-runtime`, `stage-dependencies`) makes files
+that cannot be known before staging: `op_inputs` returns None for it,
+and callers stage first and compare the staged run's inputs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from typing import Any, Mapping
+
+import attrs
+
+from . import hash_cache, run_meta
+from .types import OpDef, Run
+
+__all__ = [
+    "Inputs",
+    "closest_run",
+    "describe_changes",
+    "find_matching_run",
+    "find_run",
+    "run_key",
+    "op_inputs",
+    "read_inputs",
+    "staged_inputs",
+    "write_staged_inputs",
+]
+
+_HOOKS = ("stage-sourcecode", "stage-runtime", "stage-dependencies")
+
+
+@attrs.frozen
+class Inputs:
+    """What decides a run's result (see the module doc)."""
+
+    op: str
+    opdef: str
+    config: dict[str, Any]
+    sources: dict[str, str]
+    deps: list[dict[str, Any]]
+    extra: dict[str, str] = attrs.field(factory=dict)
+
+    @property
+    def key(self) -> str:
+        return _digest(self.data())
+
+    def data(self) -> dict[str, Any]:
+        return {
+            "op": self.op,
+            "opdef": self.opdef,
+            "config": self.config,
+            "sources": self.sources,
+            "deps": self.deps,
+            "extra": self.extra,
+        }
+
+    @classmethod
+    def from_data(cls, data: dict[str, Any]) -> Inputs:
+        return cls(
+            data["op"],
+            data["opdef"],
+            data["config"],
+            data["sources"],
+            data["deps"],
+            data.get("extra") or {},
+        )
+
+
+def _digest(data: Any) -> str:
+    text = json.dumps(data, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def opdef_digest(opdef: OpDef) -> str:
+    """sha256 of what an op definition makes a run do (not its description)."""
+    return _digest({k: v for k, v in opdef.data.items() if k != "description"})
+
+
+# ---------------------------------------------------------------------------
+# Before staging
+
+
+def op_inputs(
+    runs_home: str,
+    project_dir: str,
+    opdef: OpDef,
+    config: dict[str, Any],
+    upstream: Mapping[str, Run] | None = None,
+) -> Inputs | None:
+    """The inputs a run of `opdef` with `config` would have if staged now.
+
+    `upstream` maps an op name in a `run-files` `run-select` to the exact
+    run to use (else the latest completed run, as staging selects it).
+    None for an op with staging hooks. Raises DependencyError when a
+    dependency cannot be resolved, as staging would.
+    """
+    exec_ = opdef.get_exec()
+    if any(exec_.get(h) is not None for h in _HOOKS):
+        return None
+    from . import run_deps
+
+    resolved = run_deps.preview_dependencies(
+        runs_home, project_dir, opdef, upstream=upstream
+    )
+    with hash_cache.open_cache(runs_home) as cache:
+        deps = [_dep_inputs(dep, cache) for dep in resolved]
+        placed = {path for d in deps for path in d["files"]}
+        sources = _source_inputs(runs_home, project_dir, opdef, config, placed)
+    if sources is None:
+        return None
+    return Inputs(opdef.name, opdef_digest(opdef), config, sources, deps)
+
+
+def _dep_inputs(dep: Any, cache: hash_cache.HashCache) -> dict[str, Any]:
+    if dep.source.get("type") == "run":
+        upstream = Run(dep.source["id"], dep.root, dep.source.get("name") or "")
+        known = {e.path: e.sha256 for e in run_meta.read_manifest(upstream)}
+        files = {
+            f.path: known.get(f.source)
+            or hash_cache.file_sha256(os.path.join(dep.root, f.source), cache)
+            for f in dep.files
+        }
+        return {"source": f"run:{dep.source['id']}", "op": dep.source.get("op"), "files": files}
+    files = {
+        f.path: hash_cache.file_sha256(os.path.join(dep.root, f.source), cache)
+        for f in dep.files
+    }
+    return {"source": "project", "files": files}
+
+
+def _source_inputs(
+    runs_home: str,
+    project_dir: str,
+    opdef: OpDef,
+    config: dict[str, Any],
+    placed: set[str],
+) -> dict[str, str] | None:
+    from . import file_util, run_stage
+
+    sel = run_stage.select_sourcecode(project_dir, opdef, runs_home)
+    sources: dict[str, str] = {}
+    for path in sel.files:
+        if path in placed:
+            continue  # a dependency replaces the staged file
+        data = sel.data.get(path)
+        try:
+            sources[path] = (
+                file_util.sha256_bytes(data)
+                if data is not None
+                else hash_cache.file_sha256(os.path.join(project_dir, path))
+            )
+        except OSError:
+            continue  # staging skips it too, with a warning
+    if config:
+        patched = _patched_digests(project_dir, opdef, config, sources)
+        if patched is None:
+            return None
+        sources.update(patched)
+    return sources
+
+
+def _patched_digests(
+    project_dir: str, opdef: OpDef, config: dict[str, Any], sources: dict[str, str]
+) -> dict[str, str] | None:
+    """sha256 of each file config changes, as staging would patch it (in
+    memory); None when config changes a file that is not source code
+    (staging then says why)."""
+    from . import file_util, run_config
+
+    texts = run_config.patched_texts(project_dir, opdef, config)
+    if any(path not in sources for path in texts):
+        return None
+    return {
+        path: file_util.sha256_bytes(text.encode("utf-8"))
+        for path, text in texts.items()
+    }
+
+
+# ---------------------------------------------------------------------------
+# At staging
+
+
+def staged_inputs(run: Run, manifest: list[run_meta.ManifestEntry] | None = None) -> Inputs:
+    """The inputs of a staged run, from its meta (manifest, deps.json...)."""
+    from .runs import op_name
+
+    manifest = run_meta.read_manifest(run) if manifest is None else manifest
+    opdef = run_meta.read_opdef(run)
+    deps = []
+    placed: set[str] = set()
+    for rec in run_meta.read_deps(run):
+        src = rec.get("source") or {}
+        files = {f["path"]: f["sha256"] for f in rec.get("files") or []}
+        placed.update(files)
+        if src.get("type") == "run":
+            deps.append({"source": f"run:{src.get('id')}", "op": src.get("op"), "files": files})
+        else:
+            deps.append({"source": "project", "files": files})
+    sources = {e.path: e.sha256 for e in manifest if e.type == "s"}
+    extra = {
+        e.path: f"{e.type}:{e.sha256}"
+        for e in manifest
+        if e.type in ("d", "r") and e.path not in placed
+    }
+    return Inputs(
+        op_name(run) or opdef.name,
+        opdef_digest(opdef),
+        run_meta.read_config(run),
+        sources,
+        deps,
+        extra,
+    )
+
+
+def write_staged_inputs(
+    run: Run, manifest: list[run_meta.ManifestEntry] | None = None
+) -> Inputs:
+    """Write a staged run's inputs and their key to its meta."""
+    inputs = staged_inputs(run, manifest)
+    run_meta.write_inputs(run, inputs.data(), inputs.key)
+    return inputs
+
+
+def read_inputs(run: Run) -> Inputs | None:
+    """A run's inputs as staging recorded them, or None (staged before
+    inputs were recorded, or not staged)."""
+    data = run_meta.read_inputs(run)
+    return Inputs.from_data(data) if data is not None else None
+
+
+# ---------------------------------------------------------------------------
+# Lookup
+
+
+def find_run(
+    runs_home: str, inputs: Inputs, exclude: Run | None = None
+) -> Run | None:
+    """The newest completed run in `runs_home` with the same inputs key.
+
+    The one lookup behind `--needed` and `repro`: a runs index can make
+    it faster without changing its callers.
+    """
+    from .runs import list_runs
+
+    return _newest_completed(list_runs(runs_home), inputs.key, exclude)
+
+
+def find_matching_run(run: Run, runs: list[Run]) -> Run | None:
+    """The newest completed run in `runs` (other than staged `run`) with
+    the same inputs as `run`."""
+    return _newest_completed(runs, run_key(run), run)
+
+
+def run_key(run: Run) -> str | None:
+    """A staged run's inputs key: as recorded at staging, else derived
+    from its meta (a run staged before keys were recorded); None for a
+    run that is not staged."""
+    key = run_meta.read_input_key(run)
+    if key is None and run_meta.read_timestamp(run, "staged") is not None:
+        try:
+            key = staged_inputs(run).key
+        except (OSError, ValueError, KeyError):
+            return None
+    return key
+
+
+def _newest_completed(runs: list[Run], key: str | None, exclude: Run | None) -> Run | None:
+    from .runs import run_status
+
+    if key is None:
+        return None
+    for run in sorted(runs, key=lambda r: r.id, reverse=True):
+        if exclude is not None and run.id == exclude.id:
+            continue
+        if run_key(run) == key and run_status(run) == "completed":
+            return run
+    return None
+
+
+def closest_run(
+    runs_home: str, inputs: Inputs, limit: int = 50
+) -> tuple[Run, Inputs] | None:
+    """The completed run of the same op whose inputs differ least (the
+    newest on a tie), among the newest `limit` completed runs of the op."""
+    from .runs import list_runs, op_name, run_status
+
+    best: tuple[int, Run, Inputs] | None = None
+    seen = 0
+    for run in reversed(list_runs(runs_home)):
+        if op_name(run) != inputs.op or run_status(run) != "completed":
+            continue
+        other = read_inputs(run)
+        if other is None:
+            continue
+        n = len(describe_changes(other, inputs))
+        if best is None or n < best[0]:
+            best = (n, run, other)
+        seen += 1
+        if seen >= limit:
+            break
+    return (best[1], best[2]) if best else None
+
+
+def describe_changes(old: Inputs, new: Inputs) -> list[str]:
+    """What differs from `old` to `new`, one line per difference."""
+    lines = []
+    if old.opdef != new.opdef:
+        lines.append("op definition changed in gage.toml")
+    for key in sorted(set(old.config) | set(new.config)):
+        a, b = old.config.get(key, _MISSING), new.config.get(key, _MISSING)
+        if a != b or type(a) is not type(b):
+            lines.append(f"config {key}: {_fmt(a)} -> {_fmt(b)}")
+    lines.extend(_file_changes("source", old.sources, new.sources))
+    for i in range(max(len(old.deps), len(new.deps))):
+        a = old.deps[i] if i < len(old.deps) else {"source": None, "files": {}}
+        b = new.deps[i] if i < len(new.deps) else {"source": None, "files": {}}
+        if a["source"] != b["source"] and b["source"] != "project":
+            what = f"upstream {b.get('op') or a.get('op') or '?'}"
+            lines.append(f"{what}: run {_run_id(a['source'])} -> {_run_id(b['source'])}")
+            continue
+        kind = "dependency" if b["source"] == "project" else "upstream file"
+        lines.extend(_file_changes(kind, a["files"], b["files"]))
+    lines.extend(_file_changes("staged by a hook", old.extra, new.extra))
+    return lines
+
+
+_MISSING = object()
+
+
+def _fmt(val: Any) -> str:
+    if val is _MISSING:
+        return "(none)"
+    return json.dumps(val)
+
+
+def _run_id(source: str | None) -> str:
+    if not source or not source.startswith("run:"):
+        return "(none)"
+    return source[4:12]
+
+
+def _file_changes(kind: str, old: dict[str, str], new: dict[str, str]) -> list[str]:
+    lines = []
+    for path in sorted(set(old) | set(new)):
+        if path not in old:
+            lines.append(f"{kind} {path}: added")
+        elif path not in new:
+            lines.append(f"{kind} {path}: removed")
+        elif old[path] != new[path]:
+            lines.append(f"{kind} {path}: changed")
+    return lines
