@@ -167,5 +167,32 @@ def test_concurrent_processes(tmp_path):
     with hash_cache.open_cache(home) as cache:
         db = hash_cache._db(cache)
         assert db is not None
-        (n,) = db.execute("SELECT count(*) FROM digests").fetchone()
+        (n,) = db.execute("SELECT count(*) FROM digests_v2").fetchone()
     assert n == 12
+
+
+def test_in_place_edit_restoring_mtime_rehashed(tmp_path, count_hashes):
+    """An edit that keeps size and restores mtime still changes ctime.
+
+    No process can set ctime, so a cache keyed on it never returns the
+    digest of content the file no longer has (issue 11, item 4).
+    """
+    path = str(tmp_path / "big.bin")
+    _write(path, b"a" * BIG, age=20)
+    before = os.stat(path)
+    with hash_cache.open_cache(str(tmp_path)) as cache:
+        hash_cache.file_sha256(path, cache)
+    time.sleep(0.02)  # ctime granularity
+    with open(path, "r+b") as f:
+        f.write(b"b")
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+    after = os.stat(path)
+    assert (after.st_ino, after.st_size, after.st_mtime_ns) == (
+        before.st_ino,
+        before.st_size,
+        before.st_mtime_ns,
+    )
+    expected = hashlib.sha256(b"b" + b"a" * (BIG - 1)).hexdigest()
+    with hash_cache.open_cache(str(tmp_path)) as cache:
+        assert hash_cache.file_sha256(path, cache) == expected
+    assert len(count_hashes) == 2

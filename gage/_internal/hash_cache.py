@@ -1,9 +1,11 @@
-"""A cache of file sha256 digests, keyed by device, inode, size and mtime.
+"""A cache of file sha256 digests, keyed by device, inode, size, mtime, ctime.
 
 Hashing a large data file every time a run is staged costs seconds per
 GiB. The cache remembers the digest of a file by its stat identity: when
-device, inode, size and mtime (ns) are the same as when it was hashed,
-the file has not changed and the digest is reused.
+device, inode, size, mtime and ctime (ns) are the same as when it was
+hashed, the file has not changed and the digest is reused. ctime is in
+the key because no process can set it: an in-place edit that keeps the
+size and restores mtime (`touch -d`, `os.utime`) still changes ctime.
 
 The cache is a small sqlite3 database in the runs home
 (`run_meta.hash_cache_path`). sqlite serializes writers across
@@ -51,11 +53,12 @@ RACY_SECONDS = 1.0
 _BUSY_TIMEOUT = 30.0
 
 _SCHEMA = """
-CREATE TABLE IF NOT EXISTS digests (
+CREATE TABLE IF NOT EXISTS digests_v2 (
   dev INTEGER NOT NULL,
   ino INTEGER NOT NULL,
   size INTEGER NOT NULL,
   mtime_ns INTEGER NOT NULL,
+  ctime_ns INTEGER NOT NULL,
   sha256 TEXT NOT NULL,
   PRIMARY KEY (dev, ino)
 )
@@ -166,13 +169,14 @@ def _lookup(cache: HashCache, st: os.stat_result) -> str | None:
     assert cache.db is not None
     try:
         row = cache.db.execute(
-            "SELECT size, mtime_ns, sha256 FROM digests WHERE dev = ? AND ino = ?",
+            "SELECT size, mtime_ns, ctime_ns, sha256 FROM digests_v2"
+            " WHERE dev = ? AND ino = ?",
             (st.st_dev, st.st_ino),
         ).fetchone()
     except sqlite3.Error:
         return None
-    if row and row[0] == st.st_size and row[1] == st.st_mtime_ns:
-        return row[2]
+    if row and tuple(row[:3]) == (st.st_size, st.st_mtime_ns, st.st_ctime_ns):
+        return row[3]
     return None
 
 
@@ -184,8 +188,8 @@ def _store(cache: HashCache, st: os.stat_result, digest: str) -> None:
         return
     try:
         cache.db.execute(
-            "INSERT OR REPLACE INTO digests VALUES (?, ?, ?, ?, ?)",
-            (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, digest),
+            "INSERT OR REPLACE INTO digests_v2 VALUES (?, ?, ?, ?, ?, ?)",
+            (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns, digest),
         )
     except sqlite3.Error:
         pass
