@@ -38,10 +38,46 @@ def test_select(tmp_path):
     assert runs.select_run(str(tmp_path), "train") == c  # newest of the op
     assert runs.select_run(str(tmp_path), a.run_dir) == a
     assert runs.select_run(str(tmp_path), a.run_dir + ".meta") == a
-    with pytest.raises(GageError, match="matches 3 runs"):
-        runs.select_run(str(tmp_path), a.id[:4])
     with pytest.raises(GageError, match="no run matching"):
         runs.select_run(str(tmp_path), "zzz")
+
+
+def test_select_index_and_latest(tmp_path):
+    home = str(tmp_path)
+    with pytest.raises(GageError, match="no runs in"):
+        runs.select_run(home)
+    a = _run(tmp_path, op="prepare")
+    b = _run(tmp_path, op="train", exit_code=None)
+    c = _run(tmp_path, op="train")
+    assert runs.select_run(home) == c  # no spec: the latest
+    assert [runs.select_run(home, s) for s in ("1", "2", "3", "#2")] == [c, b, a, b]
+    with pytest.raises(GageError, match="no run #4 .* 1 to 3"):
+        runs.select_run(home, "#4")
+    with pytest.raises(GageError, match="no run matching '#0'"):
+        runs.select_run(home, "#0")
+    assert runs.select_run(home, "2", status="staged") == b
+    with pytest.raises(GageError, match="is completed, not staged"):
+        runs.select_run(home, "1", status="staged")
+
+
+def test_short_prefix_selects_one_run(tmp_path):
+    made = [_run(tmp_path) for _ in range(30)]
+    # Ids start with their random part: 5 hex digits tell 30 runs apart
+    # (ids that share 5 leading digits are a 1 in 35,000 chance).
+    prefixes = {run.id[:5] for run in made}
+    if len(prefixes) == len(made):
+        for run in made:
+            assert runs.select_run(str(tmp_path), run.id[:5]) == run
+    first = made[0].name[0]  # a consonant: names start with one of 14
+    shared = [r for r in made if r.name[0] == first or r.id[0] == first]
+    if len(shared) > 1:
+        with pytest.raises(GageError, match=f"matches {len(shared)} runs"):
+            runs.select_run(str(tmp_path), first)
+
+
+def test_list_order_is_creation_order(tmp_path):
+    made = [_run(tmp_path) for _ in range(20)]
+    assert runs.list_runs(str(tmp_path)) == made
 
 
 def test_run_for_dir_moved(tmp_path):

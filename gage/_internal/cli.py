@@ -33,9 +33,19 @@ named and nothing runs (exit 0).
 Runs dir: --runs-dir, else $GAGE_RUNS, else "$runs-dir" in gage.toml
 (relative to gage.toml), else .gage/runs beside gage.toml.
 
+When it starts, gage names the run (`Running OP as NAME (ID)`); `gage
+show NAME` or `gage show` (the latest run) tells about it later.
+
+--start RUN starts a staged run. Its files are verified against its
+manifest first; --no-verify starts it as it is.
+
+Ctrl-C (SIGINT) is passed to the run: it ends `terminated`, gage says
+"interrupted" and exits 130.
+
 Exit status: 0 when the run completes; the run's own exit code when its
-command fails with 1-255; 1 when it cannot start or is terminated by a
-signal; 2 for a usage or gage.toml/config error.
+command fails with 1-255; 128+N when a signal N ends it (130 for Ctrl-C,
+143 for SIGTERM); 1 when it cannot start; 2 for a usage or
+gage.toml/config error.
 """
 
 
@@ -52,8 +62,8 @@ _STATUSES = [
 ]
 
 _RUN_ARG_HELP = (
-    "a run id or name, or a prefix of one; an op name for its latest run; "
-    "or a path to a run dir"
+    "a run id or name, or a prefix of one; the # that 'gage runs' shows; "
+    "an op name for its latest run; or a path to a run dir"
 )
 
 
@@ -130,6 +140,12 @@ def _parser() -> argparse.ArgumentParser:
         help="show what would be staged and run; stage nothing",
     )
     run.add_argument(
+        "--no-verify",
+        action="store_true",
+        help="with --start: start a staged run whose files differ from its "
+        "manifest, as they are",
+    )
+    run.add_argument(
         "--needed",
         action="store_true",
         help="skip when a completed run has the same config and inputs",
@@ -138,7 +154,10 @@ def _parser() -> argparse.ArgumentParser:
         "-y", "--yes", action="store_true", help="do not ask for confirmation"
     )
     run.add_argument(
-        "-q", "--quiet", action="store_true", help="do not show the run's output"
+        "-q",
+        "--quiet",
+        action="store_true",
+        help="do not name the run or show its output",
     )
     run.add_argument(
         "--json", action="store_true", help="print the run record as JSON at the end"
@@ -161,8 +180,14 @@ def _parser() -> argparse.ArgumentParser:
     _runs_dir_arg(runs)
     runs.set_defaults(func=_cmd_runs)
 
-    show = sub.add_parser("show", help="show a run", description="Show a run.")
-    show.add_argument("run", metavar="RUN", help=_RUN_ARG_HELP)
+    show = sub.add_parser(
+        "show",
+        help="show a run (the latest by default)",
+        description="Show a run (the latest when RUN is omitted).",
+    )
+    show.add_argument(
+        "run", metavar="RUN", nargs="?", help=_RUN_ARG_HELP + " (default: latest)"
+    )
     show.add_argument(
         "--files", action="store_true", help="list the files in the manifest"
     )
@@ -211,7 +236,7 @@ def _project(args, required: bool = True):
     return gf, home
 
 
-def _select_run(args, spec: str):
+def _select_run(args, spec: str | None):
     from . import runs
 
     _gf, home = _project(args, required=False)
@@ -223,6 +248,8 @@ def _select_run(args, spec: str):
 
 
 def _cmd_run(args) -> int:
+    if args.no_verify and not args.start:
+        raise _usage("--no-verify applies to --start RUN: a new run is verified")
     if args.start:
         if args.op or args.assigns:
             raise _usage(
@@ -317,16 +344,45 @@ def _confirm(opdef, config: dict, args) -> bool:
 def _start(args, run) -> int:
     from . import run_meta, run_util
 
-    run_util.start_run(run, quiet=args.quiet)
+    if not args.quiet:
+        _print_starting(run)
+    run_util.start_run(run, quiet=args.quiet, verify=not args.no_verify)
     code = run_meta.read_exit_code(run)
     if code == 0:
         return _print_json(args, run, 0)
     status = _status(run)
+    signal_code = _signal_exit(run) if status == "terminated" else None
+    if signal_code is not None:
+        what = "interrupted" if signal_code == 130 else "terminated by a signal"
+        print(f"gage: run {run.name} {what} (status {status})", file=sys.stderr)
+        return _print_json(args, run, signal_code)
     print(
         f"gage: run {run.name} failed with exit code {code} (status {status})",
         file=sys.stderr,
     )
     return _print_json(args, run, code if code is not None and 0 < code < 256 else 1)
+
+
+def _print_starting(run) -> None:
+    from . import runs
+
+    op = runs.op_name(run) or "run"
+    print(f"Running {op} as {run.name} ({run.id})", flush=True)
+
+
+def _signal_exit(run) -> int | None:
+    """128 + the number of the signal that ended a run, as shells do."""
+    import signal
+
+    from . import run_meta
+
+    name = run_meta.read_proc_signal(run)
+    code = run_meta.read_exit_code(run)
+    if name in signal.Signals.__members__:
+        return 128 + signal.Signals[name].value
+    if code is not None and code < 0:
+        return 128 - code
+    return None
 
 
 def _print_json(args, run, code: int) -> int:
@@ -431,9 +487,9 @@ def _cmd_runs(args) -> int:
     from . import runs
 
     _gf, home = _project(args, required=False)
-    selected = runs.filter_runs(
-        list(reversed(runs.list_runs(home))), args.op, args.status
-    )
+    newest_first = list(reversed(runs.list_runs(home)))
+    number = {run.id: i for i, run in enumerate(newest_first, 1)}
+    selected = runs.filter_runs(newest_first, args.op, args.status)
     records = [runs.run_record(r) for r in selected]
     if args.json:
         import json
@@ -445,10 +501,10 @@ def _cmd_runs(args) -> int:
         print(f"No {'matching ' if filtered else ''}runs in {home}")
         return 0
     rows = [("#", "name", "op", "status", "started", "time", "config")]
-    for i, r in enumerate(records, 1):
+    for r in records:
         rows.append(
             (
-                str(i),
+                str(number[r["id"]]),
                 r["name"],
                 r["op"] or "?",
                 r["status"],

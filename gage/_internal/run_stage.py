@@ -68,8 +68,11 @@ Warn = Callable[[str], None]
 def make_run(runs_home: str) -> Run:
     """Create a new run dir under `runs_home` and return the run.
 
-    Run ids are 32 hex chars: 14 for microseconds since the epoch, then 18
-    random. They sort by creation time. The run dir is created with an
+    Run ids are 32 hex chars: 18 random, then 14 for microseconds since
+    the epoch. The random part comes first so that a short prefix of an
+    id (like the name, made from the same random part) picks one run;
+    runs are listed in creation order by their `initialized` timestamp
+    (see `runs.list_runs`), not by id. The run dir is created with an
     atomic `mkdir`, so concurrent processes never get the same run. The
     op a run is for is recorded by `init_run_meta`.
     """
@@ -93,7 +96,7 @@ def _new_run_id() -> str:
     with _id_lock:
         us = max(time.time_ns() // 1000, _last_us + 1)
         _last_us = us
-    return f"{us:014x}{secrets.token_hex(9)}"
+    return f"{secrets.token_hex(9)}{us:014x}"
 
 
 _CONSONANTS = "bdfgklmnprstvz"
@@ -102,7 +105,7 @@ _VOWELS = "aeiou"
 
 def _run_name(run_id: str) -> str:
     """A short, pronounceable name from the random part of the id."""
-    n = int(run_id[14:], 16)
+    n = int(run_id[:18], 16)
     syllables = []
     for _ in range(6):
         n, c = divmod(n, len(_CONSONANTS))

@@ -175,7 +175,8 @@ def _verify_for_start(run: Run, log: Any, files: dict[str, tuple[int, int]]) -> 
     log.info("Refused to start: staged files differ from the manifest\n" + listing)
     raise VerifyError(
         f"Run {run.name} ({run.id}) differs from its manifest: {listing}; "
-        "stage a new run, or start without verifying to run it as it is"
+        "stage a new run, or start it without verifying to run it as it is "
+        f"(gage run --start {run.name} --no-verify)"
     )
 
 

@@ -2,8 +2,9 @@
 
 A run in a runs home is a `<id>` dir with a sibling `<id>.meta` dir. Runs
 are found by listing the meta dirs, so a run dir without meta (being
-made) is never seen. Run ids start with the creation time, so they sort
-oldest first.
+made) is never seen. Runs are listed in the order they were made (their
+`initialized` timestamp); `gage runs` numbers them newest first, and that
+number (`#`) selects a run too.
 
 Whether a run with the same inputs exists (`--needed`, `repro`) is
 decided in `op_inputs`.
@@ -11,7 +12,6 @@ decided in `op_inputs`.
 
 from __future__ import annotations
 
-import glob
 import os
 import shutil
 import stat
@@ -48,18 +48,37 @@ RUN_STATUSES = (
 
 
 def list_runs(runs_home: str) -> list[Run]:
-    """Runs in `runs_home`, oldest first (run ids sort by creation time).
+    """Runs in `runs_home`, oldest first (by their `initialized` time).
 
     A meta dir whose identity is not written yet (a run being made) is
     not listed.
     """
-    runs = []
-    for meta_dir in sorted(glob.glob(os.path.join(glob.escape(runs_home), "*" + META_SUFFIX))):
+    found = []
+    try:
+        names = os.listdir(runs_home)
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+    for name in names:
+        if not name.endswith(META_SUFFIX):
+            continue
         try:
-            runs.append(_load(meta_dir[: -len(META_SUFFIX)]))
+            run = _load(os.path.join(runs_home, name[: -len(META_SUFFIX)]))
         except (OSError, ValueError):
-            pass
-    return runs
+            continue
+        found.append((_created(run), run.id, run))
+    found.sort(key=lambda t: t[:2])
+    return [t[2] for t in found]
+
+
+def _created(run: Run) -> int:
+    """When a run was made: `initialized`, else its meta dir's mtime."""
+    ts = run_meta.read_timestamp(run, "initialized")
+    if ts is not None:
+        return ts
+    try:
+        return os.stat(run.meta_dir).st_mtime_ns // 1000
+    except OSError:
+        return 0
 
 
 def load_run(path: str) -> Run:
@@ -142,23 +161,33 @@ def runs_home(
 
 
 def select_run(
-    home: str, spec: str, status: str | None = None, what: str = "run"
+    home: str, spec: str | None = None, status: str | None = None, what: str = "run"
 ) -> Run:
     """The one rule that turns a run spec into a run.
 
-    In order: a path to a run dir (a spec with a path separator, or an
-    existing dir with a meta dir beside it); a run id or name; an op name
-    (its newest run); a unique id or name prefix. With `status`, only
-    runs with that status are candidates (`run-files` dependencies use
-    completed runs). Raises RunSelectError naming the spec, the runs dir
-    and what to do; `what` names the spec in messages ("run-select").
+    In order: no spec, the latest run; a path to a run dir (a spec with a
+    path separator, or an existing dir with a meta dir beside it); a
+    number N (or `#N`), the run `gage runs` shows as #N (newest first);
+    a run id or name; an op name (its newest run); a unique id or name
+    prefix. With `status`, only runs with that status are candidates
+    (`run-files` dependencies use completed runs). Raises RunSelectError
+    naming the spec, the runs dir and what to do; `what` names the spec
+    in messages ("run-select").
     """
-    if os.sep in spec or (os.path.isdir(spec) and os.path.isdir(spec + META_SUFFIX)):
+    if spec is not None and (
+        os.sep in spec or (os.path.isdir(spec) and os.path.isdir(spec + META_SUFFIX))
+    ):
         return load_run(spec)
     runs = list(reversed(list_runs(home)))
+    index = 1 if spec is None else _index(spec)
+    if index is not None and (spec is None or 1 <= index <= len(runs)):
+        return _select_index(home, runs, index, spec, status)
+    assert spec is not None
     exact = [r for r in runs if spec in (r.id, r.name)]
     by_op = runs_for_op(runs, spec) if not exact else []
     candidates = exact or by_op or runs_for_prefix(runs, spec)
+    if not candidates and index is not None:
+        _select_index(home, runs, index, spec, status)  # raises: out of range
     if not candidates:
         raise RunSelectError(_none_msg(home, spec, what), spec=spec)
     if not exact and not by_op and len({r.id for r in candidates}) > 1:
@@ -180,6 +209,39 @@ def select_run(
         f"none {status})",
         spec=spec,
     )
+
+
+def _index(spec: str) -> int | None:
+    """The `#` number in a spec (`2`, `#2`), or None for other specs.
+
+    A number beyond the runs listed is taken as an id prefix (ids are
+    hex), and so is one with a leading zero.
+    """
+    digits = spec[1:] if spec.startswith("#") else spec
+    if digits.isdigit() and digits.isascii() and not digits.startswith("0"):
+        return int(digits)
+    return None
+
+
+def _select_index(
+    home: str, runs: list[Run], index: int, spec: str | None, status: str | None
+) -> Run:
+    if not runs:
+        raise RunSelectError(f"no runs in {home}", spec=spec)
+    if not 1 <= index <= len(runs):
+        raise RunSelectError(
+            f"no run #{index} in {home}: 'gage runs' numbers runs 1 to "
+            f"{len(runs)}, newest first",
+            spec=spec,
+        )
+    run = runs[index - 1]
+    if status is not None and run_status(run) != status:
+        raise RunSelectError(
+            f"run #{index} ({run.name}) is {run_status(run)}, not {status}",
+            spec=spec,
+            run=run.id,
+        )
+    return run
 
 
 def _none_msg(home: str, spec: str, what: str) -> str:
