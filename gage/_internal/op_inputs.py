@@ -296,7 +296,7 @@ def _newest_completed(runs: list[Run], key: str | None, exclude: Run | None) -> 
 
     if key is None:
         return None
-    for run in sorted(runs, key=lambda r: r.id, reverse=True):
+    for run in reversed(runs):  # list_runs order: oldest first
         if exclude is not None and run.id == exclude.id:
             continue
         if run_key(run) == key and run_status(run) == "completed":
