@@ -82,7 +82,7 @@ def test_find_run_and_changes(tmp_path):
     assert op_inputs.describe_changes(inputs, changed) == [
         "config lr: 0.1 -> 0.2",
         "source train.py: changed",
-        f"upstream prep: run {prep.id[:8]} -> {prep2.id[:8]}",
+        f"upstream prep: run {prep.name} -> {prep2.name}",
     ]
     # The exact upstream run can be named.
     pinned = op_inputs.op_inputs(

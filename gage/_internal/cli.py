@@ -206,6 +206,11 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("run", metavar="RUN", help=_RUN_ARG_HELP)
     _runs_dir_arg(check)
     check.set_defaults(func=_cmd_check)
+
+    from . import cli_dag, cli_repro
+
+    cli_repro.add_parser(sub)
+    cli_dag.add_parser(sub)
     return p
 
 
@@ -320,12 +325,9 @@ def _usage(msg: str):
 
 
 def _resolve_config(gf, opdef, assigns: list[str]) -> dict:
-    if not assigns and not opdef.get_config():
-        return {}
-    from . import run_config
+    from . import op_inputs
 
-    texts = run_config.split_assigns(assigns)
-    return run_config.resolve_config(gf.project_dir, opdef, texts, text=True)
+    return op_inputs.op_config(gf.project_dir, opdef, assigns)
 
 
 def _confirm(opdef, config: dict, args) -> bool:

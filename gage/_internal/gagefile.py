@@ -203,7 +203,22 @@ class _Validator:
                 f"more than one operation is marked default "
                 f"({', '.join(defaults)}): mark only one",
             )
+        self._check_graph(opdefs)
         return Gagefile(self.path, opdefs, runs_dir)
+
+    def _check_graph(self, opdefs: dict[str, OpDef]) -> None:
+        from . import pipeline
+
+        cycle = pipeline.find_cycle(pipeline.op_graph(opdefs))
+        if cycle:
+            self.fail(
+                cycle[0],
+                "depends",
+                "run-files dependencies make a cycle: "
+                + " -> ".join(reversed(cycle))
+                + " (each op would need a run of the next first): "
+                "remove one of these run-select dependencies",
+            )
 
     def _setting(self, name: str, val: Any) -> str | None:
         if name != "$runs-dir":

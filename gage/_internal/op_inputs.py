@@ -46,6 +46,7 @@ __all__ = [
     "describe_changes",
     "find_matching_run",
     "find_run",
+    "op_config",
     "run_key",
     "op_inputs",
     "read_inputs",
@@ -107,6 +108,17 @@ def opdef_digest(opdef: OpDef) -> str:
 # Before staging
 
 
+def op_config(project_dir: str, opdef: OpDef, assigns: list[str]) -> dict[str, Any]:
+    """The run config of `opdef` for NAME=VALUE words (see run_config);
+    run_config and its parsers are imported only for an op with config."""
+    if not assigns and not opdef.get_config():
+        return {}
+    from . import run_config
+
+    texts = run_config.split_assigns(assigns)
+    return run_config.resolve_config(project_dir, opdef, texts, text=True)
+
+
 def op_inputs(
     runs_home: str,
     project_dir: str,
@@ -147,12 +159,21 @@ def _dep_inputs(dep: Any, cache: hash_cache.HashCache) -> dict[str, Any]:
             or hash_cache.file_sha256(os.path.join(dep.root, f.source), cache)
             for f in dep.files
         }
-        return {"source": f"run:{dep.source['id']}", "op": dep.source.get("op"), "files": files}
+        return _run_dep(dep.source, files)
     files = {
         f.path: hash_cache.file_sha256(os.path.join(dep.root, f.source), cache)
         for f in dep.files
     }
     return {"source": "project", "files": files}
+
+
+def _run_dep(source: dict[str, Any], files: dict[str, str]) -> dict[str, Any]:
+    return {
+        "source": f"run:{source.get('id')}",
+        "op": source.get("op"),
+        "name": source.get("name"),
+        "files": files,
+    }
 
 
 def _source_inputs(
@@ -220,7 +241,7 @@ def staged_inputs(run: Run, manifest: list[run_meta.ManifestEntry] | None = None
         files = {f["path"]: f["sha256"] for f in rec.get("files") or []}
         placed.update(files)
         if src.get("type") == "run":
-            deps.append({"source": f"run:{src.get('id')}", "op": src.get("op"), "files": files})
+            deps.append(_run_dep(src, files))
         else:
             deps.append({"source": "project", "files": files})
     sources = {e.path: e.sha256 for e in manifest if e.type == "s"}
@@ -343,7 +364,7 @@ def describe_changes(old: Inputs, new: Inputs) -> list[str]:
         b = new.deps[i] if i < len(new.deps) else {"source": None, "files": {}}
         if a["source"] != b["source"] and b["source"] != "project":
             what = f"upstream {b.get('op') or a.get('op') or '?'}"
-            lines.append(f"{what}: run {_run_id(a['source'])} -> {_run_id(b['source'])}")
+            lines.append(f"{what}: run {_run_name(a)} -> {_run_name(b)}")
             continue
         kind = "dependency" if b["source"] == "project" else "upstream file"
         lines.extend(_file_changes(kind, a["files"], b["files"]))
@@ -360,10 +381,11 @@ def _fmt(val: Any) -> str:
     return json.dumps(val)
 
 
-def _run_id(source: str | None) -> str:
-    if not source or not source.startswith("run:"):
+def _run_name(dep: dict[str, Any]) -> str:
+    source = dep.get("source") or ""
+    if not source.startswith("run:"):
         return "(none)"
-    return source[4:12]
+    return dep.get("name") or source[4:]
 
 
 def _file_changes(kind: str, old: dict[str, str], new: dict[str, str]) -> list[str]:
