@@ -1,0 +1,149 @@
+"""The op graph (pipeline.py) and the local engine (engine.py)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from gage._internal import engine, gagefile, pipeline, run_util, runs
+from gage._internal.types import GageError, GagefileError, OpDef
+
+
+def _opdefs(**deps):
+    return {
+        name: OpDef(
+            name,
+            {
+                "exec": "true",
+                "depends": [{"type": "run-files", "run-select": u} for u in ups],
+            },
+        )
+        for name, ups in deps.items()
+    }
+
+
+def test_graph_order_up_down():
+    g = pipeline.op_graph(
+        _opdefs(d=["b", "c"], b=["a"], c=["a"], a=[], x=["some-run-id"])
+    )
+    assert g == {"d": ["b", "c"], "b": ["a"], "c": ["a"], "a": [], "x": []}
+    assert pipeline.order(g) == ["a", "b", "c", "d", "x"]
+    assert pipeline.upstream(g, ["b"]) == {"a", "b"}
+    assert pipeline.downstream(g, ["b"]) == {"b", "d"}
+    assert pipeline.find_cycle(g) is None
+
+
+def test_cycles():
+    assert pipeline.find_cycle(pipeline.op_graph(_opdefs(a=["a"]))) == ["a", "a"]
+    cycle = pipeline.find_cycle(pipeline.op_graph(_opdefs(a=["b"], b=["c"], c=["a"])))
+    assert cycle == ["a", "b", "c", "a"]
+
+
+def test_cycle_is_a_load_error(tmp_path):
+    path = tmp_path / "gage.toml"
+    path.write_text(
+        '[a]\nexec = "true"\n'
+        'depends = { type = "run-files", run-select = "b" }\n'
+        '[b]\nexec = "true"\n'
+        'depends = { type = "run-files", run-select = "a" }\n'
+    )
+    with pytest.raises(GagefileError, match=r"cycle: a -> b -> a"):
+        gagefile.read_gagefile(str(path))
+
+
+def _stage(tmp_path, code: str):
+    project = tmp_path / "p"
+    project.mkdir(exist_ok=True)
+    (project / "gage.toml").write_text(f"[op]\nexec = {json.dumps(code)}\n")
+    gf = gagefile.read_gagefile(str(project / "gage.toml"))
+    opdef = gf.get_opdef("op")
+    run = run_util.make_run(str(tmp_path / "runs"))
+    run_util.init_run_meta(
+        run, gagefile.op_ref(gf, opdef), opdef, gagefile.op_cmd(opdef), {}, {}
+    )
+    run_util.stage_run(run, str(project))
+    return run
+
+
+def test_local_engine_parallel_and_exit_codes(tmp_path, capfd):
+    sleep = "python -c 'import time; print(\"hi\"); time.sleep(0.5)'"
+    a, b = _stage(tmp_path, sleep), _stage(tmp_path, sleep)
+    fail = _stage(tmp_path, "python -c 'raise SystemExit(3)'")
+    e = engine.get_engine("local", 2)
+    t0 = time.monotonic()
+    futs = [e.submit(r, quiet=False) for r in (a, b)]
+    assert [f.result(timeout=30) for f in futs] == [0, 0]
+    assert time.monotonic() - t0 < 1.0 + 1.5  # two at once (process start-up)
+    assert e.submit(fail, quiet=True).result(timeout=30) == 3
+    e.close()
+    assert [runs.run_status(r) for r in (a, b, fail)] == [
+        "completed",
+        "completed",
+        "error",
+    ]
+    out = capfd.readouterr().out
+    assert f"{a.name}| hi" in out and f"{b.name}| hi" in out
+
+
+def test_local_engine_cancel(tmp_path):
+    slow = "python -c 'import time; time.sleep(30)'"
+    staged = [_stage(tmp_path, slow) for _ in range(3)]
+    e = engine.get_engine("local", 2)
+    futs = [e.submit(r, quiet=True) for r in staged]
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        if sum(runs.run_status(r) == "running" for r in staged) == 2:
+            break
+        time.sleep(0.05)
+    t0 = time.monotonic()
+    e.cancel()
+    e.close()
+    assert time.monotonic() - t0 < 8
+    assert [runs.run_status(r) for r in staged] == ["terminated", "terminated", "staged"]
+    assert futs[2].cancelled()
+
+
+def test_unknown_engine():
+    with pytest.raises(GageError, match="unknown engine 'x'"):
+        engine.get_engine("x", 1)
+    with pytest.raises(GageError, match="--jobs"):
+        engine.get_engine("local", 0)
+
+
+def test_repro_ctrl_c(tmp_path):
+    project = tmp_path / "p"
+    project.mkdir()
+    (project / "gage.toml").write_text(
+        "[a]\nexec = \"python -c 'import time; time.sleep(30)'\"\n"
+        "[b]\nexec = \"python -c 'import time; time.sleep(30)'\"\n"
+    )
+    env = {**os.environ, "GAGE_RUNS": str(tmp_path / "runs")}
+    p = subprocess.Popen(
+        [sys.executable, "-m", "gage", "repro", "--jobs", "2", "-q"],
+        cwd=project,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    home = str(tmp_path / "runs")
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        listed = runs.list_runs(home) if os.path.isdir(home) else []
+        if len(listed) == 2 and all(runs.run_status(r) == "running" for r in listed):
+            break
+        time.sleep(0.05)
+    p.send_signal(signal.SIGINT)
+    out, err = p.communicate(timeout=20)
+    assert p.returncode == 130, (out, err)
+    assert "interrupted" in err
+    assert [runs.run_status(r) for r in runs.list_runs(home)] == [
+        "terminated",
+        "terminated",
+    ]
