@@ -23,12 +23,12 @@ Staging copies the project's source code, applies config, prepares the
 runtime and resolves dependencies into a new run dir, then makes those
 files read-only and writes a manifest of their sha256 digests.
 
---needed: after staging, the new run is compared with the completed runs
-of the same op in the runs dir. When one has the same config and exactly
-the same manifest entries of types s (source code, after config is
-applied), d (dependencies) and r (runtime) (same paths and same sha256
-digests), the new run is not needed: it is deleted, the matched run is
-named and nothing runs (exit 0).
+--needed: before anything is staged, the inputs the run would have
+(the op definition, config, source code digests after config is
+applied, dependency digests and the exact upstream runs) are compared
+with the completed runs in the runs dir. When one has the same inputs,
+the run is not needed: that run is named, nothing is staged and nothing
+runs (exit 0).
 
 Runs dir: --runs-dir, else $GAGE_RUNS, else "$runs-dir" in gage.toml
 (relative to gage.toml), else .gage/runs beside gage.toml.
