@@ -1,16 +1,20 @@
+PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: test demo bench install clean
+.PHONY: test typecheck demo bench install clean
 
 $(VENV)/.installed: pyproject.toml
-	test -x $(PY) || python3 -m venv $(VENV)
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q -e '.[dev]'
 	touch $@
 
 install: $(VENV)/.installed
 
-test: install
+typecheck: install
+	$(PY) -m mypy
+
+test: typecheck
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
 demo: install

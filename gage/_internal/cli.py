@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from typing import Sequence
 
 _RUN_HELP = """\
 Stage and start a run of OP (the default op when OP is omitted).
@@ -228,6 +229,7 @@ def _project(args, required: bool = True):
     """(gagefile or None, runs home)."""
     from . import gagefile, runs
 
+    gf: gagefile.Gagefile | None
     if required:
         gf = gagefile.load_gagefile()
     else:
@@ -380,7 +382,7 @@ def _signal_exit(run) -> int | None:
 
     name = run_meta.read_proc_signal(run)
     code = run_meta.read_exit_code(run)
-    if name in signal.Signals.__members__:
+    if name is not None and name in signal.Signals.__members__:
         return 128 + signal.Signals[name].value
     if code is not None and code < 0:
         return 128 - code
@@ -519,7 +521,7 @@ def _cmd_runs(args) -> int:
     return 0
 
 
-def _print_table(rows: list[tuple[str, ...]]) -> None:
+def _print_table(rows: Sequence[tuple[str, ...]]) -> None:
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
     for row in rows:
         cells = [c.ljust(w) for c, w in zip(row, widths)] + [row[-1]]

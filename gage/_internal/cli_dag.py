@@ -67,16 +67,23 @@ def _labels(gf, home: str, ops: list[str]) -> dict[str, str]:
         )
         run = f"{latest.name} ({runs.run_status(latest)})" if latest else "no runs"
         state = "up to date" if step.action == "up to date" else "stale"
-        if step.action == "up to date" and latest and step.run.id != latest.id:
+        if (
+            step.action == "up to date"
+            and latest
+            and step.run
+            and step.run.id != latest.id
+        ):
             state += f" (run {step.run.name})"
         labels[step.op] = f"{state}|{run}"
     return labels
 
 
 def _text(graph: dict[str, list[str]], labels: dict[str, str], status: bool) -> None:
-    rows = [("op", "after") + (("status", "latest run") if status else ())]
+    rows: list[tuple[str, ...]] = [
+        ("op", "after") + (("status", "latest run") if status else ())
+    ]
     for op, ups in graph.items():
-        row = (op, ", ".join(ups) or "-")
+        row: tuple[str, ...] = (op, ", ".join(ups) or "-")
         if status:
             state, run = labels[op].split("|", 1)
             row += (state, run)

@@ -40,6 +40,7 @@ def patch(text: str, values: dict[str, Any]) -> str:
         except KeyError:
             raise ConfigError(f"no config key '{name}'") from None
         start = _char_offset(text, offsets, node.lineno, node.col_offset)
+        assert node.end_lineno is not None and node.end_col_offset is not None
         end = _char_offset(text, offsets, node.end_lineno, node.end_col_offset)
         edits.append((start, end, _literal(val, text[start:end], name)))
     for start, end, new in sorted(edits, reverse=True):

@@ -121,7 +121,7 @@ def _item(val: Any, old: Any, name: str) -> items.Item:
 
 def _keep_trailing_ws(new: items.AoT, old: items.AoT) -> items.AoT:
     """Keep the blank lines that ended the old array of tables."""
-    trail = []
+    trail: list[str] = []
     for key, item in reversed(old.body[-1].value.body):
         if key is not None or not isinstance(item, items.Whitespace):
             break

@@ -130,7 +130,8 @@ def _edit(
     """The (start, end, new text) that writes `val` over `node`."""
     start = node.start_mark.index
     # Keep an anchor (&name) or tag (!!float) before the value.
-    start = _PROPS.match(text, start).end() if _has_props(text, start) else start
+    if _has_props(text, start):
+        start = _PROPS.match(text, start).end()  # type: ignore[union-attr]
     if isinstance(node, yaml.SequenceNode) and not node.flow_style:
         return _block_seq_edit(text, key_node, node, val, start)
     end = _end(text, node)

@@ -21,7 +21,7 @@ from __future__ import annotations
 import os
 import re
 import sys
-from typing import Any
+from typing import Any, NoReturn
 
 import attrs
 
@@ -376,7 +376,7 @@ class _Validator:
                 )
             known = _dependency_keys().get(dep_type)
             unknown = [k for k in item if known is not None and k not in known]
-            if unknown:
+            if known is not None and unknown:
                 self.fail(
                     op,
                     key,
@@ -424,7 +424,7 @@ class _Validator:
 
     # -- error
 
-    def fail(self, op: str | None, key: str | None, msg: str):
+    def fail(self, op: str | None, key: str | None, msg: str) -> NoReturn:
         line = self._line(op, key)
         path = _display_path(self.path)
         where = f"{path}:{line}" if line else path

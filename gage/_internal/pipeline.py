@@ -12,7 +12,7 @@ and runs it.
 
 from __future__ import annotations
 
-from typing import Iterable, Mapping
+from typing import Iterable, Iterator, Mapping
 
 from .types import OpDef
 
@@ -32,7 +32,12 @@ def op_graph(opdefs: Mapping[str, OpDef]) -> dict[str, list[str]]:
         ups: list[str] = []
         for dep in _deps(opdef):
             sel = dep.get("run-select")
-            if dep.get("type") == "run-files" and sel in opdefs and sel not in ups:
+            if (
+                dep.get("type") == "run-files"
+                and isinstance(sel, str)
+                and sel in opdefs
+                and sel not in ups
+            ):
                 ups.append(sel)
         graph[name] = ups
     return graph
@@ -51,7 +56,7 @@ def find_cycle(graph: Mapping[str, list[str]]) -> list[str] | None:
     for start in graph:
         if state.get(start):
             continue
-        stack: list[tuple[str, Iterable[str]]] = [(start, iter(graph[start]))]
+        stack: list[tuple[str, Iterator[str]]] = [(start, iter(graph[start]))]
         path = [start]
         state[start] = 1
         while stack:

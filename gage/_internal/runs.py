@@ -294,6 +294,8 @@ def run_status(run: Run) -> str:
 
 def run_record(run: Run, status: str | None = None) -> dict[str, Any]:
     """What is known about a run, as plain data (for `runs`, `show`, --json)."""
+    op_ns: str | None
+    op_name: str | None
     try:
         opref = run_meta.read_opref(run)
         op_ns, op_name = opref.op_ns, opref.op_name
