@@ -70,7 +70,7 @@ _RUN_ARG_HELP = (
 
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
-    args = parser.parse_args(argv)
+    args = _parse_args(parser, argv)
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
@@ -90,6 +90,22 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as e:
         # A user path that is missing, unreadable, not a dir, disk full...
         return _error(f"{e.strerror}: {e.filename}" if e.filename else str(e), 2)
+
+
+def _parse_args(parser: argparse.ArgumentParser, argv: list[str] | None):
+    """Parse argv; `NAME=VALUE` words may follow options (`run OP -y a=1`).
+
+    argparse takes positionals only up to the first option: words left
+    over that are not options are the op's config assignments.
+    """
+    args, extra = parser.parse_known_args(argv)
+    if extra and getattr(args, "func", None) is _cmd_run:
+        if not any(w.startswith("-") for w in extra):
+            args.assigns = list(args.assigns) + extra
+            extra = []
+    if extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    return args
 
 
 def _is_run_error(e: Exception) -> bool:
@@ -230,6 +246,8 @@ def _project(args, required: bool = True):
     from . import gagefile, runs
 
     gf: gagefile.Gagefile | None
+    if args.runs_dir == "":
+        raise _usage("--runs-dir is empty: name a directory (e.g. --runs-dir runs)")
     if required:
         gf = gagefile.load_gagefile()
     else:
@@ -240,6 +258,8 @@ def _project(args, required: bool = True):
         gf.runs_dir if gf else None,
         gf.project_dir if gf else None,
     )
+    if os.path.exists(home) and not os.path.isdir(home):
+        raise _usage(f"runs dir {home} is not a directory: name a directory")
     return gf, home
 
 
@@ -255,6 +275,8 @@ def _select_run(args, spec: str | None):
 
 
 def _cmd_run(args) -> int:
+    if args.start == "":
+        raise _usage("--start needs a run: give a run id or name (see 'gage runs')")
     if args.no_verify and not args.start:
         raise _usage("--no-verify applies to --start RUN: a new run is verified")
     if args.start:
@@ -329,7 +351,19 @@ def _usage(msg: str):
 def _resolve_config(gf, opdef, assigns: list[str]) -> dict:
     from . import op_inputs
 
-    return op_inputs.op_config(gf.project_dir, opdef, assigns)
+    from . import gagefile
+    from .types import ConfigError
+
+    try:
+        return op_inputs.op_config(gf.project_dir, opdef, assigns)
+    except ConfigError as e:
+        if e.key != "config":
+            raise
+        # The op's `config` names what cannot be read: say where.
+        where = gagefile.key_location(gf, opdef.name, "config")
+        raise ConfigError(
+            f"{where}: op '{opdef.name}': {e}", op=opdef.name, key="config"
+        ) from None
 
 
 def _confirm(opdef, config: dict, args) -> bool:

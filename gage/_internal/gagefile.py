@@ -36,9 +36,11 @@ __all__ = [
     "OP_KEYS",
     "Gagefile",
     "find_gagefile",
+    "key_location",
     "load_gagefile",
     "op_cmd",
     "op_ref",
+    "path_problem",
     "read_gagefile",
 ]
 
@@ -159,7 +161,24 @@ def read_gagefile(path: str) -> Gagefile:
         data = toml.loads(text)
     except toml.TOMLDecodeError as e:
         raise GagefileError(f"{_display_path(path)}: TOML syntax error: {e}") from None
+    except ValueError as e:  # an integer over 4,300 digits
+        raise GagefileError(f"{_display_path(path)}: cannot read: {e}") from None
+    except RecursionError:
+        raise GagefileError(
+            f"{_display_path(path)}: values are nested too deeply to read"
+        ) from None
     return _Validator(path, text).gagefile(data)
+
+
+def key_location(gf: Gagefile, op: str, key: str) -> str:
+    """`gage.toml:LINE` of `key` in op `op` (`gage.toml` when not found)."""
+    try:
+        with open(gf.path, encoding="utf-8") as f:
+            line = _Validator(gf.path, f.read())._line(op, key)
+    except (OSError, ValueError):
+        line = None
+    path = _display_path(gf.path)
+    return f"{path}:{line}" if line else path
 
 
 def _display_path(path: str) -> str:
@@ -194,6 +213,7 @@ class _Validator:
                     f"'{name}' must be a table that defines an operation "
                     f'(e.g. [{name}] with exec = "..."), got {_type(val)}',
                 )
+            self._op_name(name)
             opdefs[name] = OpDef(name, self.opdef(name, val))
         defaults = [n for n, d in opdefs.items() if d.data.get("default")]
         if len(defaults) > 1:
@@ -218,6 +238,18 @@ class _Validator:
                 + " -> ".join(reversed(cycle))
                 + " (each op would need a run of the next first): "
                 "remove one of these run-select dependencies",
+            )
+
+    def _op_name(self, name: str) -> None:
+        """Refuse a name the command line or a run's record cannot hold."""
+        problem = _op_name_problem(name)
+        if problem:
+            self.fail(
+                None,
+                None,
+                f"op name {name!r} {problem}: rename the op's table "
+                "(e.g. [train])",
+                line=self._find(_table_header(name), 0),
             )
 
     def _setting(self, name: str, val: Any) -> str | None:
@@ -283,11 +315,15 @@ class _Validator:
                 self.fail(op, key, f"'{key}' cannot be split like a shell line: {e}")
             if not args:
                 self.fail(op, key, f"'{key}' has no command (only NAME=VALUE words)")
+            self._argv(op, key, args)
+            for name, v in _env.items():
+                self._env_item(op, key, name, v)
         elif isinstance(val, list):
             if not val or not all(isinstance(a, str) for a in val):
                 self.fail(
                     op, key, f"'{key}' as a list must be a non-empty list of strings"
                 )
+            self._argv(op, key, val)
         else:
             self.fail(
                 op,
@@ -296,6 +332,18 @@ class _Validator:
                 + (" or a table of phases" if "." not in key else "")
                 + f", got {_type(val)}",
             )
+
+    def _argv(self, op: str, key: str, args: list[str]) -> None:
+        if not args[0].strip():
+            self.fail(
+                op,
+                key,
+                f"'{key}' has an empty command name: give the program to run "
+                '(e.g. exec = "python train.py")',
+            )
+        for arg in args:
+            if "\0" in arg:
+                self.fail(op, key, f"'{key}' has a NUL character in {arg!r}")
 
     def _env(self, op: str, key: str, val: Any) -> None:
         if not isinstance(val, dict):
@@ -309,6 +357,18 @@ class _Validator:
                     key,
                     f"env '{name}' must be a string, number or boolean, got {_type(v)}",
                 )
+            self._env_item(op, key, name, v)
+
+    def _env_item(self, op: str, key: str, name: str, val: Any) -> None:
+        if not name or "=" in name or "\0" in name:
+            self.fail(
+                op,
+                key,
+                f"env name {name!r} is not valid: a name is not empty and has "
+                "no '=' or NUL character (e.g. PYTHONPATH)",
+            )
+        if isinstance(val, str) and "\0" in val:
+            self.fail(op, key, f"env '{name}' has a NUL character in its value")
 
     def _config(self, op: str, key: str, val: Any) -> None:
         items = val if isinstance(val, list) else [val]
@@ -316,11 +376,16 @@ class _Validator:
             if isinstance(item, str):
                 if not item.strip():
                     self.fail(op, key, "'config' has an empty pattern")
+                self._config_file(op, key, item)
             elif isinstance(item, dict):
-                if not isinstance(item.get("keys", item.get("file", "")), (str, list)):
+                keys = item.get("keys", item.get("file", ""))
+                if not isinstance(keys, (str, list)):
                     self.fail(
                         op, key, "'config' table: 'keys' must be a string or list"
                     )
+                for spec in [keys] if isinstance(keys, str) else keys:
+                    if isinstance(spec, str):
+                        self._config_file(op, key, spec)
             else:
                 self.fail(
                     op,
@@ -328,6 +393,19 @@ class _Validator:
                     f"'config' must be a pattern string (FILE#KEYS), a table "
                     f"or a list of these, got {_type(item)}",
                 )
+
+    def _config_file(self, op: str, key: str, spec: str) -> None:
+        """A config file is patched in the run dir: its path must stay there."""
+        path = spec.strip().lstrip("-").strip().partition("#")[0].strip()
+        problem = path_problem(path)
+        if problem:
+            self.fail(
+                op,
+                key,
+                f"config file '{path}' {problem}: config files are patched in "
+                "the run dir, so use a path relative to the project dir, "
+                "inside it (e.g. train.py#lr)",
+            )
 
     def _sourcecode(self, op: str, key: str, val: Any) -> None:
         from . import file_select
@@ -383,6 +461,61 @@ class _Validator:
                     f"unknown key '{unknown[0]}' in {dep_type} dependency "
                     f"(known keys: {', '.join(known)})",
                 )
+            self._dep_values(op, key, dep_type, item)
+
+    def _dep_values(
+        self, op: str, key: str, dep_type: str, item: dict[str, Any]
+    ) -> None:
+        what = f"{dep_type} dependency"
+        link = item.get("link", False)
+        if not isinstance(link, bool):
+            self.fail(
+                op, key, f"'link' in {what} must be true or false, got {_type(link)}"
+            )
+        files = item.get("files")
+        if files is not None:
+            pats = [files] if isinstance(files, str) else files
+            if (
+                not isinstance(pats, list)
+                or not pats
+                or not all(isinstance(p, str) and p for p in pats)
+            ):
+                self.fail(
+                    op,
+                    key,
+                    f"'files' in {what} must be a glob or a list of globs, "
+                    f"got {_type(files)}",
+                )
+            for pat in pats:
+                self._dep_path(op, key, what, "files", pat)
+        target = item.get("target-path")
+        if target is not None:
+            if not isinstance(target, str):
+                self.fail(
+                    op,
+                    key,
+                    f"'target-path' in {what} must be a path, got {_type(target)}",
+                )
+            if target not in ("", "."):
+                self._dep_path(op, key, what, "target-path", target)
+        select = item.get("run-select")
+        if select is not None and (not isinstance(select, str) or not select):
+            self.fail(
+                op,
+                key,
+                f"'run-select' in {what} must be an op name or a run id or name, "
+                f"got {_type(select)}",
+            )
+
+    def _dep_path(self, op: str, key: str, what: str, name: str, path: str) -> None:
+        problem = path_problem(path)
+        if problem:
+            self.fail(
+                op,
+                key,
+                f"'{name}' {path!r} in {what} {problem}: use a path relative "
+                "to its root, inside it",
+            )
 
     def _summary(self, op: str, key: str, val: Any) -> None:
         if isinstance(val, dict):
@@ -424,8 +557,10 @@ class _Validator:
 
     # -- error
 
-    def fail(self, op: str | None, key: str | None, msg: str) -> NoReturn:
-        line = self._line(op, key)
+    def fail(
+        self, op: str | None, key: str | None, msg: str, line: int | None = None
+    ) -> NoReturn:
+        line = self._line(op, key) if line is None else line + 1
         path = _display_path(self.path)
         where = f"{path}:{line}" if line else path
         prefix = f"op '{op}': " if op else ""
@@ -497,6 +632,32 @@ _CHECKS = {
     "summary": _Validator._summary,
     "version": _Validator._version,
 }
+
+
+def path_problem(path: str) -> str | None:
+    """Why a relative path from gage.toml would leave its root, or None.
+
+    Config files, dependency globs and target paths name files inside
+    the run dir (or the project or upstream run they come from): an
+    absolute path, `~`, a `..` part or a NUL character is refused.
+    """
+    if "\0" in path:
+        return "has a NUL character"
+    if os.path.isabs(path) or path.startswith("~"):
+        return "is absolute"
+    if ".." in re.split(r"[\\/]", path):
+        return "uses '..'"
+    return None
+
+
+def _op_name_problem(name: str) -> str | None:
+    if not name.strip():
+        return "is empty"
+    if any(ord(c) < 32 or ord(c) == 127 for c in name):
+        return "has a control character (newline, tab, ...)"
+    if "=" in name:
+        return "has '=' (the command line reads NAME=VALUE as config)"
+    return None
 
 
 def _dependency_keys() -> dict[str, tuple[str, ...]]:

@@ -83,7 +83,9 @@ def parse_assigns(args: list[str]) -> dict[str, Any]:
         try:
             assigns[name] = parse_value(text)
         except ConfigError as e:
-            raise ConfigError(f"Invalid value in '{name}={text}': {e}") from None
+            raise ConfigError(
+                f"Invalid value in '{name}={_short(text)}': {e}", key=name
+            ) from None
     return assigns
 
 
@@ -101,9 +103,16 @@ def split_assigns(args: list[str]) -> dict[str, str]:
 
 
 def parse_value(text: str) -> Any:
-    """A value typed like a YAML scalar or flow collection (see above)."""
+    """A value typed like a YAML scalar or flow collection (see above).
+
+    A collection nested more than `MAX_DEPTH` levels, and a YAML alias
+    (`*name`, which can expand a short value into a huge one), are
+    refused.
+    """
     if text[:1] not in ("[", "{", "'", '"'):
         return _scalar(text)
+    if _depth(text) > MAX_DEPTH:
+        raise ConfigError(f"the value is nested more than {MAX_DEPTH} levels deep")
     import yaml
 
     try:
@@ -113,8 +122,35 @@ def parse_value(text: str) -> Any:
     except yaml.YAMLError as e:
         raise ConfigError(str(e)) from None
     if not is_config_value(val):
-        raise ConfigError(f"{val!r} is not a config value")
+        raise ConfigError(f"{_short(repr(val))} is not a config value")
     return val
+
+
+MAX_DEPTH = 100
+"""How deeply `[...]` and `{...}` may nest in a NAME=VALUE value."""
+
+
+def _depth(text: str) -> int:
+    """Deepest nesting of brackets outside quotes (an upper bound is fine)."""
+    depth = deepest = 0
+    quote = None
+    for c in text:
+        if quote:
+            if c == quote:
+                quote = None
+        elif c in "'\"":
+            quote = c
+        elif c in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif c in "]}":
+            depth -= 1
+    return deepest
+
+
+def _short(text: str, size: int = 60) -> str:
+    """`text` cut to `size` characters for a message."""
+    return text if len(text) <= size else text[: size - 3] + "..."
 
 
 _INT = re.compile(r"[-+]?[0-9]+")
@@ -133,7 +169,13 @@ def _scalar(text: str) -> Any:
     if tag == "bool":
         return text.lower() in _TRUE
     if tag == "int":
-        return int(text)
+        try:
+            return int(text)
+        except ValueError:  # over sys.get_int_max_str_digits() digits
+            raise ConfigError(
+                f"the integer has {len(text)} digits (at most 4300 are read); "
+                "quote it to use it as text"
+            ) from None
     if tag == "float":
         val = float(text)
         if val in (float("inf"), float("-inf")):
@@ -173,6 +215,14 @@ def _value_loader():
         def construct_scalar_value(self, node):
             return _scalar(self.construct_scalar(node))
 
+        def compose_node(self, parent, index):
+            if self.check_event(yaml.AliasEvent):
+                raise ConfigError(
+                    "YAML aliases (*name) are not allowed in a value: "
+                    "write the value out"
+                )
+            return super().compose_node(parent, index)
+
     for tag in ("null", "bool", "int", "float"):
         ValueLoader.add_constructor(
             "tag:yaml.org,2002:" + tag, ValueLoader.construct_scalar_value
@@ -203,6 +253,19 @@ _TABLE_KEYS = ("keys", "description", "prefix", "strip-prefix")
 
 
 def _read_config(root: str, opdef: OpDef) -> dict[str, ConfigValue]:
+    """Config keys from the files the op's `config` names under `root`.
+
+    A ConfigError raised here is about the op's `config` (a file or key
+    it names is missing or unreadable): it carries `op` and
+    `key="config"`, so the CLI can name the line in gage.toml.
+    """
+    try:
+        return _read_config_rules(root, opdef)
+    except ConfigError as e:
+        raise ConfigError(str(e), op=opdef.name, key="config", path=e.path) from None
+
+
+def _read_config_rules(root: str, opdef: OpDef) -> dict[str, ConfigValue]:
     files = _FileCache(root)
     config: dict[str, ConfigValue] = {}
     for rule in _rules(opdef):
@@ -376,6 +439,12 @@ class _FileCache:
             keys = fmt.read(text)
         except ConfigError as e:
             raise ConfigError(f"Cannot read config from {path}: {e}") from None
+        except RecursionError:
+            raise ConfigError(
+                f"Cannot read config from {path}: values are nested too deeply"
+            ) from None
+        except (ValueError, SyntaxError) as e:  # e.g. an int over 4300 digits
+            raise ConfigError(f"Cannot read config from {path}: {e}") from None
         self._keys[path] = keys
         return keys
 
@@ -423,7 +492,9 @@ def _typed_text(name: str, text: str, default: Any) -> Any:
     try:
         return parse_value(text)
     except ConfigError as e:
-        raise ConfigError(f"Invalid value in '{name}={text}': {e}") from None
+        raise ConfigError(
+            f"Invalid value in '{name}={_short(text)}': {e}", key=name
+        ) from None
 
 
 def _unknown_key_msg(name: str, opdef: OpDef, defaults: dict[str, Any]) -> str:
@@ -491,7 +562,9 @@ _TYPE_NAMES = [
 
 def _type_msg(val: Any, default: Any, name: str, file: str) -> str:
     expected = next(desc for type, desc in _TYPE_NAMES if isinstance(default, type))
-    return f"Cannot set '{name}' to {val!r} in {file}: expected {expected}"
+    return (
+        f"Cannot set '{name}' to {_short(repr(val))} in {file}: expected {expected}"
+    )
 
 
 # ---------------------------------------------------------------------------

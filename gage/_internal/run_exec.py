@@ -83,6 +83,9 @@ def exec_proc(
             )
         except OSError as e:
             raise ExecError(_start_error(args, e)) from None
+        except ValueError as e:
+            # A NUL byte in argv or env, or an env name with '='.
+            raise ExecError(f"Cannot run {args[:1]!r}: {e}") from None
         forward.set_proc(p)
         if on_start:
             on_start(p)

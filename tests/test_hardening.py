@@ -1,0 +1,235 @@
+"""Hardening (issue 11): each defect found by trying gage as an adversarial
+user would, with a test that failed before its fix.
+
+Every bad input gives one line `gage: ...` naming what is wrong, exit 2
+(1 for a run that cannot start), no traceback, and nothing written
+outside the runs home. The standing suites are in
+`test_hardening_suite.py` (generated gage.toml files and command lines)
+and `test_hardening_paths.py` (hostile paths and file names).
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from gage._internal import cli
+
+GAGE = [sys.executable, "-m", "gage"]
+
+
+@pytest.fixture
+def project(tmp_path, monkeypatch):
+    """A project dir (cwd) with train.py; runs go to a runs home beside it."""
+    proj = tmp_path / "proj"
+    proj.mkdir()
+    (proj / "train.py").write_text("lr = 0.1\nscale = 3\n")
+    monkeypatch.chdir(proj)
+    monkeypatch.setenv("GAGE_RUNS", str(tmp_path / "runs"))
+    return proj
+
+
+def gage(capsys, *argv: str) -> tuple[int, str, str]:
+    code = cli.main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def write_toml(proj, text: str) -> None:
+    (proj / "gage.toml").write_text(textwrap.dedent(text))
+
+
+def assert_one_line_error(err: str, *parts: str) -> None:
+    lines = err.splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("gage: "), err
+    for part in parts:
+        assert part in lines[0], (part, err)
+
+
+def runs(tmp_path) -> list[str]:
+    home = tmp_path / "runs"
+    return sorted(os.listdir(home)) if home.exists() else []
+
+
+# ---------------------------------------------------------------------------
+# 6. Tracebacks: one clear line, exit 2, nothing left behind
+
+
+@pytest.mark.parametrize(
+    "toml, parts",
+    [
+        (
+            '[t]\nexec = "python -c pass"\nenv = { "A=B" = "1" }\n',
+            ["gage.toml:3", "op 't'", "'A=B'"],
+        ),
+        (
+            '[t]\nexec = ["python", "-c", "pa\\u0000ss"]\n',
+            ["gage.toml:2", "op 't'", "NUL"],
+        ),
+        (
+            '[t]\nexec = "python -c pass"\nenv = { A = "x\\u0000y" }\n',
+            ["gage.toml:3", "op 't'", "NUL"],
+        ),
+        ("[t]\nexec = 'python'\nversion = " + "9" * 5000 + "\n", ["gage.toml"]),
+        ("a = " + "[" * 3000 + "]" * 3000 + "\n", ["gage.toml", "nested"]),
+    ],
+)
+def test_bad_gagefile_values(project, tmp_path, capsys, toml, parts):
+    write_toml(project, toml)
+    code, _out, err = gage(capsys, "run", "-y")
+    assert code == 2
+    assert_one_line_error(err, *parts)
+    assert runs(tmp_path) == []
+
+
+CONFIG_OP = '[t]\nexec = "python train.py"\nconfig = "train.py#lr"\n'
+
+
+@pytest.mark.parametrize(
+    "value, part",
+    [
+        ("9" * 5000, "5000 digits"),
+        ("[" * 3000, "nested more than 100"),
+        ("{a: " * 500 + "1" + "}" * 500, "nested more than 100"),
+        ("[&a [1,1,1,1,1,1,1,1,1], &b [*a,*a,*a,*a,*a,*a,*a,*a,*a]]", "aliases"),
+    ],
+)
+def test_bad_config_values(project, tmp_path, capsys, value, part):
+    write_toml(project, CONFIG_OP)
+    code, _out, err = gage(capsys, "run", "t", "-y", f"lr={value}")
+    assert code == 2
+    assert_one_line_error(err, "lr=", part)
+    assert len(err) < 300
+    assert runs(tmp_path) == []
+
+
+# ---------------------------------------------------------------------------
+# 10. CLI edges
+
+
+def test_assign_after_option(project, tmp_path, capsys):
+    write_toml(project, CONFIG_OP)
+    code, _out, _err = gage(capsys, "run", "t", "-y", "-q", "lr=7")
+    assert code == 0
+    [run_dir] = [p for p in runs(tmp_path) if not p.startswith(".") and "." not in p]
+    assert "lr = 7" in (tmp_path / "runs" / run_dir / "train.py").read_text()
+
+
+def test_option_after_assign_still_an_error(project, capsys):
+    write_toml(project, CONFIG_OP)
+    with pytest.raises(SystemExit) as e:
+        cli.main(["run", "t", "-y", "lr=7", "--bogus"])
+    assert e.value.code == 2
+    assert "--bogus" in capsys.readouterr().err
+
+
+def test_start_empty(project, tmp_path, capsys):
+    write_toml(project, CONFIG_OP)
+    code, _out, err = gage(capsys, "run", "--start", "")
+    assert code == 2
+    assert_one_line_error(err, "--start")
+    assert runs(tmp_path) == []
+
+
+def test_runs_dir_empty(project, tmp_path, capsys):
+    write_toml(project, CONFIG_OP)
+    for argv in (["runs"], ["run", "t", "-y"], ["show", "x"], ["check", "x"]):
+        code, _out, err = gage(capsys, *argv, "--runs-dir", "")
+        assert code == 2, argv
+        assert_one_line_error(err, "--runs-dir")
+    assert runs(tmp_path) == []
+    assert not (project / ".gage").exists()
+
+
+def test_runs_dir_file(project, tmp_path, capsys):
+    write_toml(project, CONFIG_OP)
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    for argv in (["runs"], ["run", "t", "-y"], ["show", "x"]):
+        code, _out, err = gage(capsys, *argv, "--runs-dir", str(afile))
+        assert code == 2, argv
+        assert_one_line_error(err, str(afile), "not a directory")
+    assert afile.read_text() == "x"
+
+
+@pytest.mark.parametrize(
+    "toml, parts",
+    [
+        (
+            '[t]\nexec = "python -c pass"\n'
+            'depends = { type = "project-files", files = "train.py", link = "yes" }\n',
+            ["gage.toml:3", "op 't'", "'link'", "true or false"],
+        ),
+        ('[t]\nexec = [""]\n', ["gage.toml:2", "op 't'", "empty command"]),
+        ("[t]\nexec = \"''\"\n", ["gage.toml:2", "op 't'", "empty command"]),
+        ('[t]\nexec = {run = ["", "x"]}\n', ["gage.toml:2", "op 't'", "empty command"]),
+        ('[""]\nexec = "python"\n', ["gage.toml:1", "op name ''"]),
+        ('["a\\nb"]\nexec = "python"\n', ["gage.toml", "op name 'a\\nb'"]),
+        ('["a=b"]\nexec = "python"\n', ["gage.toml:1", "op name 'a=b'"]),
+    ],
+)
+def test_bad_op_defs(project, tmp_path, capsys, toml, parts):
+    write_toml(project, toml)
+    code, _out, err = gage(capsys, "run", "-y")
+    assert code == 2
+    assert_one_line_error(err, *parts)
+    assert runs(tmp_path) == []
+
+
+def test_config_error_names_gagefile_line(project, capsys):
+    write_toml(project, '[t]\nexec = "python train.py"\n\nconfig = "train.py#lr,nope"\n')
+    code, _out, err = gage(capsys, "run", "t", "-y")
+    assert code == 2
+    assert_one_line_error(err, "gage.toml:4", "op 't'", "'nope'", "train.py")
+    write_toml(project, '[t]\nexec = "python train.py"\nconfig = "missing.py#lr"\n')
+    code, _out, err = gage(capsys, "run", "t", "-y", "lr=1")
+    assert code == 2
+    assert_one_line_error(err, "gage.toml:3", "op 't'", "missing.py")
+
+
+# ---------------------------------------------------------------------------
+# 1. Config paths stay inside the run dir
+
+
+def _tree(root) -> dict[str, tuple[bytes, int]]:
+    result = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in filenames:
+            path = os.path.join(dirpath, name)
+            st = os.lstat(path)
+            data = os.readlink(path).encode() if stat.S_ISLNK(st.st_mode) else b""
+            if stat.S_ISREG(st.st_mode):
+                with open(path, "rb") as f:
+                    data = f.read()
+            result[os.path.relpath(path, root)] = (data, st.st_mode)
+    return result
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        "{proj}/train.py#lr",
+        "../shared/params.py#lr",
+        "sub/../../shared/params.py#lr",
+        "../shared/*.py#lr",
+        "~/params.py#lr",
+    ],
+)
+def test_config_outside_run_dir_refused(project, tmp_path, capsys, config):
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    (shared / "params.py").write_text("lr = 0.1\n")
+    config = config.format(proj=project)
+    write_toml(project, f'[t]\nexec = "python train.py"\nconfig = "{config}"\n')
+    before = _tree(tmp_path)
+    code, _out, err = gage(capsys, "run", "t", "-y", "lr=5")
+    assert code == 2
+    path = config.partition("#")[0]
+    assert_one_line_error(err, "gage.toml:3", "op 't'", path)
+    assert _tree(tmp_path) == before
