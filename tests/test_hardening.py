@@ -45,7 +45,7 @@ def write_toml(proj, text: str) -> None:
 
 
 def assert_one_line_error(err: str, *parts: str) -> None:
-    lines = err.splitlines()
+    lines = [line for line in err.splitlines() if not line.startswith("gage: warning:")]
     assert len(lines) == 1, err
     assert lines[0].startswith("gage: "), err
     for part in parts:
@@ -233,3 +233,131 @@ def test_config_outside_run_dir_refused(project, tmp_path, capsys, config):
     path = config.partition("#")[0]
     assert_one_line_error(err, "gage.toml:3", "op 't'", path)
     assert _tree(tmp_path) == before
+
+
+def test_config_through_link_out_of_run_dir(project, tmp_path, capsys):
+    """A hook replaces a config file's dir with a link out of the run dir."""
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "params.py").write_text("lr = 0.1\n")
+    (project / "conf").mkdir()
+    (project / "conf" / "params.py").write_text("lr = 0.1\n")
+    write_toml(
+        project,
+        f"""
+        [t]
+        config = "conf/params.py#lr"
+        exec.run = "python -c pass"
+        exec.stage-sourcecode = "sh -c 'rm -rf conf && ln -s {outside} conf'"
+        """,
+    )
+    code, _out, err = gage(capsys, "run", "t", "-y", "lr=5")
+    assert code == 2
+    assert_one_line_error(err, "conf/params.py", "outside the run dir")
+    assert (outside / "params.py").read_text() == "lr = 0.1\n"
+    assert os.listdir(outside) == ["params.py"]
+    assert (project / "conf" / "params.py").read_text() == "lr = 0.1\n"
+
+
+def test_dependency_through_link_out_of_run_dir(project, tmp_path, capsys):
+    """A hook makes a link where a dependency is placed: nothing escapes."""
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (project / "data").mkdir()
+    (project / "data" / "raw.csv").write_text("1,2\n")
+    write_toml(
+        project,
+        f"""
+        [t]
+        depends = {{ type = "project-files", files = "data/raw.csv", target-path = "in" }}
+        exec.run = "python -c pass"
+        exec.stage-runtime = "ln -s {outside} in"
+        """,
+    )
+    code, _out, err = gage(capsys, "run", "t", "-y")
+    assert code == 2
+    assert_one_line_error(err, "in/data/raw.csv", "outside the run dir")
+    assert os.listdir(outside) == []
+
+
+# ---------------------------------------------------------------------------
+# 5. Hangs: only regular files are ever opened
+
+
+def test_fifo_dependency_refused(project, tmp_path):
+    os.mkfifo(project / "pipe")
+    write_toml(
+        project,
+        '[t]\nexec = "python -c pass"\n'
+        'depends = { type = "project-files", files = "pipe" }\n',
+    )
+    p = subprocess.run(
+        GAGE + ["run", "t", "-y"], capture_output=True, text=True, timeout=60
+    )
+    assert p.returncode == 2, p.stderr
+    assert_one_line_error(p.stderr, "'pipe'", "FIFO", "not a regular file")
+
+
+def test_dev_zero_dependency_refused(project, tmp_path, capsys):
+    os.symlink("/dev/zero", project / "zero")
+    write_toml(
+        project,
+        '[t]\nexec = "python -c pass"\n'
+        'depends = { type = "project-files", files = "zero" }\n',
+    )
+    code, _out, err = gage(capsys, "run", "t", "-y")
+    assert code == 2
+    assert_one_line_error(err, "'zero'")
+
+
+SPECIAL_OP = """
+import os
+os.mkfifo("pipe")
+os.symlink("/dev/zero", "zero")
+os.mkfifo("summary.json")
+print("done")
+"""
+
+
+def test_special_files_made_by_run(project, tmp_path):
+    """finalize, check and a second start never open a FIFO or a device."""
+    (project / "op.py").write_text(SPECIAL_OP)
+    write_toml(project, '[t]\nexec = "python op.py"\n')
+
+    def gage_p(*argv):
+        return subprocess.run(
+            GAGE + list(argv), capture_output=True, text=True, timeout=60
+        )
+
+    p = gage_p("run", "t", "-y")
+    assert p.returncode == 0, p.stderr
+    assert "Traceback" not in p.stderr
+    p = gage_p("check", "t")
+    assert p.returncode == 0, p.stdout + p.stderr
+    p = gage_p("show", "t", "--files")
+    assert p.returncode == 0, p.stderr
+    assert "g " in p.stdout and " pipe" in p.stdout
+    # A FIFO added to a staged run: --start refuses it without hanging.
+    p = gage_p("run", "t", "-y", "--stage")
+    assert p.returncode == 0, p.stderr
+    run_dir = p.stdout.splitlines()[-1]
+    os.mkfifo(os.path.join(run_dir, "late"))
+    os.chmod(os.path.join(run_dir, "op.py"), 0o644)
+    os.unlink(os.path.join(run_dir, "op.py"))
+    os.mkfifo(os.path.join(run_dir, "op.py"))
+    p = gage_p("check", run_dir)
+    assert p.returncode == 1
+    assert "added late" in p.stdout and "changed op.py" in p.stdout
+    p = gage_p("run", "--start", run_dir)
+    assert p.returncode == 1
+    assert_one_line_error(p.stderr, "differs from its manifest")
+
+
+def test_special_file_from_hook_refused(project, tmp_path, capsys):
+    write_toml(
+        project,
+        '[t]\nexec.run = "python -c pass"\nexec.stage-runtime = "mkfifo env-pipe"\n',
+    )
+    code, _out, err = gage(capsys, "run", "t", "-y")
+    assert code == 2
+    assert_one_line_error(err, "env-pipe", "FIFO")

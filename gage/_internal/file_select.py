@@ -22,6 +22,7 @@ from typing import Iterable, Iterator
 import attrs
 import pathspec
 
+from . import file_util
 from .types import SourceRule, StageError
 
 __all__ = [
@@ -349,13 +350,13 @@ def _select_file(
 def _read_head(path: str, size: int, keep: bool) -> bytes:
     """The file's first bytes for a type check; all of it when it is small
     (and `keep`), so that copying it needs no second read."""
-    with open(path, "rb") as f:
+    with file_util.open_regular(path) as f:
         return f.read(size if keep and size <= _KEEP_FILE else _TEXT_SAMPLE)
 
 
 def is_text_file(path: str) -> bool:
     """True when the first bytes have no NUL and decode as UTF-8."""
-    with open(path, "rb") as f:
+    with file_util.open_regular(path) as f:
         sample = f.read(_TEXT_SAMPLE)
         size = os.fstat(f.fileno()).st_size
     return _is_text(sample, size)

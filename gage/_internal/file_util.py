@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import shutil
 import stat
 import sys
-from typing import Any
+from typing import IO, Any
 
 __all__ = [
+    "NotRegularFile",
     "copy_file",
+    "is_inside",
     "make_readonly",
+    "file_kind",
+    "open_regular",
     "tomllib",
     "snapshot_dir",
     "sha256_file",
@@ -22,9 +27,56 @@ _BUF_SIZE = 1024 * 1024
 _FICLONE = 0x40049409  # Linux ioctl: share extents (reflink)
 
 
+class NotRegularFile(OSError):
+    """A path that gage would read is a FIFO, device, socket or dir."""
+
+
+def open_regular(path: str) -> IO[bytes]:
+    """Open a regular file for reading (a link to one is followed).
+
+    Anything else raises NotRegularFile without blocking or reading: the
+    file is opened with O_NONBLOCK (so opening a FIFO does not wait for a
+    writer) and its type checked with fstat before any read, so a FIFO
+    or a link to `/dev/zero` never hangs gage.
+    """
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise NotRegularFile(errno.EINVAL, _not_regular(st), path)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def _not_regular(st: os.stat_result) -> str:
+    return f"not a regular file ({file_kind(st)})"
+
+
+def file_kind(st: os.stat_result) -> str:
+    """A word for the type of a file: `file`, `directory`, `FIFO`, ..."""
+    mode = st.st_mode
+    if stat.S_ISREG(mode):
+        return "file"
+    if stat.S_ISDIR(mode):
+        return "directory"
+    if stat.S_ISLNK(mode):
+        return "symlink"
+    if stat.S_ISFIFO(mode):
+        return "FIFO"
+    if stat.S_ISSOCK(mode):
+        return "socket"
+    if stat.S_ISCHR(mode):
+        return "character device"
+    if stat.S_ISBLK(mode):
+        return "block device"
+    return "special file"
+
+
 def sha256_file(path: str) -> str:
-    """Hex sha256 digest of a file's content."""
-    with open(path, "rb") as f:
+    """Hex sha256 digest of a regular file's content (see `open_regular`)."""
+    with open_regular(path) as f:
         if hasattr(hashlib, "file_digest"):  # Python 3.11+
             return hashlib.file_digest(f, "sha256").hexdigest()
         h = hashlib.sha256()
@@ -55,13 +107,18 @@ def copy_file(
     it.
     """
     st = st or os.stat(src)
+    if not stat.S_ISREG(st.st_mode):
+        raise NotRegularFile(errno.EINVAL, _not_regular(st), src)
     mode = stat.S_IMODE(st.st_mode) | stat.S_IRUSR | stat.S_IWUSR
     times = (st.st_atime_ns, st.st_mtime_ns)
     if data is None and st.st_size <= _SMALL_FILE:
-        with open(src, "rb") as f:
+        with open_regular(src) as f:
             data = f.read()
     if data is not None:
-        fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        # A new file, never through a link: a link where a copy goes
+        # (made by a hook) must not lead the write out of the run dir.
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
+        fd = os.open(dest, flags, 0o600)
         try:
             view = memoryview(data)
             while view:
@@ -71,6 +128,8 @@ def copy_file(
         finally:
             os.close(fd)
         return sha256_bytes(data)
+    if os.path.lexists(dest):
+        raise FileExistsError(errno.EEXIST, "file exists", dest)
     if st.st_dev in _no_reflink or not _try_reflink(src, dest):
         _no_reflink.add(st.st_dev)
         shutil.copyfile(src, dest)
@@ -88,12 +147,25 @@ def _try_reflink(src: str, dest: str) -> bool:
         import fcntl
     except ImportError:  # pragma: no cover - Windows
         return False
-    with open(src, "rb") as fsrc, open(dest, "wb") as fdest:
+    with open_regular(src) as fsrc, open(dest, "wb") as fdest:
         try:
             fcntl.ioctl(fdest.fileno(), _FICLONE, fsrc.fileno())
         except OSError:
             return False
         return True
+
+
+def is_inside(root: str, path: str) -> bool:
+    """True when writing `path` (replacing its last part) stays under
+    `root`: no link among its parent dirs leads out of `root`.
+
+    The last part is not followed: a write that replaces it (rename,
+    unlink, a new file opened with O_EXCL|O_NOFOLLOW) never goes
+    through a link.
+    """
+    real_root = os.path.realpath(root)
+    parent = os.path.realpath(os.path.dirname(os.path.abspath(path)))
+    return parent == real_root or parent.startswith(real_root + os.sep)
 
 
 def make_readonly(path: str) -> None:

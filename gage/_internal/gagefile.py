@@ -144,7 +144,7 @@ def read_gagefile(path: str) -> Gagefile:
     """Parse and validate gage.toml at `path`."""
     path = os.path.abspath(path)
     try:
-        with open(path, "rb") as f:
+        with file_util.open_regular(path) as f:
             raw = f.read()
     except OSError as e:
         raise GagefileError(f"cannot read {path}: {e.strerror}") from None

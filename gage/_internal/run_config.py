@@ -34,6 +34,7 @@ from typing import Any
 import attrs
 
 from .config_util import is_config_value
+from .file_util import is_inside
 from .run_meta import (
     FileEvent,
     append_files_log,
@@ -450,9 +451,11 @@ class _FileCache:
 
 
 def _read_text(root: str, path: str) -> str:
+    from .file_util import open_regular
+
     try:
-        with open(os.path.join(root, path), encoding="utf-8", newline="") as f:
-            return f.read()
+        with open_regular(os.path.join(root, path)) as f:
+            return f.read().decode("utf-8")
     except UnicodeDecodeError:
         raise ConfigError(f"Cannot read config from {path}: not UTF-8 text") from None
     except OSError as e:
@@ -588,6 +591,14 @@ def apply_run_config(run: Run, opdef: OpDef | None = None) -> None:
     events = []
     for path, changes, old, new in _patches(run.run_dir, opdef, config):
         full = os.path.join(run.run_dir, path)
+        if not is_inside(run.run_dir, full):
+            raise ConfigError(
+                f"Cannot apply config to {path}: it is outside the run dir "
+                f"{run.run_dir} (an absolute path, '..' or a link to a "
+                "directory outside): config files must be in the run dir",
+                op=opdef.name,
+                path=path,
+            )
         _write_text(full, new)
         diffs.append(_diff(path, old, new))
         events.append(FileEvent("m", "s", os.stat(full).st_mtime_ns, path))

@@ -46,6 +46,7 @@ from __future__ import annotations
 import glob
 import os
 import re
+import stat
 from typing import Any, Mapping
 
 import attrs
@@ -403,6 +404,12 @@ def _hash_files(
     for f in dep.files:
         full = os.path.join(dep.root, f.source)
         st = os.stat(full)
+        if not stat.S_ISREG(st.st_mode):
+            # Reading a FIFO or a device would hang staging.
+            raise DependencyError(
+                f"{where}: '{f.source}' is a {file_util.file_kind(st)}, not a "
+                "regular file: a dependency must be files or directories of files"
+            )
         result.append((hash_cache.file_sha256(full, cache), st))
     _check_pins(dep, [d for d, _ in result], where)
     return result
@@ -467,6 +474,12 @@ def _place(
     for f, (digest, st) in zip(dep.files, digests):
         src_path = os.path.join(dep.root, f.source)
         dest = os.path.join(run.run_dir, f.path)
+        if not file_util.is_inside(run.run_dir, dest):
+            raise DependencyError(
+                f"{where}: '{f.path}' would be placed outside the run dir "
+                "(a link in the run dir leads out of it): dependencies are "
+                "placed in the run dir only"
+            )
         if f.path in placed:
             raise DependencyError(
                 f"{where}: '{f.path}' is also placed by {placed[f.path]}: "

@@ -336,8 +336,10 @@ def resolve_deps(
 def finalize_staged_run(run: Run) -> None:
     """Make staged files read-only, write the manifest and `staged`."""
     entries = []
+    staged = _staged_files(run)
+    _check_inside(run, staged)
     with hash_cache.open_cache(run.runs_home) as cache:
-        for path, type in sorted(_staged_files(run).items()):
+        for path, type in sorted(staged.items()):
             entries.append(ManifestEntry(type, _staged_digest(run, path, cache), path))
     write_manifest(run, entries)
     # What decides the run's result, for `--needed` and `repro`.
@@ -358,8 +360,24 @@ def _staged_digest(run: Run, path: str, cache: hash_cache.HashCache) -> str:
         digest = hash_cache.file_sha256(full, cache)
     except FileNotFoundError:
         raise StageError(f"Staged file {path} is missing from {run.run_dir}") from None
+    except file_util.NotRegularFile as e:
+        raise StageError(
+            f"Staged file {path} is {e.strerror}: a run dir holds files, "
+            "links and directories only"
+        ) from None
     file_util.make_readonly(full)
     return digest
+
+
+def _check_inside(run: Run, paths: Mapping[str, str]) -> None:
+    """Refuse a staged path that a link among its dirs leads out of the
+    run dir (finalizing makes staged files read-only): each dir once."""
+    for reldir in sorted({os.path.dirname(p) for p in paths}):
+        if not file_util.is_inside(run.run_dir, os.path.join(run.run_dir, reldir, "_")):
+            raise StageError(
+                f"Staged dir {reldir} leads outside the run dir {run.run_dir} "
+                "(a link to a directory outside it): a run dir holds its files"
+            )
 
 
 def _staged_files(run: Run) -> dict[str, str]:

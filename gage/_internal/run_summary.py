@@ -57,7 +57,7 @@ def _output_summary(run: Run, marker: str, log: Any) -> dict[str, Any]:
     rest = text[match.end() :].lstrip()
     try:
         data, _end = json.JSONDecoder().raw_decode(rest)
-    except ValueError as e:
+    except (ValueError, RecursionError) as e:
         log.info(f"WARNING: summary block in output is not valid JSON: {e}")
         return {}
     if not isinstance(data, dict):
@@ -77,7 +77,7 @@ def _file_summary(run: Run, filename: Any, log: Any) -> dict[str, Any]:
         data = _load_summary_file(path)
     except FileNotFoundError:
         return {}
-    except (OSError, ValueError) as e:
+    except (OSError, ValueError, RecursionError) as e:
         log.info(f"WARNING: cannot read summary file {name}: {e}")
         return {}
     if not isinstance(data, dict):
@@ -88,10 +88,11 @@ def _file_summary(run: Run, filename: Any, log: Any) -> dict[str, Any]:
 
 
 def _load_summary_file(path: str) -> Any:
+    # The op made this file: it may be a FIFO or a link to a device.
+    with file_util.open_regular(path) as f:
+        data = f.read()
     if path.endswith(".toml"):
-        with open(path, "rb") as f:
-            return file_util.tomllib().load(f)
+        return file_util.tomllib().loads(data.decode("utf-8"))
     import json
 
-    with open(path, encoding="utf-8") as f:
-        return json.load(f)
+    return json.loads(data.decode("utf-8"))

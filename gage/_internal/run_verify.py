@@ -58,11 +58,18 @@ def verify_files(run: Run, files: dict[str, tuple[int, int]]) -> list[Difference
 
 
 def file_digest(path: str) -> str:
-    """sha256 of a file's content; of its target text for a link to none."""
+    """sha256 of a file's content; of its target text for a link to none
+    (or to a special file); of its kind (`FIFO`, ...) for a special file,
+    which is never opened."""
     try:
         return file_util.sha256_file(path)
     except OSError:
         try:
-            return file_util.sha256_bytes(os.readlink(path).encode())
+            return file_util.sha256_bytes(os.fsencode(os.readlink(path)))
         except OSError:
-            return file_util.sha256_bytes(b"")
+            pass
+        try:
+            kind = file_util.file_kind(os.lstat(path))
+        except OSError:
+            kind = ""
+        return file_util.sha256_bytes(f"special {kind}".encode() if kind else b"")
