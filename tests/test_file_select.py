@@ -176,7 +176,7 @@ def test_make_run_threads_unique(tmp_path):
     assert sorted(os.listdir(tmp_path)) == sorted(ids)
 
 
-def test_finalize_keeps_logs_and_manifest_writable(tmp_path):
+def test_finalize_keeps_logs_writable_and_seals_manifest(tmp_path):
     src = tmp_path / "src"
     _write(str(src), "train.py")
     run = run_util.make_run(str(tmp_path / "runs"))
@@ -191,7 +191,8 @@ def test_finalize_keeps_logs_and_manifest_writable(tmp_path):
 
     assert writable("log", "files")
     assert writable("log", "runner")
-    assert writable("manifest")
+    assert not writable("manifest")
+    assert not writable("seal")
     assert not writable("staged")
     train = os.path.join(run.run_dir, "train.py")
     assert not os.stat(train).st_mode & 0o222

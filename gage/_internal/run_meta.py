@@ -75,6 +75,18 @@ __all__ = [
     "delete_proc_lock",
     "write_proc_signal",
     "read_proc_signal",
+    "SEALED_META",
+    "Seal",
+    "meta_file_path",
+    "write_seal",
+    "read_seal",
+    "seal_path",
+    "read_manifest_bytes",
+    "write_stager",
+    "read_stager",
+    "delete_stager",
+    "TRASH_DIR",
+    "trash_dir",
 ]
 
 SCHEMA = "1"
@@ -306,11 +318,19 @@ def read_files_log(run: Run) -> list[FileEvent]:
 
 
 def write_manifest(run: Run, entries: Iterable[ManifestEntry]) -> None:
-    _write(run_meta_path(run, "manifest"), _manifest_text(entries))
+    _write(run_meta_path(run, "manifest"), _manifest_text(entries), readonly=True)
 
 
 def append_manifest(run: Run, entries: Iterable[ManifestEntry]) -> None:
-    _append(run_meta_path(run, "manifest"), _manifest_text(entries))
+    """Add entries to the manifest: rewritten whole (atomic, read-only).
+
+    The seal covers the manifest as it was staged (its first bytes); the
+    entries added here follow them.
+    """
+    path = run_meta_path(run, "manifest")
+    with open(path, "rb") as f:
+        staged = f.read()
+    _write_bytes(path, staged + _manifest_text(entries).encode("utf-8"), True)
 
 
 def _manifest_text(entries: Iterable[ManifestEntry]) -> str:
@@ -327,6 +347,127 @@ def read_manifest(run: Run) -> list[ManifestEntry]:
         type, digest, path = line.split(" ", 2)
         entries.append(ManifestEntry(type, digest, path))
     return entries
+
+
+def read_manifest_bytes(run: Run) -> bytes:
+    with open(run_meta_path(run, "manifest"), "rb") as f:
+        return f.read()
+
+
+# ---------------------------------------------------------------------------
+# Seal
+
+SEALED_META = (
+    "__schema__",
+    "id",
+    "name",
+    "opref",
+    "opdef.json",
+    "config.json",
+    "proc/cmd",
+    "proc/env",
+    "deps.json",
+    "inputs.json",
+    "input_key",
+    "manifest",
+)
+"""Meta files that decide what a run is and what it runs.
+
+Their digests are recorded in `seal` at the end of staging; a staged run
+whose sealed meta differs is refused at start. `manifest` is sealed as
+staged: entries for generated files are added after its sealed bytes.
+"""
+
+
+class Seal(NamedTuple):
+    """`seal`: what a staged run's meta and file modes were.
+
+    `meta`: sealed meta name -> (sha256, size), or None when the file was
+    absent (`config.json` of a run without config). `modes`: run dir path
+    -> mode (`0555`) or `link`, for staged files that are not read-only
+    regular files with mode 0444 (the usual case is not listed).
+    """
+
+    meta: dict[str, tuple[str, int] | None]
+    modes: dict[str, str]
+
+
+def meta_file_path(run: Run, name: str) -> str:
+    """Path of a sealed meta file (a name in SEALED_META)."""
+    return run_meta_path(run, *name.split("/"))
+
+
+def write_seal(run: Run, seal: Seal) -> None:
+    """Write `seal`: `meta <sha256> <size> <name>` (`meta - - <name>` for an
+    absent file), then `mode <mode> <path>` lines; read-only."""
+    lines = []
+    for name, val in seal.meta.items():
+        digest, size = (val[0], str(val[1])) if val else ("-", "-")
+        lines.append(f"meta {digest} {size} {name}\n")
+    for path, mode in sorted(seal.modes.items()):
+        lines.append(f"mode {mode} {path}\n")
+    _write(run_meta_path(run, "seal"), "".join(lines), readonly=True)
+
+
+def seal_path(run: Run) -> str:
+    return run_meta_path(run, "seal")
+
+
+def read_seal(run: Run) -> Seal | None:
+    """The run's seal, None when it has none. ValueError when unreadable."""
+    try:
+        text = _read(run_meta_path(run, "seal"))
+    except FileNotFoundError:
+        return None
+    meta: dict[str, tuple[str, int] | None] = {}
+    modes: dict[str, str] = {}
+    lines = text.split("\n")
+    if lines.pop() != "":
+        raise ValueError("seal does not end with a newline")
+    for line in lines:
+        kind, rest = line.split(" ", 1)
+        if kind == "meta":
+            digest, size, name = rest.split(" ", 2)
+            meta[name] = None if digest == "-" else (digest, int(size))
+        elif kind == "mode":
+            mode, path = rest.split(" ", 1)
+            modes[path] = mode
+        else:
+            raise ValueError(f"unknown seal line: {line!r}")
+    return Seal(meta, modes)
+
+
+# ---------------------------------------------------------------------------
+# Stager
+
+
+def write_stager(run: Run, pid: int, start_time: int | None) -> None:
+    """Write `proc/stager` (`<pid> <start time or ->`): the process that
+    stages the run. Removed when staging completes."""
+    start = "-" if start_time is None else str(start_time)
+    _write(run_meta_path(run, "proc", "stager"), f"{pid} {start}\n")
+
+
+def read_stager(run: Run) -> ProcLock | None:
+    return _read_pid_file(run_meta_path(run, "proc", "stager"))
+
+
+def delete_stager(run: Run) -> None:
+    try:
+        os.unlink(run_meta_path(run, "proc", "stager"))
+    except FileNotFoundError:
+        pass
+
+
+# ---------------------------------------------------------------------------
+# Trash
+
+TRASH_DIR = ".trash"
+
+
+def trash_dir(runs_home: str) -> str:
+    """Where runs being deleted go first (never listed as runs)."""
+    return os.path.join(runs_home, TRASH_DIR)
 
 
 # ---------------------------------------------------------------------------
@@ -347,8 +488,12 @@ def write_proc_lock(run: Run, pid: int, start_time: int | None) -> None:
 
 
 def read_proc_lock(run: Run) -> ProcLock | None:
+    return _read_pid_file(proc_lock_path(run))
+
+
+def _read_pid_file(path: str) -> ProcLock | None:
     try:
-        parts = _read(proc_lock_path(run)).split()
+        parts = _read(path).split()
     except FileNotFoundError:
         return None
     try:
@@ -356,7 +501,10 @@ def read_proc_lock(run: Run) -> ProcLock | None:
     except (IndexError, ValueError):
         return None
     start = parts[1] if len(parts) > 1 else "-"
-    return ProcLock(pid, None if start == "-" else int(start))
+    try:
+        return ProcLock(pid, None if start == "-" else int(start))
+    except ValueError:
+        return ProcLock(pid, None)
 
 
 def delete_proc_lock(run: Run) -> None:
@@ -464,13 +612,17 @@ def _write_json(path: str, data: Any, readonly: bool = False) -> None:
 
 
 def _write(path: str, text: str, readonly: bool = False) -> None:
+    _write_bytes(path, text.encode("utf-8"), readonly)
+
+
+def _write_bytes(path: str, data: bytes, readonly: bool = False) -> None:
     """Write atomically: a temp file in the same directory, then rename."""
     dirname = os.path.dirname(path)
     os.makedirs(dirname, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=dirname)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
         os.chmod(tmp, 0o444 if readonly else 0o644)
         os.replace(tmp, path)
     except BaseException:

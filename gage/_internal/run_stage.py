@@ -18,7 +18,18 @@ from typing import Any, Callable, Mapping
 
 import attrs
 
-from . import file_select, file_util, hash_cache, run_deps, run_hooks, run_meta
+from . import (
+    file_select,
+    file_util,
+    hash_cache,
+    run_deps,
+    run_exec,
+    run_hooks,
+    run_meta,
+)
+from .faults import fault_point
+from .run_verify import file_mode, seal_run
+from .runs import clean_trash
 from .run_meta import (
     FileEvent,
     ManifestEntry,
@@ -77,6 +88,7 @@ def make_run(runs_home: str) -> Run:
     op a run is for is recorded by `init_run_meta`.
     """
     os.makedirs(runs_home, exist_ok=True)
+    clean_trash(runs_home)
     while True:
         run_id = _new_run_id()
         run_dir = os.path.join(runs_home, run_id)
@@ -162,6 +174,9 @@ def stage_run(
     runs to use (see `resolve_deps`).
     """
     check_run_dirs(run)
+    pid = os.getpid()
+    run_meta.write_stager(run, pid, run_exec.proc_start_time(pid))
+    fault_point("staging")
     project_dir = project_dir or os.getcwd()
     opdef = read_opdef(run)
     copy_sourcecode(project_dir, run, opdef, warn)
@@ -326,6 +341,7 @@ def resolve_deps(
     `upstream` maps an op name in a `run-files` `run-select` to the run
     to use instead of the latest completed run of that op.
     """
+    fault_point("deps")
     run_deps.resolve_deps(run, project_dir, opdef, upstream)
 
 
@@ -334,19 +350,29 @@ def resolve_deps(
 
 
 def finalize_staged_run(run: Run) -> None:
-    """Make staged files read-only, write the manifest and `staged`."""
+    """Make staged files read-only, write the manifest, seal, `staged`.
+
+    The seal (`run_verify.seal_run`) records the digests of the meta files
+    that decide what runs, and the modes of the staged files. The stager
+    record (`proc/stager`) is removed once the run is staged.
+    """
     entries = []
     staged = _staged_files(run)
     _check_inside(run, staged)
+    modes = {}
     with hash_cache.open_cache(run.runs_home) as cache:
         for path, type in sorted(staged.items()):
             entries.append(ManifestEntry(type, _staged_digest(run, path, cache), path))
+            modes[path] = file_mode(os.path.join(run.run_dir, path))
     write_manifest(run, entries)
     # What decides the run's result, for `--needed` and `repro`.
     from . import op_inputs
 
     op_inputs.write_staged_inputs(run, entries)
+    fault_point("sealing")
+    seal_run(run, modes)
     write_timestamp(run, "staged")
+    run_meta.delete_stager(run)
     runner_log(run).info(f"Staged run {run.id} ({len(entries)} files in manifest)")
 
 

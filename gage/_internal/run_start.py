@@ -18,6 +18,7 @@ import time
 from typing import Any, Iterator
 
 from . import file_util, run_exec, run_meta
+from .faults import fault_point
 from .op_exec import op_cmd
 from .run_meta import FileEvent, ManifestEntry, append_files_log, read_opdef, runner_log, write_timestamp
 from .run_stage import check_run_dirs
@@ -157,6 +158,11 @@ def _not_startable_msg(run: Run, status: str) -> str:
     what = f"Run {run.name} ({run.id})"
     if status == "pending":
         return f"{what} is not staged: stage it before starting it"
+    if run_meta.read_timestamp(run, "started") is None:
+        return (
+            f"{what} is not staged: its staging was abandoned (the process "
+            "that staged it ended first); stage a new run"
+        )
     if status == "running":
         lock = run_meta.read_proc_lock(run)
         pid = lock.pid if lock else "unknown"
@@ -220,6 +226,7 @@ def finalize_run(
         _run_finalize_hook(run, opdef, exit_code, quiet, log)
     _log_run_files(run, _before)
     read_run_summary(run, opdef, log)
+    fault_point("finalize")
     for phase in ("run", "finalize"):
         for path in run_meta.output_paths(run, phase):
             if os.path.exists(path):

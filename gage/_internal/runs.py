@@ -13,16 +13,19 @@ decided in `op_inputs`.
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import stat
 from typing import Any
 
 from . import run_exec, run_meta
 from .run_meta import META_SUFFIX, read_id, read_name, read_opref
+from .faults import fault_point
 from .types import GageError, Run, RunSelectError
 
 __all__ = [
     "DEFAULT_RUNS_DIR",
+    "clean_trash",
     "delete_run",
     "filter_runs",
     "list_runs",
@@ -272,11 +275,17 @@ def run_status(run: Run) -> str:
 
     A run is `running` while the pid in `proc/lock` is alive and has the
     start time recorded with it; started and not stopped without such a
-    process, it is `abandoned`.
+    process, it is `abandoned`. A run not yet staged is `pending` while
+    the stager in `proc/stager` is alive (or none is recorded, as when
+    the library stages phase by phase), and `abandoned` once it is dead.
     """
     if run_meta.read_timestamp(run, "started") is None:
-        staged = run_meta.read_timestamp(run, "staged") is not None
-        return "staged" if staged else "pending"
+        if run_meta.read_timestamp(run, "staged") is not None:
+            return "staged"
+        stager = run_meta.read_stager(run)
+        if stager and not run_exec.pid_alive(stager.pid, stager.start_time):
+            return "abandoned"
+        return "pending"
     if run_meta.read_timestamp(run, "stopped") is None:
         lock = run_meta.read_proc_lock(run)
         if lock and run_exec.pid_alive(lock.pid, lock.start_time):
@@ -334,13 +343,76 @@ def _iso(ts: int | None) -> str | None:
 
 
 def delete_run(run: Run) -> None:
-    """Delete a run dir and its meta dir (read-only files included)."""
-    for path in (run.run_dir, run.meta_dir):
-        if os.path.lexists(path):
-            shutil.rmtree(path, onerror=_force_remove)
+    """Delete a run: its run dir and its meta dir (read-only files included).
+
+    No half-deleted run is ever listed. The meta dir goes first, in one
+    atomic rename into the runs home's trash (`.trash`, never listed):
+    from then on the run is not listed at all. Then the run dir follows
+    it, and the trash entries are removed. A deleter killed on the way
+    leaves only trash, which the next delete or new run removes
+    (`clean_trash`). This is the one function that deletes runs.
+    """
+    trash = run_meta.trash_dir(run.runs_home)
+    clean_trash(run.runs_home)
+    token = secrets.token_hex(4)
+    meta_dest = os.path.join(trash, f"{run.id}.{token}{META_SUFFIX}")
+    _to_trash(run.meta_dir, meta_dest)
+    fault_point("delete")
+    _to_trash(run.run_dir, os.path.join(trash, f"{run.id}.{token}"))
+    _remove_trash(trash)
+
+
+def clean_trash(runs_home: str) -> None:
+    """Finish deletions that a killed deleter left in the trash.
+
+    A meta dir in the trash names a run being deleted: its run dir, if
+    still in the runs home without a meta dir, is moved there too. Then
+    every entry is removed. Safe to run while another process deletes.
+    """
+    trash = run_meta.trash_dir(runs_home)
+    try:
+        names = os.listdir(trash)
+    except (FileNotFoundError, NotADirectoryError):
+        return
+    for name in names:
+        if not name.endswith(META_SUFFIX):
+            continue
+        run_id = name.split(".", 1)[0]
+        run_dir = os.path.join(runs_home, run_id)
+        if run_id and not os.path.lexists(run_dir + META_SUFFIX):
+            dest = os.path.join(trash, f"{run_id}.{secrets.token_hex(4)}")
+            _to_trash(run_dir, dest)
+    _remove_trash(trash)
+
+
+def _to_trash(path: str, dest: str) -> None:
+    os.makedirs(os.path.dirname(dest), exist_ok=True)
+    try:
+        try:
+            os.rename(path, dest)
+        except PermissionError:
+            # Moving a dir to another parent needs write access to it.
+            os.chmod(path, stat.S_IMODE(os.lstat(path).st_mode) | stat.S_IRWXU)
+            os.rename(path, dest)
+    except FileNotFoundError:
+        if not os.path.isdir(os.path.dirname(dest)):
+            raise
+    except OSError as e:
+        raise GageError(f"cannot delete {path}: {e.strerror}", path=path) from None
+
+
+def _remove_trash(trash: str) -> None:
+    try:
+        names = os.listdir(trash)
+    except FileNotFoundError:
+        return
+    for name in names:
+        shutil.rmtree(os.path.join(trash, name), onerror=_force_remove)
 
 
 def _force_remove(func, path, _exc) -> None:
+    if not os.path.lexists(path):
+        return  # removed by another process cleaning the trash
     parent = os.path.dirname(path)
     try:
         os.chmod(parent, os.stat(parent).st_mode | stat.S_IWUSR | stat.S_IXUSR)
@@ -350,5 +422,7 @@ def _force_remove(func, path, _exc) -> None:
         pass
     try:
         func(path)
+    except FileNotFoundError:
+        pass
     except OSError as e:
-        raise GageError(f"cannot delete {path}: {e.strerror}") from None
+        raise GageError(f"cannot delete {path}: {e.strerror}", path=path) from None
