@@ -99,9 +99,11 @@ def _parse_args(parser: argparse.ArgumentParser, argv: list[str] | None):
     over that are not options are the op's config assignments.
     """
     args, extra = parser.parse_known_args(argv)
-    if extra and getattr(args, "func", None) is _cmd_run:
+    # `assigns` of gage run, `words` of gage repro.
+    dest = "assigns" if hasattr(args, "assigns") else "words"
+    if extra and hasattr(args, dest):
         if not any(w.startswith("-") for w in extra):
-            args.assigns = list(args.assigns) + extra
+            setattr(args, dest, list(getattr(args, dest)) + extra)
             extra = []
     if extra:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
@@ -179,6 +181,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--json", action="store_true", help="print the run record as JSON at the end"
     )
+    from . import cli_batch
+
+    cli_batch.add_args(run)
     _runs_dir_arg(run)
     run.set_defaults(func=_cmd_run)
 
@@ -193,6 +198,7 @@ def _parser() -> argparse.ArgumentParser:
         metavar="STATUS",
         help="only runs with this status: " + ", ".join(_STATUSES),
     )
+    runs.add_argument("--batch", metavar="ID", help="only runs of this batch")
     runs.add_argument("--json", action="store_true", help="print runs as JSON")
     _runs_dir_arg(runs)
     runs.set_defaults(func=_cmd_runs)
@@ -280,7 +286,7 @@ def _cmd_run(args) -> int:
     if args.no_verify and not args.start:
         raise _usage("--no-verify applies to --start RUN: a new run is verified")
     if args.start:
-        if args.op or args.assigns:
+        if args.op or args.assigns or args.batch_files or args.random or args.max_trials:
             raise _usage(
                 "--start takes a staged run only: config was set when it was staged"
             )
@@ -290,6 +296,11 @@ def _cmd_run(args) -> int:
     op_name, assigns = _split_words(([args.op] if args.op else []) + args.assigns)
     gf, home = _project(args)
     opdef = gf.get_opdef(op_name)
+    from . import cli_batch
+
+    code = cli_batch.maybe_batch(args, gf, home, opdef, assigns)
+    if code is not None:
+        return code
     cmd = gagefile.op_cmd(opdef)
     config = _resolve_config(gf, opdef, assigns)
     if args.preview:
@@ -528,6 +539,8 @@ def _cmd_runs(args) -> int:
     newest_first = list(reversed(runs.list_runs(home)))
     number = {run.id: i for i, run in enumerate(newest_first, 1)}
     selected = runs.filter_runs(newest_first, args.op, args.status)
+    if args.batch:
+        selected = _batch_runs(selected, args.batch)
     records = [runs.run_record(r) for r in selected]
     if args.json:
         import json
@@ -535,7 +548,7 @@ def _cmd_runs(args) -> int:
         print(json.dumps(records, indent=2, sort_keys=True))
         return 0
     if not records:
-        filtered = args.op or args.status
+        filtered = args.op or args.status or args.batch
         print(f"No {'matching ' if filtered else ''}runs in {home}")
         return 0
     rows = [("#", "name", "op", "status", "started", "time", "config")]
@@ -553,6 +566,13 @@ def _cmd_runs(args) -> int:
         )
     _print_table(rows)
     return 0
+
+
+def _batch_runs(selected: list, batch: str) -> list:
+    """Runs of the batch whose id starts with `batch`."""
+    from . import run_meta
+
+    return [r for r in selected if (run_meta.read_batch(r) or "").startswith(batch)]
 
 
 def _print_table(rows: Sequence[tuple[str, ...]]) -> None:
@@ -611,6 +631,8 @@ def _cmd_show(args) -> int:
     print(f"Run:      {run.name} ({run.id})")
     print(f"Op:       {record['op_ns']}:{record['op']}")
     print(f"Status:   {record['status']}")
+    if record["batch"]:
+        print(f"Batch:    {record['batch']}")
     print(f"Run dir:  {run.run_dir}")
     print(f"Started:  {_local_time(record['started'])}")
     print(f"Duration: {_duration(record['duration'])}")

@@ -217,7 +217,8 @@ def repro(
                 say(f"{op} is up to date: run {run.run.name}")  # type: ignore[union-attr]
                 results.append(Result(op, "up to date", run.run))
                 continue
-            say(f"Running {op} (run {run.name})")
+            if quiet:  # else the run's own process says it starts
+                say(f"Running {op} (run {run.name})")
             flight[engine.submit(run, quiet=quiet)] = (op, run, time.monotonic())
         if not flight:
             if todo and not stop:  # nothing can start: cannot happen in a DAG

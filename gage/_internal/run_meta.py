@@ -28,6 +28,7 @@ __all__ = [
     "append_manifest",
     "format_timestamp",
     "meta_exists",
+    "read_batch",
     "read_config",
     "read_deps",
     "read_exit_code",
@@ -48,6 +49,7 @@ __all__ = [
     "run_meta_path",
     "runner_log",
     "timestamp",
+    "write_batch",
     "write_config",
     "write_deps",
     "write_exit_code",
@@ -543,6 +545,18 @@ def read_deps(run: Run) -> list[dict[str, Any]]:
         return _read_json(run_meta_path(run, "deps.json"))
     except FileNotFoundError:
         return []
+
+
+def write_batch(run: Run, batch_id: str) -> None:
+    """`batch`: the id of the batch a run is a trial of."""
+    _write(run_meta_path(run, "batch"), batch_id + "\n", readonly=True)
+
+
+def read_batch(run: Run) -> str | None:
+    try:
+        return _read(run_meta_path(run, "batch")).strip() or None
+    except FileNotFoundError:
+        return None
 
 
 def write_inputs(run: Run, inputs: dict[str, Any], key: str) -> None:

@@ -331,6 +331,7 @@ def run_record(run: Run, status: str | None = None) -> dict[str, Any]:
         "exit_code": run_meta.read_exit_code(run),
         "config": run_meta.read_config(run),
         "summary": run_meta.read_summary(run),
+        "batch": run_meta.read_batch(run),
     }
 
 
