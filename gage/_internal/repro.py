@@ -189,15 +189,15 @@ def repro(
     while todo or flight:
         for op in list(todo):
             ups = [u for u in graph[op] if u in ops]
-            if stop:
-                todo.remove(op)
-                results.append(Result(op, "skipped", detail="an earlier op failed"))
-                continue
             if any(u in bad for u in ups):
                 todo.remove(op)
                 bad.add(op)
                 failed = ", ".join(u for u in ups if u in bad)
                 results.append(Result(op, "skipped", detail=f"upstream {failed} failed"))
+                continue
+            if stop:
+                todo.remove(op)
+                results.append(Result(op, "skipped", detail="an earlier op failed"))
                 continue
             if not all(u in resolved for u in ups) or len(flight) >= jobs:
                 continue
