@@ -576,10 +576,9 @@ def _batch_runs(selected: list, batch: str) -> list:
 
 
 def _print_table(rows: Sequence[tuple[str, ...]]) -> None:
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
-    for row in rows:
-        cells = [c.ljust(w) for c, w in zip(row, widths)] + [row[-1]]
-        print("  ".join(cells).rstrip())
+    from . import cli_table
+
+    cli_table.print_table(rows[0], rows[1:])
 
 
 def _local_time(iso: str | None) -> str:
