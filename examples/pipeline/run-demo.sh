@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Run the example pipeline end to end, then list its runs.
+# Run the example pipeline end to end with `gage repro`, show why a
+# step reruns, run a small batch, then list the runs.
 #
 # Runs go to $GAGE_RUNS when set, else to a new temp dir, so the demo
 # never writes into the repository.
@@ -11,10 +12,17 @@ echo "Runs dir: $GAGE_RUNS"
 
 step() { echo; echo "\$ $*"; "$@"; }
 
-step gage run prepare -y
-step gage run train lr=0.05 epochs=100 -y
-step gage run evaluate -y
-# The same config and the same inputs: the completed run is reused.
-step gage run train lr=0.05 epochs=100 -y --needed
+step gage dag --no-status
+# Nothing has run yet: every step would run, in dependency order.
+step gage repro --dry
+step gage repro
+# Nothing changed: every step is up to date and nothing runs.
+step gage repro
+# A config value for one step: --dry says what differs and what follows.
+step gage repro train.lr=0.1 --dry
+step gage repro train.lr=0.1 -q
+step gage dag
+# A batch of trials of train, two at a time.
+step gage run train lr=[0.05,0.1] epochs=[100,200] -y -q --jobs 2 --needed
 step gage show evaluate
 step gage runs
