@@ -116,16 +116,21 @@ def test_unknown_engine():
         engine.get_engine("local", 0)
 
 
-def test_repro_ctrl_c(tmp_path):
+@pytest.mark.parametrize(
+    "args",
+    [["repro", "--jobs", "2", "-q"], ["run", "a", "x=[1,2]", "--jobs", "2", "-y"]],
+)
+def test_ctrl_c_ends_runs_terminated(tmp_path, args):
     project = tmp_path / "p"
     project.mkdir()
     (project / "gage.toml").write_text(
-        "[a]\nexec = \"python -c 'import time; time.sleep(30)'\"\n"
+        '[a]\nexec = "python a.py"\nconfig = "a.py#x"\n'
         "[b]\nexec = \"python -c 'import time; time.sleep(30)'\"\n"
     )
+    (project / "a.py").write_text("import time\nx = 0\ntime.sleep(30)\n")
     env = {**os.environ, "GAGE_RUNS": str(tmp_path / "runs")}
     p = subprocess.Popen(
-        [sys.executable, "-m", "gage", "repro", "--jobs", "2", "-q"],
+        [sys.executable, "-m", "gage", *args],
         cwd=project,
         env=env,
         stdout=subprocess.PIPE,

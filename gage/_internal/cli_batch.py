@@ -126,18 +126,24 @@ def _run(args, gf, home: str, opdef, configs: list[dict], names: list[str]) -> i
     rows: list[list[str]] = []
     staged = []
     for i, config in enumerate(configs, 1):
+        inputs = None
         if args.needed:
             inputs = op_inputs.op_inputs(home, gf.project_dir, opdef, config)
             match = op_inputs.find_run(home, inputs) if inputs else None
             if match:
-                print(f"Trial {i} not needed: {match.name} completed with the same inputs")
-                rows.append([str(i), match.name, "not needed", _summ(config, names)])
+                _not_needed(i, match, config, names, rows)
                 continue
         run = run_stage.make_run(home)
         ref = gagefile.op_ref(gf, opdef)
         run_stage.init_run_meta(run, ref, opdef, gagefile.op_cmd(opdef), config, {})
         run_meta.write_batch(run, batch_id)
         run_stage.stage_run(run, gf.project_dir, warn=cli._warn)
+        if args.needed and inputs is None:  # staging hooks: compare staged
+            match = op_inputs.find_matching_run(run, runs.list_runs(home))
+            if match:
+                runs.delete_run(run)
+                _not_needed(i, match, config, names, rows)
+                continue
         staged.append((i, run, config))
     if args.stage:
         for i, run, _config in staged:
@@ -151,6 +157,11 @@ def _run(args, gf, home: str, opdef, configs: list[dict], names: list[str]) -> i
         return cli._error("interrupted: runs in flight were terminated", 130)
     failed = [c for c in codes if c != 0]
     return (failed[0] if 0 < failed[0] < 256 else 1) if failed else 0
+
+
+def _not_needed(i: int, match, config: dict, names: list[str], rows: list) -> None:
+    print(f"Trial {i} not needed: {match.name} completed with the same inputs")
+    rows.append([str(i), match.name, "not needed", _summ(config, names)])
 
 
 def _start_all(

@@ -65,8 +65,13 @@ def get_engine(name: str, jobs: int, **options: Any) -> Engine:
     if name == "local":
         return LocalEngine(jobs, **options)
     if name == "dask":
-        from . import engine_dask  # type: ignore[attr-defined]
-
+        try:
+            from . import engine_dask  # type: ignore[attr-defined]
+        except ImportError as e:
+            raise GageError(
+                f"the dask engine is not available ({e}): "
+                "pip install 'gage[dask]'"
+            ) from None
         return engine_dask.make_engine(jobs, **options)
     raise GageError(f"unknown engine '{name}' (known engines: {', '.join(ENGINES)})")
 
