@@ -691,12 +691,7 @@ def _show_manifest(manifest, files: bool) -> None:
 def _show_output(run, lines: int = 10) -> None:
     from . import run_meta
 
-    path = run_meta.output_paths(run, "run")[0]
-    try:
-        with open(path, encoding="utf-8", errors="replace") as f:
-            tail = f.read().splitlines()[-lines:]
-    except FileNotFoundError:
-        return
+    tail = run_meta.read_output_tail(run, "run", lines)
     if tail:
         last = "last line" if len(tail) == 1 else f"last {len(tail)} lines"
         print(f"Output ({last}):")

@@ -11,7 +11,9 @@ Each stream is read by its own thread in chunks, so a fast process never
 blocks on a full pipe and each stream's lines keep their order. Chunks
 are echoed live to this process's stdout/stderr as they arrive (a prompt
 or a progress bar without a newline shows at once); the output file and
-index get whole lines. Lines of the two streams are interleaved in the
+index get whole lines. Memory is bounded whatever the output: a line
+longer than 1 MiB is written in parts as it arrives (still one line with
+one index entry, unless the other stream writes in the middle of it). Lines of the two streams are interleaved in the
 order they were read, which is as close to the order they were written
 as two pipes allow.
 
@@ -176,52 +178,75 @@ class _Echo:
 def _copy_stream(
     stream: IO[bytes], stream_n: int, sink: _Sink, echo: _Echo | None
 ) -> None:
-    """Copy whole lines to the sink; a partial line waits for more."""
+    """Copy whole lines to the sink; a partial line waits for more.
+
+    Memory is bounded: a partial line longer than `_MAX_PARTIAL` is
+    written as it is (the sink keeps it open as one line, with one index
+    entry), so a line of any length costs no more than a chunk or two.
+    """
     fd = stream.fileno()
-    pending = b""
+    pending = bytearray()
     while True:
         chunk = os.read(fd, _CHUNK)
         if not chunk:
             break
         if echo:
             echo.write(chunk)
-        data = pending + chunk
-        end = data.rfind(b"\n") + 1
+        end = chunk.rfind(b"\n") + 1
         if end:
-            sink.write(data[:end], stream_n)
-        pending = data[end:]
+            if pending:
+                pending += chunk[:end]
+                sink.write(bytes(pending), stream_n)
+                pending.clear()
+            else:
+                sink.write(chunk[:end], stream_n)
+            pending += chunk[end:]
+        else:
+            pending += chunk
+        if len(pending) >= _MAX_PARTIAL:
+            sink.write(bytes(pending), stream_n)
+            pending.clear()
     if pending:
-        sink.write(pending, stream_n)
+        sink.write(bytes(pending), stream_n)
     stream.close()
+
+
+_MAX_PARTIAL = 1 << 20
 
 
 class _Sink:
     """The output file and its index, written by both stream threads.
 
     Timestamps are taken under the lock, so the index is in time order.
-    When a stream ends on a partial line and the other stream writes
-    after it, the partial line is ended with a newline in the output so
-    that each index entry stays one line. The file ends without a newline
-    only when the last line written was partial.
+    Each line gets one index entry, when its first bytes are written. A
+    stream may write a line in parts (a long line, or a last line without
+    a newline): it stays open for that stream. When the other stream
+    writes while it is open, the open line is ended with a newline in the
+    output so that each index entry stays one line. The file ends without
+    a newline only when the last line written was partial.
     """
 
     def __init__(self, out: IO[bytes], index: IO[bytes]):
         self.out = out
         self.index = index
         self.lock = threading.Lock()
-        self.partial = False
+        self.open_line: int | None = None  # stream with a line in progress
 
     def write(self, data: bytes, stream_n: int) -> None:
-        count = data.count(b"\n") + (0 if data.endswith(b"\n") else 1)
+        lines = data.count(b"\n") + (0 if data.endswith(b"\n") else 1)
         with self.lock:
-            if self.partial:
+            if self.open_line is not None and self.open_line != stream_n:
                 self.out.write(b"\n")
+                self.open_line = None
+            if self.open_line == stream_n:
+                lines -= 1  # the first part continues the open line
             self.out.write(data)
-            entry = b"%d %d\n" % (time.time_ns() // 1000, stream_n)
-            self.index.write(entry * count)
+            if lines:
+                entry = b"%d %d\n" % (time.time_ns() // 1000, stream_n)
+                self.index.write(entry * lines)
             self.out.flush()
             self.index.flush()
-            self.partial = not data.endswith(b"\n")
+            self.open_line = None if data.endswith(b"\n") else stream_n
 
 
 # ---------------------------------------------------------------------------

@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime
 import json
 import os
+import stat
 import tempfile
 import time
 from typing import Any, Iterable, NamedTuple
@@ -67,6 +68,7 @@ __all__ = [
     "write_timestamp",
     "write_user_attrs",
     "output_paths",
+    "read_output_tail",
     "lock_path",
     "proc_lock_path",
     "hash_cache_path",
@@ -139,6 +141,52 @@ def output_paths(run: Run, phase: str) -> tuple[str, str]:
     """Output file and its index for a phase (`run`, `runtime`, ...)."""
     path = run_meta_path(run, "output", _OUTPUT_PHASES[phase])
     return path, path + ".index"
+
+
+OUTPUT_TAIL_BYTES = 64 * 1024
+OUTPUT_LINE_CHARS = 500
+
+
+def read_output_tail(
+    run: Run,
+    phase: str = "run",
+    lines: int = 10,
+    max_bytes: int = OUTPUT_TAIL_BYTES,
+    max_chars: int = OUTPUT_LINE_CHARS,
+) -> list[str]:
+    """The last `lines` lines of a phase's output, read from the end.
+
+    At most `max_bytes` are read, whatever the output's size. A line
+    longer than `max_chars` is cut with a marker saying how much is not
+    shown; a last line that began before the bytes read shows its end,
+    after `[...]`. [] when there is no output.
+    """
+    path = output_paths(run, phase)[0]
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return []
+    with os.fdopen(fd, "rb") as f:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return []
+        size = f.seek(0, os.SEEK_END)
+        start = max(0, size - max_bytes)
+        f.seek(start)
+        data = f.read(max_bytes)
+    parts = data.decode("utf-8", errors="replace").splitlines()
+    cut_first = start > 0
+    if cut_first and len(parts) > 1:
+        parts.pop(0)  # the end of a line that began earlier
+        cut_first = False
+    tail = parts[-lines:] if lines > 0 else []
+    result = []
+    for i, line in enumerate(tail):
+        if cut_first and i == 0:
+            line = "[...] " + line[-max_chars:]
+        elif len(line) > max_chars:
+            line = line[:max_chars] + f" [... {len(line) - max_chars} more chars]"
+        result.append(line)
+    return result
 
 
 def lock_path(run: Run) -> str:

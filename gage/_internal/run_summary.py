@@ -3,7 +3,10 @@
 Read when a run is finalized, from two places, the file last:
 
 - the output: a JSON object after the last line matching the op's
-  `output-summary` regex (default `--- summary ---`);
+  `output-summary` regex (default `--- summary ---`). The output is read
+  backwards a block at a time, so finding the block costs one read of
+  the end of the output whatever its size; the JSON after the marker is
+  read up to `MAX_SUMMARY_BYTES`;
 - the op's `summary` file in the run dir (default `summary.json`; a
   `.toml` file is read as TOML).
 
@@ -13,7 +16,8 @@ The result is written to `summary.json` in meta.
 from __future__ import annotations
 
 import os
-from typing import Any
+import re
+from typing import IO, Any
 
 from . import file_util, run_meta
 from .types import OpDef, Run
@@ -36,35 +40,90 @@ def read_run_summary(run: Run, opdef: OpDef, log: Any) -> None:
 
 def _output_summary(run: Run, marker: str, log: Any) -> dict[str, Any]:
     import json
-    import re
 
-    output, _index = run_meta.output_paths(run, "run")
-    try:
-        with open(output, encoding="utf-8", errors="replace") as f:
-            text = f.read()
-    except FileNotFoundError:
-        return {}
     try:
         pattern = re.compile(marker, re.MULTILINE)
     except re.error as e:
         log.info(f"WARNING: output-summary {marker!r} is not a valid regex: {e}")
         return {}
-    match = None
-    for match in pattern.finditer(text):
-        pass
-    if match is None:
+    output, _index = run_meta.output_paths(run, "run")
+    try:
+        with file_util.open_regular(output) as f:
+            end = _last_match_end(f, pattern)
+            if end is None:
+                return {}
+            f.seek(end)
+            block = f.read(MAX_SUMMARY_BYTES + 1)
+    except FileNotFoundError:
         return {}
-    rest = text[match.end() :].lstrip()
+    rest = block[:MAX_SUMMARY_BYTES].decode("utf-8", errors="replace").lstrip()
     try:
         data, _end = json.JSONDecoder().raw_decode(rest)
     except (ValueError, RecursionError) as e:
-        log.info(f"WARNING: summary block in output is not valid JSON: {e}")
+        if len(block) > MAX_SUMMARY_BYTES:
+            log.info(
+                "WARNING: summary block in output is not valid JSON within "
+                f"{MAX_SUMMARY_BYTES} bytes: ignored"
+            )
+        else:
+            log.info(f"WARNING: summary block in output is not valid JSON: {e}")
         return {}
     if not isinstance(data, dict):
         log.info("WARNING: summary block in output is not a JSON object")
         return {}
     log.info(f"Read summary from output ({len(data)} keys)")
     return data
+
+
+MAX_SUMMARY_BYTES = 1 << 20
+"""The most of the output read after the summary marker."""
+
+_BLOCK = 1 << 20
+_MAX_LINE = 1 << 20
+
+
+def _last_match_end(f: IO[bytes], pattern: re.Pattern[str]) -> int | None:
+    """File offset just after the last match of `pattern` (MULTILINE).
+
+    The file is read backwards a block at a time, whole lines at a time,
+    so memory stays bounded whatever the output's size, and a summary at
+    the end is found after reading one block. A match must lie within one
+    line; lines longer than `_MAX_LINE` bytes are not searched.
+    """
+    pos = f.seek(0, os.SEEK_END)
+    carry = b""  # the end of a line that began before `pos`
+    overlong = False  # that line is too long to search
+    while pos > 0:
+        start = max(0, pos - _BLOCK)
+        f.seek(start)
+        block = f.read(pos - start)
+        pos = start
+        first = block.find(b"\n") + 1 if start else 0
+        if start and not first:
+            if overlong or len(block) + len(carry) > _MAX_LINE:
+                carry, overlong = b"", True
+            else:
+                carry = block + carry
+            continue
+        if overlong:
+            region = block[first : block.rfind(b"\n") + 1]
+        else:
+            region = block[first:] + carry
+        end = _region_match_end(region, pattern)
+        if end is not None:
+            return start + first + end
+        carry, overlong = block[:first], False
+    return None
+
+
+def _region_match_end(region: bytes, pattern: re.Pattern[str]) -> int | None:
+    text = region.decode("utf-8", errors="surrogateescape")
+    match = None
+    for match in pattern.finditer(text):
+        pass
+    if match is None:
+        return None
+    return len(text[: match.end()].encode("utf-8", errors="surrogateescape"))
 
 
 def _file_summary(run: Run, filename: Any, log: Any) -> dict[str, Any]:
@@ -90,7 +149,9 @@ def _file_summary(run: Run, filename: Any, log: Any) -> dict[str, Any]:
 def _load_summary_file(path: str) -> Any:
     # The op made this file: it may be a FIFO or a link to a device.
     with file_util.open_regular(path) as f:
-        data = f.read()
+        data = f.read(MAX_SUMMARY_BYTES + 1)
+    if len(data) > MAX_SUMMARY_BYTES:
+        raise ValueError(f"larger than {MAX_SUMMARY_BYTES} bytes")
     if path.endswith(".toml"):
         return file_util.tomllib().loads(data.decode("utf-8"))
     import json
