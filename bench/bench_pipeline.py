@@ -85,7 +85,15 @@ def main() -> int:
             "repro --jobs 2": [GAGE, "repro", "-q", "--jobs", "2"],
             "batch 2x2 --jobs 1": [GAGE, "run", "b", "x=[1,2]", "y=[1,2]", "-y", "-q"],
             "batch 2x2 --jobs 2": [
-                GAGE, "run", "b", "x=[1,2]", "y=[1,2]", "-y", "-q", "--jobs", "2"
+                GAGE,
+                "run",
+                "b",
+                "x=[1,2]",
+                "y=[1,2]",
+                "-y",
+                "-q",
+                "--jobs",
+                "2",
             ],
         }
         times: dict[str, list[float]] = {name: [] for name in timed}

@@ -93,9 +93,7 @@ def test_file_trials_times_grid(tmp_path):
     csv_path.write_text("lr,epochs\n0.5,3\n\n0.7,\n")
     json_path = tmp_path / "t.json"
     json_path.write_text('{"lr": 0.9}')
-    files = batch.read_batch_file(str(csv_path)) + batch.read_batch_file(
-        str(json_path)
-    )
+    files = batch.read_batch_file(str(csv_path)) + batch.read_batch_file(str(json_path))
     assert files == [{"lr": "0.5", "epochs": "3"}, {"lr": "0.7"}, {"lr": 0.9}]
     trials = batch.make_trials({"e": [1, 2]}, files)
     assert len(trials) == 6 and trials[0] == {"lr": "0.5", "epochs": "3", "e": 1}

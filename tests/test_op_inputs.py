@@ -93,9 +93,7 @@ def test_find_run_and_changes(tmp_path):
     with open(os.path.join(project, "conf.json"), "w") as f:
         f.write('{"a": 1}\n')
     data = op_inputs.op_inputs(home, project, train, {"lr": 0.1}, {"prep": prep})
-    assert op_inputs.describe_changes(inputs, data) == [
-        "dependency conf.json: changed"
-    ]
+    assert op_inputs.describe_changes(inputs, data) == ["dependency conf.json: changed"]
     closest = op_inputs.closest_run(home, data)
     assert closest is not None and closest[0] == done
 

@@ -105,7 +105,11 @@ def test_local_engine_cancel(tmp_path):
     e.cancel()
     e.close()
     assert time.monotonic() - t0 < 8
-    assert [runs.run_status(r) for r in staged] == ["terminated", "terminated", "staged"]
+    assert [runs.run_status(r) for r in staged] == [
+        "terminated",
+        "terminated",
+        "staged",
+    ]
     assert futs[2].cancelled()
 
 

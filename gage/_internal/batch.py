@@ -79,7 +79,9 @@ class Range:
 
 Axis = Any  # list[Any] | Range
 
-_RANGE = re.compile(r"^\[\s*([^:\[\],]+?)\s*:\s*([^:\[\],]+?)\s*(?::\s*([^:\[\],]+?)\s*)?\]$")
+_RANGE = re.compile(
+    r"^\[\s*([^:\[\],]+?)\s*:\s*([^:\[\],]+?)\s*(?::\s*([^:\[\],]+?)\s*)?\]$"
+)
 
 
 def is_batch_value(text: str, default: Any) -> bool:
@@ -101,10 +103,14 @@ def parse_axis(name: str, text: str, default: Any) -> Axis:
         low, high, step = (_number(name, text, g) if g else None for g in m.groups())
         assert low is not None and high is not None
         if high < low:
-            raise ConfigError(f"'{name}={text}': the range's low end is above its high end")
-        integer = all(isinstance(v, int) for v in (low, high)) and isinstance(
-            default, int
-        ) and not isinstance(default, bool)
+            raise ConfigError(
+                f"'{name}={text}': the range's low end is above its high end"
+            )
+        integer = (
+            all(isinstance(v, int) for v in (low, high))
+            and isinstance(default, int)
+            and not isinstance(default, bool)
+        )
         if step is None:
             return Range(low, high, integer)
         return _steps(name, text, low, high, step)
@@ -194,7 +200,9 @@ def read_batch_file(path: str) -> list[dict[str, Any]]:
         with open(path, encoding="utf-8", newline="") as f:
             text = f.read()
     except OSError as e:
-        raise GageError(f"cannot read batch file {path}: {e.strerror}", path=path) from None
+        raise GageError(
+            f"cannot read batch file {path}: {e.strerror}", path=path
+        ) from None
     except UnicodeDecodeError:
         raise GageError(f"batch file {path} is not UTF-8 text", path=path) from None
     if ext == ".csv":
@@ -214,10 +222,14 @@ def _read_csv(path: str, text: str) -> list[dict[str, Any]]:
     rows = list(csv.reader(text.splitlines()))
     rows = [r for r in rows if any(c.strip() for c in r)]
     if not rows:
-        raise GageError(f"batch file {path} is empty: give a header row of names", path=path)
+        raise GageError(
+            f"batch file {path} is empty: give a header row of names", path=path
+        )
     names = [n.strip() for n in rows[0]]
     if not all(names):
-        raise GageError(f"batch file {path}: the header row has an empty name", path=path)
+        raise GageError(
+            f"batch file {path}: the header row has an empty name", path=path
+        )
     trials = []
     for i, row in enumerate(rows[1:], 2):
         if len(row) > len(names):

@@ -56,7 +56,9 @@ def maybe_batch(args, gf, home: str, opdef, assigns: list[str]) -> int | None:
         for path in args.batch_files
         for t in batch.read_batch_file(path)
     ]
-    trials = batch.make_trials(axes, file_trials, args.random, args.seed, args.max_trials)
+    trials = batch.make_trials(
+        axes, file_trials, args.random, args.seed, args.max_trials
+    )
     configs = [_config(base, t, defaults, opdef) for t in trials]
     # The keys a user set, in the order given: what tells trials apart.
     names = list(dict.fromkeys([k for t in trials for k in t] + sorted(fixed_names)))
@@ -173,7 +175,10 @@ def _start_all(
     from .engine import get_engine
 
     engine = get_engine(args.engine, args.jobs)
-    futures = [(i, run, config, engine.submit(run, quiet=args.quiet)) for i, run, config in staged]
+    futures = [
+        (i, run, config, engine.submit(run, quiet=args.quiet))
+        for i, run, config in staged
+    ]
     try:
         codes = [fut.result() for _i, _run, _config, fut in futures]
     except KeyboardInterrupt:
@@ -200,7 +205,9 @@ def _confirm(opdef, n: int) -> bool:
     if not sys.stdin.isatty():
         return True
     try:
-        answer = input(f"You are about to run {n} trials of {opdef.name}\nContinue? (Y/n) ")
+        answer = input(
+            f"You are about to run {n} trials of {opdef.name}\nContinue? (Y/n) "
+        )
     except EOFError:
         return False
     return answer.strip().lower() in ("", "y", "yes")

@@ -43,7 +43,9 @@ def _cmd_dag(args) -> int:
 
     gf, home = cli._project(args)
     ops = repro.select_ops(gf, [args.op] if args.op else [])
-    graph = {op: [u for u in pipeline.op_graph(gf.opdefs)[op] if u in ops] for op in ops}
+    graph = {
+        op: [u for u in pipeline.op_graph(gf.opdefs)[op] if u in ops] for op in ops
+    }
     labels = {op: "" for op in ops}
     if not args.no_status:
         labels = _labels(gf, home, ops)

@@ -40,8 +40,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "words", nargs="*", metavar="OP|OP.NAME=VALUE", help="ops and config values"
     )
-    p.add_argument("--dry", action="store_true", help="print the plan and why; run nothing")
-    p.add_argument("--force", action="store_true", help="run every op, up to date or not")
+    p.add_argument(
+        "--dry", action="store_true", help="print the plan and why; run nothing"
+    )
+    p.add_argument(
+        "--force", action="store_true", help="run every op, up to date or not"
+    )
     p.add_argument(
         "--downstream",
         action="store_true",

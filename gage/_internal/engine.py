@@ -69,8 +69,7 @@ def get_engine(name: str, jobs: int, **options: Any) -> Engine:
             from . import engine_dask  # type: ignore[attr-defined]
         except ImportError as e:
             raise GageError(
-                f"the dask engine is not available ({e}): "
-                "pip install 'gage[dask]'"
+                f"the dask engine is not available ({e}): " "pip install 'gage[dask]'"
             ) from None
         return engine_dask.make_engine(jobs, **options)
     raise GageError(f"unknown engine '{name}' (known engines: {', '.join(ENGINES)})")
@@ -150,7 +149,9 @@ class LocalEngine:
         return result
 
     def _spawn(self, run: Run, quiet: bool) -> subprocess.Popen[bytes]:
-        args = [sys.executable, "-c", _CHILD, run.run_dir] + (["--quiet"] if quiet else [])
+        args = [sys.executable, "-c", _CHILD, run.run_dir] + (
+            ["--quiet"] if quiet else []
+        )
         pipe = subprocess.PIPE if self.prefix else None
         return subprocess.Popen(
             args,

@@ -228,7 +228,9 @@ def _patched_digests(
 # At staging
 
 
-def staged_inputs(run: Run, manifest: list[run_meta.ManifestEntry] | None = None) -> Inputs:
+def staged_inputs(
+    run: Run, manifest: list[run_meta.ManifestEntry] | None = None
+) -> Inputs:
     """The inputs of a staged run, from its meta (manifest, deps.json...)."""
     from .runs import op_name
 
@@ -280,9 +282,7 @@ def read_inputs(run: Run) -> Inputs | None:
 # Lookup
 
 
-def find_run(
-    runs_home: str, inputs: Inputs, exclude: Run | None = None
-) -> Run | None:
+def find_run(runs_home: str, inputs: Inputs, exclude: Run | None = None) -> Run | None:
     """The newest completed run in `runs_home` with the same inputs key.
 
     The one lookup behind `--needed` and `repro`: a runs index can make
@@ -312,7 +312,9 @@ def run_key(run: Run) -> str | None:
     return key
 
 
-def _newest_completed(runs: list[Run], key: str | None, exclude: Run | None) -> Run | None:
+def _newest_completed(
+    runs: list[Run], key: str | None, exclude: Run | None
+) -> Run | None:
     from .runs import run_status
 
     if key is None:

@@ -103,7 +103,9 @@ def downstream(graph: Mapping[str, list[str]], ops: Iterable[str]) -> set[str]:
     return seen
 
 
-def order(graph: Mapping[str, list[str]], ops: Iterable[str] | None = None) -> list[str]:
+def order(
+    graph: Mapping[str, list[str]], ops: Iterable[str] | None = None
+) -> list[str]:
     """`ops` (default: all) in dependency order: an op after every op it
     depends on; otherwise in gage.toml order."""
     wanted = set(graph if ops is None else ops)

@@ -71,7 +71,11 @@ def select_ops(
         gf.get_opdef(op)  # a clear error for an unknown op
     graph = pipeline.op_graph(gf.opdefs)
     names = targets or list(gf.opdefs)
-    ops = pipeline.downstream(graph, names) if downstream else pipeline.upstream(graph, names)
+    ops = (
+        pipeline.downstream(graph, names)
+        if downstream
+        else pipeline.upstream(graph, names)
+    )
     return pipeline.order(graph, ops)
 
 
@@ -193,7 +197,9 @@ def repro(
                 todo.remove(op)
                 bad.add(op)
                 failed = ", ".join(u for u in ups if u in bad)
-                results.append(Result(op, "skipped", detail=f"upstream {failed} failed"))
+                results.append(
+                    Result(op, "skipped", detail=f"upstream {failed} failed")
+                )
                 continue
             if stop:
                 todo.remove(op)
