@@ -16,7 +16,8 @@ digests, and the exact upstream runs it would use. Other ops run. Once
 an upstream op runs, the ops downstream of it use that run (recorded by
 id in deps.json), never a "latest" run another process may change.
 
-OP.NAME=VALUE sets a config value of one op (train.lr=0.1).
+OP.NAME=VALUE sets a config value of one op (train.lr=0.1); with a
+single OP, NAME=VALUE is for that op.
 
 --dry prints the plan and, for each op that would run, why: what
 differs from the closest completed run of that op.
@@ -85,7 +86,7 @@ def _cmd_repro(args) -> int:
     gf, home = cli._project(args)
     targets, assigns = _split(args.words)
     ops = repro.select_ops(gf, targets, args.downstream)
-    configs = _configs(gf, ops, assigns)
+    configs = _configs(gf, ops, assigns, targets)
     if args.dry:
         return _dry(repro.plan(gf, home, ops, configs, args.force))
     from .engine import get_engine
@@ -123,7 +124,11 @@ def _split(words: list[str]) -> tuple[list[str], list[str]]:
     return targets, assigns
 
 
-def _configs(gf, ops: list[str], assigns: list[str]) -> dict[str, dict]:
+def _configs(
+    gf, ops: list[str], assigns: list[str], targets: list[str]
+) -> dict[str, dict]:
+    """Config per op from OP.NAME=VALUE words (NAME=VALUE is for the one
+    OP named, when only one is)."""
     from . import op_inputs
     from .types import GageError
 
@@ -131,7 +136,11 @@ def _configs(gf, ops: list[str], assigns: list[str]) -> dict[str, dict]:
     for word in assigns:
         name = word.split("=", 1)[0]
         op, dot, key = name.partition(".")
-        if not dot or not key or op not in gf.opdefs:
+        if dot and key and op in gf.opdefs:
+            assign = word[len(op) + 1 :]
+        elif len(targets) == 1:
+            op, assign = targets[0], word
+        else:
             raise GageError(
                 f"'{word}': name the op the value is for, as OP.NAME=VALUE "
                 f"(ops: {', '.join(gf.opdefs)})"
@@ -141,7 +150,7 @@ def _configs(gf, ops: list[str], assigns: list[str]) -> dict[str, dict]:
                 f"'{word}': op '{op}' is not part of this repro "
                 f"(ops: {', '.join(ops)})"
             )
-        by_op.setdefault(op, []).append(word[len(op) + 1 :])
+        by_op.setdefault(op, []).append(assign)
     return {
         op: op_inputs.op_config(gf.project_dir, gf.get_opdef(op), by_op.get(op, []))
         for op in ops
