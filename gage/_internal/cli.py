@@ -62,6 +62,8 @@ _STATUSES = [
     "abandoned",
 ]
 
+_RUNS_PAGE_HELP = "20"
+
 _RUN_ARG_HELP = (
     "a run id or name, or a prefix of one; the # that 'gage runs' shows; "
     "an op name for its latest run; or a path to a run dir"
@@ -188,7 +190,11 @@ def _parser() -> argparse.ArgumentParser:
     run.set_defaults(func=_cmd_run)
 
     runs = sub.add_parser(
-        "runs", help="list runs, newest first", description="List runs, newest first."
+        "runs",
+        help="list runs, newest first",
+        description="List runs, newest first: the newest 20 unless -n N or "
+        "--all. The # column numbers runs (1 = newest); that number selects a "
+        "run wherever a RUN is taken (gage show 2).",
     )
     runs.add_argument("-o", "--op", help="only runs of this op")
     runs.add_argument(
@@ -199,7 +205,18 @@ def _parser() -> argparse.ArgumentParser:
         help="only runs with this status: " + ", ".join(_STATUSES),
     )
     runs.add_argument("--batch", metavar="ID", help="only runs of this batch")
-    runs.add_argument("--json", action="store_true", help="print runs as JSON")
+    page = runs.add_mutually_exclusive_group()
+    page.add_argument(
+        "-n",
+        "--limit",
+        type=int,
+        metavar="N",
+        help=f"show the newest N runs (default: {_RUNS_PAGE_HELP})",
+    )
+    page.add_argument("-a", "--all", action="store_true", help="show all runs")
+    runs.add_argument(
+        "--json", action="store_true", help="print runs as JSON (all unless -n)"
+    )
     _runs_dir_arg(runs)
     runs.set_defaults(func=_cmd_runs)
 
@@ -248,8 +265,16 @@ def _runs_dir_arg(p: argparse.ArgumentParser) -> None:
 
 
 def _project(args, required: bool = True):
-    """(gagefile or None, runs home)."""
-    from . import gagefile, runs
+    """(gagefile or None, runs home).
+
+    When gage.toml is not required and the runs home is given
+    (`--runs-dir`, `GAGE_RUNS`), gage.toml is not read.
+    """
+    from . import runs
+
+    if not required and (args.runs_dir or os.environ.get("GAGE_RUNS")):
+        return None, runs.runs_home(args.runs_dir)
+    from . import gagefile
 
     gf: gagefile.Gagefile | None
     if args.runs_dir == "":
@@ -536,26 +561,22 @@ def _cmd_runs(args) -> int:
     from . import runs
 
     _gf, home = _project(args, required=False)
-    newest_first = list(reversed(runs.list_runs(home)))
-    number = {run.id: i for i, run in enumerate(newest_first, 1)}
-    selected = runs.filter_runs(newest_first, args.op, args.status)
-    if args.batch:
-        selected = _batch_runs(selected, args.batch)
-    records = [runs.run_record(r) for r in selected]
+    limit = _runs_limit(args)
+    page, total = runs.runs_page(home, args.op, args.status, limit, args.batch)
     if args.json:
         import json
 
-        print(json.dumps(records, indent=2, sort_keys=True))
+        print(json.dumps([r for _n, r in page], indent=2, sort_keys=True))
         return 0
-    if not records:
+    if not page:
         filtered = args.op or args.status or args.batch
         print(f"No {'matching ' if filtered else ''}runs in {home}")
         return 0
     rows = [("#", "name", "op", "status", "started", "time", "config")]
-    for r in records:
+    for n, r in page:
         rows.append(
             (
-                str(number[r["id"]]),
+                str(n),
                 r["name"],
                 r["op"] or "?",
                 r["status"],
@@ -565,14 +586,23 @@ def _cmd_runs(args) -> int:
             )
         )
     _print_table(rows)
+    if total > len(page):
+        more = total - len(page)
+        print(f"{more} more {'run' if more == 1 else 'runs'}: use --all or -n N")
     return 0
 
 
-def _batch_runs(selected: list, batch: str) -> list:
-    """Runs of the batch whose id starts with `batch`."""
-    from . import run_meta
+_RUNS_PAGE = int(_RUNS_PAGE_HELP)
 
-    return [r for r in selected if (run_meta.read_batch(r) or "").startswith(batch)]
+
+def _runs_limit(args) -> int | None:
+    if args.all:
+        return None
+    if args.limit is not None:
+        if args.limit < 1:
+            raise _usage(f"-n {args.limit}: show at least 1 run (or --all)")
+        return args.limit
+    return None if args.json else _RUNS_PAGE
 
 
 def _print_table(rows: Sequence[tuple[str, ...]]) -> None:

@@ -285,12 +285,20 @@ def read_inputs(run: Run) -> Inputs | None:
 def find_run(runs_home: str, inputs: Inputs, exclude: Run | None = None) -> Run | None:
     """The newest completed run in `runs_home` with the same inputs key.
 
-    The one lookup behind `--needed` and `repro`: a runs index can make
-    it faster without changing its callers.
+    The one lookup behind `--needed` and `repro`. The runs index gives
+    the candidates: completed runs with this key, and completed runs of
+    the op staged before keys were recorded (their key is derived from
+    meta); each is then checked against its meta.
     """
-    from .runs import list_runs
+    from . import runs_index
 
-    return _newest_completed(list_runs(runs_home), inputs.key, exclude)
+    candidates = runs_index.entries(
+        runs_home,
+        "state = 'completed' AND (input_key = ? OR (input_key IS NULL AND op = ?))",
+        (inputs.key, inputs.op),
+    )
+    oldest_first = [e.run(runs_home) for e in reversed(candidates)]
+    return _newest_completed(oldest_first, inputs.key, exclude)
 
 
 def find_matching_run(run: Run, runs: list[Run]) -> Run | None:
@@ -332,22 +340,20 @@ def closest_run(
 ) -> tuple[Run, Inputs] | None:
     """The completed run of the same op whose inputs differ least (the
     newest on a tie), among the newest `limit` completed runs of the op."""
-    from .runs import list_runs, op_name, run_status
+    from . import runs_index
 
     best: tuple[int, Run, Inputs] | None = None
-    seen = 0
-    for run in reversed(list_runs(runs_home)):
-        if op_name(run) != inputs.op or run_status(run) != "completed":
-            continue
+    newest = runs_index.entries(
+        runs_home, "op = ? AND state = 'completed'", (inputs.op,), limit=limit
+    )
+    for entry in newest:
+        run = entry.run(runs_home)
         other = read_inputs(run)
         if other is None:
             continue
         n = len(describe_changes(other, inputs))
         if best is None or n < best[0]:
             best = (n, run, other)
-        seen += 1
-        if seen >= limit:
-            break
     return (best[1], best[2]) if best else None
 
 

@@ -14,7 +14,6 @@ import datetime
 import json
 import os
 import stat
-import tempfile
 import time
 from typing import Any, Iterable, NamedTuple
 
@@ -72,6 +71,7 @@ __all__ = [
     "lock_path",
     "proc_lock_path",
     "hash_cache_path",
+    "runs_index_path",
     "manifest_path",
     "ProcLock",
     "write_proc_lock",
@@ -201,6 +201,13 @@ def proc_lock_path(run: Run) -> str:
 
 def hash_cache_path(runs_home: str) -> str:
     return os.path.join(runs_home, ".gage-hash-cache.sqlite3")
+
+
+def runs_index_path(runs_home: str) -> str:
+    """The runs index (`runs_index`): a cache in its own dir, so that
+    writing it does not change the runs home's mtime, which tells the
+    index that runs came or went."""
+    return os.path.join(runs_home, ".gage-index", "runs.sqlite3")
 
 
 def manifest_path(run: Run) -> str:
@@ -681,7 +688,7 @@ def _write_bytes(path: str, data: bytes, readonly: bool = False) -> None:
     """Write atomically: a temp file in the same directory, then rename."""
     dirname = os.path.dirname(path)
     os.makedirs(dirname, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=dirname)
+    fd, tmp = _mkstemp(dirname)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
@@ -693,6 +700,17 @@ def _write_bytes(path: str, data: bytes, readonly: bool = False) -> None:
         except FileNotFoundError:
             pass
         raise
+
+
+def _mkstemp(dirname: str) -> tuple[int, str]:
+    """A new temp file in `dirname` (like tempfile.mkstemp, without
+    importing tempfile: reading runs should import little)."""
+    while True:
+        path = os.path.join(dirname, f".tmp-{os.urandom(6).hex()}")
+        try:
+            return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), path
+        except FileExistsError:
+            continue
 
 
 def _append(path: str, text: str) -> None:

@@ -13,12 +13,10 @@ decided in `op_inputs`.
 from __future__ import annotations
 
 import os
-import secrets
-import shutil
 import stat
 from typing import Any
 
-from . import run_exec, run_meta
+from . import run_meta, runs_index
 from .run_meta import META_SUFFIX, read_id, read_name, read_opref
 from .faults import fault_point
 from .types import GageError, Run, RunSelectError
@@ -30,7 +28,10 @@ __all__ = [
     "filter_runs",
     "list_runs",
     "load_run",
+    "entry_record",
+    "entry_status",
     "run_record",
+    "runs_page",
     "RUN_STATUSES",
     "run_status",
     "runs_home",
@@ -53,35 +54,11 @@ RUN_STATUSES = (
 def list_runs(runs_home: str) -> list[Run]:
     """Runs in `runs_home`, oldest first (by their `initialized` time).
 
-    A meta dir whose identity is not written yet (a run being made) is
-    not listed.
+    Read through the runs index (`runs_index`), a cache of meta kept up
+    to date on each use. A meta dir whose identity is not written yet (a
+    run being made) is not listed.
     """
-    found = []
-    try:
-        names = os.listdir(runs_home)
-    except (FileNotFoundError, NotADirectoryError):
-        return []
-    for name in names:
-        if not name.endswith(META_SUFFIX):
-            continue
-        try:
-            run = _load(os.path.join(runs_home, name[: -len(META_SUFFIX)]))
-        except (OSError, ValueError):
-            continue
-        found.append((_created(run), run.id, run))
-    found.sort(key=lambda t: t[:2])
-    return [t[2] for t in found]
-
-
-def _created(run: Run) -> int:
-    """When a run was made: `initialized`, else its meta dir's mtime."""
-    ts = run_meta.read_timestamp(run, "initialized")
-    if ts is not None:
-        return ts
-    try:
-        return os.stat(run.meta_dir).st_mtime_ns // 1000
-    except OSError:
-        return 0
+    return [e.run(runs_home) for e in reversed(runs_index.entries(runs_home))]
 
 
 def load_run(path: str) -> Run:
@@ -172,29 +149,40 @@ def select_run(
     path separator, or an existing dir with a meta dir beside it); a
     number N (or `#N`), the run `gage runs` shows as #N (newest first);
     a run id or name; an op name (its newest run); a unique id or name
-    prefix. With `status`, only runs with that status are candidates
-    (`run-files` dependencies use completed runs). Raises RunSelectError
-    naming the spec, the runs dir and what to do; `what` names the spec
-    in messages ("run-select").
+    prefix. A number beyond the runs listed is taken as an id prefix.
+    With `status`, only runs with that status are candidates (`run-files`
+    dependencies use completed runs). Raises RunSelectError naming the
+    spec, the runs dir and what to do; `what` names the spec in messages
+    ("run-select").
     """
     if spec is not None and (
         os.sep in spec or (os.path.isdir(spec) and os.path.isdir(spec + META_SUFFIX))
     ):
         return load_run(spec)
-    runs = list(reversed(list_runs(home)))
     index = 1 if spec is None else _index(spec)
-    if index is not None and (spec is None or 1 <= index <= len(runs)):
-        return _select_index(home, runs, index, spec, status)
-    assert spec is not None
-    exact = [r for r in runs if spec in (r.id, r.name)]
-    by_op = runs_for_op(runs, spec) if not exact else []
-    candidates = exact or by_op or runs_for_prefix(runs, spec)
-    if not candidates and index is not None:
-        _select_index(home, runs, index, spec, status)  # raises: out of range
+    if index is not None:
+        entries = runs_index.entries(home, limit=1, offset=index - 1)
+        if entries:
+            return _check_status(home, entries[0], index, spec, status)
+    assert spec is not None or index is not None
+    candidates = runs_index.find(home, spec) if spec else []
+    exact = bool(candidates)
+    by_op = False
+    if not candidates and spec:
+        candidates = runs_index.entries(home, "op = ?", (spec,))
+        by_op = bool(candidates)
+    if not candidates and spec:
+        n = len(spec)
+        candidates = runs_index.entries(
+            home, "substr(id, 1, ?) = ? OR substr(name, 1, ?) = ?", (n, spec, n, spec)
+        )
     if not candidates:
+        if index is not None:
+            raise RunSelectError(_index_msg(home, index), spec=spec)
+        assert spec is not None
         raise RunSelectError(_none_msg(home, spec, what), spec=spec)
-    if not exact and not by_op and len({r.id for r in candidates}) > 1:
-        names = ", ".join(f"{r.name} ({r.id[:8]})" for r in candidates[:5])
+    if not exact and not by_op and len({e.id for e in candidates}) > 1:
+        names = ", ".join(f"{e.name} ({e.id[:8]})" for e in candidates[:5])
         more = ", ..." if len(candidates) > 5 else ""
         raise RunSelectError(
             f"{what} '{spec}' matches {len(candidates)} runs ({names}{more}): "
@@ -202,10 +190,11 @@ def select_run(
             spec=spec,
         )
     if status is None:
-        return candidates[0]
-    for run in candidates:
-        if run_status(run) == status:
-            return run
+        return candidates[0].run(home)
+    for entry in candidates:
+        fresh = runs_index.entry_fresh(home, entry)
+        if fresh and entry_status(home, fresh) == status:
+            return fresh.run(home)
     target = f"op '{spec}'" if by_op else f"run {candidates[0].id}"
     raise RunSelectError(
         f"no {status} run for {target} in {home} ({len(candidates)} found, "
@@ -217,8 +206,7 @@ def select_run(
 def _index(spec: str) -> int | None:
     """The `#` number in a spec (`2`, `#2`), or None for other specs.
 
-    A number beyond the runs listed is taken as an id prefix (ids are
-    hex), and so is one with a leading zero.
+    A number with a leading zero is taken as an id prefix (ids are hex).
     """
     digits = spec[1:] if spec.startswith("#") else spec
     if digits.isdigit() and digits.isascii() and not digits.startswith("0"):
@@ -226,25 +214,29 @@ def _index(spec: str) -> int | None:
     return None
 
 
-def _select_index(
-    home: str, runs: list[Run], index: int, spec: str | None, status: str | None
+def _index_msg(home: str, index: int) -> str:
+    total = runs_index.count(home)
+    if not total:
+        return f"no runs in {home}"
+    return (
+        f"no run #{index} in {home}: 'gage runs' numbers runs 1 to {total}, "
+        "newest first"
+    )
+
+
+def _check_status(
+    home: str, entry: runs_index.Entry, index: int, spec: str | None, status: str | None
 ) -> Run:
-    if not runs:
-        raise RunSelectError(f"no runs in {home}", spec=spec)
-    if not 1 <= index <= len(runs):
-        raise RunSelectError(
-            f"no run #{index} in {home}: 'gage runs' numbers runs 1 to "
-            f"{len(runs)}, newest first",
-            spec=spec,
-        )
-    run = runs[index - 1]
-    if status is not None and run_status(run) != status:
-        raise RunSelectError(
-            f"run #{index} ({run.name}) is {run_status(run)}, not {status}",
-            spec=spec,
-            run=run.id,
-        )
-    return run
+    if status is not None:
+        fresh = runs_index.entry_fresh(home, entry) or entry
+        actual = entry_status(home, fresh)
+        if actual != status:
+            raise RunSelectError(
+                f"run #{index} ({entry.name}) is {actual}, not {status}",
+                spec=spec,
+                run=entry.id,
+            )
+    return entry.run(home)
 
 
 def _none_msg(home: str, spec: str, what: str) -> str:
@@ -259,7 +251,7 @@ def _none_msg(home: str, spec: str, what: str) -> str:
 def filter_runs(
     runs: list[Run], op: str | None = None, status: str | None = None
 ) -> list[Run]:
-    """Runs of op `op` (name) and/or with status `status`."""
+    """Runs of op `op` (name) and/or with status `status`, order kept."""
     result = []
     for run in runs:
         if op is not None and op_name(run) != op:
@@ -268,6 +260,48 @@ def filter_runs(
             continue
         result.append(run)
     return result
+
+
+def runs_page(
+    home: str,
+    op: str | None = None,
+    status: str | None = None,
+    limit: int | None = None,
+    batch: str | None = None,
+) -> tuple[list[tuple[int, dict[str, Any]]], int]:
+    """Run records newest first, each with its number in the listing of
+    all runs (`#`, 1 = newest), filtered by op, status and batch (an id
+    or its prefix), up to `limit`; and how many runs match in all. Read
+    through the runs index: the first page of 100,000 runs costs what
+    the first page of 10 does."""
+    conds: list[str] = []
+    params: list[Any] = []
+    if op is not None:
+        conds.append("op = ?")
+        params.append(op)
+    if batch is not None:
+        conds.append("substr(batch, 1, ?) = ?")
+        params.extend((len(batch), batch))
+    live = status in ("running", "abandoned", "pending")
+    if status is not None:
+        states = {"running": ["started"], "abandoned": ["started", "pending"]}
+        wanted = states.get(status, [status])
+        conds.append(f"state IN ({','.join('?' * len(wanted))})")
+        params.extend(wanted)
+    where = " AND ".join(conds)
+    numbered, total = runs_index.numbered(
+        home, where, tuple(params), None if live else limit
+    )
+    page = []
+    for n, entry in numbered:
+        run_status_ = entry_status(home, entry)
+        if live and run_status_ != status:
+            continue
+        page.append((n, entry_record(home, entry, run_status_)))
+    if live:
+        total = len(page)
+        page = page[:limit] if limit is not None else page
+    return page, total
 
 
 def run_status(run: Run) -> str:
@@ -279,22 +313,40 @@ def run_status(run: Run) -> str:
     the stager in `proc/stager` is alive (or none is recorded, as when
     the library stages phase by phase), and `abandoned` once it is dead.
     """
-    if run_meta.read_timestamp(run, "started") is None:
-        if run_meta.read_timestamp(run, "staged") is not None:
-            return "staged"
+    exit_code = signal = None
+    started = run_meta.read_timestamp(run, "started")
+    stopped = run_meta.read_timestamp(run, "stopped") if started else None
+    if stopped is not None:
+        exit_code = run_meta.read_exit_code(run)
+        signal = run_meta.read_proc_signal(run)
+    staged = run_meta.read_timestamp(run, "staged") if started is None else None
+    state = runs_index.meta_state(staged, started, stopped, exit_code, signal)
+    return _live_status(run, state)
+
+
+def entry_status(home: str, entry: runs_index.Entry) -> str:
+    """The status of a run as the index has it (see `run_status`)."""
+    if entry.state not in ("started", "pending"):
+        return entry.state
+    return _live_status(entry.run(home), entry.state)
+
+
+def _live_status(run: Run, state: str) -> str:
+    """`started` is running or abandoned by its process; `pending` is
+    abandoned when its stager died."""
+    if state not in ("started", "pending"):
+        return state
+    from . import run_exec  # only for runs not finished: listing stays light
+
+    if state == "pending":
         stager = run_meta.read_stager(run)
         if stager and not run_exec.pid_alive(stager.pid, stager.start_time):
             return "abandoned"
         return "pending"
-    if run_meta.read_timestamp(run, "stopped") is None:
-        lock = run_meta.read_proc_lock(run)
-        if lock and run_exec.pid_alive(lock.pid, lock.start_time):
-            return "running"
-        return "abandoned"
-    exit_code = run_meta.read_exit_code(run)
-    if run_meta.read_proc_signal(run) or (exit_code is not None and exit_code < 0):
-        return "terminated"
-    return "completed" if exit_code == 0 else "error"
+    lock = run_meta.read_proc_lock(run)
+    if lock and run_exec.pid_alive(lock.pid, lock.start_time):
+        return "running"
+    return "abandoned"
 
 
 # ---------------------------------------------------------------------------
@@ -302,25 +354,29 @@ def run_status(run: Run) -> str:
 
 
 def run_record(run: Run, status: str | None = None) -> dict[str, Any]:
-    """What is known about a run, as plain data (for `runs`, `show`, --json)."""
-    op_ns: str | None
-    op_name: str | None
-    try:
-        opref = run_meta.read_opref(run)
-        op_ns, op_name = opref.op_ns, opref.op_name
-    except FileNotFoundError:
-        op_ns = op_name = None
-    started = run_meta.read_timestamp(run, "started")
-    stopped = run_meta.read_timestamp(run, "stopped")
+    """What is known about a run, as plain data (for `runs`, `show`, --json),
+    read from its meta."""
+    entry = runs_index.read_entry(run.run_dir)
+    if entry is None:
+        raise RunSelectError(f"{run.meta_dir} has no readable 'id' and 'name'", path=run.meta_dir)
+    home = os.path.dirname(run.run_dir)
+    return entry_record(home, entry, status or entry_status(home, entry))
+
+
+def entry_record(home: str, entry: runs_index.Entry, status: str) -> dict[str, Any]:
+    """A run record from an index entry (see `run_record`)."""
+    import json
+
+    started, stopped = entry.started, entry.stopped
     return {
-        "id": run.id,
-        "name": run.name,
-        "op": op_name,
-        "op_ns": op_ns,
-        "status": status or run_status(run),
-        "run_dir": run.run_dir,
-        "initialized": _iso(run_meta.read_timestamp(run, "initialized")),
-        "staged": _iso(run_meta.read_timestamp(run, "staged")),
+        "id": entry.id,
+        "name": entry.name,
+        "op": entry.op,
+        "op_ns": entry.op_ns,
+        "status": status,
+        "run_dir": os.path.join(home, entry.dir),
+        "initialized": _iso(entry.initialized),
+        "staged": _iso(entry.staged),
         "started": _iso(started),
         "stopped": _iso(stopped),
         "duration": (
@@ -328,10 +384,10 @@ def run_record(run: Run, status: str | None = None) -> dict[str, Any]:
             if started is not None and stopped is not None
             else None
         ),
-        "exit_code": run_meta.read_exit_code(run),
-        "config": run_meta.read_config(run),
-        "summary": run_meta.read_summary(run),
-        "batch": run_meta.read_batch(run),
+        "exit_code": entry.exit_code,
+        "config": json.loads(entry.config),
+        "summary": json.loads(entry.summary),
+        "batch": entry.batch,
     }
 
 
@@ -353,6 +409,8 @@ def delete_run(run: Run) -> None:
     leaves only trash, which the next delete or new run removes
     (`clean_trash`). This is the one function that deletes runs.
     """
+    import secrets
+
     trash = run_meta.trash_dir(run.runs_home)
     clean_trash(run.runs_home)
     token = secrets.token_hex(4)
@@ -381,7 +439,7 @@ def clean_trash(runs_home: str) -> None:
         run_id = name.split(".", 1)[0]
         run_dir = os.path.join(runs_home, run_id)
         if run_id and not os.path.lexists(run_dir + META_SUFFIX):
-            dest = os.path.join(trash, f"{run_id}.{secrets.token_hex(4)}")
+            dest = os.path.join(trash, f"{run_id}.{os.urandom(4).hex()}")
             _to_trash(run_dir, dest)
     _remove_trash(trash)
 
@@ -403,6 +461,8 @@ def _to_trash(path: str, dest: str) -> None:
 
 
 def _remove_trash(trash: str) -> None:
+    import shutil
+
     try:
         names = os.listdir(trash)
     except FileNotFoundError:

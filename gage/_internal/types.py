@@ -1,16 +1,18 @@
 """Value types and errors shared by every layer.
 
-Types are `attrs` classes, frozen where they are values. Errors derive
-from `GageError` and carry a message a user can act on: what went wrong,
-where (file, key or path) and what to do.
+Types are frozen dataclasses: values. (The rest of gage uses `attrs`;
+these are dataclasses because listing and showing runs import this
+module and nothing heavier: `import attrs` alone costs about as much as
+starting Python.) Errors derive from `GageError` and carry a message a
+user can act on: what went wrong, where (file, key or path) and what to
+do.
 """
 
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass, field
 from typing import Any
-
-import attrs
 
 __all__ = [
     "GageError",
@@ -94,7 +96,7 @@ class VerifyError(RunError):
     """Staged files differ from the run manifest."""
 
 
-@attrs.frozen
+@dataclass(frozen=True)
 class OpRef:
     """Identifies the operation a run was made for."""
 
@@ -103,7 +105,7 @@ class OpRef:
     op_version: str | None = None
 
 
-@attrs.frozen
+@dataclass(frozen=True)
 class OpDef:
     """An operation definition: `data` is the op's table from gage.toml.
 
@@ -111,7 +113,7 @@ class OpDef:
     """
 
     name: str
-    data: dict[str, Any] = attrs.field(factory=dict)
+    data: dict[str, Any] = field(default_factory=dict)
 
     def get_description(self) -> str:
         return self.data.get("description") or ""
@@ -151,15 +153,15 @@ class OpDef:
         return dict(val)
 
 
-@attrs.frozen
+@dataclass(frozen=True)
 class OpCmd:
     """A command: argv list and extra environment."""
 
     args: list[str]
-    env: dict[str, str] = attrs.field(factory=dict)
+    env: dict[str, str] = field(default_factory=dict)
 
 
-@attrs.frozen
+@dataclass(frozen=True)
 class Run:
     """A run: its id, run directory and short name."""
 
@@ -176,7 +178,7 @@ class Run:
         return os.path.dirname(self.run_dir)
 
 
-@attrs.frozen
+@dataclass(frozen=True)
 class SourceRule:
     """A compiled source code rule (see `file_select.parse_rule`)."""
 

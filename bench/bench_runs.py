@@ -1,0 +1,160 @@
+"""`gage runs`, `gage show NAME` and `gage run --needed` with many runs.
+
+Makes a runs home with one real completed run of op `noop` (made by
+`gage run`), then N runs of op `train` written directly with run_meta
+functions (cheap: no staging, no process), and times whole `gage`
+processes against `python -c pass` in the same bench run:
+
+- `gage runs` (the first page: the newest 20 runs)
+- `gage show NAME` (a run by name, from the middle of the home)
+- `gage run noop --needed -y` (not needed: the `noop` run matches)
+
+Targets (issue 13): each under 4x `python -c pass` at 10,000 runs, and
+growing no faster than linearly beyond (checked at 20,000). Also shows
+the one-time cost of building the runs index from meta (the first
+`gage runs` in a home without one).
+
+Usage: python bench/bench_runs.py [N ...]   (default: 10000 20000)
+
+Exits 1 when a target is missed.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+from gage._internal import run_meta
+from gage._internal.run_stage import init_run_meta, make_run
+from gage._internal.test import delete_temp_dir
+from gage._internal.types import OpCmd, OpDef, OpRef
+
+ROUNDS = 11
+RATIO = 4.0
+
+BIN = os.path.dirname(sys.executable)
+GAGE = os.path.join(BIN, "gage")
+
+
+def main(argv: list[str]) -> int:
+    sizes = [int(a) for a in argv] or [10_000, 20_000]
+    env = dict(os.environ)
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    env["PATH"] = BIN + os.pathsep + env.get("PATH", "")
+    project = tempfile.mkdtemp(prefix="gage-bench-runs-")
+    home = tempfile.mkdtemp(prefix="gage-bench-runs-home-")
+    env["GAGE_RUNS"] = home
+    ok = True
+    results = []
+    try:
+        with open(os.path.join(project, "gage.toml"), "w") as f:
+            f.write('[noop]\nexec = ["python", "-c", "pass"]\n')
+        _gage(["run", "noop", "-y", "-q"], project, env)
+        made = 0
+        for size in sizes:
+            start = time.perf_counter()
+            names = _make_runs(home, size - made)
+            made = size
+            make_s = time.perf_counter() - start
+            build_s = _time([GAGE, "runs"], project, env)  # builds the index
+            name = names[len(names) // 2]
+            cmds = {
+                "python -c pass": [sys.executable, "-c", "pass"],
+                "gage runs": [GAGE, "runs"],
+                "gage show NAME": [GAGE, "show", name],
+                "gage run --needed": [GAGE, "run", "noop", "--needed", "-y", "-q"],
+            }
+            med = _bench(cmds, project, env)
+            results.append((size, med, make_s, build_s))
+            ok = _report(size, med, make_s, build_s) and ok
+    finally:
+        delete_temp_dir(project)
+        delete_temp_dir(home)
+    if len(results) > 1:
+        ok = _report_growth(results) and ok
+    return 0 if ok else 1
+
+
+def _make_runs(home: str, n: int) -> list[str]:
+    """N completed `train` runs, written with run_meta (no staging)."""
+    opdef = OpDef("train", {"exec": "python train.py", "config": "train.py"})
+    cmd = OpCmd(["python", "train.py"], {})
+    names = []
+    for i in range(n):
+        run = make_run(home)
+        init_run_meta(run, OpRef("bench", "train"), opdef, cmd, {"lr": i}, {})
+        for ts in ("staged", "started", "stopped"):
+            run_meta.write_timestamp(run, ts)
+        run_meta.write_exit_code(run, 0)
+        run_meta.write_summary(run, {"loss": 1.0 / (i + 1)})
+        names.append(run.name)
+    return names
+
+
+def _bench(cmds: dict[str, list[str]], cwd: str, env: dict[str, str]) -> dict[str, float]:
+    times: dict[str, list[float]] = {name: [] for name in cmds}
+    for cmd in cmds.values():  # warm up
+        _time(cmd, cwd, env)
+    for _ in range(ROUNDS):  # interleaved: load changes hit all alike
+        for name, cmd in cmds.items():
+            times[name].append(_time(cmd, cwd, env))
+    return {name: statistics.median(t) for name, t in times.items()}
+
+
+def _report(size: int, med: dict[str, float], make_s: float, build_s: float) -> bool:
+    base = med["python -c pass"]
+    print(f"== {size:,} runs (made in {make_s:.1f} s; index built in {build_s:.2f} s)")
+    ok = True
+    for name, t in med.items():
+        ratio = t / base
+        if name == "python -c pass":
+            print(f"  {name:18} {t * 1000:7.1f} ms")
+            continue
+        hit = ratio < RATIO
+        ok = ok and hit
+        print(
+            f"  {name:18} {t * 1000:7.1f} ms  {ratio:4.2f}x  "
+            f"(target < {RATIO}x) {'ok' if hit else 'MISSED'}"
+        )
+    return ok
+
+
+def _report_growth(results: list[tuple[int, dict[str, float], float, float]]) -> bool:
+    """Time over the floor must grow no faster than the number of runs."""
+    (n0, m0, _, _), (n1, m1, _, _) = results[0], results[-1]
+    ok = True
+    for name in m0:
+        if name == "python -c pass":
+            continue
+        over0 = m0[name] - m0["python -c pass"]
+        over1 = m1[name] - m1["python -c pass"]
+        growth = over1 / over0 if over0 > 0 else 1.0
+        hit = growth <= (n1 / n0) * 1.25
+        ok = ok and hit
+        print(
+            f"  {name:18} over the floor: {over0 * 1000:.1f} ms at {n0:,}, "
+            f"{over1 * 1000:.1f} ms at {n1:,} ({growth:.2f}x for {n1 / n0:.0f}x runs) "
+            f"{'ok' if hit else 'MISSED'}"
+        )
+    return ok
+
+
+def _gage(args: list[str], cwd: str, env: dict[str, str]) -> None:
+    subprocess.run([GAGE] + args, cwd=cwd, env=env, check=True, capture_output=True)
+
+
+def _time(cmd: list[str], cwd: str, env: dict[str, str]) -> float:
+    start = time.perf_counter()
+    p = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True)
+    elapsed = time.perf_counter() - start
+    if p.returncode != 0:
+        raise SystemExit(f"{' '.join(cmd)} failed ({p.returncode}): {p.stderr.decode()}")
+    return elapsed
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
