@@ -272,18 +272,17 @@ def _project(args, required: bool = True):
     """
     from . import runs
 
-    if not required and (args.runs_dir or os.environ.get("GAGE_RUNS")):
-        return None, runs.runs_home(args.runs_dir)
-    from . import gagefile
-
-    gf: gagefile.Gagefile | None
     if args.runs_dir == "":
         raise _usage("--runs-dir is empty: name a directory (e.g. --runs-dir runs)")
-    if required:
-        gf = gagefile.load_gagefile()
-    else:
-        path = gagefile.find_gagefile()
-        gf = gagefile.read_gagefile(path) if path else None
+    gf = None
+    if required or not (args.runs_dir or os.environ.get("GAGE_RUNS")):
+        from . import gagefile
+
+        if required:
+            gf = gagefile.load_gagefile()
+        else:
+            path = gagefile.find_gagefile()
+            gf = gagefile.read_gagefile(path) if path else None
     home = runs.runs_home(
         args.runs_dir,
         gf.runs_dir if gf else None,

@@ -565,7 +565,7 @@ def _json_text(read: Any, run: Run) -> str:
 
 
 def _entry(values: tuple[Any, ...]) -> Entry | None:
-    if not values[16]:
+    if not values[len(_COLS)]:  # ok
         return None
     return Entry(*values[: len(_COLS)])
 
