@@ -10,7 +10,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gage._internal import file_util, hash_cache, op_exec, run_deps, run_hooks
+from gage._internal import (
+    dep_spec,
+    file_util,
+    hash_cache,
+    op_exec,
+    run_deps,
+    run_hooks,
+)
 from gage._internal.run_meta import read_deps, read_manifest
 from gage._internal.run_util import init_run_meta, make_run, stage_run
 from gage._internal.types import DependencyError, OpCmd, OpDef, OpRef
@@ -21,14 +28,18 @@ from gage._internal.types import DependencyError, OpCmd, OpDef, OpRef
 _part = st.sampled_from(["a", "b", "..", ".", "c.txt", "*", "d e"])
 
 
+def _spec(**kw):
+    return {"type": "project-files", "files": "f", **kw}
+
+
 @given(st.lists(_part, min_size=1, max_size=6))
 def test_relpath_with_dotdot_refused(parts):
     path = "/".join(parts)
     if ".." in parts:
         with pytest.raises(DependencyError, match="'..'"):
-            run_deps._check_relpath(path, "dep", "file pattern")
+            dep_spec.check_dependency(_spec(files=path))
     else:
-        run_deps._check_relpath(path, "dep", "file pattern")
+        dep_spec.check_dependency(_spec(files=path))
         joined = os.path.normpath(os.path.join("/root", path))
         assert joined == "/root" or joined.startswith("/root/")
 
@@ -36,18 +47,19 @@ def test_relpath_with_dotdot_refused(parts):
 @given(st.lists(_part, min_size=1, max_size=4))
 def test_absolute_refused(parts):
     with pytest.raises(DependencyError, match="absolute"):
-        run_deps._check_relpath("/" + "/".join(parts), "dep", "target-path")
+        dep_spec.check_dependency(_spec(**{"target-path": "/" + "/".join(parts)}))
 
 
 @settings(max_examples=30, deadline=None)
 @given(st.lists(st.sampled_from(["x", "y", "..", "."]), min_size=1, max_size=4))
 def test_target_path_stays_in_run_dir(parts):
-    spec = {"type": "project-files", "files": "f", "target-path": "/".join(parts)}
+    spec = _spec(**{"target-path": "/".join(parts)})
     try:
-        target = run_deps._target_path(spec, "dep")
+        dep_spec.check_dependency(spec)
     except DependencyError:
         assert ".." in parts
         return
+    target = run_deps._target_path(spec)
     placed = os.path.normpath(os.path.join("/run", run_deps._join(target, "f")))
     assert placed.startswith("/run/")
 

@@ -5,22 +5,26 @@ from __future__ import annotations
 import errno
 import hashlib
 import os
+import re
 import shutil
 import stat
 import sys
-from typing import IO, Any
+from typing import IO, Any, Iterator
 
 __all__ = [
     "NotRegularFile",
     "copy_file",
     "is_inside",
+    "path_problem",
     "make_readonly",
     "file_kind",
     "open_regular",
     "tomllib",
     "snapshot_dir",
+    "walk_files",
     "sha256_file",
     "sha256_bytes",
+    "stat_key",
 ]
 
 _BUF_SIZE = 1024 * 1024
@@ -89,6 +93,13 @@ def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def stat_key(st: os.stat_result) -> tuple[int, int, int, int, int]:
+    """What identifies a file's content version: device, inode, size,
+    mtime and ctime (ns). ctime changes on any write, chmod or utime, and
+    no process can set it back."""
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
 def copy_file(
     src: str,
     dest: str,
@@ -155,6 +166,22 @@ def _try_reflink(src: str, dest: str) -> bool:
         return True
 
 
+def path_problem(path: str) -> str | None:
+    """Why a relative path from gage.toml would leave its root, or None.
+
+    Config files, dependency globs and target paths name files inside
+    the run dir (or the project or upstream run they come from): an
+    absolute path, `~`, a `..` part or a NUL character is refused.
+    """
+    if "\0" in path:
+        return "has a NUL character"
+    if os.path.isabs(path) or path.startswith("~"):
+        return "is absolute"
+    if ".." in re.split(r"[\\/]", path):
+        return "uses '..'"
+    return None
+
+
 def is_inside(root: str, path: str) -> bool:
     """True when writing `path` (replacing its last part) stays under
     `root`: no link among its parent dirs leads out of `root`.
@@ -196,16 +223,43 @@ def snapshot_dir(root: str) -> dict[str, tuple[int, int]]:
     or changed in a run dir.
     """
     result: dict[str, tuple[int, int]] = {}
-    _snapshot(root, "", result)
+    for relpath, entry in walk_files(root):
+        st = entry.stat(follow_symlinks=False)
+        result[relpath] = (st.st_size, st.st_mtime_ns)
     return result
 
 
-def _snapshot(root: str, reldir: str, result: dict[str, tuple[int, int]]) -> None:
-    with os.scandir(os.path.join(root, reldir) if reldir else root) as it:
-        for entry in it:
-            relpath = reldir + "/" + entry.name if reldir else entry.name
-            if entry.is_dir(follow_symlinks=False):
-                _snapshot(root, relpath, result)
-            else:
-                st = entry.stat(follow_symlinks=False)
-                result[relpath] = (st.st_size, st.st_mtime_ns)
+def walk_files(
+    root: str, reldir: str = "", follow_links: bool = False
+) -> Iterator[tuple[str, os.DirEntry[str]]]:
+    """(path relative to root, entry) for every file and link under
+    `root/reldir`, in no set order: the one generic tree walker.
+
+    Directories are descended, not yielded. A symlink is yielded; with
+    `follow_links`, a link to a directory is then descended too (each real
+    directory once, so a link cycle ends): a caller that must refuse a
+    link (one that leaves its root) raises when it is yielded, before
+    anything under it is read. `file_select` keeps its own walker, which
+    prunes directories by rule before descending.
+    """
+    seen: set[str] = set()
+    stack = [reldir]
+    while stack:
+        rel = stack.pop()
+        path = os.path.join(root, rel) if rel else root
+        if follow_links:
+            real = os.path.realpath(path)
+            if real in seen:
+                continue
+            seen.add(real)
+        with os.scandir(path) as it:
+            for entry in it:
+                relpath = rel + "/" + entry.name if rel else entry.name
+                if entry.is_symlink():
+                    yield relpath, entry
+                    if follow_links and entry.is_dir():
+                        stack.append(relpath)
+                elif entry.is_dir(follow_symlinks=False):
+                    stack.append(relpath)
+                else:
+                    yield relpath, entry

@@ -26,8 +26,17 @@ from typing import Any, NoReturn
 import attrs
 
 from . import file_util
+from .dep_spec import DEPENDENCY_TYPES, check_dependency
 from .op_exec import PHASES, op_cmd, split_exec
-from .types import GagefileError, OpCmd, OpDef, OpRef, StageError
+from .types import (
+    DependencyError,
+    GagefileError,
+    OpCmd,
+    OpDef,
+    OpRef,
+    StageError,
+    describe,
+)
 
 __all__ = [
     "DEPENDENCY_TYPES",
@@ -40,7 +49,6 @@ __all__ = [
     "load_gagefile",
     "op_cmd",
     "op_ref",
-    "path_problem",
     "read_gagefile",
 ]
 
@@ -64,7 +72,6 @@ PROJECT_KEYS = ["$runs-dir"]
 
 EXEC_PHASES = list(PHASES)
 
-DEPENDENCY_TYPES = ["project-files", "run-files"]
 
 
 @attrs.frozen
@@ -211,7 +218,7 @@ class _Validator:
                     name,
                     None,
                     f"'{name}' must be a table that defines an operation "
-                    f'(e.g. [{name}] with exec = "..."), got {_type(val)}',
+                    f'(e.g. [{name}] with exec = "..."), got {describe(val)}',
                 )
             self._op_name(name)
             opdefs[name] = OpDef(name, self.opdef(name, val))
@@ -261,7 +268,7 @@ class _Validator:
             )
         if not isinstance(val, str) or not val:
             self.fail(
-                None, name, f"'$runs-dir' must be a path string, got {_type(val)}"
+                None, name, f"'$runs-dir' must be a path string, got {describe(val)}"
             )
         return os.path.join(os.path.dirname(self.path), os.path.expanduser(val))
 
@@ -281,16 +288,16 @@ class _Validator:
 
     def _str(self, op: str, key: str, val: Any) -> None:
         if not isinstance(val, str):
-            self.fail(op, key, f"'{key}' must be a string, got {_type(val)}")
+            self.fail(op, key, f"'{key}' must be a string, got {describe(val)}")
 
     def _bool(self, op: str, key: str, val: Any) -> None:
         if not isinstance(val, bool):
-            self.fail(op, key, f"'{key}' must be true or false, got {_type(val)}")
+            self.fail(op, key, f"'{key}' must be true or false, got {describe(val)}")
 
     def _version(self, op: str, key: str, val: Any) -> None:
         if not isinstance(val, (str, int)) or isinstance(val, bool):
             self.fail(
-                op, key, f"'{key}' must be a string or an integer, got {_type(val)}"
+                op, key, f"'{key}' must be a string or an integer, got {describe(val)}"
             )
 
     def _exec(self, op: str, key: str, val: Any) -> None:
@@ -330,7 +337,7 @@ class _Validator:
                 key,
                 f"'{key}' must be a command string, a list of strings"
                 + (" or a table of phases" if "." not in key else "")
-                + f", got {_type(val)}",
+                + f", got {describe(val)}",
             )
 
     def _argv(self, op: str, key: str, args: list[str]) -> None:
@@ -348,14 +355,14 @@ class _Validator:
     def _env(self, op: str, key: str, val: Any) -> None:
         if not isinstance(val, dict):
             self.fail(
-                op, key, f"'env' must be a table of NAME = value, got {_type(val)}"
+                op, key, f"'env' must be a table of NAME = value, got {describe(val)}"
             )
         for name, v in val.items():
             if not isinstance(v, (str, int, float, bool)):
                 self.fail(
                     op,
                     key,
-                    f"env '{name}' must be a string, number or boolean, got {_type(v)}",
+                    f"env '{name}' must be a string, number or boolean, got {describe(v)}",
                 )
             self._env_item(op, key, name, v)
 
@@ -391,13 +398,13 @@ class _Validator:
                     op,
                     key,
                     f"'config' must be a pattern string (FILE#KEYS), a table "
-                    f"or a list of these, got {_type(item)}",
+                    f"or a list of these, got {describe(item)}",
                 )
 
     def _config_file(self, op: str, key: str, spec: str) -> None:
         """A config file is patched in the run dir: its path must stay there."""
         path = spec.strip().lstrip("-").strip().partition("#")[0].strip()
-        problem = path_problem(path)
+        problem = file_util.path_problem(path)
         if problem:
             self.fail(
                 op,
@@ -418,7 +425,7 @@ class _Validator:
             self.fail(
                 op,
                 key,
-                f"'sourcecode' must be a rule string or a list of rules, got {_type(val)}",
+                f"'sourcecode' must be a rule string or a list of rules, got {describe(val)}",
             )
         for rule in rules:
             try:
@@ -427,95 +434,11 @@ class _Validator:
                 self.fail(op, key, f"bad {e}")
 
     def _depends(self, op: str, key: str, val: Any) -> None:
-        items = val if isinstance(val, list) else [val]
-        for item in items:
-            if not isinstance(item, dict):
-                self.fail(
-                    op,
-                    key,
-                    f"'depends' must be a table or a list of tables "
-                    f'(e.g. {{ type = "project-files", files = "data/*" }}), '
-                    f"got {_type(item)}",
-                )
-            dep_type = item.get("type")
-            if dep_type is None:
-                self.fail(
-                    op,
-                    key,
-                    f"dependency {_inline(item)} has no 'type' "
-                    f"(one of {', '.join(DEPENDENCY_TYPES)})",
-                )
-            if dep_type not in DEPENDENCY_TYPES:
-                self.fail(
-                    op,
-                    key,
-                    f"unknown dependency type {dep_type!r} "
-                    f"(known types: {', '.join(DEPENDENCY_TYPES)})",
-                )
-            known = _dependency_keys().get(dep_type)
-            unknown = [k for k in item if known is not None and k not in known]
-            if known is not None and unknown:
-                self.fail(
-                    op,
-                    key,
-                    f"unknown key '{unknown[0]}' in {dep_type} dependency "
-                    f"(known keys: {', '.join(known)})",
-                )
-            self._dep_values(op, key, dep_type, item)
-
-    def _dep_values(
-        self, op: str, key: str, dep_type: str, item: dict[str, Any]
-    ) -> None:
-        what = f"{dep_type} dependency"
-        link = item.get("link", False)
-        if not isinstance(link, bool):
-            self.fail(
-                op, key, f"'link' in {what} must be true or false, got {_type(link)}"
-            )
-        files = item.get("files")
-        if files is not None:
-            pats = [files] if isinstance(files, str) else files
-            if (
-                not isinstance(pats, list)
-                or not pats
-                or not all(isinstance(p, str) and p for p in pats)
-            ):
-                self.fail(
-                    op,
-                    key,
-                    f"'files' in {what} must be a glob or a list of globs, "
-                    f"got {_type(files)}",
-                )
-            for pat in pats:
-                self._dep_path(op, key, what, "files", pat)
-        target = item.get("target-path")
-        if target is not None:
-            if not isinstance(target, str):
-                self.fail(
-                    op,
-                    key,
-                    f"'target-path' in {what} must be a path, got {_type(target)}",
-                )
-            if target not in ("", "."):
-                self._dep_path(op, key, what, "target-path", target)
-        select = item.get("run-select")
-        if select is not None and (not isinstance(select, str) or not select):
-            self.fail(
-                op,
-                key,
-                f"'run-select' in {what} must be an op name or a run id or name, "
-                f"got {_type(select)}",
-            )
-
-    def _dep_path(self, op: str, key: str, what: str, name: str, path: str) -> None:
-        problem = path_problem(path)
-        if problem:
-            self.fail(
-                op,
-                key,
-                f"'{name}' {path!r} in {what} {problem}: use a path relative "
-                "to its root, inside it",
-            )
+        for item in val if isinstance(val, list) else [val]:
+            try:
+                check_dependency(item)
+            except DependencyError as e:
+                self.fail(op, key, str(e))
 
     def _summary(self, op: str, key: str, val: Any) -> None:
         if isinstance(val, dict):
@@ -530,7 +453,7 @@ class _Validator:
                 op,
                 key,
                 f"'summary' must be a file name or a table with 'filename', "
-                f"got {_type(val)}",
+                f"got {describe(val)}",
             )
 
     def _output_summary(self, op: str, key: str, val: Any) -> None:
@@ -540,7 +463,7 @@ class _Validator:
             self.fail(
                 op,
                 key,
-                f"'{key}' must be a regular expression or false, got {_type(val)}",
+                f"'{key}' must be a regular expression or false, got {describe(val)}",
             )
         try:
             re.compile(val)
@@ -552,7 +475,7 @@ class _Validator:
             self.fail(
                 op,
                 key,
-                f"'listing' must be a boolean, string, list or table, got {_type(val)}",
+                f"'listing' must be a boolean, string, list or table, got {describe(val)}",
             )
 
     # -- error
@@ -634,22 +557,6 @@ _CHECKS = {
 }
 
 
-def path_problem(path: str) -> str | None:
-    """Why a relative path from gage.toml would leave its root, or None.
-
-    Config files, dependency globs and target paths name files inside
-    the run dir (or the project or upstream run they come from): an
-    absolute path, `~`, a `..` part or a NUL character is refused.
-    """
-    if "\0" in path:
-        return "has a NUL character"
-    if os.path.isabs(path) or path.startswith("~"):
-        return "is absolute"
-    if ".." in re.split(r"[\\/]", path):
-        return "uses '..'"
-    return None
-
-
 def _op_name_problem(name: str) -> str | None:
     if not name.strip():
         return "is empty"
@@ -658,32 +565,6 @@ def _op_name_problem(name: str) -> str | None:
     if "=" in name:
         return "has '=' (the command line reads NAME=VALUE as config)"
     return None
-
-
-def _dependency_keys() -> dict[str, tuple[str, ...]]:
-    try:
-        from .run_deps import DEPENDENCY_KEYS
-    except ImportError:
-        return {}
-    return DEPENDENCY_KEYS
-
-
-def _type(val: Any) -> str:
-    if isinstance(val, bool):
-        return f"boolean {str(val).lower()}"
-    if isinstance(val, str):
-        return f"string {val!r}"
-    if isinstance(val, (int, float)):
-        return f"number {val}"
-    if isinstance(val, list):
-        return "a list"
-    if isinstance(val, dict):
-        return "a table"
-    return type(val).__name__
-
-
-def _inline(d: dict[str, Any]) -> str:
-    return "{ " + ", ".join(f"{k} = {v!r}" for k, v in d.items()) + " }"
 
 
 # ---------------------------------------------------------------------------

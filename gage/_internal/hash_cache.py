@@ -36,6 +36,7 @@ import time
 import attrs
 
 from . import file_util
+from .file_util import stat_key
 from .run_meta import hash_cache_path
 
 __all__ = [
@@ -118,11 +119,7 @@ def remember(path: str, digest: str) -> None:
     """
     if len(_memo) >= _MEMO_MAX:
         _memo.clear()
-    _memo[_memo_key(os.stat(path))] = digest
-
-
-def _memo_key(st: os.stat_result) -> tuple[int, int, int, int, int]:
-    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+    _memo[stat_key(os.stat(path))] = digest
 
 
 _memo: dict[tuple[int, int, int, int, int], str] = {}
@@ -132,7 +129,7 @@ _MEMO_MAX = 200_000
 def file_sha256(path: str, cache: HashCache | None = None) -> str:
     """sha256 of the file at `path` (a symlink is followed), cached."""
     st = os.stat(path)
-    digest = _memo.get(_memo_key(st))
+    digest = _memo.get(stat_key(st))
     if digest is not None:
         return digest
     if cache is None or st.st_size < MIN_SIZE or _db(cache) is None:
@@ -141,7 +138,7 @@ def file_sha256(path: str, cache: HashCache | None = None) -> str:
     if digest is not None:
         return digest
     digest = file_util.sha256_file(path)
-    if _same_stat(st, os.stat(path)):
+    if stat_key(st) == stat_key(os.stat(path)):
         _store(cache, st, digest)
     return digest
 
@@ -158,7 +155,7 @@ def store_copy(
     Stored only when the source did not change while it was copied
     (same stat before and after), so the copy has the same content.
     """
-    if cache is None or not _same_stat(src_before, src_after) or _db(cache) is None:
+    if cache is None or stat_key(src_before) != stat_key(src_after) or _db(cache) is None:
         return
     st = os.stat(dest)
     if st.st_size >= MIN_SIZE and st.st_size == src_after.st_size:
@@ -193,13 +190,3 @@ def _store(cache: HashCache, st: os.stat_result, digest: str) -> None:
         )
     except sqlite3.Error:
         pass
-
-
-def _same_stat(a: os.stat_result, b: os.stat_result) -> bool:
-    return (a.st_dev, a.st_ino, a.st_size, a.st_mtime_ns, a.st_ctime_ns) == (
-        b.st_dev,
-        b.st_ino,
-        b.st_size,
-        b.st_mtime_ns,
-        b.st_ctime_ns,
-    )

@@ -329,12 +329,8 @@ def _parse_rule(spec: str, table: dict[str, Any], opdef: OpDef) -> _Rule:
     )
 
 
-def _is_glob(s: str) -> bool:
-    return any(c in s for c in "*?[")
-
-
 def _match_files(root: str, rule: _Rule) -> list[str]:
-    if not _is_glob(rule.file_glob):
+    if not glob.has_magic(rule.file_glob):
         path = os.path.normpath(rule.file_glob).replace(os.sep, "/")
         if os.path.isfile(os.path.join(root, path)):
             return [path]
@@ -373,7 +369,7 @@ def _include(
             desc = rule.description or (cur.description if cur else "")
             config[name] = ConfigValue(val, path, file_key, desc)
     for key_glob in rule.key_globs or ():
-        if not _is_glob(key_glob) and key_glob not in matched:
+        if not glob.has_magic(key_glob) and key_glob not in matched:
             raise ConfigError(
                 f"Config key '{key_glob}' not found in {rule.file_glob} "
                 f"(keys are: {', '.join(all_keys) or 'none'})"

@@ -45,13 +45,13 @@ from __future__ import annotations
 
 import glob
 import os
-import re
 import stat
 from typing import Any, Mapping
 
 import attrs
 
 from . import file_util, hash_cache
+from .dep_spec import check_dependencies, dependency_where
 from .run_meta import (
     FileEvent,
     append_files_log,
@@ -66,19 +66,11 @@ from .runs import select_run
 from .types import DependencyError, OpDef, Run, RunSelectError
 
 __all__ = [
-    "DEPENDENCY_KEYS",
     "DepFile",
     "ResolvedDep",
     "preview_dependencies",
     "resolve_deps",
 ]
-
-DEPENDENCY_KEYS = {
-    "project-files": ("type", "files", "target-path", "link", "sha256"),
-    "run-files": ("type", "run-select", "files", "target-path", "link", "sha256"),
-}
-
-_SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
 @attrs.frozen
@@ -120,9 +112,10 @@ def preview_dependencies(
     `upstream` maps an op name in a `run-select` to the exact run to use
     (`gage repro` passes the runs it just made); other selections use the
     latest completed run. Nothing is copied or hashed; raises
-    DependencyError as staging would (no upstream run, missing file,
-    escaping path).
+    DependencyError as staging would (an invalid spec, no upstream run,
+    missing file, escaping path).
     """
+    check_dependencies(opdef)
     return [
         _resolve(runs_home, project_dir, opdef, i, spec, upstream or {})
         for i, spec in enumerate(opdef.get_dependencies())
@@ -137,13 +130,12 @@ def _resolve(
     spec: dict[str, Any],
     upstream: Mapping[str, Run],
 ) -> ResolvedDep:
-    where = _where(opdef, i, spec)
-    _check_spec(spec, where)
-    target = _target_path(spec, where)
+    where = dependency_where(opdef.name, i, spec)
+    target = _target_path(spec)
     if spec["type"] == "project-files":
         root = os.path.abspath(project_dir)
         source = {"type": "project", "dir": root}
-        relpaths = _match(root, _patterns(spec, where), where, "project")
+        relpaths = _match(root, _patterns(spec), where, "project")
     else:
         up = upstream.get(spec["run-select"]) or _select_run(
             runs_home, spec["run-select"], where
@@ -151,80 +143,21 @@ def _resolve(
         root = up.run_dir
         source = _run_source(up)
         if "files" in spec:
-            relpaths = _match(root, _patterns(spec, where), where, f"run {up.id}")
+            relpaths = _match(root, _patterns(spec), where, f"run {up.id}")
         else:
             relpaths = _generated_files(up)
     files = [DepFile(rel, _join(target, rel)) for rel in relpaths]
     return ResolvedDep(dict(spec), source, root, bool(spec.get("link")), files)
 
 
-def _where(opdef: OpDef, i: int, spec: Any) -> str:
-    if isinstance(spec, dict):
-        what = spec.get("files") if spec.get("type") == "project-files" else None
-        what = what or spec.get("run-select")
-        if what is not None:
-            return f"op '{opdef.name}' depends[{i}] ({spec.get('type')} {what!r})"
-    return f"op '{opdef.name}' depends[{i}]"
-
-
-def _check_spec(spec: Any, where: str) -> None:
-    if not isinstance(spec, dict):
-        raise DependencyError(f"{where}: a dependency must be a table, got {spec!r}")
-    dep_type = spec.get("type")
-    if dep_type not in DEPENDENCY_KEYS:
-        raise DependencyError(
-            f"{where}: unknown dependency type {dep_type!r} "
-            f"(known types: {', '.join(DEPENDENCY_KEYS)})"
-        )
-    known = DEPENDENCY_KEYS[dep_type]
-    for key in spec:
-        if key not in known:
-            raise DependencyError(
-                f"{where}: unknown key '{key}' for {dep_type} "
-                f"(known keys: {', '.join(known)})"
-            )
-    if dep_type == "project-files" and "files" not in spec:
-        raise DependencyError(f"{where}: project-files needs 'files' (a glob or list)")
-    if dep_type == "run-files" and not isinstance(spec.get("run-select"), str):
-        raise DependencyError(
-            f"{where}: run-files needs 'run-select' (an op name or a run id/name)"
-        )
-
-
-def _patterns(spec: dict[str, Any], where: str) -> list[str]:
+def _patterns(spec: dict[str, Any]) -> list[str]:
     val = spec["files"]
-    pats = [val] if isinstance(val, str) else val
-    if (
-        not isinstance(pats, list)
-        or not pats
-        or not all(isinstance(p, str) and p for p in pats)
-    ):
-        raise DependencyError(f"{where}: 'files' must be a glob or a list of globs")
-    for pat in pats:
-        _check_relpath(pat, where, "file pattern")
-    return pats
+    return [val] if isinstance(val, str) else list(val)
 
 
-def _target_path(spec: dict[str, Any], where: str) -> str:
+def _target_path(spec: dict[str, Any]) -> str:
     val = spec.get("target-path", "")
-    if not isinstance(val, str):
-        raise DependencyError(f"{where}: 'target-path' must be a string")
-    if val in ("", "."):
-        return ""
-    _check_relpath(val, where, "target-path")
-    return os.path.normpath(val)
-
-
-def _check_relpath(path: str, where: str, what: str) -> None:
-    """Refuse a path that is absolute or has a `..` part."""
-    if os.path.isabs(path) or path.startswith("~"):
-        raise DependencyError(
-            f"{where}: {what} '{path}' is absolute: use a path relative to its root"
-        )
-    if ".." in re.split(r"[\\/]", path):
-        raise DependencyError(
-            f"{where}: {what} '{path}' uses '..' and would leave its root"
-        )
+    return "" if val in ("", ".") else os.path.normpath(val)
 
 
 def _join(target: str, rel: str) -> str:
@@ -239,7 +172,7 @@ def _match(root: str, patterns: list[str], where: str, root_desc: str) -> list[s
     real_root = os.path.realpath(root)
     found: dict[str, None] = {}
     for pat in patterns:
-        if _has_magic(pat):
+        if glob.has_magic(pat):
             matches = sorted(glob.glob(pat, root_dir=root, recursive=True))
             if not matches:
                 raise DependencyError(
@@ -263,10 +196,6 @@ def _match(root: str, patterns: list[str], where: str, root_desc: str) -> list[s
     return sorted(found)
 
 
-def _has_magic(pat: str) -> bool:
-    return any(c in pat for c in "*?[")
-
-
 def _check_inside(
     real_root: str, full: str, rel: str, where: str, root_desc: str
 ) -> None:
@@ -283,27 +212,16 @@ def _walk(
 ) -> list[str]:
     """Files under a dir (links followed when they stay inside the root)."""
     files = []
-    seen: set[str] = set()
-    stack = [reldir]
-    while stack:
-        rel = stack.pop()
-        real = os.path.realpath(os.path.join(root, rel))
-        if real in seen:
-            continue
-        seen.add(real)
-        with os.scandir(os.path.join(root, rel)) as it:
-            for entry in it:
-                sub = os.path.join(rel, entry.name)
-                if entry.is_symlink():
-                    _check_inside(real_root, entry.path, sub, where, root_desc)
-                    if not os.path.exists(entry.path):
-                        raise DependencyError(
-                            f"{where}: '{sub}' is a broken link in {root_desc}"
-                        )
-                if entry.is_dir():
-                    stack.append(sub)
-                else:
-                    files.append(sub)
+    for sub, entry in file_util.walk_files(root, reldir, follow_links=True):
+        if entry.is_symlink():
+            _check_inside(real_root, entry.path, sub, where, root_desc)
+            if not os.path.exists(entry.path):
+                raise DependencyError(
+                    f"{where}: '{sub}' is a broken link in {root_desc}"
+                )
+            if entry.is_dir():
+                continue
+        files.append(sub)
     return sorted(files)
 
 
@@ -385,7 +303,7 @@ def _resolve_and_place(
     run: Run, project_dir: str, opdef: OpDef, upstream: Mapping[str, Run] | None
 ) -> list[dict[str, Any]]:
     resolved = preview_dependencies(run.runs_home, project_dir, opdef, upstream)
-    wheres = [_where(opdef, i, dep.spec) for i, dep in enumerate(resolved)]
+    wheres = [dependency_where(opdef.name, i, d.spec) for i, d in enumerate(resolved)]
     with hash_cache.open_cache(run.runs_home) as cache:
         hashed = [
             _hash_files(dep, cache, where) for dep, where in zip(resolved, wheres)
@@ -442,19 +360,8 @@ def _pins(dep: ResolvedDep, where: str) -> dict[str, str]:
                 f"{where}: a sha256 string pins a single file but the "
                 f"dependency has {len(dep.files)}: use a table path -> sha256"
             )
-        pins = {dep.files[0].source: val}
-    elif isinstance(val, dict):
-        pins = {os.path.normpath(str(k)): v for k, v in val.items()}
-    else:
-        raise DependencyError(
-            f"{where}: 'sha256' must be a digest or a table path -> digest"
-        )
-    for path, digest in pins.items():
-        if not isinstance(digest, str) or not _SHA256.fullmatch(digest):
-            raise DependencyError(
-                f"{where}: sha256 pin for '{path}' is not a sha256 hex digest"
-            )
-    return pins
+        return {dep.files[0].source: val}
+    return {os.path.normpath(k): v for k, v in val.items()}
 
 
 def _place(
@@ -491,7 +398,7 @@ def _place(
         os.makedirs(os.path.dirname(dest), exist_ok=True)
         if dep.link:
             os.symlink(os.path.abspath(src_path), dest)
-            if _same_file_state(st, os.stat(dest)):
+            if file_util.stat_key(st) == file_util.stat_key(os.stat(dest)):
                 hash_cache.remember(dest, digest)
         else:
             _copy(src_path, dest, st, digest, cache, f.source, where)
@@ -536,19 +443,10 @@ def _copy(
 ) -> None:
     copied = file_util.copy_file(src, dest)
     after = os.stat(src)
-    if not _same_file_state(hashed_st, after) or copied not in (None, digest):
+    if file_util.stat_key(hashed_st) != file_util.stat_key(after) or copied not in (None, digest):
         raise DependencyError(
             f"{where}: '{source}' changed while the run was staged: stage again"
         )
     hash_cache.store_copy(cache, hashed_st, after, dest, digest)
     # Finalizing the staged run hashes this file again otherwise.
     hash_cache.remember(dest, digest)
-
-
-def _same_file_state(a: os.stat_result, b: os.stat_result) -> bool:
-    return (a.st_ino, a.st_size, a.st_mtime_ns, a.st_ctime_ns) == (
-        b.st_ino,
-        b.st_size,
-        b.st_mtime_ns,
-        b.st_ctime_ns,
-    )

@@ -30,11 +30,27 @@ __all__ = [
     "OpCmd",
     "Run",
     "SourceRule",
+    "describe",
 ]
 
 
 META_SUFFIX = ".meta"
 """A run's meta dir is its run dir with this suffix."""
+
+
+def describe(val: Any) -> str:
+    """How an error message names a value: `string 'x'`, `number 1`, `a table`."""
+    if isinstance(val, bool):
+        return f"boolean {str(val).lower()}"
+    if isinstance(val, str):
+        return f"string {val!r}"
+    if isinstance(val, (int, float)):
+        return f"number {val}"
+    if isinstance(val, list):
+        return "a list"
+    if isinstance(val, dict):
+        return "a table"
+    return type(val).__name__
 
 
 class GageError(Exception):
