@@ -102,3 +102,15 @@ def test_hooks_not_predicted(tmp_path):
     project, home = _project(tmp_path)
     gf = gagefile.read_gagefile(os.path.join(project, "gage.toml"))
     assert op_inputs.op_inputs(home, project, gf.get_opdef("hooked"), {}) is None
+
+
+def test_explicit_upstream_run_is_used_and_recorded(tmp_path):
+    """repro passes the upstream run by id: a newer completed run of the
+    upstream op (made by another process meanwhile) is not used."""
+    project, home = _project(tmp_path)
+    gf = gagefile.read_gagefile(os.path.join(project, "gage.toml"))
+    mine = _done(_stage(gf, home, "prep"))
+    _done(_stage(gf, home, "prep"))  # newer, "latest"
+    run = _stage(gf, home, "train", {"lr": 0.1}, upstream={"prep": mine})
+    assert run_meta.read_deps(run)[0]["source"]["id"] == mine.id
+    assert op_inputs.read_inputs(run).deps[0]["source"] == f"run:{mine.id}"

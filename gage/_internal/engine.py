@@ -103,6 +103,10 @@ class LocalEngine:
     def submit(
         self, run: Run, *, quiet: bool = False
     ) -> concurrent.futures.Future[int]:
+        # A run may write to the same stdout/stderr: what gage printed
+        # before must come first.
+        sys.stdout.flush()
+        sys.stderr.flush()
         self.console.update(queued=1)
         fut = self._pool.submit(self._run, run, quiet)
         self._futures.append(fut)
@@ -133,7 +137,12 @@ class LocalEngine:
         with self._lock:
             if self._cancelled:
                 return 130
-            p = self._spawn(run, quiet)
+            try:
+                p = self._spawn(run, quiet)
+            except OSError as e:
+                self.console.update(queued=-1, done=1, failed=1)
+                print(f"gage: cannot start run {run.name}: {e}", file=sys.stderr)
+                return 1
             self._procs[p.pid] = p
         self.console.update(queued=-1, running=1)
         try:
