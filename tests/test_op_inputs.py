@@ -81,7 +81,7 @@ def test_find_run_and_changes(tmp_path):
     assert op_inputs.find_run(home, changed) is None
     assert op_inputs.describe_changes(inputs, changed) == [
         "config lr: 0.1 -> 0.2",
-        "source train.py: changed",
+        "source train.py: changed (config applied)",
         f"upstream prep: run {prep.name} -> {prep2.name}",
     ]
     # The exact upstream run can be named.

@@ -67,10 +67,15 @@ class Inputs:
     sources: dict[str, str]
     deps: list[dict[str, Any]]
     extra: dict[str, str] = attrs.field(factory=dict)
+    patched: list[str] = attrs.field(factory=list)
+    """Source files that config patched: not part of the key (config
+    and digests are), kept to explain a difference."""
 
     @property
     def key(self) -> str:
-        return _digest(self.data())
+        data = self.data()
+        del data["patched"]
+        return _digest(data)
 
     def data(self) -> dict[str, Any]:
         return {
@@ -80,6 +85,7 @@ class Inputs:
             "sources": self.sources,
             "deps": self.deps,
             "extra": self.extra,
+            "patched": self.patched,
         }
 
     @classmethod
@@ -91,6 +97,7 @@ class Inputs:
             data["sources"],
             data["deps"],
             data.get("extra") or {},
+            data.get("patched") or [],
         )
 
 
@@ -144,10 +151,13 @@ def op_inputs(
     with hash_cache.open_cache(runs_home) as cache:
         deps = [_dep_inputs(dep, cache) for dep in resolved]
         placed = {path for d in deps for path in d["files"]}
-        sources = _source_inputs(runs_home, project_dir, opdef, config, placed)
-    if sources is None:
+        found = _source_inputs(runs_home, project_dir, opdef, config, placed)
+    if found is None:
         return None
-    return Inputs(opdef.name, opdef_digest(opdef), config, sources, deps)
+    sources, patched = found
+    return Inputs(
+        opdef.name, opdef_digest(opdef), config, sources, deps, patched=patched
+    )
 
 
 def _dep_inputs(dep: Any, cache: hash_cache.HashCache) -> dict[str, Any]:
@@ -182,7 +192,9 @@ def _source_inputs(
     opdef: OpDef,
     config: dict[str, Any],
     placed: set[str],
-) -> dict[str, str] | None:
+) -> tuple[dict[str, str], list[str]] | None:
+    """Source path -> sha256 as staging would copy and patch them, and
+    the paths config patches; None when that cannot be known."""
     from . import file_util, run_stage
 
     sel = run_stage.select_sourcecode(project_dir, opdef, runs_home)
@@ -199,12 +211,14 @@ def _source_inputs(
             )
         except OSError:
             continue  # staging skips it too, with a warning
+    patched: dict[str, str] = {}
     if config:
-        patched = _patched_digests(project_dir, opdef, config, sources)
-        if patched is None:
+        found = _patched_digests(project_dir, opdef, config, sources)
+        if found is None:
             return None
+        patched = found
         sources.update(patched)
-    return sources
+    return sources, sorted(patched)
 
 
 def _patched_digests(
@@ -252,6 +266,9 @@ def staged_inputs(
         for e in manifest
         if e.type in ("d", "r") and e.path not in placed
     }
+    patched = sorted(
+        {e.path for e in run_meta.read_files_log(run) if e.event == "m"} & set(sources)
+    )
     return Inputs(
         op_name(run) or opdef.name,
         opdef_digest(opdef),
@@ -259,6 +276,7 @@ def staged_inputs(
         sources,
         deps,
         extra,
+        patched,
     )
 
 
@@ -366,7 +384,10 @@ def describe_changes(old: Inputs, new: Inputs) -> list[str]:
         a, b = old.config.get(key, _MISSING), new.config.get(key, _MISSING)
         if a != b or type(a) is not type(b):
             lines.append(f"config {key}: {_fmt(a)} -> {_fmt(b)}")
-    lines.extend(_file_changes("source", old.sources, new.sources))
+    patched = set(old.patched) | set(new.patched)
+    for line in _file_changes("source", old.sources, new.sources):
+        path = line[len("source ") :].rsplit(": ", 1)[0]
+        lines.append(line + (" (config applied)" if path in patched else ""))
     for i in range(max(len(old.deps), len(new.deps))):
         a = old.deps[i] if i < len(old.deps) else {"source": None, "files": {}}
         b = new.deps[i] if i < len(new.deps) else {"source": None, "files": {}}
