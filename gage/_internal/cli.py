@@ -100,7 +100,7 @@ def _parse_args(parser: argparse.ArgumentParser, argv: list[str] | None):
     argparse takes positionals only up to the first option: words left
     over that are not options are the op's config assignments.
     """
-    args, extra = parser.parse_known_args(argv)
+    args, extra = parser.parse_known_args(_sort_values(argv))
     # `assigns` of gage run, `words` of gage repro.
     dest = "assigns" if hasattr(args, "assigns") else "words"
     if extra and hasattr(args, dest):
@@ -110,6 +110,19 @@ def _parse_args(parser: argparse.ArgumentParser, argv: list[str] | None):
     if extra:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     return args
+
+
+def _sort_values(argv: list[str] | None) -> list[str]:
+    """`--sort -loss` as `--sort=-loss`: argparse takes a value that
+    starts with '-' for an option."""
+    words = list(sys.argv[1:] if argv is None else argv)
+    out: list[str] = []
+    while words:
+        word = words.pop(0)
+        if word == "--sort" and words and words[0].startswith("-"):
+            word = f"--sort={words.pop(0)}"
+        out.append(word)
+    return out
 
 
 def _is_run_error(e: Exception) -> bool:
@@ -219,6 +232,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     _runs_dir_arg(runs)
     runs.set_defaults(func=_cmd_runs)
+    from . import cli_runs_manage
+
+    cli_runs_manage.add_parsers(runs)
 
     show = sub.add_parser(
         "show",
@@ -247,10 +263,11 @@ def _parser() -> argparse.ArgumentParser:
     _runs_dir_arg(check)
     check.set_defaults(func=_cmd_check)
 
-    from . import cli_dag, cli_repro
+    from . import cli_compare, cli_dag, cli_repro
 
     cli_repro.add_parser(sub)
     cli_dag.add_parser(sub)
+    cli_compare.add_parser(sub)
     return p
 
 
@@ -561,18 +578,30 @@ def _cmd_runs(args) -> int:
 
     _gf, home = _project(args, required=False)
     limit = _runs_limit(args)
-    page, total = runs.runs_page(home, args.op, args.status, limit, args.batch)
+    if args.label is None:
+        page, total = runs.runs_page(home, args.op, args.status, limit, args.batch)
+    else:
+        from . import cli_compare
+
+        page, total = cli_compare.with_label(
+            runs.runs_page(home, args.op, args.status, None, args.batch)[0],
+            args.label,
+            limit,
+        )
     if args.json:
         import json
 
         print(json.dumps([r for _n, r in page], indent=2, sort_keys=True))
         return 0
     if not page:
-        filtered = args.op or args.status or args.batch
+        filtered = args.op or args.status or args.batch or args.label
         print(f"No {'matching ' if filtered else ''}runs in {home}")
         return 0
-    rows = [("#", "name", "op", "status", "started", "time", "config")]
-    for n, r in page:
+    from . import cli_compare
+
+    head, cells = cli_compare.runs_columns([r for _n, r in page], args.cols)
+    rows = [("#", "name", "op", "status", "started", "time", *head, "config")]
+    for (n, r), extra in zip(page, cells):
         rows.append(
             (
                 str(n),
@@ -581,6 +610,7 @@ def _cmd_runs(args) -> int:
                 r["status"],
                 _local_time(r["started"]),
                 _duration(r["duration"]),
+                *extra,
                 _config_summary(r["config"]),
             )
         )
@@ -661,6 +691,8 @@ def _cmd_show(args) -> int:
     print(f"Status:   {record['status']}")
     if record["batch"]:
         print(f"Batch:    {record['batch']}")
+    if record["label"]:
+        print(f"Label:    {record['label']}")
     print(f"Run dir:  {run.run_dir}")
     print(f"Started:  {_local_time(record['started'])}")
     print(f"Duration: {_duration(record['duration'])}")

@@ -36,6 +36,7 @@ __all__ = [
     "read_id",
     "read_input_key",
     "read_inputs",
+    "read_label",
     "read_manifest",
     "read_name",
     "read_opdef",
@@ -55,6 +56,7 @@ __all__ = [
     "write_exit_code",
     "write_id",
     "write_inputs",
+    "write_label",
     "write_manifest",
     "write_name",
     "write_opdef",
@@ -310,6 +312,26 @@ def read_user_attrs(run: Run) -> dict[str, Any]:
         return _read_json(run_meta_path(run, "user.json"))
     except FileNotFoundError:
         return {}
+
+
+def write_label(run: Run, label: str | None) -> None:
+    """Set (or with None, clear) a run's `label`: one line of text the
+    user gives a run at any time (`gage runs label`)."""
+    path = run_meta_path(run, "label")
+    if label is None:
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            pass
+        return
+    _write(path, label + "\n")
+
+
+def read_label(run: Run) -> str | None:
+    try:
+        return _read(run_meta_path(run, "label")).strip() or None
+    except FileNotFoundError:
+        return None
 
 
 def write_proc_cmd(run: Run, cmd: OpCmd) -> None:

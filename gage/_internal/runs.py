@@ -388,6 +388,7 @@ def entry_record(home: str, entry: runs_index.Entry, status: str) -> dict[str, A
         "config": json.loads(entry.config),
         "summary": json.loads(entry.summary),
         "batch": entry.batch,
+        "label": run_meta.read_label(entry.run(home)),
     }
 
 
