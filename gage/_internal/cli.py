@@ -263,11 +263,13 @@ def _parser() -> argparse.ArgumentParser:
     _runs_dir_arg(check)
     check.set_defaults(func=_cmd_check)
 
-    from . import cli_compare, cli_dag, cli_repro
+    from . import cli_compare, cli_dag, cli_diff, cli_ops, cli_repro
 
     cli_repro.add_parser(sub)
     cli_dag.add_parser(sub)
     cli_compare.add_parser(sub)
+    cli_diff.add_parser(sub)
+    cli_ops.add_parser(sub)
     return p
 
 
