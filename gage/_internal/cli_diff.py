@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 _HELP = """\
 Show what differs from RUN1 to RUN2: the op, config, dependencies (the
@@ -157,7 +158,7 @@ def _digest(c) -> str:
 def _diff_data(diff) -> dict:
     import attrs
 
-    data = {"a": _ident(diff.a), "b": _ident(diff.b)}
+    data: dict[str, Any] = {"a": _ident(diff.a), "b": _ident(diff.b)}
     for field in attrs.fields(type(diff)):
         if field.name in ("a", "b"):
             continue
