@@ -117,7 +117,7 @@ def _print(args, diff) -> int:
                     print(f"    ({c.key}: not a text file, no diff)")
                 else:
                     for line in text.splitlines():
-                        print(f"    {line}")
+                        print(f"    {line}".rstrip())
     _section("Summary", diff.summary, _value)
     return 0
 
