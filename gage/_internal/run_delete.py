@@ -118,8 +118,7 @@ def _live_reason(run: Run, status: str) -> str | None:
 
 
 def _being_staged(run: Run) -> bool:
-    read_stager = getattr(run_meta, "read_stager", None)
-    stager = read_stager(run) if read_stager else None
+    stager = run_meta.read_stager(run)
     return bool(stager and run_exec.pid_alive(stager.pid, stager.start_time))
 
 
