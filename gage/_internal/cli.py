@@ -329,11 +329,12 @@ def _cmd_run(args) -> int:
     if args.no_verify and not args.start:
         raise _usage("--no-verify applies to --start RUN: a new run is verified")
     if args.start:
-        if args.op or args.assigns or args.batch_files or args.random or args.max_trials:
+        more = ([args.op] if args.op else []) + args.assigns
+        if any("=" in w for w in more) or args.batch_files or args.random or args.max_trials:
             raise _usage(
-                "--start takes a staged run only: config was set when it was staged"
+                "--start takes staged runs only: config was set when they were staged"
             )
-        return _start(args, _select_run(args, args.start))
+        return _start_runs(args, [args.start] + more)
     from . import gagefile, op_inputs, run_util, runs
 
     op_name, assigns = _split_words(([args.op] if args.op else []) + args.assigns)
@@ -357,20 +358,108 @@ def _cmd_run(args) -> int:
             return _not_needed(args, match)
     if not args.yes and not _confirm(opdef, config, args):
         return _error("cancelled: nothing staged", 1)
-    run = run_util.make_run(home)
-    run_util.init_run_meta(run, gagefile.op_ref(gf, opdef), opdef, cmd, config, {})
-    run_util.stage_run(run, gf.project_dir, warn=_warn)
-    if args.needed and inputs is None:
-        # An op with staging hooks: only the staged run knows its inputs.
-        match = op_inputs.find_matching_run(run, runs.list_runs(home))
-        if match:
-            runs.delete_run(run)
-            return _not_needed(args, match)
+    # Connected before anything is staged: a cluster that cannot be
+    # reached stages nothing.
+    engine = None if args.stage else _engine(args, gf)
+    try:
+        run = run_util.make_run(home)
+        run_util.init_run_meta(run, gagefile.op_ref(gf, opdef), opdef, cmd, config, {})
+        run_util.stage_run(run, gf.project_dir, warn=_warn)
+        match = None
+        if args.needed and inputs is None:
+            # An op with staging hooks: only the staged run knows its inputs.
+            match = op_inputs.find_matching_run(run, runs.list_runs(home))
+    except BaseException:
+        if engine is not None:
+            engine.close()
+        raise
+    if match:
+        if engine is not None:
+            engine.close()
+        runs.delete_run(run)
+        return _not_needed(args, match)
     if args.stage:
         print(f"Staged run {run.name} ({opdef.name})")
         print(run.run_dir)
         return _print_json(args, run, 0)
+    if engine is not None:
+        return _run_on(engine, args, [run])
     return _start(args, run)
+
+
+def _engine(args, gf):
+    """The engine the run(s) start on, or None for this process (the
+    local engine with one job)."""
+    from . import engine
+
+    name, options = engine.engine_settings(
+        args.engine, args.scheduler, args.scheduler_file, gf
+    )
+    if name == "local" and args.jobs == 1:
+        return None
+    return engine.get_engine(name, args.jobs, **options)
+
+
+def _start_runs(args, specs: list[str]) -> int:
+    """`gage run --start RUN...`: here one at a time, or on an engine."""
+    from . import gagefile
+
+    runs = [_select_run(args, spec) for spec in specs]
+    path = gagefile.find_gagefile()
+    gf = gagefile.read_gagefile(path) if path else None
+    engine = _engine(args, gf)
+    if engine is None:
+        code = 0
+        for run in runs:
+            code = _start(args, run) or code
+        return code
+    if args.no_verify:
+        engine.close()
+        raise _usage("--no-verify starts a run here only: not with --engine/--jobs")
+    return _run_on(engine, args, runs)
+
+
+def _run_on(engine, args, runs: list) -> int:
+    """Submit runs to an engine; the first failure's exit code, else 0.
+    Ctrl-C cancels the runs in flight (they end `terminated`)."""
+    try:
+        futures = [engine.submit(run, quiet=args.quiet) for run in runs]
+        codes = [f.result() for f in futures]
+    except KeyboardInterrupt:
+        engine.cancel()
+        engine.close()
+        return _error("interrupted: runs in flight were terminated", 130)
+    engine.close()
+    first = 0
+    for run, code in zip(runs, codes):
+        result = _run_result(args, run, code)
+        first = first or result
+    return first
+
+
+def _run_result(args, run, code: int) -> int:
+    """Exit code for a run an engine ran, with a line when it failed."""
+    status = _status(run)
+    if status == "staged":
+        return 1  # refused or not started: the engine said why
+    if code == 0 and status == "completed":
+        return _print_json(args, run, 0)
+    signal_code = _signal_exit(run) if status == "terminated" else None
+    if signal_code is not None:
+        print(f"gage: run {run.name} terminated (status {status})", file=sys.stderr)
+        return _print_json(args, run, signal_code)
+    rc = _exit_code(run)
+    print(
+        f"gage: run {run.name} failed with exit code {rc} (status {status})",
+        file=sys.stderr,
+    )
+    return _print_json(args, run, rc if rc is not None and 0 < rc < 256 else 1)
+
+
+def _exit_code(run) -> int | None:
+    from . import run_meta
+
+    return run_meta.read_exit_code(run)
 
 
 def _not_needed(args, match) -> int:
@@ -683,6 +772,7 @@ def _cmd_show(args) -> int:
         import json
 
         record["deps"] = run_meta.read_deps(run)
+        record["worker"] = run_meta.read_worker(run)
         record["manifest_counts"] = _manifest_counts(manifest)
         if args.files:
             record["manifest"] = [e._asdict() for e in manifest]
@@ -700,6 +790,9 @@ def _cmd_show(args) -> int:
     print(f"Duration: {_duration(record['duration'])}")
     if record["exit_code"] is not None:
         print(f"Exit:     {record['exit_code']}")
+    worker = run_meta.read_worker(run)
+    if worker:
+        print(f"Worker:   {worker.get('host')} ({worker.get('worker')}, {worker.get('engine')})")
     _show_dict("Config", record["config"])
     _show_deps(run_meta.read_deps(run))
     _show_manifest(manifest, args.files)

@@ -118,11 +118,27 @@ def _table(rows: list[tuple[str, ...]], indent: str = "") -> None:
 
 
 def _run(args, gf, home: str, opdef, configs: list[dict], names: list[str]) -> int:
-    from . import cli, gagefile, op_inputs, run_meta, run_stage, runs
+    from . import cli, cli_repro
 
     n = len(configs)
     if not args.yes and not _confirm(opdef, n):
         return cli._error("cancelled: nothing staged", 1)
+    # Connected before anything is staged: a cluster that cannot be
+    # reached stages nothing.
+    engine = None if args.stage else cli_repro.make_engine(args, gf)
+    try:
+        return _stage_and_run(args, gf, home, opdef, configs, names, engine)
+    finally:
+        if engine is not None:
+            engine.close()
+
+
+def _stage_and_run(
+    args, gf, home: str, opdef, configs: list[dict], names: list[str], engine
+) -> int:
+    from . import cli, gagefile, op_inputs, run_meta, run_stage, runs
+
+    n = len(configs)
     batch_id = _batch_id()
     print(f"Batch {batch_id}: {cli._count(n, 'trial')} of {opdef.name}")
     rows: list[list[str]] = []
@@ -151,7 +167,7 @@ def _run(args, gf, home: str, opdef, configs: list[dict], names: list[str]) -> i
         for i, run, _config in staged:
             print(f"Staged run {run.name} ({opdef.name}) trial {i}")
         return 0
-    codes = _start_all(args, staged, rows, names)
+    codes = _start_all(args, engine, staged, rows, names)
     rows.sort(key=lambda r: int(r[0]))
     print()
     _table([("trial", "run", "result", "config")] + [tuple(r) for r in rows])
@@ -167,14 +183,12 @@ def _not_needed(i: int, match, config: dict, names: list[str], rows: list) -> No
 
 
 def _start_all(
-    args, staged: list, rows: list[list[str]], names: list[str]
+    args, engine, staged: list, rows: list[list[str]], names: list[str]
 ) -> list[int] | None:
     """Start the staged trials through the engine; exit codes, or None
     when interrupted."""
     from . import runs
-    from .engine import get_engine
 
-    engine = get_engine(args.engine, args.jobs)
     futures = [
         (i, run, config, engine.submit(run, quiet=args.quiet))
         for i, run, config in staged
@@ -183,11 +197,9 @@ def _start_all(
         codes = [fut.result() for _i, _run, _config, fut in futures]
     except KeyboardInterrupt:
         engine.cancel()
-        engine.close()
         for i, run, config, _fut in futures:
             rows.append([str(i), run.name, runs.run_status(run), _summ(config, names)])
         return None
-    engine.close()
     for (i, run, config, _fut), code in zip(futures, codes):
         status = runs.run_status(run)
         result = status if code == 0 else f"{status} ({code})"

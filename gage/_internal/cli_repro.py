@@ -74,10 +74,33 @@ def add_jobs_args(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--engine",
-        default="local",
         metavar="NAME",
-        help="where runs start: local (default) or dask",
+        help="where runs start: local (default) or dask (else $GAGE_ENGINE, "
+        "else $engine in gage.toml)",
     )
+    p.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="with --engine dask: the Dask scheduler (default: a local "
+        "cluster of --jobs workers)",
+    )
+    p.add_argument(
+        "--scheduler-file",
+        metavar="FILE",
+        help="with --engine dask: the scheduler's file (dask scheduler "
+        "--scheduler-file FILE)",
+    )
+
+
+def make_engine(args, gf):
+    """The engine the command line, environment or gage.toml asks for,
+    connected before anything is staged."""
+    from .engine import engine_settings, get_engine
+
+    name, options = engine_settings(
+        args.engine, args.scheduler, args.scheduler_file, gf
+    )
+    return get_engine(name, args.jobs, **options)
 
 
 def _cmd_repro(args) -> int:
@@ -89,9 +112,7 @@ def _cmd_repro(args) -> int:
     configs = _configs(gf, ops, assigns, targets)
     if args.dry:
         return _dry(repro.plan(gf, home, ops, configs, args.force))
-    from .engine import get_engine
-
-    engine = get_engine(args.engine, args.jobs)
+    engine = make_engine(args, gf)
     results: list[repro.Result] = []
     try:
         repro.repro(

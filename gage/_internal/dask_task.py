@@ -33,6 +33,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import uuid
 from typing import IO, Any
 
 from . import run_archive, run_exec, run_meta
@@ -56,7 +57,7 @@ def run_task(
     bytes: meta dir and changed files), `deleted` (paths) and `lines`
     (how many output lines were sent); for a refused run `error`.
     """
-    where = _where()
+    where = dict(_where(), attempt=uuid.uuid4().hex)
     with _lock:
         if token in _cancelled:
             return dict(where, status="cancelled")
@@ -70,7 +71,7 @@ def run_task(
             run = run_archive.unpack_run(data, scratch, run_id)
         except run_archive.ArchiveError as e:
             return dict(where, status="refused", error=str(e))
-        return dict(where, **_run(run, token, topic))
+        return dict(where, **_run(run, token, topic, where))
     finally:
         shutil.rmtree(scratch, onerror=_force_remove)
 
@@ -83,13 +84,41 @@ def cancel_runs(token: str) -> int:
         procs = list(_procs.get(token, {}).values())
     for p in procs:
         _signal(p, signal.SIGTERM)
+        timer = threading.Timer(_TERM_WAIT, _kill_if_running, args=(p,))
+        timer.daemon = True
+        timer.start()
     return len(procs)
+
+
+def _kill_if_running(p: subprocess.Popen[bytes]) -> None:
+    if p.poll() is None:
+        _signal(p, signal.SIGKILL)
 
 
 def _where() -> dict[str, Any]:
     from distributed import get_worker
 
     return {"host": socket.gethostname(), "worker": get_worker().address}
+
+
+class _Events:
+    """Sends events to the client's topic (None: sends nothing). The
+    worker is looked up in the task's thread: output threads have none."""
+
+    def __init__(self, topic: str | None) -> None:
+        from distributed import get_worker
+
+        self.topic = topic
+        self.worker = get_worker() if topic else None
+
+    def send(self, msg: dict[str, Any]) -> bool:
+        if self.worker is None or self.topic is None:
+            return False
+        try:
+            self.worker.log_event(self.topic, msg)
+        except Exception:  # the worker is closing: the output is in meta
+            return False
+        return True
 
 
 def _local_dir() -> str | None:
@@ -99,7 +128,9 @@ def _local_dir() -> str | None:
     return path if path and os.path.isdir(path) else None
 
 
-def _run(run: Any, token: str, topic: str | None) -> dict[str, Any]:
+def _run(
+    run: Any, token: str, topic: str | None, where: dict[str, Any]
+) -> dict[str, Any]:
     files_before = len(run_meta.read_files_log(run))
     args = [sys.executable, "-m", "gage", "run", "--start", run.run_dir, "-y"]
     with _lock:
@@ -117,9 +148,12 @@ def _run(run: Any, token: str, topic: str | None) -> dict[str, Any]:
     try:
         counts = [0, 0]
         stderr: list[str] = []
+        event = dict(where, run=run.id)
+        events = _Events(topic)
+        events.send(event)
         pumps = [
             threading.Thread(
-                target=_pump, args=(src, n, run.id, topic, counts, stderr), daemon=True
+                target=_pump, args=(src, n, event, events, counts, stderr), daemon=True
             )
             for n, src in enumerate((p.stdout, p.stderr))
         ]
@@ -147,20 +181,16 @@ def _run(run: Any, token: str, topic: str | None) -> dict[str, Any]:
 def _pump(
     src: IO[bytes],
     stream: int,
-    run_id: str,
-    topic: str | None,
+    event: dict[str, Any],
+    events: _Events,
     counts: list[int],
     stderr: list[str],
 ) -> None:
-    from distributed import get_worker
-
-    worker = get_worker() if topic else None
     for raw in iter(src.readline, b""):
         line = raw.decode("utf-8", errors="replace").rstrip("\n")
         if stream == 1:
             stderr.append(line + "\n")
-        if worker is not None and topic:
-            worker.log_event(topic, {"run": run_id, "stream": stream, "line": line})
+        if events.send(dict(event, stream=stream, line=line)):
             counts[stream] += 1
     src.close()
 

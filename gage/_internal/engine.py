@@ -39,11 +39,19 @@ import sys
 import threading
 from typing import IO, Any, Protocol
 
+from . import gagefile
 from .types import GageError, Run
 
-__all__ = ["ENGINES", "Engine", "LocalEngine", "child_main", "get_engine"]
+__all__ = [
+    "ENGINES",
+    "Engine",
+    "LocalEngine",
+    "child_main",
+    "engine_settings",
+    "get_engine",
+]
 
-ENGINES = ("local", "dask")
+ENGINES = gagefile.ENGINES
 
 _TERM_WAIT = 10.0
 
@@ -73,6 +81,47 @@ def get_engine(name: str, jobs: int, **options: Any) -> Engine:
             ) from None
         return engine_dask.make_engine(jobs, **options)
     raise GageError(f"unknown engine '{name}' (known engines: {', '.join(ENGINES)})")
+
+
+def engine_settings(
+    engine: str | None = None,
+    scheduler: str | None = None,
+    scheduler_file: str | None = None,
+    gf: gagefile.Gagefile | None = None,
+) -> tuple[str, dict[str, Any]]:
+    """The engine name and options for a command: from the command line
+    (`--engine`, `--scheduler`, `--scheduler-file`), else the environment
+    (`GAGE_ENGINE`, `GAGE_SCHEDULER`, `GAGE_SCHEDULER_FILE`), else
+    gage.toml (`$engine`, `$scheduler`, `$scheduler-file`), else `local`.
+    A scheduler comes whole from the first of these that names one."""
+    env = os.environ
+    name = engine or env.get("GAGE_ENGINE") or (gf.engine if gf else None) or "local"
+    if name not in ENGINES:
+        source = "--engine" if engine else "GAGE_ENGINE"
+        raise GageError(
+            f"unknown engine '{name}' in {source} (known engines: "
+            f"{', '.join(ENGINES)})",
+            key=source,
+        )
+    pairs = [
+        (scheduler, scheduler_file),
+        (env.get("GAGE_SCHEDULER"), env.get("GAGE_SCHEDULER_FILE")),
+        (gf.scheduler, gf.scheduler_file) if gf else (None, None),
+    ]
+    address, file = next((p for p in pairs if p[0] or p[1]), (None, None))
+    if name != "dask":
+        if scheduler or scheduler_file:
+            raise GageError(
+                "--scheduler and --scheduler-file apply to --engine dask "
+                f"(the engine is {name})"
+            )
+        return name, {}
+    if address and file:
+        raise GageError(
+            f"give a Dask scheduler address ({address}) or a scheduler file "
+            f"({file}), not both"
+        )
+    return name, {"scheduler": address, "scheduler_file": file}
 
 
 # ---------------------------------------------------------------------------
@@ -249,13 +298,16 @@ class _Console:
 
     def pump(self, src: IO[bytes], dest: IO[str], name: str) -> None:
         for raw in iter(src.readline, b""):
-            line = raw.decode("utf-8", errors="replace").rstrip("\n")
-            with self.lock:
-                self._erase()
-                dest.write(f"{name}| {line}\n")
-                dest.flush()
-                self._draw()
+            self.line(dest, name, raw.decode("utf-8", errors="replace"))
         src.close()
+
+    def line(self, dest: IO[str], name: str, line: str) -> None:
+        """Print one line of run `name`'s output as `name| line`."""
+        with self.lock:
+            self._erase()
+            dest.write(f"{name}| {line.rstrip(chr(10))}\n")
+            dest.flush()
+            self._draw()
 
     def update(self, **delta: int) -> None:
         with self.lock:

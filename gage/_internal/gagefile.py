@@ -6,9 +6,11 @@ A gage.toml holds one table per operation:
     exec = "python train.py"
     config = "train.py#lr,epochs"
 
-Top-level keys that start with `$` are project settings; the only one is
-`$runs-dir` (a path relative to the gage.toml directory). Every other
-top-level key names an op.
+Top-level keys that start with `$` are project settings: `$runs-dir` (a
+path relative to the gage.toml directory), `$engine` (where runs start:
+`local` or `dask`), `$scheduler` (a Dask scheduler address) and
+`$scheduler-file` (a Dask scheduler file, relative to the gage.toml
+directory). Every other top-level key names an op.
 
 Validation happens here, at the boundary, so the rest of the library can
 trust an `OpDef`. Every error is a `GagefileError` whose message names
@@ -68,7 +70,10 @@ OP_KEYS = [
     "version",
 ]
 
-PROJECT_KEYS = ["$runs-dir"]
+PROJECT_KEYS = ["$runs-dir", "$engine", "$scheduler", "$scheduler-file"]
+
+ENGINES = ("local", "dask")
+"""Engine names (`$engine`, `--engine`): see engine.get_engine."""
 
 EXEC_PHASES = list(PHASES)
 
@@ -81,6 +86,9 @@ class Gagefile:
     path: str
     opdefs: dict[str, OpDef]
     runs_dir: str | None = None
+    engine: str | None = None
+    scheduler: str | None = None
+    scheduler_file: str | None = None
 
     @property
     def project_dir(self) -> str:
@@ -207,11 +215,11 @@ class _Validator:
         self.lines = text.splitlines()
 
     def gagefile(self, data: dict[str, Any]) -> Gagefile:
-        runs_dir = None
+        settings: dict[str, str] = {}
         opdefs: dict[str, OpDef] = {}
         for name, val in data.items():
             if name.startswith("$"):
-                runs_dir = self._setting(name, val) or runs_dir
+                settings[name[1:].replace("-", "_")] = self._setting(name, val)
                 continue
             if not isinstance(val, dict):
                 self.fail(
@@ -231,7 +239,7 @@ class _Validator:
                 f"({', '.join(defaults)}): mark only one",
             )
         self._check_graph(opdefs)
-        return Gagefile(self.path, opdefs, runs_dir)
+        return Gagefile(self.path, opdefs, **settings)
 
     def _check_graph(self, opdefs: dict[str, OpDef]) -> None:
         from . import pipeline
@@ -259,18 +267,23 @@ class _Validator:
                 line=self._find(_table_header(name), 0),
             )
 
-    def _setting(self, name: str, val: Any) -> str | None:
-        if name != "$runs-dir":
+    def _setting(self, name: str, val: Any) -> str:
+        if name not in PROJECT_KEYS:
             self.fail(
                 None,
                 name,
                 f"unknown setting '{name}' (known settings: {', '.join(PROJECT_KEYS)})",
             )
+        what = "an address string" if name == "$scheduler" else "a path string"
+        if name == "$engine":
+            what = f"one of {', '.join(ENGINES)}"
         if not isinstance(val, str) or not val:
-            self.fail(
-                None, name, f"'$runs-dir' must be a path string, got {describe(val)}"
-            )
-        return os.path.join(os.path.dirname(self.path), os.path.expanduser(val))
+            self.fail(None, name, f"'{name}' must be {what}, got {describe(val)}")
+        if name == "$engine" and val not in ENGINES:
+            self.fail(None, name, f"'{name}' must be {what}, got '{val}'")
+        if name in ("$runs-dir", "$scheduler-file"):
+            return os.path.join(os.path.dirname(self.path), os.path.expanduser(val))
+        return val
 
     def opdef(self, op: str, data: dict[str, Any]) -> dict[str, Any]:
         for key, val in data.items():

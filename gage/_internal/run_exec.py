@@ -38,6 +38,7 @@ from typing import IO, Callable
 
 __all__ = [
     "ExecError",
+    "die_with_parent",
     "exec_proc",
     "pid_alive",
     "proc_start_time",
@@ -105,6 +106,11 @@ def _start_error(args: list[str], e: OSError) -> str:
 
 # ---------------------------------------------------------------------------
 # Parent death
+
+
+def die_with_parent() -> Callable[[], None] | None:
+    """A `preexec_fn` that ends a child when its parent dies (see below)."""
+    return _die_with_parent()
 
 
 def _die_with_parent() -> Callable[[], None] | None:

@@ -93,6 +93,8 @@ __all__ = [
     "delete_stager",
     "TRASH_DIR",
     "trash_dir",
+    "write_worker",
+    "read_worker",
 ]
 
 SCHEMA = "1"
@@ -677,6 +679,23 @@ def read_summary(run: Run) -> dict[str, Any]:
         return _read_json(run_meta_path(run, "summary.json"))
     except FileNotFoundError:
         return {}
+
+
+# ---------------------------------------------------------------------------
+# Where a run ran
+
+
+def write_worker(run: Run, worker: dict[str, Any]) -> None:
+    """`worker.json`: the engine and worker that ran a run elsewhere
+    (`engine`, `host`, `worker` address, `scheduler` address)."""
+    _write_json(run_meta_path(run, "worker.json"), worker, readonly=True)
+
+
+def read_worker(run: Run) -> dict[str, Any] | None:
+    try:
+        return _read_json(run_meta_path(run, "worker.json"))
+    except FileNotFoundError:
+        return None
 
 
 # ---------------------------------------------------------------------------
