@@ -200,14 +200,17 @@ def _assert_returned(run, code=0, status="completed"):
 # Runs on the cluster
 
 
-def test_trials_run_on_both_workers(cluster, project, hidden, capsys):
-    trials = [_stage(f"secs={0.5 + i / 10}") for i in range(4)]
+def test_batch_runs_on_both_workers(cluster, project, hidden, capsys):
     code = cli.main(
-        ["run", "--start", *[r.id for r in trials]]
+        ["run", "trial", "secs=[0.5,0.6,0.7,0.8]", "-y"]
         + ["--engine", "dask", "--scheduler-file", cluster.scheduler_file]
         + ["--jobs", "4"]
     )
     assert code == 0
+    trials = runs.list_runs(str(project / ".gage" / "runs"))
+    assert len(trials) == 4
+    assert len({run_meta.read_batch(r) for r in trials}) == 1
+    assert sorted(run_meta.read_config(r)["secs"] for r in trials) == [0.5, 0.6, 0.7, 0.8]
     assert sorted(hidden) == sorted(r.id for r in trials)
     workers = set()
     for run in trials:
@@ -234,6 +237,18 @@ def _walk_names(root):
     for _dirpath, dirnames, filenames in os.walk(root):
         yield from dirnames
         yield from filenames
+
+
+def test_start_staged_runs(cluster, project, hidden):
+    staged = [_stage("secs=0.1"), _stage("secs=0.2")]
+    code = cli.main(
+        ["run", "--start", *[r.id for r in staged], "--jobs", "2"]
+        + ["--engine", "dask", "--scheduler-file", cluster.scheduler_file]
+    )
+    assert code == 0
+    assert sorted(hidden) == sorted(r.id for r in staged)
+    for run in staged:
+        _assert_returned(run)
 
 
 def test_new_run_on_cluster_env_scheduler(cluster, project, monkeypatch, capsys):

@@ -74,7 +74,7 @@ def get_engine(name: str, jobs: int, **options: Any) -> Engine:
         return LocalEngine(jobs, **options)
     if name == "dask":
         try:
-            from . import engine_dask  # type: ignore[attr-defined]
+            from . import engine_dask
         except ImportError as e:
             raise GageError(
                 f"the dask engine is not available ({e}): " "pip install 'gage[dask]'"
