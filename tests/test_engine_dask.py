@@ -331,7 +331,7 @@ def _add_member(data: bytes, name: str, content: bytes) -> bytes:
 
 
 def test_unreachable_scheduler_stages_nothing(project, monkeypatch, capsys):
-    monkeypatch.setattr(engine_dask, "CONNECT_TIMEOUT", 1.0)
+    monkeypatch.setenv("GAGE_DASK_CONNECT_TIMEOUT", "1")
     import socket
 
     with socket.socket() as s:  # a port nothing listens on

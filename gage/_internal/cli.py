@@ -38,7 +38,16 @@ When it starts, gage names the run (`Running OP as NAME (ID)`); `gage
 show NAME` or `gage show` (the latest run) tells about it later.
 
 --start RUN starts a staged run. Its files are verified against its
-manifest first; --no-verify starts it as it is.
+manifest first; --no-verify starts it as it is. --start RUN RUN...
+starts several, on the engine (--jobs N at once).
+
+--engine dask starts runs on a Dask cluster: the one at --scheduler
+ADDRESS or in --scheduler-file FILE, else a local cluster of --jobs
+worker processes. Runs are staged here first; each travels to its
+worker as bytes and its record comes back (see topic-engine-dask).
+Engine and scheduler: the options, else $GAGE_ENGINE and
+$GAGE_SCHEDULER (or $GAGE_SCHEDULER_FILE), else $engine and $scheduler
+(or $scheduler-file) in gage.toml, else local.
 
 Ctrl-C (SIGINT) is passed to the run: it ends `terminated`, gage says
 "interrupted" and exits 130.

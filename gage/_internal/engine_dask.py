@@ -48,7 +48,7 @@ from .types import RunError, Run
 __all__ = ["CONNECT_TIMEOUT", "DaskEngine", "DaskEngineError", "make_engine"]
 
 CONNECT_TIMEOUT = 5.0
-"""Seconds to reach a scheduler before giving up."""
+"""Seconds to reach a scheduler before giving up (GAGE_DASK_CONNECT_TIMEOUT)."""
 
 _CANCEL_WAIT = 30.0
 _LINES_WAIT = 5.0
@@ -62,13 +62,31 @@ def make_engine(
     jobs: int,
     scheduler: str | None = None,
     scheduler_file: str | None = None,
-    timeout: float = CONNECT_TIMEOUT,
+    timeout: float | None = None,
     progress: bool | None = None,
 ) -> DaskEngine:
     """A dask engine with up to `jobs` runs in flight, connected to
     `scheduler` (an address) or `scheduler_file`, else to a local
     cluster of `jobs` worker processes."""
+    if timeout is None:
+        timeout = _connect_timeout()
     return DaskEngine(jobs, scheduler, scheduler_file, timeout, progress)
+
+
+def _connect_timeout() -> float:
+    text = os.environ.get("GAGE_DASK_CONNECT_TIMEOUT")
+    if not text:
+        return CONNECT_TIMEOUT
+    try:
+        val = float(text)
+    except ValueError:
+        val = -1.0
+    if not val > 0:
+        raise DaskEngineError(
+            f"GAGE_DASK_CONNECT_TIMEOUT must be a number of seconds above 0, "
+            f"got '{text}'"
+        )
+    return val
 
 
 class DaskEngine:

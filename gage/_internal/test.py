@@ -18,6 +18,7 @@ import tempfile
 
 __all__ = [
     "cat",
+    "start_dask_cluster",
     "cat_json",
     "cat_log",
     "delete_temp_dir",
@@ -234,3 +235,21 @@ def run(
     if p.returncode != 0:
         print(f"<exit {p.returncode}>")
     return None
+
+
+def start_dask_cluster(workers: int = 2):
+    """A Dask scheduler and `workers` workers on 127.0.0.1 (processes,
+    each with its own scratch dir), up and connected; `.scheduler_file`,
+    `.close()`."""
+    from distributed import Client
+
+    from . import dask_local
+
+    cluster = dask_local.start_cluster(workers)
+    try:
+        with Client(scheduler_file=cluster.scheduler_file, timeout=10) as client:
+            client.wait_for_workers(workers, timeout=dask_local.START_TIMEOUT)
+    except BaseException:
+        cluster.close()
+        raise
+    return cluster
