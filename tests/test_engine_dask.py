@@ -297,6 +297,19 @@ def test_tampered_archive_is_refused(cluster, project, monkeypatch, capsys):
     assert "differs from its manifest" in err and "trial.py" in err
     assert runs.run_status(run) == "staged"
     assert "refused by Dask worker" in open(run_meta.run_meta_path(run, "log", "runner")).read()
+    # Sealed meta changed (the command it would run): refused too.
+    cmd = f"{run.id}.meta/proc/cmd"
+    tampered = _replace_member(data, cmd, b'["python", "-c", "print(1)"]\n')
+    result = cluster.client.submit(
+        dask_task.run_task,
+        tampered,
+        run_archive.archive_digest(tampered),
+        run.id,
+        "t",
+        None,
+    ).result(timeout=30)
+    assert result["status"] == "refused", result
+    assert "proc/cmd" in result["error"]
     # A member outside the run is refused before anything is extracted.
     evil = _add_member(data, "../evil.txt", b"x")
     result = cluster.client.submit(

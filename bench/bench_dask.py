@@ -1,0 +1,128 @@
+"""The dask engine against local runs: 8 trials of an op that sleeps 1 s.
+
+Measured in one run on this machine, as whole `gage` processes, each a
+batch of 8 trials (`gage run sleep i=[1,...,8] -y -q`):
+
+- `--jobs 1` on this machine (the sequential time: the floor is 8 s)
+- `--jobs 2` on this machine (floor 4 s)
+- `--engine dask --jobs 2` on a cluster of two workers that is already
+  up (a `dask scheduler` and two `dask worker` processes on 127.0.0.1,
+  started before the clock): staging here, each run packed, sent,
+  unpacked, verified and started by gage on a worker, its record brought
+  back (floor 4 s)
+- `--engine dask --jobs 2` with no scheduler: gage starts a local
+  cluster of two workers for the command (its start-up included)
+
+Targets: the two-worker cluster under 0.6x the sequential time, and
+gage's overhead per run on it under 0.3 s, where the overhead per run is
+(wall time - floor) / (trials per worker), every cost beyond the sleep
+(staging, transfer, start, record) charged to the runs.
+
+Exits 1 when a target is missed.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+from gage._internal.test import delete_temp_dir, start_dask_cluster
+
+ROUNDS = 2
+TRIALS = 8
+SLEEP = 1.0
+WORKERS = 2
+RATIO_TARGET = 0.6
+OVERHEAD_TARGET = 0.3
+
+BIN = os.path.dirname(sys.executable)
+GAGE = os.path.join(BIN, "gage")
+
+GAGE_TOML = """
+[sleep]
+exec = "python op.py"
+config = "op.py"
+"""
+
+OP_PY = f"""
+import time
+i = 0
+time.sleep({SLEEP})
+open("out.txt", "w").write(str(i))
+"""
+
+
+def main() -> int:
+    env = dict(os.environ)
+    env["PATH"] = BIN + os.pathsep + env.get("PATH", "")
+    for name in ("GAGE_ENGINE", "GAGE_SCHEDULER", "GAGE_SCHEDULER_FILE"):
+        env.pop(name, None)
+    project = tempfile.mkdtemp(prefix="gage-bench-dask-")
+    runs = tempfile.mkdtemp(prefix="gage-bench-dask-runs-")
+    env["GAGE_RUNS"] = runs
+    trials = ",".join(str(i) for i in range(1, TRIALS + 1))
+    batch = ["run", "sleep", f"i=[{trials}]", "-y", "-q"]
+    cluster = None
+    try:
+        with open(os.path.join(project, "gage.toml"), "w") as f:
+            f.write(GAGE_TOML)
+        with open(os.path.join(project, "op.py"), "w") as f:
+            f.write(OP_PY)
+        seq = _time(batch + ["--jobs", "1"], project, env)
+        local2 = _time(batch + ["--jobs", "2"], project, env)
+        cluster = start_dask_cluster(WORKERS)
+        sched = ["--engine", "dask", "--scheduler-file", cluster.scheduler_file]
+        dask2 = _time(batch + ["--jobs", "2"] + sched, project, env)
+        fresh = _time(batch + ["--jobs", "2", "--engine", "dask"], project, env)
+    finally:
+        if cluster is not None:
+            cluster.close()
+        delete_temp_dir(project)
+        delete_temp_dir(runs)
+    per_worker = TRIALS / WORKERS
+    floor2 = per_worker * SLEEP
+    rows = [
+        ("local --jobs 1", seq, TRIALS * SLEEP, TRIALS),
+        ("local --jobs 2", local2, floor2, per_worker),
+        ("dask, 2-worker cluster up", dask2, floor2, per_worker),
+        ("dask, local cluster started", fresh, floor2, per_worker),
+    ]
+    print(f"{TRIALS} trials of an op that sleeps {SLEEP:g} s (median of {ROUNDS})")
+    print(f"{'':30} {'wall':>8} {'floor':>7} {'x seq':>7} {'overhead/run':>13}")
+    for name, wall, floor, n in rows:
+        over = (wall - floor) / n
+        print(f"{name:30} {wall:7.2f}s {floor:6.1f}s {wall / seq:6.2f}x {over:12.3f}s")
+    ratio = dask2 / seq
+    overhead = (dask2 - floor2) / per_worker
+    ok_ratio = ratio < RATIO_TARGET
+    ok_over = overhead < OVERHEAD_TARGET
+    print(
+        f"dask cluster: {ratio:.2f}x the sequential time "
+        f"(target < {RATIO_TARGET}x) {'ok' if ok_ratio else 'MISSED'}"
+    )
+    print(
+        f"dask cluster: {overhead:.3f} s of gage overhead per run "
+        f"(target < {OVERHEAD_TARGET} s) {'ok' if ok_over else 'MISSED'}"
+    )
+    return 0 if ok_ratio and ok_over else 1
+
+
+def _time(args: list[str], cwd: str, env: dict[str, str]) -> float:
+    times = []
+    for _ in range(ROUNDS):
+        t0 = time.perf_counter()
+        p = subprocess.run(
+            [GAGE, *args], cwd=cwd, env=env, capture_output=True, text=True
+        )
+        times.append(time.perf_counter() - t0)
+        if p.returncode != 0:
+            raise SystemExit(f"gage {' '.join(args)} failed:\n{p.stdout}{p.stderr}")
+    return statistics.median(times)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
