@@ -112,26 +112,27 @@ def _cmd_compare(args) -> int:
 
 def select(
     home: str, specs: list[str], op: str | None, status: list[str] | None
-) -> tuple[list, dict[str, int]]:
-    """Runs for RUN specs (all runs when none), newest first, filtered by
-    op and statuses; and the # of each run, as 'gage runs' numbers them."""
+) -> tuple[list[dict[str, Any]], dict[str, int]]:
+    """Records of the runs for RUN specs (all runs when none), newest
+    first, filtered by op and statuses; and the # of each run, as 'gage
+    runs' numbers them. Records come from the runs index."""
     from . import runs
 
-    newest_first = list(reversed(runs.list_runs(home)))
-    numbers = {run.id: i for i, run in enumerate(newest_first, 1)}
+    page, _total = runs.runs_page(home, None, None, None)
+    numbers = {r["id"]: n for n, r in page}
+    records = [r for _n, r in page]
     if specs:
-        picked: dict[str, Any] = {}
+        by_id = {r["id"]: r for r in records}
+        picked: dict[str, dict[str, Any]] = {}
         for spec in specs:
             run = runs.select_run(home, spec)
-            picked.setdefault(run.id, run)
-        candidates = list(picked.values())
-    else:
-        candidates = newest_first
+            picked.setdefault(run.id, by_id.get(run.id) or runs.run_record(run))
+        records = list(picked.values())
     if op is not None:
-        candidates = [r for r in candidates if runs.op_name(r) == op]
+        records = [r for r in records if r["op"] == op]
     if status is not None:
-        candidates = [r for r in candidates if runs.run_status(r) in status]
-    return candidates, numbers
+        records = [r for r in records if r["status"] in status]
+    return records, numbers
 
 
 def print_table(
@@ -204,7 +205,6 @@ def runs_columns(
 ) -> tuple[list[str], list[list[str]]]:
     """Columns 'gage runs' adds: `label` when a run has one, and --cols."""
     from . import run_compare
-    from .types import Run
 
     head: list[str] = []
     cells: list[list[str]] = [[] for _ in records]
@@ -213,8 +213,7 @@ def runs_columns(
         for row, r in zip(cells, records):
             row.append(r["label"] or "")
     if cols:
-        selected = [Run(r["id"], r["run_dir"], r["name"]) for r in records]
-        table = run_compare.compare(selected, cols)
+        table = run_compare.compare(records, cols)
         head.extend(table.labels())
         for row, trow in zip(cells, table.rows):
             row.extend(cell(c.name, v) for c, v in zip(table.columns, trow.values))

@@ -31,6 +31,7 @@ __all__ = [
     "Table",
     "compare",
     "parse_cols",
+    "record_values",
     "run_values",
     "sort_rows",
 ]
@@ -82,19 +83,23 @@ class Table:
 
 
 def compare(
-    run_list: Sequence[Run],
+    items: Sequence[Run | dict[str, Any]],
     cols: Sequence[str] | None = None,
     sort: Sequence[str] | None = None,
     top: int | None = None,
     only_changed: bool = False,
 ) -> Table:
-    """A table of `run_list` (order kept unless `sort`).
+    """A table of runs (order kept unless `sort`): `items` are runs or
+    their records (`runs.run_record`, `runs.runs_page`: from the runs
+    index, so many runs are compared without reading their meta).
 
     `cols`: column specs (see the module doc); default: op, status,
     label (when a run has one), every config key, then every summary key.
     `sort`: column specs, `-` before one for descending.
     """
-    values = [run_values(run) for run in run_list]
+    records = [runs.run_record(i) if isinstance(i, Run) else i for i in items]
+    run_list = [Run(r["id"], r["run_dir"], r["name"]) for r in records]
+    values = [record_values(r) for r in records]
     columns = (
         parse_cols(cols, values) if cols is not None else _default_cols(values)
     )
@@ -119,10 +124,14 @@ def compare(
 def run_values(run: Run) -> dict[str, Any]:
     """A run's values by full column name (attributes, `config.*`,
     `summary.*`)."""
-    record = runs.run_record(run)
+    return record_values(runs.run_record(run))
+
+
+def record_values(record: dict[str, Any]) -> dict[str, Any]:
+    """A run record's values by full column name."""
     vals: dict[str, Any] = {
-        "id": run.id,
-        "name": run.name,
+        "id": record["id"],
+        "name": record["name"],
         "op": record["op"],
         "status": record["status"],
         "started": record["started"],

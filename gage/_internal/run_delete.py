@@ -72,14 +72,18 @@ def select_runs(
             "name the runs to delete: RUN..., --op OP or --status S "
             "(see 'gage runs rm --help')"
         )
-    if specs:
-        picked: dict[str, Run] = {}
-        for spec in specs:
-            run = runs.select_run(home, spec)
-            picked.setdefault(run.id, run)
-        candidates = list(picked.values())
-    else:
-        candidates = list(reversed(runs.list_runs(home)))
+    if not specs:
+        page, _total = runs.runs_page(home, op, None, None)
+        return [
+            Run(r["id"], r["run_dir"], r["name"])
+            for _n, r in page
+            if statuses is None or r["status"] in statuses
+        ]
+    picked: dict[str, Run] = {}
+    for spec in specs:
+        run = runs.select_run(home, spec)
+        picked.setdefault(run.id, run)
+    candidates = list(picked.values())
     if op is not None:
         candidates = [r for r in candidates if runs.op_name(r) == op]
     if statuses is not None:
@@ -126,16 +130,15 @@ def _needed_by(home: str, deleting: set[str]) -> dict[str, tuple[Run, str]]:
     """Upstream run id -> a live run (not being deleted) that depends on
     it, with that run's status."""
     found: dict[str, tuple[Run, str]] = {}
-    for run in runs.list_runs(home):
-        if run.id in deleting:
-            continue
-        status = runs.run_status(run)
-        if status not in _LIVE:
-            continue
-        if status == "pending" and not _being_staged(run):
-            continue
-        for upstream in _upstream_ids(run):
-            found.setdefault(upstream, (run, status))
+    for status in _LIVE:
+        for _n, r in runs.runs_page(home, None, status, None)[0]:
+            run = Run(r["id"], r["run_dir"], r["name"])
+            if run.id in deleting:
+                continue
+            if status == "pending" and not _being_staged(run):
+                continue
+            for upstream in _upstream_ids(run):
+                found.setdefault(upstream, (run, status))
     return found
 
 
