@@ -23,7 +23,8 @@ leaves a selected run.
 _PURGE_HELP = """\
 Delete leftover runs: by default the runs whose staging or runner died
 (pending, abandoned) and the runs that failed (error); --status S[,S]
-names the statuses. Like 'gage runs rm', it shows what it would delete
+names the statuses (`pending` includes runs whose staging failed,
+which list as abandoned). Like 'gage runs rm', it shows what it would delete
 and asks first (-y does not ask), and leaves alone what a staged or
 running run needs.
 """

@@ -16,6 +16,9 @@ another run uses, as placed files are copies or links of their own).
 
 `PURGE_STATUSES` are the statuses of leftovers that `gage runs purge`
 deletes by default: runs whose staging or runner died, and failed runs.
+Selecting `pending` runs also selects the runs whose staging died
+before they were staged (they list as `abandoned`): what a failed
+staging leaves.
 """
 
 from __future__ import annotations
@@ -77,7 +80,7 @@ def select_runs(
         return [
             Run(r["id"], r["run_dir"], r["name"])
             for _n, r in page
-            if statuses is None or r["status"] in statuses
+            if statuses is None or _matches(r, statuses)
         ]
     picked: dict[str, Run] = {}
     for spec in specs:
@@ -87,8 +90,24 @@ def select_runs(
     if op is not None:
         candidates = [r for r in candidates if runs.op_name(r) == op]
     if statuses is not None:
-        candidates = [r for r in candidates if runs.run_status(r) in statuses]
+        candidates = [
+            r for r in candidates if _matches(runs.run_record(r), statuses)
+        ]
     return candidates
+
+
+def _matches(record: dict, statuses: Sequence[str]) -> bool:
+    """A run record has one of `statuses`. `pending` also matches a run
+    whose staging died before it was staged (listed as `abandoned`): the
+    leftover a failed staging leaves."""
+    if record["status"] in statuses:
+        return True
+    return (
+        "pending" in statuses
+        and record["status"] == "abandoned"
+        and record["staged"] is None
+        and record["started"] is None
+    )
 
 
 def plan_delete(home: str, selected: Sequence[Run], force: bool = False) -> Plan:
