@@ -89,6 +89,9 @@ def cluster(tmp_path_factory):
 
 
 def _spawn(dir, name, cli_name, args, scheduler_file):
+    # A worker whose own settings name the dask engine: a run started
+    # there must still start there (not on another engine).
+    env = dict(os.environ, GAGE_ENGINE="dask", GAGE_SCHEDULER="tcp://127.0.0.1:9")
     with open(os.path.join(dir, f"{name}.log"), "wb") as log:
         return subprocess.Popen(
             [sys.executable, "-m", f"distributed.cli.{cli_name}", *args]
@@ -97,6 +100,7 @@ def _spawn(dir, name, cli_name, args, scheduler_file):
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             start_new_session=True,
+            env=env,
         )
 
 

@@ -414,8 +414,10 @@ def _start_runs(args, specs: list[str]) -> int:
     from . import gagefile
 
     runs = [_select_run(args, spec) for spec in specs]
-    path = gagefile.find_gagefile()
-    gf = gagefile.read_gagefile(path) if path else None
+    gf = None
+    if args.engine != "local":  # the engine may come from gage.toml
+        path = gagefile.find_gagefile()
+        gf = gagefile.read_gagefile(path) if path else None
     engine = _engine(args, gf)
     if engine is None:
         code = 0

@@ -132,7 +132,10 @@ def _run(
     run: Any, token: str, topic: str | None, where: dict[str, Any]
 ) -> dict[str, Any]:
     files_before = len(run_meta.read_files_log(run))
+    # The local engine and the scratch dir as runs home: nothing of the
+    # worker's cwd, gage.toml or GAGE_* settings reaches the run's start.
     args = [sys.executable, "-m", "gage", "run", "--start", run.run_dir, "-y"]
+    args += ["--engine", "local", "--runs-dir", run.runs_home]
     with _lock:
         if token in _cancelled:
             return {"status": "cancelled"}
@@ -143,6 +146,7 @@ def _run(
             stderr=subprocess.PIPE,
             start_new_session=True,
             preexec_fn=run_exec.die_with_parent(),
+            cwd=run.runs_home,
         )
         _procs.setdefault(token, {})[run.id] = p
     try:

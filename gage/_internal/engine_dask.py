@@ -104,8 +104,11 @@ class DaskEngine:
         self.topic = f"gage-output-{self.token}"
         show = engine._isatty(sys.stderr) if progress is None else progress
         self.console = engine._Console(show)
+        # A slot is a run on the cluster; it is free again as soon as the
+        # run's task ends there, while its result comes home meanwhile.
+        self._slots = threading.BoundedSemaphore(jobs)
         self._pool = concurrent.futures.ThreadPoolExecutor(
-            max_workers=jobs, thread_name_prefix="gage-dask"
+            max_workers=2 * jobs, thread_name_prefix="gage-dask"
         )
         self._lock = threading.Condition()
         self._names: dict[str, str] = {}
@@ -162,10 +165,26 @@ class DaskEngine:
     # -- one run
 
     def _run(self, run: Run, quiet: bool) -> int:
+        self._slots.acquire()
         with self._lock:
             if self._cancelled:
+                self._slots.release()
                 return 130
             self._names[run.id] = run.name
+        try:
+            dfut = self._submit(run, quiet)
+        except BaseException:
+            self._slots.release()
+            raise
+        self.console.update(queued=-1, running=1)
+        code = 1
+        try:
+            code = self._result(run, dfut)
+        finally:
+            self.console.update(running=-1, done=1, failed=int(code != 0))
+        return code
+
+    def _submit(self, run: Run, quiet: bool) -> Any:
         data = _pack(run)
         dfut = self.client.submit(
             dask_task.run_task,
@@ -177,14 +196,8 @@ class DaskEngine:
             key=f"gage-run-{run.id}-{self.token[:8]}",
             pure=False,
         )
-        del data
-        self.console.update(queued=-1, running=1)
-        code = 1
-        try:
-            code = self._result(run, dfut)
-        finally:
-            self.console.update(running=-1, done=1, failed=int(code != 0))
-        return code
+        dfut.add_done_callback(lambda _f: self._slots.release())
+        return dfut
 
     def _result(self, run: Run, dfut: Any) -> int:
         try:
