@@ -361,3 +361,178 @@ def test_special_file_from_hook_refused(project, tmp_path, capsys):
     code, _out, err = gage(capsys, "run", "t", "-y")
     assert code == 2
     assert_one_line_error(err, "env-pipe", "FIFO")
+
+
+# ---------------------------------------------------------------------------
+# 2. Meta formats round-trip any path and op name
+
+
+def test_project_dir_with_space(tmp_path, monkeypatch, capsys):
+    proj = tmp_path / "my proj"
+    proj.mkdir()
+    (proj / "prep.py").write_text("open('out.txt', 'w').write('1')\n")
+    write_toml(
+        proj,
+        """
+        [prep]
+        exec = "python prep.py"
+        [train]
+        exec = "python -c pass"
+        depends = { type = "run-files", run-select = "prep", files = "out.txt" }
+        """,
+    )
+    monkeypatch.chdir(proj)
+    monkeypatch.setenv("GAGE_RUNS", str(tmp_path / "runs"))
+    assert gage(capsys, "run", "prep", "-y", "-q")[0] == 0
+    code, _out, err = gage(capsys, "run", "train", "-y", "-q")
+    assert code == 0, err
+    code, out, _err = gage(capsys, "runs")
+    assert code == 0
+    ops = [line.split()[2] for line in out.splitlines()[1:]]
+    assert ops == ["train", "prep"]
+    code, out, _err = gage(capsys, "show", "train")
+    assert "Op:       my proj:train" in out
+
+
+def test_opref_round_trips_any_name(tmp_path):
+    from gage._internal import run_meta
+    from gage._internal.run_stage import make_run
+    from gage._internal.types import OpRef
+
+    for ns, name, version in [
+        ("my proj", "train", None),
+        ("", "a b", "1 2"),
+        ('"q"', "x", None),
+        ("new\nline", "tab\there", "v"),
+        ("bad\udcffbytes", "é", None),
+    ]:
+        run = make_run(str(tmp_path / "runs"))
+        os.makedirs(run.meta_dir)
+        run_meta.write_opref(run, OpRef(ns, name, version))
+        assert run_meta.read_opref(run) == OpRef(ns, name, version)
+
+
+# ---------------------------------------------------------------------------
+# 3. Config is never lost under a dependency
+
+
+def test_config_file_also_dependency(project, tmp_path, capsys):
+    (project / "params.json").write_text('{"scale": 3}\n')
+    write_toml(
+        project,
+        """
+        [t]
+        exec = "python -c pass"
+        config = "params.json#scale"
+        depends = { type = "project-files", files = "params.json" }
+        """,
+    )
+    code, _out, err = gage(capsys, "run", "t", "-y", "scale=5")
+    assert code == 2
+    assert_one_line_error(err, "params.json", "config file", "depends[0]")
+    assert runs(tmp_path) == []
+
+
+def test_config_file_also_dependency_when_staged(project, tmp_path):
+    """Through the API (no CLI check first), staging refuses it too."""
+    from gage._internal import gagefile, run_util
+    from gage._internal.types import DependencyError
+
+    (project / "params.json").write_text('{"scale": 3}\n')
+    write_toml(
+        project,
+        """
+        [t]
+        exec = "python -c pass"
+        config = "*.json#scale"
+        depends = { type = "project-files", files = "p*.json" }
+        """,
+    )
+    gf = gagefile.load_gagefile(str(project))
+    opdef = gf.get_opdef("t")
+    run = run_util.make_run(str(tmp_path / "runs"))
+    run_util.init_run_meta(
+        run, gagefile.op_ref(gf, opdef), opdef, gagefile.op_cmd(opdef), {"scale": 5}, {}
+    )
+    with pytest.raises(DependencyError) as e:
+        run_util.stage_run(run, str(project))
+    assert "params.json" in str(e.value) and "config file" in str(e.value)
+    assert '"scale": 5' in open(os.path.join(run.run_dir, "params.json")).read()
+
+
+# ---------------------------------------------------------------------------
+# 6. File names, deep trees, garbage meta
+
+
+def test_hostile_file_names_staged(project, tmp_path, capsys):
+    names = [b"new\nline.txt", b"bad\xffname.txt", b"tab\tname.txt", b'"quoted".txt']
+    for name in names:
+        with open(os.path.join(os.fsencode(project), name), "wb") as f:
+            f.write(b"x")
+    write_toml(project, '[t]\nexec = "python -c pass"\n')
+    code, _out, err = gage(capsys, "run", "t", "-y", "-q")
+    assert code == 0, err
+    code, out, _err = gage(capsys, "check", "t")
+    assert code == 0
+    assert "6 files match" in out
+    code, out, _err = gage(capsys, "show", "t", "--files")
+    assert code == 0
+    assert '"new\\nline.txt"' in out and '"bad\\udcffname.txt"' in out
+    [run_dir] = [p for p in runs(tmp_path) if "." not in p]
+    copied = set(os.listdir(os.path.join(os.fsencode(tmp_path / "runs"), run_dir.encode())))
+    assert set(names) <= copied
+
+
+def test_tree_deeper_than_recursion_limit(project, tmp_path, capsys):
+    path = os.fsencode(project)
+    fd = os.open(path, os.O_RDONLY)
+    depth = sys.getrecursionlimit() + 100
+    try:
+        for _ in range(depth):
+            os.mkdir(b"d", dir_fd=fd)
+            new = os.open(b"d", os.O_RDONLY, dir_fd=fd)
+            os.close(fd)
+            fd = new
+        os.close(os.open(b"deep.txt", os.O_WRONLY | os.O_CREAT, dir_fd=fd))
+    finally:
+        os.close(fd)
+    write_toml(project, '[t]\nexec = "python -c pass"\n')
+    code, _out, err = gage(capsys, "run", "t", "-y", "-q")
+    assert code == 0, err
+    code, out, _err = gage(capsys, "check", "t")
+    assert code == 0, out
+
+
+def test_garbage_meta_lists_other_runs(project, tmp_path, capsys):
+    from gage._internal import runs as runs_mod
+
+    write_toml(project, '[t]\nexec = "python -c pass"\n')
+    for _ in range(3):
+        assert gage(capsys, "run", "t", "-y", "-q")[0] == 0
+    home = str(tmp_path / "runs")
+    a, b, c = runs_mod.list_runs(home)
+    for run, name, data in [
+        (a, "manifest", b"garbage line\n"),
+        (b, "staged", b"zzz\n"),
+        (b, "opref", b"onefield\n"),
+        (c, "stopped", b"\xff\xfe\n"),
+        (c, "exit_code", b"{not a number"),
+    ]:
+        path = os.path.join(run.meta_dir, name)
+        os.chmod(path, 0o644)
+        with open(path, "ab" if name == "manifest" else "wb") as f:
+            f.write(data)
+    code, out, err = gage(capsys, "runs")
+    assert (code, err) == (0, "")
+    assert len(out.splitlines()) == 4
+    code, out, err = gage(capsys, "runs", "--json")
+    assert code == 0
+    code, out, err = gage(capsys, "check", a.id)
+    assert code == 1
+    assert "manifest:" in out and "garbage" in out
+    code, _out, err = gage(capsys, "show", a.id)
+    assert code == 2
+    assert_one_line_error(err, "manifest:", "not a manifest entry")
+    for run in (b, c):
+        code, _out, err = gage(capsys, "show", run.id)
+        assert code == 0, err

@@ -80,6 +80,11 @@ _RUN_ARG_HELP = (
 
 
 def main(argv: list[str] | None = None) -> int:
+    # Names that are not UTF-8 (paths, a project dir) print escaped.
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure:
+            reconfigure(errors="backslashreplace")
     parser = _parser()
     args = _parse_args(parser, argv)
     if not getattr(args, "func", None):
@@ -344,7 +349,7 @@ def _cmd_run(args) -> int:
                 "--start takes staged runs only: config was set when they were staged"
             )
         return _start_runs(args, [args.start] + more)
-    from . import gagefile, op_inputs, run_util, runs
+    from . import gagefile, op_inputs, run_deps, run_util, runs
 
     op_name, assigns = _split_words(([args.op] if args.op else []) + args.assigns)
     gf, home = _project(args)
@@ -365,6 +370,9 @@ def _cmd_run(args) -> int:
         match = op_inputs.find_run(home, inputs) if inputs else None
         if match:
             return _not_needed(args, match)
+    if config:
+        # Before anything is staged (staging checks it again).
+        run_deps.check_config_deps(home, gf.project_dir, opdef)
     if not args.yes and not _confirm(opdef, config, args):
         return _error("cancelled: nothing staged", 1)
     # Connected before anything is staged: a cluster that cannot be
@@ -847,12 +855,14 @@ def _manifest_counts(manifest) -> dict[str, int]:
 
 
 def _show_manifest(manifest, files: bool) -> None:
+    from .run_meta import quote_path
+
     counts = _manifest_counts(manifest)
     parts = [_type_count(counts[t], t) for t in "sdrg" if t in counts]
     print(f"Manifest: {', '.join(parts) if parts else 'empty'}")
     if files:
         for e in sorted(manifest, key=lambda e: e.path):
-            print(f"  {e.type} {e.sha256} {e.path}")
+            print(f"  {e.type} {e.sha256} {quote_path(e.path)}")
 
 
 def _show_output(run, lines: int = 10) -> None:
@@ -872,11 +882,14 @@ def _show_output(run, lines: int = 10) -> None:
 
 def _cmd_check(args) -> int:
     from . import run_meta, run_util
-    from .types import VerifyError
+    from .types import MetaError, VerifyError
 
     run = _select_run(args, args.run)
     try:
         problems = run_util.verify_run(run)
+    except MetaError as e:
+        print(f"Run {run.name} cannot be checked: {e}")
+        return 1
     except VerifyError as e:
         print(f"Run {run.name} differs from its manifest:")
         print(str(e))

@@ -230,17 +230,19 @@ def _walk(
     real_root: str,
     never: frozenset[str],
 ) -> Iterator[tuple[str, os.DirEntry[str], str]]:
-    path = os.path.join(root, reldir) if reldir else root
-    try:
-        with os.scandir(path) as it:
-            entries = sorted(it, key=lambda e: e.name)
-    except OSError as e:
-        if not reldir:
-            raise
-        skipped.append(Skipped(reldir + "/", "unreadable", detail=e.strerror))
-        return
-    for entry in entries:
-        relpath = reldir + "/" + entry.name if reldir else entry.name
+    """Files under `root/reldir` in path order, pruned by `dir_rules`.
+
+    A stack, not recursion: a tree of any depth is walked.
+    """
+    top = _entries(root, reldir, skipped)
+    stack = [(reldir, iter(top or []))]
+    while stack:
+        parent, entries = stack[-1]
+        entry = next(entries, None)
+        if entry is None:
+            stack.pop()
+            continue
+        relpath = parent + "/" + entry.name if parent else entry.name
         is_link = False
         try:
             is_link = entry.is_symlink()
@@ -251,9 +253,9 @@ def _walk(
             skipped.append(Skipped(relpath, reason, detail=detail))
             continue
         if is_link:
-            problem = _link_problem(entry.path, st, real_root)
-            if problem:
-                skipped.append(Skipped(relpath, "symlink", detail=problem))
+            reason = _link_problem(entry.path, st, real_root)
+            if reason:
+                skipped.append(Skipped(relpath, "symlink", detail=reason))
                 continue
         if stat.S_ISDIR(st.st_mode):
             if relpath in never:
@@ -263,11 +265,28 @@ def _walk(
             if rule and not rule.include:
                 skipped.append(Skipped(relpath + "/", "pruned", rule.text))
             else:
-                yield from _walk(root, relpath, dir_rules, skipped, real_root, never)
+                sub = _entries(root, relpath, skipped)
+                if sub is not None:
+                    stack.append((relpath, iter(sub)))
         elif stat.S_ISREG(st.st_mode):
             yield relpath, entry, "file"
         else:
             skipped.append(Skipped(relpath, "special", detail="not a regular file"))
+
+
+def _entries(
+    root: str, reldir: str, skipped: list[Skipped]
+) -> list[os.DirEntry[str]] | None:
+    """A dir's entries sorted by name; None (skipped) when unreadable."""
+    path = os.path.join(root, reldir) if reldir else root
+    try:
+        with os.scandir(path) as it:
+            return sorted(it, key=lambda e: e.name)
+    except OSError as e:
+        if not reldir:
+            raise
+        skipped.append(Skipped(reldir + "/", "unreadable", detail=e.strerror))
+        return None
 
 
 def _err(e: OSError) -> str:

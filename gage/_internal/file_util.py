@@ -16,6 +16,7 @@ __all__ = [
     "copy_file",
     "is_inside",
     "path_problem",
+    "make_dirs",
     "make_readonly",
     "file_kind",
     "open_regular",
@@ -219,8 +220,9 @@ def tomllib() -> Any:
 def snapshot_dir(root: str) -> dict[str, tuple[int, int]]:
     """Relative path -> (size, mtime_ns) for every file and link under root.
 
-    Symlinks are recorded, not followed. Used to find what a process added
-    or changed in a run dir.
+    Symlinks are recorded, not followed; nothing is opened (a FIFO is
+    only stat'ed). Used to find what a process added or changed in a run
+    dir. A stack, not recursion: a tree of any depth is walked.
     """
     result: dict[str, tuple[int, int]] = {}
     for relpath, entry in walk_files(root):
@@ -263,3 +265,21 @@ def walk_files(
                     stack.append(relpath)
                 else:
                     yield relpath, entry
+
+
+def make_dirs(path: str) -> None:
+    """`os.makedirs(path, exist_ok=True)` without recursion (a path may be
+    deeper than Python's recursion limit)."""
+    missing = []
+    while not os.path.isdir(path):
+        missing.append(path)
+        parent = os.path.dirname(path)
+        if parent == path:
+            break
+        path = parent
+    for p in reversed(missing):
+        try:
+            os.mkdir(p)
+        except FileExistsError:
+            if not os.path.isdir(p):
+                raise

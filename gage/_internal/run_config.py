@@ -48,6 +48,7 @@ from .types import ConfigError, OpDef, Run
 __all__ = [
     "ConfigValue",
     "apply_run_config",
+    "config_files",
     "parse_assigns",
     "split_assigns",
     "parse_value",
@@ -238,6 +239,12 @@ def _value_loader():
 def read_project_config(project_dir: str, opdef: OpDef) -> dict[str, ConfigValue]:
     """Config keys and their defaults from the files an op def names."""
     return _read_config(project_dir, opdef)
+
+
+def config_files(root: str, opdef: OpDef) -> set[str]:
+    """Paths (relative, `/`-separated) of the files that provide the op's
+    config keys under `root` (a project or run dir)."""
+    return {cv.file for cv in _read_config(root, opdef).values()}
 
 
 @attrs.frozen

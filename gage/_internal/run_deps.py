@@ -56,6 +56,7 @@ from .run_meta import (
     FileEvent,
     append_files_log,
     manifest_path,
+    read_config,
     read_manifest,
     read_opdef,
     read_opref,
@@ -67,6 +68,7 @@ from .types import DependencyError, OpDef, Run, RunSelectError
 
 __all__ = [
     "DepFile",
+    "check_config_deps",
     "ResolvedDep",
     "preview_dependencies",
     "resolve_deps",
@@ -269,6 +271,54 @@ def _generated_files(run: Run) -> list[str]:
 
 
 # ---------------------------------------------------------------------------
+# Config files
+
+
+def check_config_deps(
+    runs_home: str,
+    project_dir: str,
+    opdef: OpDef,
+    upstream: Mapping[str, Run] | None = None,
+) -> None:
+    """Refuse, before anything is staged, a dependency that would be
+    placed where one of the op's config files is.
+
+    Config is applied to the staged source code before dependencies are
+    placed: a dependency in the same place would replace the patched
+    file, and the run would not see the config its record shows.
+    Staging checks it again with the staged files.
+    """
+    if not opdef.get_config() or not opdef.get_dependencies():
+        return
+    resolved = preview_dependencies(runs_home, project_dir, opdef, upstream)
+    _check_config_files(resolved, _config_files(project_dir, opdef), opdef)
+
+
+def _config_files(root: str, opdef: OpDef) -> set[str]:
+    from . import run_config
+
+    return run_config.config_files(root, opdef)
+
+
+def _check_config_files(
+    resolved: list[ResolvedDep], config_files: set[str], opdef: OpDef
+) -> None:
+    for i, dep in enumerate(resolved):
+        for f in dep.files:
+            path = os.path.normpath(f.path).replace(os.sep, "/")
+            if path in config_files:
+                raise DependencyError(
+                    f"{dependency_where(opdef.name, i, dep.spec)}: '{path}' is also a config "
+                    f"file of op '{opdef.name}': the dependency would replace "
+                    "the file config is applied to; remove it from 'config' "
+                    "or from 'depends', or place the dependency elsewhere "
+                    "with target-path",
+                    op=opdef.name,
+                    path=path,
+                )
+
+
+# ---------------------------------------------------------------------------
 # Resolve into a run dir
 
 
@@ -303,6 +353,8 @@ def _resolve_and_place(
     run: Run, project_dir: str, opdef: OpDef, upstream: Mapping[str, Run] | None
 ) -> list[dict[str, Any]]:
     resolved = preview_dependencies(run.runs_home, project_dir, opdef, upstream)
+    if read_config(run):
+        _check_config_files(resolved, _config_files(run.run_dir, opdef), opdef)
     wheres = [dependency_where(opdef.name, i, d.spec) for i, d in enumerate(resolved)]
     with hash_cache.open_cache(run.runs_home) as cache:
         hashed = [
@@ -395,7 +447,7 @@ def _place(
         placed[f.path] = where
         if os.path.lexists(dest):
             events.append(_replace_staged(run, dest, f.path, where))
-        os.makedirs(os.path.dirname(dest), exist_ok=True)
+        file_util.make_dirs(os.path.dirname(dest))
         if dep.link:
             os.symlink(os.path.abspath(src_path), dest)
             if file_util.stat_key(st) == file_util.stat_key(os.stat(dest)):

@@ -6,6 +6,14 @@ writes meta through these functions.
 
 Writes are atomic (temp file + rename). Files that are final are made
 read-only. Logs (`log/runner`, `log/files`) are appended to.
+
+Line formats (`opref`, `log/files`, `manifest`) hold any op name and any
+path: a field that is empty, starts with `"`, has a control character
+(a newline, a tab, ...), a line separator, bytes that are not UTF-8 (as
+Python's surrogate escapes) or, in `opref`, a space, is written as a
+JSON string (`"my proj"`, `"new\nline.txt"`, `"bad\udcffname"`);
+every other field is written as is. Reading undoes it exactly, so a
+path read back is the path that was written.
 """
 
 from __future__ import annotations
@@ -13,11 +21,13 @@ from __future__ import annotations
 import datetime
 import json
 import os
+import re
 import stat
 import time
 from typing import Any, Iterable, NamedTuple
 
-from .types import META_SUFFIX, OpCmd, OpDef, OpRef, Run
+from . import file_util
+from .types import META_SUFFIX, MetaError, OpCmd, OpDef, OpRef, Run
 
 __all__ = [
     "META_SUFFIX",
@@ -45,6 +55,8 @@ __all__ = [
     "read_proc_env",
     "read_summary",
     "read_timestamp",
+    "quote_path",
+    "has_timestamp",
     "read_user_attrs",
     "run_meta_dir",
     "run_meta_path",
@@ -242,10 +254,17 @@ def write_timestamp(run: Run, name: str, ts: int | None = None) -> int:
 
 
 def read_timestamp(run: Run, name: str) -> int | None:
+    """A timestamp, None when not written; MetaError when not a number."""
     try:
-        return int(_read(run_meta_path(run, name)).strip())
+        return _int(run_meta_path(run, name))
     except FileNotFoundError:
         return None
+
+
+def has_timestamp(run: Run, name: str) -> bool:
+    """Whether a timestamp file is written (whatever it holds): what a
+    run's status is derived from, so one garbage file cannot hide it."""
+    return os.path.lexists(run_meta_path(run, name))
 
 
 # ---------------------------------------------------------------------------
@@ -273,14 +292,25 @@ def read_name(run_or_meta_dir: Run | str) -> str:
 
 
 def write_opref(run: Run, opref: OpRef) -> None:
+    """`opref`: `<ns> <name> [<version>]`, each field quoted when needed
+    (a project dir `my proj` is `"my proj"`)."""
     parts = [opref.op_ns, opref.op_name] + (
         [opref.op_version] if opref.op_version else []
     )
-    _write(run_meta_path(run, "opref"), " ".join(parts) + "\n", readonly=True)
+    text = " ".join(_quote(p, space=True) for p in parts)
+    _write(run_meta_path(run, "opref"), text + "\n", readonly=True)
 
 
 def read_opref(run: Run) -> OpRef:
-    parts = _read(run_meta_path(run, "opref")).split()
+    """The run's op; ValueError when `opref` is not two or three fields."""
+    path = run_meta_path(run, "opref")
+    text = _read(path)
+    try:
+        parts = _split_fields(text.rstrip("\n"))
+    except ValueError:
+        parts = []
+    if len(parts) not in (2, 3):
+        raise MetaError(f"{path}: expected '<namespace> <op> [<version>]'", path=path)
     return OpRef(*parts)
 
 
@@ -366,7 +396,8 @@ class _RunnerLog:
         ts = format_timestamp(timestamp())
         lines = msg.split("\n")
         text = f"{ts} {lines[0]}\n" + "".join(f"  {line}\n" for line in lines[1:])
-        _append(self.path, text)
+        # A message may name a path that is not UTF-8: escaped, not an error.
+        _append(self.path, text, errors="backslashreplace")
 
     warning = info
     error = info
@@ -382,19 +413,29 @@ def runner_log(run: Run) -> _RunnerLog:
 
 
 def append_files_log(run: Run, events: Iterable[FileEvent]) -> None:
-    text = "".join(f"{e.event} {e.type} {e.mtime} {e.path}\n" for e in events)
+    text = "".join(
+        f"{e.event} {e.type} {e.mtime} {_quote(e.path)}\n" for e in events
+    )
     _append(run_meta_path(run, "log", "files"), text)
 
 
 def read_files_log(run: Run) -> list[FileEvent]:
+    """Events of `log/files`; ValueError naming the file and line for a
+    line that is not an event."""
+    path = run_meta_path(run, "log", "files")
     try:
-        text = _read(run_meta_path(run, "log", "files"))
+        text = _read(path)
     except FileNotFoundError:
         return []
     events = []
-    for line in text.splitlines():
-        event, type, mtime, path = line.split(" ", 3)
-        events.append(FileEvent(event, type, int(mtime), path))
+    for n, line in _lines(text):
+        try:
+            event, type, mtime, rest = line.split(" ", 3)
+            events.append(FileEvent(event, type, int(mtime), _unquote(rest)))
+        except ValueError:
+            raise MetaError(
+                f"{path}:{n}: not a file event: {line[:60]!r}", path=path
+            ) from None
     return events
 
 
@@ -415,18 +456,28 @@ def append_manifest(run: Run, entries: Iterable[ManifestEntry]) -> None:
 
 
 def _manifest_text(entries: Iterable[ManifestEntry]) -> str:
-    return "".join(f"{e.type} {e.sha256} {e.path}\n" for e in entries)
+    return "".join(f"{e.type} {e.sha256} {_quote(e.path)}\n" for e in entries)
 
 
 def read_manifest(run: Run) -> list[ManifestEntry]:
+    """Entries of the manifest; ValueError naming the file and line for a
+    line that is not an entry (`gage check` reports it)."""
+    path = run_meta_path(run, "manifest")
     try:
-        text = _read(run_meta_path(run, "manifest"))
+        text = _read(path)
     except FileNotFoundError:
         return []
     entries = []
-    for line in text.splitlines():
-        type, digest, path = line.split(" ", 2)
-        entries.append(ManifestEntry(type, digest, path))
+    for n, line in _lines(text):
+        try:
+            type, digest, rest = line.split(" ", 2)
+            if len(digest) != 64:
+                raise ValueError(digest)
+            entries.append(ManifestEntry(type, digest, _unquote(rest)))
+        except ValueError:
+            raise MetaError(
+                f"{path}:{n}: not a manifest entry: {line[:60]!r}", path=path
+            ) from None
     return entries
 
 
@@ -665,7 +716,7 @@ def write_exit_code(run: Run, code: int) -> None:
 
 def read_exit_code(run: Run) -> int | None:
     try:
-        return int(_read(run_meta_path(run, "exit_code")).strip())
+        return _int(run_meta_path(run, "exit_code"))
     except FileNotFoundError:
         return None
 
@@ -702,6 +753,72 @@ def read_worker(run: Run) -> dict[str, Any] | None:
 # Low level
 
 
+_NEEDS_QUOTE = re.compile("[\x00-\x1f\x7f\x85\u2028\u2029\ud800-\udfff]")
+
+
+def _quote(field: str, space: bool = False) -> str:
+    """`field` as written in a line of a meta file (see the module doc).
+
+    `space`: the field is followed by others, so a space needs quoting.
+    """
+    if (
+        not field
+        or field.startswith('"')
+        or _NEEDS_QUOTE.search(field)
+        or (space and " " in field)
+    ):
+        return json.dumps(field)
+    return field
+
+
+def quote_path(path: str) -> str:
+    """A path as meta files write it: as is, or a JSON string when it has
+    a newline, other control characters or bytes that are not UTF-8."""
+    return _quote(path)
+
+
+def _unquote(field: str) -> str:
+    """The field `_quote` wrote (the rest of a line)."""
+    if field.startswith('"'):
+        val = json.loads(field)
+        if not isinstance(val, str):
+            raise ValueError(field)
+        return val
+    return field
+
+
+def _split_fields(line: str) -> list[str]:
+    """Space-separated fields, each as is or a JSON string."""
+    fields = []
+    decoder = json.JSONDecoder()
+    i = 0
+    while i < len(line):
+        if line[i] == '"':
+            val, i = decoder.raw_decode(line, i)
+            if not isinstance(val, str):
+                raise ValueError(line)
+            fields.append(val)
+        else:
+            end = line.find(" ", i)
+            end = len(line) if end < 0 else end
+            fields.append(line[i:end])
+            i = end
+        if i < len(line):
+            if line[i] != " ":
+                raise ValueError(line)
+            i += 1
+    return fields
+
+
+def _lines(text: str) -> Iterable[tuple[int, str]]:
+    """(line number, line) for each line; split on newlines only (a path
+    may hold other line separators, quoted)."""
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    return ((i, line) for i, line in enumerate(lines, 1))
+
+
 def _path(run_or_meta_dir: Run | str, name: str) -> str:
     if isinstance(run_or_meta_dir, Run):
         return run_meta_path(run_or_meta_dir, name)
@@ -709,12 +826,32 @@ def _path(run_or_meta_dir: Run | str, name: str) -> str:
 
 
 def _read(path: str) -> str:
-    with open(path, encoding="utf-8") as f:
-        return f.read()
+    """A meta file's text; MetaError when it is not UTF-8 or not a file
+    (never blocks on a FIFO)."""
+    try:
+        with file_util.open_regular(path) as f:
+            data = f.read()
+    except file_util.NotRegularFile as e:
+        raise MetaError(f"{path}: {e.strerror}", path=path) from None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise MetaError(f"{path}: not UTF-8 text ({e.reason})", path=path) from None
 
 
 def _read_json(path: str) -> Any:
-    return json.loads(_read(path))
+    try:
+        return json.loads(_read(path))
+    except (json.JSONDecodeError, RecursionError) as e:
+        raise MetaError(f"{path}: not valid JSON: {e}", path=path) from None
+
+
+def _int(path: str) -> int:
+    text = _read(path).strip()
+    try:
+        return int(text)
+    except ValueError:
+        raise MetaError(f"{path}: not a number: {text[:30]!r}", path=path) from None
 
 
 def _write_json(path: str, data: Any, readonly: bool = False) -> None:
@@ -754,11 +891,11 @@ def _mkstemp(dirname: str) -> tuple[int, str]:
             continue
 
 
-def _append(path: str, text: str) -> None:
+def _append(path: str, text: str, errors: str = "strict") -> None:
     """Append with a single write on an O_APPEND descriptor."""
     os.makedirs(os.path.dirname(path), exist_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     try:
-        os.write(fd, text.encode("utf-8"))
+        os.write(fd, text.encode("utf-8", errors))
     finally:
         os.close(fd)

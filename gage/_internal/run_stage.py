@@ -282,7 +282,7 @@ def copy_sourcecode(
         dest = os.path.join(run.run_dir, relpath)
         parent = os.path.dirname(dest)
         if parent not in made_dirs:
-            os.makedirs(parent, exist_ok=True)
+            file_util.make_dirs(parent)
             made_dirs.add(parent)
         try:
             st = sel.stats.get(relpath) or os.stat(src)

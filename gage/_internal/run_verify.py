@@ -68,7 +68,7 @@ def verify_run(run: Run) -> list[Difference]:
     manifest with the same content and modes, and the meta that decides
     what runs is as it was staged.
     """
-    if run_meta.read_timestamp(run, "staged") is None:
+    if not run_meta.has_timestamp(run, "staged"):
         raise RunError(
             f"Run {run.name} ({run.id}) is not staged: it has no manifest to verify"
         )

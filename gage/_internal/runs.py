@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 import stat
-from typing import Any
+from typing import Any, Callable, TypeVar
 
 from . import run_meta, runs_index
 from .run_meta import META_SUFFIX, read_id, read_name, read_opref
@@ -37,6 +37,8 @@ __all__ = [
     "runs_home",
     "select_run",
 ]
+
+T = TypeVar("T")
 
 DEFAULT_RUNS_DIR = os.path.join(".gage", "runs")
 
@@ -112,7 +114,7 @@ def op_name(run: Run) -> str | None:
     """The op name of a run, or None when its opref is not written."""
     try:
         return read_opref(run).op_name
-    except (FileNotFoundError, TypeError):
+    except (OSError, ValueError):
         return None
 
 
@@ -313,13 +315,14 @@ def run_status(run: Run) -> str:
     the stager in `proc/stager` is alive (or none is recorded, as when
     the library stages phase by phase), and `abandoned` once it is dead.
     """
+    # A meta file with garbage reads as not written (see runs_index).
     exit_code = signal = None
-    started = run_meta.read_timestamp(run, "started")
-    stopped = run_meta.read_timestamp(run, "stopped") if started else None
+    started = _safe(run_meta.read_timestamp, run, "started")
+    stopped = _safe(run_meta.read_timestamp, run, "stopped") if started else None
     if stopped is not None:
-        exit_code = run_meta.read_exit_code(run)
-        signal = run_meta.read_proc_signal(run)
-    staged = run_meta.read_timestamp(run, "staged") if started is None else None
+        exit_code = _safe(run_meta.read_exit_code, run)
+        signal = _safe(run_meta.read_proc_signal, run)
+    staged = _safe(run_meta.read_timestamp, run, "staged") if started is None else None
     state = runs_index.meta_state(staged, started, stopped, exit_code, signal)
     return _live_status(run, state)
 
@@ -390,6 +393,14 @@ def entry_record(home: str, entry: runs_index.Entry, status: str) -> dict[str, A
         "batch": entry.batch,
         "label": run_meta.read_label(entry.run(home)),
     }
+
+
+def _safe(read: Callable[..., T], *args: Any) -> T | None:
+    """`read(*args)`, or None when the meta file holds garbage."""
+    try:
+        return read(*args)
+    except (OSError, ValueError):
+        return None
 
 
 def _iso(ts: int | None) -> str | None:

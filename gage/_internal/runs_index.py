@@ -481,10 +481,10 @@ def _read_row(home: str, dir: str) -> tuple[Any, ...]:
         for name_ in ("initialized", "staged", "started", "stopped")
     }
     exit_code = _exit_code(run) if ts["stopped"] is not None else None
-    signal = run_meta.read_proc_signal(run) if ts["started"] is not None else None
+    signal = _text(run_meta.read_proc_signal, run) if ts["started"] is not None else None
     state = meta_state(ts["staged"], ts["started"], ts["stopped"], exit_code, signal)
     created = ts["initialized"] or st.st_mtime_ns // 1000
-    input_key = run_meta.read_input_key(run) if ts["staged"] is not None else None
+    input_key = _text(run_meta.read_input_key, run) if ts["staged"] is not None else None
     final = state in ("completed", "error", "terminated") and settled
     return (
         dir,
@@ -553,6 +553,14 @@ def _exit_code(run: Run) -> int | None:
 def _batch(run: Run) -> str | None:
     try:
         return run_meta.read_batch(run)
+    except (OSError, ValueError):
+        return None
+
+
+def _text(read: Any, run: Run) -> str | None:
+    """`read(run)`, None when the meta file is not UTF-8 (MetaError)."""
+    try:
+        return read(run)
     except (OSError, ValueError):
         return None
 

@@ -17,6 +17,7 @@ from typing import Any
 __all__ = [
     "GageError",
     "GagefileError",
+    "MetaError",
     "ConfigError",
     "DependencyError",
     "RunError",
@@ -98,6 +99,12 @@ class StageError(GageError):
 
 class RunError(GageError):
     """A run cannot be started or is in the wrong state."""
+
+
+class MetaError(GageError, ValueError):
+    """A run's meta file has content gage cannot read (a garbage line,
+    bytes that are not UTF-8). A ValueError too: code that lists many
+    runs skips or marks the one run, never fails for all."""
 
 
 class RunSelectError(GageError):
