@@ -497,10 +497,14 @@ def test_tree_deeper_than_recursion_limit(project, tmp_path, capsys):
     finally:
         os.close(fd)
     write_toml(project, '[t]\nexec = "python -c pass"\n')
-    code, _out, err = gage(capsys, "run", "t", "-y", "-q")
-    assert code == 0, err
-    code, out, _err = gage(capsys, "check", "t")
-    assert code == 0, out
+    try:
+        code, _out, err = gage(capsys, "run", "t", "-y", "-q")
+        assert code == 0, err
+        code, out, _err = gage(capsys, "check", "t")
+        assert code == 0, out
+    finally:
+        # pytest's own cleanup recurses: rm does not.
+        subprocess.run(["rm", "-rf", str(project), str(tmp_path / "runs")], timeout=60)
 
 
 def test_garbage_meta_lists_other_runs(project, tmp_path, capsys):
