@@ -54,6 +54,14 @@ _EXPORTS = {
     "find_matching_run": "op_inputs",
     "op_inputs": "op_inputs",
     "find_run": "op_inputs",
+    "compare": "run_compare",
+    "CompareError": "run_compare",
+    "diff_runs": "run_diff",
+    "file_diff": "run_diff",
+    "why_run": "run_diff",
+    "plan_delete": "run_delete",
+    "delete_runs": "run_delete",
+    "describe_ops": "op_info",
 }
 
 __all__ = ["__version__", *_EXPORTS]

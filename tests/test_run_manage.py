@@ -185,3 +185,16 @@ def test_label_round_trip(tmp_path):
     assert runs.run_record(run)["label"] == "best"
     run_meta.write_label(run, None)
     assert run_meta.read_label(run) is None
+
+
+def test_public_api(tmp_path):
+    import gage
+
+    a = _run(tmp_path, config={"lr": 0.1}, summary={"loss": 2})
+    b = _run(tmp_path, config={"lr": 0.2}, summary={"loss": 1})
+    table = gage.compare([a, b], ["lr", "loss"], ["loss"])
+    assert [r.run for r in table.rows] == [b, a]
+    assert [c.key for c in gage.diff_runs(a, b).config] == ["lr"]
+    assert gage.why_run(str(tmp_path), b).match == a
+    plan = gage.plan_delete(str(tmp_path), [a])
+    assert gage.delete_runs(plan) == 1
