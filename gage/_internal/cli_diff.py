@@ -99,7 +99,7 @@ def _print(args, diff) -> int:
         return _json(_diff_data(diff))
     for side, run in (("a", diff.a), ("b", diff.b)):
         print(f"{side}: {run.name} ({run.id}) {_op(run)}, {runs.run_status(run)}")
-    _section("Op", diff.op, _value)
+    _section("Op", diff.op, _op_value)
     _section("Config", diff.config, _value)
     _section("Upstream runs", diff.upstream, _run_value)
     _section("Dependencies", diff.deps, _digest)
@@ -138,6 +138,12 @@ def _value(c) -> str:
         return "(none)" if x is None else cli._fmt_val(x)
 
     return f"{v(c.old)} -> {v(c.new)}"
+
+
+def _op_value(c) -> str:
+    if c.key == "definition" and c.old and c.new:
+        return f"{c.old[:8]} -> {c.new[:8]}"
+    return _value(c)
 
 
 def _run_value(c) -> str:
