@@ -724,7 +724,7 @@ def _cmd_runs(args) -> int:
                 _config_summary(r["config"]),
             )
         )
-    _print_table(rows)
+    _print_table(rows, _RUNS_STYLES)
     if total > len(page):
         more = total - len(page)
         print(f"{more} more {'run' if more == 1 else 'runs'}: use --all or -n N")
@@ -732,6 +732,8 @@ def _cmd_runs(args) -> int:
 
 
 _RUNS_PAGE = int(_RUNS_PAGE_HELP)
+
+_RUNS_STYLES = ("dim", None, None, "status", None, None, None)
 
 
 def _runs_limit(args) -> int | None:
@@ -744,10 +746,19 @@ def _runs_limit(args) -> int | None:
     return None if args.json else _RUNS_PAGE
 
 
-def _print_table(rows: Sequence[tuple[str, ...]]) -> None:
+def _print_table(
+    rows: Sequence[tuple[str, ...]], styles: Sequence[str | None] | None = None
+) -> None:
     from . import cli_table
 
-    cli_table.print_table(rows[0], rows[1:])
+    cli_table.print_table(rows[0], rows[1:], styles=styles)
+
+
+def _print_status(label: str, status: str) -> None:
+    from . import cli_table
+
+    sys.stdout.flush()
+    cli_table.print_status(label, status)
 
 
 def _local_time(iso: str | None) -> str:
@@ -799,12 +810,13 @@ def _cmd_show(args) -> int:
         return 0
     print(f"Run:      {run.name} ({run.id})")
     print(f"Op:       {record['op_ns']}:{record['op']}")
-    print(f"Status:   {record['status']}")
+    _print_status("Status:   ", record["status"])
     if record["batch"]:
         print(f"Batch:    {record['batch']}")
     if record["label"]:
         print(f"Label:    {record['label']}")
     print(f"Run dir:  {run.run_dir}")
+    print(f"Meta dir: {run.meta_dir}")
     print(f"Started:  {_local_time(record['started'])}")
     print(f"Duration: {_duration(record['duration'])}")
     if record["exit_code"] is not None:
@@ -813,6 +825,8 @@ def _cmd_show(args) -> int:
     if worker:
         print(f"Worker:   {worker.get('host')} ({worker.get('worker')}, {worker.get('engine')})")
     _show_dict("Config", record["config"])
+    if record["config"] and os.path.exists(run_meta.patched_path(run)):
+        print(f"  (applied to the run's files: {run_meta.patched_path(run)})")
     _show_deps(run_meta.read_deps(run))
     _show_manifest(manifest, args.files)
     _show_dict("Summary", record["summary"])
@@ -860,9 +874,16 @@ def _show_manifest(manifest, files: bool) -> None:
     counts = _manifest_counts(manifest)
     parts = [_type_count(counts[t], t) for t in "sdrg" if t in counts]
     print(f"Manifest: {', '.join(parts) if parts else 'empty'}")
-    if files:
+    if files and manifest:
         for e in sorted(manifest, key=lambda e: e.path):
             print(f"  {e.type} {e.sha256} {quote_path(e.path)}")
+        print(f"  ({_FILES_LEGEND})")
+
+
+_FILES_LEGEND = (
+    "type: s source code, d dependency, r runtime, g generated; "
+    "sha256 digest; path in the run dir"
+)
 
 
 def _show_output(run, lines: int = 10) -> None:

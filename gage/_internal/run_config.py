@@ -588,7 +588,7 @@ def apply_run_config(run: Run, opdef: OpDef | None = None) -> None:
     if not config:
         return
     log = runner_log(run)
-    log.info("Applying config (see log/patched for details)")
+    log.info("Applying config (see log/patched in the meta dir for details)")
     opdef = opdef or read_opdef(run)
     diffs = []
     events = []

@@ -73,6 +73,7 @@ __all__ = [
     "write_name",
     "write_opdef",
     "write_opref",
+    "patched_path",
     "write_patched",
     "write_proc_cmd",
     "write_proc_env",
@@ -662,8 +663,13 @@ def read_proc_signal(run: Run) -> str | None:
 # Config patches, deps, exit code, summary
 
 
+def patched_path(run: Run) -> str:
+    """`log/patched`, in the meta dir: the diff of applied config."""
+    return run_meta_path(run, "log", "patched")
+
+
 def write_patched(run: Run, diff: str) -> None:
-    _write(run_meta_path(run, "log", "patched"), diff, readonly=True)
+    _write(patched_path(run), diff, readonly=True)
 
 
 def write_deps(run: Run, deps: list[dict[str, Any]]) -> None:

@@ -109,7 +109,8 @@ def _start_locked(run: Run, quiet: bool, verify: bool) -> int:
             with _signals_deferred(run, deferred):
                 finalize_run(run, 127, quiet=quiet, _before=before)
             raise RunError(
-                f"{e} (run {run.name}): check the command in proc/cmd and PATH"
+                f"{e} (run {run.name}): check the command in "
+                f"{run_meta.run_meta_path(run, 'proc', 'cmd')} and PATH"
             ) from None
         log.info(f"Run process exited with code {exit_code}")
         with _signals_deferred(run, deferred):

@@ -53,8 +53,6 @@ __all__ = [
     "rebuild",
 ]
 
-SCHEMA = 1
-
 SETTLE_NS = 3_000_000_000
 """A stat this recent (ns) may miss a change in the same clock tick."""
 
@@ -336,29 +334,42 @@ def _memory_db() -> Any:
     return db
 
 
+_DDL = (
+    "CREATE TABLE runs (dir TEXT PRIMARY KEY, id TEXT, name TEXT, "
+    "created INTEGER, op_ns TEXT, op TEXT, state TEXT, "
+    "initialized INTEGER, staged INTEGER, started INTEGER, "
+    "stopped INTEGER, exit_code INTEGER, signal TEXT, config TEXT, "
+    "summary TEXT, input_key TEXT, batch TEXT, ok INTEGER NOT NULL, "
+    "mtime INTEGER NOT NULL, final INTEGER NOT NULL)",
+    "CREATE INDEX runs_created ON runs (created, id)",
+    "CREATE INDEX runs_unfinished ON runs (final)",
+    "CREATE INDEX runs_key ON runs (input_key)",
+    "CREATE TABLE home (stamp TEXT)",
+)
+
+
+def _schema() -> int:
+    """The schema's version: a checksum of its DDL (and of what a row
+    holds), so any change to either rebuilds older indexes."""
+    import zlib
+
+    return zlib.crc32("\n".join(_DDL + _COLS).encode()) & 0x7FFFFFFF
+
+
 def _init(db: Any) -> None:
+    schema = _schema()
     version = db.execute("PRAGMA user_version").fetchone()[0]
-    if version == SCHEMA:
+    if version == schema:
         return
     db.execute("BEGIN IMMEDIATE")
     try:
         version = db.execute("PRAGMA user_version").fetchone()[0]
-        if version != SCHEMA:
+        if version != schema:
             db.execute("DROP TABLE IF EXISTS runs")
             db.execute("DROP TABLE IF EXISTS home")
-            db.execute(
-                "CREATE TABLE runs (dir TEXT PRIMARY KEY, id TEXT, name TEXT, "
-                "created INTEGER, op_ns TEXT, op TEXT, state TEXT, "
-                "initialized INTEGER, staged INTEGER, started INTEGER, "
-                "stopped INTEGER, exit_code INTEGER, signal TEXT, config TEXT, "
-                "summary TEXT, input_key TEXT, batch TEXT, ok INTEGER NOT NULL, "
-                "mtime INTEGER NOT NULL, final INTEGER NOT NULL)"
-            )
-            db.execute("CREATE INDEX runs_created ON runs (created, id)")
-            db.execute("CREATE INDEX runs_unfinished ON runs (final)")
-            db.execute("CREATE INDEX runs_key ON runs (input_key)")
-            db.execute("CREATE TABLE home (stamp TEXT)")
-            db.execute(f"PRAGMA user_version = {SCHEMA}")
+            for statement in _DDL:
+                db.execute(statement)
+            db.execute(f"PRAGMA user_version = {schema}")
         db.execute("COMMIT")
     except BaseException:
         db.execute("ROLLBACK")
