@@ -544,9 +544,12 @@ def _confirm(opdef, config: dict, args) -> bool:
 def _start(args, run) -> int:
     from . import run_meta, run_util
 
-    if not args.quiet:
-        _print_starting(run)
-    run_util.start_run(run, quiet=args.quiet, verify=not args.no_verify)
+    run_util.start_run(
+        run,
+        quiet=args.quiet,
+        verify=not args.no_verify,
+        on_start=None if args.quiet else lambda: _print_starting(run),
+    )
     code = run_meta.read_exit_code(run)
     if code == 0:
         return _print_json(args, run, 0)

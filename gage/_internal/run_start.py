@@ -15,7 +15,7 @@ import os
 import shlex
 import threading
 import time
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 from . import file_util, run_exec, run_meta
 from .faults import fault_point
@@ -32,13 +32,20 @@ __all__ = ["finalize_run", "start_run"]
 _LOCK_PID_WAIT = 2.0
 
 
-def start_run(run: Run, quiet: bool = False, verify: bool = True) -> int:
+def start_run(
+    run: Run,
+    quiet: bool = False,
+    verify: bool = True,
+    on_start: Callable[[], None] | None = None,
+) -> int:
     """Run a staged run's command in its run dir and finalize it.
 
     Returns the command's exit code (negative for a signal). Refuses a
     run that is not staged, is running or has run (RunError), one that
     another process holds (RunLockedError) and, unless `verify` is false,
     one whose staged files differ from its manifest (VerifyError).
+    `on_start` is called once the run is verified, just before its
+    command starts (the CLI names the run then).
     """
     import filelock
 
@@ -54,7 +61,7 @@ def start_run(run: Run, quiet: bool = False, verify: bool = True) -> int:
             f"for {run_meta.lock_path(run)}; the meta dir must be writable"
         ) from None
     try:
-        return _start_locked(run, quiet, verify)
+        return _start_locked(run, quiet, verify, on_start)
     finally:
         lock.release()
 
@@ -74,7 +81,9 @@ def _locked_msg(run: Run) -> str:
     )
 
 
-def _start_locked(run: Run, quiet: bool, verify: bool) -> int:
+def _start_locked(
+    run: Run, quiet: bool, verify: bool, on_start: Callable[[], None] | None
+) -> int:
     log = runner_log(run)
     status = run_status(run)
     if status != "staged":
@@ -92,6 +101,8 @@ def _start_locked(run: Run, quiet: bool, verify: bool) -> int:
             _verify_for_start(run, log, before)
         args = run_meta.read_proc_cmd(run)
         env = _run_env(run)
+        if on_start:
+            on_start()
         write_timestamp(run, "started")
         log.info(f"Starting run {run.id}: {shlex.join(args)}")
         output, _index = run_meta.output_paths(run, "run")
