@@ -203,3 +203,17 @@ def test_concurrent_writers_and_readers(tmp_path):
     assert set(_ids(home)) == made
     os.unlink(run_meta.runs_index_path(str(home)))
     assert set(_ids(home)) == made
+
+
+def test_a_label_on_a_finished_run_is_seen_at_once(tmp_path, settled):
+    run = _run(tmp_path)
+    other = _run(tmp_path)
+    runs.runs_page(str(tmp_path))  # both indexed as final
+    runs.label_run(run, "best so far")
+    page, total = runs.runs_page(str(tmp_path), label="best", limit=None)
+    assert (total, [r["id"] for _n, r in page]) == (1, [run.id])
+    assert page[0][1]["label"] == "best so far"
+    runs.label_run(run, None)
+    assert runs.runs_page(str(tmp_path), label="best")[1] == 0
+    assert [r["label"] for _n, r in runs.runs_page(str(tmp_path))[0]] == [None, None]
+    assert other.id in _ids(tmp_path)

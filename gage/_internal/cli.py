@@ -691,16 +691,9 @@ def _cmd_runs(args) -> int:
 
     _gf, home = _project(args, required=False)
     limit = _runs_limit(args)
-    if args.label is None:
-        page, total = runs.runs_page(home, args.op, args.status, limit, args.batch)
-    else:
-        from . import cli_compare
-
-        page, total = cli_compare.with_label(
-            runs.runs_page(home, args.op, args.status, None, args.batch)[0],
-            args.label,
-            limit,
-        )
+    page, total = runs.runs_page(
+        home, args.op, args.status, limit, args.batch, args.label
+    )
     if args.json:
         import json
 

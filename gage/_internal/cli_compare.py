@@ -193,13 +193,6 @@ def _json(table) -> int:
 # Columns for gage runs
 
 
-def with_label(page: list, text: str, limit: int | None) -> tuple[list, int]:
-    """The (#, record) pairs of `page` whose label contains `text`, the
-    first `limit` of them, and how many there are."""
-    found = [(n, r) for n, r in page if text in (r["label"] or "")]
-    return found[:limit] if limit is not None else found, len(found)
-
-
 def runs_columns(
     records: list[dict], cols: list[str] | None
 ) -> tuple[list[str], list[list[str]]]:

@@ -194,7 +194,7 @@ def _confirm(prompt: str) -> bool:
 
 
 def _cmd_label(args) -> int:
-    from . import cli, run_meta
+    from . import cli, runs
 
     if args.clear and args.text is not None:
         raise cli._usage("--clear takes no TEXT: give one or the other")
@@ -202,10 +202,10 @@ def _cmd_label(args) -> int:
         raise cli._usage("give the label TEXT, or --clear to remove the label")
     run = cli._select_run(args, args.run)
     if args.clear:
-        run_meta.write_label(run, None)
+        runs.label_run(run, None)
         print(f"Cleared the label of run {run.name}")
         return 0
     text = " ".join(args.text.split())
-    run_meta.write_label(run, text)
+    runs.label_run(run, text)
     print(f"Labeled run {run.name}: {text}")
     return 0

@@ -26,6 +26,7 @@ __all__ = [
     "clean_trash",
     "delete_run",
     "filter_runs",
+    "label_run",
     "list_runs",
     "load_run",
     "entry_record",
@@ -270,10 +271,11 @@ def runs_page(
     status: str | None = None,
     limit: int | None = None,
     batch: str | None = None,
+    label: str | None = None,
 ) -> tuple[list[tuple[int, dict[str, Any]]], int]:
     """Run records newest first, each with its number in the listing of
-    all runs (`#`, 1 = newest), filtered by op, status and batch (an id
-    or its prefix), up to `limit`; and how many runs match in all. Read
+    all runs (`#`, 1 = newest), filtered by op, status, batch (an id or
+    its prefix) and label (text it contains), up to `limit`; and how many runs match in all. Read
     through the runs index: the first page of 100,000 runs costs what
     the first page of 10 does."""
     conds: list[str] = []
@@ -284,6 +286,9 @@ def runs_page(
     if batch is not None:
         conds.append("substr(batch, 1, ?) = ?")
         params.extend((len(batch), batch))
+    if label is not None:
+        conds.append("instr(label, ?) > 0")
+        params.append(label)
     live = status in ("running", "abandoned", "pending")
     if status is not None:
         states = {"running": ["started"], "abandoned": ["started", "pending"]}
@@ -352,6 +357,13 @@ def _live_status(run: Run, state: str) -> str:
     return "abandoned"
 
 
+def label_run(run: Run, label: str | None) -> None:
+    """Set (or with None, clear) a run's label; the runs index reads the
+    run again (a finished run's entry is otherwise final)."""
+    run_meta.write_label(run, label)
+    runs_index.invalidate(run.runs_home, os.path.basename(run.run_dir))
+
+
 # ---------------------------------------------------------------------------
 # Run record
 
@@ -391,7 +403,7 @@ def entry_record(home: str, entry: runs_index.Entry, status: str) -> dict[str, A
         "config": json.loads(entry.config),
         "summary": json.loads(entry.summary),
         "batch": entry.batch,
-        "label": run_meta.read_label(entry.run(home)),
+        "label": entry.label,
     }
 
 

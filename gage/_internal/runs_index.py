@@ -3,7 +3,7 @@
 Listing 10,000 runs by reading each run's meta takes seconds. The index
 keeps, per run in a runs home, the facts `gage runs` shows and selection
 and `--needed` ask for (identity, op, creation time, timestamps, exit
-code, signal, config, summary, input key, batch) in one sqlite file in the runs
+code, signal, config, summary, input key, batch, label) in one sqlite file in the runs
 home (`run_meta.runs_index_path`).
 
 It is a cache, never the source of truth: meta is. A missing, unreadable
@@ -18,8 +18,9 @@ before every use, cheaply:
 - runs that are not finished are checked by their meta dir's mtime (one
   stat each) and read again when it changed;
 - a finished run (stopped, and its meta settled for a few seconds) is
-  final: its row is read again only when it is shown (`entry_fresh`) or
-  when `invalidate` is called for it (a label, say);
+  final: its row is read again only when it is shown (a page of entries,
+  `entry_fresh`) or when `invalidate` is called for it (`runs.label_run`
+  does);
 - a stat taken less than a few seconds after the change it shows is
   not trusted (file times are coarse): the next use looks again.
 
@@ -78,6 +79,7 @@ _COLS = (
     "summary",
     "input_key",
     "batch",
+    "label",
 )
 
 
@@ -102,6 +104,7 @@ class Entry(NamedTuple):
     summary: str
     input_key: str | None
     batch: str | None
+    label: str | None
 
     def run(self, home: str) -> Run:
         return Run(self.id, os.path.join(home, self.dir), self.name)
@@ -339,7 +342,7 @@ _DDL = (
     "created INTEGER, op_ns TEXT, op TEXT, state TEXT, "
     "initialized INTEGER, staged INTEGER, started INTEGER, "
     "stopped INTEGER, exit_code INTEGER, signal TEXT, config TEXT, "
-    "summary TEXT, input_key TEXT, batch TEXT, ok INTEGER NOT NULL, "
+    "summary TEXT, input_key TEXT, batch TEXT, label TEXT, ok INTEGER NOT NULL, "
     "mtime INTEGER NOT NULL, final INTEGER NOT NULL)",
     "CREATE INDEX runs_created ON runs (created, id)",
     "CREATE INDEX runs_unfinished ON runs (final)",
@@ -514,7 +517,8 @@ def _read_row(home: str, dir: str) -> tuple[Any, ...]:
         _json_text(run_meta.read_config, run),
         _json_text(run_meta.read_summary, run),
         input_key,
-        _batch(run),
+        _text(run_meta.read_batch, run),
+        _text(run_meta.read_label, run),
         1,
         mtime,
         1 if final else 0,
@@ -557,13 +561,6 @@ def _timestamp(run: Run, name: str) -> int | None:
 def _exit_code(run: Run) -> int | None:
     try:
         return run_meta.read_exit_code(run)
-    except (OSError, ValueError):
-        return None
-
-
-def _batch(run: Run) -> str | None:
-    try:
-        return run_meta.read_batch(run)
     except (OSError, ValueError):
         return None
 
