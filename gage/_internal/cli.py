@@ -822,7 +822,7 @@ def _cmd_show(args) -> int:
         print(f"Worker:   {worker.get('host')} ({worker.get('worker')}, {worker.get('engine')})")
     _show_dict("Config", record["config"])
     if record["config"] and os.path.exists(run_meta.patched_path(run)):
-        print(f"  (applied to the run's files: {run_meta.patched_path(run)})")
+        print(f"  (diff: {run_meta.patched_path(run)})")
     _show_deps(run_meta.read_deps(run))
     _show_manifest(manifest, args.files)
     _show_dict("Summary", record["summary"])
