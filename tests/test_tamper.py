@@ -100,6 +100,7 @@ def _delete(path):
 
 
 def _add(path):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
     os.chmod(os.path.dirname(path), 0o755)
     with open(path, "w") as f:
         f.write("{}\n" if path.endswith(".json") else "added\n")
@@ -137,6 +138,11 @@ _META_CASES = [
     # Sealed meta files a run did not have, added after staging.
     ("plain", "config.json", "add"),
     ("plain", "deps.json", "add"),
+    # Files only a start writes, planted in a run not started.
+    ("train", "summary.json", "add"),
+    ("train", "exit_code", "add"),
+    ("train", "proc/signal", "add"),
+    ("train", "output/40_run", "add"),
 ]
 
 _RUN_CASES = [

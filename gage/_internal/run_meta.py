@@ -95,6 +95,7 @@ __all__ = [
     "write_proc_signal",
     "read_proc_signal",
     "SEALED_META",
+    "RUN_RECORD_META",
     "Seal",
     "meta_file_path",
     "write_seal",
@@ -510,6 +511,20 @@ Their digests are recorded in `seal` at the end of staging; a staged run
 whose sealed meta differs is refused at start. `manifest` is sealed as
 staged: entries for generated files are added after its sealed bytes.
 """
+
+
+RUN_RECORD_META = (
+    "stopped",
+    "exit_code",
+    "proc/signal",
+    "summary.json",
+    "output/40_run",
+    "output/40_run.index",
+    "output/50_finalize",
+    "output/50_finalize.index",
+)
+"""Meta files that only starting a run writes: a run that has not
+started has none of them (one planted there would become its record)."""
 
 
 class Seal(NamedTuple):

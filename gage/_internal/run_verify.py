@@ -22,7 +22,7 @@ import stat
 import attrs
 
 from . import file_util, run_meta
-from .run_meta import SEALED_META, Seal
+from .run_meta import RUN_RECORD_META, SEALED_META, Seal
 from .types import Run, RunError
 
 __all__ = [
@@ -192,7 +192,9 @@ def verify_meta(run: Run) -> list[Difference]:
     `missing meta seal` / `changed meta seal`. A sealed file that is now
     a link, not a regular file, or writable is `changed` too (with what
     changed). The manifest is compared as staged: entries after its
-    sealed bytes must all be generated files (type g).
+    sealed bytes must all be generated files (type g). A run not started
+    has none of the files its start writes (`RUN_RECORD_META`): one there
+    is `added`.
     """
     try:
         seal = _read_seal(run)
@@ -208,6 +210,10 @@ def verify_meta(run: Run) -> list[Difference]:
         diff = _verify_meta_file(run, name, seal.meta.get(name))
         if diff:
             diffs.append(diff)
+    if run_meta.read_timestamp(run, "started") is None:
+        for name in RUN_RECORD_META:
+            if os.path.lexists(run_meta.meta_file_path(run, name)):
+                diffs.append(Difference("added", name, meta=True))
     return diffs
 
 
