@@ -197,8 +197,6 @@ def runs_columns(
     records: list[dict], cols: list[str] | None
 ) -> tuple[list[str], list[list[str]]]:
     """Columns 'gage runs' adds: `label` when a run has one, and --cols."""
-    from . import run_compare
-
     head: list[str] = []
     cells: list[list[str]] = [[] for _ in records]
     if any(r["label"] for r in records):
@@ -206,6 +204,8 @@ def runs_columns(
         for row, r in zip(cells, records):
             row.append(r["label"] or "")
     if cols:
+        from . import run_compare  # only with --cols: `gage runs` stays light
+
         table = run_compare.compare(records, cols)
         head.extend(table.labels())
         for row, trow in zip(cells, table.rows):
