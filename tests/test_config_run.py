@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gage._internal import run_config, run_meta, run_util
+from gage._internal import cli, run_config, run_meta, run_util, runs
 from gage._internal.run_config import (
     coerce,
     parse_assigns,
@@ -350,16 +350,75 @@ def _check(got, expected):
     assert same_value(got, expected), (got, expected)
 
 
-def test_resolve_config_from_text(tmp_path):
+def test_assigns_become_config_one_way(tmp_path, monkeypatch):
+    # The API path (resolve_config(parse_assigns(...))) and the CLI give
+    # the same config: a string default keeps the text as typed.
     (tmp_path / "t.py").write_text('ver = "1.0"\nlr = 0.1\nn = None\nflag = False\n')
+    (tmp_path / "gage.toml").write_text("[t]\nexec = 'true'\nconfig = 't.py'\n")
     opdef = OpDef("t", {"config": "t.py"})
-    texts = run_config.split_assigns(["ver=1.10", "lr=1e-3", "n=5", "flag=yes"])
-    config = run_config.resolve_config(str(tmp_path), opdef, texts, text=True)
-    assert config == {"ver": "1.10", "lr": 0.001, "n": 5, "flag": True}
-    quoted = run_config.split_assigns(["ver='x y'", "n='5'"])
-    config = run_config.resolve_config(str(tmp_path), opdef, quoted, text=True)
+    words = ["ver=1.10", "lr=1e-3", "n=5", "flag=yes"]
+    expected = {"ver": "1.10", "lr": 0.001, "n": 5, "flag": True}
+    assert resolve_config(str(tmp_path), opdef, parse_assigns(words)) == expected
+    quoted = parse_assigns(["ver='x y'", "n='5'"])
+    config = resolve_config(str(tmp_path), opdef, quoted)
     assert (config["ver"], config["n"]) == ("x y", "5")
     with pytest.raises(ConfigError, match="lr"):
-        run_config.resolve_config(
-            str(tmp_path), opdef, run_config.split_assigns(["lr=abc"]), text=True
-        )
+        resolve_config(str(tmp_path), opdef, parse_assigns(["lr=abc"]))
+    # A value replaced after parsing is taken as given.
+    replaced = parse_assigns(["ver=1.10"])
+    replaced["ver"] = 2.5
+    assert resolve_config(str(tmp_path), opdef, replaced)["ver"] == "2.5"
+    # The CLI: config.json of a staged run.
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("GAGE_RUNS", str(tmp_path / "runs"))
+    assert cli.main(["run", "t", "--stage", "-y", *words]) == 0
+    [run] = runs.list_runs(str(tmp_path / "runs"))
+    assert run_meta.read_config(run) == expected
+    assert 'ver = "1.10"' in _read(run.run_dir, "t.py")
+
+
+MULTI_JSON = '{\n  "model": {"lr": 0.1, "depth": 3}\n}\n'
+MULTI_YAML = "model:\n  lr: 0.1\n  width: 8\n"
+
+
+@pytest.fixture
+def multi(tmp_path, monkeypatch):
+    """A project where a.json and b.yaml both define model.lr."""
+    (tmp_path / "a.json").write_text(MULTI_JSON)
+    (tmp_path / "b.yaml").write_text(MULTI_YAML)
+    (tmp_path / "gage.toml").write_text(
+        "[train]\nexec = 'true'\nconfig = ['a.json#*', 'b.yaml#*']\n"
+    )
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("GAGE_RUNS", str(tmp_path / "runs"))
+    return tmp_path
+
+
+def test_key_in_several_files_is_applied_to_each(multi):
+    opdef = OpDef("train", {"config": ["a.json#*", "b.yaml#*"]})
+    defaults = run_config.read_project_config(str(multi), opdef)
+    assert defaults["model.lr"].files == ["a.json", "b.yaml"]
+    assert defaults["model.depth"].files == ["a.json"]
+    run = _stage(str(multi), str(multi / "runs"), {"model.lr": 0.5}, opdef)
+    assert run_meta.read_config(run)["model.lr"] == 0.5
+    assert '"lr": 0.5' in _read(run.run_dir, "a.json")
+    assert "  lr: 0.5\n" in _read(run.run_dir, "b.yaml")
+    assert _read(multi, "b.yaml") == MULTI_YAML
+    # Excluding one file's key leaves the other.
+    opdef2 = OpDef("train", {"config": ["a.json#*", "b.yaml#*", "-a.json#model.lr"]})
+    lr = run_config.read_project_config(str(multi), opdef2)["model.lr"]
+    assert (lr.file, lr.files) == ("b.yaml", ["b.yaml"])
+
+
+def test_key_in_several_files_cli(multi, capsys):
+    assert cli.main(["run", "train", "--preview", "model.lr=0.5"]) == 0
+    out = capsys.readouterr().out
+    assert "  model.lr: 0.5 (default 0.1) in a.json, b.yaml\n" in out
+    assert "  model.depth: 3\n" in out
+    assert cli.main(["run", "train", "--stage", "-y", "model.lr=0.5"]) == 0
+    [run] = runs.list_runs(str(multi / "runs"))
+    assert '"lr": 0.5' in _read(run.run_dir, "a.json")
+    assert "  lr: 0.5\n" in _read(run.run_dir, "b.yaml")
+    patched = _read(run.meta_dir, "log", "patched")
+    assert "+++ a.json" in patched and "+++ b.yaml" in patched
+

@@ -642,11 +642,13 @@ def _preview_config(gf, opdef, config: dict, assigns: list[str]) -> None:
     overridden = {a.split("=", 1)[0] for a in assigns}
     print("Config:")
     for key, val in sorted(config.items()):
+        line = f"  {key}: {_fmt_val(val)}"
         if key in overridden:
-            default = defaults[key].value
-            print(f"  {key}: {_fmt_val(val)} (default {_fmt_val(default)})")
-        else:
-            print(f"  {key}: {_fmt_val(val)}")
+            line += f" (default {_fmt_val(defaults[key].value)})"
+        if defaults[key].also:
+            # A key several files define is written to each of them.
+            line += f" in {', '.join(defaults[key].files)}"
+        print(line)
 
 
 def _preview_deps(gf, opdef, home: str) -> None:

@@ -122,8 +122,8 @@ def op_config(project_dir: str, opdef: OpDef, assigns: list[str]) -> dict[str, A
         return {}
     from . import run_config
 
-    texts = run_config.split_assigns(assigns)
-    return run_config.resolve_config(project_dir, opdef, texts, text=True)
+    parsed = run_config.parse_assigns(assigns)
+    return run_config.resolve_config(project_dir, opdef, parsed)
 
 
 def op_inputs(

@@ -48,9 +48,9 @@ from .types import ConfigError, OpDef, Run
 __all__ = [
     "ConfigValue",
     "apply_run_config",
+    "Assigns",
     "config_files",
     "parse_assigns",
-    "split_assigns",
     "parse_value",
     "patched_texts",
     "read_project_config",
@@ -61,46 +61,79 @@ __all__ = [
 @attrs.frozen
 class ConfigValue:
     """A config key's default: its value, the file (relative path) it is
-    read from, the key in that file, and a description."""
+    read from, the key in that file, and a description.
+
+    `also` holds the same name in other files (`config = ["a.json#*",
+    "b.yaml#*"]` where both define `lr`), each with its own value: the
+    first file read gives the default, and applying config writes the
+    run's value to every file (`files`).
+    """
 
     value: Any
     file: str
     file_key: str
     description: str = ""
+    also: tuple[ConfigValue, ...] = ()
+
+    @property
+    def files(self) -> list[str]:
+        """Every file that defines the key, the default's first."""
+        return [self.file] + [cv.file for cv in self.also]
+
+    def locations(self) -> list[ConfigValue]:
+        """One ConfigValue per file that defines the key."""
+        return [attrs.evolve(self, also=())] + list(self.also)
 
 
 # ---------------------------------------------------------------------------
 # Command-line assignments
 
 
-def parse_assigns(args: list[str]) -> dict[str, Any]:
+class Assigns(dict):
+    """`NAME=VALUE` words as typed values (see `parse_assigns`).
+
+    It is a dict of name -> value that also remembers the text each
+    value was typed from (`texts`), so that `resolve_config` gives a key
+    whose default is a string the text as typed: `ver=1.10` is `'1.10'`,
+    not the float `1.1`. A value replaced after parsing is taken as given.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.texts: dict[str, tuple[str, Any]] = {}
+
+    def text(self, name: str) -> str | None:
+        """The text `name` was typed from, while its value is unchanged."""
+        text, val = self.texts.get(name, (None, None))
+        return text if text is not None and self.get(name) is val else None
+
+
+def parse_assigns(args: list[str]) -> Assigns:
     """Parse `NAME=VALUE` args into a dict of typed values.
 
     Values are typed like YAML scalars: `1` is an int, `1.0` and `1e-3`
     floats, `true`/`no` bools, `null` None, `'1'` (quoted) a string,
-    `[1, 2]` a list, `{a: 1}` a dict; anything else is a string.
+    `[1, 2]` a list, `{a: 1}` a dict; anything else is a string. The
+    result also keeps each value's text, which `resolve_config` uses for
+    a key whose default is a string: this is the one way NAME=VALUE words
+    become config, for the CLI and for API callers alike.
     """
-    assigns: dict[str, Any] = {}
-    for name, text in split_assigns(args).items():
-        try:
-            assigns[name] = parse_value(text)
-        except ConfigError as e:
-            raise ConfigError(
-                f"Invalid value in '{name}={_short(text)}': {e}", key=name
-            ) from None
-    return assigns
-
-
-def split_assigns(args: list[str]) -> dict[str, str]:
-    """`NAME=VALUE` args as a dict of name -> the value's text."""
-    assigns: dict[str, str] = {}
+    assigns = Assigns()
     for arg in args:
         name, sep, text = arg.partition("=")
         if not sep or not name or name != name.strip() or " " in name:
             raise ConfigError(
-                f"Invalid assignment '{arg}': expected NAME=VALUE (e.g. lr=0.01)"
+                f"Invalid assignment '{arg}': expected NAME=VALUE (e.g. lr=0.01)",
+                key=name or None,
             )
-        assigns[name] = text
+        try:
+            val = parse_value(text)
+        except ConfigError as e:
+            raise ConfigError(
+                f"Invalid value in '{name}={_short(text)}': {e}", key=name
+            ) from None
+        assigns[name] = val
+        assigns.texts[name] = (text, val)
     return assigns
 
 
@@ -244,7 +277,7 @@ def read_project_config(project_dir: str, opdef: OpDef) -> dict[str, ConfigValue
 def config_files(root: str, opdef: OpDef) -> set[str]:
     """Paths (relative, `/`-separated) of the files that provide the op's
     config keys under `root` (a project or run dir)."""
-    return {cv.file for cv in _read_config(root, opdef).values()}
+    return {f for cv in _read_config(root, opdef).values() for f in cv.files}
 
 
 @attrs.frozen
@@ -371,16 +404,36 @@ def _include(
             )
             name = _config_name(file_key, rule)
             cur = config.get(name)
-            if cur and cur.file != path:
-                continue  # the first file to define a name provides it
             desc = rule.description or (cur.description if cur else "")
-            config[name] = ConfigValue(val, path, file_key, desc)
+            new = ConfigValue(val, path, file_key, desc)
+            config[name] = _add_location(cur, new) if cur else new
     for key_glob in rule.key_globs or ():
         if not glob.has_magic(key_glob) and key_glob not in matched:
             raise ConfigError(
                 f"Config key '{key_glob}' not found in {rule.file_glob} "
                 f"(keys are: {', '.join(all_keys) or 'none'})"
             )
+
+
+def _add_location(cur: ConfigValue, new: ConfigValue) -> ConfigValue:
+    """`cur` with `new`'s file as a place that defines the key too; a
+    later rule for a file already there replaces its entry."""
+    locs = cur.locations()
+    files = [cv.file for cv in locs]
+    if new.file in files:
+        locs[files.index(new.file)] = new
+    else:
+        locs.append(new)
+    return _from_locations(locs, new.description)
+
+
+def _from_locations(locs: list[ConfigValue], description: str) -> ConfigValue:
+    first, rest = locs[0], locs[1:]
+    return attrs.evolve(
+        first,
+        description=description,
+        also=tuple(attrs.evolve(cv, description="") for cv in rest),
+    )
 
 
 def _match_keys(key: str, key_globs: tuple[str, ...]) -> bool:
@@ -395,10 +448,20 @@ def _config_name(file_key: str, rule: _Rule) -> str:
 
 def _exclude(rule: _Rule, paths: list[str], config: dict[str, ConfigValue]) -> None:
     for name, cv in list(config.items()):
-        if cv.file in paths and (
-            rule.key_globs is None or _match_keys(cv.file_key, rule.key_globs)
-        ):
+        locs = cv.locations()
+        kept = [
+            loc
+            for loc in locs
+            if loc.file not in paths
+            or (
+                rule.key_globs is not None
+                and not _match_keys(loc.file_key, rule.key_globs)
+            )
+        ]
+        if not kept:
             del config[name]
+        elif len(kept) < len(locs):
+            config[name] = _from_locations(kept, cv.description)
 
 
 # Format modules by file extension, imported when a file needs one.
@@ -470,37 +533,31 @@ def _read_text(root: str, path: str) -> str:
 
 
 def resolve_config(
-    project_dir: str, opdef: OpDef, assigns: dict[str, Any], text: bool = False
+    project_dir: str, opdef: OpDef, assigns: dict[str, Any]
 ) -> dict[str, Any]:
     """The run config: the project's defaults overlaid with `assigns`.
 
     Each assigned value is converted to the type of its default where it
-    can be (`5` for a float default is `5.0`). With `text`, values are the
-    text the user typed (`split_assigns`): for a string default the text is
-    the value as typed (`1.10` stays `'1.10'`, quotes are removed), for any
-    other default it is typed first (`parse_value`).
+    can be (`5` for a float default is `5.0`; a string is typed as on the
+    command line). For `assigns` from `parse_assigns`, a key whose default
+    is a string gets the text as typed (`ver=1.10` is `'1.10'`; quotes
+    are removed: `ver='x y'` is `'x y'`).
     """
     defaults = read_project_config(project_dir, opdef)
     config = {name: cv.value for name, cv in defaults.items()}
     for name, val in assigns.items():
         cv = defaults.get(name)
         if cv is None:
-            raise ConfigError(_unknown_key_msg(name, opdef, defaults))
-        if text:
-            val = _typed_text(name, val, cv.value)
+            raise ConfigError(_unknown_key_msg(name, opdef, defaults), key=name)
+        text = assigns.text(name) if isinstance(assigns, Assigns) else None
+        if isinstance(cv.value, str) and text is not None and not _quoted(text):
+            val = text
         config[name] = coerce(val, cv.value, name, cv.file)
     return config
 
 
-def _typed_text(name: str, text: str, default: Any) -> Any:
-    if isinstance(default, str) and text[:1] not in ("'", '"'):
-        return text
-    try:
-        return parse_value(text)
-    except ConfigError as e:
-        raise ConfigError(
-            f"Invalid value in '{name}={_short(text)}': {e}", key=name
-        ) from None
+def _quoted(text: str) -> bool:
+    return text[:1] in ("'", '"')
 
 
 def _unknown_key_msg(name: str, opdef: OpDef, defaults: dict[str, Any]) -> str:
@@ -645,9 +702,10 @@ def _changes_by_file(
                 f"source code of op '{opdef.name}' (check its sourcecode and "
                 "config rules)"
             )
-        val = coerce(val, cv.value, name, cv.file)
-        if not same_value(val, cv.value):
-            by_file.setdefault(cv.file, {})[cv.file_key] = val
+        for loc in cv.locations():
+            loc_val = coerce(val, loc.value, name, loc.file)
+            if not same_value(loc_val, loc.value):
+                by_file.setdefault(loc.file, {})[loc.file_key] = loc_val
     return by_file
 
 
