@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 
 from gage._internal import config_json, config_py, config_toml, config_yaml
 from gage._internal.run_config import same_value
+from gage._internal.types import ConfigError
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -202,3 +203,30 @@ def test_yaml_block_sequence(indent, old, new):
 def test_yaml_floats_read_as_floats(val):
     text = config_yaml.format_float(val)
     _check_same(yaml.safe_load(text), val)
+
+
+# ---------------------------------------------------------------------------
+# JSON errors are gage's own, the same on every Python version (3.13's
+# parser names a trailing comma where 3.11's expects a key after it)
+
+
+@pytest.mark.parametrize(
+    "text, msg",
+    [
+        ('{"lr": 0.1,}', "line 1, column 11): a comma with nothing after it"),
+        ('{\n  "lr": 0.1,\n}\n', "line 2, column 12): a comma with nothing after it"),
+        ("[1, 2, ]", "line 1, column 6): a comma with nothing after it"),
+        ('{"a" 1}', "line 1, column 6): expected ':' after a key"),
+        ('{"a": }', "line 1, column 7): expected a value"),
+        ('{"a": 1 "b": 2}', "line 1, column 9): expected ',' between items"),
+        ("{a: 1}", "line 1, column 2): expected a key in double quotes"),
+        ('{"a": 1} x', "line 1, column 10): text after the end of the JSON document"),
+        ('{"a": "x', "line 1, column 7): a string is not closed"),
+    ],
+)
+def test_json_errors_are_gages_own(text, msg):
+    with pytest.raises(ConfigError) as e:
+        config_json.read(text)
+    assert str(e.value) == f"invalid JSON ({msg}" + (
+        " (remove it)" if "comma" in msg else ""
+    )

@@ -49,12 +49,50 @@ def _values(text: str) -> dict[str, tuple[Any, tuple[int, int]]]:
     try:
         json.loads(text)
     except json.JSONDecodeError as e:
-        raise ConfigError(f"invalid JSON (line {e.lineno}): {e.msg}") from None
+        raise ConfigError(_error_msg(text, e)) from None
     found: dict[str, tuple[Any, tuple[int, int]]] = {}
     pos = _skip_ws(text, 0)
     if text.startswith("{", pos):
         _scan_object(text, pos, (), found)
     return found
+
+
+def _error_msg(text: str, e: json.JSONDecodeError) -> str:
+    """Gage's own message for a JSON syntax error: the parser's text and
+    position change between Python versions (3.13 names a trailing comma
+    where 3.11 expects a key after it), so only the kind of error is
+    taken from it."""
+    pos = e.pos
+    what = next((v for k, v in _JSON_ERRORS.items() if e.msg.startswith(k)), None)
+    comma = _trailing_comma(text, pos)
+    if e.msg.startswith("Illegal trailing comma") or comma is not None:
+        pos = pos if comma is None else comma
+        what = "a comma with nothing after it (remove it)"
+    line = text.count("\n", 0, pos) + 1
+    col = pos - (text.rfind("\n", 0, pos) + 1) + 1
+    return f"invalid JSON (line {line}, column {col}): {what or 'not valid here'}"
+
+
+def _trailing_comma(text: str, pos: int) -> int | None:
+    """Where the comma is when `pos` is at a `}` or `]` that follows one."""
+    if text[pos : pos + 1] not in ("}", "]"):
+        return None
+    before = len(text[:pos].rstrip(_WS)) - 1
+    return before if before >= 0 and text[before] == "," else None
+
+
+_JSON_ERRORS = {
+    "Expecting value": "expected a value",
+    "Expecting ',' delimiter": "expected ',' between items",
+    "Expecting ':' delimiter": "expected ':' after a key",
+    "Expecting property name enclosed in double quotes": (
+        "expected a key in double quotes"
+    ),
+    "Extra data": "text after the end of the JSON document",
+    "Unterminated string starting at": "a string is not closed",
+    "Invalid control character at": "a control character in a string (escape it)",
+    "Invalid \\escape": "an invalid escape in a string (write \\\\ for \\)",
+}
 
 
 def _scan_object(
