@@ -39,10 +39,10 @@ def count_hashes(monkeypatch):
 def test_big_file_hashed_once(tmp_path, count_hashes):
     path = str(tmp_path / "big.bin")
     digest = _write(path, b"x" * BIG)
-    with hash_cache.open_cache(str(tmp_path)) as cache:
+    with hash_cache.open_cache(hash_cache_path(str(tmp_path))) as cache:
         assert hash_cache.file_sha256(path, cache) == digest
         assert hash_cache.file_sha256(path, cache) == digest
-    with hash_cache.open_cache(str(tmp_path)) as cache:
+    with hash_cache.open_cache(hash_cache_path(str(tmp_path))) as cache:
         assert hash_cache.file_sha256(path, cache) == digest
     assert count_hashes == [path]
     assert os.path.exists(hash_cache_path(str(tmp_path)))
@@ -51,7 +51,7 @@ def test_big_file_hashed_once(tmp_path, count_hashes):
 def test_small_file_not_cached(tmp_path, count_hashes):
     path = str(tmp_path / "small.txt")
     digest = _write(path, b"hello")
-    with hash_cache.open_cache(str(tmp_path)) as cache:
+    with hash_cache.open_cache(hash_cache_path(str(tmp_path))) as cache:
         assert hash_cache.file_sha256(path, cache) == digest
         assert hash_cache.file_sha256(path, cache) == digest
     assert len(count_hashes) == 2
@@ -62,7 +62,7 @@ def test_small_file_not_cached(tmp_path, count_hashes):
 def test_changed_file_rehashed(tmp_path, count_hashes):
     path = str(tmp_path / "big.bin")
     _write(path, b"a" * BIG, age=20)
-    with hash_cache.open_cache(str(tmp_path)) as cache:
+    with hash_cache.open_cache(hash_cache_path(str(tmp_path))) as cache:
         hash_cache.file_sha256(path, cache)
         # Same size, new content and mtime: in place, so same inode.
         with open(path, "r+b") as f:
@@ -78,7 +78,7 @@ def test_recent_file_not_stored(tmp_path, count_hashes):
     """A file modified within RACY_SECONDS may change without a new mtime."""
     path = str(tmp_path / "big.bin")
     digest = _write(path, b"r" * BIG, age=0)
-    with hash_cache.open_cache(str(tmp_path)) as cache:
+    with hash_cache.open_cache(hash_cache_path(str(tmp_path))) as cache:
         assert hash_cache.file_sha256(path, cache) == digest
         assert hash_cache.file_sha256(path, cache) == digest
     assert len(count_hashes) == 2
@@ -89,7 +89,7 @@ def test_symlink_uses_target(tmp_path, count_hashes):
     digest = _write(path, b"l" * BIG)
     link = str(tmp_path / "link.bin")
     os.symlink(path, link)
-    with hash_cache.open_cache(str(tmp_path)) as cache:
+    with hash_cache.open_cache(hash_cache_path(str(tmp_path))) as cache:
         assert hash_cache.file_sha256(path, cache) == digest
         assert hash_cache.file_sha256(link, cache) == digest
     assert count_hashes == [path]
@@ -99,7 +99,7 @@ def test_store_copy(tmp_path, count_hashes):
     src = str(tmp_path / "src.bin")
     digest = _write(src, b"c" * BIG)
     dest = str(tmp_path / "dest.bin")
-    with hash_cache.open_cache(str(tmp_path)) as cache:
+    with hash_cache.open_cache(hash_cache_path(str(tmp_path))) as cache:
         before = os.stat(src)
         file_util.copy_file(src, dest)
         hash_cache.store_copy(cache, before, os.stat(src), dest, digest)
@@ -111,7 +111,7 @@ def test_store_copy_skipped_when_source_changed(tmp_path, count_hashes):
     src = str(tmp_path / "src.bin")
     digest = _write(src, b"c" * BIG)
     dest = str(tmp_path / "dest.bin")
-    with hash_cache.open_cache(str(tmp_path)) as cache:
+    with hash_cache.open_cache(hash_cache_path(str(tmp_path))) as cache:
         before = os.stat(src)
         file_util.copy_file(src, dest)
         _write(src, b"d" * BIG, age=5)
@@ -126,7 +126,7 @@ def test_unusable_cache_falls_back(tmp_path, count_hashes):
     # The runs home is a file: the database cannot be made there.
     not_a_dir = str(tmp_path / "file")
     _write(not_a_dir, b"")
-    with hash_cache.open_cache(not_a_dir) as cache:
+    with hash_cache.open_cache(hash_cache_path(not_a_dir)) as cache:
         assert hash_cache.file_sha256(path, cache) == digest
         assert hash_cache.file_sha256(path, cache) == digest
     assert len(count_hashes) == 2
@@ -137,7 +137,7 @@ def test_corrupt_cache_falls_back(tmp_path):
     digest = _write(path, b"k" * BIG)
     with open(hash_cache_path(str(tmp_path)), "wb") as f:
         f.write(b"this is not a database" * 100)
-    with hash_cache.open_cache(str(tmp_path)) as cache:
+    with hash_cache.open_cache(hash_cache_path(str(tmp_path))) as cache:
         assert hash_cache.file_sha256(path, cache) == digest
 
 
@@ -145,7 +145,7 @@ def _hash_many(args: tuple[str, list[str]]) -> list[str]:
     home, paths = args
     result = []
     for _ in range(3):
-        with hash_cache.open_cache(home) as cache:
+        with hash_cache.open_cache(hash_cache_path(home)) as cache:
             result = [hash_cache.file_sha256(p, cache) for p in paths]
     return result
 
@@ -164,7 +164,7 @@ def test_concurrent_processes(tmp_path):
         )
     for i, result in enumerate(results):
         assert result == digests[i:] + digests[:i]
-    with hash_cache.open_cache(home) as cache:
+    with hash_cache.open_cache(hash_cache_path(home)) as cache:
         db = hash_cache._db(cache)
         assert db is not None
         (n,) = db.execute("SELECT count(*) FROM digests_v2").fetchone()
@@ -180,7 +180,7 @@ def test_in_place_edit_restoring_mtime_rehashed(tmp_path, count_hashes):
     path = str(tmp_path / "big.bin")
     _write(path, b"a" * BIG, age=20)
     before = os.stat(path)
-    with hash_cache.open_cache(str(tmp_path)) as cache:
+    with hash_cache.open_cache(hash_cache_path(str(tmp_path))) as cache:
         hash_cache.file_sha256(path, cache)
     time.sleep(0.02)  # ctime granularity
     with open(path, "r+b") as f:
@@ -193,6 +193,6 @@ def test_in_place_edit_restoring_mtime_rehashed(tmp_path, count_hashes):
         before.st_mtime_ns,
     )
     expected = hashlib.sha256(b"b" + b"a" * (BIG - 1)).hexdigest()
-    with hash_cache.open_cache(str(tmp_path)) as cache:
+    with hash_cache.open_cache(hash_cache_path(str(tmp_path))) as cache:
         assert hash_cache.file_sha256(path, cache) == expected
     assert len(count_hashes) == 2

@@ -26,6 +26,7 @@ __all__ = [
     "sha256_file",
     "sha256_bytes",
     "stat_key",
+    "write_atomic",
 ]
 
 _BUF_SIZE = 1024 * 1024
@@ -92,6 +93,36 @@ def sha256_file(path: str) -> str:
 
 def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
+
+
+def write_atomic(path: str, data: bytes, mode: int = 0o644) -> None:
+    """Replace `path` with a new file holding `data`, atomically: a temp
+    file in the same directory, then a rename. The new file is a new
+    inode (a link at `path` is replaced, never written through)."""
+    dirname = os.path.dirname(path) or "."
+    fd, tmp = _mkstemp(dirname)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+def _mkstemp(dirname: str) -> tuple[int, str]:
+    """A new temp file in `dirname` (like tempfile.mkstemp, without
+    importing tempfile: reading runs should import little)."""
+    while True:
+        path = os.path.join(dirname, f".tmp-{os.urandom(6).hex()}")
+        try:
+            return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), path
+        except FileExistsError:
+            continue
 
 
 def stat_key(st: os.stat_result) -> tuple[int, int, int, int, int]:

@@ -27,7 +27,7 @@ from typing import Any, NoReturn
 
 import attrs
 
-from . import file_util
+from . import file_util, pipeline
 from .dep_spec import DEPENDENCY_TYPES, check_dependency
 from .op_exec import PHASES, op_cmd, split_exec
 from .types import (
@@ -242,8 +242,6 @@ class _Validator:
         return Gagefile(self.path, opdefs, **settings)
 
     def _check_graph(self, opdefs: dict[str, OpDef]) -> None:
-        from . import pipeline
-
         cycle = pipeline.find_cycle(pipeline.op_graph(opdefs))
         if cycle:
             self.fail(

@@ -7,9 +7,10 @@ hashed, the file has not changed and the digest is reused. ctime is in
 the key because no process can set it: an in-place edit that keeps the
 size and restores mtime (`touch -d`, `os.utime`) still changes ctime.
 
-The cache is a small sqlite3 database in the runs home
-(`run_meta.hash_cache_path`). sqlite serializes writers across
-processes, so concurrent stagings share it safely; a writer waits for
+The cache is a small sqlite3 database whose path the caller gives (a
+runs home's is `run_meta.hash_cache_path(home)`: this module knows no
+meta layout). sqlite serializes writers across processes, so
+concurrent stagings share it safely; a writer waits for
 the lock (busy timeout) rather than failing. The cache is only an
 optimisation: when it cannot be opened or read (read-only runs home,
 corrupt file) files are hashed as if it were empty.
@@ -37,7 +38,6 @@ import attrs
 
 from . import file_util
 from .file_util import stat_key
-from .run_meta import hash_cache_path
 
 __all__ = [
     "MIN_SIZE",
@@ -90,9 +90,10 @@ class HashCache:
         self.close()
 
 
-def open_cache(runs_home: str) -> HashCache:
-    """The digest cache of a runs home (created when a digest is stored)."""
-    return HashCache(hash_cache_path(runs_home))
+def open_cache(path: str) -> HashCache:
+    """The digest cache in the sqlite database at `path` (created when a
+    digest is stored); a runs home's is `run_meta.hash_cache_path(home)`."""
+    return HashCache(path)
 
 
 def _db(cache: HashCache) -> sqlite3.Connection | None:

@@ -37,7 +37,7 @@ from typing import Any, Mapping
 
 import attrs
 
-from . import hash_cache, run_meta
+from . import file_util, hash_cache, run_meta
 from .types import OpDef, Run
 
 __all__ = [
@@ -148,7 +148,7 @@ def op_inputs(
     resolved = run_deps.preview_dependencies(
         runs_home, project_dir, opdef, upstream=upstream
     )
-    with hash_cache.open_cache(runs_home) as cache:
+    with hash_cache.open_cache(run_meta.hash_cache_path(runs_home)) as cache:
         deps = [_dep_inputs(dep, cache) for dep in resolved]
         placed = {path for d in deps for path in d["files"]}
         found = _source_inputs(runs_home, project_dir, opdef, config, placed)
@@ -195,7 +195,7 @@ def _source_inputs(
 ) -> tuple[dict[str, str], list[str]] | None:
     """Source path -> sha256 as staging would copy and patch them, and
     the paths config patches; None when that cannot be known."""
-    from . import file_util, run_stage
+    from . import run_stage
 
     sel = run_stage.select_sourcecode(project_dir, opdef, runs_home)
     sources: dict[str, str] = {}
@@ -227,7 +227,7 @@ def _patched_digests(
     """sha256 of each file config changes, as staging would patch it (in
     memory); None when config changes a file that is not source code
     (staging then says why)."""
-    from . import file_util, run_config
+    from . import run_config
 
     texts = run_config.patched_texts(project_dir, opdef, config)
     if any(path not in sources for path in texts):

@@ -27,14 +27,13 @@ import glob
 import importlib
 import os
 import re
-import shutil
-import tempfile
+import stat
 from typing import Any
 
 import attrs
 
 from .config_util import is_config_value
-from .file_util import is_inside
+from .file_util import is_inside, open_regular, write_atomic
 from .run_meta import (
     FileEvent,
     append_files_log,
@@ -517,8 +516,6 @@ class _FileCache:
 
 
 def _read_text(root: str, path: str) -> str:
-    from .file_util import open_regular
-
     try:
         with open_regular(os.path.join(root, path)) as f:
             return f.read().decode("utf-8")
@@ -659,7 +656,8 @@ def apply_run_config(run: Run, opdef: OpDef | None = None) -> None:
                 op=opdef.name,
                 path=path,
             )
-        _write_text(full, new)
+        mode = stat.S_IMODE(os.stat(full).st_mode)
+        write_atomic(full, new.encode("utf-8"), mode)
         diffs.append(_diff(path, old, new))
         events.append(FileEvent("m", "s", os.stat(full).st_mtime_ns, path))
         log.info(f"Patched {path}: {', '.join(sorted(changes))}")
@@ -725,22 +723,6 @@ def _patch_text(text: str, changes: dict[str, Any], path: str) -> str:
         return _format(path).patch(text, changes)
     except ConfigError as e:
         raise ConfigError(f"Cannot apply config to {path}: {e}") from None
-
-
-def _write_text(path: str, text: str) -> None:
-    """Replace `path` with a new file (a new inode: a link to a project
-    file is never written through)."""
-    dirname = os.path.dirname(path)
-    fd, tmp = tempfile.mkstemp(prefix=".gage-patch-", dir=dirname)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-            f.write(text)
-        shutil.copymode(path, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def _diff(path: str, old: str, new: str) -> str:

@@ -55,6 +55,7 @@ from .dep_spec import check_dependencies, dependency_where
 from .run_meta import (
     FileEvent,
     append_files_log,
+    hash_cache_path,
     manifest_path,
     read_config,
     read_manifest,
@@ -356,7 +357,7 @@ def _resolve_and_place(
     if read_config(run):
         _check_config_files(resolved, _config_files(run.run_dir, opdef), opdef)
     wheres = [dependency_where(opdef.name, i, d.spec) for i, d in enumerate(resolved)]
-    with hash_cache.open_cache(run.runs_home) as cache:
+    with hash_cache.open_cache(hash_cache_path(run.runs_home)) as cache:
         hashed = [
             _hash_files(dep, cache, where) for dep, where in zip(resolved, wheres)
         ]

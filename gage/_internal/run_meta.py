@@ -37,7 +37,6 @@ __all__ = [
     "append_files_log",
     "append_manifest",
     "format_timestamp",
-    "meta_exists",
     "read_batch",
     "read_config",
     "read_deps",
@@ -57,7 +56,6 @@ __all__ = [
     "read_timestamp",
     "quote_path",
     "has_timestamp",
-    "read_user_attrs",
     "run_meta_dir",
     "run_meta_path",
     "runner_log",
@@ -149,10 +147,6 @@ def run_meta_dir(run: Run) -> str:
 
 def run_meta_path(run: Run, *parts: str) -> str:
     return os.path.join(run.meta_dir, *parts)
-
-
-def meta_exists(run: Run) -> bool:
-    return os.path.isdir(run.meta_dir)
 
 
 def output_paths(run: Run, phase: str) -> tuple[str, str]:
@@ -339,13 +333,6 @@ def read_config(run: Run) -> dict[str, Any]:
 
 def write_user_attrs(run: Run, attrs: dict[str, Any]) -> None:
     _write_json(run_meta_path(run, "user.json"), attrs)
-
-
-def read_user_attrs(run: Run) -> dict[str, Any]:
-    try:
-        return _read_json(run_meta_path(run, "user.json"))
-    except FileNotFoundError:
-        return {}
 
 
 def write_label(run: Run, label: str | None) -> None:
@@ -884,32 +871,8 @@ def _write(path: str, text: str, readonly: bool = False) -> None:
 
 
 def _write_bytes(path: str, data: bytes, readonly: bool = False) -> None:
-    """Write atomically: a temp file in the same directory, then rename."""
-    dirname = os.path.dirname(path)
-    os.makedirs(dirname, exist_ok=True)
-    fd, tmp = _mkstemp(dirname)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.chmod(tmp, 0o444 if readonly else 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-
-
-def _mkstemp(dirname: str) -> tuple[int, str]:
-    """A new temp file in `dirname` (like tempfile.mkstemp, without
-    importing tempfile: reading runs should import little)."""
-    while True:
-        path = os.path.join(dirname, f".tmp-{os.urandom(6).hex()}")
-        try:
-            return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), path
-        except FileExistsError:
-            continue
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    file_util.write_atomic(path, data, 0o444 if readonly else 0o644)
 
 
 def _append(path: str, text: str, errors: str = "strict") -> None:

@@ -360,7 +360,7 @@ def finalize_staged_run(run: Run) -> None:
     staged = _staged_files(run)
     _check_inside(run, staged)
     modes = {}
-    with hash_cache.open_cache(run.runs_home) as cache:
+    with hash_cache.open_cache(run_meta.hash_cache_path(run.runs_home)) as cache:
         for path, type in sorted(staged.items()):
             entries.append(ManifestEntry(type, _staged_digest(run, path, cache), path))
             modes[path] = file_mode(os.path.join(run.run_dir, path))

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shlex
+import signal
 import threading
 import time
 from typing import Any, Callable, Iterator
@@ -139,7 +140,6 @@ def _signals_deferred(run: Run, deferred: list[int]) -> Iterator[None]:
     The run's process has ended; a signal now would leave the record
     half written. It is raised again once the record is complete.
     """
-    import signal
 
     if threading.current_thread() is not threading.main_thread():
         yield
@@ -160,7 +160,6 @@ def _signals_deferred(run: Run, deferred: list[int]) -> Iterator[None]:
 
 
 def _raise_deferred(deferred: list[int]) -> None:
-    import signal
 
     if deferred:
         signal.raise_signal(deferred[0])
@@ -208,7 +207,6 @@ def _run_env(run: Run) -> dict[str, str]:
 
 
 def _on_signal(run: Run, sig: int) -> None:
-    import signal
 
     name = signal.Signals(sig).name
     if run_meta.read_proc_signal(run) is None:

@@ -15,6 +15,7 @@ The result is written to `summary.json` in meta.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from typing import IO, Any
@@ -39,7 +40,6 @@ def read_run_summary(run: Run, opdef: OpDef, log: Any) -> None:
 
 
 def _output_summary(run: Run, marker: str, log: Any) -> dict[str, Any]:
-    import json
 
     try:
         pattern = re.compile(marker, re.MULTILINE)
@@ -154,6 +154,5 @@ def _load_summary_file(path: str) -> Any:
         raise ValueError(f"larger than {MAX_SUMMARY_BYTES} bytes")
     if path.endswith(".toml"):
         return file_util.tomllib().loads(data.decode("utf-8"))
-    import json
 
     return json.loads(data.decode("utf-8"))

@@ -12,7 +12,9 @@ decided in `op_inputs`.
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import stat
 from typing import Any, Callable, TypeVar
 
@@ -380,7 +382,6 @@ def run_record(run: Run, status: str | None = None) -> dict[str, Any]:
 
 def entry_record(home: str, entry: runs_index.Entry, status: str) -> dict[str, Any]:
     """A run record from an index entry (see `run_record`)."""
-    import json
 
     started, stopped = entry.started, entry.stopped
     return {
@@ -485,7 +486,6 @@ def _to_trash(path: str, dest: str) -> None:
 
 
 def _remove_trash(trash: str) -> None:
-    import shutil
 
     try:
         names = os.listdir(trash)
