@@ -123,6 +123,12 @@ def test_hand_built_opdef_gets_the_same_message(tmp_path, toml, spec, msg):
     assert msg in str(e2.value)
 
 
+def test_hand_built_empty_table_is_refused(tmp_path):
+    opdef = OpDef("train", {"exec": "true", "depends": {}})
+    with pytest.raises(DependencyError, match="has no 'type'"):
+        run_deps.preview_dependencies(str(tmp_path / "runs"), str(tmp_path), opdef)
+
+
 def test_valid_dependencies_pass():
     for spec in [
         {"type": "project-files", "files": "data/*.csv"},

@@ -154,6 +154,25 @@ def _error(msg: str, code: int) -> int:
 # Parser
 
 
+class HelpFormatter(argparse.HelpFormatter):
+    """Help that reads the same on every Python version: an option with
+    a short and a long name and a value shows the value once
+    (`-b, --batch-file FILE`), as Python 3.13 writes it; 3.10-3.12 wrote
+    `-b FILE, --batch-file FILE`."""
+
+    def _format_action_invocation(self, action: argparse.Action) -> str:
+        if not action.option_strings or action.nargs == 0:
+            return super()._format_action_invocation(action)
+        default = self._get_default_metavar_for_optional(action)
+        return ", ".join(action.option_strings) + " " + self._format_args(
+            action, default
+        )
+
+
+class RawHelpFormatter(HelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """`HelpFormatter` that keeps a description's line breaks."""
+
+
 def _parser() -> argparse.ArgumentParser:
     from gage import __version__
 
@@ -161,6 +180,7 @@ def _parser() -> argparse.ArgumentParser:
         prog="gage",
         description="Stage and run operations defined in gage.toml reproducibly.",
         epilog="Run 'gage COMMAND --help' for a command's options.",
+        formatter_class=HelpFormatter,
     )
     p.add_argument("--version", action="version", version=f"gage {__version__}")
     sub = p.add_subparsers(title="commands", metavar="COMMAND")
@@ -169,7 +189,7 @@ def _parser() -> argparse.ArgumentParser:
         "run",
         help="stage and start a run",
         description=_RUN_HELP,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=RawHelpFormatter,
     )
     run.add_argument(
         "op", nargs="?", metavar="OP", help="op to run (default: the default op)"
@@ -222,6 +242,7 @@ def _parser() -> argparse.ArgumentParser:
         description="List runs, newest first: the newest 20 unless -n N or "
         "--all. The # column numbers runs (1 = newest); that number selects a "
         "run wherever a RUN is taken (gage show 2).",
+        formatter_class=HelpFormatter,
     )
     runs.add_argument("-o", "--op", help="only runs of this op")
     runs.add_argument(
@@ -254,6 +275,7 @@ def _parser() -> argparse.ArgumentParser:
         "show",
         help="show a run (the latest by default)",
         description="Show a run (the latest when RUN is omitted).",
+        formatter_class=HelpFormatter,
     )
     show.add_argument(
         "run", metavar="RUN", nargs="?", help=_RUN_ARG_HELP + " (default: latest)"
@@ -272,6 +294,7 @@ def _parser() -> argparse.ArgumentParser:
         help="verify a run's files against its manifest",
         description="Verify a run's files against its manifest. Exit 1 and list "
         "the differences when files changed.",
+        formatter_class=HelpFormatter,
     )
     check.add_argument("run", metavar="RUN", help=_RUN_ARG_HELP)
     _runs_dir_arg(check)

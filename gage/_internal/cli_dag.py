@@ -23,7 +23,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "dag",
         help="show the op graph and what is stale",
         description=_HELP,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=cli.RawHelpFormatter,
     )
     p.add_argument("op", nargs="?", metavar="OP", help="only OP and its upstream ops")
     fmt = p.add_mutually_exclusive_group()

@@ -36,7 +36,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "repro",
         help="bring ops and everything upstream up to date",
         description=_HELP,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=cli.RawHelpFormatter,
     )
     p.add_argument(
         "words", nargs="*", metavar="OP|OP.NAME=VALUE", help="ops and config values"

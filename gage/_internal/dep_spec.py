@@ -45,7 +45,8 @@ def check_dependencies(opdef: OpDef) -> None:
     """Raise DependencyError, naming the op and dependency, for the first
     dependency of `opdef` that `check_dependency` refuses."""
     val = opdef.data.get("depends")
-    for i, spec in enumerate(val if isinstance(val, list) else [val] if val else []):
+    specs = [] if val is None else val if isinstance(val, list) else [val]
+    for i, spec in enumerate(specs):
         try:
             check_dependency(spec)
         except DependencyError as e:
