@@ -41,7 +41,7 @@ GAGE_PKG = os.path.dirname(os.path.abspath(cli.__file__))
 INPUTS_TRIED = {"gage.toml": 0, "command lines": 0}
 
 SETTINGS = settings(
-    max_examples=80,
+    max_examples=50,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )

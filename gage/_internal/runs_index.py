@@ -134,7 +134,7 @@ def entries(
     with _synced(home) as db:
         if db is None:
             return []
-        found = [Entry(*row) for row in db.execute(sql, params)]
+        found = [_row_entry(row) for row in db.execute(sql, params)]
         return _fresh(db, home, found) if limit is not None else found
 
 
@@ -183,7 +183,7 @@ def numbered(
             total = db.execute(
                 f"SELECT count(*) FROM ({inner}){cond}", params
             ).fetchone()[0]
-        found = [Entry(*row[1:]) for row in rows]
+        found = [_row_entry(row[1:]) for row in rows]
         fresh = _fresh(db, home, found) if limit is not None else found
         by_dir = {e.dir: e for e in fresh}
         return [(r[0], by_dir[r[1]]) for r in rows if r[1] in by_dir], total
@@ -505,8 +505,8 @@ def _read_row(home: str, dir: str) -> tuple[Any, ...]:
         run_id,
         name,
         created,
-        op_ns,
-        op,
+        _db_text(op_ns),
+        _db_text(op),
         state,
         ts["initialized"],
         ts["staged"],
@@ -580,9 +580,33 @@ def _json_text(read: Any, run: Run) -> str:
         return "{}"
 
 
+def _db_text(s: str | None) -> str | bytes | None:
+    """A name as sqlite can hold it: a project dir whose name is not
+    UTF-8 (surrogate escapes) is kept as its bytes (see `_entry`)."""
+    if s is None:
+        return None
+    try:
+        s.encode("utf-8")
+    except UnicodeEncodeError:
+        return os.fsencode(s)
+    return s
+
+
 def _entry(values: tuple[Any, ...]) -> Entry | None:
     if not values[len(_COLS)]:  # ok
         return None
-    return Entry(*values[: len(_COLS)])
+    return _row_entry(values[: len(_COLS)])
+
+
+def _row_entry(row: Any) -> Entry:
+    """An entry from a row: names kept as bytes are names again."""
+    entry = Entry(*row)
+    if isinstance(entry.op_ns, bytes) or isinstance(entry.op, bytes):
+        entry = entry._replace(op_ns=_name(entry.op_ns), op=_name(entry.op))
+    return entry
+
+
+def _name(val: Any) -> Any:
+    return os.fsdecode(val) if isinstance(val, bytes) else val
 
 
