@@ -372,7 +372,7 @@ def _cmd_run(args) -> int:
                 "--start takes staged runs only: config was set when they were staged"
             )
         return _start_runs(args, [args.start] + more)
-    from . import gagefile, op_inputs, run_deps, run_util, runs
+    from . import gagefile, op_inputs, runs
 
     op_name, assigns = _split_words(([args.op] if args.op else []) + args.assigns)
     gf, home = _project(args)
@@ -393,6 +393,9 @@ def _cmd_run(args) -> int:
         match = op_inputs.find_run(home, inputs) if inputs else None
         if match:
             return _not_needed(args, match)
+    # Staging modules only now: a run that is not needed never loads them.
+    from . import run_deps, run_util
+
     if config:
         # Before anything is staged (staging checks it again).
         run_deps.check_config_deps(home, gf.project_dir, opdef)
