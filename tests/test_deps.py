@@ -14,6 +14,7 @@ from gage._internal import (
     dep_spec,
     file_util,
     hash_cache,
+    objects,
     op_exec,
     run_deps,
     run_hooks,
@@ -142,9 +143,16 @@ def test_copied_big_file_hashed_once(tmp_path, monkeypatch):
     hashed: list[str] = []
     real = file_util.sha256_file
     monkeypatch.setattr(file_util, "sha256_file", lambda p: hashed.append(p) or real(p))
+    copy_hashing = objects._copy_hashing
+    monkeypatch.setattr(
+        objects,
+        "_copy_hashing",
+        lambda src, *a: hashed.append(src) or copy_hashing(src, *a),
+    )
     run = _stage(tmp_path, opdef, project)
-    # The source once; the copy's digest comes from the source, and
-    # train.py's from the bytes it was copied from.
+    # The source once, copied into the object cache while it is hashed;
+    # the placed file's digest comes from that pass, and train.py's from
+    # the bytes it was copied from.
     assert sorted(os.path.basename(p) for p in hashed) == ["big.bin"]
     [entry] = [e for e in read_manifest(run) if e.type == "d"]
     assert entry.sha256 == real(os.path.join(run.run_dir, "data", "big.bin"))

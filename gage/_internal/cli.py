@@ -297,16 +297,23 @@ def _parser() -> argparse.ArgumentParser:
         formatter_class=HelpFormatter,
     )
     check.add_argument("run", metavar="RUN", help=_RUN_ARG_HELP)
+    check.add_argument(
+        "--full",
+        action="store_true",
+        help="read every file (by default a large file whose stat is what "
+        "staging recorded is not read again)",
+    )
     _runs_dir_arg(check)
     check.set_defaults(func=_cmd_check)
 
-    from . import cli_compare, cli_dag, cli_diff, cli_ops, cli_repro
+    from . import cli_cache, cli_compare, cli_dag, cli_diff, cli_ops, cli_repro
 
     cli_repro.add_parser(sub)
     cli_dag.add_parser(sub)
     cli_compare.add_parser(sub)
     cli_diff.add_parser(sub)
     cli_ops.add_parser(sub)
+    cli_cache.add_parser(sub)
     return p
 
 
@@ -407,7 +414,9 @@ def _cmd_run(args) -> int:
     try:
         run = run_util.make_run(home)
         run_util.init_run_meta(run, gagefile.op_ref(gf, opdef), opdef, cmd, config, {})
-        run_util.stage_run(run, gf.project_dir, warn=_warn)
+        run_util.stage_run(
+            run, gf.project_dir, warn=_warn, progress=not args.quiet
+        )
         match = None
         if args.needed and inputs is None:
             # An op with staging hooks: only the staged run knows its inputs.
@@ -931,7 +940,7 @@ def _cmd_check(args) -> int:
 
     run = _select_run(args, args.run)
     try:
-        problems = run_util.verify_run(run)
+        problems = run_util.verify_run(run, full=args.full)
     except MetaError as e:
         print(f"Run {run.name} cannot be checked: {e}")
         return 1

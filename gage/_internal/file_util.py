@@ -30,7 +30,7 @@ __all__ = [
 ]
 
 _BUF_SIZE = 1024 * 1024
-_FICLONE = 0x40049409  # Linux ioctl: share extents (reflink)
+FICLONE = 0x40049409  # Linux ioctl: share extents (reflink)
 
 
 class NotRegularFile(OSError):
@@ -192,7 +192,7 @@ def _try_reflink(src: str, dest: str) -> bool:
         return False
     with open_regular(src) as fsrc, open(dest, "wb") as fdest:
         try:
-            fcntl.ioctl(fdest.fileno(), _FICLONE, fsrc.fileno())
+            fcntl.ioctl(fdest.fileno(), FICLONE, fsrc.fileno())
         except OSError:
             return False
         return True
@@ -234,7 +234,9 @@ def make_readonly(path: str) -> None:
     its target, which may be a file the user's project owns.
     """
     st = os.lstat(path)
-    if stat.S_ISLNK(st.st_mode):
+    if stat.S_ISLNK(st.st_mode) or not st.st_mode & 0o222:
+        # Already read-only: a chmod would still change its ctime (a
+        # hardlinked object's stat, recorded in the digest cache).
         return
     os.chmod(path, stat.S_IMODE(st.st_mode) & ~0o222)
 

@@ -44,8 +44,10 @@ __all__ = [
     "RACY_SECONDS",
     "HashCache",
     "file_sha256",
+    "lookup",
     "open_cache",
     "remember",
+    "store",
     "store_copy",
 ]
 
@@ -161,6 +163,25 @@ def store_copy(
     st = os.stat(dest)
     if st.st_size >= MIN_SIZE and st.st_size == src_after.st_size:
         _store(cache, st, digest)
+
+
+def lookup(cache: HashCache | None, st: os.stat_result) -> str | None:
+    """The digest recorded for a file with stat `st`, if any (nothing is
+    read): for files of at least `MIN_SIZE`."""
+    digest = _memo.get(stat_key(st))
+    if digest is not None:
+        return digest
+    if cache is None or st.st_size < MIN_SIZE or _db(cache) is None:
+        return None
+    return _lookup(cache, st)
+
+
+def store(cache: HashCache | None, st: os.stat_result, digest: str) -> None:
+    """Record `digest` for the file with stat `st` (see the module's rules);
+    the caller knows the file had that content with that stat."""
+    if cache is None or st.st_size < MIN_SIZE or _db(cache) is None:
+        return
+    _store(cache, st, digest)
 
 
 def _lookup(cache: HashCache, st: os.stat_result) -> str | None:

@@ -25,7 +25,11 @@ Options for both:
   `data/raw.csv` with `target-path = "inputs"` is `inputs/data/raw.csv`.
 - `link = true`: a symlink to the file instead of a copy (for large
   data). A linked run is tied to this machine; the runner log says so.
-  A copy is a reflink where the file system has it; never a hardlink.
+
+Without `link`, files come from the runs home's object cache
+(`objects`): a file is read once, when it is new, and placed by
+reflink, else hardlink (shared, read-only), else copy. The project's
+file itself is never linked or chmodded.
 - `sha256`: a pin. A string pins the dependency's only file; a table
   pins files by their path relative to the root
   (`sha256 = { "data/raw.csv" = "..." }`). A mismatch fails staging.
@@ -38,7 +42,9 @@ its root, is refused.
 Staging resolves every dependency (and checks every pin) before it
 places any file, then records `deps.json` in meta: per dependency its
 spec, its source (the project dir, or the upstream run id, name, op and
-the sha256 of its manifest) and every file placed with its sha256.
+the sha256 of its manifest) and every file placed with its sha256 and
+how it was placed (`placed`: reflink, hardlink, copy or symlink; the
+`log/files` line reads `a d:hardlink ...`).
 """
 
 from __future__ import annotations
@@ -50,7 +56,7 @@ from typing import Any, Mapping
 
 import attrs
 
-from . import file_util, hash_cache
+from . import file_util, hash_cache, objects
 from .dep_spec import check_dependencies, dependency_where
 from .run_meta import (
     FileEvent,
@@ -328,12 +334,15 @@ def resolve_deps(
     project_dir: str | None = None,
     opdef: OpDef | None = None,
     upstream: Mapping[str, Run] | None = None,
+    progress: bool = False,
 ) -> list[dict[str, Any]]:
     """Place the op's dependencies in the run dir and write deps.json.
 
-    Every dependency is resolved and every pin checked before any file
-    is placed. `upstream`: see `preview_dependencies`. Returns the
-    deps.json records.
+    Every dependency is resolved, its files added to the object cache
+    (`objects`) and every pin checked before any file is placed in the
+    run dir. `upstream`: see `preview_dependencies`. `progress`: show
+    progress on stderr when it is a terminal and reading takes a while.
+    Returns the deps.json records.
     """
     opdef = opdef or read_opdef(run)
     if not opdef.get_dependencies():
@@ -341,17 +350,24 @@ def resolve_deps(
     project_dir = os.path.abspath(project_dir or os.getcwd())
     log = runner_log(run)
     log.info("Resolving dependencies (see deps.json for details)")
+    shown = objects.terminal_progress("Staging dependencies", quiet=not progress)
     try:
-        records = _resolve_and_place(run, project_dir, opdef, upstream)
+        records = _resolve_and_place(run, project_dir, opdef, upstream, shown)
     except DependencyError as e:
         log.info(f"ERROR: {e}")
         raise
+    finally:
+        shown.done()
     write_deps(run, records)
     return records
 
 
 def _resolve_and_place(
-    run: Run, project_dir: str, opdef: OpDef, upstream: Mapping[str, Run] | None
+    run: Run,
+    project_dir: str,
+    opdef: OpDef,
+    upstream: Mapping[str, Run] | None,
+    progress: objects.Progress,
 ) -> list[dict[str, Any]]:
     resolved = preview_dependencies(run.runs_home, project_dir, opdef, upstream)
     if read_config(run):
@@ -359,7 +375,8 @@ def _resolve_and_place(
     wheres = [dependency_where(opdef.name, i, d.spec) for i, d in enumerate(resolved)]
     with hash_cache.open_cache(hash_cache_path(run.runs_home)) as cache:
         hashed = [
-            _hash_files(dep, cache, where) for dep, where in zip(resolved, wheres)
+            _hash_files(run.runs_home, dep, cache, where, progress)
+            for dep, where in zip(resolved, wheres)
         ]
         placed: dict[str, str] = {}
         return [
@@ -369,8 +386,14 @@ def _resolve_and_place(
 
 
 def _hash_files(
-    dep: ResolvedDep, cache: hash_cache.HashCache, where: str
-) -> list[tuple[str, os.stat_result]]:
+    runs_home: str,
+    dep: ResolvedDep,
+    cache: hash_cache.HashCache,
+    where: str,
+    progress: objects.Progress,
+) -> list[str]:
+    """The digest of each file; a copied dependency's files are added to
+    the object cache (read once when new, not at all when known)."""
     result = []
     for f in dep.files:
         full = os.path.join(dep.root, f.source)
@@ -381,8 +404,16 @@ def _hash_files(
                 f"{where}: '{f.source}' is a {file_util.file_kind(st)}, not a "
                 "regular file: a dependency must be files or directories of files"
             )
-        result.append((hash_cache.file_sha256(full, cache), st))
-    _check_pins(dep, [d for d, _ in result], where)
+        if dep.link:
+            result.append(hash_cache.file_sha256(full, cache))
+            continue
+        try:
+            result.append(objects.add_file(runs_home, full, st, cache, progress))
+        except objects.SourceChanged:
+            raise DependencyError(
+                f"{where}: '{f.source}' changed while the run was staged: stage again"
+            ) from None
+    _check_pins(dep, result, where)
     return result
 
 
@@ -420,7 +451,7 @@ def _pins(dep: ResolvedDep, where: str) -> dict[str, str]:
 def _place(
     run: Run,
     dep: ResolvedDep,
-    digests: list[tuple[str, os.stat_result]],
+    digests: list[str],
     cache: hash_cache.HashCache,
     where: str,
     placed: dict[str, str],
@@ -431,7 +462,8 @@ def _place(
         log.info(f"Using run {src['id']} ({src['name']}, op {src['op']}) for {where}")
     events = []
     files = []
-    for f, (digest, st) in zip(dep.files, digests):
+    counts: dict[str, int] = {}
+    for f, digest in zip(dep.files, digests):
         src_path = os.path.join(dep.root, f.source)
         dest = os.path.join(run.run_dir, f.path)
         if not file_util.is_inside(run.run_dir, dest):
@@ -451,15 +483,20 @@ def _place(
         file_util.make_dirs(os.path.dirname(dest))
         if dep.link:
             os.symlink(os.path.abspath(src_path), dest)
-            if file_util.stat_key(st) == file_util.stat_key(os.stat(dest)):
-                hash_cache.remember(dest, digest)
+            how = "symlink"
         else:
-            _copy(src_path, dest, st, digest, cache, f.source, where)
-        events.append(FileEvent("a", "d", os.lstat(dest).st_mtime_ns, f.path))
-        files.append({"path": f.path, "source": f.source, "sha256": digest})
+            how = objects.place_object(run.runs_home, digest, dest, cache)
+        counts[how] = counts.get(how, 0) + 1
+        events.append(FileEvent("a", "d", os.lstat(dest).st_mtime_ns, f.path, how))
+        files.append(
+            {"path": f.path, "source": f.source, "sha256": digest, "placed": how}
+        )
     append_files_log(run, events)
-    verb = "Linked" if dep.link else "Copied"
-    log.info(f"{verb} {len(files)} file(s) for {where}")
+    if dep.link:
+        log.info(f"Linked {len(files)} file(s) for {where}")
+    else:
+        how = ", ".join(f"{n} by {how}" for how, n in sorted(counts.items()))
+        log.info(f"Placed {len(files)} file(s) for {where} ({how or 'none'})")
     if dep.link:
         log.info(
             f"WARNING: {where} is linked: this run is tied to this machine "
@@ -483,23 +520,3 @@ def _replace_staged(run: Run, dest: str, path: str, where: str) -> FileEvent:
     os.unlink(dest)
     runner_log(run).info(f"Dependency file {path} replaces the staged file")
     return FileEvent("d", "d", st.st_mtime_ns, path)
-
-
-def _copy(
-    src: str,
-    dest: str,
-    hashed_st: os.stat_result,
-    digest: str,
-    cache: hash_cache.HashCache,
-    source: str,
-    where: str,
-) -> None:
-    copied = file_util.copy_file(src, dest)
-    after = os.stat(src)
-    if file_util.stat_key(hashed_st) != file_util.stat_key(after) or copied not in (None, digest):
-        raise DependencyError(
-            f"{where}: '{source}' changed while the run was staged: stage again"
-        )
-    hash_cache.store_copy(cache, hashed_st, after, dest, digest)
-    # Finalizing the staged run hashes this file again otherwise.
-    hash_cache.remember(dest, digest)

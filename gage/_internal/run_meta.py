@@ -85,6 +85,9 @@ __all__ = [
     "proc_lock_path",
     "hash_cache_path",
     "runs_index_path",
+    "object_path",
+    "objects_dir",
+    "objects_tmp_dir",
     "manifest_path",
     "ProcLock",
     "write_proc_lock",
@@ -121,12 +124,17 @@ _OUTPUT_PHASES = {
 
 
 class FileEvent(NamedTuple):
-    """A `log/files` line: event (a|m|d), type (s|r|d|g), mtime, path."""
+    """A `log/files` line: event (a|m|d), type (s|r|d|g), mtime, path.
+
+    `placed` says how a dependency file was placed (reflink, hardlink,
+    copy, symlink); the line's type reads `d:hardlink` then.
+    """
 
     event: str
     type: str
     mtime: int
     path: str
+    placed: str | None = None
 
 
 class ManifestEntry(NamedTuple):
@@ -220,6 +228,24 @@ def runs_index_path(runs_home: str) -> str:
     writing it does not change the runs home's mtime, which tells the
     index that runs came or went."""
     return os.path.join(runs_home, ".gage-index", "runs.sqlite3")
+
+
+OBJECTS_DIR = ".objects"
+
+
+def objects_dir(runs_home: str) -> str:
+    """The object cache of a runs home (never listed as runs)."""
+    return os.path.join(runs_home, OBJECTS_DIR)
+
+
+def object_path(runs_home: str, digest: str) -> str:
+    """Where the object with sha256 `digest` is: `sha256/ab/cdef...`."""
+    return os.path.join(runs_home, OBJECTS_DIR, "sha256", digest[:2], digest[2:])
+
+
+def objects_tmp_dir(runs_home: str) -> str:
+    """Where objects are written before they are renamed into place."""
+    return os.path.join(runs_home, OBJECTS_DIR, "tmp")
 
 
 def manifest_path(run: Run) -> str:
@@ -403,7 +429,9 @@ def runner_log(run: Run) -> _RunnerLog:
 
 def append_files_log(run: Run, events: Iterable[FileEvent]) -> None:
     text = "".join(
-        f"{e.event} {e.type} {e.mtime} {_quote(e.path)}\n" for e in events
+        f"{e.event} {e.type}{':' + e.placed if e.placed else ''} {e.mtime} "
+        f"{_quote(e.path)}\n"
+        for e in events
     )
     _append(run_meta_path(run, "log", "files"), text)
 
@@ -420,7 +448,10 @@ def read_files_log(run: Run) -> list[FileEvent]:
     for n, line in _lines(text):
         try:
             event, type, mtime, rest = line.split(" ", 3)
-            events.append(FileEvent(event, type, int(mtime), _unquote(rest)))
+            type, _, placed = type.partition(":")
+            events.append(
+                FileEvent(event, type, int(mtime), _unquote(rest), placed or None)
+            )
         except ValueError:
             raise MetaError(
                 f"{path}:{n}: not a file event: {line[:60]!r}", path=path

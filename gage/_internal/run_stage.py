@@ -164,6 +164,7 @@ def stage_run(
     project_dir: str | None = None,
     warn: Warn | None = None,
     upstream: Mapping[str, Run] | None = None,
+    progress: bool = False,
 ) -> None:
     """Stage `run` from `project_dir` (default: the current directory).
 
@@ -171,7 +172,8 @@ def stage_run(
     `warn` is called with each warning a user should see (files skipped
     by limits, unreadable files); warnings are also in `log/runner`.
     `upstream` maps op names in `run-files` dependencies to the exact
-    runs to use (see `resolve_deps`).
+    runs to use (see `resolve_deps`). `progress`: show the progress of
+    reading large dependencies on stderr when it is a terminal.
     """
     check_run_dirs(run)
     pid = os.getpid()
@@ -183,7 +185,7 @@ def stage_run(
     run_hooks.run_hook(run, "stage-sourcecode", project_dir, opdef)
     apply_config(run, opdef)
     init_runtime(run, project_dir, opdef)
-    resolve_deps(run, project_dir, opdef, upstream)
+    resolve_deps(run, project_dir, opdef, upstream, progress)
     run_hooks.run_hook(run, "stage-dependencies", project_dir, opdef)
     finalize_staged_run(run)
 
@@ -335,6 +337,7 @@ def resolve_deps(
     project_dir: str | None = None,
     opdef: OpDef | None = None,
     upstream: Mapping[str, Run] | None = None,
+    progress: bool = False,
 ) -> None:
     """Resolve the op's dependencies into the run dir (see run_deps).
 
@@ -342,7 +345,7 @@ def resolve_deps(
     to use instead of the latest completed run of that op.
     """
     fault_point("deps")
-    run_deps.resolve_deps(run, project_dir, opdef, upstream)
+    run_deps.resolve_deps(run, project_dir, opdef, upstream, progress)
 
 
 # ---------------------------------------------------------------------------
@@ -392,6 +395,8 @@ def _staged_digest(run: Run, path: str, cache: hash_cache.HashCache) -> str:
             "links and directories only"
         ) from None
     file_util.make_readonly(full)
+    # Its stat now, for start and `gage check` (they need not read it).
+    hash_cache.store(cache, os.stat(full), digest)
     return digest
 
 

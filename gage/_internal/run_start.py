@@ -24,7 +24,7 @@ from .op_exec import op_cmd
 from .run_meta import FileEvent, ManifestEntry, append_files_log, read_opdef, runner_log, write_timestamp
 from .run_stage import check_run_dirs
 from .run_summary import read_run_summary
-from .run_verify import file_digest, verify_files
+from .run_verify import digest_cache, file_digest, verify_files
 from .runs import run_status
 from .types import OpDef, Run, RunError, RunLockedError, VerifyError
 
@@ -185,7 +185,9 @@ def _not_startable_msg(run: Run, status: str) -> str:
 
 
 def _verify_for_start(run: Run, log: Any, files: dict[str, tuple[int, int]]) -> None:
-    diffs = verify_files(run, files)
+    # Files whose stat is what staging recorded are not read again.
+    with digest_cache(run) as cache:
+        diffs = verify_files(run, files, cache)
     if not diffs:
         return
     listing = ", ".join(str(d) for d in diffs)

@@ -21,7 +21,7 @@ import stat
 
 import attrs
 
-from . import file_util, run_meta
+from . import file_util, hash_cache, run_meta
 from .run_meta import RUN_RECORD_META, SEALED_META, Seal
 from .types import Run, RunError
 
@@ -60,25 +60,45 @@ class Difference:
         return f"{what} ({self.detail})"
 
 
-def verify_run(run: Run) -> list[Difference]:
+def verify_run(run: Run, full: bool = False) -> list[Difference]:
     """Re-hash run dir files against the manifest and sealed meta against
     the seal: every difference, meta first, then by path.
 
     An empty list means the run dir holds exactly the files of its
     manifest with the same content and modes, and the meta that decides
-    what runs is as it was staged.
+    what runs is as it was staged. A large file whose full stat (device,
+    inode, size, mtime, ctime) is what the runs home's digest cache
+    recorded (at staging) is not read again; `full` reads every file.
     """
     if not run_meta.has_timestamp(run, "staged"):
         raise RunError(
             f"Run {run.name} ({run.id}) is not staged: it has no manifest to verify"
         )
-    return verify_files(run, file_util.snapshot_dir(run.run_dir))
+    files = file_util.snapshot_dir(run.run_dir)
+    if full:
+        return verify_files(run, files)
+    with digest_cache(run) as cache:
+        return verify_files(run, files, cache)
 
 
-def verify_files(run: Run, files: dict[str, tuple[int, int]]) -> list[Difference]:
+def digest_cache(run: Run) -> hash_cache.HashCache:
+    """The digest cache of the run's runs home, for lookups only: a run
+    moved to a dir without one gets none (and every file is read)."""
+    path = run_meta.hash_cache_path(run.runs_home)
+    if os.path.exists(path):
+        return hash_cache.open_cache(path)
+    return hash_cache.HashCache("", failed=True)
+
+
+def verify_files(
+    run: Run,
+    files: dict[str, tuple[int, int]],
+    cache: hash_cache.HashCache | None = None,
+) -> list[Difference]:
     """Differences of sealed meta (`verify_meta`), then between `files` (a
     snapshot of the run dir) and the manifest, re-hashing each listed
-    file and checking the mode of each staged one."""
+    file and checking the mode of each staged one. With `cache`, a file
+    whose stat the digest cache knows is not read."""
     meta_diffs = verify_meta(run)
     if any(d.path in ("seal", "manifest") for d in meta_diffs):
         # The manifest cannot be trusted to list the files.
@@ -94,7 +114,7 @@ def verify_files(run: Run, files: dict[str, tuple[int, int]]) -> list[Difference
             diffs.append(Difference("missing", e.path))
         elif os.path.islink(path) and not os.path.exists(path):
             diffs.append(Difference("dangling", e.path, os.readlink(path)))
-        elif file_digest(path) != e.sha256:
+        elif file_digest(path, cache) != e.sha256:
             diffs.append(Difference("changed", e.path))
         elif modes is not None and i < staged:
             mode = file_mode(path)
@@ -123,11 +143,16 @@ def file_mode(path: str) -> str:
     return f"{stat.S_IMODE(st.st_mode):04o}"
 
 
-def file_digest(path: str) -> str:
+def file_digest(path: str, cache: hash_cache.HashCache | None = None) -> str:
     """sha256 of a file's content; of its target text for a link to none
     (or to a special file); of its kind (`FIFO`, ...) for a special file,
-    which is never opened."""
+    which is never opened. With `cache`, the digest the cache records for
+    the file's stat, when it has one (nothing is read)."""
     try:
+        if cache is not None:
+            known = hash_cache.lookup(cache, os.stat(path))
+            if known is not None:
+                return known
         return file_util.sha256_file(path)
     except OSError:
         try:
