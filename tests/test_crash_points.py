@@ -211,6 +211,6 @@ def test_kill_during_needed_delete(project, tmp_path):
     assert not os.listdir(trash)
     assert sorted(os.listdir(runs_dir)) == sorted(
         [".trash", done["id"], done["id"] + ".meta"]
-        + [n for n in os.listdir(runs_dir) if n.startswith(".gage")]
+        + [n for n in os.listdir(runs_dir) if n.startswith((".gage", ".objects"))]
     )
     _assert_new_run_works(project)
