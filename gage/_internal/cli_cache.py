@@ -49,7 +49,8 @@ def _cmd_cache(args: argparse.Namespace) -> int:
     _gf, home = cli._project(args, required=False)
     if args.action != "prune":
         if args.preview:
-            return cli._error("--preview goes with prune: gage cache prune --preview", 2)
+            msg = "--preview goes with prune: gage cache prune --preview"
+            return cli._error(msg, 2)
         info = objects.cache_info(home)
         print(f"Object cache: {info.path}")
         print(f"  {_objects(info.objects)}, {objects.format_size(info.size)}")

@@ -104,9 +104,8 @@ class Progress:
         self.shown = now
         rate = self.nbytes / max(now - self.start, 1e-6)
         files = f"{self.files} file{'' if self.files == 1 else 's'}"
-        sys.stderr.write(
-            f"{lead}{self.what}: {format_size(self.nbytes)}, {files}, {format_size(rate)}/s  "
-        )
+        size = format_size(self.nbytes)
+        sys.stderr.write(f"{lead}{self.what}: {size}, {files}, {format_size(rate)}/s  ")
         sys.stderr.flush()
 
 
