@@ -935,12 +935,16 @@ def _show_output(run, lines: int = 10) -> None:
 
 
 def _cmd_check(args) -> int:
-    from . import run_meta, run_util
+    from . import objects, run_meta, run_util
     from .types import MetaError, VerifyError
 
     run = _select_run(args, args.run)
     try:
-        problems = run_util.verify_run(run, full=args.full)
+        progress = objects.terminal_progress("Checking")
+        try:
+            problems = run_util.verify_run(run, full=args.full, progress=progress)
+        finally:
+            progress.done()
     except MetaError as e:
         print(f"Run {run.name} cannot be checked: {e}")
         return 1

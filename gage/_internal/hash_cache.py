@@ -181,7 +181,9 @@ def store(cache: HashCache | None, st: os.stat_result, digest: str) -> None:
     the caller knows the file had that content with that stat."""
     if cache is None or st.st_size < MIN_SIZE or _db(cache) is None:
         return
-    _store(cache, st, digest)
+    if _lookup(cache, st) != digest:
+        # A write is a transaction (and a sync): only when it changes.
+        _store(cache, st, digest)
 
 
 def _lookup(cache: HashCache, st: os.stat_result) -> str | None:

@@ -196,6 +196,12 @@ def _ingest(
     cache: hash_cache.HashCache,
     progress: Progress | None,
 ) -> str:
+    if st.st_size < hash_cache.MIN_SIZE:
+        digest = _ingest_small(runs_home, src, st, cache)
+        if digest is not None:
+            if progress:
+                progress.add(st.st_size, 1)
+            return digest
     tmp_dir = objects_tmp_dir(runs_home)
     os.makedirs(tmp_dir, exist_ok=True)
     tmp = os.path.join(tmp_dir, f"{os.getpid()}-{time.time_ns()}")
@@ -222,6 +228,19 @@ def _ingest(
     if progress:
         progress.add(files=1)
     return digest
+
+
+def _ingest_small(
+    runs_home: str, src: str, st: os.stat_result, cache: hash_cache.HashCache
+) -> str | None:
+    """The digest of a small file whose object exists (read whole, nothing
+    written); None when it has no object yet."""
+    with file_util.open_regular(src) as f:
+        data = f.read()
+    if file_util.stat_key(st) != file_util.stat_key(os.stat(src)):
+        raise SourceChanged(src)
+    digest = file_util.sha256_bytes(data)
+    return digest if _object_ok(runs_home, digest, cache) else None
 
 
 def _copy_hashing(src: str, dest: str, progress: Progress | None) -> str:

@@ -24,6 +24,7 @@ from .op_exec import op_cmd
 from .run_meta import FileEvent, ManifestEntry, append_files_log, read_opdef, runner_log, write_timestamp
 from .run_stage import check_run_dirs
 from .run_summary import read_run_summary
+from .objects import terminal_progress
 from .run_verify import digest_cache, file_digest, verify_files
 from .runs import run_status
 from .types import OpDef, Run, RunError, RunLockedError, VerifyError
@@ -99,7 +100,7 @@ def _start_locked(
         before = None
         if verify:
             before = file_util.snapshot_dir(run.run_dir)
-            _verify_for_start(run, log, before)
+            _verify_for_start(run, log, before, quiet)
         args = run_meta.read_proc_cmd(run)
         env = _run_env(run)
         if on_start:
@@ -184,10 +185,16 @@ def _not_startable_msg(run: Run, status: str) -> str:
     )
 
 
-def _verify_for_start(run: Run, log: Any, files: dict[str, tuple[int, int]]) -> None:
+def _verify_for_start(
+    run: Run, log: Any, files: dict[str, tuple[int, int]], quiet: bool
+) -> None:
     # Files whose stat is what staging recorded are not read again.
-    with digest_cache(run) as cache:
-        diffs = verify_files(run, files, cache)
+    progress = terminal_progress("Verifying", quiet)
+    try:
+        with digest_cache(run) as cache:
+            diffs = verify_files(run, files, cache, progress)
+    finally:
+        progress.done()
     if not diffs:
         return
     listing = ", ".join(str(d) for d in diffs)

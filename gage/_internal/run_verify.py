@@ -22,6 +22,7 @@ import stat
 import attrs
 
 from . import file_util, hash_cache, run_meta
+from .objects import Progress
 from .run_meta import RUN_RECORD_META, SEALED_META, Seal
 from .types import Run, RunError
 
@@ -60,7 +61,9 @@ class Difference:
         return f"{what} ({self.detail})"
 
 
-def verify_run(run: Run, full: bool = False) -> list[Difference]:
+def verify_run(
+    run: Run, full: bool = False, progress: Progress | None = None
+) -> list[Difference]:
     """Re-hash run dir files against the manifest and sealed meta against
     the seal: every difference, meta first, then by path.
 
@@ -69,6 +72,7 @@ def verify_run(run: Run, full: bool = False) -> list[Difference]:
     what runs is as it was staged. A large file whose full stat (device,
     inode, size, mtime, ctime) is what the runs home's digest cache
     recorded (at staging) is not read again; `full` reads every file.
+    `progress` counts the files and bytes checked.
     """
     if not run_meta.has_timestamp(run, "staged"):
         raise RunError(
@@ -76,9 +80,9 @@ def verify_run(run: Run, full: bool = False) -> list[Difference]:
         )
     files = file_util.snapshot_dir(run.run_dir)
     if full:
-        return verify_files(run, files)
+        return verify_files(run, files, progress=progress)
     with digest_cache(run) as cache:
-        return verify_files(run, files, cache)
+        return verify_files(run, files, cache, progress)
 
 
 def digest_cache(run: Run) -> hash_cache.HashCache:
@@ -94,6 +98,7 @@ def verify_files(
     run: Run,
     files: dict[str, tuple[int, int]],
     cache: hash_cache.HashCache | None = None,
+    progress: Progress | None = None,
 ) -> list[Difference]:
     """Differences of sealed meta (`verify_meta`), then between `files` (a
     snapshot of the run dir) and the manifest, re-hashing each listed
@@ -114,7 +119,7 @@ def verify_files(
             diffs.append(Difference("missing", e.path))
         elif os.path.islink(path) and not os.path.exists(path):
             diffs.append(Difference("dangling", e.path, os.readlink(path)))
-        elif file_digest(path, cache) != e.sha256:
+        elif _digest(path, cache, progress, files[e.path][0]) != e.sha256:
             diffs.append(Difference("changed", e.path))
         elif modes is not None and i < staged:
             mode = file_mode(path)
@@ -125,6 +130,18 @@ def verify_files(
     listed = {e.path for e in manifest}
     diffs.extend(Difference("added", path) for path in files if path not in listed)
     return meta_diffs + sorted(diffs, key=lambda d: d.path)
+
+
+def _digest(
+    path: str,
+    cache: hash_cache.HashCache | None,
+    progress: Progress | None,
+    size: int,
+) -> str:
+    digest = file_digest(path, cache)
+    if progress:
+        progress.add(size, 1)
+    return digest
 
 
 def _staged_count(run: Run, seal: Seal | None) -> int:
