@@ -11,7 +11,7 @@ Line formats (`opref`, `log/files`, `manifest`) hold any op name and any
 path: a field that is empty, starts with `"`, has a control character
 (a newline, a tab, ...), a line separator, bytes that are not UTF-8 (as
 Python's surrogate escapes) or, in `opref`, a space, is written as a
-JSON string (`"my proj"`, `"new\nline.txt"`, `"bad\udcffname"`);
+JSON string (`"my proj"`, `"new\nline.txt"`, `"bad\\udcffname"`);
 every other field is written as is. Reading undoes it exactly, so a
 path read back is the path that was written.
 """
