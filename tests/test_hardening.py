@@ -540,3 +540,27 @@ def test_garbage_meta_lists_other_runs(project, tmp_path, capsys):
     for run in (b, c):
         code, _out, err = gage(capsys, "show", run.id)
         assert code == 0, err
+
+
+def test_delete_tree_deeper_than_recursion_limit(tmp_path):
+    """shutil.rmtree recurses: deleting a run that holds a very deep tree
+    must not fail (it did with a RecursionError)."""
+    from gage._internal import runs as runs_mod
+    from gage._internal.run_stage import make_run
+
+    home = str(tmp_path / "runs")
+    run = make_run(home)
+    os.makedirs(run.meta_dir)
+    fd = os.open(run.run_dir, os.O_RDONLY)
+    try:
+        for _ in range(sys.getrecursionlimit() + 100):
+            os.mkdir("d", dir_fd=fd)
+            new = os.open("d", os.O_RDONLY, dir_fd=fd)
+            os.close(fd)
+            fd = new
+        os.close(os.open("f", os.O_WRONLY | os.O_CREAT, 0o444, dir_fd=fd))
+    finally:
+        os.close(fd)
+    runs_mod.delete_run(run)
+    assert sorted(os.listdir(home)) in ([], [".trash"])
+    assert os.listdir(os.path.join(home, ".trash")) == []

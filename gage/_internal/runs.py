@@ -492,7 +492,29 @@ def _remove_trash(trash: str) -> None:
     except FileNotFoundError:
         return
     for name in names:
-        shutil.rmtree(os.path.join(trash, name), onerror=_force_remove)
+        path = os.path.join(trash, name)
+        try:
+            shutil.rmtree(path, onerror=_force_remove)
+        except RecursionError:
+            # shutil.rmtree recurses (Python < 3.12): a run dir deeper
+            # than the recursion limit is removed with a stack.
+            _remove_deep(path)
+
+
+def _remove_deep(top: str) -> None:
+    """Remove a tree of any depth without recursion (links not followed)."""
+    stack = [(top, False)]
+    while stack:
+        path, listed = stack.pop()
+        if listed or os.path.islink(path) or not os.path.isdir(path):
+            _force_remove(os.rmdir if listed else os.unlink, path, None)
+            continue
+        try:
+            os.chmod(path, os.stat(path).st_mode | stat.S_IRWXU)
+        except OSError:
+            pass
+        stack.append((path, True))
+        stack.extend((os.path.join(path, n), False) for n in os.listdir(path))
 
 
 def _force_remove(func, path, _exc) -> None:
