@@ -76,14 +76,7 @@ def find_cycle(graph: Mapping[str, list[str]]) -> list[str] | None:
 
 def upstream(graph: Mapping[str, list[str]], ops: Iterable[str]) -> set[str]:
     """`ops` and every op they depend on, directly or not."""
-    seen: set[str] = set()
-    todo = list(ops)
-    while todo:
-        op = todo.pop()
-        if op not in seen:
-            seen.add(op)
-            todo.extend(graph.get(op, []))
-    return seen
+    return _reach(graph, ops)
 
 
 def downstream(graph: Mapping[str, list[str]], ops: Iterable[str]) -> set[str]:
@@ -92,13 +85,17 @@ def downstream(graph: Mapping[str, list[str]], ops: Iterable[str]) -> set[str]:
     for op, ups in graph.items():
         for up in ups:
             users[up].append(op)
+    return _reach(users, ops)
+
+
+def _reach(edges: Mapping[str, list[str]], ops: Iterable[str]) -> set[str]:
     seen: set[str] = set()
     todo = list(ops)
     while todo:
         op = todo.pop()
         if op not in seen:
             seen.add(op)
-            todo.extend(users.get(op, []))
+            todo.extend(edges.get(op, []))
     return seen
 
 
