@@ -199,6 +199,15 @@ def test_yaml_block_sequence(indent, old, new):
     _check_same(config_yaml.read(patched)["layers"], _as_json(new))
 
 
+@pytest.mark.parametrize("text", ["...", "./...", "..", "...x"])
+def test_yaml_dots_round_trip(text):
+    # '...' alone is YAML's document end marker: written plain it would
+    # not read back (hypothesis found it as a mapping key).
+    src = "a: 1\nlayers:\n  - 1\n"
+    patched = config_yaml.patch(src, {"layers": [{text: text}], "a": text})
+    assert yaml.safe_load(patched) == {"a": text, "layers": [{text: text}]}
+
+
 @given(val=floats)
 def test_yaml_floats_read_as_floats(val):
     text = config_yaml.format_float(val)

@@ -256,7 +256,14 @@ def _format_str(s: str, node: yaml.Node | None, flow: bool) -> str:
 
 
 def _plain_ok(s: str) -> bool:
-    return bool(_PLAIN.fullmatch(s)) and s == s.strip() and yaml.safe_load(s) == s
+    """True if `s` reads back as itself written plain (`...` is a YAML
+    document end marker, not a string: it must be quoted)."""
+    if not _PLAIN.fullmatch(s) or s != s.strip():
+        return False
+    try:
+        return bool(yaml.safe_load(s) == s)
+    except yaml.YAMLError:
+        return False
 
 
 # Chars YAML allows unescaped in a quoted scalar on one line.
