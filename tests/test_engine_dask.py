@@ -18,7 +18,7 @@ import sys
 import tarfile
 import time
 
-import attrs
+from dataclasses import dataclass
 import pytest
 
 from gage._internal import cli, dask_task, engine_dask, run_archive, run_meta, runs
@@ -40,7 +40,7 @@ sys.exit(fail)
 '''
 
 
-@attrs.define
+@dataclass
 class Cluster:
     dir: str
     scheduler_file: str

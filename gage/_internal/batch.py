@@ -40,7 +40,7 @@ import random
 import re
 from typing import Any
 
-import attrs
+from dataclasses import dataclass
 
 from .types import ConfigError, GageError
 
@@ -53,7 +53,7 @@ __all__ = [
 ]
 
 
-@attrs.frozen
+@dataclass(frozen=True)
 class Range:
     """Values from `low` to `high` (inclusive), drawn at random."""
 

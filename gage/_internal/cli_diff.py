@@ -162,10 +162,10 @@ def _digest(c) -> str:
 
 
 def _diff_data(diff) -> dict:
-    import attrs
+    import dataclasses
 
     data: dict[str, Any] = {"a": _ident(diff.a), "b": _ident(diff.b)}
-    for field in attrs.fields(type(diff)):
+    for field in dataclasses.fields(type(diff)):
         if field.name in ("a", "b"):
             continue
         data[field.name] = [

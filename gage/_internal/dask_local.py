@@ -23,7 +23,7 @@ import sys
 import tempfile
 import time
 
-import attrs
+from dataclasses import dataclass
 
 from . import run_exec
 from .types import RunError
@@ -34,7 +34,7 @@ START_TIMEOUT = 30.0
 _STOP_WAIT = 5.0
 
 
-@attrs.define
+@dataclass
 class LocalCluster:
     dir: str
     scheduler_file: str

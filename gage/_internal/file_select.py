@@ -19,7 +19,7 @@ import os
 import stat
 from typing import Iterable, Iterator
 
-import attrs
+from dataclasses import dataclass, field
 import pathspec
 
 from . import file_util
@@ -48,7 +48,7 @@ _KEEP_TOTAL = 64 * 1024 * 1024  # and kept up to this many bytes in all
 _LINK_TO_DIR = "link to a directory (not followed)"
 
 
-@attrs.frozen
+@dataclass(frozen=True)
 class Skipped:
     """A path that was not selected and why.
 
@@ -80,7 +80,7 @@ class Skipped:
         return self.detail or self.reason
 
 
-@attrs.frozen
+@dataclass(frozen=True)
 class Selection:
     """Files selected (in path order), paths skipped, and what the walk
     already read: `stats` of selected files and, for small files read
@@ -89,8 +89,8 @@ class Selection:
 
     files: list[str]
     skipped: list[Skipped]
-    stats: dict[str, os.stat_result] = attrs.field(factory=dict, repr=False)
-    data: dict[str, bytes] = attrs.field(factory=dict, repr=False)
+    stats: dict[str, os.stat_result] = field(default_factory=dict, repr=False)
+    data: dict[str, bytes] = field(default_factory=dict, repr=False)
 
     def warnings(self) -> list[str]:
         """What a user should know is missing: one line per rule whose
@@ -191,7 +191,7 @@ def _applies_to_dirs(rule: SourceRule) -> bool:
 # Walk
 
 
-@attrs.define
+@dataclass
 class _Compiled:
     rule: SourceRule
     spec: pathspec.PathSpec

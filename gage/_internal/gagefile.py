@@ -25,7 +25,7 @@ import re
 import sys
 from typing import Any, NoReturn
 
-import attrs
+from dataclasses import dataclass
 
 from . import file_util, pipeline
 from .dep_spec import DEPENDENCY_TYPES, check_dependency
@@ -79,7 +79,7 @@ EXEC_PHASES = list(PHASES)
 
 
 
-@attrs.frozen
+@dataclass(frozen=True)
 class Gagefile:
     """A loaded gage.toml: its path, ops in file order and settings."""
 

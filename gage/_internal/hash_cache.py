@@ -34,7 +34,7 @@ import sqlite3
 import stat as statlib
 import time
 
-import attrs
+from dataclasses import dataclass
 
 from . import file_util
 from .file_util import stat_key
@@ -68,7 +68,7 @@ CREATE TABLE IF NOT EXISTS digests_v2 (
 """
 
 
-@attrs.define
+@dataclass
 class HashCache:
     """A cache handle; the database is opened when first needed.
 

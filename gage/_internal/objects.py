@@ -37,7 +37,7 @@ import sys
 import time
 from typing import Callable, Iterator
 
-import attrs
+from dataclasses import dataclass, field
 
 from . import file_util, hash_cache
 from .run_meta import object_path, objects_dir, objects_tmp_dir
@@ -68,7 +68,7 @@ class SourceChanged(Exception):
 # Progress
 
 
-@attrs.define
+@dataclass
 class Progress:
     """Progress of reading files (bytes, files, rate) on stderr.
 
@@ -80,7 +80,7 @@ class Progress:
     what: str
     enabled: bool = False
     delay: float = 1.0
-    start: float = attrs.field(factory=time.monotonic)
+    start: float = field(default_factory=time.monotonic)
     nbytes: int = 0
     files: int = 0
     shown: float = 0.0
@@ -363,7 +363,7 @@ _no_reflink: set[tuple[int, int]] = set()
 # Size and prune
 
 
-@attrs.frozen
+@dataclass(frozen=True)
 class CacheInfo:
     """The object cache: where, how many objects and bytes, and how many
     of them (and bytes) no run uses."""

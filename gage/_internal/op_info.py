@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-import attrs
+from dataclasses import dataclass
 
 from . import pipeline
 from .types import GageError, OpDef
@@ -18,7 +18,7 @@ from .types import GageError, OpDef
 __all__ = ["OpInfo", "describe_ops"]
 
 
-@attrs.frozen
+@dataclass(frozen=True)
 class OpInfo:
     """An op as `gage ops` shows it. `config_error` says why its config
     could not be read (then `config` is empty)."""

@@ -35,7 +35,7 @@ import json
 import os
 from typing import Any, Mapping
 
-import attrs
+from dataclasses import dataclass, field
 
 from . import file_util, hash_cache, run_meta
 from .types import OpDef, Run
@@ -57,7 +57,7 @@ __all__ = [
 _HOOKS = ("stage-sourcecode", "stage-runtime", "stage-dependencies")
 
 
-@attrs.frozen
+@dataclass(frozen=True)
 class Inputs:
     """What decides a run's result (see the module doc)."""
 
@@ -66,8 +66,8 @@ class Inputs:
     config: dict[str, Any]
     sources: dict[str, str]
     deps: list[dict[str, Any]]
-    extra: dict[str, str] = attrs.field(factory=dict)
-    patched: list[str] = attrs.field(factory=list)
+    extra: dict[str, str] = field(default_factory=dict)
+    patched: list[str] = field(default_factory=list)
     """Source files that config patched: not part of the key (config
     and digests are), kept to explain a difference."""
 

@@ -27,7 +27,7 @@ import concurrent.futures
 import time
 from typing import Any, Callable, Mapping
 
-import attrs
+from dataclasses import dataclass, field
 
 from . import gagefile, op_inputs, pipeline, run_stage, runs
 from .engine import Engine
@@ -36,7 +36,7 @@ from .types import DependencyError, GageError, Run
 __all__ = ["Result", "Step", "plan", "repro", "select_ops"]
 
 
-@attrs.frozen
+@dataclass(frozen=True)
 class Step:
     """What `repro` would do for an op: `action` is `run` or `up to date`;
     `run` is the completed run that is up to date, else the closest
@@ -45,10 +45,10 @@ class Step:
     op: str
     action: str
     run: Run | None = None
-    reasons: list[str] = attrs.field(factory=list)
+    reasons: list[str] = field(default_factory=list)
 
 
-@attrs.define
+@dataclass
 class Result:
     """What `repro` did for an op: `status` is `up to date`, `ran`,
     `failed` or `skipped`; `code` the failed run's exit code (or 1)."""

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from typing import Any, Iterable, Sequence
 
-import attrs
+from dataclasses import dataclass
 
 from . import runs
 from .types import GageError, Run
@@ -46,7 +46,7 @@ class CompareError(GageError):
     """A column or sort spec names nothing the runs have."""
 
 
-@attrs.frozen
+@dataclass(frozen=True)
 class Column:
     """A column: `kind` is `attr`, `config` or `summary`; `key` the name
     within it."""
@@ -60,7 +60,7 @@ class Column:
         return self.key if self.kind == "attr" else f"{self.kind}.{self.key}"
 
 
-@attrs.frozen
+@dataclass(frozen=True)
 class Row:
     """A run and its values, one per column of the table."""
 
@@ -68,7 +68,7 @@ class Row:
     values: tuple[Any, ...]
 
 
-@attrs.frozen
+@dataclass(frozen=True)
 class Table:
     columns: tuple[Column, ...]
     rows: tuple[Row, ...]

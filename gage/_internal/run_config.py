@@ -30,7 +30,8 @@ import re
 import stat
 from typing import Any
 
-import attrs
+import dataclasses
+from dataclasses import dataclass
 
 from .config_util import is_config_value
 from .file_util import is_inside, open_regular, write_atomic
@@ -57,7 +58,7 @@ __all__ = [
 ]
 
 
-@attrs.frozen
+@dataclass(frozen=True)
 class ConfigValue:
     """A config key's default: its value, the file (relative path) it is
     read from, the key in that file, and a description.
@@ -81,7 +82,7 @@ class ConfigValue:
 
     def locations(self) -> list[ConfigValue]:
         """One ConfigValue per file that defines the key."""
-        return [attrs.evolve(self, also=())] + list(self.also)
+        return [dataclasses.replace(self, also=())] + list(self.also)
 
 
 # ---------------------------------------------------------------------------
@@ -279,7 +280,7 @@ def config_files(root: str, opdef: OpDef) -> set[str]:
     return {f for cv in _read_config(root, opdef).values() for f in cv.files}
 
 
-@attrs.frozen
+@dataclass(frozen=True)
 class _Rule:
     include: bool
     file_glob: str
@@ -428,10 +429,10 @@ def _add_location(cur: ConfigValue, new: ConfigValue) -> ConfigValue:
 
 def _from_locations(locs: list[ConfigValue], description: str) -> ConfigValue:
     first, rest = locs[0], locs[1:]
-    return attrs.evolve(
+    return dataclasses.replace(
         first,
         description=description,
-        also=tuple(attrs.evolve(cv, description="") for cv in rest),
+        also=tuple(dataclasses.replace(cv, description="") for cv in rest),
     )
 
 

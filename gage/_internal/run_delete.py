@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from typing import Callable, Iterable, Sequence
 
-import attrs
+from dataclasses import dataclass
 
 from . import run_exec, run_meta, runs
 from .types import GageError, Run
@@ -44,7 +44,7 @@ PURGE_STATUSES = ("pending", "abandoned", "error")
 _LIVE = ("staged", "running", "pending")
 
 
-@attrs.frozen
+@dataclass(frozen=True)
 class Refused:
     """A selected run that is not deleted, and why."""
 
@@ -52,7 +52,7 @@ class Refused:
     reason: str
 
 
-@attrs.frozen
+@dataclass(frozen=True)
 class Plan:
     """What deleting the selected runs does: `delete` (with each run's
     status) and `refused`."""

@@ -54,7 +54,7 @@ import os
 import stat
 from typing import Any, Mapping
 
-import attrs
+from dataclasses import dataclass
 
 from . import file_util, hash_cache, objects
 from .dep_spec import check_dependencies, dependency_where
@@ -82,7 +82,7 @@ __all__ = [
 ]
 
 
-@attrs.frozen
+@dataclass(frozen=True)
 class DepFile:
     """A dependency file: `source` relative to its root, `path` in the run dir."""
 
@@ -90,7 +90,7 @@ class DepFile:
     path: str
 
 
-@attrs.frozen
+@dataclass(frozen=True)
 class ResolvedDep:
     """A dependency resolved to a root and files, nothing copied yet.
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from typing import Any
 
-import attrs
+from dataclasses import dataclass
 
 from . import run_meta, runs
 from .types import Run
@@ -36,7 +36,7 @@ _MAX_TEXT = 1_000_000
 _FILE_SECTIONS = (("sources", "s"), ("runtime", "r"), ("generated", "g"))
 
 
-@attrs.frozen
+@dataclass(frozen=True)
 class Change:
     """One difference: `key` (a config key, path or name) from `old` to
     `new`; None for a side that does not have it."""
@@ -54,7 +54,7 @@ class Change:
         return "changed"
 
 
-@attrs.frozen
+@dataclass(frozen=True)
 class RunDiff:
     """Differences from run `a` to run `b`, by section."""
 
@@ -222,7 +222,7 @@ def _read_text(path: str) -> str | None:
 # Why a run ran
 
 
-@attrs.frozen
+@dataclass(frozen=True)
 class Why:
     """`run` and the completed run it would have matched (`match`, None
     when no completed run of its op came before it), with what differs

@@ -16,7 +16,7 @@ import threading
 import time
 from typing import Any, Callable, Mapping
 
-import attrs
+from dataclasses import dataclass
 
 from . import (
     file_select,
@@ -216,7 +216,7 @@ def sourcecode_rules(opdef: OpDef) -> list[str]:
     return rules
 
 
-@attrs.frozen
+@dataclass(frozen=True)
 class SourcecodePreview:
     """What `copy_sourcecode` would do: files and skipped paths with rules."""
 

@@ -19,7 +19,7 @@ import hashlib
 import os
 import stat
 
-import attrs
+from dataclasses import dataclass
 
 from . import file_util, hash_cache, run_meta
 from .objects import Progress
@@ -41,7 +41,7 @@ _LINK = "link"
 _BUF = 1024 * 1024
 
 
-@attrs.frozen
+@dataclass(frozen=True)
 class Difference:
     """A run dir file (or, with `meta`, a sealed meta file) that differs
     from what was staged."""

@@ -1,9 +1,8 @@
 """Value types and errors shared by every layer.
 
-Types are frozen dataclasses: values. (The rest of gage uses `attrs`;
-these are dataclasses because listing and showing runs import this
-module and nothing heavier: `import attrs` alone costs about as much as
-starting Python.) Errors derive from `GageError` and carry a message a
+Data types in gage are dataclasses (frozen for values): the standard
+library's, because every command imports them and `import attrs` alone
+costs about as much as starting Python. Errors derive from `GageError` and carry a message a
 user can act on: what went wrong, where (file, key or path) and what to
 do.
 """
