@@ -3,44 +3,19 @@
 from __future__ import annotations
 
 import os
-import pty
-import select
 import subprocess
 import sys
 import time
 
 import pytest
+from pty_util import run_in_pty
 
 GAGE = os.path.join(os.path.dirname(sys.executable), "gage")
 
 
 def _run_in_pty(args, cwd, answer: bytes, env) -> tuple[int, str]:
-    master, slave = pty.openpty()
-    p = subprocess.Popen(
-        args, cwd=cwd, env=env, stdin=slave, stdout=slave, stderr=slave
-    )
-    os.close(slave)
-    out = b""
-    sent = False
-    deadline = time.time() + 30
-    while time.time() < deadline:
-        ready, _, _ = select.select([master], [], [], 0.1)
-        if ready:
-            try:
-                chunk = os.read(master, 4096)
-            except OSError:  # EIO: the child closed the pty
-                break
-            if not chunk:
-                break
-            out += chunk
-            if not sent and b"Continue?" in out:
-                os.write(master, answer)
-                sent = True
-        elif p.poll() is not None:
-            break
-    code = p.wait(timeout=30)
-    os.close(master)
-    return code, out.decode(errors="replace").replace("\r\n", "\n")
+    code, out = run_in_pty(args, cwd=cwd, env=env, prompt=b"Continue?", answer=answer)
+    return code, out.replace("\r\n", "\n")
 
 
 @pytest.fixture

@@ -6,14 +6,13 @@ from __future__ import annotations
 import io
 import json
 import os
-import pty
 import re
-import select
 import subprocess
 import sys
 import time
 
 import pytest
+from pty_util import run_in_pty
 
 from gage._internal import cli_table
 
@@ -23,26 +22,7 @@ ESC = "\x1b["
 
 
 def _in_pty(args, env) -> str:
-    master, slave = pty.openpty()
-    p = subprocess.Popen(args, env=env, stdin=slave, stdout=slave, stderr=slave)
-    os.close(slave)
-    out = b""
-    deadline = time.time() + 30
-    while time.time() < deadline:
-        ready, _, _ = select.select([master], [], [], 0.1)
-        if ready:
-            try:
-                chunk = os.read(master, 4096)
-            except OSError:
-                break
-            if not chunk:
-                break
-            out += chunk
-        elif p.poll() is not None:
-            break
-    p.wait(timeout=30)
-    os.close(master)
-    return out.decode(errors="replace").replace("\r\n", "\n")
+    return run_in_pty(args, env=env)[1].replace("\r\n", "\n")
 
 
 @pytest.fixture(scope="module")

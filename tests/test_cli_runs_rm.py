@@ -9,6 +9,7 @@ import sys
 import time
 
 import pytest
+from pty_util import run_in_pty
 
 GAGE = os.path.join(os.path.dirname(sys.executable), "gage")
 
@@ -63,33 +64,8 @@ def test_rm_asks_on_a_terminal(project, answer, code, left):
 
 
 def _pty(args, cwd, answer: bytes, env) -> tuple[int, str]:
-    import pty
-    import select
-
-    master, slave = pty.openpty()
-    p = subprocess.Popen(args, cwd=cwd, env=env, stdin=slave, stdout=slave, stderr=slave)
-    os.close(slave)
-    out = b""
-    sent = False
-    deadline = time.time() + 30
-    while time.time() < deadline:
-        ready, _, _ = select.select([master], [], [], 0.1)
-        if ready:
-            try:
-                chunk = os.read(master, 4096)
-            except OSError:
-                break
-            if not chunk:
-                break
-            out += chunk
-            if not sent and b"(y/N)" in out:
-                os.write(master, answer)
-                sent = True
-        elif p.poll() is not None:
-            break
-    code = p.wait(timeout=30)
-    os.close(master)
-    return code, out.decode(errors="replace").replace("\r\n", "\n")
+    code, out = run_in_pty(args, cwd=cwd, env=env, prompt=b"(y/N)", answer=answer)
+    return code, out.replace("\r\n", "\n")
 
 
 def test_rm_never_deletes_a_running_run(project, tmp_path_factory):

@@ -10,6 +10,7 @@ import sys
 import time
 
 import pytest
+from pty_util import run_in_pty
 
 from gage._internal import engine, gagefile, pipeline, run_meta, run_util, runs
 from gage._internal.types import GageError, GagefileError, OpDef
@@ -163,8 +164,6 @@ def test_ctrl_c_ends_runs_terminated(tmp_path, args):
 
 def test_progress_line_on_a_terminal(tmp_path):
     """On a terminal, --jobs N keeps a progress line; piped output has none."""
-    import pty
-    import select
 
     project = tmp_path / "p"
     project.mkdir()
@@ -174,26 +173,8 @@ def test_progress_line_on_a_terminal(tmp_path):
     (project / "a.py").write_text("import time\nx = 0\ntime.sleep(0.3)\nprint(x)\n")
     env = {**os.environ, "GAGE_RUNS": str(tmp_path / "runs")}
     args = [sys.executable, "-m", "gage", "run", "a", "x=[1,2,3]", "--jobs", "2", "-y"]
-    master, slave = pty.openpty()
-    p = subprocess.Popen(args, cwd=project, env=env, stdout=slave, stderr=slave)
-    os.close(slave)
-    out = b""
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        ready, _, _ = select.select([master], [], [], 0.1)
-        if ready:
-            try:
-                chunk = os.read(master, 4096)
-            except OSError:
-                break
-            if not chunk:
-                break
-            out += chunk
-        elif p.poll() is not None:
-            break
-    assert p.wait(timeout=30) == 0
-    os.close(master)
-    text = out.decode(errors="replace")
+    code, text = run_in_pty(args, cwd=project, env=env, timeout=60)
+    assert code == 0
     assert "[0 done, 2 running, 1 waiting]" in text
     assert "\r\x1b[K" in text  # the line is redrawn in place
     piped = subprocess.run(args, cwd=project, env=env, capture_output=True, text=True)
