@@ -84,8 +84,9 @@ def main(argv: list[str] | None = None) -> int:
         reconfigure = getattr(stream, "reconfigure", None)
         if reconfigure:
             reconfigure(errors="backslashreplace")
-    parser = _parser()
-    args = _parse_args(parser, argv)
+    words = _sort_values(argv)
+    parser = _parser(_verb_word(words))
+    args = _parse_args(parser, words)
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
@@ -107,13 +108,13 @@ def main(argv: list[str] | None = None) -> int:
         return _error(f"{e.strerror}: {e.filename}" if e.filename else str(e), 2)
 
 
-def _parse_args(parser: argparse.ArgumentParser, argv: list[str] | None):
-    """Parse argv; `NAME=VALUE` words may follow options (`run OP -y a=1`).
+def _parse_args(parser: argparse.ArgumentParser, words: list[str]):
+    """Parse words; `NAME=VALUE` words may follow options (`run OP -y a=1`).
 
     argparse takes positionals only up to the first option: words left
     over that are not options are the op's config assignments.
     """
-    args, extra = parser.parse_known_args(_sort_values(argv))
+    args, extra = parser.parse_known_args(words)
     # `assigns` of gage run, `words` of gage repro.
     dest = "assigns" if hasattr(args, "assigns") else "words"
     if extra and hasattr(args, dest):
@@ -163,8 +164,8 @@ class HelpFormatter(argparse.HelpFormatter):
         if not action.option_strings or action.nargs == 0:
             return super()._format_action_invocation(action)
         default = self._get_default_metavar_for_optional(action)
-        return ", ".join(action.option_strings) + " " + self._format_args(
-            action, default
+        return (
+            ", ".join(action.option_strings) + " " + self._format_args(action, default)
         )
 
 
@@ -172,7 +173,21 @@ class RawHelpFormatter(HelpFormatter, argparse.RawDescriptionHelpFormatter):
     """`HelpFormatter` that keeps a description's line breaks."""
 
 
-def _parser() -> argparse.ArgumentParser:
+def _verb_word(words: list[str]) -> str | None:
+    """The verb in `words`: the first word that is not an option (gage's
+    own options, -h and --version, take no value)."""
+    for word in words:
+        if word == "--":
+            return None
+        if not word.startswith("-"):
+            return word
+    return None
+
+
+def _parser(verb: str | None = None) -> argparse.ArgumentParser:
+    """The parser, with the options of `verb` only: the other verbs are a
+    name and a line of help, all that `gage --help` or an unknown verb's
+    error shows. A command builds (and imports) one verb's parser."""
     from gage import __version__
 
     p = argparse.ArgumentParser(
@@ -183,12 +198,21 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--version", action="version", version=f"gage {__version__}")
     sub = p.add_subparsers(title="commands", metavar="COMMAND")
+    for name, (help, add) in _VERBS.items():
+        if name != verb:
+            sub.add_parser(name, help=help)
+        elif callable(add):
+            add(sub, name, help)
+        else:
+            import importlib
 
+            importlib.import_module(f"gage._internal.{add}").add_parser(sub, name, help)
+    return p
+
+
+def _add_run(sub: argparse._SubParsersAction, name: str, help: str) -> None:
     run = sub.add_parser(
-        "run",
-        help="stage and start a run",
-        description=_RUN_HELP,
-        formatter_class=RawHelpFormatter,
+        name, help=help, description=_RUN_HELP, formatter_class=RawHelpFormatter
     )
     run.add_argument(
         "op", nargs="?", metavar="OP", help="op to run (default: the default op)"
@@ -235,9 +259,11 @@ def _parser() -> argparse.ArgumentParser:
     _runs_dir_arg(run)
     run.set_defaults(func=_verb("cli_run", "_cmd_run"))
 
+
+def _add_runs(sub: argparse._SubParsersAction, name: str, help: str) -> None:
     runs = sub.add_parser(
-        "runs",
-        help="list runs, newest first",
+        name,
+        help=help,
         description="List runs, newest first: the newest 20 unless -n N or "
         "--all. The # column numbers runs (1 = newest); that number selects a "
         "run wherever a RUN is taken (gage show 2).",
@@ -270,9 +296,11 @@ def _parser() -> argparse.ArgumentParser:
 
     cli_runs_manage.add_parsers(runs)
 
+
+def _add_show(sub: argparse._SubParsersAction, name: str, help: str) -> None:
     show = sub.add_parser(
-        "show",
-        help="show a run (the latest by default)",
+        name,
+        help=help,
         description="Show a run (the latest when RUN is omitted).",
         formatter_class=HelpFormatter,
     )
@@ -288,9 +316,11 @@ def _parser() -> argparse.ArgumentParser:
     _runs_dir_arg(show)
     show.set_defaults(func=_verb("cli_show", "_cmd_show"))
 
+
+def _add_check(sub: argparse._SubParsersAction, name: str, help: str) -> None:
     check = sub.add_parser(
-        "check",
-        help="verify a run's files against its manifest",
+        name,
+        help=help,
         description="Verify a run's files against its manifest. Exit 1 and list "
         "the differences when files changed.",
         formatter_class=HelpFormatter,
@@ -305,15 +335,21 @@ def _parser() -> argparse.ArgumentParser:
     _runs_dir_arg(check)
     check.set_defaults(func=_verb("cli_show", "_cmd_check"))
 
-    from . import cli_cache, cli_compare, cli_dag, cli_diff, cli_ops, cli_repro
 
-    cli_repro.add_parser(sub)
-    cli_dag.add_parser(sub)
-    cli_compare.add_parser(sub)
-    cli_diff.add_parser(sub)
-    cli_ops.add_parser(sub)
-    cli_cache.add_parser(sub)
-    return p
+# Every verb, in the order `gage --help` lists them: its line of help and
+# what adds its parser (a function here, or a module's `add_parser`).
+_VERBS: dict[str, tuple[str, object]] = {
+    "run": ("stage and start a run", _add_run),
+    "runs": ("list runs, newest first", _add_runs),
+    "show": ("show a run (the latest by default)", _add_show),
+    "check": ("verify a run's files against its manifest", _add_check),
+    "repro": ("bring ops and everything upstream up to date", "cli_repro"),
+    "dag": ("show the op graph and what is stale", "cli_dag"),
+    "compare": ("compare runs: config and summary columns", "cli_compare"),
+    "diff": ("what differs between two runs, or why a run ran", "cli_diff"),
+    "ops": ("list the ops of gage.toml", "cli_ops"),
+    "cache": ("show or prune the object cache", "cli_cache"),
+}
 
 
 def _verb(module: str, name: str):
@@ -389,7 +425,6 @@ def _fmt_val(val) -> str:
     import json
 
     return val if isinstance(val, str) else json.dumps(val)
-
 
 
 def _local_time(iso: str | None) -> str:

@@ -18,12 +18,12 @@ start or check a run: it only saves reading and copying a file again.
 """
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:
+def add_parser(sub: argparse._SubParsersAction, name: str, help: str) -> None:
     from . import cli
 
     p = sub.add_parser(
-        "cache",
-        help="show or prune the object cache",
+        name,
+        help=help,
         description=_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

@@ -28,12 +28,12 @@ per run with full column names, null for no value).
 """
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:
+def add_parser(sub: argparse._SubParsersAction, name: str, help: str) -> None:
     from . import cli
 
     p = sub.add_parser(
-        "compare",
-        help="compare runs: config and summary columns",
+        name,
+        help=help,
         description=_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -145,9 +145,7 @@ def print_table(
         return
     raw = csv
     header = ["#", "name"] + [
-        label
-        for col, label in zip(table.columns, table.labels())
-        if col.name != "name"
+        label for col, label in zip(table.columns, table.labels()) if col.name != "name"
     ]
     keep = [i for i, col in enumerate(table.columns) if col.name != "name"]
     rows = [

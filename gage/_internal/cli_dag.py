@@ -16,12 +16,12 @@ Text by default; --mermaid and --dot print the graph for documents.
 """
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:
+def add_parser(sub: argparse._SubParsersAction, name: str, help: str) -> None:
     from . import cli
 
     p = sub.add_parser(
-        "dag",
-        help="show the op graph and what is stale",
+        name,
+        help=help,
         description=_HELP,
         formatter_class=cli.RawHelpFormatter,
     )

@@ -22,18 +22,20 @@ found.
 """
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:
+def add_parser(sub: argparse._SubParsersAction, name: str, help: str) -> None:
     from . import cli
 
     p = sub.add_parser(
-        "diff",
-        help="what differs between two runs, or why a run ran",
+        name,
+        help=help,
         description=_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("runs", nargs="*", metavar="RUN", help="one or two runs")
     p.add_argument(
-        "--files", action="store_true", help="show a diff of each text file that differs"
+        "--files",
+        action="store_true",
+        help="show a diff of each text file that differs",
     )
     p.add_argument("--json", action="store_true", help="print the differences as JSON")
     cli._runs_dir_arg(p)

@@ -12,10 +12,10 @@ project's files) and its dependencies.
 """
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:
+def add_parser(sub: argparse._SubParsersAction, name: str, help: str) -> None:
     p = sub.add_parser(
-        "ops",
-        help="list the ops of gage.toml",
+        name,
+        help=help,
         description=_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

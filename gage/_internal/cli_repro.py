@@ -29,12 +29,12 @@ when interrupted.
 """
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:
+def add_parser(sub: argparse._SubParsersAction, name: str, help: str) -> None:
     from . import cli
 
     p = sub.add_parser(
-        "repro",
-        help="bring ops and everything upstream up to date",
+        name,
+        help=help,
         description=_HELP,
         formatter_class=cli.RawHelpFormatter,
     )

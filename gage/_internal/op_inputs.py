@@ -195,9 +195,9 @@ def _source_inputs(
 ) -> tuple[dict[str, str], list[str]] | None:
     """Source path -> sha256 as staging would copy and patch them, and
     the paths config patches; None when that cannot be known."""
-    from . import run_stage
+    from . import sourcecode
 
-    sel = run_stage.select_sourcecode(project_dir, opdef, runs_home)
+    sel = sourcecode.select_sourcecode(project_dir, opdef, runs_home)
     sources: dict[str, str] = {}
     for path in sel.files:
         if path in placed:

@@ -19,7 +19,6 @@ from typing import Any, Callable, Mapping
 from dataclasses import dataclass
 
 from . import (
-    file_select,
     file_util,
     hash_cache,
     run_deps,
@@ -30,6 +29,13 @@ from . import (
 from .faults import fault_point
 from .run_verify import file_mode, seal_run
 from .runs import clean_trash
+from .sourcecode import (
+    SourcecodePreview,
+    preview_sourcecode,
+    select_rules,
+    select_sourcecode,
+    sourcecode_rules,
+)
 from .run_meta import (
     FileEvent,
     ManifestEntry,
@@ -202,62 +208,6 @@ def check_run_dirs(run: Run, error: type[Exception] = FileNotFoundError) -> None
 # Copy source code
 
 
-def sourcecode_rules(opdef: OpDef) -> list[str]:
-    """Rule lines for an op: the defaults, or the op's `sourcecode`.
-
-    An op `sourcecode` list that only excludes adds to the defaults;
-    a list with any include replaces them.
-    """
-    rules = opdef.get_sourcecode()
-    if rules is None:
-        return list(file_select.DEFAULT_RULES)
-    if rules and all(r.lstrip().startswith("-") for r in rules):
-        return list(file_select.DEFAULT_RULES) + rules
-    return rules
-
-
-@dataclass(frozen=True)
-class SourcecodePreview:
-    """What `copy_sourcecode` would do: files and skipped paths with rules."""
-
-    rules: list[str]
-    files: list[str]
-    skipped: list[file_select.Skipped]
-    warnings: list[str]
-
-
-def preview_sourcecode(
-    src_dir: str, opdef: OpDef, runs_home: str | None = None
-) -> SourcecodePreview:
-    """Files that would be copied and, for each skipped path, why.
-
-    A `runs_home` inside `src_dir` is never source code.
-    """
-    rules = sourcecode_rules(opdef)
-    sel = _select(src_dir, rules, runs_home)
-    return SourcecodePreview(rules, sel.files, sel.skipped, sel.warnings())
-
-
-def select_sourcecode(
-    src_dir: str, opdef: OpDef, runs_home: str | None = None
-) -> file_select.Selection:
-    """The source code selection staging would copy (nothing copied)."""
-    return _select(src_dir, sourcecode_rules(opdef), runs_home)
-
-
-def _select(
-    src_dir: str, rules: list[str], runs_home: str | None
-) -> file_select.Selection:
-    if not os.path.isdir(src_dir):
-        raise StageError(f"Source code dir does not exist: {src_dir}")
-    never = []
-    if runs_home:
-        rel = os.path.relpath(os.path.realpath(runs_home), os.path.realpath(src_dir))
-        if rel != "." and not rel.startswith(".."):
-            never.append(rel.replace(os.sep, "/"))
-    return file_select.select_files(src_dir, file_select.parse_rules(rules), never)
-
-
 def copy_sourcecode(
     src_dir: str, run: Run, opdef: OpDef | None = None, warn: Warn | None = None
 ) -> None:
@@ -275,7 +225,7 @@ def copy_sourcecode(
     log.info(
         "Source code exclude:\n" + _pformat([r[1:] for r in rules if not _incl(r)])
     )
-    sel = _select(src_dir, rules, run.runs_home)
+    sel = select_rules(src_dir, rules, run.runs_home)
     warnings = sel.warnings()
     events = []
     made_dirs: set[str] = set()

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import stat
 from typing import Any, Callable, TypeVar
 
@@ -486,6 +485,7 @@ def _to_trash(path: str, dest: str) -> None:
 
 
 def _remove_trash(trash: str) -> None:
+    import shutil  # here: listing and selecting runs never needs it
 
     try:
         names = os.listdir(trash)
