@@ -346,7 +346,9 @@ _DDL = (
     "mtime INTEGER NOT NULL, final INTEGER NOT NULL)",
     "CREATE INDEX runs_created ON runs (created, id)",
     "CREATE INDEX runs_unfinished ON runs (final)",
-    "CREATE INDEX runs_key ON runs (input_key)",
+    # (input_key, op): find_run's "no key recorded, same op" is a seek
+    # too, not a scan of every run staged before keys were recorded.
+    "CREATE INDEX runs_key ON runs (input_key, op)",
     "CREATE TABLE home (stamp TEXT)",
 )
 
