@@ -26,18 +26,19 @@ from gage._internal.run_verify import verify_run
 
 _START_TIMEOUT = 30.0
 
-_OP = '''\
+_OP = """\
 import os, sys, time
 secs = 0.5
 fail = 0
 print("ready", flush=True)
+print("gage env:", sorted(k for k in os.environ if k.startswith("GAGE_")))
 time.sleep(secs)
 with open(os.path.join("out", "result.txt"), "w") as f:
     f.write("trial done\\n")
 print("--- summary ---")
 print('{"loss": 0.25}')
 sys.exit(fail)
-'''
+"""
 
 
 @dataclass
@@ -214,7 +215,12 @@ def test_batch_runs_on_both_workers(cluster, project, hidden, capsys):
     trials = runs.list_runs(str(project / ".gage" / "runs"))
     assert len(trials) == 4
     assert len({run_meta.read_batch(r) for r in trials}) == 1
-    assert sorted(run_meta.read_config(r)["secs"] for r in trials) == [0.5, 0.6, 0.7, 0.8]
+    assert sorted(run_meta.read_config(r)["secs"] for r in trials) == [
+        0.5,
+        0.6,
+        0.7,
+        0.8,
+    ]
     assert sorted(hidden) == sorted(r.id for r in trials)
     workers = set()
     for run in trials:
@@ -231,6 +237,8 @@ def test_batch_runs_on_both_workers(cluster, project, hidden, capsys):
     out = capsys.readouterr().out
     for run in trials:
         assert f"{run.name}| ready" in out
+        # The workers' GAGE_ENGINE and GAGE_SCHEDULER do not reach a run.
+        assert f"{run.name}| gage env: []" in out
     # Nothing of the runs is left in the workers' scratch dirs.
     for i in (1, 2):
         scratch = os.path.join(cluster.dir, f"worker-{i}")
@@ -253,6 +261,40 @@ def test_start_staged_runs(cluster, project, hidden):
     assert sorted(hidden) == sorted(r.id for r in staged)
     for run in staged:
         _assert_returned(run)
+    # Each worker that ran a run keeps one warm starter, which starts the
+    # next runs too (a fork each, not a new Python).
+    starters = _starters(cluster)
+    assert starters and all(len(pids) == 1 for pids in starters.values())
+    again = [_stage("secs=0.1"), _stage("secs=0.1")]
+    code = cli.main(
+        ["run", "--start", *[r.id for r in again], "--jobs", "2"]
+        + ["--engine", "dask", "--scheduler-file", cluster.scheduler_file]
+    )
+    assert code == 0
+    for run in again:
+        _assert_returned(run)
+    after = _starters(cluster)
+    assert all(after.get(w) == pids for w, pids in starters.items())
+
+
+def _starters(cluster) -> dict[int, list[int]]:
+    """The starter processes of each worker (by worker pid), from /proc."""
+    if not os.path.isdir("/proc/self"):
+        pytest.skip("needs /proc")
+    found: dict[int, list[int]] = {}
+    workers = set(cluster.worker_pids().values())
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            stat = open(f"/proc/{name}/stat").read()
+            cmdline = open(f"/proc/{name}/cmdline", "rb").read()
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        if ppid in workers and b"gage._internal.dask_starter" in cmdline:
+            found.setdefault(ppid, []).append(int(name))
+    return found
 
 
 def test_new_run_on_cluster_env_scheduler(cluster, project, monkeypatch, capsys):
@@ -283,7 +325,12 @@ def test_tampered_archive_is_refused(cluster, project, monkeypatch, capsys):
     bad = bytearray(data)
     bad[len(bad) // 2] ^= 0xFF
     result = cluster.client.submit(
-        dask_task.run_task, bytes(bad), run_archive.archive_digest(data), run.id, "t", None
+        dask_task.run_task,
+        bytes(bad),
+        run_archive.archive_digest(data),
+        run.id,
+        "t",
+        None,
     ).result(timeout=30)
     assert result["status"] == "refused"
     assert "does not match its digest" in result["error"]
@@ -300,7 +347,10 @@ def test_tampered_archive_is_refused(cluster, project, monkeypatch, capsys):
     assert f"run {run.name} refused by Dask worker" in err
     assert "differs from its manifest" in err and "trial.py" in err
     assert runs.run_status(run) == "staged"
-    assert "refused by Dask worker" in open(run_meta.run_meta_path(run, "log", "runner")).read()
+    assert (
+        "refused by Dask worker"
+        in open(run_meta.run_meta_path(run, "log", "runner")).read()
+    )
     # Sealed meta changed (the command it would run): refused too.
     cmd = f"{run.id}.meta/proc/cmd"
     tampered = _replace_member(data, cmd, b'["python", "-c", "print(1)"]\n')
@@ -356,13 +406,23 @@ def test_unreachable_scheduler_stages_nothing(project, monkeypatch, capsys):
         port = s.getsockname()[1]
     t0 = time.monotonic()
     code = cli.main(
-        ["run", "trial", "-y", "--engine", "dask", "--scheduler", f"tcp://127.0.0.1:{port}"]
+        [
+            "run",
+            "trial",
+            "-y",
+            "--engine",
+            "dask",
+            "--scheduler",
+            f"tcp://127.0.0.1:{port}",
+        ]
     )
     assert code == 1
     assert time.monotonic() - t0 < 15
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1
-    assert err[0].startswith(f"gage: cannot reach the Dask scheduler at tcp://127.0.0.1:{port}")
+    assert err[0].startswith(
+        f"gage: cannot reach the Dask scheduler at tcp://127.0.0.1:{port}"
+    )
     assert "nothing was staged" in err[0]
     assert runs.list_runs(str(project / ".gage" / "runs")) == []
 

@@ -7,10 +7,12 @@ no filesystem shared with the client:
 1. the archive's digest is checked, then it is unpacked into a scratch
    dir of its own under the worker's local directory (`dask worker
    --local-directory`), a fresh one for each attempt;
-2. the run is started by gage itself, `python -m gage run --start DIR
-   -y`, in its own process group: `start_run` verifies the run dir
-   against its manifest and sealed meta, and refuses a run that differs
-   (then nothing runs and the result says `refused`);
+2. the run is started by gage itself, `gage run --start DIR -y`, in a
+   child of the worker's warm starter (`dask_starter`: gage imported
+   once per worker, a fork per run) that leads its own session:
+   `start_run` verifies the run dir against its manifest and sealed
+   meta, and refuses a run that differs (then nothing runs and the
+   result says `refused`);
 3. each line the run writes is sent to the client as it comes (a worker
    event on the engine's topic, with the run's id);
 4. the result is the meta dir and the files the run generated, modified
@@ -29,21 +31,19 @@ import os
 import shutil
 import signal
 import socket
-import subprocess
-import sys
 import tempfile
 import threading
 import uuid
 from typing import IO, Any
 
-from . import run_archive, run_exec, run_meta
+from . import dask_starter, run_archive, run_meta
 
 __all__ = ["cancel_runs", "run_task"]
 
 _TERM_WAIT = 10.0
 
 _lock = threading.Lock()
-_procs: dict[str, dict[str, subprocess.Popen[bytes]]] = {}
+_procs: dict[str, dict[str, dask_starter.Child]] = {}
 _cancelled: set[str] = set()
 
 
@@ -82,17 +82,12 @@ def cancel_runs(token: str) -> int:
     with _lock:
         _cancelled.add(token)
         procs = list(_procs.get(token, {}).values())
-    for p in procs:
-        _signal(p, signal.SIGTERM)
-        timer = threading.Timer(_TERM_WAIT, _kill_if_running, args=(p,))
+    for child in procs:
+        child.signal(signal.SIGTERM)
+        timer = threading.Timer(_TERM_WAIT, child.signal, args=(signal.SIGKILL,))
         timer.daemon = True
         timer.start()
     return len(procs)
-
-
-def _kill_if_running(p: subprocess.Popen[bytes]) -> None:
-    if p.poll() is None:
-        _signal(p, signal.SIGKILL)
 
 
 def _where() -> dict[str, Any]:
@@ -132,23 +127,11 @@ def _run(
     run: Any, token: str, topic: str | None, where: dict[str, Any]
 ) -> dict[str, Any]:
     files_before = len(run_meta.read_files_log(run))
-    # The local engine and the scratch dir as runs home: nothing of the
-    # worker's cwd, gage.toml or GAGE_* settings reaches the run's start.
-    args = [sys.executable, "-m", "gage", "run", "--start", run.run_dir, "-y"]
-    args += ["--engine", "local", "--runs-dir", run.runs_home]
     with _lock:
         if token in _cancelled:
             return {"status": "cancelled"}
-        p = subprocess.Popen(
-            args,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            start_new_session=True,
-            preexec_fn=run_exec.die_with_parent(),
-            cwd=run.runs_home,
-        )
-        _procs.setdefault(token, {})[run.id] = p
+        child = dask_starter.start_run_child(run.run_dir, run.runs_home)
+        _procs.setdefault(token, {})[run.id] = child
     try:
         counts = [0, 0]
         stderr: list[str] = []
@@ -159,13 +142,13 @@ def _run(
             threading.Thread(
                 target=_pump, args=(src, n, event, events, counts, stderr), daemon=True
             )
-            for n, src in enumerate((p.stdout, p.stderr))
+            for n, src in enumerate((child.stdout, child.stderr))
         ]
         for t in pumps:
             t.start()
-        code = p.wait()
         for t in pumps:
             t.join()
+        code = child.wait()
     finally:
         with _lock:
             _procs.get(token, {}).pop(run.id, None)
@@ -207,13 +190,6 @@ def _changed_files(run: Any, skip: int) -> tuple[list[str], list[str]]:
     for e in run_meta.read_files_log(run)[skip:]:
         (deleted if e.event == "d" else changed).append(e.path)
     return changed, deleted
-
-
-def _signal(p: subprocess.Popen[bytes], sig: int) -> None:
-    try:
-        os.killpg(p.pid, sig)
-    except (ProcessLookupError, PermissionError):
-        pass
 
 
 def _force_remove(func: Any, path: str, _exc: Any) -> None:
