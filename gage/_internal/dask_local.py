@@ -31,6 +31,8 @@ from .types import RunError
 __all__ = ["LocalCluster", "start_cluster"]
 
 START_TIMEOUT = 30.0
+SHUTDOWN_WAIT = 5.0
+"""Seconds a local cluster told to shut down has to end by itself."""
 _STOP_WAIT = 5.0
 
 
@@ -40,10 +42,22 @@ class LocalCluster:
     scheduler_file: str
     procs: list[subprocess.Popen[bytes]]
 
-    def close(self) -> None:
-        """End every process by its pid (SIGTERM, then SIGKILL), remove dir."""
+    def close(self, wait: float = 0.0) -> None:
+        """End every process by its pid (SIGTERM, then SIGKILL), remove dir.
+
+        `wait`: seconds to let the processes end by themselves first,
+        when the scheduler was told to shut down: a worker that gets
+        SIGTERM while it closes can hang until it is killed.
+        """
+        deadline = time.monotonic() + wait
         for p in self.procs:
-            _signal(p, signal.SIGTERM)
+            try:
+                p.wait(max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                pass
+        for p in self.procs:
+            if p.poll() is None:
+                _signal(p, signal.SIGTERM)
         deadline = time.monotonic() + _STOP_WAIT
         for p in self.procs:
             try:

@@ -155,11 +155,14 @@ class DaskEngine:
         except Exception:
             pass
         if self.cluster is not None:
+            from .dask_local import SHUTDOWN_WAIT
+
+            wait = SHUTDOWN_WAIT
             try:
                 self.client.shutdown()  # the local scheduler and its workers
             except Exception:
-                pass
-            self.cluster.close()
+                wait = 0.0
+            self.cluster.close(wait)
         self.client.close()
 
     # -- one run
@@ -391,7 +394,9 @@ def _move_files(src_root: str, dest_root: str) -> None:
         rel = os.path.relpath(dirpath, src_root)
         dest_dir = os.path.normpath(os.path.join(dest_root, rel))
         os.makedirs(dest_dir, exist_ok=True)
-        names = filenames + [d for d in dirnames if os.path.islink(os.path.join(dirpath, d))]
+        names = filenames + [
+            d for d in dirnames if os.path.islink(os.path.join(dirpath, d))
+        ]
         for name in names:
             os.replace(os.path.join(dirpath, name), os.path.join(dest_dir, name))
 
@@ -418,7 +423,10 @@ def _rename_exchange(a: str, b: str) -> bool:
     except (OSError, AttributeError):
         return False
     at_fdcwd, rename_exchange = -100, 2
-    return renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0
+    return (
+        renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange)
+        == 0
+    )
 
 
 def _force_remove(func: Any, path: str, _exc: Any) -> None:
