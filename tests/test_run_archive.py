@@ -99,3 +99,91 @@ def test_digest_mismatch(tmp_path):
     run_archive.check_digest(data, digest, "run x")
     with pytest.raises(run_archive.ArchiveError, match="does not match its digest"):
         run_archive.check_digest(data + b"\0", digest, "run x")
+
+
+def test_digest_counts_every_byte(tmp_path):
+    data = run_archive.pack_run(_run(tmp_path))
+    digest = run_archive.archive_digest(data)
+    for pos in range(0, len(data), 97):
+        bad = bytearray(data)
+        bad[pos] ^= 0x01
+        with pytest.raises(run_archive.ArchiveError, match="does not match"):
+            run_archive.check_digest(bytes(bad), digest, "run x")
+
+
+_BIG = 2 * 1024 * 1024  # above hash_cache.MIN_SIZE: digests are cached
+
+
+@pytest.fixture
+def staged_big(tmp_path, monkeypatch):
+    """A staged run whose dependency `data.bin` is a large file."""
+    import contextlib
+
+    from gage._internal import cli, runs
+
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "gage.toml").write_text(
+        '[op]\nexec = "python -c pass"\n'
+        '[[op.depends]]\ntype = "project-files"\nfiles = "data.bin"\n'
+    )
+    (project / "data.bin").write_bytes(os.urandom(_BIG))
+    monkeypatch.chdir(project)
+    home = str(tmp_path / "home")
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        assert cli.main(["run", "op", "--stage", "-y", "--runs-dir", home]) == 0
+    return runs.load_run(os.path.join(home, out.getvalue().split()[-1]))
+
+
+def _start(run, dest) -> tuple[int, str]:
+    import contextlib
+
+    from gage._internal import cli
+
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+        code = cli.main(["run", "--start", run.run_dir, "-y", "--runs-dir", str(dest)])
+    return code, err.getvalue()
+
+
+def test_checked_digests_spare_verification_a_read(staged_big, tmp_path, monkeypatch):
+    from gage._internal import file_util
+
+    data = run_archive.pack_run(staged_big)
+    digests = run_archive.check_digest(data, run_archive.archive_digest(data), "run x")
+    dest = tmp_path / "worker"
+    dest.mkdir()
+    run = run_archive.unpack_run(data, str(dest), staged_big.id, digests)
+    read = []
+    real = file_util.sha256_file
+    monkeypatch.setattr(
+        file_util, "sha256_file", lambda path, *a: read.append(path) or real(path, *a)
+    )
+    assert _start(run, dest)[0] == 0
+    assert not any(p.endswith("data.bin") for p in read)
+
+
+def test_checked_digests_still_refuse_a_changed_file(staged_big, tmp_path):
+    # The file changed and the archive digest made again (what a
+    # changed staged copy at home looks like): the digest recorded is
+    # that of the bytes that came, so start verification refuses it.
+    data = run_archive.pack_run(staged_big)
+    src = tarfile.open(fileobj=io.BytesIO(data))
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as dst:
+        for m in src.getmembers():
+            if m.name == f"{staged_big.id}/data.bin":
+                dst.addfile(m, io.BytesIO(os.urandom(m.size)))
+            else:
+                dst.addfile(m, src.extractfile(m) if m.isreg() else None)
+    tampered = buf.getvalue()
+    digests = run_archive.check_digest(
+        tampered, run_archive.archive_digest(tampered), "run x"
+    )
+    dest = tmp_path / "worker"
+    dest.mkdir()
+    run = run_archive.unpack_run(tampered, str(dest), staged_big.id, digests)
+    code, err = _start(run, dest)
+    assert code == 1
+    assert "differs from its manifest" in err and "data.bin" in err

@@ -6,7 +6,9 @@ no filesystem shared with the client:
 
 1. the archive's digest is checked, then it is unpacked into a scratch
    dir of its own under the worker's local directory (`dask worker
-   --local-directory`), a fresh one for each attempt;
+   --local-directory`), a fresh one for each attempt; the files' digests
+   that the check computed go to the scratch dir's digest cache, so start
+   verification does not read the files again;
 2. the run is started by gage itself, `gage run --start DIR -y`, in a
    child of the worker's warm starter (`dask_starter`: gage imported
    once per worker, a fork per run) that leads its own session:
@@ -62,13 +64,13 @@ def run_task(
         if token in _cancelled:
             return dict(where, status="cancelled")
     try:
-        run_archive.check_digest(data, digest, f"run {run_id}")
+        digests = run_archive.check_digest(data, digest, f"run {run_id}")
     except run_archive.ArchiveError as e:
         return dict(where, status="refused", error=str(e))
     scratch = tempfile.mkdtemp(prefix=f"gage-{run_id[:8]}-", dir=_local_dir())
     try:
         try:
-            run = run_archive.unpack_run(data, scratch, run_id)
+            run = run_archive.unpack_run(data, scratch, run_id, digests)
         except run_archive.ArchiveError as e:
             return dict(where, status="refused", error=str(e))
         return dict(where, **_run(run, token, topic, where))

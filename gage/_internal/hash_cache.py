@@ -21,7 +21,9 @@ Two rules keep a cached digest honest:
   hashing as before, so a file written while it was read is not cached.
 - A digest is not stored for a file modified in the last
   `RACY_SECONDS`: file systems record mtime at a coarse granularity, so
-  a write right after hashing could leave mtime unchanged.
+  a write right after hashing could leave mtime unchanged. (Not for a
+  file extracted from an archive with an earlier mtime set after it was
+  written, `store(..., extracted=True)`: a later write sets mtime anew.)
 
 Files smaller than `MIN_SIZE` are hashed directly: a lookup costs about
 as much as hashing them.
@@ -158,7 +160,11 @@ def store_copy(
     Stored only when the source did not change while it was copied
     (same stat before and after), so the copy has the same content.
     """
-    if cache is None or stat_key(src_before) != stat_key(src_after) or _db(cache) is None:
+    if (
+        cache is None
+        or stat_key(src_before) != stat_key(src_after)
+        or _db(cache) is None
+    ):
         return
     st = os.stat(dest)
     if st.st_size >= MIN_SIZE and st.st_size == src_after.st_size:
@@ -176,14 +182,22 @@ def lookup(cache: HashCache | None, st: os.stat_result) -> str | None:
     return _lookup(cache, st)
 
 
-def store(cache: HashCache | None, st: os.stat_result, digest: str) -> None:
+def store(
+    cache: HashCache | None, st: os.stat_result, digest: str, extracted: bool = False
+) -> None:
     """Record `digest` for the file with stat `st` (see the module's rules);
-    the caller knows the file had that content with that stat."""
+    the caller knows the file had that content with that stat.
+
+    `extracted`: the caller wrote the file from bytes it hashed and then
+    set its mtime to an earlier time (a file extracted from an archive),
+    so a later write cannot leave that mtime unchanged: the rule on
+    recent mtimes does not apply.
+    """
     if cache is None or st.st_size < MIN_SIZE or _db(cache) is None:
         return
     if _lookup(cache, st) != digest:
         # A write is a transaction (and a sync): only when it changes.
-        _store(cache, st, digest)
+        _store(cache, st, digest, racy_ok=extracted)
 
 
 def _lookup(cache: HashCache, st: os.stat_result) -> str | None:
@@ -201,11 +215,13 @@ def _lookup(cache: HashCache, st: os.stat_result) -> str | None:
     return None
 
 
-def _store(cache: HashCache, st: os.stat_result, digest: str) -> None:
+def _store(
+    cache: HashCache, st: os.stat_result, digest: str, racy_ok: bool = False
+) -> None:
     assert cache.db is not None
     if not statlib.S_ISREG(st.st_mode):
         return
-    if st.st_mtime_ns > time.time_ns() - int(RACY_SECONDS * 1e9):
+    if not racy_ok and st.st_mtime_ns > time.time_ns() - int(RACY_SECONDS * 1e9):
         return
     try:
         cache.db.execute(

@@ -21,7 +21,17 @@ What a tar keeps:
 dir or symlink under `<id>/` or `<id>.meta/`, with no `..`, no absolute
 name and no path through a symlink; anything else is an ArchiveError and
 nothing is extracted. The digest of the bytes travels beside them
-(`archive_digest`), so a changed archive is refused before it is read.
+(`archive_digest`), so a changed archive is refused before anything in
+it is extracted.
+
+The archive digest is the sha256 of the archive with each regular
+file's content replaced by its offset, size and own sha256: every byte
+counts, once. Checking it (`check_digest`) therefore yields each file's
+digest from the same pass, and `unpack_run` records those of the files
+it writes in the digest cache of the runs home it unpacks into, so that
+start verification finds them by stat instead of reading and hashing
+the run's files a second time. A file changed before packing still
+differs from its manifest: its digest is that of the bytes that came.
 """
 
 from __future__ import annotations
@@ -49,19 +59,53 @@ class ArchiveError(GageError):
     """An archive of a run is not valid or does not match its digest."""
 
 
+_DIGEST_TAG = b"gage run archive 1\n"
+
+
 def archive_digest(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
+    """The digest of an archive (see the module doc)."""
+    return _digests(data)[0]
 
 
-def check_digest(data: bytes, digest: str, what: str) -> None:
-    """Raise ArchiveError when `data` does not have sha256 `digest`."""
-    actual = archive_digest(data)
+def check_digest(data: bytes, digest: str, what: str) -> dict[str, str]:
+    """Raise ArchiveError when `data` does not have `digest`; else the
+    sha256 of each regular file in it, by member name."""
+    try:
+        actual, files = _digests(data)
+    except ArchiveError as e:
+        actual, files = f"unreadable ({e})", {}
     if actual != digest:
         raise ArchiveError(
-            f"archive of {what} does not match its digest (sha256 {actual[:12]}, "
+            f"archive of {what} does not match its digest ({actual[:12]}, "
             f"expected {digest[:12]}): it was changed on its way; "
             "nothing was extracted or started"
         )
+    return files
+
+
+def _digests(data: bytes) -> tuple[str, dict[str, str]]:
+    try:
+        with tarfile.open(fileobj=io.BytesIO(data), mode="r:") as tar:
+            members = tar.getmembers()
+    except tarfile.TarError as e:
+        raise ArchiveError(f"not a tar: {e}") from None
+    view = memoryview(data)
+    outer = hashlib.sha256(_DIGEST_TAG)
+    files: dict[str, str] = {}
+    pos = 0
+    for m in members:
+        if not m.isreg() or m.size == 0:
+            continue
+        start, end = m.offset_data, m.offset_data + m.size
+        if start < pos or end > len(data):
+            raise ArchiveError(f"member '{m.name}' is outside the archive")
+        outer.update(view[pos:start])
+        digest = hashlib.sha256(view[start:end]).hexdigest()
+        outer.update(f"\0{start} {m.size} {digest}\n".encode())
+        files[m.name] = digest
+        pos = end
+    outer.update(view[pos:])
+    return outer.hexdigest(), files
 
 
 def pack_run(run: Run) -> bytes:
@@ -129,11 +173,15 @@ def _add(tar: tarfile.TarFile, path: str, name: str) -> None:
             tar.addfile(info, f)
 
 
-def unpack_run(data: bytes, dest: str, run_id: str) -> Run:
+def unpack_run(
+    data: bytes, dest: str, run_id: str, digests: dict[str, str] | None = None
+) -> Run:
     """Extract an archive of run `run_id` into `dest`; the run there.
 
     Every member is checked before anything is written (see the module
-    doc); the run's identity must match `run_id`.
+    doc); the run's identity must match `run_id`. `digests` (from
+    `check_digest`) are recorded for the run's files in the digest cache
+    of `dest` as their runs home.
     """
     with tarfile.open(fileobj=io.BytesIO(data), mode="r:") as tar:
         try:
@@ -145,6 +193,8 @@ def unpack_run(data: bytes, dest: str, run_id: str) -> Run:
             tar.extractall(dest, members, filter="fully_trusted")
         else:  # Python < 3.10.12: members were checked above
             tar.extractall(dest, members)
+    if digests:
+        _record_digests(dest, run_id, members, digests)
     from .runs import load_run
 
     run = load_run(os.path.join(dest, run_id))
@@ -154,6 +204,20 @@ def unpack_run(data: bytes, dest: str, run_id: str) -> Run:
             run=run_id,
         )
     return run
+
+
+def _record_digests(
+    dest: str, run_id: str, members: list[tarfile.TarInfo], digests: dict[str, str]
+) -> None:
+    from . import hash_cache, run_meta
+
+    prefix = run_id + "/"
+    with hash_cache.open_cache(run_meta.hash_cache_path(dest)) as cache:
+        for m in members:
+            digest = digests.get(m.name)
+            if digest and m.name.startswith(prefix) and m.size >= hash_cache.MIN_SIZE:
+                st = os.lstat(os.path.join(dest, m.name))
+                hash_cache.store(cache, st, digest, extracted=True)
 
 
 def _check_members(members: list[tarfile.TarInfo], run_id: str) -> None:
