@@ -23,6 +23,7 @@ Needs about 4 GiB free in the temp dir. Usage:
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 import statistics
@@ -33,7 +34,7 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
-from bench_staging import _gen_project  # noqa: E402
+from bench_staging import RULES, _gen_project  # noqa: E402
 
 MIB = 1024 * 1024
 GAGE = os.path.join(os.path.dirname(sys.executable), "gage")
@@ -110,9 +111,11 @@ def _bench(tmp: str, size_mib: int, rounds: int) -> int:
     many = os.path.join(tmp, "many")
     _gen_project(many, venv=True)
     with open(os.path.join(many, "gage.toml"), "w") as f:
+        # The default rules with max-matches raised (as bench_staging):
+        # the 5,000 source files are selected and .venv is pruned.
         f.write(
             '[train]\nexec = "python -c pass"\n'
-            'sourcecode = ["**/* text size<10000 max-matches=10000"]\n'
+            f"sourcecode = {json.dumps(RULES)}\n"
         )
     many_home = os.path.join(tmp, "runs-many")
     _gage_run(many, many_home, "train")

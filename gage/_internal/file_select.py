@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import os
 import stat
-from typing import Iterable, Iterator
+from typing import Callable, Iterable, Iterator
 
 from dataclasses import dataclass, field
 import pathspec
@@ -41,6 +41,9 @@ DEFAULT_RULES = [
     "-**/* dir sentinel=bin/activate",
     "-**/* dir sentinel=.nocopy",
 ]
+
+# Told the (device, inode) of files about to be visited.
+Prefetch = Callable[[list[tuple[int, int]]], None]
 
 _TEXT_SAMPLE = 1024
 _KEEP_FILE = 64 * 1024  # files up to this size are read whole when sniffed
@@ -85,12 +88,14 @@ class Selection:
     """Files selected (in path order), paths skipped, and what the walk
     already read: `stats` of selected files and, for small files read
     whole while checking their type, their `data`, so a copy need not
-    read them again."""
+    read them again; `texts`: the text verdict of each selected file
+    whose type a rule checked."""
 
     files: list[str]
     skipped: list[Skipped]
     stats: dict[str, os.stat_result] = field(default_factory=dict, repr=False)
     data: dict[str, bytes] = field(default_factory=dict, repr=False)
+    texts: dict[str, bool] = field(default_factory=dict, repr=False)
 
     def warnings(self) -> list[str]:
         """What a user should know is missing: one line per rule whose
@@ -199,12 +204,20 @@ class _Compiled:
 
 
 def select_files(
-    src_dir: str, rules: list[SourceRule], never: Iterable[str] = ()
+    src_dir: str,
+    rules: list[SourceRule],
+    never: Iterable[str] = (),
+    known_text: Callable[[os.stat_result], bool | None] | None = None,
+    prefetch: Prefetch | None = None,
 ) -> Selection:
     """Walk `src_dir` once and apply `rules` (last match wins).
 
     `never` names directories (relative to `src_dir`) that are pruned
     whatever the rules say, such as a runs home inside the project.
+    `known_text` gives the text verdict of a file by its stat when it is
+    known (the digest cache), so the file is not read to check it;
+    `prefetch`, when given, is told the (device, inode) of each dir's
+    files as the walk enters it, so it can look them up in one go.
     """
     compiled = [
         _Compiled(r, pathspec.PathSpec.from_lines("gitignore", [r.pattern]))
@@ -214,11 +227,13 @@ def select_files(
     file_rules = [c for c in compiled if c.rule.type != "dir"]
     sel = Selection([], [])
     real_root = os.path.realpath(src_dir)
-    walk = _walk(src_dir, "", dir_rules, sel.skipped, real_root, frozenset(never))
+    walk = _walk(
+        src_dir, "", dir_rules, sel.skipped, real_root, frozenset(never), prefetch
+    )
     kept = [0]
     for relpath, entry, kind in walk:
         if kind == "file":
-            _select_file(relpath, entry, file_rules, sel, kept)
+            _select_file(relpath, entry, file_rules, sel, kept, known_text)
     return sel
 
 
@@ -229,12 +244,15 @@ def _walk(
     skipped: list[Skipped],
     real_root: str,
     never: frozenset[str],
+    prefetch: Prefetch | None = None,
 ) -> Iterator[tuple[str, os.DirEntry[str], str]]:
     """Files under `root/reldir` in path order, pruned by `dir_rules`.
 
     A stack, not recursion: a tree of any depth is walked.
     """
     top = _entries(root, reldir, skipped)
+    if prefetch and top:
+        _prefetch(prefetch, os.stat(root).st_dev, top)
     stack = [(reldir, iter(top or []))]
     while stack:
         parent, entries = stack[-1]
@@ -267,11 +285,25 @@ def _walk(
             else:
                 sub = _entries(root, relpath, skipped)
                 if sub is not None:
+                    if prefetch:
+                        _prefetch(prefetch, st.st_dev, sub)
                     stack.append((relpath, iter(sub)))
         elif stat.S_ISREG(st.st_mode):
             yield relpath, entry, "file"
         else:
             skipped.append(Skipped(relpath, "special", detail="not a regular file"))
+
+
+def _prefetch(prefetch: Prefetch, dev: int, entries: list[os.DirEntry[str]]) -> None:
+    keys = []
+    for e in entries:
+        try:
+            if e.is_file(follow_symlinks=False):
+                keys.append((dev, e.inode()))
+        except OSError:
+            pass
+    if keys:
+        prefetch(keys)
 
 
 def _entries(
@@ -320,10 +352,12 @@ def _select_file(
     file_rules: list[_Compiled],
     sel: Selection,
     kept: list[int],
+    known_text: Callable[[os.stat_result], bool | None] | None,
 ) -> None:
     limited: Skipped | None = None
     mistyped: Skipped | None = None
     data: bytes | None = None
+    text: bool | None = None
     for c in reversed(file_rules):
         if not c.spec.match_file(relpath):
             continue
@@ -338,13 +372,16 @@ def _select_file(
                 limited = Skipped(relpath, "limit", r.text, f"size>{r.size_gt}")
             continue
         if r.type in ("text", "binary"):
-            if data is None:
+            if text is None and known_text is not None:
+                text = known_text(entry.stat())
+            if text is None:
                 try:
                     data = _read_head(entry.path, size, kept[0] < _KEEP_TOTAL)
                 except OSError as e:
                     sel.skipped.append(Skipped(relpath, "unreadable", detail=_err(e)))
                     return
-            if _is_text(data[:_TEXT_SAMPLE], size) != (r.type == "text"):
+                text = _is_text(data[:_TEXT_SAMPLE], size)
+            if text != (r.type == "text"):
                 if r.include and not mistyped:
                     mistyped = Skipped(relpath, "type", r.text, f"not {r.type}")
                 continue
@@ -359,6 +396,8 @@ def _select_file(
         c.matches += 1
         sel.files.append(relpath)
         sel.stats[relpath] = entry.stat()
+        if text is not None:
+            sel.texts[relpath] = text
         if data is not None and len(data) == size:
             sel.data[relpath] = data
             kept[0] += size

@@ -22,6 +22,7 @@ __all__ = [
     "open_regular",
     "tomllib",
     "snapshot_dir",
+    "snapshot_stats",
     "walk_files",
     "sha256_file",
     "sha256_bytes",
@@ -257,11 +258,16 @@ def snapshot_dir(root: str) -> dict[str, tuple[int, int]]:
     only stat'ed). Used to find what a process added or changed in a run
     dir. A stack, not recursion: a tree of any depth is walked.
     """
-    result: dict[str, tuple[int, int]] = {}
-    for relpath, entry in walk_files(root):
-        st = entry.stat(follow_symlinks=False)
-        result[relpath] = (st.st_size, st.st_mtime_ns)
-    return result
+    return {p: (st.st_size, st.st_mtime_ns) for p, st in snapshot_stats(root).items()}
+
+
+def snapshot_stats(root: str) -> dict[str, os.stat_result]:
+    """Relative path -> lstat of every file and link under root (see
+    `snapshot_dir`)."""
+    return {
+        relpath: entry.stat(follow_symlinks=False)
+        for relpath, entry in walk_files(root)
+    }
 
 
 def walk_files(

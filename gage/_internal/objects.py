@@ -50,7 +50,10 @@ __all__ = [
     "add_file",
     "cache_info",
     "format_size",
+    "adopt_file",
     "place_object",
+    "place_source",
+    "source_object_stats",
     "prune",
 ]
 
@@ -315,9 +318,94 @@ def place_object(
     return "copy"
 
 
+def place_source(
+    runs_home: str,
+    digest: str,
+    mode: int,
+    dest: str,
+    cache: hash_cache.HashCache,
+    st: os.stat_result | None = None,
+) -> bool:
+    """Hardlink the object for `digest` at `dest` (a new path in a run dir)
+    when it exists with file mode `mode`, the mode a copy would get once
+    staged; False (nothing placed) when it does not, or links fail.
+
+    An object whose stat is not what gage recorded is read to check it
+    (and removed when its content changed). The object's stat after the
+    link (a link changes its ctime) is recorded, so the next placement
+    reads nothing. `st`: the object's stat, when the caller has it.
+    """
+    obj = object_path(runs_home, digest)
+    try:
+        st = st or os.stat(obj)
+    except FileNotFoundError:
+        return False
+    if stat.S_IMODE(st.st_mode) != mode:
+        if st.st_mode & 0o222:
+            _remove_if_changed(obj, digest)  # made writable: written to?
+        return False
+    if hash_cache.lookup(cache, st) != digest and _remove_if_changed(obj, digest):
+        return False
+    if not _link(obj, dest):
+        return False
+    st = os.stat(dest)
+    hash_cache.store(cache, st, digest)
+    hash_cache.remember(dest, digest, st)
+    return True
+
+
+def _remove_if_changed(obj: str, digest: str) -> bool:
+    """Remove the object at `obj` when its content is not `digest` (runs
+    that link it keep their file); True when it was removed."""
+    try:
+        actual = file_util.sha256_file(obj)
+    except OSError:
+        actual = None
+    if actual == digest:
+        return False
+    _remove(obj)
+    return True
+
+
+def source_object_stats(
+    runs_home: str, digests: list[str], cache: hash_cache.HashCache
+) -> dict[str, os.stat_result]:
+    """The stats of the objects for `digests` that exist, with what the
+    digest cache records of them read in a few queries."""
+    stats = {}
+    for digest in digests:
+        try:
+            stats[digest] = os.stat(object_path(runs_home, digest))
+        except OSError:
+            pass
+    hash_cache.prefetch(cache, [(st.st_dev, st.st_ino) for st in stats.values()])
+    return stats
+
+
+def adopt_file(
+    runs_home: str, path: str, digest: str, cache: hash_cache.HashCache
+) -> None:
+    """Make `path`, a file just written in a run dir with content
+    `digest`, the object for `digest` when there is none yet: a link (no
+    data is copied), made read-only, so later runs can place it.
+    Nothing happens when that is not possible."""
+    obj = object_path(runs_home, digest)
+    if os.path.lexists(obj):
+        return
+    try:
+        os.makedirs(os.path.dirname(obj), exist_ok=True)
+        file_util.make_readonly(path)
+        if not _link(path, obj):
+            return
+        st = os.stat(path)
+    except OSError:
+        return
+    hash_cache.store(cache, st, digest)
+    hash_cache.remember(path, digest, st)
+
+
 def _link(src: str, dest: str) -> bool:
-    dev = os.stat(os.path.dirname(dest) or ".").st_dev
-    if dev in _no_link:
+    if _no_link and _dev(dest) in _no_link:
         return False
     try:
         os.link(src, dest, follow_symlinks=False)
@@ -325,9 +413,13 @@ def _link(src: str, dest: str) -> bool:
         if e.errno == errno.EEXIST:
             raise
         if e.errno != errno.EMLINK:
-            _no_link.add(dev)
+            _no_link.add(_dev(dest))
         return False
     return True
+
+
+def _dev(path: str) -> int:
+    return os.stat(os.path.dirname(path) or ".").st_dev
 
 
 _no_link: set[int] = set()

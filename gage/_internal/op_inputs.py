@@ -151,7 +151,7 @@ def op_inputs(
     with hash_cache.open_cache(run_meta.hash_cache_path(runs_home)) as cache:
         deps = [_dep_inputs(dep, cache) for dep in resolved]
         placed = {path for d in deps for path in d["files"]}
-        found = _source_inputs(runs_home, project_dir, opdef, config, placed)
+        found = _source_inputs(runs_home, project_dir, opdef, config, placed, cache)
     if found is None:
         return None
     sources, patched = found
@@ -192,22 +192,32 @@ def _source_inputs(
     opdef: OpDef,
     config: dict[str, Any],
     placed: set[str],
+    cache: hash_cache.HashCache,
 ) -> tuple[dict[str, str], list[str]] | None:
     """Source path -> sha256 as staging would copy and patch them, and
-    the paths config patches; None when that cannot be known."""
+    the paths config patches; None when that cannot be known. A file the
+    digest cache knows by its stat is not read."""
     from . import sourcecode
 
-    sel = sourcecode.select_sourcecode(project_dir, opdef, runs_home)
+    sel = sourcecode.select_sourcecode(
+        project_dir,
+        opdef,
+        runs_home,
+        lambda st: hash_cache.lookup_text(cache, st),
+        lambda keys: hash_cache.prefetch(cache, keys),
+    )
     sources: dict[str, str] = {}
     for path in sel.files:
         if path in placed:
             continue  # a dependency replaces the staged file
         data = sel.data.get(path)
+        st = sel.stats.get(path)
+        known = hash_cache.lookup(cache, st) if st else None
         try:
             sources[path] = (
-                file_util.sha256_bytes(data)
-                if data is not None
-                else hash_cache.file_sha256(os.path.join(project_dir, path))
+                known
+                or (file_util.sha256_bytes(data) if data is not None else None)
+                or hash_cache.file_sha256(os.path.join(project_dir, path))
             )
         except OSError:
             continue  # staging skips it too, with a warning

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import pprint
 import secrets
+import stat
 import threading
 import time
 from typing import Any, Callable, Mapping
@@ -19,8 +20,10 @@ from typing import Any, Callable, Mapping
 from dataclasses import dataclass
 
 from . import (
+    file_select,
     file_util,
     hash_cache,
+    objects,
     run_deps,
     run_exec,
     run_hooks,
@@ -225,31 +228,98 @@ def copy_sourcecode(
     log.info(
         "Source code exclude:\n" + _pformat([r[1:] for r in rules if not _incl(r)])
     )
-    sel = select_rules(src_dir, rules, run.runs_home)
-    warnings = sel.warnings()
-    events = []
-    made_dirs: set[str] = set()
-    for relpath in sel.files:
-        src = os.path.join(src_dir, relpath)
-        dest = os.path.join(run.run_dir, relpath)
-        parent = os.path.dirname(dest)
-        if parent not in made_dirs:
-            file_util.make_dirs(parent)
-            made_dirs.add(parent)
-        try:
-            st = sel.stats.get(relpath) or os.stat(src)
-            digest = file_util.copy_file(src, dest, st, sel.data.get(relpath))
-            if digest:
-                hash_cache.remember(dest, digest)
-        except OSError as e:
-            warnings.append(f"{relpath} skipped: {e.strerror or e}")
-            continue
-        events.append(FileEvent("a", "s", st.st_mtime_ns, relpath))
+    # A file placed from the object cache shares the object's inode: not
+    # for an op whose staging hooks could write to its files in place.
+    share = not any(opdef.get_exec().get(h) is not None for h in run_hooks.STAGE_HOOKS)
+    home = run.runs_home
+    with hash_cache.open_cache(run_meta.hash_cache_path(home)) as cache:
+        sel = select_rules(
+            src_dir,
+            rules,
+            home,
+            (lambda st: hash_cache.lookup_text(cache, st)) if share else None,
+            (lambda keys: hash_cache.prefetch(cache, keys)) if share else None,
+        )
+        known = _known_sources(sel, cache) if share else {}
+        objs = objects.source_object_stats(home, sorted(set(known.values())), cache)
+        warnings = sel.warnings()
+        events = []
+        made_dirs: set[str] = set()
+        for relpath in sel.files:
+            src = os.path.join(src_dir, relpath)
+            dest = os.path.join(run.run_dir, relpath)
+            parent = os.path.dirname(dest)
+            if parent not in made_dirs:
+                file_util.make_dirs(parent)
+                made_dirs.add(parent)
+            try:
+                st = sel.stats.get(relpath) or os.stat(src)
+                how = _place_source(
+                    src, dest, st, sel, relpath, cache, home, known, objs
+                )
+            except OSError as e:
+                warnings.append(f"{relpath} skipped: {e.strerror or e}")
+                continue
+            events.append(FileEvent("a", "s", st.st_mtime_ns, relpath, how))
     append_files_log(run, events)
     for w in warnings:
         log.info(f"WARNING: {w}")
         if warn:
             warn(w)
+
+
+def _known_sources(
+    sel: file_select.Selection, cache: hash_cache.HashCache
+) -> dict[str, str]:
+    """Selected files whose digest the cache knows by their stat."""
+    known = {}
+    for path in sel.files:
+        st = sel.stats.get(path)
+        digest = hash_cache.lookup(cache, st) if st else None
+        if digest:
+            known[path] = digest
+    return known
+
+
+def _place_source(
+    src: str,
+    dest: str,
+    st: os.stat_result,
+    sel: file_select.Selection,
+    relpath: str,
+    cache: hash_cache.HashCache,
+    home: str,
+    known: dict[str, str],
+    objs: dict[str, os.stat_result],
+) -> str | None:
+    """Put the source file `src` (stat `st`) at `dest`; how, when it was
+    placed from the object cache (`hardlink`), else None (a copy).
+
+    A file seen before (`known`: its digest in the digest cache) is
+    placed from its object (`objs`: their stats) without being read; on
+    its second sight, its copy becomes the object. A new file's digest
+    and text verdict are recorded (when it did not change while copied),
+    so the next run need not read it. An op whose staging hooks could
+    write to its files in place gets copies only (`known` is empty).
+    """
+    digest = known.get(relpath)
+    mode = (stat.S_IMODE(st.st_mode) | stat.S_IRUSR) & ~0o222
+    obj_st = objs.get(digest) if digest else None
+    if (
+        digest
+        and obj_st
+        and objects.place_source(home, digest, mode, dest, cache, obj_st)
+    ):
+        return "hardlink"
+    copied = file_util.copy_file(src, dest, st, sel.data.get(relpath))
+    if not copied:
+        return None
+    hash_cache.remember(dest, copied)
+    if copied == digest:
+        objects.adopt_file(home, dest, copied, cache)
+    elif file_util.stat_key(os.stat(src)) == file_util.stat_key(st):
+        hash_cache.store(cache, st, copied, text=sel.texts.get(relpath))
+    return None
 
 
 def _incl(rule: str) -> bool:
@@ -315,8 +385,8 @@ def finalize_staged_run(run: Run) -> None:
     modes = {}
     with hash_cache.open_cache(run_meta.hash_cache_path(run.runs_home)) as cache:
         for path, type in sorted(staged.items()):
-            entries.append(ManifestEntry(type, _staged_digest(run, path, cache), path))
-            modes[path] = file_mode(os.path.join(run.run_dir, path))
+            digest, modes[path] = _staged_digest(run, path, cache)
+            entries.append(ManifestEntry(type, digest, path))
     write_manifest(run, entries)
     # What decides the run's result, for `--needed` and `repro`.
     from . import op_inputs
@@ -329,12 +399,23 @@ def finalize_staged_run(run: Run) -> None:
     runner_log(run).info(f"Staged run {run.id} ({len(entries)} files in manifest)")
 
 
-def _staged_digest(run: Run, path: str, cache: hash_cache.HashCache) -> str:
-    """sha256 of a staged file (cached by stat when large), made read-only.
+def _staged_digest(run: Run, path: str, cache: hash_cache.HashCache) -> tuple[str, str]:
+    """sha256 of a staged file (cached by stat when large, or placed from
+    the object cache), made read-only; and its mode for the seal.
 
     A linked file is hashed through the link; the link is never chmodded.
+    A read-only file whose digest this process recorded (placed or
+    copied from bytes) is neither read nor stat'ed again.
     """
     full = os.path.join(run.run_dir, path)
+    try:
+        st = os.lstat(full)
+    except FileNotFoundError:
+        raise StageError(f"Staged file {path} is missing from {run.run_dir}") from None
+    if stat.S_ISREG(st.st_mode) and not st.st_mode & 0o222:
+        digest = hash_cache.lookup(None, st)
+        if digest is not None:
+            return digest, file_mode(full, st)
     try:
         digest = hash_cache.file_sha256(full, cache)
     except FileNotFoundError:
@@ -345,9 +426,15 @@ def _staged_digest(run: Run, path: str, cache: hash_cache.HashCache) -> str:
             "links and directories only"
         ) from None
     file_util.make_readonly(full)
-    # Its stat now, for start and `gage check` (they need not read it).
-    hash_cache.store(cache, os.stat(full), digest)
-    return digest
+    # Its stat now, for start and `gage check` (they need not read it):
+    # a large file, or an object's inode (not a small copy: a row per
+    # run would grow the cache with every run).
+    st = os.stat(full)
+    if (st.st_size >= hash_cache.MIN_SIZE or st.st_nlink > 1) and not (
+        hash_cache.remembered(st, digest)
+    ):
+        hash_cache.store(cache, st, digest)
+    return digest, file_mode(full)
 
 
 def _check_inside(run: Run, paths: Mapping[str, str]) -> None:

@@ -21,7 +21,14 @@ from typing import Any, Callable, Iterator
 from . import file_util, run_exec, run_meta
 from .faults import fault_point
 from .op_exec import op_cmd
-from .run_meta import FileEvent, ManifestEntry, append_files_log, read_opdef, runner_log, write_timestamp
+from .run_meta import (
+    FileEvent,
+    ManifestEntry,
+    append_files_log,
+    read_opdef,
+    runner_log,
+    write_timestamp,
+)
 from .run_stage import check_run_dirs
 from .run_summary import read_run_summary
 from .objects import terminal_progress
@@ -68,7 +75,6 @@ def start_run(
         lock.release()
 
 
-
 def _locked_msg(run: Run) -> str:
     # The holder writes proc/lock right after it takes the lock.
     deadline = time.monotonic() + _LOCK_PID_WAIT
@@ -99,8 +105,9 @@ def _start_locked(
         # need hashing again. Unverified ones may not: hash all at the end.
         before = None
         if verify:
-            before = file_util.snapshot_dir(run.run_dir)
-            _verify_for_start(run, log, before, quiet)
+            stats = file_util.snapshot_stats(run.run_dir)
+            before = {p: (st.st_size, st.st_mtime_ns) for p, st in stats.items()}
+            _verify_for_start(run, log, before, quiet, stats)
         args = run_meta.read_proc_cmd(run)
         env = _run_env(run)
         if on_start:
@@ -186,13 +193,17 @@ def _not_startable_msg(run: Run, status: str) -> str:
 
 
 def _verify_for_start(
-    run: Run, log: Any, files: dict[str, tuple[int, int]], quiet: bool
+    run: Run,
+    log: Any,
+    files: dict[str, tuple[int, int]],
+    quiet: bool,
+    stats: dict[str, os.stat_result],
 ) -> None:
     # Files whose stat is what staging recorded are not read again.
     progress = terminal_progress("Verifying", quiet)
     try:
         with digest_cache(run) as cache:
-            diffs = verify_files(run, files, cache, progress)
+            diffs = verify_files(run, files, cache, progress, stats)
     finally:
         progress.done()
     if not diffs:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import os
 import stat
+from typing import Mapping
 
 from dataclasses import dataclass
 
@@ -99,11 +100,13 @@ def verify_files(
     files: dict[str, tuple[int, int]],
     cache: hash_cache.HashCache | None = None,
     progress: Progress | None = None,
+    stats: Mapping[str, os.stat_result] | None = None,
 ) -> list[Difference]:
     """Differences of sealed meta (`verify_meta`), then between `files` (a
     snapshot of the run dir) and the manifest, re-hashing each listed
     file and checking the mode of each staged one. With `cache`, a file
-    whose stat the digest cache knows is not read."""
+    whose stat the digest cache knows is not read. `stats`: the lstat of
+    each file in the snapshot, when the caller took them."""
     meta_diffs = verify_meta(run)
     if any(d.path in ("seal", "manifest") for d in meta_diffs):
         # The manifest cannot be trusted to list the files.
@@ -117,12 +120,19 @@ def verify_files(
         path = os.path.join(run.run_dir, e.path)
         if e.path not in files:
             diffs.append(Difference("missing", e.path))
-        elif os.path.islink(path) and not os.path.exists(path):
+            continue
+        st = stats.get(e.path) if stats is not None else None
+        if st is None:
+            try:
+                st = os.lstat(path)
+            except OSError:
+                pass
+        if st and stat.S_ISLNK(st.st_mode) and not os.path.exists(path):
             diffs.append(Difference("dangling", e.path, os.readlink(path)))
-        elif _digest(path, cache, progress, files[e.path][0]) != e.sha256:
+        elif _digest(path, cache, progress, files[e.path][0], st) != e.sha256:
             diffs.append(Difference("changed", e.path))
         elif modes is not None and i < staged:
-            mode = file_mode(path)
+            mode = file_mode(path, st)
             sealed = modes.get(e.path, _READONLY)
             if mode != sealed:
                 detail = f"mode {mode}, staged {sealed}"
@@ -137,8 +147,9 @@ def _digest(
     cache: hash_cache.HashCache | None,
     progress: Progress | None,
     size: int,
+    st: os.stat_result | None = None,
 ) -> str:
-    digest = file_digest(path, cache)
+    digest = file_digest(path, cache, st)
     if progress:
         progress.add(size, 1)
     return digest
@@ -152,22 +163,30 @@ def _staged_count(run: Run, seal: Seal | None) -> int:
     return run_meta.read_manifest_bytes(run)[:size].count(b"\n")
 
 
-def file_mode(path: str) -> str:
-    """A staged file's mode as the seal records it: `0444`, or `link`."""
-    st = os.lstat(path)
+def file_mode(path: str, st: os.stat_result | None = None) -> str:
+    """A staged file's mode as the seal records it: `0444`, or `link`.
+    `st`: the file's lstat, when the caller has it."""
+    st = st or os.lstat(path)
     if stat.S_ISLNK(st.st_mode):
         return _LINK
     return f"{stat.S_IMODE(st.st_mode):04o}"
 
 
-def file_digest(path: str, cache: hash_cache.HashCache | None = None) -> str:
+def file_digest(
+    path: str,
+    cache: hash_cache.HashCache | None = None,
+    lst: os.stat_result | None = None,
+) -> str:
     """sha256 of a file's content; of its target text for a link to none
     (or to a special file); of its kind (`FIFO`, ...) for a special file,
     which is never opened. With `cache`, the digest the cache records for
-    the file's stat, when it has one (nothing is read)."""
+    the file's stat, when it has one (nothing is read). `lst`: the
+    file's lstat, when the caller has it."""
     try:
         if cache is not None:
-            known = hash_cache.lookup(cache, os.stat(path))
+            if lst is None or stat.S_ISLNK(lst.st_mode):
+                lst = os.stat(path)
+            known = hash_cache.lookup(cache, lst)
             if known is not None:
                 return known
         return file_util.sha256_file(path)
@@ -196,8 +215,7 @@ def seal_run(run: Run, modes: dict[str, str]) -> None:
     run is marked staged.
     """
     meta = {
-        name: _meta_digest(run_meta.meta_file_path(run, name))
-        for name in SEALED_META
+        name: _meta_digest(run_meta.meta_file_path(run, name)) for name in SEALED_META
     }
     unusual = {path: mode for path, mode in modes.items() if mode != _READONLY}
     run_meta.write_seal(run, Seal(meta, unusual))

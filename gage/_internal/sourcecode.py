@@ -9,11 +9,14 @@ see the same files; this module imports only what selecting needs.
 from __future__ import annotations
 
 import os
+from typing import Callable
 
 from dataclasses import dataclass
 
 from . import file_select
 from .types import OpDef, StageError
+
+KnownText = Callable[[os.stat_result], "bool | None"]
 
 __all__ = [
     "SourcecodePreview",
@@ -61,14 +64,23 @@ def preview_sourcecode(
 
 
 def select_sourcecode(
-    src_dir: str, opdef: OpDef, runs_home: str | None = None
+    src_dir: str,
+    opdef: OpDef,
+    runs_home: str | None = None,
+    known_text: KnownText | None = None,
+    prefetch: file_select.Prefetch | None = None,
 ) -> file_select.Selection:
     """The source code selection staging would copy (nothing copied)."""
-    return select_rules(src_dir, sourcecode_rules(opdef), runs_home)
+    rules = sourcecode_rules(opdef)
+    return select_rules(src_dir, rules, runs_home, known_text, prefetch)
 
 
 def select_rules(
-    src_dir: str, rules: list[str], runs_home: str | None
+    src_dir: str,
+    rules: list[str],
+    runs_home: str | None,
+    known_text: KnownText | None = None,
+    prefetch: file_select.Prefetch | None = None,
 ) -> file_select.Selection:
     """The files `rules` select under `src_dir`; a `runs_home` inside
     it is pruned whatever the rules say."""
@@ -79,4 +91,6 @@ def select_rules(
         rel = os.path.relpath(os.path.realpath(runs_home), os.path.realpath(src_dir))
         if rel != "." and not rel.startswith(".."):
             never.append(rel.replace(os.sep, "/"))
-    return file_select.select_files(src_dir, file_select.parse_rules(rules), never)
+    return file_select.select_files(
+        src_dir, file_select.parse_rules(rules), never, known_text, prefetch
+    )
