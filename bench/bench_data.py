@@ -92,6 +92,7 @@ def _bench(tmp: str, size_mib: int, rounds: int) -> int:
     rows.append(("first run (link = true)", first_link, f"<= {target_link:.2f}"))
 
     home = os.path.join(tmp, "runs")
+    os.sync()
     _gage_run(project, home, "train")
     _gage_run(project, home, "train-link")
     repeat = [_gage_run(project, home, "train") for _ in range(10)]
@@ -110,6 +111,9 @@ def _bench(tmp: str, size_mib: int, rounds: int) -> int:
 
     many = os.path.join(tmp, "many")
     _gen_project(many, venv=True)
+    # The GiBs written above are flushed first: their writeback must not
+    # slow the next case's file creation.
+    os.sync()
     with open(os.path.join(many, "gage.toml"), "w") as f:
         # The default rules with max-matches raised (as bench_staging):
         # the 5,000 source files are selected and .venv is pruned.

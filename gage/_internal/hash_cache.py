@@ -58,6 +58,7 @@ __all__ = [
     "lookup_text",
     "prefetch",
     "open_cache",
+    "record",
     "remember",
     "remembered",
     "store",
@@ -176,6 +177,20 @@ def remember(path: str, digest: str, st: os.stat_result | None = None) -> None:
     if len(_memo) >= _MEMO_MAX:
         _memo.clear()
     _memo[stat_key(st or os.stat(path))] = digest
+
+
+def record(cache: HashCache | None, st: os.stat_result, digest: str) -> None:
+    """`remember` and `store` a file this process just placed (stat `st`)
+    at once: its digest is known, its text verdict is not needed."""
+    key = stat_key(st)
+    if len(_memo) >= _MEMO_MAX:
+        _memo.clear()
+    _memo[key] = digest
+    if cache is None or cache.failed or not statlib.S_ISREG(st.st_mode):
+        return
+    if st.st_mtime_ns > time.time_ns() - int(RACY_SECONDS * 1e9):
+        return
+    cache.pending[key[:2]] = (*key, digest, None)
 
 
 def remembered(st: os.stat_result, digest: str) -> bool:

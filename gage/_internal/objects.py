@@ -325,6 +325,7 @@ def place_source(
     dest: str,
     cache: hash_cache.HashCache,
     st: os.stat_result | None = None,
+    obj: str | None = None,
 ) -> bool:
     """Hardlink the object for `digest` at `dest` (a new path in a run dir)
     when it exists with file mode `mode`, the mode a copy would get once
@@ -333,9 +334,10 @@ def place_source(
     An object whose stat is not what gage recorded is read to check it
     (and removed when its content changed). The object's stat after the
     link (a link changes its ctime) is recorded, so the next placement
-    reads nothing. `st`: the object's stat, when the caller has it.
+    reads nothing. `st` and `obj`: the object's stat and path, when the
+    caller has them.
     """
-    obj = object_path(runs_home, digest)
+    obj = obj or object_path(runs_home, digest)
     try:
         st = st or os.stat(obj)
     except FileNotFoundError:
@@ -348,9 +350,7 @@ def place_source(
         return False
     if not _link(obj, dest):
         return False
-    st = os.stat(dest)
-    hash_cache.store(cache, st, digest)
-    hash_cache.remember(dest, digest, st)
+    hash_cache.record(cache, os.stat(dest), digest)
     return True
 
 
@@ -369,17 +369,19 @@ def _remove_if_changed(obj: str, digest: str) -> bool:
 
 def source_object_stats(
     runs_home: str, digests: list[str], cache: hash_cache.HashCache
-) -> dict[str, os.stat_result]:
-    """The stats of the objects for `digests` that exist, with what the
-    digest cache records of them read in a few queries."""
-    stats = {}
+) -> dict[str, tuple[str, os.stat_result]]:
+    """The paths and stats of the objects for `digests` that exist, with
+    what the digest cache records of them read in a few queries."""
+    found = {}
     for digest in digests:
+        path = object_path(runs_home, digest)
         try:
-            stats[digest] = os.stat(object_path(runs_home, digest))
+            found[digest] = (path, os.stat(path))
         except OSError:
             pass
-    hash_cache.prefetch(cache, [(st.st_dev, st.st_ino) for st in stats.values()])
-    return stats
+    keys = [(st.st_dev, st.st_ino) for _path, st in found.values()]
+    hash_cache.prefetch(cache, keys)
+    return found
 
 
 def adopt_file(
@@ -400,8 +402,7 @@ def adopt_file(
         st = os.stat(path)
     except OSError:
         return
-    hash_cache.store(cache, st, digest)
-    hash_cache.remember(path, digest, st)
+    hash_cache.record(cache, st, digest)
 
 
 def _link(src: str, dest: str) -> bool:

@@ -290,7 +290,7 @@ def _place_source(
     cache: hash_cache.HashCache,
     home: str,
     known: dict[str, str],
-    objs: dict[str, os.stat_result],
+    objs: dict[str, tuple[str, os.stat_result]],
 ) -> str | None:
     """Put the source file `src` (stat `st`) at `dest`; how, when it was
     placed from the object cache (`hardlink`), else None (a copy).
@@ -304,13 +304,11 @@ def _place_source(
     """
     digest = known.get(relpath)
     mode = (stat.S_IMODE(st.st_mode) | stat.S_IRUSR) & ~0o222
-    obj_st = objs.get(digest) if digest else None
-    if (
-        digest
-        and obj_st
-        and objects.place_source(home, digest, mode, dest, cache, obj_st)
-    ):
-        return "hardlink"
+    obj = objs.get(digest) if digest else None
+    if digest and obj:
+        path, obj_st = obj
+        if objects.place_source(home, digest, mode, dest, cache, obj_st, path):
+            return "hardlink"
     copied = file_util.copy_file(src, dest, st, sel.data.get(relpath))
     if not copied:
         return None
