@@ -168,6 +168,10 @@ class DaskEngine:
     # -- one run
 
     def _run(self, run: Run, quiet: bool) -> int:
+        # Packed while the runs before it are in flight: a free slot
+        # sends it at once.
+        data = _pack(run)
+        digest = run_archive.archive_digest(data)
         self._slots.acquire()
         with self._lock:
             if self._cancelled:
@@ -175,7 +179,7 @@ class DaskEngine:
                 return 130
             self._names[run.id] = run.name
         try:
-            dfut = self._submit(run, quiet)
+            dfut = self._submit(run, data, digest, quiet)
         except BaseException:
             self._slots.release()
             raise
@@ -187,12 +191,11 @@ class DaskEngine:
             self.console.update(running=-1, done=1, failed=int(code != 0))
         return code
 
-    def _submit(self, run: Run, quiet: bool) -> Any:
-        data = _pack(run)
+    def _submit(self, run: Run, data: bytes, digest: str, quiet: bool) -> Any:
         dfut = self.client.submit(
             dask_task.run_task,
             data,
-            run_archive.archive_digest(data),
+            digest,
             run.id,
             self.token,
             None if quiet else self.topic,
