@@ -240,7 +240,7 @@ def objects_dir(runs_home: str) -> str:
 
 def object_path(runs_home: str, digest: str) -> str:
     """Where the object with sha256 `digest` is: `sha256/ab/cdef...`."""
-    return os.path.join(runs_home, OBJECTS_DIR, "sha256", digest[:2], digest[2:])
+    return f"{runs_home}/{OBJECTS_DIR}/sha256/{digest[:2]}/{digest[2:]}"
 
 
 def objects_tmp_dir(runs_home: str) -> str:

@@ -292,7 +292,7 @@ def _log_run_files(run: Run, before: dict[str, tuple[int, int]] | None) -> None:
     generated: list[ManifestEntry] = []
     for path in sorted(after):
         mtime = after[path][1]
-        full = os.path.join(run.run_dir, path)
+        full = f"{run.run_dir}/{path}"
         staged = manifest.get(path)
         if staged is None:
             events.append(FileEvent("a", "g", mtime, path))

@@ -117,7 +117,7 @@ def verify_files(
     staged = _staged_count(run, seal)
     diffs = []
     for i, e in enumerate(manifest):
-        path = os.path.join(run.run_dir, e.path)
+        path = f"{run.run_dir}/{e.path}"
         if e.path not in files:
             diffs.append(Difference("missing", e.path))
             continue
