@@ -253,9 +253,12 @@ def _patched_digests(
 
 
 def staged_inputs(
-    run: Run, manifest: list[run_meta.ManifestEntry] | None = None
+    run: Run,
+    manifest: list[run_meta.ManifestEntry] | None = None,
+    files_log: list[run_meta.FileEvent] | None = None,
 ) -> Inputs:
-    """The inputs of a staged run, from its meta (manifest, deps.json...)."""
+    """The inputs of a staged run, from its meta (manifest, deps.json,
+    log/files: `manifest` and `files_log` when the caller has read them)."""
     from .runs import op_name
 
     manifest = run_meta.read_manifest(run) if manifest is None else manifest
@@ -277,7 +280,8 @@ def staged_inputs(
         if e.type in ("d", "r") and e.path not in placed
     }
     patched = sorted(
-        {e.path for e in run_meta.read_files_log(run) if e.event == "m"} & set(sources)
+        {e.path for e in files_log or run_meta.read_files_log(run) if e.event == "m"}
+        & set(sources)
     )
     return Inputs(
         op_name(run) or opdef.name,
@@ -291,10 +295,12 @@ def staged_inputs(
 
 
 def write_staged_inputs(
-    run: Run, manifest: list[run_meta.ManifestEntry] | None = None
+    run: Run,
+    manifest: list[run_meta.ManifestEntry] | None = None,
+    files_log: list[run_meta.FileEvent] | None = None,
 ) -> Inputs:
     """Write a staged run's inputs and their key to its meta."""
-    inputs = staged_inputs(run, manifest)
+    inputs = staged_inputs(run, manifest, files_log)
     run_meta.write_inputs(run, inputs.data(), inputs.key)
     return inputs
 

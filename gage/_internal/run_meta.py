@@ -483,6 +483,16 @@ def read_manifest(run: Run) -> list[ManifestEntry]:
     """Entries of the manifest; ValueError naming the file and line for a
     line that is not an entry (`gage check` reports it)."""
     path = run_meta_path(run, "manifest")
+    # A manifest is written whole (a new inode) or appended: the same
+    # stat is the same content, parsed once per process.
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return []
+    key = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+    known = _manifests.get(path)
+    if known and known[0] == key:
+        return list(known[1])
     try:
         text = _read(path)
     except FileNotFoundError:
@@ -498,7 +508,13 @@ def read_manifest(run: Run) -> list[ManifestEntry]:
             raise MetaError(
                 f"{path}:{n}: not a manifest entry: {line[:60]!r}", path=path
             ) from None
-    return entries
+    if len(entries) >= 1000:
+        _manifests.clear()  # the last large one only
+        _manifests[path] = (key, entries)
+    return list(entries)
+
+
+_manifests: dict[str, tuple[Any, list[ManifestEntry]]] = {}
 
 
 def read_manifest_bytes(run: Run) -> bytes:

@@ -379,7 +379,8 @@ def finalize_staged_run(run: Run) -> None:
     record (`proc/stager`) is removed once the run is staged.
     """
     entries = []
-    staged = _staged_files(run)
+    files_log = read_files_log(run)
+    staged = _staged_files(files_log)
     _check_inside(run, staged)
     modes = {}
     with hash_cache.open_cache(run_meta.hash_cache_path(run.runs_home)) as cache:
@@ -390,7 +391,7 @@ def finalize_staged_run(run: Run) -> None:
     # What decides the run's result, for `--needed` and `repro`.
     from . import op_inputs
 
-    op_inputs.write_staged_inputs(run, entries)
+    op_inputs.write_staged_inputs(run, entries, files_log)
     fault_point("sealing")
     seal_run(run, modes)
     write_timestamp(run, "staged")
@@ -447,10 +448,10 @@ def _check_inside(run: Run, paths: Mapping[str, str]) -> None:
             )
 
 
-def _staged_files(run: Run) -> dict[str, str]:
+def _staged_files(files_log: list[FileEvent]) -> dict[str, str]:
     """Path -> type for files in the run dir according to log/files."""
     files: dict[str, str] = {}
-    for e in read_files_log(run):
+    for e in files_log:
         if e.event == "d":
             files.pop(e.path, None)
         elif e.event == "a" or e.path not in files:
