@@ -170,3 +170,24 @@ def test_op_with_staging_hooks_gets_copies(tmp_path):
         run = _stage(tmp_path, project, opdef)
     assert set(_placed(run).values()) == {None}
     assert os.stat(os.path.join(run.run_dir, "train.py")).st_nlink == 1
+
+
+def test_object_gone_before_its_link_falls_back_for_that_file(tmp_path, monkeypatch):
+    project = _project(tmp_path)
+    _stage(tmp_path, project)
+    _stage(tmp_path, project)
+    real_link = os.link
+    calls = []
+
+    def link(src, dest, **kw):
+        calls.append(dest)
+        if len(calls) == 1:  # pruned by another process meanwhile
+            raise FileNotFoundError(2, "No such file or directory", src)
+        return real_link(src, dest, **kw)
+
+    monkeypatch.setattr(os, "link", link)
+    run = _stage(tmp_path, project)
+    placed = _placed(run)
+    assert sorted(placed.values(), key=str) == [None, "hardlink", "hardlink"]
+    assert objects._no_link == set()
+    assert verify_run(run) == []

@@ -413,7 +413,9 @@ def _link(src: str, dest: str) -> bool:
     except OSError as e:
         if e.errno == errno.EEXIST:
             raise
-        if e.errno != errno.EMLINK:
+        if e.errno not in (errno.EMLINK, errno.ENOENT):
+            # No links on this device (ENOENT: the object went, e.g. a
+            # concurrent prune, and only this placement falls back).
             _no_link.add(_dev(dest))
         return False
     return True
