@@ -95,31 +95,6 @@ def test_symlink_uses_target(tmp_path, count_hashes):
     assert count_hashes == [path]
 
 
-def test_store_copy(tmp_path, count_hashes):
-    src = str(tmp_path / "src.bin")
-    digest = _write(src, b"c" * BIG)
-    dest = str(tmp_path / "dest.bin")
-    with hash_cache.open_cache(hash_cache_path(str(tmp_path))) as cache:
-        before = os.stat(src)
-        file_util.copy_file(src, dest)
-        hash_cache.store_copy(cache, before, os.stat(src), dest, digest)
-        assert hash_cache.file_sha256(dest, cache) == digest
-    assert count_hashes == []
-
-
-def test_store_copy_skipped_when_source_changed(tmp_path, count_hashes):
-    src = str(tmp_path / "src.bin")
-    digest = _write(src, b"c" * BIG)
-    dest = str(tmp_path / "dest.bin")
-    with hash_cache.open_cache(hash_cache_path(str(tmp_path))) as cache:
-        before = os.stat(src)
-        file_util.copy_file(src, dest)
-        _write(src, b"d" * BIG, age=5)
-        hash_cache.store_copy(cache, before, os.stat(src), dest, digest)
-        hash_cache.file_sha256(dest, cache)
-    assert count_hashes == [dest]
-
-
 def test_unusable_cache_falls_back(tmp_path, count_hashes):
     path = str(tmp_path / "big.bin")
     digest = _write(path, b"u" * BIG)

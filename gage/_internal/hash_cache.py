@@ -62,7 +62,6 @@ __all__ = [
     "remember",
     "remembered",
     "store",
-    "store_copy",
 ]
 
 MIN_SIZE = 1024 * 1024
@@ -219,25 +218,6 @@ def file_sha256(path: str, cache: HashCache | None = None) -> str:
     if stat_key(st) == stat_key(os.stat(path)):
         _store(cache, st, digest)
     return digest
-
-
-def store_copy(
-    cache: HashCache | None,
-    src_before: os.stat_result,
-    src_after: os.stat_result,
-    dest: str,
-    digest: str,
-) -> None:
-    """Record `digest` for `dest`, a copy of a file whose digest it is.
-
-    Stored only when the source did not change while it was copied
-    (same stat before and after), so the copy has the same content.
-    """
-    if cache is None or stat_key(src_before) != stat_key(src_after) or cache.failed:
-        return
-    st = os.stat(dest)
-    if st.st_size >= MIN_SIZE and st.st_size == src_after.st_size:
-        _store(cache, st, digest)
 
 
 def lookup(cache: HashCache | None, st: os.stat_result) -> str | None:
