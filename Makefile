@@ -2,7 +2,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: test typecheck demo bench install clean
+.PHONY: test lint typecheck demo bench install clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -11,10 +11,16 @@ $(VENV)/.installed: pyproject.toml
 
 install: $(VENV)/.installed
 
+# ruff (lint and format), the layer contract (import-linter), mypy.
+lint: install
+	$(VENV)/bin/ruff check gage
+	$(VENV)/bin/ruff format --check gage
+	$(VENV)/bin/lint-imports --no-cache
+
 typecheck: install
 	$(PY) -m mypy
 
-test: typecheck
+test: lint typecheck
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
 demo: install

@@ -27,7 +27,7 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
-from gage._internal import run_util  # noqa: E402
+from gage._internal import run_util
 from gage._internal.test import delete_temp_dir  # noqa: E402
 from gage._internal.types import OpCmd, OpDef, OpRef  # noqa: E402
 

@@ -4,7 +4,7 @@ import sys
 
 
 def main() -> None:
-    from gage._internal import cli
+    from gage._internal.cli import main as cli
 
     sys.exit(cli.main())
 

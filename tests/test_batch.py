@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gage._internal import batch
+from gage._internal.pipeline import batch
 from gage._internal.types import ConfigError, GageError
 
 

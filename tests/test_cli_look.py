@@ -14,7 +14,7 @@ import time
 import pytest
 from pty_util import run_in_pty
 
-from gage._internal import cli_table
+from gage._internal.cli import table as cli_table
 
 BIN = os.path.dirname(sys.executable)
 GAGE = os.path.join(BIN, "gage")
@@ -91,7 +91,7 @@ def test_json_is_plain_and_stable_on_a_terminal(home):
 def test_rich_is_imported_only_to_draw_on_a_terminal(home):
     code = (
         "import sys\n"
-        "from gage._internal import cli\n"
+        "from gage._internal.cli import main as cli\n"
         "cli.main(['runs'])\n"
         "cli.main(['show'])\n"
         "print('rich' in sys.modules)\n"

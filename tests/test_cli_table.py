@@ -1,6 +1,6 @@
 """cli_table: the one formatter of CLI tables (text, CSV, Markdown)."""
 
-from gage._internal import cli_table
+from gage._internal.cli import table as cli_table
 
 
 def test_text_aligns_columns_without_trailing_spaces():

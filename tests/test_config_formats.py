@@ -17,8 +17,8 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gage._internal import config_json, config_py, config_toml, config_yaml
-from gage._internal.run_config import same_value
+from gage._internal.config import config_json, config_py, config_toml, config_yaml
+from gage._internal.config.run_config import same_value
 from gage._internal.types import ConfigError
 
 if sys.version_info >= (3, 11):

@@ -12,8 +12,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gage._internal import cli, run_config, run_meta, run_util, runs
-from gage._internal.run_config import (
+from gage._internal.cli import main as cli
+from gage._internal.config import run_config
+from gage._internal.store import run_meta
+from gage._internal import run_util
+from gage._internal.home import runs
+from gage._internal.config.run_config import (
     coerce,
     parse_assigns,
     parse_value,

@@ -23,7 +23,7 @@ import time
 
 import pytest
 
-from gage._internal.runs import RUN_STATUSES
+from gage._internal.home.runs import RUN_STATUSES
 
 _GAGE_TOML = """
 [train]

@@ -12,7 +12,10 @@ import time
 
 import pytest
 
-from gage._internal import cli, dask_starter, run_meta, runs
+from gage._internal.cli import main as cli
+from gage._internal.engines import dask_starter
+from gage._internal.store import run_meta
+from gage._internal.home import runs
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="fork")
 

@@ -9,8 +9,9 @@ import time
 
 import pytest
 
-from gage._internal import file_util, hash_cache
-from gage._internal.run_meta import hash_cache_path
+from gage._internal.util import file_util
+from gage._internal.store import hash_cache
+from gage._internal.store.run_meta import hash_cache_path
 
 BIG = hash_cache.MIN_SIZE
 

@@ -21,8 +21,11 @@ import time
 from dataclasses import dataclass
 import pytest
 
-from gage._internal import cli, dask_task, engine_dask, run_archive, run_meta, runs
-from gage._internal.run_verify import verify_run
+from gage._internal.cli import main as cli
+from gage._internal.engines import dask_task, engine_dask, run_archive
+from gage._internal.store import run_meta
+from gage._internal.home import runs
+from gage._internal.lifecycle.run_verify import verify_run
 
 _START_TIMEOUT = 30.0
 
@@ -292,7 +295,7 @@ def _starters(cluster) -> dict[int, list[int]]:
         except OSError:
             continue
         ppid = int(stat.rsplit(")", 1)[1].split()[1])
-        if ppid in workers and b"gage._internal.dask_starter" in cmdline:
+        if ppid in workers and b"gage._internal.engines.dask_starter" in cmdline:
             found.setdefault(ppid, []).append(int(name))
     return found
 

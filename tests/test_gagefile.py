@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gage._internal import gagefile, op_exec
+from gage._internal.project import gagefile, op_exec
 from gage._internal.types import GagefileError, OpDef
 
 words = st.lists(

@@ -18,7 +18,7 @@ import textwrap
 
 import pytest
 
-from gage._internal import cli
+from gage._internal.cli import main as cli
 
 GAGE = [sys.executable, "-m", "gage"]
 
@@ -395,8 +395,8 @@ def test_project_dir_with_space(tmp_path, monkeypatch, capsys):
 
 
 def test_opref_round_trips_any_name(tmp_path):
-    from gage._internal import run_meta
-    from gage._internal.run_stage import make_run
+    from gage._internal.store import run_meta
+    from gage._internal.lifecycle.run_stage import make_run
     from gage._internal.types import OpRef
 
     for ns, name, version in [
@@ -435,7 +435,8 @@ def test_config_file_also_dependency(project, tmp_path, capsys):
 
 def test_config_file_also_dependency_when_staged(project, tmp_path):
     """Through the API (no CLI check first), staging refuses it too."""
-    from gage._internal import gagefile, run_util
+    from gage._internal.project import gagefile
+    from gage._internal import run_util
     from gage._internal.types import DependencyError
 
     (project / "params.json").write_text('{"scale": 3}\n')
@@ -508,7 +509,7 @@ def test_tree_deeper_than_recursion_limit(project, tmp_path, capsys):
 
 
 def test_garbage_meta_lists_other_runs(project, tmp_path, capsys):
-    from gage._internal import runs as runs_mod
+    from gage._internal.home import runs as runs_mod
 
     write_toml(project, '[t]\nexec = "python -c pass"\n')
     for _ in range(3):
@@ -545,8 +546,8 @@ def test_garbage_meta_lists_other_runs(project, tmp_path, capsys):
 def test_delete_tree_deeper_than_recursion_limit(tmp_path):
     """shutil.rmtree recurses: deleting a run that holds a very deep tree
     must not fail (it did with a RecursionError)."""
-    from gage._internal import runs as runs_mod
-    from gage._internal.run_stage import make_run
+    from gage._internal.home import runs as runs_mod
+    from gage._internal.lifecycle.run_stage import make_run
 
     home = str(tmp_path / "runs")
     run = make_run(home)

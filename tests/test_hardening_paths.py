@@ -18,7 +18,9 @@ import sys
 
 import pytest
 
-from gage._internal import cli, run_meta, runs
+from gage._internal.cli import main as cli
+from gage._internal.store import run_meta
+from gage._internal.home import runs
 
 NAMES = [
     b"my proj",

@@ -34,7 +34,7 @@ import tomlkit
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from gage._internal import cli
+from gage._internal.cli import main as cli
 
 GAGE_PKG = os.path.dirname(os.path.abspath(cli.__file__))
 

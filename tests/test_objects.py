@@ -10,11 +10,13 @@ import time
 
 import pytest
 
-from gage._internal import file_util, hash_cache, objects, run_deps
-from gage._internal.run_meta import read_deps, read_files_log, read_manifest
-from gage._internal.run_start import start_run
+from gage._internal.util import file_util
+from gage._internal.store import hash_cache, objects
+from gage._internal.lifecycle import run_deps
+from gage._internal.store.run_meta import read_deps, read_files_log, read_manifest
+from gage._internal.lifecycle.run_start import start_run
 from gage._internal.run_util import init_run_meta, make_run, stage_run
-from gage._internal.run_verify import verify_run
+from gage._internal.lifecycle.run_verify import verify_run
 from gage._internal.types import DependencyError, OpCmd, OpDef, OpRef
 
 _SIZE = hash_cache.MIN_SIZE * 2
@@ -207,7 +209,7 @@ def test_verify_reads_relocated_runs(tmp_path, reads):
 
 
 def test_prune_keeps_used_objects(tmp_path):
-    from gage._internal.runs import delete_run
+    from gage._internal.home.runs import delete_run
 
     project = _project(tmp_path)
     run1 = _stage(tmp_path, project)

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import os
 
-from gage._internal import gagefile, op_inputs, run_meta, run_util
+from gage._internal.project import gagefile
+from gage._internal.lifecycle import op_inputs
+from gage._internal.store import run_meta
+from gage._internal import run_util
 
 GAGE_TOML = """
 [prep]

@@ -24,8 +24,10 @@ import tracemalloc
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gage._internal import run_exec, run_meta, run_summary
-from gage._internal.run_meta import read_output_tail
+from gage._internal.util import run_exec
+from gage._internal.store import run_meta
+from gage._internal.lifecycle import run_summary
+from gage._internal.store.run_meta import read_output_tail
 from gage._internal.types import OpDef, Run
 
 _MB = 1 << 20
@@ -202,7 +204,7 @@ def test_show_tail_lines_and_long_line(tmp_path):
 
 
 def test_gage_show_prints_a_capped_tail(tmp_path, capsys):
-    from gage._internal import cli
+    from gage._internal.cli import main as cli
 
     run = _run_with_output(tmp_path, b"ok\n" + b"x" * 20000 + b"\n")
     os.makedirs(run.meta_dir, exist_ok=True)

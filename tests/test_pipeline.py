@@ -12,7 +12,11 @@ import time
 import pytest
 from pty_util import run_in_pty
 
-from gage._internal import engine, gagefile, pipeline, run_meta, run_util, runs
+from gage._internal.engines import engine
+from gage._internal.project import gagefile, graph as pipeline
+from gage._internal.store import run_meta
+from gage._internal import run_util
+from gage._internal.home import runs
 from gage._internal.types import GageError, GagefileError, OpDef
 
 

@@ -9,7 +9,7 @@ import tarfile
 
 import pytest
 
-from gage._internal import run_archive
+from gage._internal.engines import run_archive
 from gage._internal.types import Run
 
 
@@ -119,7 +119,8 @@ def staged_big(tmp_path, monkeypatch):
     """A staged run whose dependency `data.bin` is a large file."""
     import contextlib
 
-    from gage._internal import cli, runs
+    from gage._internal.cli import main as cli
+    from gage._internal.home import runs
 
     project = tmp_path / "project"
     project.mkdir()
@@ -139,7 +140,7 @@ def staged_big(tmp_path, monkeypatch):
 def _start(run, dest) -> tuple[int, str]:
     import contextlib
 
-    from gage._internal import cli
+    from gage._internal.cli import main as cli
 
     err = io.StringIO()
     with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
@@ -148,7 +149,7 @@ def _start(run, dest) -> tuple[int, str]:
 
 
 def test_checked_digests_spare_verification_a_read(staged_big, tmp_path, monkeypatch):
-    from gage._internal import file_util
+    from gage._internal.util import file_util
 
     data = run_archive.pack_run(staged_big)
     digests = run_archive.check_digest(data, run_archive.archive_digest(data), "run x")

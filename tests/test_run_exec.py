@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from gage._internal import run_exec
+from gage._internal.util import run_exec
 
 PY = sys.executable
 
@@ -150,7 +150,7 @@ def test_sigterm_forwarded(tmp_path):
     runner = textwrap.dedent(f"""
         import os, sys
         sys.path.insert(0, {os.getcwd()!r})
-        from gage._internal import run_exec
+        from gage._internal.util import run_exec
         got = []
         code = run_exec.exec_proc(
             [sys.executable, "-c", "import signal, sys, time\\n"
@@ -203,7 +203,7 @@ def test_child_ends_when_runner_is_killed(tmp_path):
     runner = tmp_path / "runner.py"
     runner.write_text(textwrap.dedent(f"""
             import sys
-            from gage._internal import run_exec
+            from gage._internal.util import run_exec
             child = [sys.executable, "-c",
                      "import os, time; open({str(pid_file)!r}, 'w').write(str(os.getpid())); "
                      "time.sleep(60)"]

@@ -7,8 +7,11 @@ import os
 
 import pytest
 
-from gage._internal import run_compare, run_delete, run_diff, run_exec, run_meta, runs
-from gage._internal.run_meta import ManifestEntry
+from gage._internal.history import run_compare, run_delete, run_diff
+from gage._internal.util import run_exec
+from gage._internal.store import run_meta
+from gage._internal.home import runs
+from gage._internal.store.run_meta import ManifestEntry
 from gage._internal.run_util import init_run_meta, make_run
 from gage._internal.types import GageError, OpCmd, OpDef, OpRef
 

@@ -10,8 +10,9 @@ import tempfile
 
 import pytest
 
-from gage._internal import run_meta, run_util
-from gage._internal.run_exec import proc_start_time
+from gage._internal.store import run_meta
+from gage._internal import run_util
+from gage._internal.util.run_exec import proc_start_time
 from gage._internal.types import (
     OpCmd,
     OpDef,
@@ -341,7 +342,8 @@ def test_signal_during_finalize_waits_for_the_record(tmp_path):
     marker = tmp_path / "finalizing"
     runner = textwrap.dedent(f"""
         import time
-        from gage._internal import run_start, run_util
+        from gage._internal.lifecycle import run_start
+        from gage._internal import run_util
         read_summary = run_start.read_run_summary
         def slow_read_summary(*args):
             open({str(marker)!r}, "w").close()

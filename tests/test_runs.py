@@ -6,8 +6,10 @@ import os
 
 import pytest
 
-from gage._internal import op_inputs, run_meta, runs
-from gage._internal.run_meta import ManifestEntry
+from gage._internal.lifecycle import op_inputs
+from gage._internal.store import run_meta
+from gage._internal.home import runs
+from gage._internal.store.run_meta import ManifestEntry
 from gage._internal.run_util import init_run_meta, make_run
 from gage._internal.types import GageError, OpCmd, OpDef, OpRef
 
@@ -139,6 +141,6 @@ def test_delete_run_readonly(tmp_path):
 
 
 def test_cli_statuses_match_runs():
-    from gage._internal import cli
+    from gage._internal.cli import common
 
-    assert tuple(cli._STATUSES) == runs.RUN_STATUSES
+    assert tuple(common.STATUSES) == runs.RUN_STATUSES

@@ -11,7 +11,8 @@ import time
 
 import pytest
 
-from gage._internal import run_meta, runs, runs_index
+from gage._internal.store import run_meta
+from gage._internal.home import runs, runs_index
 from gage._internal.run_util import init_run_meta, make_run
 from gage._internal.types import OpCmd, OpDef, OpRef, Run
 
@@ -164,7 +165,8 @@ def test_read_only_runs_home_lists_without_an_index(tmp_path):
 
 WRITER = """
 import sys
-from gage._internal import run_meta, runs
+from gage._internal.store import run_meta
+from gage._internal.home import runs
 from gage._internal.run_util import init_run_meta, make_run
 from gage._internal.types import OpCmd, OpDef, OpRef
 

@@ -16,8 +16,8 @@ the module that owns it:
 
 from __future__ import annotations
 
-from .run_meta import run_meta_dir, run_meta_path
-from .run_stage import (
+from .home.runs import RUN_STATUSES, load_run, run_status
+from .lifecycle.run_stage import (
     SourcecodePreview,
     apply_config,
     copy_sourcecode,
@@ -30,9 +30,9 @@ from .run_stage import (
     sourcecode_rules,
     stage_run,
 )
-from .run_start import finalize_run, start_run
-from .run_verify import Difference, verify_run
-from .runs import RUN_STATUSES, load_run, run_status
+from .lifecycle.run_start import finalize_run, start_run
+from .lifecycle.run_verify import Difference, verify_run
+from .store.run_meta import run_meta_dir, run_meta_path
 
 __all__ = [
     "Difference",

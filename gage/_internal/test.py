@@ -169,7 +169,7 @@ def cat_json(*parts: str) -> None:
 
 
 def sha256(path: str) -> str:
-    from .file_util import sha256_file
+    from .util.file_util import sha256_file
 
     return sha256_file(path)
 
@@ -243,7 +243,7 @@ def start_dask_cluster(workers: int = 2):
     `.close()`."""
     from distributed import Client
 
-    from . import dask_local
+    from .engines import dask_local
 
     cluster = dask_local.start_cluster(workers)
     try:

@@ -1,0 +1,238 @@
+"""Batch runs for `gage run` (see batch.py for the syntax)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+
+def add_args(p: argparse.ArgumentParser) -> None:
+    """Batch options of `gage run`."""
+    from .repro import add_jobs_args
+
+    p.add_argument(
+        "-b",
+        "--batch-file",
+        dest="batch_files",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="trials from a .csv or .json file (repeatable)",
+    )
+    p.add_argument(
+        "--random", type=int, metavar="N", help="draw N trials from lists and ranges"
+    )
+    p.add_argument("--seed", type=int, metavar="S", help="seed for --random")
+    p.add_argument(
+        "--max-trials", type=int, metavar="N", help="run at most N trials of a batch"
+    )
+    add_jobs_args(p)
+
+
+def maybe_batch(args, gf, home: str, opdef, assigns: list[str]) -> int | None:
+    """Run the batch that `assigns` and the batch options ask for; None
+    when they ask for a single run."""
+    if not _maybe(args, assigns):
+        return None
+    from ..config import run_config
+    from ..lifecycle import op_inputs
+    from ..pipeline import batch
+
+    defaults = run_config.read_project_config(gf.project_dir, opdef)
+    fixed: list[str] = []
+    axes: dict[str, Any] = {}
+    for word in assigns:
+        name, text = word.split("=", 1)
+        cv = defaults.get(name)
+        if cv is not None and batch.is_batch_value(text, cv.value):
+            axes[name] = batch.parse_axis(name, text, cv.value)
+        else:
+            fixed.append(word)
+    if not axes and not (args.batch_files or args.random or args.max_trials):
+        return None
+    base = op_inputs.op_config(gf.project_dir, opdef, fixed)
+    fixed_names = {w.split("=", 1)[0] for w in fixed}
+    file_trials = [
+        {k: v for k, v in t.items() if k not in fixed_names}
+        for path in args.batch_files
+        for t in batch.read_batch_file(path)
+    ]
+    trials = batch.make_trials(
+        axes, file_trials, args.random, args.seed, args.max_trials
+    )
+    configs = [_config(base, t, defaults, opdef) for t in trials]
+    # The keys a user set, in the order given: what tells trials apart.
+    names = list(dict.fromkeys([k for t in trials for k in t] + sorted(fixed_names)))
+    if args.preview:
+        return _preview(opdef, names, configs)
+    return _run(args, gf, home, opdef, configs, names)
+
+
+def _maybe(args, assigns: list[str]) -> bool:
+    if args.batch_files or args.random is not None or args.max_trials is not None:
+        return True
+    return any(w.split("=", 1)[1].strip().startswith("[") for w in assigns)
+
+
+def _config(base: dict, trial: dict, defaults: dict, opdef) -> dict:
+    from ..config import run_config
+    from ..types import ConfigError
+
+    config = dict(base)
+    for name, val in trial.items():
+        cv = defaults.get(name)
+        if cv is None:
+            known = ", ".join(sorted(defaults)) or "none"
+            raise ConfigError(
+                f"Unknown config key '{name}' in a trial for op '{opdef.name}': "
+                f"valid keys are {known}",
+                key=name,
+            )
+        config[name] = run_config.coerce(val, cv.value, name, cv.file)
+    return config
+
+
+# ---------------------------------------------------------------------------
+# Preview
+
+
+def _preview(opdef, names: list[str], configs: list[dict]) -> int:
+    from . import common
+
+    print(f"Batch of {common.count(len(configs), 'trial')} of {opdef.name}:")
+    rows = [tuple(["#"] + names)]
+    for i, config in enumerate(configs, 1):
+        rows.append(tuple([str(i)] + [common.fmt_val(config.get(n)) for n in names]))
+    _table(rows, "  ")
+    print("Nothing staged (preview).")
+    return 0
+
+
+def _table(rows: list[tuple[str, ...]], indent: str = "") -> None:
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for r in rows:
+        print(indent + "  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
+
+
+# ---------------------------------------------------------------------------
+# Run
+
+
+def _run(args, gf, home: str, opdef, configs: list[dict], names: list[str]) -> int:
+    from . import common
+    from . import repro as cli_repro
+
+    n = len(configs)
+    if not args.yes and not _confirm(opdef, n):
+        return common.error("cancelled: nothing staged", 1)
+    # Connected before anything is staged: a cluster that cannot be
+    # reached stages nothing.
+    engine = None if args.stage else cli_repro.make_engine(args, gf)
+    try:
+        return _stage_and_run(args, gf, home, opdef, configs, names, engine)
+    finally:
+        if engine is not None:
+            engine.close()
+
+
+def _stage_and_run(
+    args, gf, home: str, opdef, configs: list[dict], names: list[str], engine
+) -> int:
+    from ..home import runs
+    from ..lifecycle import op_inputs, run_stage
+    from ..project import gagefile
+    from ..store import run_meta
+    from . import common
+
+    n = len(configs)
+    batch_id = _batch_id()
+    print(f"Batch {batch_id}: {common.count(n, 'trial')} of {opdef.name}")
+    rows: list[list[str]] = []
+    staged = []
+    for i, config in enumerate(configs, 1):
+        inputs = None
+        if args.needed:
+            inputs = op_inputs.op_inputs(home, gf.project_dir, opdef, config)
+            match = op_inputs.find_run(home, inputs) if inputs else None
+            if match:
+                _not_needed(i, match, config, names, rows)
+                continue
+        run = run_stage.make_run(home)
+        ref = gagefile.op_ref(gf, opdef)
+        run_stage.init_run_meta(run, ref, opdef, gagefile.op_cmd(opdef), config, {})
+        run_meta.write_batch(run, batch_id)
+        run_stage.stage_run(run, gf.project_dir, warn=common.warn)
+        if args.needed and inputs is None:  # staging hooks: compare staged
+            match = op_inputs.find_matching_run(run, runs.list_runs(home))
+            if match:
+                runs.delete_run(run)
+                _not_needed(i, match, config, names, rows)
+                continue
+        staged.append((i, run, config))
+    if args.stage:
+        for i, run, _config in staged:
+            print(f"Staged run {run.name} ({opdef.name}) trial {i}")
+        return 0
+    codes = _start_all(args, engine, staged, rows, names)
+    rows.sort(key=lambda r: int(r[0]))
+    print()
+    _table([("trial", "run", "result", "config")] + [tuple(r) for r in rows])
+    if codes is None:
+        return common.error("interrupted: runs in flight were terminated", 130)
+    failed = [c for c in codes if c != 0]
+    return (failed[0] if 0 < failed[0] < 256 else 1) if failed else 0
+
+
+def _not_needed(i: int, match, config: dict, names: list[str], rows: list) -> None:
+    print(f"Trial {i} not needed: {match.name} completed with the same inputs")
+    rows.append([str(i), match.name, "not needed", _summ(config, names)])
+
+
+def _start_all(
+    args, engine, staged: list, rows: list[list[str]], names: list[str]
+) -> list[int] | None:
+    """Start the staged trials through the engine; exit codes, or None
+    when interrupted."""
+    from ..home import runs
+
+    futures = [
+        (i, run, config, engine.submit(run, quiet=args.quiet))
+        for i, run, config in staged
+    ]
+    try:
+        codes = [fut.result() for _i, _run, _config, fut in futures]
+    except KeyboardInterrupt:
+        engine.cancel()
+        for i, run, config, _fut in futures:
+            rows.append([str(i), run.name, runs.run_status(run), _summ(config, names)])
+        return None
+    for (i, run, config, _fut), code in zip(futures, codes):
+        status = runs.run_status(run)
+        result = status if code == 0 else f"{status} ({code})"
+        rows.append([str(i), run.name, result, _summ(config, names)])
+    return codes
+
+
+def _summ(config: dict, names: list[str]) -> str:
+    from . import common
+
+    return " ".join(f"{n}={common.fmt_val(config.get(n))}" for n in names)
+
+
+def _confirm(opdef, n: int) -> bool:
+    if not sys.stdin.isatty():
+        return True
+    try:
+        answer = input(
+            f"You are about to run {n} trials of {opdef.name}\nContinue? (Y/n) "
+        )
+    except EOFError:
+        return False
+    return answer.strip().lower() in ("", "y", "yes")
+
+
+def _batch_id() -> str:
+    import secrets
+
+    return secrets.token_hex(4)

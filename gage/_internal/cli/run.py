@@ -1,0 +1,323 @@
+"""`gage run`: stage and start a run, start staged runs, preview.
+
+The parser lives in `cli`; this module is imported only when a run verb
+is called, and imports the library inside its functions.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from .common import (
+    count as _count,
+)
+from .common import (
+    error as _error,
+)
+from .common import (
+    fmt_val as _fmt_val,
+)
+from .common import (
+    print_dep as _print_dep,
+)
+from .common import (
+    project as _project,
+)
+from .common import (
+    select_run as _select_run,
+)
+from .common import (
+    usage as _usage,
+)
+from .common import (
+    warn as _warn,
+)
+
+# ---------------------------------------------------------------------------
+# gage run
+
+
+def _cmd_run(args) -> int:
+    if args.start == "":
+        raise _usage("--start needs a run: give a run id or name (see 'gage runs')")
+    if args.no_verify and not args.start:
+        raise _usage("--no-verify applies to --start RUN: a new run is verified")
+    if args.start:
+        more = ([args.op] if args.op else []) + args.assigns
+        if (
+            any("=" in w for w in more)
+            or args.batch_files
+            or args.random
+            or args.max_trials
+        ):
+            raise _usage(
+                "--start takes staged runs only: config was set when they were staged"
+            )
+        return _start_runs(args, [args.start] + more)
+    from ..home import runs
+    from ..lifecycle import op_inputs
+    from ..project import gagefile
+
+    op_name, assigns = _split_words(([args.op] if args.op else []) + args.assigns)
+    gf, home = _project(args)
+    opdef = gf.get_opdef(op_name)
+    from . import batch as cli_batch
+
+    code = cli_batch.maybe_batch(args, gf, home, opdef, assigns)
+    if code is not None:
+        return code
+    cmd = gagefile.op_cmd(opdef)
+    config = _resolve_config(gf, opdef, assigns)
+    if args.preview:
+        return _preview(gf, opdef, cmd, config, assigns, home)
+    inputs = None
+    if args.needed:
+        # Decided before anything is staged (see op_inputs).
+        inputs = op_inputs.op_inputs(home, gf.project_dir, opdef, config)
+        match = op_inputs.find_run(home, inputs) if inputs else None
+        if match:
+            return _not_needed(args, match)
+    # Staging modules only now: a run that is not needed never loads them.
+    from .. import run_util
+    from ..lifecycle import run_deps
+
+    if config:
+        # Before anything is staged (staging checks it again).
+        run_deps.check_config_deps(home, gf.project_dir, opdef)
+    if not args.yes and not _confirm(opdef, config, args):
+        return _error("cancelled: nothing staged", 1)
+    # Connected before anything is staged: a cluster that cannot be
+    # reached stages nothing.
+    engine = None if args.stage else _engine(args, gf)
+    try:
+        run = run_util.make_run(home)
+        run_util.init_run_meta(run, gagefile.op_ref(gf, opdef), opdef, cmd, config, {})
+        run_util.stage_run(run, gf.project_dir, warn=_warn, progress=not args.quiet)
+        match = None
+        if args.needed and inputs is None:
+            # An op with staging hooks: only the staged run knows its inputs.
+            match = op_inputs.find_matching_run(run, runs.list_runs(home))
+    except BaseException:
+        if engine is not None:
+            engine.close()
+        raise
+    if match:
+        if engine is not None:
+            engine.close()
+        runs.delete_run(run)
+        return _not_needed(args, match)
+    if args.stage:
+        print(f"Staged run {run.name} ({opdef.name})")
+        print(run.run_dir)
+        return _print_json(args, run, 0)
+    if engine is not None:
+        return _run_on(engine, args, [run])
+    return _start(args, run)
+
+
+def _engine(args, gf):
+    """The engine the run(s) start on, or None for this process (the
+    local engine with one job)."""
+    from ..engines import engine
+
+    name, options = engine.engine_settings(
+        args.engine, args.scheduler, args.scheduler_file, gf
+    )
+    if name == "local" and args.jobs == 1:
+        return None
+    return engine.get_engine(name, args.jobs, **options)
+
+
+def _start_runs(args, specs: list[str]) -> int:
+    """`gage run --start RUN...`: here one at a time, or on an engine."""
+    from ..project import gagefile
+
+    runs = [_select_run(args, spec) for spec in specs]
+    gf = None
+    if args.engine != "local":  # the engine may come from gage.toml
+        path = gagefile.find_gagefile()
+        gf = gagefile.read_gagefile(path) if path else None
+    engine = _engine(args, gf)
+    if engine is None:
+        code = 0
+        for run in runs:
+            code = _start(args, run) or code
+        return code
+    if args.no_verify:
+        engine.close()
+        raise _usage("--no-verify starts a run here only: not with --engine/--jobs")
+    return _run_on(engine, args, runs)
+
+
+def _run_on(engine, args, runs: list) -> int:
+    """Submit runs to an engine; the first failure's exit code, else 0.
+    Ctrl-C cancels the runs in flight (they end `terminated`)."""
+    try:
+        futures = [engine.submit(run, quiet=args.quiet) for run in runs]
+        codes = [f.result() for f in futures]
+    except KeyboardInterrupt:
+        engine.cancel()
+        engine.close()
+        return _error("interrupted: runs in flight were terminated", 130)
+    engine.close()
+    first = 0
+    for run, code in zip(runs, codes):
+        result = _run_result(args, run, code)
+        first = first or result
+    return first
+
+
+def _run_result(args, run, code: int) -> int:
+    """Exit code for a run an engine ran, with a line when it failed."""
+    from ..lifecycle import run_start
+
+    if _status(run) == "staged":
+        return 1  # refused or not started: the engine said why
+    result, msg = run_start.run_exit(run)
+    if msg:
+        print(f"gage: {msg}", file=sys.stderr)
+    return _print_json(args, run, result)
+
+
+def _not_needed(args, match) -> int:
+    print(
+        f"Run not needed: {match.name} ({match.id}) completed with the "
+        "same config and inputs"
+    )
+    return _print_json(args, match, 0)
+
+
+def _split_words(words: list[str]) -> tuple[str | None, list[str]]:
+    if words and "=" not in words[0]:
+        op, rest = words[0], words[1:]
+    else:
+        op, rest = None, words
+    for w in rest:
+        if "=" not in w:
+            raise _usage(f"'{w}' is not NAME=VALUE (the op name goes first)")
+    return op, rest
+
+
+def _resolve_config(gf, opdef, assigns: list[str]) -> dict:
+    from ..lifecycle import op_inputs
+    from ..project import gagefile
+    from ..types import ConfigError
+
+    try:
+        return op_inputs.op_config(gf.project_dir, opdef, assigns)
+    except ConfigError as e:
+        if e.key != "config":
+            raise
+        # The op's `config` names what cannot be read: say where.
+        where = gagefile.key_location(gf, opdef.name, "config")
+        raise ConfigError(
+            f"{where}: op '{opdef.name}': {e}", op=opdef.name, key="config"
+        ) from None
+
+
+def _confirm(opdef, config: dict, args) -> bool:
+    if not sys.stdin.isatty():
+        return True
+    print(f"You are about to run {opdef.name}")
+    for key, val in sorted(config.items()):
+        print(f"  {key}: {_fmt_val(val)}")
+    try:
+        answer = input("Continue? (Y/n) ")
+    except EOFError:
+        return False
+    return answer.strip().lower() in ("", "y", "yes")
+
+
+def _start(args, run) -> int:
+    from ..engines import child
+    from ..lifecycle import run_start
+
+    run_start.start_run(
+        run,
+        quiet=args.quiet,
+        verify=not args.no_verify,
+        on_start=None if args.quiet else lambda: child.print_starting(run),
+    )
+    code, msg = run_start.run_exit(run)
+    if msg:
+        print(f"gage: {msg}", file=sys.stderr)
+    return _print_json(args, run, code)
+
+
+def _print_json(args, run, code: int) -> int:
+    if getattr(args, "json", False):
+        import json
+
+        from ..home import runs
+
+        print(json.dumps(runs.run_record(run), indent=2, sort_keys=True))
+    return code
+
+
+def _status(run) -> str:
+    from ..home import runs
+
+    return runs.run_status(run)
+
+
+# ---------------------------------------------------------------------------
+# gage run --preview
+
+
+def _preview(gf, opdef, cmd, config: dict, assigns: list[str], home: str) -> int:
+    import shlex
+
+    from .. import run_util
+
+    print(f"Op: {opdef.name} (project {gf.project_dir})")
+    print(f"Command: {shlex.join(cmd.args)}")
+    for k, v in sorted(cmd.env.items()):
+        print(f"  env {k}={v}")
+    _preview_config(gf, opdef, config, assigns)
+    sc = run_util.preview_sourcecode(gf.project_dir, opdef, home)
+    print(f"Source code ({_count(len(sc.files), 'file')}):")
+    for path in sc.files:
+        print(f"  {path}")
+    limited = [s for s in sc.skipped if s.reason == "limit"]
+    if limited:
+        print("Skipped by limits:")
+        for s in limited:
+            print(f"  {s.path}: {s.detail} of rule '{s.rule}'")
+    _preview_deps(gf, opdef, home)
+    print(f"Runs dir: {home}")
+    print("Nothing staged (preview).")
+    return 0
+
+
+def _preview_config(gf, opdef, config: dict, assigns: list[str]) -> None:
+    if not config:
+        return
+    from ..config import run_config
+
+    defaults = run_config.read_project_config(gf.project_dir, opdef)
+    overridden = {a.split("=", 1)[0] for a in assigns}
+    print("Config:")
+    for key, val in sorted(config.items()):
+        line = f"  {key}: {_fmt_val(val)}"
+        if key in overridden:
+            line += f" (default {_fmt_val(defaults[key].value)})"
+        if defaults[key].also:
+            # A key several files define is written to each of them.
+            line += f" in {', '.join(defaults[key].files)}"
+        print(line)
+
+
+def _preview_deps(gf, opdef, home: str) -> None:
+    if not opdef.get_dependencies():
+        return
+    from ..lifecycle import run_deps
+    from ..types import DependencyError
+
+    print("Dependencies:")
+    try:
+        deps = run_deps.preview_dependencies(home, gf.project_dir, opdef)
+    except DependencyError as e:
+        print(f"  cannot resolve: {e}")
+        return
+    for dep in deps:
+        _print_dep(dep.spec, dep.source, [f.path for f in dep.files])

@@ -1,0 +1,219 @@
+"""`gage runs rm`, `gage runs purge` and `gage runs label`: sub-verbs of
+`gage runs` (which lists runs when given none)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+_RM_HELP = """\
+Delete runs: RUN... (as elsewhere: a name, id or prefix, the # that
+'gage runs' shows), or every run of --op OP and/or with --status S[,S].
+
+gage first shows what it would delete and asks to confirm; -y does not
+ask. Without a terminal to ask on, gage refuses unless -y is given.
+--preview shows what would be deleted and deletes nothing.
+
+A run that is running is never deleted, nor one being staged. A run
+whose files a staged or running run depends on (a run-files dependency)
+is not deleted, naming that run, unless --force. gage exits 1 when it
+leaves a selected run.
+"""
+
+_PURGE_HELP = """\
+Delete leftover runs: by default the runs whose staging or runner died
+(pending, abandoned) and the runs that failed (error); --status S[,S]
+names the statuses (`pending` includes runs whose staging failed,
+which list as abandoned). Like 'gage runs rm', it shows what it would delete
+and asks first (-y does not ask), and leaves alone what a staged or
+running run needs.
+"""
+
+_LABEL_HELP = """\
+Give a run a label: a line of text shown by 'gage runs' and 'gage show'
+and matched by 'gage runs --label TEXT'. A new label replaces the old
+one; --clear removes it.
+"""
+
+
+def add_parsers(runs: argparse.ArgumentParser) -> None:
+    """The sub-verbs of `gage runs`, and its --label filter."""
+    from . import common
+
+    runs.add_argument(
+        "--label", metavar="TEXT", help="only runs whose label contains TEXT"
+    )
+    runs.add_argument(
+        "--cols",
+        action="append",
+        metavar="COL[,COL]",
+        help="more columns: config or summary keys (see 'gage compare --help')",
+    )
+    # The listing's usage, then the verbs' (argparse would show VERB as
+    # if it were required).
+    listing = runs.format_usage().split(":", 1)[1].strip()
+    runs.usage = f"{listing}\n       gage runs {{rm,purge,label}} ..."
+    sub = runs.add_subparsers(
+        title="verbs (gage runs VERB --help)", metavar="VERB", dest="verb"
+    )
+
+    rm = sub.add_parser(
+        "rm",
+        help="delete runs (asks first)",
+        description=_RM_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    rm.add_argument("runs", nargs="*", metavar="RUN", help="runs to delete")
+    rm.add_argument("-o", "--op", metavar="OP", help="every run of this op")
+    rm.add_argument(
+        "-s", "--status", metavar="S[,S]", help="every run with one of these statuses"
+    )
+    _delete_args(rm)
+    common.runs_dir_arg(rm)
+    rm.set_defaults(func=_cmd_rm)
+
+    purge = sub.add_parser(
+        "purge",
+        help="delete leftover runs (pending, abandoned, error)",
+        description=_PURGE_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    purge.add_argument("-o", "--op", metavar="OP", help="only runs of this op")
+    purge.add_argument(
+        "-s",
+        "--status",
+        metavar="S[,S]",
+        help="statuses to delete (default: pending,abandoned,error)",
+    )
+    _delete_args(purge)
+    common.runs_dir_arg(purge)
+    purge.set_defaults(func=_cmd_purge)
+
+    label = sub.add_parser(
+        "label",
+        help="set or clear a run's label",
+        description=_LABEL_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    label.add_argument("run", metavar="RUN", help=common.RUN_ARG_HELP)
+    label.add_argument("text", nargs="?", metavar="TEXT", help="the label")
+    label.add_argument("--clear", action="store_true", help="remove the label")
+    common.runs_dir_arg(label)
+    label.set_defaults(func=_cmd_label)
+
+
+def _delete_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-y", "--yes", action="store_true", help="do not ask to confirm")
+    p.add_argument(
+        "--preview",
+        action="store_true",
+        help="show what would be deleted; delete nothing",
+    )
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="delete runs that staged or running runs depend on",
+    )
+
+
+# ---------------------------------------------------------------------------
+# rm, purge
+
+
+def _cmd_rm(args) -> int:
+    from ..history import run_delete
+    from . import common
+    from . import compare as cli_compare
+
+    _gf, home = common.project(args, required=False)
+    statuses = cli_compare.statuses(args.status)
+    selected = run_delete.select_runs(home, args.runs, args.op, statuses)
+    return _delete(args, home, selected)
+
+
+def _cmd_purge(args) -> int:
+    from ..history import run_delete
+    from . import common
+    from . import compare as cli_compare
+
+    _gf, home = common.project(args, required=False)
+    statuses = cli_compare.statuses(args.status) or list(run_delete.PURGE_STATUSES)
+    selected = run_delete.select_runs(home, (), args.op, statuses)
+    return _delete(args, home, selected)
+
+
+def _delete(args, home: str, selected) -> int:
+    from ..history import run_delete
+    from ..home import runs
+    from . import common
+
+    if not selected:
+        print(f"No matching runs to delete in {home}")
+        return 0
+    plan = run_delete.plan_delete(home, selected, force=args.force)
+    for r in plan.refused:
+        print(f"gage: not deleting run {r.run.name}: {r.reason}", file=sys.stderr)
+    code = 1 if plan.refused else 0
+    if not plan.delete:
+        return code
+    numbers = {run.id: i for i, run in enumerate(reversed(runs.list_runs(home)), 1)}
+    n = len(plan.delete)
+    print(f"{'Would delete' if args.preview else 'Deleting'} {common.count(n, 'run')}:")
+    _print_runs(plan.delete, numbers)
+    if args.preview:
+        print("Nothing deleted (preview).")
+        return code
+    if not args.yes:
+        if not sys.stdin.isatty():
+            return common.error(
+                f"not deleting {common.count(n, 'run')} without confirmation: "
+                "use -y (no terminal to ask on)",
+                2,
+            )
+        if not _confirm(f"Delete {common.count(n, 'run')}? (y/N) "):
+            return common.error("cancelled: nothing deleted", 1)
+    deleted = run_delete.delete_runs(plan)
+    print(f"Deleted {common.count(deleted, 'run')}")
+    return code if deleted == n else 1
+
+
+def _print_runs(items, numbers: dict[str, int]) -> None:
+    from ..home import runs
+    from . import table as cli_table
+
+    rows = [
+        (f"  {numbers.get(run.id, '')}", run.name, runs.op_name(run) or "?", status)
+        for run, status in items
+    ]
+    cli_table.print_table(("  #", "name", "op", "status"), rows)
+
+
+def _confirm(prompt: str) -> bool:
+    try:
+        answer = input(prompt)
+    except EOFError:
+        return False
+    return answer.strip().lower() in ("y", "yes")
+
+
+# ---------------------------------------------------------------------------
+# label
+
+
+def _cmd_label(args) -> int:
+    from ..home import runs
+    from . import common
+
+    if args.clear and args.text is not None:
+        raise common.usage("--clear takes no TEXT: give one or the other")
+    if not args.clear and not (args.text or "").strip():
+        raise common.usage("give the label TEXT, or --clear to remove the label")
+    run = common.select_run(args, args.run)
+    if args.clear:
+        runs.label_run(run, None)
+        print(f"Cleared the label of run {run.name}")
+        return 0
+    text = " ".join(args.text.split())
+    runs.label_run(run, text)
+    print(f"Labeled run {run.name}: {text}")
+    return 0

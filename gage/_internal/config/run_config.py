@@ -1,0 +1,741 @@
+"""Run config: read it from project files, check assignments, apply it.
+
+An op def's `config` says where config lives, as `FILE_GLOB#KEY_GLOB`
+patterns (`train.py#lr,epochs`, `conf/*.yaml#model.*`, `hello.py` for
+every key in a file, `-train.py#seed` to exclude) or tables with `keys`,
+`description`, `prefix` and `strip-prefix`. Rules apply in order; the
+last one that matches a key decides.
+
+- `parse_assigns` parses command-line `NAME=VALUE` assignments.
+- `read_project_config` reads the default values from project files.
+- `resolve_config` checks assignments against the defaults and returns
+  the full run config (written to `config.json` by `init_run_meta`).
+- `apply_run_config` writes the run config into the staged copies of the
+  files in the run dir, records the diff in `log/patched` and the
+  modified files in `log/files`.
+
+Each file format has its own module (`config_py`, `config_json`,
+`config_toml`, `config_yaml`) with `read(text)` and `patch(text, values)`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import fnmatch
+import functools
+import glob
+import importlib
+import os
+import re
+import stat
+from dataclasses import dataclass
+from typing import Any
+
+from ..store.run_meta import (
+    FileEvent,
+    append_files_log,
+    read_config,
+    read_opdef,
+    runner_log,
+    write_patched,
+)
+from ..types import ConfigError, OpDef, Run
+from ..util.file_util import is_inside, open_regular, write_atomic
+from .config_util import is_config_value
+
+__all__ = [
+    "ConfigValue",
+    "apply_run_config",
+    "Assigns",
+    "config_files",
+    "parse_assigns",
+    "parse_value",
+    "patched_texts",
+    "read_project_config",
+    "resolve_config",
+]
+
+
+@dataclass(frozen=True)
+class ConfigValue:
+    """A config key's default: its value, the file (relative path) it is
+    read from, the key in that file, and a description.
+
+    `also` holds the same name in other files (`config = ["a.json#*",
+    "b.yaml#*"]` where both define `lr`), each with its own value: the
+    first file read gives the default, and applying config writes the
+    run's value to every file (`files`).
+    """
+
+    value: Any
+    file: str
+    file_key: str
+    description: str = ""
+    also: tuple[ConfigValue, ...] = ()
+
+    @property
+    def files(self) -> list[str]:
+        """Every file that defines the key, the default's first."""
+        return [self.file] + [cv.file for cv in self.also]
+
+    def locations(self) -> list[ConfigValue]:
+        """One ConfigValue per file that defines the key."""
+        return [dataclasses.replace(self, also=())] + list(self.also)
+
+
+# ---------------------------------------------------------------------------
+# Command-line assignments
+
+
+class Assigns(dict):
+    """`NAME=VALUE` words as typed values (see `parse_assigns`).
+
+    It is a dict of name -> value that also remembers the text each
+    value was typed from (`texts`), so that `resolve_config` gives a key
+    whose default is a string the text as typed: `ver=1.10` is `'1.10'`,
+    not the float `1.1`. A value replaced after parsing is taken as given.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.texts: dict[str, tuple[str, Any]] = {}
+
+    def text(self, name: str) -> str | None:
+        """The text `name` was typed from, while its value is unchanged."""
+        text, val = self.texts.get(name, (None, None))
+        return text if text is not None and self.get(name) is val else None
+
+
+def parse_assigns(args: list[str]) -> Assigns:
+    """Parse `NAME=VALUE` args into a dict of typed values.
+
+    Values are typed like YAML scalars: `1` is an int, `1.0` and `1e-3`
+    floats, `true`/`no` bools, `null` None, `'1'` (quoted) a string,
+    `[1, 2]` a list, `{a: 1}` a dict; anything else is a string. The
+    result also keeps each value's text, which `resolve_config` uses for
+    a key whose default is a string: this is the one way NAME=VALUE words
+    become config, for the CLI and for API callers alike.
+    """
+    assigns = Assigns()
+    for arg in args:
+        name, sep, text = arg.partition("=")
+        if not sep or not name or name != name.strip() or " " in name:
+            raise ConfigError(
+                f"Invalid assignment '{arg}': expected NAME=VALUE (e.g. lr=0.01)",
+                key=name or None,
+            )
+        try:
+            val = parse_value(text)
+        except ConfigError as e:
+            raise ConfigError(
+                f"Invalid value in '{name}={_short(text)}': {e}", key=name
+            ) from None
+        assigns[name] = val
+        assigns.texts[name] = (text, val)
+    return assigns
+
+
+def parse_value(text: str) -> Any:
+    """A value typed like a YAML scalar or flow collection (see above).
+
+    A collection nested more than `MAX_DEPTH` levels, and a YAML alias
+    (`*name`, which can expand a short value into a huge one), are
+    refused.
+    """
+    if text[:1] not in ("[", "{", "'", '"'):
+        return _scalar(text)
+    if _depth(text) > MAX_DEPTH:
+        raise ConfigError(f"the value is nested more than {MAX_DEPTH} levels deep")
+    import yaml
+
+    try:
+        val = yaml.load(text, Loader=_value_loader())
+    except yaml.MarkedYAMLError as e:
+        raise ConfigError(f"{e.problem} (quote the value to use it as text)") from None
+    except yaml.YAMLError as e:
+        raise ConfigError(str(e)) from None
+    if not is_config_value(val):
+        raise ConfigError(f"{_short(repr(val))} is not a config value")
+    return val
+
+
+MAX_DEPTH = 100
+"""How deeply `[...]` and `{...}` may nest in a NAME=VALUE value."""
+
+
+def _depth(text: str) -> int:
+    """Deepest nesting of brackets outside quotes (an upper bound is fine)."""
+    depth = deepest = 0
+    quote = None
+    for c in text:
+        if quote:
+            if c == quote:
+                quote = None
+        elif c in "'\"":
+            quote = c
+        elif c in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif c in "]}":
+            depth -= 1
+    return deepest
+
+
+def _short(text: str, size: int = 60) -> str:
+    """`text` cut to `size` characters for a message."""
+    return text if len(text) <= size else text[: size - 3] + "..."
+
+
+_INT = re.compile(r"[-+]?[0-9]+")
+_FLOAT = re.compile(
+    r"[-+]?(?:[0-9]+\.[0-9]*|\.[0-9]+|[0-9]+(?=[eE]))(?:[eE][-+]?[0-9]+)?"
+)
+_NULL = ("null", "Null", "NULL", "~")
+_TRUE = ("true", "yes", "on")
+_FALSE = ("false", "no", "off")
+
+
+def _scalar(text: str) -> Any:
+    tag = _scalar_tag(text)
+    if tag == "null":
+        return None
+    if tag == "bool":
+        return text.lower() in _TRUE
+    if tag == "int":
+        try:
+            return int(text)
+        except ValueError:  # over sys.get_int_max_str_digits() digits
+            raise ConfigError(
+                f"the integer has {len(text)} digits (at most 4300 are read); "
+                "quote it to use it as text"
+            ) from None
+    if tag == "float":
+        val = float(text)
+        if val in (float("inf"), float("-inf")):
+            raise ConfigError(f"{text} is too large for a float")
+        return val
+    return text
+
+
+def _scalar_tag(text: str) -> str:
+    if text in _NULL:
+        return "null"
+    if text in (text.lower(), text.capitalize(), text.upper()) and text.lower() in (
+        _TRUE + _FALSE
+    ):
+        return "bool"
+    if _INT.fullmatch(text):
+        return "int"
+    if _FLOAT.fullmatch(text):
+        return "float"
+    return "str"
+
+
+@functools.cache
+def _value_loader():
+    """A YAML loader that types plain scalars as `_scalar` does.
+
+    Made on first use: yaml is imported only when a value needs it.
+    """
+    import yaml
+
+    class ValueLoader(yaml.SafeLoader):
+        def resolve(self, kind, value, implicit):
+            if kind is yaml.ScalarNode and implicit[0]:
+                return "tag:yaml.org,2002:" + _scalar_tag(value)
+            return super().resolve(kind, value, implicit)
+
+        def construct_scalar_value(self, node):
+            return _scalar(self.construct_scalar(node))
+
+        def compose_node(self, parent, index):
+            if self.check_event(yaml.AliasEvent):
+                raise ConfigError(
+                    "YAML aliases (*name) are not allowed in a value: "
+                    "write the value out"
+                )
+            return super().compose_node(parent, index)
+
+    for tag in ("null", "bool", "int", "float"):
+        ValueLoader.add_constructor(
+            "tag:yaml.org,2002:" + tag, ValueLoader.construct_scalar_value
+        )
+    return ValueLoader
+
+
+# ---------------------------------------------------------------------------
+# Project config
+
+
+def read_project_config(project_dir: str, opdef: OpDef) -> dict[str, ConfigValue]:
+    """Config keys and their defaults from the files an op def names."""
+    return _read_config(project_dir, opdef)
+
+
+def config_files(root: str, opdef: OpDef) -> set[str]:
+    """Paths (relative, `/`-separated) of the files that provide the op's
+    config keys under `root` (a project or run dir)."""
+    return {f for cv in _read_config(root, opdef).values() for f in cv.files}
+
+
+@dataclass(frozen=True)
+class _Rule:
+    include: bool
+    file_glob: str
+    key_globs: tuple[str, ...] | None
+    description: str = ""
+    prefix: str = ""
+    strip_prefix: str = ""
+
+
+_TABLE_KEYS = ("keys", "description", "prefix", "strip-prefix")
+
+
+def _read_config(root: str, opdef: OpDef) -> dict[str, ConfigValue]:
+    """Config keys from the files the op's `config` names under `root`.
+
+    A ConfigError raised here is about the op's `config` (a file or key
+    it names is missing or unreadable): it carries `op` and
+    `key="config"`, so the CLI can name the line in gage.toml.
+    """
+    try:
+        return _read_config_rules(root, opdef)
+    except ConfigError as e:
+        raise ConfigError(str(e), op=opdef.name, key="config", path=e.path) from None
+
+
+def _read_config_rules(root: str, opdef: OpDef) -> dict[str, ConfigValue]:
+    files = _FileCache(root)
+    config: dict[str, ConfigValue] = {}
+    for rule in _rules(opdef):
+        paths = _match_files(root, rule)
+        if rule.include:
+            _include(rule, paths, files, config)
+        else:
+            _exclude(rule, paths, config)
+    return config
+
+
+def _rules(opdef: OpDef) -> list[_Rule]:
+    rules = []
+    for item in opdef.get_config():
+        if isinstance(item, str):
+            rules.append(_parse_rule(item, {}, opdef))
+        elif isinstance(item, dict):
+            rules.extend(_table_rules(item, opdef))
+        else:
+            raise ConfigError(
+                f"Invalid config {item!r} for op '{opdef.name}': expected "
+                "'FILE#KEYS' or a table with 'keys'"
+            )
+    return rules
+
+
+def _table_rules(table: dict[str, Any], opdef: OpDef) -> list[_Rule]:
+    unknown = sorted(set(table) - set(_TABLE_KEYS))
+    if unknown:
+        raise ConfigError(
+            f"Unknown key '{unknown[0]}' in config for op '{opdef.name}': "
+            f"use {', '.join(_TABLE_KEYS)}"
+        )
+    keys = table.get("keys")
+    if not keys:
+        raise ConfigError(
+            f"Config table for op '{opdef.name}' needs 'keys' "
+            "(e.g. keys = 'train.py#lr')"
+        )
+    specs = [keys] if isinstance(keys, str) else list(keys)
+    return [_parse_rule(spec, table, opdef) for spec in specs]
+
+
+def _parse_rule(spec: str, table: dict[str, Any], opdef: OpDef) -> _Rule:
+    if not isinstance(spec, str) or not spec.strip().lstrip("-"):
+        raise ConfigError(
+            f"Invalid config {spec!r} for op '{opdef.name}': expected 'FILE#KEYS'"
+        )
+    spec = spec.strip()
+    include = not spec.startswith("-")
+    file_glob, _, keys = spec.lstrip("-").strip().partition("#")
+    key_globs = tuple(k.strip() for k in keys.split(",") if k.strip()) or None
+    return _Rule(
+        include,
+        file_glob.strip(),
+        key_globs,
+        str(table.get("description") or ""),
+        str(table.get("prefix") or ""),
+        str(table.get("strip-prefix") or ""),
+    )
+
+
+def _match_files(root: str, rule: _Rule) -> list[str]:
+    if not glob.has_magic(rule.file_glob):
+        path = os.path.normpath(rule.file_glob).replace(os.sep, "/")
+        if os.path.isfile(os.path.join(root, path)):
+            return [path]
+        if rule.include:
+            raise ConfigError(f"Config file '{rule.file_glob}' not found in {root}")
+        return []
+    matches = glob.glob(rule.file_glob, root_dir=root, recursive=True)
+    return sorted(
+        m.replace(os.sep, "/")
+        for m in matches
+        if os.path.isfile(os.path.join(root, m)) and _has_format(m)
+    )
+
+
+def _include(
+    rule: _Rule,
+    paths: list[str],
+    files: _FileCache,
+    config: dict[str, ConfigValue],
+) -> None:
+    matched: set[str] = set()
+    all_keys: list[str] = []
+    for path in paths:
+        file_keys = files.read(path)
+        all_keys.extend(file_keys)
+        for file_key, val in file_keys.items():
+            if rule.key_globs is not None and not _match_keys(file_key, rule.key_globs):
+                continue
+            matched.update(
+                g for g in rule.key_globs or () if fnmatch.fnmatchcase(file_key, g)
+            )
+            name = _config_name(file_key, rule)
+            cur = config.get(name)
+            desc = rule.description or (cur.description if cur else "")
+            new = ConfigValue(val, path, file_key, desc)
+            config[name] = _add_location(cur, new) if cur else new
+    for key_glob in rule.key_globs or ():
+        if not glob.has_magic(key_glob) and key_glob not in matched:
+            raise ConfigError(
+                f"Config key '{key_glob}' not found in {rule.file_glob} "
+                f"(keys are: {', '.join(all_keys) or 'none'})"
+            )
+
+
+def _add_location(cur: ConfigValue, new: ConfigValue) -> ConfigValue:
+    """`cur` with `new`'s file as a place that defines the key too; a
+    later rule for a file already there replaces its entry."""
+    locs = cur.locations()
+    files = [cv.file for cv in locs]
+    if new.file in files:
+        locs[files.index(new.file)] = new
+    else:
+        locs.append(new)
+    return _from_locations(locs, new.description)
+
+
+def _from_locations(locs: list[ConfigValue], description: str) -> ConfigValue:
+    first, rest = locs[0], locs[1:]
+    return dataclasses.replace(
+        first,
+        description=description,
+        also=tuple(dataclasses.replace(cv, description="") for cv in rest),
+    )
+
+
+def _match_keys(key: str, key_globs: tuple[str, ...]) -> bool:
+    return any(fnmatch.fnmatchcase(key, g) for g in key_globs)
+
+
+def _config_name(file_key: str, rule: _Rule) -> str:
+    if rule.strip_prefix and file_key.startswith(rule.strip_prefix):
+        file_key = file_key[len(rule.strip_prefix) :]
+    return rule.prefix + file_key
+
+
+def _exclude(rule: _Rule, paths: list[str], config: dict[str, ConfigValue]) -> None:
+    for name, cv in list(config.items()):
+        locs = cv.locations()
+        kept = [
+            loc
+            for loc in locs
+            if loc.file not in paths
+            or (
+                rule.key_globs is not None
+                and not _match_keys(loc.file_key, rule.key_globs)
+            )
+        ]
+        if not kept:
+            del config[name]
+        elif len(kept) < len(locs):
+            config[name] = _from_locations(kept, cv.description)
+
+
+# Format modules by file extension, imported when a file needs one.
+_FORMATS = {
+    ".py": "config_py",
+    ".json": "config_json",
+    ".toml": "config_toml",
+    ".yaml": "config_yaml",
+    ".yml": "config_yaml",
+}
+
+
+def _has_format(path: str) -> bool:
+    return os.path.splitext(path)[1].lower() in _FORMATS
+
+
+def _format(path: str):
+    name = _FORMATS.get(os.path.splitext(path)[1].lower())
+    return importlib.import_module("." + name, __package__) if name else None
+
+
+class _FileCache:
+    """Reads each config file once."""
+
+    def __init__(self, root: str):
+        self.root = root
+        self._keys: dict[str, dict[str, Any]] = {}
+
+    def read(self, path: str) -> dict[str, Any]:
+        try:
+            return self._keys[path]
+        except KeyError:
+            pass
+        fmt = _format(path)
+        if fmt is None:
+            raise ConfigError(
+                f"Cannot read config from {path}: unsupported file type "
+                "(use .py, .json, .toml, .yaml or .yml)"
+            )
+        text = _read_text(self.root, path)
+        try:
+            keys = fmt.read(text)
+        except ConfigError as e:
+            raise ConfigError(f"Cannot read config from {path}: {e}") from None
+        except RecursionError:
+            raise ConfigError(
+                f"Cannot read config from {path}: values are nested too deeply"
+            ) from None
+        except (ValueError, SyntaxError) as e:  # e.g. an int over 4300 digits
+            raise ConfigError(f"Cannot read config from {path}: {e}") from None
+        self._keys[path] = keys
+        return keys
+
+
+def _read_text(root: str, path: str) -> str:
+    try:
+        with open_regular(os.path.join(root, path)) as f:
+            return f.read().decode("utf-8")
+    except UnicodeDecodeError:
+        raise ConfigError(f"Cannot read config from {path}: not UTF-8 text") from None
+    except OSError as e:
+        raise ConfigError(f"Cannot read config from {path}: {e.strerror}") from None
+
+
+# ---------------------------------------------------------------------------
+# Resolve
+
+
+def resolve_config(
+    project_dir: str, opdef: OpDef, assigns: dict[str, Any]
+) -> dict[str, Any]:
+    """The run config: the project's defaults overlaid with `assigns`.
+
+    Each assigned value is converted to the type of its default where it
+    can be (`5` for a float default is `5.0`; a string is typed as on the
+    command line). For `assigns` from `parse_assigns`, a key whose default
+    is a string gets the text as typed (`ver=1.10` is `'1.10'`; quotes
+    are removed: `ver='x y'` is `'x y'`).
+    """
+    defaults = read_project_config(project_dir, opdef)
+    config = {name: cv.value for name, cv in defaults.items()}
+    for name, val in assigns.items():
+        cv = defaults.get(name)
+        if cv is None:
+            raise ConfigError(_unknown_key_msg(name, opdef, defaults), key=name)
+        text = assigns.text(name) if isinstance(assigns, Assigns) else None
+        if isinstance(cv.value, str) and text is not None and not _quoted(text):
+            val = text
+        config[name] = coerce(val, cv.value, name, cv.file)
+    return config
+
+
+def _quoted(text: str) -> bool:
+    return text[:1] in ("'", '"')
+
+
+def _unknown_key_msg(name: str, opdef: OpDef, defaults: dict[str, Any]) -> str:
+    if not defaults:
+        return f"Unknown config key '{name}': op '{opdef.name}' has no config keys"
+    return (
+        f"Unknown config key '{name}' for op '{opdef.name}': "
+        f"valid keys are {', '.join(sorted(defaults))}"
+    )
+
+
+def coerce(val: Any, default: Any, name: str, file: str) -> Any:
+    """`val` as the type of `default` where it can be; else ConfigError."""
+    if val is None or default is None:
+        return val
+    given = val
+    if isinstance(val, str) and not isinstance(default, str):
+        try:
+            val = parse_value(val)
+        except ConfigError:
+            raise ConfigError(_type_msg(given, default, name, file)) from None
+    converted = _convert(val, default)
+    if converted is _NO:
+        raise ConfigError(_type_msg(given, default, name, file))
+    return converted
+
+
+_NO = object()
+
+
+def _convert(val: Any, default: Any) -> Any:
+    if isinstance(default, bool):
+        return val if isinstance(val, bool) else _NO
+    if isinstance(val, bool):
+        return _NO
+    if isinstance(default, int):
+        if isinstance(val, int):
+            return val
+        if isinstance(val, float) and val.is_integer():
+            return int(val)
+        return _NO
+    if isinstance(default, float):
+        return float(val) if isinstance(val, (int, float)) else _NO
+    if isinstance(default, str):
+        if isinstance(val, str):
+            return val
+        return str(val) if isinstance(val, (int, float)) else _NO
+    if isinstance(default, (list, tuple)):
+        return type(default)(val) if isinstance(val, (list, tuple)) else _NO
+    if isinstance(default, dict):
+        return val if isinstance(val, dict) else _NO
+    return val
+
+
+_TYPE_NAMES = [
+    (bool, "a bool (true or false)"),
+    (int, "an int"),
+    (float, "a float"),
+    (str, "a string"),
+    (tuple, "a tuple (e.g. [1, 2])"),
+    (list, "a list (e.g. [1, 2])"),
+    (dict, "a dict (e.g. {a: 1})"),
+]
+
+
+def _type_msg(val: Any, default: Any, name: str, file: str) -> str:
+    expected = next(desc for type, desc in _TYPE_NAMES if isinstance(default, type))
+    return f"Cannot set '{name}' to {_short(repr(val))} in {file}: expected {expected}"
+
+
+# ---------------------------------------------------------------------------
+# Apply
+
+
+def apply_run_config(run: Run, opdef: OpDef | None = None) -> None:
+    """Write the run config (`config.json`) into the staged files.
+
+    Files are patched in the run dir (never in the project). The unified
+    diff goes to `log/patched`; modified files are logged in `log/files`
+    so the manifest has the digests of the patched files.
+    """
+    config = read_config(run)
+    if not config:
+        return
+    log = runner_log(run)
+    log.info("Applying config (see log/patched in the meta dir for details)")
+    opdef = opdef or read_opdef(run)
+    diffs = []
+    events = []
+    for path, changes, old, new in _patches(run.run_dir, opdef, config):
+        full = os.path.join(run.run_dir, path)
+        if not is_inside(run.run_dir, full):
+            raise ConfigError(
+                f"Cannot apply config to {path}: it is outside the run dir "
+                f"{run.run_dir} (an absolute path, '..' or a link to a "
+                "directory outside): config files must be in the run dir",
+                op=opdef.name,
+                path=path,
+            )
+        mode = stat.S_IMODE(os.stat(full).st_mode)
+        write_atomic(full, new.encode("utf-8"), mode)
+        diffs.append(_diff(path, old, new))
+        events.append(FileEvent("m", "s", os.stat(full).st_mtime_ns, path))
+        log.info(f"Patched {path}: {', '.join(sorted(changes))}")
+    write_patched(run, "".join(diffs))
+    append_files_log(run, events)
+    if not events:
+        log.info("Config is the same as the source code: nothing patched")
+
+
+def patched_texts(root: str, opdef: OpDef, config: dict[str, Any]) -> dict[str, str]:
+    """Path -> text of each config file under `root` that `config` changes,
+    as applying it would write it (nothing is written)."""
+    return {path: new for path, _c, _old, new in _patches(root, opdef, config)}
+
+
+def _patches(
+    root: str, opdef: OpDef, config: dict[str, Any]
+) -> list[tuple[str, dict[str, Any], str, str]]:
+    """(path, changes, old text, new text) per file that config changes."""
+    by_file = _changes_by_file(config, _read_config(root, opdef), opdef)
+    result = []
+    for path, changes in sorted(by_file.items()):
+        old = _read_text(root, path)
+        new = _patch_text(old, changes, path)
+        if new != old:
+            result.append((path, changes, old, new))
+    return result
+
+
+def _changes_by_file(
+    config: dict[str, Any], keys: dict[str, ConfigValue], opdef: OpDef
+) -> dict[str, dict[str, Any]]:
+    """File -> {file key: new value} for values that differ from the file."""
+    by_file: dict[str, dict[str, Any]] = {}
+    for name, val in config.items():
+        cv = keys.get(name)
+        if cv is None:
+            raise ConfigError(
+                f"Cannot apply config key '{name}': it is not in the staged "
+                f"source code of op '{opdef.name}' (check its sourcecode and "
+                "config rules)"
+            )
+        for loc in cv.locations():
+            loc_val = coerce(val, loc.value, name, loc.file)
+            if not same_value(loc_val, loc.value):
+                by_file.setdefault(loc.file, {})[loc.file_key] = loc_val
+    return by_file
+
+
+def same_value(a: Any, b: Any) -> bool:
+    """Equal and of the same types throughout (`1 != 1.0 != True`)."""
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, (list, tuple)):
+        return len(a) == len(b) and all(same_value(x, y) for x, y in zip(a, b))
+    if isinstance(a, dict):
+        return list(a) == list(b) and all(same_value(a[k], b[k]) for k in a)
+    return a == b
+
+
+def _patch_text(text: str, changes: dict[str, Any], path: str) -> str:
+    try:
+        return _format(path).patch(text, changes)
+    except ConfigError as e:
+        raise ConfigError(f"Cannot apply config to {path}: {e}") from None
+
+
+def _diff(path: str, old: str, new: str) -> str:
+    lines = difflib.unified_diff(
+        _lines(old),
+        _lines(new),
+        fromfile=path,
+        tofile=path,
+        n=0,
+    )
+    return "".join(
+        line if line.endswith("\n") else line + "\n\\ No newline at end of file\n"
+        for line in lines
+    )
+
+
+def _lines(text: str) -> list[str]:
+    return re.findall(r"[^\n]*\n|[^\n]+$", text)

@@ -1,0 +1,70 @@
+"""A staged run in a process of its own: the entry point engines start.
+
+    python -m gage._internal.engines.child RUN_DIR [--quiet]
+
+does what `gage run --start RUN_DIR -y` does (the CLI calls the same
+library functions): start the run here, name it, print one `gage:` line
+when it fails, and exit with the code `run_start.run_exit` gives. On
+Linux the process ends when its parent does (PR_SET_PDEATHSIG), so a
+run never outlives the gage that started it.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+
+__all__ = ["main", "print_starting", "start"]
+
+
+def main(argv: list[str]) -> int:
+    """Start the staged run at argv[0] (`--quiet`: no name, no output)."""
+    _die_with_parent()
+    return start(argv[0], quiet="--quiet" in argv[1:])
+
+
+def start(run_dir: str, quiet: bool = False) -> int:
+    from ..home import runs
+    from ..lifecycle import run_start
+    from ..types import GageError, RunError
+
+    try:
+        run = runs.select_run(os.path.dirname(os.path.abspath(run_dir)), run_dir)
+        run_start.start_run(
+            run,
+            quiet=quiet,
+            on_start=None if quiet else lambda: print_starting(run),
+        )
+    except GageError as e:
+        print(f"gage: {e}", file=sys.stderr)
+        return 1 if isinstance(e, RunError) else 2
+    except KeyboardInterrupt:
+        print("gage: interrupted", file=sys.stderr)
+        return 130
+    code, msg = run_start.run_exit(run)
+    if msg:
+        print(f"gage: {msg}", file=sys.stderr)
+    return code
+
+
+def print_starting(run) -> None:
+    """`Running OP as NAME (ID)`: the line that names a run as it starts."""
+    from ..home import runs
+
+    op = runs.op_name(run) or "run"
+    print(f"Running {op} as {run.name} ({run.id})", flush=True)
+
+
+def _die_with_parent() -> None:
+    from ..util import run_exec
+
+    set_pdeathsig = run_exec.die_with_parent()
+    if set_pdeathsig:
+        set_pdeathsig()
+    if os.getppid() == 1:  # the parent ended before the call
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

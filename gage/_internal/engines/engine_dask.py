@@ -1,0 +1,443 @@
+"""The dask engine: staged runs start on a Dask distributed cluster.
+
+Dask distributed is the engine, not a home-made one: the same client
+reaches a local cluster, a Slurm or PBS cluster (dask-jobqueue),
+Kubernetes (dask-kubernetes) or ssh hosts (`dask ssh`); its scheduler
+places runs on workers and starts a run again on another worker when the
+one running it dies. It is an optional extra (`pip install
+'gage[dask]'`), imported only when `--engine dask` is used.
+
+No filesystem is shared with the workers. For each run:
+
+1. the client packs the staged run (run dir and meta dir) into tar bytes
+   (`run_archive.pack_run`) and submits `dask_task.run_task` with the
+   bytes and their sha256 as its arguments: the scheduler holds them, so
+   a run that starts again starts from a fresh copy;
+2. the worker checks and unpacks them in a scratch dir of its own, starts
+   the run with gage (`gage run --start DIR`, which verifies the run dir
+   against its manifest and sealed meta and refuses a run that differs),
+   sends each output line back as it comes, and returns the meta dir and
+   the files the run generated (`dask_task`);
+3. the client accepts exactly one result per run: it puts the generated
+   files in the run dir, records the worker (`worker.json`) and swaps the
+   returned meta dir for the staged one in one rename, so the run's
+   record at home is complete and true (`gage check` passes).
+
+Output lines are worker events on a topic of this engine
+(`Worker.log_event`, `Client.subscribe_topic`), printed as `name| line`.
+
+With no scheduler, the engine starts a local cluster of `jobs` worker
+processes on 127.0.0.1. A scheduler that cannot be reached is one error
+(`DaskEngineError`) when the engine is made, before anything is staged.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import os
+import shutil
+import sys
+import tempfile
+import threading
+import uuid
+from typing import Any
+
+from ..store import run_meta
+from ..types import Run, RunError
+from . import dask_task, engine, run_archive
+
+__all__ = ["CONNECT_TIMEOUT", "DaskEngine", "DaskEngineError", "make_engine"]
+
+CONNECT_TIMEOUT = 5.0
+"""Seconds to reach a scheduler before giving up (GAGE_DASK_CONNECT_TIMEOUT)."""
+
+_CANCEL_WAIT = 30.0
+_LINES_WAIT = 5.0
+
+
+class DaskEngineError(RunError):
+    """The Dask cluster cannot be reached or cannot run a run."""
+
+
+def make_engine(
+    jobs: int,
+    scheduler: str | None = None,
+    scheduler_file: str | None = None,
+    timeout: float | None = None,
+    progress: bool | None = None,
+) -> DaskEngine:
+    """A dask engine with up to `jobs` runs in flight, connected to
+    `scheduler` (an address) or `scheduler_file`, else to a local
+    cluster of `jobs` worker processes."""
+    if timeout is None:
+        timeout = _connect_timeout()
+    return DaskEngine(jobs, scheduler, scheduler_file, timeout, progress)
+
+
+def _connect_timeout() -> float:
+    text = os.environ.get("GAGE_DASK_CONNECT_TIMEOUT")
+    if not text:
+        return CONNECT_TIMEOUT
+    try:
+        val = float(text)
+    except ValueError:
+        val = -1.0
+    if not val > 0:
+        raise DaskEngineError(
+            f"GAGE_DASK_CONNECT_TIMEOUT must be a number of seconds above 0, "
+            f"got '{text}'"
+        )
+    return val
+
+
+class DaskEngine:
+    def __init__(
+        self,
+        jobs: int,
+        scheduler: str | None = None,
+        scheduler_file: str | None = None,
+        timeout: float = CONNECT_TIMEOUT,
+        progress: bool | None = None,
+    ) -> None:
+        self.client, self.cluster = _connect(jobs, scheduler, scheduler_file, timeout)
+        self.address = self.client.scheduler.address
+        self.token = uuid.uuid4().hex
+        self.topic = f"gage-output-{self.token}"
+        show = engine._isatty(sys.stderr) if progress is None else progress
+        self.console = engine._Console(show)
+        # A slot is a run on the cluster; it is free again as soon as the
+        # run's task ends there, while its result comes home meanwhile.
+        self._slots = threading.BoundedSemaphore(jobs)
+        self._pool = concurrent.futures.ThreadPoolExecutor(
+            max_workers=2 * jobs, thread_name_prefix="gage-dask"
+        )
+        self._lock = threading.Condition()
+        self._names: dict[str, str] = {}
+        self._attempts: dict[str, str] = {}
+        self._lines: dict[str, int] = {}
+        self._accepted: set[str] = set()
+        self._futures: list[concurrent.futures.Future[int]] = []
+        self._cancelled = False
+        self._closed = False
+        self.client.subscribe_topic(self.topic, self._on_event)
+
+    def submit(
+        self, run: Run, *, quiet: bool = False
+    ) -> concurrent.futures.Future[int]:
+        """Send a staged run to the cluster; its exit code once its record
+        is complete here."""
+        self.console.update(queued=1)
+        fut = self._pool.submit(self._run, run, quiet)
+        self._futures.append(fut)
+        return fut
+
+    def cancel(self) -> None:
+        """End every run in flight (`terminated`, their records brought
+        home); runs not started yet stay staged."""
+        with self._lock:
+            self._cancelled = True
+        for fut in self._futures:
+            fut.cancel()
+        try:
+            self.client.run(dask_task.cancel_runs, self.token, on_error="ignore")
+        except Exception as e:  # a cluster gone away: nothing left to end
+            self._warn(f"cannot reach the Dask workers to cancel runs: {e}")
+        concurrent.futures.wait(self._futures, timeout=_CANCEL_WAIT)
+
+    def close(self) -> None:
+        """Wait for the runs in flight; end the local cluster, if any."""
+        if self._closed:
+            return
+        self._closed = True
+        self._pool.shutdown(wait=True)
+        self.console.clear()
+        try:
+            self.client.unsubscribe_topic(self.topic)
+        except Exception:
+            pass
+        if self.cluster is not None:
+            from .dask_local import SHUTDOWN_WAIT
+
+            wait = SHUTDOWN_WAIT
+            try:
+                self.client.shutdown()  # the local scheduler and its workers
+            except Exception:
+                wait = 0.0
+            self.cluster.close(wait)
+        self.client.close()
+
+    # -- one run
+
+    def _run(self, run: Run, quiet: bool) -> int:
+        # Packed while the runs before it are in flight: a free slot
+        # sends it at once.
+        data = _pack(run)
+        digest = run_archive.archive_digest(data)
+        self._slots.acquire()
+        with self._lock:
+            if self._cancelled:
+                self._slots.release()
+                return 130
+            self._names[run.id] = run.name
+        try:
+            dfut = self._submit(run, data, digest, quiet)
+        except BaseException:
+            self._slots.release()
+            raise
+        self.console.update(queued=-1, running=1)
+        code = 1
+        try:
+            code = self._result(run, dfut)
+        finally:
+            self.console.update(running=-1, done=1, failed=int(code != 0))
+        return code
+
+    def _submit(self, run: Run, data: bytes, digest: str, quiet: bool) -> Any:
+        dfut = self.client.submit(
+            dask_task.run_task,
+            data,
+            digest,
+            run.id,
+            self.token,
+            None if quiet else self.topic,
+            key=f"gage-run-{run.id}-{self.token[:8]}",
+            pure=False,
+        )
+        dfut.add_done_callback(lambda _f: self._slots.release())
+        return dfut
+
+    def _result(self, run: Run, dfut: Any) -> int:
+        try:
+            result = dfut.result()
+        except concurrent.futures.CancelledError:
+            return 130
+        except Exception as e:
+            # KilledWorker (workers died running it too often) and the like.
+            msg = f"run {run.name} did not complete on the cluster: {_reason(e)}"
+            run_meta.runner_log(run).info(msg)
+            self._warn(msg)
+            return 1
+        return self._accept(run, result)
+
+    def _accept(self, run: Run, result: dict[str, Any]) -> int:
+        with self._lock:
+            if run.id in self._accepted:
+                return run_meta.read_exit_code(run) or 0
+            self._accepted.add(run.id)
+        where = f"{result.get('host')} ({result.get('worker')})"
+        if result["status"] == "cancelled":
+            return 130
+        if result["status"] == "refused":
+            msg = f"run {run.name} refused by Dask worker {where}: {result['error']}"
+            run_meta.runner_log(run).info(msg)
+            self._warn(msg)
+            return 1
+        self._wait_lines(run.id, result.get("attempt"), result.get("lines", 0))
+        worker = {
+            "engine": "dask",
+            "host": result.get("host"),
+            "worker": result.get("worker"),
+            "scheduler": self.address,
+        }
+        place_result(run, result["archive"], result.get("deleted") or [], worker)
+        code = run_meta.read_exit_code(run)
+        return code if code is not None else 1
+
+    # -- output
+
+    def _on_event(self, event: Any) -> None:
+        _time, msg = event
+        run_id = msg.get("run")
+        attempt = msg.get("attempt")
+        name = self._names.get(run_id, run_id[:8] if run_id else "?")
+        with self._lock:
+            if self._attempts.get(run_id) != attempt:
+                again = run_id in self._attempts
+                self._attempts[run_id] = attempt
+                self._lines[run_id] = 0
+            else:
+                again = False
+        if again:
+            self.console.line(
+                sys.stderr,
+                name,
+                f"gage: started again on {msg.get('host')} ({msg.get('worker')}): "
+                "the worker that ran it was lost",
+            )
+        if "line" in msg:
+            dest = sys.stderr if msg.get("stream") == 1 else sys.stdout
+            self.console.line(dest, name, msg["line"])
+            with self._lock:
+                self._lines[run_id] = self._lines.get(run_id, 0) + 1
+                self._lock.notify_all()
+
+    def _wait_lines(self, run_id: str, attempt: str | None, count: int) -> None:
+        """Wait (a little) for the output lines still on their way."""
+        with self._lock:
+            self._lock.wait_for(
+                lambda: (
+                    self._attempts.get(run_id) == attempt
+                    and self._lines.get(run_id, 0) >= count
+                ),
+                timeout=_LINES_WAIT if count else 0,
+            )
+
+    def _warn(self, msg: str) -> None:
+        self.console.line(sys.stderr, "gage", msg)
+
+
+def _pack(run: Run) -> bytes:
+    return run_archive.pack_run(run)
+
+
+def _reason(e: BaseException) -> str:
+    text = str(e) or type(e).__name__
+    if type(e).__name__ == "KilledWorker":
+        return (
+            "the workers that ran it died too many times "
+            "(distributed.scheduler.allowed-failures)"
+        )
+    return text
+
+
+# ---------------------------------------------------------------------------
+# Connect
+
+
+def _connect(
+    jobs: int, scheduler: str | None, scheduler_file: str | None, timeout: float
+) -> tuple[Any, Any]:
+    """A connected client, and the local cluster it uses (or None)."""
+    if scheduler and scheduler_file:
+        raise DaskEngineError("give a scheduler address or a scheduler file, not both")
+    cluster = None
+    if scheduler_file:
+        if not os.path.isfile(scheduler_file):
+            raise DaskEngineError(
+                f"Dask scheduler file {scheduler_file} does not exist: start a "
+                f"scheduler with 'dask scheduler --scheduler-file {scheduler_file}' "
+                "or give the right file; nothing was staged",
+                path=scheduler_file,
+            )
+        where = f"in {scheduler_file}"
+    elif scheduler:
+        where = f"at {scheduler}"
+    else:
+        from . import dask_local
+
+        cluster = dask_local.start_cluster(jobs)
+        scheduler_file = cluster.scheduler_file
+        where = "of the local cluster"
+    try:
+        client = _client(scheduler, scheduler_file, timeout)
+        if cluster is not None:
+            client.wait_for_workers(jobs, timeout=dask_local.START_TIMEOUT)
+    except (OSError, TimeoutError, ValueError) as e:
+        if cluster is not None:
+            cluster.close()
+        raise DaskEngineError(
+            f"cannot reach the Dask scheduler {where} within {timeout:g}s "
+            f"({_reason(e).splitlines()[0]}): start it, or fix --scheduler, "
+            "--scheduler-file, $scheduler in gage.toml or GAGE_SCHEDULER; "
+            "nothing was staged"
+        ) from None
+    return client, cluster
+
+
+def _client(scheduler: str | None, scheduler_file: str | None, timeout: float) -> Any:
+    from distributed import Client
+
+    if scheduler_file:
+        return Client(scheduler_file=scheduler_file, timeout=timeout)
+    return Client(scheduler, timeout=timeout)
+
+
+# ---------------------------------------------------------------------------
+# Accept a result
+
+
+def place_result(
+    run: Run, archive: bytes, deleted: list[str], worker: dict[str, Any]
+) -> None:
+    """Bring a run's result home: generated and modified files into its
+    run dir, deleted ones out, then the returned meta dir (with
+    `worker.json`) in place of the staged one, swapped in one rename."""
+    incoming = tempfile.mkdtemp(prefix=f".incoming-{run.id[:12]}-", dir=run.runs_home)
+    try:
+        back = run_archive.unpack_run(archive, incoming, run.id)
+        _check_generated(back)
+        run_meta.write_worker(back, worker)
+        run_meta.runner_log(back).info(
+            f"Ran on Dask worker {worker.get('worker')} (host {worker.get('host')}, "
+            f"scheduler {worker.get('scheduler')}); record brought home"
+        )
+        _move_files(back.run_dir, run.run_dir)
+        for path in deleted:
+            full = os.path.join(run.run_dir, path)
+            if os.path.lexists(full) and not os.path.isdir(full):
+                os.unlink(full)
+        _exchange(back.meta_dir, run.meta_dir)
+    finally:
+        shutil.rmtree(incoming, onerror=_force_remove)
+
+
+def _check_generated(run: Run) -> None:
+    from ..lifecycle.run_verify import file_digest
+
+    for e in run_meta.read_manifest(run):
+        full = os.path.join(run.run_dir, e.path)
+        if e.type == "g" and os.path.lexists(full) and file_digest(full) != e.sha256:
+            raise DaskEngineError(
+                f"result of run {run.name} is damaged: {e.path} does not match "
+                "its manifest digest; the run keeps its staged record",
+                run=run.id,
+                path=e.path,
+            )
+
+
+def _move_files(src_root: str, dest_root: str) -> None:
+    for dirpath, dirnames, filenames in os.walk(src_root):
+        rel = os.path.relpath(dirpath, src_root)
+        dest_dir = os.path.normpath(os.path.join(dest_root, rel))
+        os.makedirs(dest_dir, exist_ok=True)
+        names = filenames + [
+            d for d in dirnames if os.path.islink(os.path.join(dirpath, d))
+        ]
+        for name in names:
+            os.replace(os.path.join(dirpath, name), os.path.join(dest_dir, name))
+
+
+def _exchange(new: str, old: str) -> None:
+    """Swap two dirs: `old`'s path gets `new`'s content in one rename
+    (renameat2 RENAME_EXCHANGE on Linux), `new`'s path the old one."""
+    if _rename_exchange(new, old):
+        return
+    tmp = new + ".old"
+    os.rename(old, tmp)
+    os.rename(new, old)
+    os.rename(tmp, new)
+
+
+def _rename_exchange(a: str, b: str) -> bool:
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        renameat2 = libc.renameat2
+    except (OSError, AttributeError):
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    return (
+        renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange)
+        == 0
+    )
+
+
+def _force_remove(func: Any, path: str, _exc: Any) -> None:
+    try:
+        os.chmod(os.path.dirname(path), 0o755)
+        func(path)
+    except OSError:
+        pass

@@ -1,0 +1,1 @@
+"""Looking back at runs: compare, diff (and why a run ran), delete plans."""

@@ -1,0 +1,182 @@
+"""Delete runs the user selects, never what a live run needs.
+
+`plan_delete` decides, for the runs a user selected, which can go and
+which must stay, with the reason:
+
+- a `running` run stays (stop it first), and so does a `pending` run
+  whose stager is alive (it is being staged);
+- an upstream run whose files a `staged`, `running` or being-staged run
+  depends on (a `run-files` dependency, by run id in its deps.json)
+  stays, naming that run, unless `force`, or unless that run is
+  deleted too.
+
+`delete_runs` deletes the runs of a plan, one by one, through
+`runs.delete_run` (the one deleter: crash-consistent, and safe for data
+another run uses, as placed files are copies or links of their own).
+
+`PURGE_STATUSES` are the statuses of leftovers that `gage runs purge`
+deletes by default: runs whose staging or runner died, and failed runs.
+Selecting `pending` runs also selects the runs whose staging died
+before they were staged (they list as `abandoned`): what a failed
+staging leaves.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Iterable, Sequence
+
+from ..home import runs
+from ..store import run_meta
+from ..types import GageError, Run
+from ..util import run_exec
+
+__all__ = [
+    "PURGE_STATUSES",
+    "Plan",
+    "Refused",
+    "delete_runs",
+    "plan_delete",
+    "select_runs",
+]
+
+PURGE_STATUSES = ("pending", "abandoned", "error")
+
+_LIVE = ("staged", "running", "pending")
+
+
+@dataclass(frozen=True)
+class Refused:
+    """A selected run that is not deleted, and why."""
+
+    run: Run
+    reason: str
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What deleting the selected runs does: `delete` (with each run's
+    status) and `refused`."""
+
+    delete: tuple[tuple[Run, str], ...]
+    refused: tuple[Refused, ...]
+
+
+def select_runs(
+    home: str,
+    specs: Sequence[str] = (),
+    op: str | None = None,
+    statuses: Sequence[str] | None = None,
+) -> list[Run]:
+    """Runs for RUN specs (`runs.select_run`), else all runs, newest
+    first, filtered by op and statuses. With neither specs nor a filter,
+    raises GageError: deleting every run takes naming them."""
+    if not specs and op is None and statuses is None:
+        raise GageError(
+            "name the runs to delete: RUN..., --op OP or --status S "
+            "(see 'gage runs rm --help')"
+        )
+    if not specs:
+        page, _total = runs.runs_page(home, op, None, None)
+        return [
+            Run(r["id"], r["run_dir"], r["name"])
+            for _n, r in page
+            if statuses is None or _matches(r, statuses)
+        ]
+    picked: dict[str, Run] = {}
+    for spec in specs:
+        run = runs.select_run(home, spec)
+        picked.setdefault(run.id, run)
+    candidates = list(picked.values())
+    if op is not None:
+        candidates = [r for r in candidates if runs.op_name(r) == op]
+    if statuses is not None:
+        candidates = [r for r in candidates if _matches(runs.run_record(r), statuses)]
+    return candidates
+
+
+def _matches(record: dict, statuses: Sequence[str]) -> bool:
+    """A run record has one of `statuses`. `pending` also matches a run
+    whose staging died before it was staged (listed as `abandoned`): the
+    leftover a failed staging leaves."""
+    if record["status"] in statuses:
+        return True
+    return (
+        "pending" in statuses
+        and record["status"] == "abandoned"
+        and record["staged"] is None
+        and record["started"] is None
+    )
+
+
+def plan_delete(home: str, selected: Sequence[Run], force: bool = False) -> Plan:
+    """Which of `selected` can be deleted, and why the others cannot."""
+    ids = {run.id for run in selected}
+    status = {run.id: runs.run_status(run) for run in selected}
+    needed_by = _needed_by(home, ids) if selected else {}
+    delete: list[tuple[Run, str]] = []
+    refused: list[Refused] = []
+    for run in selected:
+        reason = _live_reason(run, status[run.id])
+        if reason is None and not force and run.id in needed_by:
+            other, other_status = needed_by[run.id]
+            reason = (
+                f"{other_status} run {other.name} ({runs.op_name(other) or '?'}) "
+                "depends on it (--force deletes it anyway)"
+            )
+        if reason is None:
+            delete.append((run, status[run.id]))
+        else:
+            refused.append(Refused(run, reason))
+    return Plan(tuple(delete), tuple(refused))
+
+
+def _live_reason(run: Run, status: str) -> str | None:
+    if status == "running":
+        return "it is running (stop it first)"
+    if status == "pending" and _being_staged(run):
+        return "it is being staged"
+    return None
+
+
+def _being_staged(run: Run) -> bool:
+    stager = run_meta.read_stager(run)
+    return bool(stager and run_exec.pid_alive(stager.pid, stager.start_time))
+
+
+def _needed_by(home: str, deleting: set[str]) -> dict[str, tuple[Run, str]]:
+    """Upstream run id -> a live run (not being deleted) that depends on
+    it, with that run's status."""
+    found: dict[str, tuple[Run, str]] = {}
+    for status in _LIVE:
+        for _n, r in runs.runs_page(home, None, status, None)[0]:
+            run = Run(r["id"], r["run_dir"], r["name"])
+            if run.id in deleting:
+                continue
+            if status == "pending" and not _being_staged(run):
+                continue
+            for upstream in _upstream_ids(run):
+                found.setdefault(upstream, (run, status))
+    return found
+
+
+def _upstream_ids(run: Run) -> Iterable[str]:
+    for dep in run_meta.read_deps(run):
+        source = dep.get("source") or {}
+        if source.get("type") == "run" and source.get("id"):
+            yield source["id"]
+
+
+def delete_runs(plan: Plan, deleted: Callable[[Run], None] | None = None) -> int:
+    """Delete the runs of `plan`; `deleted(run)` after each. A run that
+    started since the plan was made is left alone. Returns how many were
+    deleted."""
+    n = 0
+    for run, _status in plan.delete:
+        if _live_reason(run, runs.run_status(run)):
+            continue  # started or being staged since the plan was made
+        runs.delete_run(run)
+        n += 1
+        if deleted:
+            deleted(run)
+    return n

@@ -1,0 +1,339 @@
+"""Start a staged run and complete its record.
+
+A staged run starts from its run dir and meta dir alone: nothing here
+reads the project, and nothing written to meta holds an absolute path,
+so a staged run can be moved (run dir and meta dir together) and
+started where it lands.
+
+    start_run: lock -> verify -> exec -> finalize_run
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shlex
+import signal
+import threading
+import time
+from typing import Any, Callable, Iterator
+
+from ..faults import fault_point
+from ..home.runs import run_status
+from ..project.op_exec import op_cmd
+from ..store import run_meta
+from ..store.objects import terminal_progress
+from ..store.run_meta import (
+    FileEvent,
+    ManifestEntry,
+    append_files_log,
+    read_opdef,
+    runner_log,
+    write_timestamp,
+)
+from ..types import OpDef, Run, RunError, RunLockedError, VerifyError
+from ..util import file_util, run_exec
+from .run_stage import check_run_dirs
+from .run_summary import read_run_summary
+from .run_verify import digest_cache, file_digest, verify_files
+
+__all__ = ["finalize_run", "run_exit", "start_run"]
+
+_LOCK_PID_WAIT = 2.0
+
+
+def start_run(
+    run: Run,
+    quiet: bool = False,
+    verify: bool = True,
+    on_start: Callable[[], None] | None = None,
+) -> int:
+    """Run a staged run's command in its run dir and finalize it.
+
+    Returns the command's exit code (negative for a signal). Refuses a
+    run that is not staged, is running or has run (RunError), one that
+    another process holds (RunLockedError) and, unless `verify` is false,
+    one whose staged files differ from its manifest (VerifyError).
+    `on_start` is called once the run is verified, just before its
+    command starts (the CLI names the run then).
+    """
+    import filelock
+
+    check_run_dirs(run, RunError)
+    lock = filelock.FileLock(run_meta.lock_path(run))
+    try:
+        lock.acquire(timeout=0)
+    except filelock.Timeout:
+        raise RunLockedError(_locked_msg(run)) from None
+    except PermissionError:
+        raise RunError(
+            f"Cannot lock run {run.name} ({run.id}): permission denied "
+            f"for {run_meta.lock_path(run)}; the meta dir must be writable"
+        ) from None
+    try:
+        return _start_locked(run, quiet, verify, on_start)
+    finally:
+        lock.release()
+
+
+def _locked_msg(run: Run) -> str:
+    # The holder writes proc/lock right after it takes the lock.
+    deadline = time.monotonic() + _LOCK_PID_WAIT
+    proc_lock = run_meta.read_proc_lock(run)
+    while proc_lock is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+        proc_lock = run_meta.read_proc_lock(run)
+    pid = str(proc_lock.pid) if proc_lock else "unknown"
+    return (
+        f"Run {run.name} ({run.id}) is held by another process (pid {pid}): "
+        "it is being started or is running; wait for it or stop that process"
+    )
+
+
+def _start_locked(
+    run: Run, quiet: bool, verify: bool, on_start: Callable[[], None] | None
+) -> int:
+    log = runner_log(run)
+    status = run_status(run)
+    if status != "staged":
+        raise RunError(_not_startable_msg(run, status))
+    # proc/lock first: a process refused the lock reads the pid here.
+    pid = os.getpid()
+    run_meta.write_proc_lock(run, pid, run_exec.proc_start_time(pid))
+    deferred: list[int] = []
+    try:
+        # Verified files match the manifest: only files the run touches
+        # need hashing again. Unverified ones may not: hash all at the end.
+        before = None
+        if verify:
+            stats = file_util.snapshot_stats(run.run_dir)
+            before = {p: (st.st_size, st.st_mtime_ns) for p, st in stats.items()}
+            _verify_for_start(run, log, before, quiet, stats)
+        args = run_meta.read_proc_cmd(run)
+        env = _run_env(run)
+        if on_start:
+            on_start()
+        write_timestamp(run, "started")
+        log.info(f"Starting run {run.id}: {shlex.join(args)}")
+        output, _index = run_meta.output_paths(run, "run")
+        try:
+            exit_code = run_exec.exec_proc(
+                args,
+                run.run_dir,
+                env,
+                output,
+                quiet=quiet,
+                on_signal=lambda sig: _on_signal(run, sig),
+            )
+        except run_exec.ExecError as e:
+            log.info(str(e))
+            with _signals_deferred(run, deferred):
+                finalize_run(run, 127, quiet=quiet, _before=before)
+            raise RunError(
+                f"{e} (run {run.name}): check the command in "
+                f"{run_meta.run_meta_path(run, 'proc', 'cmd')} and PATH"
+            ) from None
+        log.info(f"Run process exited with code {exit_code}")
+        with _signals_deferred(run, deferred):
+            finalize_run(run, exit_code, quiet=quiet, _before=before)
+        return exit_code
+    finally:
+        run_meta.delete_proc_lock(run)
+        _raise_deferred(deferred)
+
+
+@contextlib.contextmanager
+def _signals_deferred(run: Run, deferred: list[int]) -> Iterator[None]:
+    """Hold SIGINT/SIGTERM while the record of a run is completed.
+
+    The run's process has ended; a signal now would leave the record
+    half written. It is raised again once the record is complete.
+    """
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(sig: int, _frame: Any) -> None:
+        deferred.append(sig)
+        name = signal.Signals(sig).name
+        runner_log(run).info(f"Received {name}: completing the run record first")
+
+    sigs = (signal.SIGINT, signal.SIGTERM)
+    saved = {sig: signal.signal(sig, handler) for sig in sigs}
+    try:
+        yield
+    finally:
+        for sig, prev in saved.items():
+            signal.signal(sig, prev)
+
+
+def _raise_deferred(deferred: list[int]) -> None:
+
+    if deferred:
+        signal.raise_signal(deferred[0])
+
+
+def _not_startable_msg(run: Run, status: str) -> str:
+    what = f"Run {run.name} ({run.id})"
+    if status == "pending":
+        return f"{what} is not staged: stage it before starting it"
+    if run_meta.read_timestamp(run, "started") is None:
+        return (
+            f"{what} is not staged: its staging was abandoned (the process "
+            "that staged it ended first); stage a new run"
+        )
+    if status == "running":
+        lock = run_meta.read_proc_lock(run)
+        pid = lock.pid if lock else "unknown"
+        return f"{what} is already running (pid {pid})"
+    return (
+        f"{what} has already been started (status {status}): "
+        "a run starts once; stage a new run"
+    )
+
+
+def _verify_for_start(
+    run: Run,
+    log: Any,
+    files: dict[str, tuple[int, int]],
+    quiet: bool,
+    stats: dict[str, os.stat_result],
+) -> None:
+    # Files whose stat is what staging recorded are not read again.
+    progress = terminal_progress("Verifying", quiet)
+    try:
+        with digest_cache(run) as cache:
+            diffs = verify_files(run, files, cache, progress, stats)
+    finally:
+        progress.done()
+    if not diffs:
+        return
+    listing = ", ".join(str(d) for d in diffs)
+    log.info("Refused to start: staged files differ from the manifest\n" + listing)
+    raise VerifyError(
+        f"Run {run.name} ({run.id}) differs from its manifest: {listing}; "
+        "stage a new run, or start it without verifying to run it as it is "
+        f"(gage run --start {run.name} --no-verify)"
+    )
+
+
+def _run_env(run: Run) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(run_meta.read_proc_env(run))
+    env["RUN_ID"] = run.id
+    env["RUN_DIR"] = run.run_dir
+    env["PYTHONDONTWRITEBYTECODE"] = "1"
+    return env
+
+
+def _on_signal(run: Run, sig: int) -> None:
+
+    name = signal.Signals(sig).name
+    if run_meta.read_proc_signal(run) is None:
+        run_meta.write_proc_signal(run, name)
+    runner_log(run).info(f"Received {name}: passing it to the run process")
+
+
+# Finalize
+
+
+def finalize_run(
+    run: Run,
+    exit_code: int,
+    quiet: bool = True,
+    _before: dict[str, tuple[int, int]] | None = None,
+) -> None:
+    """Complete the record of a run whose process ended with `exit_code`.
+
+    Runs the op's `finalize` hook if it has one, records generated (g),
+    modified (m) and deleted (d) files in `log/files`, adds generated
+    files to the manifest, reads the run's summary into meta, then writes
+    `exit_code` and `stopped`.
+    """
+    log = runner_log(run)
+    opdef = read_opdef(run)
+    if opdef.get_exec().get("finalize") is not None:
+        _run_finalize_hook(run, opdef, exit_code, quiet, log)
+    _log_run_files(run, _before)
+    read_run_summary(run, opdef, log)
+    fault_point("finalize")
+    for phase in ("run", "finalize"):
+        for path in run_meta.output_paths(run, phase):
+            if os.path.exists(path):
+                file_util.make_readonly(path)
+    run_meta.write_exit_code(run, exit_code)
+    write_timestamp(run, "stopped")
+    log.info(f"Run stopped with exit code {exit_code} ({run_status(run)})")
+
+
+def _run_finalize_hook(
+    run: Run, opdef: OpDef, exit_code: int, quiet: bool, log: Any
+) -> None:
+    cmd = op_cmd(opdef, "finalize")
+    args = cmd.args
+    env = _run_env(run)
+    env.update(cmd.env)
+    env["RUN_EXIT_CODE"] = str(exit_code)
+    output, _index = run_meta.output_paths(run, "finalize")
+    log.info(f"Running finalize hook: {shlex.join(args)}")
+    try:
+        code = run_exec.exec_proc(args, run.run_dir, env, output, quiet=quiet)
+    except run_exec.ExecError as e:
+        log.info(f"finalize hook could not start: {e}")
+        return
+    log.info(f"finalize hook exited with code {code}")
+
+
+def _log_run_files(run: Run, before: dict[str, tuple[int, int]] | None) -> None:
+    """Log what the run did to the run dir; extend the manifest."""
+    manifest = {e.path: e for e in run_meta.read_manifest(run)}
+    after = file_util.snapshot_dir(run.run_dir)
+    events: list[FileEvent] = []
+    generated: list[ManifestEntry] = []
+    for path in sorted(after):
+        mtime = after[path][1]
+        full = f"{run.run_dir}/{path}"
+        staged = manifest.get(path)
+        if staged is None:
+            events.append(FileEvent("a", "g", mtime, path))
+            generated.append(ManifestEntry("g", file_digest(full), path))
+        elif before is None or before.get(path) != after[path]:
+            if file_digest(full) != staged.sha256:
+                events.append(FileEvent("m", staged.type, mtime, path))
+    for path in sorted(set(manifest) - set(after)):
+        events.append(FileEvent("d", manifest[path].type, 0, path))
+    append_files_log(run, events)
+    if generated:
+        run_meta.append_manifest(run, generated)
+
+
+def run_exit(run: Run) -> tuple[int, str | None]:
+    """The exit code gage gives for a run that has ended, and the line
+    that says why when it is not 0: the command's own code (1-255), 128+N
+    for a run ended by signal N (130 for Ctrl-C), 1 for any other failure
+    or a run that never started."""
+    status = run_status(run)
+    code = run_meta.read_exit_code(run)
+    if status == "completed":
+        return 0, None
+    if status == "staged":
+        return 1, f"run {run.name} did not start (status staged)"
+    signal_code = _signal_exit(run, code) if status == "terminated" else None
+    if signal_code is not None:
+        what = "interrupted" if signal_code == 130 else "terminated by a signal"
+        return signal_code, f"run {run.name} {what} (status {status})"
+    return (
+        code if code is not None and 0 < code < 256 else 1,
+        f"run {run.name} failed with exit code {code} (status {status})",
+    )
+
+
+def _signal_exit(run: Run, code: int | None) -> int | None:
+    """128 + the number of the signal that ended a run, as shells do."""
+    name = run_meta.read_proc_signal(run)
+    if name is not None and name in signal.Signals.__members__:
+        return 128 + signal.Signals[name].value
+    if code is not None and code < 0:
+        return 128 - code
+    return None

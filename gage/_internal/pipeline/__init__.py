@@ -1,0 +1,1 @@
+"""Many runs from one command: repro of the op graph, batches of trials."""

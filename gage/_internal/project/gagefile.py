@@ -1,0 +1,588 @@
+"""gage.toml: find it, parse it, validate it, return op definitions.
+
+A gage.toml holds one table per operation:
+
+    [train]
+    exec = "python train.py"
+    config = "train.py#lr,epochs"
+
+Top-level keys that start with `$` are project settings: `$runs-dir` (a
+path relative to the gage.toml directory), `$engine` (where runs start:
+`local` or `dask`), `$scheduler` (a Dask scheduler address) and
+`$scheduler-file` (a Dask scheduler file, relative to the gage.toml
+directory). Every other top-level key names an op.
+
+Validation happens here, at the boundary, so the rest of the library can
+trust an `OpDef`. Every error is a `GagefileError` whose message names
+the file (with the line where it can be found), the op and key, and what
+is expected.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from typing import Any, NoReturn
+
+from ..types import (
+    DependencyError,
+    GagefileError,
+    OpDef,
+    OpRef,
+    StageError,
+    describe,
+)
+from ..util import file_util
+from . import graph as pipeline
+from .dep_spec import DEPENDENCY_TYPES, check_dependency
+from .op_exec import PHASES, op_cmd, split_exec
+
+__all__ = [
+    "DEPENDENCY_TYPES",
+    "EXEC_PHASES",
+    "FILENAME",
+    "OP_KEYS",
+    "Gagefile",
+    "find_gagefile",
+    "key_location",
+    "load_gagefile",
+    "op_cmd",
+    "op_ref",
+    "read_gagefile",
+]
+
+FILENAME = "gage.toml"
+
+OP_KEYS = [
+    "config",
+    "default",
+    "depends",
+    "description",
+    "env",
+    "exec",
+    "listing",
+    "output-summary",
+    "sourcecode",
+    "summary",
+    "version",
+]
+
+PROJECT_KEYS = ["$runs-dir", "$engine", "$scheduler", "$scheduler-file"]
+
+ENGINES = ("local", "dask")
+"""Engine names (`$engine`, `--engine`): see engine.get_engine."""
+
+EXEC_PHASES = list(PHASES)
+
+
+@dataclass(frozen=True)
+class Gagefile:
+    """A loaded gage.toml: its path, ops in file order and settings."""
+
+    path: str
+    opdefs: dict[str, OpDef]
+    runs_dir: str | None = None
+    engine: str | None = None
+    scheduler: str | None = None
+    scheduler_file: str | None = None
+
+    @property
+    def project_dir(self) -> str:
+        return os.path.dirname(self.path)
+
+    def get_opdef(self, name: str | None) -> OpDef:
+        """The op named `name`, or the default op when `name` is None."""
+        if name is None:
+            return self.default_opdef()
+        try:
+            return self.opdefs[name]
+        except KeyError:
+            raise GagefileError(
+                f"{_display_path(self.path)}: no operation '{name}' "
+                f"(defined: {_names(self.opdefs)})"
+            ) from None
+
+    def default_opdef(self) -> OpDef:
+        """The op marked `default = true`, or the only op."""
+        marked = [d for d in self.opdefs.values() if d.data.get("default")]
+        if marked:
+            return marked[0]
+        if len(self.opdefs) == 1:
+            return next(iter(self.opdefs.values()))
+        if not self.opdefs:
+            raise GagefileError(f"{_display_path(self.path)}: no operations defined")
+        raise GagefileError(
+            f"{_display_path(self.path)}: no default operation: name one of "
+            f"{_names(self.opdefs)}, or mark one with 'default = true'"
+        )
+
+
+def _names(opdefs: dict[str, OpDef]) -> str:
+    return ", ".join(opdefs) or "none"
+
+
+# ---------------------------------------------------------------------------
+# Find and load
+
+
+def find_gagefile(start_dir: str | None = None) -> str | None:
+    """Path of gage.toml in `start_dir` (default cwd) or its nearest parent."""
+    path = os.path.abspath(start_dir or os.getcwd())
+    while True:
+        candidate = os.path.join(path, FILENAME)
+        if os.path.isfile(candidate):
+            return candidate
+        parent = os.path.dirname(path)
+        if parent == path:
+            return None
+        path = parent
+
+
+def load_gagefile(start_dir: str | None = None) -> Gagefile:
+    """Find and read gage.toml; a clear error when there is none."""
+    path = find_gagefile(start_dir)
+    if path is None:
+        where = os.path.abspath(start_dir or os.getcwd())
+        raise GagefileError(
+            f"no {FILENAME} in {where} or a parent directory: "
+            f"create one that defines an operation, e.g. "
+            f'[train] exec = "python train.py"'
+        )
+    return read_gagefile(path)
+
+
+def read_gagefile(path: str) -> Gagefile:
+    """Parse and validate gage.toml at `path`."""
+    path = os.path.abspath(path)
+    try:
+        with file_util.open_regular(path) as f:
+            raw = f.read()
+    except OSError as e:
+        raise GagefileError(f"cannot read {path}: {e.strerror}") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = raw[: e.start].count(b"\n") + 1
+        raise GagefileError(
+            f"{_display_path(path)}:{line}: not UTF-8 text ({e.reason}): "
+            "save the file as UTF-8"
+        ) from None
+    toml = file_util.tomllib()
+    try:
+        data = toml.loads(text)
+    except toml.TOMLDecodeError as e:
+        raise GagefileError(f"{_display_path(path)}: TOML syntax error: {e}") from None
+    except ValueError as e:  # an integer over 4,300 digits
+        raise GagefileError(f"{_display_path(path)}: cannot read: {e}") from None
+    except RecursionError:
+        raise GagefileError(
+            f"{_display_path(path)}: values are nested too deeply to read"
+        ) from None
+    return _Validator(path, text).gagefile(data)
+
+
+def key_location(gf: Gagefile, op: str, key: str) -> str:
+    """`gage.toml:LINE` of `key` in op `op` (`gage.toml` when not found)."""
+    try:
+        with open(gf.path, encoding="utf-8") as f:
+            line = _Validator(gf.path, f.read())._line(op, key)
+    except (OSError, ValueError):
+        line = None
+    path = _display_path(gf.path)
+    return f"{path}:{line}" if line else path
+
+
+def _display_path(path: str) -> str:
+    """`path` relative to the cwd when it is under it, else absolute."""
+    try:
+        rel = os.path.relpath(path)
+    except ValueError:
+        return path
+    return path if rel.startswith("..") else rel
+
+
+# ---------------------------------------------------------------------------
+# Validation
+
+
+class _Validator:
+    def __init__(self, path: str, text: str):
+        self.path = path
+        self.lines = text.splitlines()
+
+    def gagefile(self, data: dict[str, Any]) -> Gagefile:
+        settings: dict[str, str] = {}
+        opdefs: dict[str, OpDef] = {}
+        for name, val in data.items():
+            if name.startswith("$"):
+                settings[name[1:].replace("-", "_")] = self._setting(name, val)
+                continue
+            if not isinstance(val, dict):
+                self.fail(
+                    name,
+                    None,
+                    f"'{name}' must be a table that defines an operation "
+                    f'(e.g. [{name}] with exec = "..."), got {describe(val)}',
+                )
+            self._op_name(name)
+            opdefs[name] = OpDef(name, self.opdef(name, val))
+        defaults = [n for n, d in opdefs.items() if d.data.get("default")]
+        if len(defaults) > 1:
+            self.fail(
+                defaults[1],
+                "default",
+                f"more than one operation is marked default "
+                f"({', '.join(defaults)}): mark only one",
+            )
+        self._check_graph(opdefs)
+        return Gagefile(self.path, opdefs, **settings)
+
+    def _check_graph(self, opdefs: dict[str, OpDef]) -> None:
+        cycle = pipeline.find_cycle(pipeline.op_graph(opdefs))
+        if cycle:
+            self.fail(
+                cycle[0],
+                "depends",
+                "run-files dependencies make a cycle: "
+                + " -> ".join(reversed(cycle))
+                + " (each op would need a run of the next first): "
+                "remove one of these run-select dependencies",
+            )
+
+    def _op_name(self, name: str) -> None:
+        """Refuse a name the command line or a run's record cannot hold."""
+        problem = _op_name_problem(name)
+        if problem:
+            self.fail(
+                None,
+                None,
+                f"op name {name!r} {problem}: rename the op's table (e.g. [train])",
+                line=self._find(_table_header(name), 0),
+            )
+
+    def _setting(self, name: str, val: Any) -> str:
+        if name not in PROJECT_KEYS:
+            self.fail(
+                None,
+                name,
+                f"unknown setting '{name}' (known settings: {', '.join(PROJECT_KEYS)})",
+            )
+        what = "an address string" if name == "$scheduler" else "a path string"
+        if name == "$engine":
+            what = f"one of {', '.join(ENGINES)}"
+        if not isinstance(val, str) or not val:
+            self.fail(None, name, f"'{name}' must be {what}, got {describe(val)}")
+        if name == "$engine" and val not in ENGINES:
+            self.fail(None, name, f"'{name}' must be {what}, got '{val}'")
+        if name in ("$runs-dir", "$scheduler-file"):
+            return os.path.join(os.path.dirname(self.path), os.path.expanduser(val))
+        return val
+
+    def opdef(self, op: str, data: dict[str, Any]) -> dict[str, Any]:
+        for key, val in data.items():
+            check = _CHECKS.get(key)
+            if check is None:
+                self.fail(
+                    op,
+                    key,
+                    f"unknown key '{key}' (known keys: {', '.join(OP_KEYS)})",
+                )
+            check(self, op, key, val)
+        return data
+
+    # -- per key
+
+    def _str(self, op: str, key: str, val: Any) -> None:
+        if not isinstance(val, str):
+            self.fail(op, key, f"'{key}' must be a string, got {describe(val)}")
+
+    def _bool(self, op: str, key: str, val: Any) -> None:
+        if not isinstance(val, bool):
+            self.fail(op, key, f"'{key}' must be true or false, got {describe(val)}")
+
+    def _version(self, op: str, key: str, val: Any) -> None:
+        if not isinstance(val, (str, int)) or isinstance(val, bool):
+            self.fail(
+                op, key, f"'{key}' must be a string or an integer, got {describe(val)}"
+            )
+
+    def _exec(self, op: str, key: str, val: Any) -> None:
+        if isinstance(val, dict):
+            for phase, cmd in val.items():
+                if phase not in EXEC_PHASES:
+                    self.fail(
+                        op,
+                        key,
+                        f"unknown exec phase '{phase}' "
+                        f"(known phases: {', '.join(EXEC_PHASES)})",
+                    )
+                self._cmd(op, f"{key}.{phase}", cmd)
+        else:
+            self._cmd(op, key, val)
+
+    def _cmd(self, op: str, key: str, val: Any) -> None:
+        if isinstance(val, str):
+            try:
+                args, _env = split_exec(val)
+            except ValueError as e:
+                self.fail(op, key, f"'{key}' cannot be split like a shell line: {e}")
+            if not args:
+                self.fail(op, key, f"'{key}' has no command (only NAME=VALUE words)")
+            self._argv(op, key, args)
+            for name, v in _env.items():
+                self._env_item(op, key, name, v)
+        elif isinstance(val, list):
+            if not val or not all(isinstance(a, str) for a in val):
+                self.fail(
+                    op, key, f"'{key}' as a list must be a non-empty list of strings"
+                )
+            self._argv(op, key, val)
+        else:
+            self.fail(
+                op,
+                key,
+                f"'{key}' must be a command string, a list of strings"
+                + (" or a table of phases" if "." not in key else "")
+                + f", got {describe(val)}",
+            )
+
+    def _argv(self, op: str, key: str, args: list[str]) -> None:
+        if not args[0].strip():
+            self.fail(
+                op,
+                key,
+                f"'{key}' has an empty command name: give the program to run "
+                '(e.g. exec = "python train.py")',
+            )
+        for arg in args:
+            if "\0" in arg:
+                self.fail(op, key, f"'{key}' has a NUL character in {arg!r}")
+
+    def _env(self, op: str, key: str, val: Any) -> None:
+        if not isinstance(val, dict):
+            self.fail(
+                op, key, f"'env' must be a table of NAME = value, got {describe(val)}"
+            )
+        for name, v in val.items():
+            if not isinstance(v, (str, int, float, bool)):
+                self.fail(
+                    op,
+                    key,
+                    f"env '{name}' must be a string, number or boolean, got {describe(v)}",
+                )
+            self._env_item(op, key, name, v)
+
+    def _env_item(self, op: str, key: str, name: str, val: Any) -> None:
+        if not name or "=" in name or "\0" in name:
+            self.fail(
+                op,
+                key,
+                f"env name {name!r} is not valid: a name is not empty and has "
+                "no '=' or NUL character (e.g. PYTHONPATH)",
+            )
+        if isinstance(val, str) and "\0" in val:
+            self.fail(op, key, f"env '{name}' has a NUL character in its value")
+
+    def _config(self, op: str, key: str, val: Any) -> None:
+        items = val if isinstance(val, list) else [val]
+        for item in items:
+            if isinstance(item, str):
+                if not item.strip():
+                    self.fail(op, key, "'config' has an empty pattern")
+                self._config_file(op, key, item)
+            elif isinstance(item, dict):
+                keys = item.get("keys", item.get("file", ""))
+                if not isinstance(keys, (str, list)):
+                    self.fail(
+                        op, key, "'config' table: 'keys' must be a string or list"
+                    )
+                for spec in [keys] if isinstance(keys, str) else keys:
+                    if isinstance(spec, str):
+                        self._config_file(op, key, spec)
+            else:
+                self.fail(
+                    op,
+                    key,
+                    f"'config' must be a pattern string (FILE#KEYS), a table "
+                    f"or a list of these, got {describe(item)}",
+                )
+
+    def _config_file(self, op: str, key: str, spec: str) -> None:
+        """A config file is patched in the run dir: its path must stay there."""
+        path = spec.strip().lstrip("-").strip().partition("#")[0].strip()
+        problem = file_util.path_problem(path)
+        if problem:
+            self.fail(
+                op,
+                key,
+                f"config file '{path}' {problem}: config files are patched in "
+                "the run dir, so use a path relative to the project dir, "
+                "inside it (e.g. train.py#lr)",
+            )
+
+    def _sourcecode(self, op: str, key: str, val: Any) -> None:
+        from . import file_select
+
+        if isinstance(val, str):
+            rules = [val]
+        elif isinstance(val, list):
+            rules = val
+        else:
+            self.fail(
+                op,
+                key,
+                f"'sourcecode' must be a rule string or a list of rules, got {describe(val)}",
+            )
+        for rule in rules:
+            try:
+                file_select.parse_rule(rule)
+            except StageError as e:
+                self.fail(op, key, f"bad {e}")
+
+    def _depends(self, op: str, key: str, val: Any) -> None:
+        for item in val if isinstance(val, list) else [val]:
+            try:
+                check_dependency(item)
+            except DependencyError as e:
+                self.fail(op, key, str(e))
+
+    def _summary(self, op: str, key: str, val: Any) -> None:
+        if isinstance(val, dict):
+            unknown = [k for k in val if k != "filename"]
+            if unknown:
+                self.fail(
+                    op, key, f"unknown 'summary' key '{unknown[0]}' (known: filename)"
+                )
+            val = val.get("filename")
+        if not isinstance(val, str) or not val:
+            self.fail(
+                op,
+                key,
+                f"'summary' must be a file name or a table with 'filename', "
+                f"got {describe(val)}",
+            )
+
+    def _output_summary(self, op: str, key: str, val: Any) -> None:
+        if val is False:
+            return
+        if not isinstance(val, str):
+            self.fail(
+                op,
+                key,
+                f"'{key}' must be a regular expression or false, got {describe(val)}",
+            )
+        try:
+            re.compile(val)
+        except re.error as e:
+            self.fail(op, key, f"'{key}' is not a valid regular expression: {e}")
+
+    def _listing(self, op: str, key: str, val: Any) -> None:
+        if not isinstance(val, (bool, str, list, dict)):
+            self.fail(
+                op,
+                key,
+                f"'listing' must be a boolean, string, list or table, got {describe(val)}",
+            )
+
+    # -- error
+
+    def fail(
+        self, op: str | None, key: str | None, msg: str, line: int | None = None
+    ) -> NoReturn:
+        line = self._line(op, key) if line is None else line + 1
+        path = _display_path(self.path)
+        where = f"{path}:{line}" if line else path
+        prefix = f"op '{op}': " if op else ""
+        raise GagefileError(f"{where}: {prefix}{msg}")
+
+    def _line(self, op: str | None, key: str | None) -> int | None:
+        """Best-effort line of `key` in `[op]` (or of the op or top-level key)."""
+        op_line = None
+        if op is not None:
+            op_line = self._find(_table_header(op), 0)
+            if op_line is None:
+                # Op defined with dotted keys or inline table at top level.
+                op_line = self._find(_key_line(op), 0, stop_at_table=True)
+        if key is None:
+            return op_line + 1 if op_line is not None else None
+        start = op_line + 1 if op_line is not None else 0
+        key_name = key.split(".", 1)[0]
+        found = self._find(_key_line(key_name), start, stop_at_table=True)
+        if found is None and op is not None:
+            found = self._find(_dotted_table(op, key_name), 0)
+            if found is not None and "." in key:
+                sub = key.split(".", 1)[1]
+                found = self._find(_key_line(sub), found + 1, True) or found
+        if found is not None:
+            return found + 1
+        return op_line + 1 if op_line is not None else None
+
+    def _find(
+        self, pattern: re.Pattern[str], start: int, stop_at_table: bool = False
+    ) -> int | None:
+        for i in range(start, len(self.lines)):
+            line = self.lines[i]
+            if stop_at_table and _TABLE_RE.match(line):
+                return None
+            if pattern.match(line):
+                return i
+        return None
+
+
+_TABLE_RE = re.compile(r"\s*\[")
+
+
+def _key_pat(name: str) -> str:
+    return rf"(?:{re.escape(name)}|\"{re.escape(name)}\"|'{re.escape(name)}')"
+
+
+def _table_header(op: str) -> re.Pattern[str]:
+    return re.compile(rf"\s*\[\s*{_key_pat(op)}\s*\]")
+
+
+def _key_line(name: str) -> re.Pattern[str]:
+    return re.compile(rf"\s*{_key_pat(name)}\s*[=.]")
+
+
+def _dotted_table(op: str, key: str) -> re.Pattern[str]:
+    return re.compile(rf"\s*\[\[?\s*{_key_pat(op)}\s*\.\s*{_key_pat(key)}\s*[\].]")
+
+
+_CHECKS = {
+    "config": _Validator._config,
+    "default": _Validator._bool,
+    "depends": _Validator._depends,
+    "description": _Validator._str,
+    "env": _Validator._env,
+    "exec": _Validator._exec,
+    "listing": _Validator._listing,
+    "output-summary": _Validator._output_summary,
+    "sourcecode": _Validator._sourcecode,
+    "summary": _Validator._summary,
+    "version": _Validator._version,
+}
+
+
+def _op_name_problem(name: str) -> str | None:
+    if not name.strip():
+        return "is empty"
+    if any(ord(c) < 32 or ord(c) == 127 for c in name):
+        return "has a control character (newline, tab, ...)"
+    if "=" in name:
+        return "has '=' (the command line reads NAME=VALUE as config)"
+    return None
+
+
+# ---------------------------------------------------------------------------
+# Op command
+
+
+def op_ref(gagefile: Gagefile, opdef: OpDef) -> OpRef:
+    """OpRef of an op: namespace is the project dir name."""
+    version = opdef.data.get("version")
+    return OpRef(
+        os.path.basename(gagefile.project_dir),
+        opdef.name,
+        str(version) if version is not None else None,
+    )

@@ -1,0 +1,345 @@
+"""A cache of file sha256 digests, keyed by device, inode, size, mtime, ctime.
+
+Hashing a large data file every time a run is staged costs seconds per
+GiB. The cache remembers the digest of a file by its stat identity: when
+device, inode, size, mtime and ctime (ns) are the same as when it was
+hashed, the file has not changed and the digest is reused. ctime is in
+the key because no process can set it: an in-place edit that keeps the
+size and restores mtime (`touch -d`, `os.utime`) still changes ctime.
+
+The cache is a small sqlite3 database whose path the caller gives (a
+runs home's is `run_meta.hash_cache_path(home)`: this module knows no
+meta layout). sqlite serializes writers across processes, so
+concurrent stagings share it safely; a writer waits for
+the lock (busy timeout) rather than failing. The cache is only an
+optimisation: when it cannot be opened or read (read-only runs home,
+corrupt file) files are hashed as if it were empty.
+
+Two rules keep a cached digest honest:
+
+- A digest is stored only when the file's stat is the same after
+  hashing as before, so a file written while it was read is not cached.
+- A digest is not stored for a file modified in the last
+  `RACY_SECONDS`: file systems record mtime at a coarse granularity, so
+  a write right after hashing could leave mtime unchanged. (Not for a
+  file extracted from an archive with an earlier mtime set after it was
+  written, `store(..., extracted=True)`: a later write sets mtime anew.)
+
+`file_sha256` hashes files smaller than `MIN_SIZE` directly: a file
+read for any other reason is not worth a row. Source files are recorded
+whatever their size (`store(..., text=...)`): with their text verdict,
+so that selecting and placing them needs no read (see `objects`); rows
+are per inode, so they do not grow with the number of runs.
+
+Writes are collected and written in one transaction when the cache is
+closed (or `flush`ed): a row written per file would cost a transaction
+(and a sync) per file. Until then, lookups in this process see them.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import stat as statlib
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..util import file_util
+from ..util.file_util import stat_key
+
+__all__ = [
+    "MIN_SIZE",
+    "RACY_SECONDS",
+    "HashCache",
+    "file_sha256",
+    "lookup",
+    "lookup_text",
+    "prefetch",
+    "open_cache",
+    "record",
+    "remember",
+    "remembered",
+    "store",
+]
+
+MIN_SIZE = 1024 * 1024
+RACY_SECONDS = 1.0
+_BUSY_TIMEOUT = 30.0
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS digests_v3 (
+  dev INTEGER NOT NULL,
+  ino INTEGER NOT NULL,
+  size INTEGER NOT NULL,
+  mtime_ns INTEGER NOT NULL,
+  ctime_ns INTEGER NOT NULL,
+  sha256 TEXT NOT NULL,
+  text INTEGER,
+  PRIMARY KEY (dev, ino)
+)
+"""
+
+# A row's text verdict stays when the same file is stored again without
+# one (its stat unchanged).
+_UPSERT = """
+INSERT INTO digests_v3 VALUES (?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (dev, ino) DO UPDATE SET
+  text = COALESCE(excluded.text, CASE WHEN size = excluded.size
+    AND mtime_ns = excluded.mtime_ns AND ctime_ns = excluded.ctime_ns
+    THEN text END),
+  size = excluded.size, mtime_ns = excluded.mtime_ns,
+  ctime_ns = excluded.ctime_ns, sha256 = excluded.sha256
+"""
+
+
+@dataclass
+class HashCache:
+    """A cache handle; the database is opened when first needed.
+
+    `db` is None until then, and stays None when the cache cannot be
+    opened (`failed`), or does not exist yet (`missing`: made by the
+    first write). `pending` holds rows stored but not yet written
+    (see `flush`), by (dev, ino); `rows` those read (None: no row).
+    """
+
+    path: str
+    db: sqlite3.Connection | None = None
+    failed: bool = False
+    missing: bool = False
+    pending: dict[tuple[int, int], tuple[Any, ...]] = field(default_factory=dict)
+    rows: dict[tuple[int, int], tuple[Any, ...] | None] = field(default_factory=dict)
+
+    def flush(self) -> None:
+        """Write pending rows, in one transaction."""
+        if not self.pending or _db(self, create=True) is None:
+            self.pending.clear()
+            return
+        assert self.db is not None
+        rows = list(self.pending.values())
+        self.pending.clear()
+        try:
+            with self.db:
+                self.db.execute("BEGIN IMMEDIATE")
+                self.db.executemany(_UPSERT, rows)
+        except sqlite3.Error:
+            pass  # a cache: the next use hashes again
+
+    def close(self) -> None:
+        self.flush()
+        if self.db is not None:
+            self.db.close()
+            self.db = None
+
+    def __enter__(self) -> HashCache:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def open_cache(path: str) -> HashCache:
+    """The digest cache in the sqlite database at `path` (created when a
+    digest is stored); a runs home's is `run_meta.hash_cache_path(home)`."""
+    return HashCache(path)
+
+
+def _db(cache: HashCache, create: bool = False) -> sqlite3.Connection | None:
+    """The open database; None when it cannot be opened, or does not
+    exist and `create` is false (a lookup never makes one)."""
+    if cache.db is None and not cache.failed:
+        if not create and (cache.missing or not os.path.exists(cache.path)):
+            cache.missing = True
+            return None
+        try:
+            db = sqlite3.connect(
+                cache.path, timeout=_BUSY_TIMEOUT, isolation_level=None
+            )
+            db.execute(_SCHEMA)
+        except (sqlite3.Error, OSError):
+            cache.failed = True
+        else:
+            cache.db = db
+    return cache.db
+
+
+def remember(path: str, digest: str, st: os.stat_result | None = None) -> None:
+    """Remember, in this process, that the file at `path` has `digest`.
+
+    For a file whose content was just written from bytes in memory (a
+    source file copied into a run), so finalizing the run need not read
+    it again. The key includes ctime, which no process can set, so any
+    later change to the file (a write, a chmod, a utime) misses. `st`:
+    the file's stat, when the caller has just taken it.
+    """
+    if len(_memo) >= _MEMO_MAX:
+        _memo.clear()
+    _memo[stat_key(st or os.stat(path))] = digest
+
+
+def record(cache: HashCache | None, st: os.stat_result, digest: str) -> None:
+    """`remember` and `store` a file this process just placed (stat `st`)
+    at once: its digest is known, its text verdict is not needed."""
+    key = stat_key(st)
+    if len(_memo) >= _MEMO_MAX:
+        _memo.clear()
+    _memo[key] = digest
+    if cache is None or cache.failed or not statlib.S_ISREG(st.st_mode):
+        return
+    if st.st_mtime_ns > time.time_ns() - int(RACY_SECONDS * 1e9):
+        return
+    cache.pending[key[:2]] = (*key, digest, None)
+
+
+def remembered(st: os.stat_result, digest: str) -> bool:
+    """True when this process recorded `digest` for a file with stat `st`
+    (`remember`: gage wrote or placed it, and stored what it needs)."""
+    return _memo.get(stat_key(st)) == digest
+
+
+_memo: dict[tuple[int, int, int, int, int], str] = {}
+_MEMO_MAX = 200_000
+
+
+def file_sha256(path: str, cache: HashCache | None = None) -> str:
+    """sha256 of the file at `path` (a symlink is followed), cached when
+    it is at least `MIN_SIZE`."""
+    st = os.stat(path)
+    digest = _memo.get(stat_key(st))
+    if digest is not None:
+        return digest
+    if cache is None or cache.failed or st.st_size < MIN_SIZE:
+        return file_util.sha256_file(path)
+    found = _lookup(cache, st)
+    if found is not None:
+        return found[0]
+    digest = file_util.sha256_file(path)
+    if stat_key(st) == stat_key(os.stat(path)):
+        _store(cache, st, digest)
+    return digest
+
+
+def lookup(cache: HashCache | None, st: os.stat_result) -> str | None:
+    """The digest recorded for a file with stat `st`, if any (nothing is
+    read)."""
+    digest = _memo.get(stat_key(st))
+    if digest is not None:
+        return digest
+    if cache is None or cache.failed:
+        return None
+    found = _lookup(cache, st)
+    return found[0] if found else None
+
+
+def prefetch(cache: HashCache | None, keys: list[tuple[int, int]]) -> None:
+    """Read the rows of many files, by (device, inode), in a few queries,
+    so the lookups that follow need none."""
+    if cache is None or _db(cache) is None:
+        return
+    assert cache.db is not None
+    todo = [k for k in keys if k not in cache.rows and k not in cache.pending]
+    by_dev: dict[int, list[int]] = {}
+    for dev, ino in todo:
+        by_dev.setdefault(dev, []).append(ino)
+    for dev, inos in by_dev.items():
+        for i in range(0, len(inos), _PREFETCH_CHUNK):
+            chunk = inos[i : i + _PREFETCH_CHUNK]
+            marks = ",".join("?" * len(chunk))
+            try:
+                rows = cache.db.execute(
+                    "SELECT dev, ino, size, mtime_ns, ctime_ns, sha256, text"
+                    f" FROM digests_v3 WHERE dev = ? AND ino IN ({marks})",
+                    (dev, *chunk),
+                ).fetchall()
+            except sqlite3.Error:
+                return
+            for ino in chunk:
+                cache.rows[(dev, ino)] = None
+            for row in rows:
+                cache.rows[(row[0], row[1])] = row
+
+
+_PREFETCH_CHUNK = 500
+
+
+def lookup_text(cache: HashCache | None, st: os.stat_result) -> bool | None:
+    """Whether the file with stat `st` is text, as recorded with its
+    digest (`store(..., text=)`); None when not known."""
+    if cache is None or cache.failed:
+        return None
+    found = _lookup(cache, st)
+    return found[1] if found else None
+
+
+def store(
+    cache: HashCache | None,
+    st: os.stat_result,
+    digest: str,
+    extracted: bool = False,
+    text: bool | None = None,
+) -> None:
+    """Record `digest` (and the text verdict `text`, when known) for the
+    file with stat `st` (see the module's rules); the caller knows the
+    file had that content with that stat.
+
+    `extracted`: the caller wrote the file from bytes it hashed and then
+    set its mtime to an earlier time (a file extracted from an archive),
+    so a later write cannot leave that mtime unchanged: the rule on
+    recent mtimes does not apply.
+    """
+    if cache is None or cache.failed:
+        return
+    found = _lookup(cache, st)
+    if found is None or found[0] != digest or (text is not None and found[1] != text):
+        _store(cache, st, digest, racy_ok=extracted, text=text)
+
+
+def _lookup(cache: HashCache, st: os.stat_result) -> tuple[str, bool | None] | None:
+    key = (st.st_dev, st.st_ino)
+    row = cache.pending.get(key)
+    if row is None:
+        if key in cache.rows:
+            row = cache.rows[key]
+        elif _db(cache) is None:
+            return None
+        else:
+            assert cache.db is not None
+            try:
+                row = cache.db.execute(
+                    "SELECT dev, ino, size, mtime_ns, ctime_ns, sha256, text"
+                    " FROM digests_v3 WHERE dev = ? AND ino = ?",
+                    key,
+                ).fetchone()
+            except sqlite3.Error:
+                return None
+            cache.rows[key] = row
+    if row and tuple(row[2:5]) == (st.st_size, st.st_mtime_ns, st.st_ctime_ns):
+        return row[5], (None if row[6] is None else bool(row[6]))
+    return None
+
+
+def _store(
+    cache: HashCache,
+    st: os.stat_result,
+    digest: str,
+    racy_ok: bool = False,
+    text: bool | None = None,
+) -> None:
+    if not statlib.S_ISREG(st.st_mode):
+        return
+    if not racy_ok and st.st_mtime_ns > time.time_ns() - int(RACY_SECONDS * 1e9):
+        return
+    key = (st.st_dev, st.st_ino)
+    if text is None:
+        old = cache.pending.get(key)
+        if old is not None and old[2:5] == (st.st_size, st.st_mtime_ns, st.st_ctime_ns):
+            text = old[6]
+    cache.pending[key] = (
+        st.st_dev,
+        st.st_ino,
+        st.st_size,
+        st.st_mtime_ns,
+        st.st_ctime_ns,
+        digest,
+        text,
+    )

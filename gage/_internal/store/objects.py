@@ -1,0 +1,532 @@
+"""The object cache: files by sha256 in the runs home, placed into runs.
+
+Dependency files are not copied from the project into each run. Each is
+added once to the runs home's object cache (`.objects/sha256/ab/cdef...`,
+read-only) and placed in a run dir from there: by reflink where the file
+system has it (a copy-on-write clone, its own inode), else by hardlink
+(the run's file is the object's inode: no data blocks added), else by
+copy (across devices, or where links are not allowed).
+
+Adding a file reads it once: it is copied into the cache while it is
+hashed, in one pass (or cloned by reflink, then hashed). A file seen
+before with the same stat (device, inode, size, mtime, ctime; see
+`hash_cache`) is not read at all: its digest comes from the digest
+cache and its object is placed. The project's file is only ever read:
+never linked, never chmodded.
+
+A hardlinked file is shared by every run placed from the same object.
+It is read-only; a run that chmods it and writes to it anyway changes
+all of them (`gage check` reports the change in each). Such an object
+is never placed again: the object's own stat is recorded in the digest
+cache whenever gage changes it (a link changes its ctime), so an object
+whose stat differs is re-hashed before use, and replaced from the
+project when its digest no longer matches (the changed inode stays with
+the runs that have it; the project file is not affected).
+
+The cache is only a source of placements: a run never needs it. An
+object that no run links (link count 1) can be removed (`prune`).
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import os
+import stat
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Iterator
+
+from ..util import file_util
+from . import hash_cache
+from .run_meta import object_path, objects_dir, objects_tmp_dir
+
+__all__ = [
+    "PLACEMENTS",
+    "CacheInfo",
+    "Progress",
+    "SourceChanged",
+    "add_file",
+    "cache_info",
+    "format_size",
+    "adopt_file",
+    "place_object",
+    "place_source",
+    "source_object_stats",
+    "prune",
+]
+
+PLACEMENTS = ("reflink", "hardlink", "copy", "symlink")
+
+_BUF_SIZE = 4 * 1024 * 1024
+_READONLY = 0o444
+
+
+class SourceChanged(Exception):
+    """A file changed while it was added to the cache."""
+
+
+# ---------------------------------------------------------------------------
+# Progress
+
+
+@dataclass
+class Progress:
+    """Progress of reading files (bytes, files, rate) on stderr.
+
+    Shown only when `enabled` (stderr is a terminal and not quiet) and
+    the work has taken more than `delay` seconds; one line redrawn in
+    place, ended when `done`.
+    """
+
+    what: str
+    enabled: bool = False
+    delay: float = 1.0
+    start: float = field(default_factory=time.monotonic)
+    nbytes: int = 0
+    files: int = 0
+    shown: float = 0.0
+
+    def add(self, nbytes: int = 0, files: int = 0) -> None:
+        self.nbytes += nbytes
+        self.files += files
+        if not self.enabled:
+            return
+        now = time.monotonic()
+        if now - self.start >= self.delay and now - self.shown >= 0.2:
+            self._show(now, "\r")
+
+    def done(self) -> None:
+        if self.shown:
+            self._show(time.monotonic(), "\r")
+            sys.stderr.write("\n")
+            sys.stderr.flush()
+
+    def _show(self, now: float, lead: str) -> None:
+        self.shown = now
+        rate = self.nbytes / max(now - self.start, 1e-6)
+        files = f"{self.files} file{'' if self.files == 1 else 's'}"
+        size = format_size(self.nbytes)
+        sys.stderr.write(f"{lead}{self.what}: {size}, {files}, {format_size(rate)}/s  ")
+        sys.stderr.flush()
+
+
+def terminal_progress(what: str, quiet: bool = False) -> Progress:
+    """Progress shown on stderr when it is a terminal and not `quiet`."""
+    return Progress(what, enabled=not quiet and _isatty())
+
+
+def _isatty() -> bool:
+    try:
+        return sys.stderr.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+def format_size(n: float) -> str:
+    """A size for people: `512 B`, `1.5 MiB`."""
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    raise AssertionError
+
+
+# ---------------------------------------------------------------------------
+# Adding files
+
+
+def add_file(
+    runs_home: str,
+    src: str,
+    st: os.stat_result,
+    cache: hash_cache.HashCache,
+    progress: Progress | None = None,
+) -> str:
+    """The sha256 of `src` (stat `st`), with an intact object for it.
+
+    Nothing is read when the digest cache knows `st` and the object's
+    stat is what gage recorded. Otherwise `src` is read once, into a new
+    object. Raises SourceChanged when `src` changed while it was read.
+    """
+    digest = hash_cache.lookup(cache, st)
+    if digest is not None and _object_ok(runs_home, digest, cache):
+        if progress:
+            progress.add(files=1)
+        return digest
+    return _ingest(runs_home, src, st, cache, progress)
+
+
+def _object_ok(runs_home: str, digest: str, cache: hash_cache.HashCache) -> bool:
+    """True when the object for `digest` exists with that content.
+
+    An object whose stat is not what gage recorded is re-hashed; one
+    that no longer has its digest is removed (runs that link it keep
+    their file).
+    """
+    path = object_path(runs_home, digest)
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return False
+    if hash_cache.lookup(cache, st) == digest and not st.st_mode & 0o222:
+        return True
+    try:
+        actual = file_util.sha256_file(path)
+    except OSError:
+        actual = None
+    if actual != digest:
+        _remove(path)
+        return False
+    if st.st_mode & 0o222:
+        os.chmod(path, _READONLY)
+    hash_cache.store(cache, os.stat(path), digest)
+    return True
+
+
+def _remove(path: str) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+
+
+def _ingest(
+    runs_home: str,
+    src: str,
+    st: os.stat_result,
+    cache: hash_cache.HashCache,
+    progress: Progress | None,
+) -> str:
+    if st.st_size < hash_cache.MIN_SIZE:
+        digest = _ingest_small(runs_home, src, st, cache)
+        if digest is not None:
+            if progress:
+                progress.add(st.st_size, 1)
+            return digest
+    tmp_dir = objects_tmp_dir(runs_home)
+    os.makedirs(tmp_dir, exist_ok=True)
+    tmp = os.path.join(tmp_dir, f"{os.getpid()}-{time.time_ns()}")
+    try:
+        digest = _copy_hashing(src, tmp, progress)
+        after = os.stat(src)
+        if file_util.stat_key(st) != file_util.stat_key(after):
+            raise SourceChanged(src)
+        os.chmod(tmp, _READONLY)
+        os.utime(tmp, ns=(st.st_atime_ns, st.st_mtime_ns))
+        dest = object_path(runs_home, digest)
+        os.makedirs(os.path.dirname(dest), exist_ok=True)
+        if _object_ok(runs_home, digest, cache):
+            # The same content came from another file: keep the object
+            # runs already share.
+            _remove(tmp)
+        else:
+            os.replace(tmp, dest)
+            hash_cache.store(cache, os.stat(dest), digest)
+    except BaseException:
+        _remove(tmp)
+        raise
+    hash_cache.store(cache, after, digest)
+    if progress:
+        progress.add(files=1)
+    return digest
+
+
+def _ingest_small(
+    runs_home: str, src: str, st: os.stat_result, cache: hash_cache.HashCache
+) -> str | None:
+    """The digest of a small file whose object exists (read whole, nothing
+    written); None when it has no object yet."""
+    with file_util.open_regular(src) as f:
+        data = f.read()
+    if file_util.stat_key(st) != file_util.stat_key(os.stat(src)):
+        raise SourceChanged(src)
+    digest = file_util.sha256_bytes(data)
+    return digest if _object_ok(runs_home, digest, cache) else None
+
+
+def _copy_hashing(src: str, dest: str, progress: Progress | None) -> str:
+    """Copy `src` to a new file `dest` and return its sha256: a reflink
+    then one read of the clone, else one pass that reads, hashes and
+    writes each block."""
+    if _reflink(src, dest):
+        with file_util.open_regular(dest) as f:
+            return _hash_stream(f, None, progress)
+    with file_util.open_regular(src) as f:
+        fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        try:
+            return _hash_stream(f, fd, progress)
+        finally:
+            os.close(fd)
+
+
+def _hash_stream(f: object, fd: int | None, progress: Progress | None) -> str:
+    h = hashlib.sha256()
+    buf = bytearray(_BUF_SIZE)
+    view = memoryview(buf)
+    readinto: Callable[[memoryview], int] = f.readinto  # type: ignore[attr-defined]
+    while True:
+        n = readinto(view)
+        if not n:
+            break
+        chunk = view[:n]
+        h.update(chunk)
+        if fd is not None:
+            while chunk:
+                chunk = chunk[os.write(fd, chunk) :]
+        if progress:
+            progress.add(n)
+    return h.hexdigest()
+
+
+# ---------------------------------------------------------------------------
+# Placing objects
+
+
+def place_object(
+    runs_home: str,
+    digest: str,
+    dest: str,
+    cache: hash_cache.HashCache,
+    hardlink: bool = True,
+) -> str:
+    """Place the object for `digest` at `dest`, a new path in a run dir.
+
+    Returns how: `reflink`, `hardlink` or `copy`. The placed file is
+    read-only with the object's mtime. `hardlink=False` never shares
+    the object's inode.
+    """
+    obj = object_path(runs_home, digest)
+    if _reflink(obj, dest):
+        os.chmod(dest, _READONLY)
+        st = os.stat(obj)
+        os.utime(dest, ns=(st.st_atime_ns, st.st_mtime_ns))
+        hash_cache.remember(dest, digest)
+        hash_cache.store(cache, os.stat(dest), digest)
+        return "reflink"
+    if hardlink and _link(obj, dest):
+        # A link changes the object's ctime: record its new stat so the
+        # next placement need not read it again.
+        hash_cache.store(cache, os.stat(obj), digest)
+        hash_cache.remember(dest, digest)
+        return "hardlink"
+    file_util.copy_file(obj, dest)
+    os.chmod(dest, _READONLY)
+    hash_cache.remember(dest, digest)
+    hash_cache.store(cache, os.stat(dest), digest)
+    return "copy"
+
+
+def place_source(
+    runs_home: str,
+    digest: str,
+    mode: int,
+    dest: str,
+    cache: hash_cache.HashCache,
+    st: os.stat_result | None = None,
+    obj: str | None = None,
+) -> bool:
+    """Hardlink the object for `digest` at `dest` (a new path in a run dir)
+    when it exists with file mode `mode`, the mode a copy would get once
+    staged; False (nothing placed) when it does not, or links fail.
+
+    An object whose stat is not what gage recorded is read to check it
+    (and removed when its content changed). The object's stat after the
+    link (a link changes its ctime) is recorded, so the next placement
+    reads nothing. `st` and `obj`: the object's stat and path, when the
+    caller has them.
+    """
+    obj = obj or object_path(runs_home, digest)
+    try:
+        st = st or os.stat(obj)
+    except FileNotFoundError:
+        return False
+    if stat.S_IMODE(st.st_mode) != mode:
+        if st.st_mode & 0o222:
+            _remove_if_changed(obj, digest)  # made writable: written to?
+        return False
+    if hash_cache.lookup(cache, st) != digest and _remove_if_changed(obj, digest):
+        return False
+    if not _link(obj, dest):
+        return False
+    hash_cache.record(cache, os.stat(dest), digest)
+    return True
+
+
+def _remove_if_changed(obj: str, digest: str) -> bool:
+    """Remove the object at `obj` when its content is not `digest` (runs
+    that link it keep their file); True when it was removed."""
+    try:
+        actual = file_util.sha256_file(obj)
+    except OSError:
+        actual = None
+    if actual == digest:
+        return False
+    _remove(obj)
+    return True
+
+
+def source_object_stats(
+    runs_home: str, digests: list[str], cache: hash_cache.HashCache
+) -> dict[str, tuple[str, os.stat_result]]:
+    """The paths and stats of the objects for `digests` that exist, with
+    what the digest cache records of them read in a few queries."""
+    found = {}
+    for digest in digests:
+        path = object_path(runs_home, digest)
+        try:
+            found[digest] = (path, os.stat(path))
+        except OSError:
+            pass
+    keys = [(st.st_dev, st.st_ino) for _path, st in found.values()]
+    hash_cache.prefetch(cache, keys)
+    return found
+
+
+def adopt_file(
+    runs_home: str, path: str, digest: str, cache: hash_cache.HashCache
+) -> None:
+    """Make `path`, a file just written in a run dir with content
+    `digest`, the object for `digest` when there is none yet: a link (no
+    data is copied), made read-only, so later runs can place it.
+    Nothing happens when that is not possible."""
+    obj = object_path(runs_home, digest)
+    if os.path.lexists(obj):
+        return
+    try:
+        os.makedirs(os.path.dirname(obj), exist_ok=True)
+        file_util.make_readonly(path)
+        if not _link(path, obj):
+            return
+        st = os.stat(path)
+    except OSError:
+        return
+    hash_cache.record(cache, st, digest)
+
+
+def _link(src: str, dest: str) -> bool:
+    if _no_link and _dev(dest) in _no_link:
+        return False
+    try:
+        os.link(src, dest, follow_symlinks=False)
+    except OSError as e:
+        if e.errno == errno.EEXIST:
+            raise
+        if e.errno not in (errno.EMLINK, errno.ENOENT):
+            # No links on this device (ENOENT: the object went, e.g. a
+            # concurrent prune, and only this placement falls back).
+            _no_link.add(_dev(dest))
+        return False
+    return True
+
+
+def _dev(path: str) -> int:
+    return os.stat(os.path.dirname(path) or ".").st_dev
+
+
+_no_link: set[int] = set()
+
+
+def _reflink(src: str, dest: str) -> bool:
+    """Clone `src` to a new file `dest` where the file system can."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows
+        return False
+    dev = os.stat(os.path.dirname(dest) or ".").st_dev
+    if (dev, os.stat(src).st_dev) in _no_reflink:
+        return False
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
+    with file_util.open_regular(src) as fsrc:
+        fd = os.open(dest, flags, 0o600)
+        try:
+            fcntl.ioctl(fd, file_util.FICLONE, fsrc.fileno())
+        except OSError:
+            os.close(fd)
+            os.unlink(dest)
+            _no_reflink.add((dev, os.fstat(fsrc.fileno()).st_dev))
+            return False
+        os.close(fd)
+    return True
+
+
+_no_reflink: set[tuple[int, int]] = set()
+
+
+# ---------------------------------------------------------------------------
+# Size and prune
+
+
+@dataclass(frozen=True)
+class CacheInfo:
+    """The object cache: where, how many objects and bytes, and how many
+    of them (and bytes) no run uses."""
+
+    path: str
+    objects: int
+    size: int
+    unused: int
+    unused_size: int
+
+
+def cache_info(runs_home: str) -> CacheInfo:
+    objects = size = unused = unused_size = 0
+    for _path, st in _objects(runs_home):
+        objects += 1
+        size += st.st_size
+        if st.st_nlink == 1:
+            unused += 1
+            unused_size += st.st_size
+    return CacheInfo(objects_dir(runs_home), objects, size, unused, unused_size)
+
+
+def prune(runs_home: str, preview: bool = False) -> list[tuple[str, int]]:
+    """Remove objects no run uses: (digest, size) of each removed.
+
+    A run placed by hardlink shares the object's inode (link count over
+    1); one placed by reflink or copy has its own file. So an object with
+    link count 1 is used by no run, and removing it removes no run's
+    data. Leftover temp files of a killed stager go too.
+    """
+    removed = []
+    for path, st in _objects(runs_home):
+        if st.st_nlink == 1:
+            digest = os.path.basename(os.path.dirname(path)) + os.path.basename(path)
+            removed.append((digest, st.st_size))
+            if not preview:
+                _remove(path)
+    if not preview:
+        _clean_tmp(runs_home)
+    return removed
+
+
+def _objects(runs_home: str) -> Iterator[tuple[str, os.stat_result]]:
+    root = os.path.join(objects_dir(runs_home), "sha256")
+    try:
+        subdirs = sorted(os.listdir(root))
+    except FileNotFoundError:
+        return
+    for sub in subdirs:
+        with os.scandir(os.path.join(root, sub)) as it:
+            for entry in sorted(it, key=lambda e: e.name):
+                st = entry.stat(follow_symlinks=False)
+                if stat.S_ISREG(st.st_mode):
+                    yield entry.path, st
+
+
+def _clean_tmp(runs_home: str, age: float = 3600.0) -> None:
+    """Remove temp files older than `age` seconds (a live stager's
+    temp file is younger)."""
+    tmp = objects_tmp_dir(runs_home)
+    try:
+        entries = list(os.scandir(tmp))
+    except FileNotFoundError:
+        return
+    now = time.time()
+    for entry in entries:
+        try:
+            if now - entry.stat(follow_symlinks=False).st_ctime > age:
+                os.unlink(entry.path)
+        except OSError:
+            pass
