@@ -2,7 +2,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: test lint typecheck demo bench install clean
+.PHONY: test os-deps lint typecheck demo bench install clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -20,7 +20,12 @@ lint: install
 typecheck: install
 	$(PY) -m mypy
 
-test: lint typecheck
+# OS packages for the suite's real servers (SSH, S3, Slurm, Chromium): see
+# scripts/os-deps/README.md.
+os-deps:
+	@for s in scripts/os-deps/*.sh; do [ -e "$$s" ] || continue; bash "$$s" || exit 1; done
+
+test: os-deps lint typecheck
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
 demo: install
