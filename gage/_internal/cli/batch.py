@@ -139,10 +139,7 @@ def _run(args, gf, home: str, opdef, configs: list[dict], names: list[str]) -> i
 def _stage_and_run(
     args, gf, home: str, opdef, configs: list[dict], names: list[str], engine
 ) -> int:
-    from ..home import runs
-    from ..lifecycle import op_inputs, run_stage
-    from ..project import gagefile
-    from ..store import run_meta
+    from ..lifecycle import stage_op
     from . import common
 
     n = len(configs)
@@ -151,25 +148,14 @@ def _stage_and_run(
     rows: list[list[str]] = []
     staged = []
     for i, config in enumerate(configs, 1):
-        inputs = None
-        if args.needed:
-            inputs = op_inputs.op_inputs(home, gf.project_dir, opdef, config)
-            match = op_inputs.find_run(home, inputs) if inputs else None
-            if match:
-                _not_needed(i, match, config, names, rows)
-                continue
-        run = run_stage.make_run(home)
-        ref = gagefile.op_ref(gf, opdef)
-        run_stage.init_run_meta(run, ref, opdef, gagefile.op_cmd(opdef), config, {})
-        run_meta.write_batch(run, batch_id)
-        run_stage.stage_run(run, gf.project_dir, warn=common.warn)
-        if args.needed and inputs is None:  # staging hooks: compare staged
-            match = op_inputs.find_matching_run(run, runs.list_runs(home))
-            if match:
-                runs.delete_run(run)
-                _not_needed(i, match, config, names, rows)
-                continue
-        staged.append((i, run, config))
+        found = stage_op.lookup(gf, home, opdef, config) if args.needed else None
+        one = stage_op.stage_op(
+            gf, home, opdef, config, found, batch=batch_id, warn=common.warn
+        )
+        if not one.needed:
+            _not_needed(i, one.run, config, names, rows)
+            continue
+        staged.append((i, one.run, config))
     if args.stage:
         for i, run, _config in staged:
             print(f"Staged run {run.name} ({opdef.name}) trial {i}")

@@ -40,23 +40,21 @@ def add_parser(sub: argparse._SubParsersAction, name: str, help: str) -> None:
 
 def _cmd_dag(args) -> int:
     from ..pipeline import repro
-    from ..project import graph as pipeline
+    from ..project import graph
     from . import common
 
     gf, home = common.project(args)
     ops = repro.select_ops(gf, [args.op] if args.op else [])
-    graph = {
-        op: [u for u in pipeline.op_graph(gf.opdefs)[op] if u in ops] for op in ops
-    }
+    edges = {op: [u for u in graph.op_graph(gf.opdefs)[op] if u in ops] for op in ops}
     labels = {op: "" for op in ops}
     if not args.no_status:
         labels = _labels(gf, home, ops)
     if args.mermaid:
-        _mermaid(graph, labels)
+        _mermaid(edges, labels)
     elif args.dot:
-        _dot(graph, labels)
+        _dot(edges, labels)
     else:
-        _text(graph, labels, not args.no_status)
+        _text(edges, labels, not args.no_status)
     return 0
 
 
@@ -83,11 +81,11 @@ def _labels(gf, home: str, ops: list[str]) -> dict[str, str]:
     return labels
 
 
-def _text(graph: dict[str, list[str]], labels: dict[str, str], status: bool) -> None:
+def _text(edges: dict[str, list[str]], labels: dict[str, str], status: bool) -> None:
     rows: list[tuple[str, ...]] = [
         ("op", "after") + (("status", "latest run") if status else ())
     ]
-    for op, ups in graph.items():
+    for op, ups in edges.items():
         row: tuple[str, ...] = (op, ", ".join(ups) or "-")
         if status:
             state, run = labels[op].split("|", 1)
@@ -98,23 +96,23 @@ def _text(graph: dict[str, list[str]], labels: dict[str, str], status: bool) -> 
         print("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
 
 
-def _mermaid(graph: dict[str, list[str]], labels: dict[str, str]) -> None:
-    ids = {op: f"op{i}" for i, op in enumerate(graph)}
+def _mermaid(edges: dict[str, list[str]], labels: dict[str, str]) -> None:
+    ids = {op: f"op{i}" for i, op in enumerate(edges)}
     print("flowchart TD")
-    for op in graph:
+    for op in edges:
         label = op + "".join(f"<br/>{part}" for part in labels[op].split("|") if part)
         print(f'  {ids[op]}["{_escape(label, "#quot;")}"]')
-    for op, ups in graph.items():
+    for op, ups in edges.items():
         for up in ups:
             print(f"  {ids[up]} --> {ids[op]}")
 
 
-def _dot(graph: dict[str, list[str]], labels: dict[str, str]) -> None:
+def _dot(edges: dict[str, list[str]], labels: dict[str, str]) -> None:
     print("digraph gage {")
-    for op in graph:
+    for op in edges:
         label = "\\n".join([op] + [p for p in labels[op].split("|") if p])
         print(f'  "{_escape(op)}" [label="{_escape(label)}"];')
-    for op, ups in graph.items():
+    for op, ups in edges.items():
         for up in ups:
             print(f'  "{_escape(up)}" -> "{_escape(op)}";')
     print("}")

@@ -9,28 +9,14 @@ from __future__ import annotations
 import sys
 
 from .common import (
-    count as _count,
-)
-from .common import (
-    error as _error,
-)
-from .common import (
-    fmt_val as _fmt_val,
-)
-from .common import (
-    print_dep as _print_dep,
-)
-from .common import (
-    project as _project,
-)
-from .common import (
-    select_run as _select_run,
-)
-from .common import (
-    usage as _usage,
-)
-from .common import (
-    warn as _warn,
+    count,
+    error,
+    fmt_val,
+    print_dep,
+    project,
+    select_run,
+    usage,
+    warn,
 )
 
 # ---------------------------------------------------------------------------
@@ -39,9 +25,9 @@ from .common import (
 
 def _cmd_run(args) -> int:
     if args.start == "":
-        raise _usage("--start needs a run: give a run id or name (see 'gage runs')")
+        raise usage("--start needs a run: give a run id or name (see 'gage runs')")
     if args.no_verify and not args.start:
-        raise _usage("--no-verify applies to --start RUN: a new run is verified")
+        raise usage("--no-verify applies to --start RUN: a new run is verified")
     if args.start:
         more = ([args.op] if args.op else []) + args.assigns
         if (
@@ -50,62 +36,54 @@ def _cmd_run(args) -> int:
             or args.random
             or args.max_trials
         ):
-            raise _usage(
+            raise usage(
                 "--start takes staged runs only: config was set when they were staged"
             )
         return _start_runs(args, [args.start] + more)
-    from ..home import runs
-    from ..lifecycle import op_inputs
     from ..project import gagefile
 
     op_name, assigns = _split_words(([args.op] if args.op else []) + args.assigns)
-    gf, home = _project(args)
+    gf, home = project(args)
     opdef = gf.get_opdef(op_name)
     from . import batch as cli_batch
 
     code = cli_batch.maybe_batch(args, gf, home, opdef, assigns)
     if code is not None:
         return code
-    cmd = gagefile.op_cmd(opdef)
     config = _resolve_config(gf, opdef, assigns)
     if args.preview:
-        return _preview(gf, opdef, cmd, config, assigns, home)
-    inputs = None
+        return _preview(gf, opdef, gagefile.op_cmd(opdef), config, assigns, home)
+    from ..lifecycle import stage_op
+
+    found = None
     if args.needed:
         # Decided before anything is staged (see op_inputs).
-        inputs = op_inputs.op_inputs(home, gf.project_dir, opdef, config)
-        match = op_inputs.find_run(home, inputs) if inputs else None
-        if match:
-            return _not_needed(args, match)
-    # Staging modules only now: a run that is not needed never loads them.
-    from .. import run_util
-    from ..lifecycle import run_deps
-
+        found = stage_op.lookup(gf, home, opdef, config)
+        if found.match:
+            return _not_needed(args, found.match)
     if config:
         # Before anything is staged (staging checks it again).
+        from ..lifecycle import run_deps
+
         run_deps.check_config_deps(home, gf.project_dir, opdef)
     if not args.yes and not _confirm(opdef, config, args):
-        return _error("cancelled: nothing staged", 1)
+        return error("cancelled: nothing staged", 1)
     # Connected before anything is staged: a cluster that cannot be
     # reached stages nothing.
     engine = None if args.stage else _engine(args, gf)
     try:
-        run = run_util.make_run(home)
-        run_util.init_run_meta(run, gagefile.op_ref(gf, opdef), opdef, cmd, config, {})
-        run_util.stage_run(run, gf.project_dir, warn=_warn, progress=not args.quiet)
-        match = None
-        if args.needed and inputs is None:
-            # An op with staging hooks: only the staged run knows its inputs.
-            match = op_inputs.find_matching_run(run, runs.list_runs(home))
+        staged = stage_op.stage_op(
+            gf, home, opdef, config, found, warn=warn, progress=not args.quiet
+        )
     except BaseException:
         if engine is not None:
             engine.close()
         raise
-    if match:
+    run = staged.run
+    if not staged.needed:
         if engine is not None:
             engine.close()
-        runs.delete_run(run)
-        return _not_needed(args, match)
+        return _not_needed(args, run)
     if args.stage:
         print(f"Staged run {run.name} ({opdef.name})")
         print(run.run_dir)
@@ -132,7 +110,7 @@ def _start_runs(args, specs: list[str]) -> int:
     """`gage run --start RUN...`: here one at a time, or on an engine."""
     from ..project import gagefile
 
-    runs = [_select_run(args, spec) for spec in specs]
+    runs = [select_run(args, spec) for spec in specs]
     gf = None
     if args.engine != "local":  # the engine may come from gage.toml
         path = gagefile.find_gagefile()
@@ -145,7 +123,7 @@ def _start_runs(args, specs: list[str]) -> int:
         return code
     if args.no_verify:
         engine.close()
-        raise _usage("--no-verify starts a run here only: not with --engine/--jobs")
+        raise usage("--no-verify starts a run here only: not with --engine/--jobs")
     return _run_on(engine, args, runs)
 
 
@@ -158,7 +136,7 @@ def _run_on(engine, args, runs: list) -> int:
     except KeyboardInterrupt:
         engine.cancel()
         engine.close()
-        return _error("interrupted: runs in flight were terminated", 130)
+        return error("interrupted: runs in flight were terminated", 130)
     engine.close()
     first = 0
     for run, code in zip(runs, codes):
@@ -194,7 +172,7 @@ def _split_words(words: list[str]) -> tuple[str | None, list[str]]:
         op, rest = None, words
     for w in rest:
         if "=" not in w:
-            raise _usage(f"'{w}' is not NAME=VALUE (the op name goes first)")
+            raise usage(f"'{w}' is not NAME=VALUE (the op name goes first)")
     return op, rest
 
 
@@ -220,7 +198,7 @@ def _confirm(opdef, config: dict, args) -> bool:
         return True
     print(f"You are about to run {opdef.name}")
     for key, val in sorted(config.items()):
-        print(f"  {key}: {_fmt_val(val)}")
+        print(f"  {key}: {fmt_val(val)}")
     try:
         answer = input("Continue? (Y/n) ")
     except EOFError:
@@ -275,7 +253,7 @@ def _preview(gf, opdef, cmd, config: dict, assigns: list[str], home: str) -> int
         print(f"  env {k}={v}")
     _preview_config(gf, opdef, config, assigns)
     sc = run_util.preview_sourcecode(gf.project_dir, opdef, home)
-    print(f"Source code ({_count(len(sc.files), 'file')}):")
+    print(f"Source code ({count(len(sc.files), 'file')}):")
     for path in sc.files:
         print(f"  {path}")
     limited = [s for s in sc.skipped if s.reason == "limit"]
@@ -298,9 +276,9 @@ def _preview_config(gf, opdef, config: dict, assigns: list[str]) -> None:
     overridden = {a.split("=", 1)[0] for a in assigns}
     print("Config:")
     for key, val in sorted(config.items()):
-        line = f"  {key}: {_fmt_val(val)}"
+        line = f"  {key}: {fmt_val(val)}"
         if key in overridden:
-            line += f" (default {_fmt_val(defaults[key].value)})"
+            line += f" (default {fmt_val(defaults[key].value)})"
         if defaults[key].also:
             # A key several files define is written to each of them.
             line += f" in {', '.join(defaults[key].files)}"
@@ -320,4 +298,4 @@ def _preview_deps(gf, opdef, home: str) -> None:
         print(f"  cannot resolve: {e}")
         return
     for dep in deps:
-        _print_dep(dep.spec, dep.source, [f.path for f in dep.files])
+        print_dep(dep.spec, dep.source, [f.path for f in dep.files])

@@ -11,27 +11,13 @@ from typing import Sequence
 
 from .common import (
     RUNS_PAGE_HELP,
-)
-from .common import (
-    duration as _duration,
-)
-from .common import (
-    fmt_val as _fmt_val,
-)
-from .common import (
-    local_time as _local_time,
-)
-from .common import (
-    print_dep as _print_dep,
-)
-from .common import (
-    project as _project,
-)
-from .common import (
-    select_run as _select_run,
-)
-from .common import (
-    usage as _usage,
+    duration,
+    fmt_val,
+    local_time,
+    print_dep,
+    project,
+    select_run,
+    usage,
 )
 
 # ---------------------------------------------------------------------------
@@ -41,7 +27,7 @@ from .common import (
 def _cmd_runs(args) -> int:
     from ..home import runs
 
-    _gf, home = _project(args, required=False)
+    _gf, home = project(args, required=False)
     limit = _runs_limit(args)
     page, total = runs.runs_page(
         home, args.op, args.status, limit, args.batch, args.label
@@ -66,8 +52,8 @@ def _cmd_runs(args) -> int:
                 r["name"],
                 r["op"] or "?",
                 r["status"],
-                _local_time(r["started"]),
-                _duration(r["duration"]),
+                local_time(r["started"]),
+                duration(r["duration"]),
                 *extra,
                 _config_summary(r["config"]),
             )
@@ -89,7 +75,7 @@ def _runs_limit(args) -> int | None:
         return None
     if args.limit is not None:
         if args.limit < 1:
-            raise _usage(f"-n {args.limit}: show at least 1 run (or --all)")
+            raise usage(f"-n {args.limit}: show at least 1 run (or --all)")
         return args.limit
     return None if args.json else _RUNS_PAGE
 
@@ -110,7 +96,7 @@ def _print_status(label: str, status: str) -> None:
 
 
 def _config_summary(config: dict) -> str:
-    text = " ".join(f"{k}={_fmt_val(v)}" for k, v in sorted(config.items()))
+    text = " ".join(f"{k}={fmt_val(v)}" for k, v in sorted(config.items()))
     return text if len(text) <= 60 else text[:57] + "..."
 
 
@@ -122,7 +108,7 @@ def _cmd_show(args) -> int:
     from ..home import runs
     from ..store import run_meta
 
-    run = _select_run(args, args.run)
+    run = select_run(args, args.run)
     record = runs.run_record(run)
     manifest = run_meta.read_manifest(run)
     if args.json:
@@ -144,8 +130,8 @@ def _cmd_show(args) -> int:
         print(f"Label:    {record['label']}")
     print(f"Run dir:  {run.run_dir}")
     print(f"Meta dir: {run.meta_dir}")
-    print(f"Started:  {_local_time(record['started'])}")
-    print(f"Duration: {_duration(record['duration'])}")
+    print(f"Started:  {local_time(record['started'])}")
+    print(f"Duration: {duration(record['duration'])}")
     if record["exit_code"] is not None:
         print(f"Exit:     {record['exit_code']}")
     worker = run_meta.read_worker(run)
@@ -168,7 +154,7 @@ def _show_dict(title: str, data: dict) -> None:
         return
     print(f"{title}:")
     for key, val in sorted(data.items()):
-        print(f"  {key}: {_fmt_val(val)}")
+        print(f"  {key}: {fmt_val(val)}")
 
 
 def _show_deps(deps: list) -> None:
@@ -177,7 +163,7 @@ def _show_deps(deps: list) -> None:
     print("Dependencies:")
     for dep in deps:
         paths = [f.get("path") for f in dep.get("files") or []]
-        _print_dep(dep.get("spec") or {}, dep.get("source") or {}, paths)
+        print_dep(dep.get("spec") or {}, dep.get("source") or {}, paths)
 
 
 _TYPE_NAMES = {"s": "source code", "d": "dependency", "r": "runtime", "g": "generated"}
@@ -235,7 +221,7 @@ def _cmd_check(args) -> int:
     from ..store import objects, run_meta
     from ..types import MetaError, VerifyError
 
-    run = _select_run(args, args.run)
+    run = select_run(args, args.run)
     try:
         progress = objects.terminal_progress("Checking")
         try:

@@ -3,7 +3,7 @@
 An op is up to date when a completed run has the inputs a run of it
 would have now (`op_inputs`): its op definition, config, source and
 dependency digests, and the exact upstream runs it would use. Ops are
-decided in dependency order (`pipeline.order`):
+decided in dependency order (`graph.order`):
 
 - an op whose upstream op will run is stale: its new run will use the
   upstream's new run, which no completed run has used;
@@ -30,9 +30,8 @@ from typing import Any, Callable, Mapping
 
 from ..engines.engine import Engine
 from ..home import runs
-from ..lifecycle import op_inputs, run_stage
-from ..project import gagefile
-from ..project import graph as pipeline
+from ..lifecycle import op_inputs, run_stage, stage_op
+from ..project import gagefile, graph
 from ..types import DependencyError, GageError, Run
 
 __all__ = ["Result", "Step", "plan", "repro", "select_ops"]
@@ -71,14 +70,10 @@ def select_ops(
     targets and everything downstream of them instead."""
     for op in targets:
         gf.get_opdef(op)  # a clear error for an unknown op
-    graph = pipeline.op_graph(gf.opdefs)
+    edges = graph.op_graph(gf.opdefs)
     names = targets or list(gf.opdefs)
-    ops = (
-        pipeline.downstream(graph, names)
-        if downstream
-        else pipeline.upstream(graph, names)
-    )
-    return pipeline.order(graph, ops)
+    ops = graph.downstream(edges, names) if downstream else graph.upstream(edges, names)
+    return graph.order(edges, ops)
 
 
 # ---------------------------------------------------------------------------
@@ -93,13 +88,13 @@ def plan(
     force: bool = False,
 ) -> list[Step]:
     """What `repro` would do for `ops` (in dependency order), and why."""
-    graph = pipeline.op_graph(gf.opdefs)
+    edges = graph.op_graph(gf.opdefs)
     configs = configs or {}
     resolved: dict[str, Run] = {}
     stale: set[str] = set()
     steps = []
     for op in ops:
-        ups = [u for u in graph[op] if u in ops]
+        ups = [u for u in edges[op] if u in ops]
         if force:
             step = Step(op, "run", reasons=["--force"])
         elif any(u in stale for u in ups):
@@ -185,7 +180,7 @@ def repro(
     (runs in flight finish); with it, only ops downstream of a failure
     are skipped.
     """
-    graph = pipeline.op_graph(gf.opdefs)
+    edges = graph.op_graph(gf.opdefs)
     configs = configs or {}
     resolved: dict[str, Run] = {}
     bad: set[str] = set()
@@ -194,7 +189,7 @@ def repro(
     stop = False
     while todo or flight:
         for op in list(todo):
-            ups = [u for u in graph[op] if u in ops]
+            ups = [u for u in edges[op] if u in ops]
             if any(u in bad for u in ups):
                 todo.remove(op)
                 bad.add(op)
@@ -268,24 +263,10 @@ def _start_op(
     """The completed run that is up to date (as a Step), else a new
     staged run of `op` that uses exactly the `upstream` runs."""
     opdef = gf.get_opdef(op)
-    inputs = None
-    if not force:
-        inputs = op_inputs.op_inputs(home, gf.project_dir, opdef, config, upstream)
-        match = op_inputs.find_run(home, inputs) if inputs else None
-        if match:
-            return Step(op, "up to date", match)
-    run = run_stage.make_run(home)
-    try:
-        run_stage.init_run_meta(
-            run, gagefile.op_ref(gf, opdef), opdef, gagefile.op_cmd(opdef), config, {}
-        )
-        run_stage.stage_run(run, gf.project_dir, warn=warn, upstream=upstream)
-    except BaseException:
-        runs.delete_run(run)
-        raise
-    if inputs is None and not force:
-        match = op_inputs.find_matching_run(run, runs.list_runs(home))
-        if match:
-            runs.delete_run(run)
-            return Step(op, "up to date", match)
-    return run
+    found = None if force else stage_op.lookup(gf, home, opdef, config, upstream)
+    staged = stage_op.stage_op(
+        gf, home, opdef, config, found, upstream=upstream, warn=warn
+    )
+    if not staged.needed:
+        return Step(op, "up to date", staged.run)
+    return staged.run

@@ -34,7 +34,7 @@ from ..types import (
     describe,
 )
 from ..util import file_util
-from . import graph as pipeline
+from . import graph
 from .dep_spec import DEPENDENCY_TYPES, check_dependency
 from .op_exec import PHASES, op_cmd, split_exec
 
@@ -239,7 +239,7 @@ class _Validator:
         return Gagefile(self.path, opdefs, **settings)
 
     def _check_graph(self, opdefs: dict[str, OpDef]) -> None:
-        cycle = pipeline.find_cycle(pipeline.op_graph(opdefs))
+        cycle = graph.find_cycle(graph.op_graph(opdefs))
         if cycle:
             self.fail(
                 cycle[0],

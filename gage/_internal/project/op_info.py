@@ -3,7 +3,7 @@
 `describe_ops` gives each op's name, description, whether it is the
 default op, its config keys with their defaults (read from the
 project's files, as `gage run` reads them: `run_config`), its
-dependencies and the ops it comes after (`pipeline.op_graph`).
+dependencies and the ops it comes after (`graph.op_graph`).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..types import GageError, OpDef
-from . import graph as pipeline
+from . import graph
 
 __all__ = ["OpInfo", "describe_ops"]
 
@@ -33,10 +33,10 @@ class OpInfo:
 
 def describe_ops(gf) -> list[OpInfo]:
     """The ops of a loaded gage.toml, in file order."""
-    graph = pipeline.op_graph(gf.opdefs)
+    edges = graph.op_graph(gf.opdefs)
     default = _default_name(gf)
     return [
-        _info(gf.project_dir, opdef, opdef.name == default, graph[opdef.name])
+        _info(gf.project_dir, opdef, opdef.name == default, edges[opdef.name])
         for opdef in gf.opdefs.values()
     ]
 

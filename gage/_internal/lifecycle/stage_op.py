@@ -1,0 +1,96 @@
+"""The one way to stage an op: `gage run`, its batches and `gage repro`
+all call it, so they agree on --needed, on upstream runs and on what a
+staging that fails leaves behind.
+
+    lookup(...)    before anything is staged: a completed run with the
+                   inputs this run would have (--needed; repro), or None
+    stage_op(...)  make, init and stage a run; an op whose staging hooks
+                   make its inputs unpredictable is compared once staged
+
+A staging that fails keeps its run: its meta (log/runner, the hooks'
+output) says why, `gage show` shows it, and `gage runs purge` removes it.
+The error is raised as it came, and the runner log records it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping
+
+from ..home import runs
+from ..project import gagefile
+from ..store import run_meta
+from ..types import OpDef, Run
+from . import op_inputs, run_stage
+
+__all__ = ["Lookup", "Staged", "lookup", "stage_op"]
+
+
+@dataclass(frozen=True)
+class Lookup:
+    """What --needed found before staging: `match`, a completed run with
+    the same inputs; `predicted` is false for an op with staging hooks,
+    whose inputs are known only once it is staged."""
+
+    match: Run | None
+    predicted: bool
+
+
+@dataclass(frozen=True)
+class Staged:
+    """`run` is the new staged run, or (`needed` false) the completed run
+    with the same inputs that makes it unneeded (the staged one is gone)."""
+
+    run: Run
+    needed: bool = True
+
+
+def lookup(
+    gf: gagefile.Gagefile,
+    home: str,
+    opdef: OpDef,
+    config: Mapping[str, Any],
+    upstream: Mapping[str, Run] | None = None,
+) -> Lookup:
+    inputs = op_inputs.op_inputs(home, gf.project_dir, opdef, dict(config), upstream)
+    if inputs is None:
+        return Lookup(None, predicted=False)
+    return Lookup(op_inputs.find_run(home, inputs), predicted=True)
+
+
+def stage_op(
+    gf: gagefile.Gagefile,
+    home: str,
+    opdef: OpDef,
+    config: Mapping[str, Any],
+    found: Lookup | None = None,
+    upstream: Mapping[str, Run] | None = None,
+    batch: str | None = None,
+    warn: Callable[[str], None] | None = None,
+    progress: bool = False,
+) -> Staged:
+    """Stage a run of `opdef` with `config` (resolved) and exactly the
+    `upstream` runs given. With `found` (a `lookup` whose match was
+    None), an op that could not be predicted is compared once staged."""
+    if found is not None and found.match is not None:
+        return Staged(found.match, needed=False)
+    run = run_stage.make_run(home)
+    cmd = gagefile.op_cmd(opdef)
+    run_stage.init_run_meta(
+        run, gagefile.op_ref(gf, opdef), opdef, cmd, dict(config), {}
+    )
+    if batch:
+        run_meta.write_batch(run, batch)
+    try:
+        run_stage.stage_run(
+            run, gf.project_dir, warn=warn, upstream=upstream, progress=progress
+        )
+    except Exception as e:
+        run_meta.runner_log(run).error("staging failed: %s", e)
+        raise
+    if found is not None and not found.predicted:
+        match = op_inputs.find_matching_run(run, runs.list_runs(home))
+        if match:
+            runs.delete_run(run)
+            return Staged(match, needed=False)
+    return Staged(run)
