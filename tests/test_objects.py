@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from gage._internal.util import file_util
+from gage._internal.util import console, file_util
 from gage._internal.store import hash_cache, objects
 from gage._internal.lifecycle import run_deps
 from gage._internal.store.run_meta import read_deps, read_files_log, read_manifest
@@ -248,22 +248,24 @@ def test_link_dep_is_symlink_to_project(tmp_path):
 def test_progress_only_when_enabled_and_slow(monkeypatch):
     err = io.StringIO()
     monkeypatch.setattr("sys.stderr", err)
-    p = objects.Progress("Staging", enabled=False, delay=0)
+    p = console.Progress("Staging", enabled=False, delay=0)
     p.add(1024 * 1024, 1)
     p.done()
     assert err.getvalue() == ""
-    p = objects.Progress("Staging", enabled=True, delay=60)
+    p = console.Progress("Staging", enabled=True, delay=60)
     p.add(1024 * 1024, 1)
     p.done()
     assert err.getvalue() == ""
-    p = objects.Progress("Staging", enabled=True, delay=0)
+    p = console.Progress("Staging", enabled=True, delay=0)
     p.add(3 * 1024 * 1024, 2)
     p.done()
     out = err.getvalue()
-    assert out.startswith("\rStaging: 3.0 MiB, 2 files, ") and out.endswith("/s  \n")
+    # Drawn, then redrawn in place (erased first) when done.
+    assert out.startswith("Staging: 3.0 MiB, 2 files, ") and out.endswith("/s\n")
+    assert "\r\033[KStaging: 3.0 MiB, 2 files, " in out
     # Not a terminal: none.
-    assert not objects.terminal_progress("Staging").enabled
-    assert not objects.terminal_progress("Staging", quiet=True).enabled
+    assert not console.terminal_progress("Staging").enabled
+    assert not console.terminal_progress("Staging", quiet=True).enabled
 
 
 def test_pins_checked_before_placing(tmp_path):

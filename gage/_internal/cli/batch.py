@@ -6,6 +6,8 @@ import argparse
 import sys
 from typing import Any
 
+from . import common
+
 
 def add_args(p: argparse.ArgumentParser) -> None:
     """Batch options of `gage run`."""
@@ -98,7 +100,6 @@ def _config(base: dict, trial: dict, defaults: dict, opdef) -> dict:
 
 
 def _preview(opdef, names: list[str], configs: list[dict]) -> int:
-    from . import common
 
     print(f"Batch of {common.count(len(configs), 'trial')} of {opdef.name}:")
     rows = [tuple(["#"] + names)]
@@ -120,7 +121,6 @@ def _table(rows: list[tuple[str, ...]], indent: str = "") -> None:
 
 
 def _run(args, gf, home: str, opdef, configs: list[dict], names: list[str]) -> int:
-    from . import common
     from . import repro as cli_repro
 
     n = len(configs)
@@ -140,7 +140,6 @@ def _stage_and_run(
     args, gf, home: str, opdef, configs: list[dict], names: list[str], engine
 ) -> int:
     from ..lifecycle import stage_op
-    from . import common
 
     n = len(configs)
     batch_id = _batch_id()
@@ -201,7 +200,6 @@ def _start_all(
 
 
 def _summ(config: dict, names: list[str]) -> str:
-    from . import common
 
     return " ".join(f"{n}={common.fmt_val(config.get(n))}" for n in names)
 

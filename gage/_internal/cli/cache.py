@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from . import common
+
 _HELP = """\
 Show the object cache of the runs home: where it is, how many objects
 it holds and their size, and how many of them no run uses.
@@ -19,13 +21,12 @@ start or check a run: it only saves reading and copying a file again.
 
 
 def add_parser(sub: argparse._SubParsersAction, name: str, help: str) -> None:
-    from . import common
 
     p = sub.add_parser(
         name,
         help=help,
         description=_HELP,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=common.RawHelpFormatter,
     )
     p.add_argument(
         "action",
@@ -45,7 +46,7 @@ def add_parser(sub: argparse._SubParsersAction, name: str, help: str) -> None:
 
 def _cmd_cache(args: argparse.Namespace) -> int:
     from ..store import objects
-    from . import common
+    from ..util import console
 
     _gf, home = common.project(args, required=False)
     if args.action != "prune":
@@ -54,17 +55,17 @@ def _cmd_cache(args: argparse.Namespace) -> int:
             return common.error(msg, 2)
         info = objects.cache_info(home)
         print(f"Object cache: {info.path}")
-        print(f"  {_objects(info.objects)}, {objects.format_size(info.size)}")
+        print(f"  {_objects(info.objects)}, {console.format_size(info.size)}")
         print(
             f"  {_objects(info.unused)} no run uses "
-            f"({objects.format_size(info.unused_size)}): gage cache prune removes them"
+            f"({console.format_size(info.unused_size)}): gage cache prune removes them"
         )
         return 0
     removed = objects.prune(home, preview=args.preview)
-    size = objects.format_size(sum(n for _d, n in removed))
+    size = console.format_size(sum(n for _d, n in removed))
     if args.preview:
         for digest, n in removed:
-            print(f"  {digest} {objects.format_size(n)}")
+            print(f"  {digest} {console.format_size(n)}")
         print(f"Would remove {_objects(len(removed))} ({size})")
     else:
         print(f"Removed {_objects(len(removed))} ({size})")

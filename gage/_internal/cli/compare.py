@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from . import common
+
 _HELP = """\
 Compare runs: one row per run (newest first), with columns for the run's
 op and status, its config and its summary (the metrics it reported).
@@ -29,13 +31,12 @@ per run with full column names, null for no value).
 
 
 def add_parser(sub: argparse._SubParsersAction, name: str, help: str) -> None:
-    from . import common
 
     p = sub.add_parser(
         name,
         help=help,
         description=_HELP,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=common.RawHelpFormatter,
     )
     p.add_argument("runs", nargs="*", metavar="RUN", help="runs to compare")
     add_filter_args(p)
@@ -85,7 +86,6 @@ def statuses(text: str | None) -> list[str] | None:
     """`--status pending,error` as a list, each checked."""
     if text is None:
         return None
-    from . import common
 
     found = [s.strip() for s in text.split(",") if s.strip()]
     for s in found:
@@ -98,7 +98,6 @@ def statuses(text: str | None) -> list[str] | None:
 
 def _cmd_compare(args) -> int:
     from ..history import run_compare
-    from . import common
 
     _gf, home = common.project(args, required=False)
     selected, numbers = select(home, args.runs, args.op, statuses(args.status))
@@ -165,7 +164,6 @@ def print_table(
 def cell(name: str, val: Any, raw: bool = False) -> str:
     """A value as a table shows it: '-' (CSV: empty) for no value; times
     local (CSV: as stored)."""
-    from . import common
 
     if val is None:
         return "" if raw else "-"

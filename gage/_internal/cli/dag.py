@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from . import common
+
 _HELP = """\
 Show the op graph of gage.toml: an op that has a run-files dependency on
 another op comes after it. With OP, only OP and the ops upstream of it.
@@ -17,7 +19,6 @@ Text by default; --mermaid and --dot print the graph for documents.
 
 
 def add_parser(sub: argparse._SubParsersAction, name: str, help: str) -> None:
-    from . import common
 
     p = sub.add_parser(
         name,
@@ -41,7 +42,6 @@ def add_parser(sub: argparse._SubParsersAction, name: str, help: str) -> None:
 def _cmd_dag(args) -> int:
     from ..pipeline import repro
     from ..project import graph
-    from . import common
 
     gf, home = common.project(args)
     ops = repro.select_ops(gf, [args.op] if args.op else [])

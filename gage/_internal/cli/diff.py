@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from . import common
+
 _HELP = """\
 Show what differs from RUN1 to RUN2: the op, config, dependencies (the
 upstream run each run-files dependency used, and each dependency file by
@@ -23,13 +25,12 @@ found.
 
 
 def add_parser(sub: argparse._SubParsersAction, name: str, help: str) -> None:
-    from . import common
 
     p = sub.add_parser(
         name,
         help=help,
         description=_HELP,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=common.RawHelpFormatter,
     )
     p.add_argument("runs", nargs="*", metavar="RUN", help="one or two runs")
     p.add_argument(
@@ -44,7 +45,6 @@ def add_parser(sub: argparse._SubParsersAction, name: str, help: str) -> None:
 
 def _cmd_diff(args) -> int:
     from ..history import run_diff
-    from . import common
 
     if len(args.runs) > 2:
         raise common.usage("diff takes two runs (or one: why it ran)")
@@ -136,7 +136,6 @@ def _section(title: str, changes, fmt) -> None:
 
 
 def _value(c) -> str:
-    from . import common
 
     def v(x):
         return "(none)" if x is None else common.fmt_val(x)

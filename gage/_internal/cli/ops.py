@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from . import common
+
 _HELP = """\
 List the ops of gage.toml, in file order: each op's description (its
 `description` key), a mark for the default op (the one 'gage run' runs
@@ -17,7 +19,7 @@ def add_parser(sub: argparse._SubParsersAction, name: str, help: str) -> None:
         name,
         help=help,
         description=_HELP,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=common.RawHelpFormatter,
     )
     p.add_argument("--json", action="store_true", help="print the ops as JSON")
     p.set_defaults(func=_cmd_ops)
@@ -25,7 +27,6 @@ def add_parser(sub: argparse._SubParsersAction, name: str, help: str) -> None:
 
 def _cmd_ops(args) -> int:
     from ..project import gagefile, op_info
-    from . import common
     from . import table as cli_table
 
     gf = gagefile.load_gagefile()
@@ -54,7 +55,6 @@ def _cmd_ops(args) -> int:
 
 
 def _dep(dep: dict) -> str:
-    from . import common
 
     files = dep.get("files")
     what = common.fmt_val(files) if files is not None else "*"

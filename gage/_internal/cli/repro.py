@@ -6,6 +6,8 @@ import argparse
 import sys
 from typing import Sequence
 
+from . import common
+
 _HELP = """\
 Bring OP and every op upstream of it up to date, in dependency order
 (no OP: every op in gage.toml).
@@ -30,7 +32,6 @@ when interrupted.
 
 
 def add_parser(sub: argparse._SubParsersAction, name: str, help: str) -> None:
-    from . import common
 
     p = sub.add_parser(
         name,
@@ -105,7 +106,6 @@ def make_engine(args, gf):
 
 def _cmd_repro(args) -> int:
     from ..pipeline import repro
-    from . import common
 
     gf, home = common.project(args)
     targets, assigns = _split(args.words)
@@ -192,7 +192,6 @@ def _dry(steps) -> int:
 
 
 def _summary(results, ops: list[str]) -> None:
-    from . import common
 
     by_op = {r.op: r for r in results}
     rows = [("op", "result", "run", "time")]

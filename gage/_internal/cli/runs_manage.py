@@ -6,6 +6,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from . import common
+
 _RM_HELP = """\
 Delete runs: RUN... (as elsewhere: a name, id or prefix, the # that
 'gage runs' shows), or every run of --op OP and/or with --status S[,S].
@@ -38,7 +40,6 @@ one; --clear removes it.
 
 def add_parsers(runs: argparse.ArgumentParser) -> None:
     """The sub-verbs of `gage runs`, and its --label filter."""
-    from . import common
 
     runs.add_argument(
         "--label", metavar="TEXT", help="only runs whose label contains TEXT"
@@ -61,7 +62,7 @@ def add_parsers(runs: argparse.ArgumentParser) -> None:
         "rm",
         help="delete runs (asks first)",
         description=_RM_HELP,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=common.RawHelpFormatter,
     )
     rm.add_argument("runs", nargs="*", metavar="RUN", help="runs to delete")
     rm.add_argument("-o", "--op", metavar="OP", help="every run of this op")
@@ -76,7 +77,7 @@ def add_parsers(runs: argparse.ArgumentParser) -> None:
         "purge",
         help="delete leftover runs (pending, abandoned, error)",
         description=_PURGE_HELP,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=common.RawHelpFormatter,
     )
     purge.add_argument("-o", "--op", metavar="OP", help="only runs of this op")
     purge.add_argument(
@@ -93,7 +94,7 @@ def add_parsers(runs: argparse.ArgumentParser) -> None:
         "label",
         help="set or clear a run's label",
         description=_LABEL_HELP,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=common.RawHelpFormatter,
     )
     label.add_argument("run", metavar="RUN", help=common.RUN_ARG_HELP)
     label.add_argument("text", nargs="?", metavar="TEXT", help="the label")
@@ -122,7 +123,6 @@ def _delete_args(p: argparse.ArgumentParser) -> None:
 
 def _cmd_rm(args) -> int:
     from ..history import run_delete
-    from . import common
     from . import compare as cli_compare
 
     _gf, home = common.project(args, required=False)
@@ -133,7 +133,6 @@ def _cmd_rm(args) -> int:
 
 def _cmd_purge(args) -> int:
     from ..history import run_delete
-    from . import common
     from . import compare as cli_compare
 
     _gf, home = common.project(args, required=False)
@@ -145,7 +144,6 @@ def _cmd_purge(args) -> int:
 def _delete(args, home: str, selected) -> int:
     from ..history import run_delete
     from ..home import runs
-    from . import common
 
     if not selected:
         print(f"No matching runs to delete in {home}")
@@ -202,7 +200,6 @@ def _confirm(prompt: str) -> bool:
 
 def _cmd_label(args) -> int:
     from ..home import runs
-    from . import common
 
     if args.clear and args.text is not None:
         raise common.usage("--clear takes no TEXT: give one or the other")

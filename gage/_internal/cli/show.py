@@ -218,12 +218,13 @@ def _show_output(run, lines: int = 10) -> None:
 
 def _cmd_check(args) -> int:
     from .. import run_util
-    from ..store import objects, run_meta
+    from ..store import run_meta
     from ..types import MetaError, VerifyError
+    from ..util import console
 
     run = select_run(args, args.run)
     try:
-        progress = objects.terminal_progress("Checking")
+        progress = console.terminal_progress("Checking")
         try:
             problems = run_util.verify_run(run, full=args.full, progress=progress)
         finally:

@@ -56,13 +56,13 @@ class LocalCluster:
                 pass
         for p in self.procs:
             if p.poll() is None:
-                _signal(p, signal.SIGTERM)
+                run_exec.killpg(p.pid, signal.SIGTERM)
         deadline = time.monotonic() + _STOP_WAIT
         for p in self.procs:
             try:
                 p.wait(max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
-                _signal(p, signal.SIGKILL)
+                run_exec.killpg(p.pid, signal.SIGKILL)
                 p.wait()
         shutil.rmtree(self.dir, ignore_errors=True)
 
@@ -122,10 +122,3 @@ def _wait_for_file(cluster: LocalCluster, timeout: float) -> None:
                 "pip install 'gage[dask]')"
             )
         time.sleep(0.05)
-
-
-def _signal(p: subprocess.Popen[bytes], sig: int) -> None:
-    try:
-        os.killpg(p.pid, sig)
-    except (ProcessLookupError, PermissionError):
-        pass

@@ -46,6 +46,8 @@ import threading
 from dataclasses import dataclass, field
 from typing import IO, Any
 
+from ..util import run_exec
+
 __all__ = ["Child", "start_run_child"]
 
 _MSG_SIZE = 65536
@@ -93,10 +95,7 @@ class Child:
     def signal(self, sig: int) -> None:
         if self.done.is_set():
             return
-        try:
-            os.killpg(self.pid, sig)
-        except (ProcessLookupError, PermissionError):
-            pass
+        run_exec.killpg(self.pid, sig)
 
 
 @dataclass
@@ -236,7 +235,7 @@ def _serve(sock: socket.socket) -> None:
                     msg = b""
                 if not msg:  # the worker is gone: so are its runs
                     for pid in children:
-                        _killpg(pid, signal.SIGTERM)
+                        run_exec.killpg(pid, signal.SIGTERM)
                     return
             else:
                 while _read_nonblocking(wake_r):
@@ -353,13 +352,6 @@ def _read_nonblocking(fd: int) -> bytes:
         return os.read(fd, 4096)
     except BlockingIOError:
         return b""
-
-
-def _killpg(pid: int, sig: int) -> None:
-    try:
-        os.killpg(pid, sig)
-    except (ProcessLookupError, PermissionError):
-        pass
 
 
 if __name__ == "__main__":

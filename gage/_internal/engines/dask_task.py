@@ -30,7 +30,6 @@ and runs of it that have not started yet are not started.
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import socket
 import tempfile
@@ -39,6 +38,7 @@ import uuid
 from typing import IO, Any
 
 from ..store import run_meta
+from ..util import file_util
 from . import dask_starter, run_archive
 
 __all__ = ["cancel_runs", "run_task"]
@@ -76,7 +76,7 @@ def run_task(
             return dict(where, status="refused", error=str(e))
         return dict(where, **_run(run, token, topic, where))
     finally:
-        shutil.rmtree(scratch, onerror=_force_remove)
+        file_util.remove_tree(scratch, ignore_errors=True)
 
 
 def cancel_runs(token: str) -> int:
@@ -193,11 +193,3 @@ def _changed_files(run: Any, skip: int) -> tuple[list[str], list[str]]:
     for e in run_meta.read_files_log(run)[skip:]:
         (deleted if e.event == "d" else changed).append(e.path)
     return changed, deleted
-
-
-def _force_remove(func: Any, path: str, _exc: Any) -> None:
-    try:
-        os.chmod(os.path.dirname(path), 0o755)
-        func(path)
-    except OSError:
-        pass

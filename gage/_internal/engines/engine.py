@@ -37,10 +37,11 @@ import signal
 import subprocess
 import sys
 import threading
-from typing import IO, Any, Protocol
+from typing import Any, Protocol
 
 from ..project import gagefile
 from ..types import GageError, Run
+from ..util import console, run_exec
 
 __all__ = [
     "ENGINES",
@@ -138,8 +139,8 @@ class LocalEngine:
     ) -> None:
         self.jobs = jobs
         self.prefix = jobs > 1 if prefix is None else prefix
-        show = jobs > 1 and _isatty(sys.stderr) if progress is None else progress
-        self.console = _Console(show)
+        show = jobs > 1 and console.isatty(sys.stderr) if progress is None else progress
+        self.console = console.RunsConsole(show)
         self._pool = concurrent.futures.ThreadPoolExecutor(
             max_workers=jobs, thread_name_prefix="gage-run"
         )
@@ -167,12 +168,12 @@ class LocalEngine:
         for fut in self._futures:
             fut.cancel()
         for p in procs:
-            _signal(p, signal.SIGTERM)
+            run_exec.killpg(p.pid, signal.SIGTERM)
         for p in procs:
             try:
                 p.wait(_TERM_WAIT)
             except subprocess.TimeoutExpired:
-                _signal(p, signal.SIGKILL)
+                run_exec.killpg(p.pid, signal.SIGKILL)
         concurrent.futures.wait(self._futures, timeout=_TERM_WAIT)
 
     def close(self) -> None:
@@ -240,70 +241,3 @@ def _exit_code(run: Run, proc_code: int) -> int:
     if code is not None:
         return code
     return proc_code if proc_code != 0 else 1
-
-
-def _signal(p: subprocess.Popen[bytes], sig: int) -> None:
-    try:
-        os.killpg(p.pid, sig)
-    except (ProcessLookupError, PermissionError):
-        pass
-
-
-def _isatty(f: IO[Any]) -> bool:
-    try:
-        return f.isatty()
-    except (AttributeError, ValueError):
-        return False
-
-
-# ---------------------------------------------------------------------------
-# Console: prefixed lines and a progress line
-
-
-class _Console:
-    def __init__(self, progress: bool) -> None:
-        self.progress = progress
-        self.lock = threading.Lock()
-        self.counts = {"queued": 0, "running": 0, "done": 0, "failed": 0}
-        self.shown = False
-
-    def pump(self, src: IO[bytes], dest: IO[str], name: str) -> None:
-        for raw in iter(src.readline, b""):
-            self.line(dest, name, raw.decode("utf-8", errors="replace"))
-        src.close()
-
-    def line(self, dest: IO[str], name: str, line: str) -> None:
-        """Print one line of run `name`'s output as `name| line`."""
-        with self.lock:
-            self._erase()
-            dest.write(f"{name}| {line.rstrip(chr(10))}\n")
-            dest.flush()
-            self._draw()
-
-    def update(self, **delta: int) -> None:
-        with self.lock:
-            for k, v in delta.items():
-                self.counts[k] += v
-            self._erase()
-            self._draw()
-
-    def clear(self) -> None:
-        with self.lock:
-            self._erase()
-
-    def _draw(self) -> None:
-        if not self.progress:
-            return
-        c = self.counts
-        failed = f", {c['failed']} failed" if c["failed"] else ""
-        sys.stderr.write(
-            f"[{c['done']} done{failed}, {c['running']} running, {c['queued']} waiting]"
-        )
-        sys.stderr.flush()
-        self.shown = True
-
-    def _erase(self) -> None:
-        if self.shown:
-            sys.stderr.write("\r\033[K")
-            sys.stderr.flush()
-            self.shown = False

@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import concurrent.futures
 import os
-import shutil
 import sys
 import tempfile
 import threading
@@ -44,7 +43,8 @@ from typing import Any
 
 from ..store import run_meta
 from ..types import Run, RunError
-from . import dask_task, engine, run_archive
+from ..util import console, file_util
+from . import dask_task, run_archive
 
 __all__ = ["CONNECT_TIMEOUT", "DaskEngine", "DaskEngineError", "make_engine"]
 
@@ -103,8 +103,8 @@ class DaskEngine:
         self.address = self.client.scheduler.address
         self.token = uuid.uuid4().hex
         self.topic = f"gage-output-{self.token}"
-        show = engine._isatty(sys.stderr) if progress is None else progress
-        self.console = engine._Console(show)
+        show = console.isatty(sys.stderr) if progress is None else progress
+        self.console = console.RunsConsole(show)
         # A slot is a run on the cluster; it is free again as soon as the
         # run's task ends there, while its result comes home meanwhile.
         self._slots = threading.BoundedSemaphore(jobs)
@@ -378,7 +378,7 @@ def place_result(
                 os.unlink(full)
         _exchange(back.meta_dir, run.meta_dir)
     finally:
-        shutil.rmtree(incoming, onerror=_force_remove)
+        file_util.remove_tree(incoming, ignore_errors=True)
 
 
 def _check_generated(run: Run) -> None:
@@ -433,11 +433,3 @@ def _rename_exchange(a: str, b: str) -> bool:
         renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange)
         == 0
     )
-
-
-def _force_remove(func: Any, path: str, _exc: Any) -> None:
-    try:
-        os.chmod(os.path.dirname(path), 0o755)
-        func(path)
-    except OSError:
-        pass

@@ -21,6 +21,7 @@ from ..faults import fault_point
 from ..store import run_meta
 from ..store.run_meta import META_SUFFIX, read_id, read_name, read_opref
 from ..types import GageError, Run, RunSelectError
+from ..util import file_util
 from . import runs_index
 
 __all__ = [
@@ -488,51 +489,9 @@ def _to_trash(path: str, dest: str) -> None:
 
 
 def _remove_trash(trash: str) -> None:
-    import shutil  # here: listing and selecting runs never needs it
-
     try:
         names = os.listdir(trash)
     except FileNotFoundError:
         return
     for name in names:
-        path = os.path.join(trash, name)
-        try:
-            shutil.rmtree(path, onerror=_force_remove)
-        except RecursionError:
-            # shutil.rmtree recurses (Python < 3.12): a run dir deeper
-            # than the recursion limit is removed with a stack.
-            _remove_deep(path)
-
-
-def _remove_deep(top: str) -> None:
-    """Remove a tree of any depth without recursion (links not followed)."""
-    stack = [(top, False)]
-    while stack:
-        path, listed = stack.pop()
-        if listed or os.path.islink(path) or not os.path.isdir(path):
-            _force_remove(os.rmdir if listed else os.unlink, path, None)
-            continue
-        try:
-            os.chmod(path, os.stat(path).st_mode | stat.S_IRWXU)
-        except OSError:
-            pass
-        stack.append((path, True))
-        stack.extend((os.path.join(path, n), False) for n in os.listdir(path))
-
-
-def _force_remove(func, path, _exc) -> None:
-    if not os.path.lexists(path):
-        return  # removed by another process cleaning the trash
-    parent = os.path.dirname(path)
-    try:
-        os.chmod(parent, os.stat(parent).st_mode | stat.S_IWUSR | stat.S_IXUSR)
-        if not os.path.islink(path) and os.path.isdir(path):
-            os.chmod(path, os.stat(path).st_mode | stat.S_IRWXU)
-    except OSError:
-        pass
-    try:
-        func(path)
-    except FileNotFoundError:
-        pass
-    except OSError as e:
-        raise GageError(f"cannot delete {path}: {e.strerror}", path=path) from None
+        file_util.remove_tree(os.path.join(trash, name))

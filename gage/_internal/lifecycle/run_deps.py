@@ -71,7 +71,7 @@ from ..store.run_meta import (
     write_deps,
 )
 from ..types import DependencyError, OpDef, Run, RunSelectError
-from ..util import file_util
+from ..util import console, file_util
 
 __all__ = [
     "DepFile",
@@ -350,7 +350,7 @@ def resolve_deps(
     project_dir = os.path.abspath(project_dir or os.getcwd())
     log = runner_log(run)
     log.info("Resolving dependencies (see deps.json for details)")
-    shown = objects.terminal_progress("Staging dependencies", quiet=not progress)
+    shown = console.terminal_progress("Staging dependencies", quiet=not progress)
     try:
         records = _resolve_and_place(run, project_dir, opdef, upstream, shown)
     except DependencyError as e:
@@ -367,7 +367,7 @@ def _resolve_and_place(
     project_dir: str,
     opdef: OpDef,
     upstream: Mapping[str, Run] | None,
-    progress: objects.Progress,
+    progress: console.Progress,
 ) -> list[dict[str, Any]]:
     resolved = preview_dependencies(run.runs_home, project_dir, opdef, upstream)
     if read_config(run):
@@ -390,7 +390,7 @@ def _hash_files(
     dep: ResolvedDep,
     cache: hash_cache.HashCache,
     where: str,
-    progress: objects.Progress,
+    progress: console.Progress,
 ) -> list[str]:
     """The digest of each file; a copied dependency's files are added to
     the object cache (read once when new, not at all when known)."""

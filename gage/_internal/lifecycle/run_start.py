@@ -22,7 +22,6 @@ from ..faults import fault_point
 from ..home.runs import run_status
 from ..project.op_exec import op_cmd
 from ..store import run_meta
-from ..store.objects import terminal_progress
 from ..store.run_meta import (
     FileEvent,
     ManifestEntry,
@@ -33,6 +32,7 @@ from ..store.run_meta import (
 )
 from ..types import OpDef, Run, RunError, RunLockedError, VerifyError
 from ..util import file_util, run_exec
+from ..util.console import terminal_progress
 from .run_stage import check_run_dirs
 from .run_summary import read_run_summary
 from .run_verify import digest_cache, file_digest, verify_files

@@ -22,10 +22,10 @@ from dataclasses import dataclass
 from typing import Mapping
 
 from ..store import hash_cache, run_meta
-from ..store.objects import Progress
 from ..store.run_meta import RUN_RECORD_META, SEALED_META, Seal
 from ..types import Run, RunError
 from ..util import file_util
+from ..util.console import Progress
 
 __all__ = [
     "Difference",

@@ -12,6 +12,7 @@ import sys
 from typing import IO, Any, Iterator
 
 __all__ = [
+    "remove_tree",
     "NotRegularFile",
     "copy_file",
     "is_inside",
@@ -322,3 +323,60 @@ def make_dirs(path: str) -> None:
         except FileExistsError:
             if not os.path.isdir(p):
                 raise
+
+
+def remove_tree(path: str, ignore_errors: bool = False) -> None:
+    """Remove a tree (or a file or link): read-only files and dirs too, a
+    tree of any depth, links never followed, what another process removed
+    meanwhile ignored. A failure raises GageError naming the path, unless
+    `ignore_errors`."""
+    import shutil  # here: most commands never remove a tree
+
+    def onerror(func: Any, p: str, _exc: Any) -> None:
+        _force_remove(func, p, ignore_errors)
+
+    try:
+        if os.path.islink(path) or not os.path.isdir(path):
+            _force_remove(os.unlink, path, ignore_errors)
+        else:
+            shutil.rmtree(path, onerror=onerror)
+    except RecursionError:
+        # shutil.rmtree recurses (Python < 3.12): a tree deeper than the
+        # recursion limit is removed with a stack.
+        _remove_deep(path, ignore_errors)
+
+
+def _remove_deep(top: str, ignore_errors: bool) -> None:
+    stack = [(top, False)]
+    while stack:
+        path, listed = stack.pop()
+        if listed or os.path.islink(path) or not os.path.isdir(path):
+            _force_remove(os.rmdir if listed else os.unlink, path, ignore_errors)
+            continue
+        try:
+            os.chmod(path, os.stat(path).st_mode | stat.S_IRWXU)
+        except OSError:
+            pass
+        stack.append((path, True))
+        stack.extend((os.path.join(path, n), False) for n in os.listdir(path))
+
+
+def _force_remove(func: Any, path: str, ignore_errors: bool) -> None:
+    if not os.path.lexists(path):
+        return  # removed by another process meanwhile
+    parent = os.path.dirname(path)
+    try:
+        os.chmod(parent, os.stat(parent).st_mode | stat.S_IWUSR | stat.S_IXUSR)
+        if not os.path.islink(path) and os.path.isdir(path):
+            os.chmod(path, os.stat(path).st_mode | stat.S_IRWXU)
+    except OSError:
+        pass
+    try:
+        func(path)
+    except FileNotFoundError:
+        pass
+    except OSError as e:
+        if not ignore_errors:
+            from ..types import GageError
+
+            raise GageError(f"cannot delete {path}: {e.strerror}", path=path) from None

@@ -40,6 +40,7 @@ __all__ = [
     "ExecError",
     "die_with_parent",
     "exec_proc",
+    "killpg",
     "pid_alive",
     "proc_start_time",
 ]
@@ -299,9 +300,7 @@ class _SignalForward:
 
     def _send(self, sig: int) -> None:
         assert self.proc
-        try:
-            os.killpg(self.proc.pid, sig)
-        except (ProcessLookupError, PermissionError):
+        if not killpg(self.proc.pid, sig):
             try:
                 self.proc.send_signal(sig)
             except ProcessLookupError:
@@ -362,3 +361,14 @@ def _proc_state(pid: int) -> bytes | None:
     except OSError:
         return None
     return stat[stat.rfind(b")") + 2 :][:1] or None
+
+
+def killpg(pgid: int, sig: int) -> bool:
+    """Send `sig` to process group `pgid` (a run, a hook, a starter's
+    child: each leads its own session). False when the group is gone or
+    not ours."""
+    try:
+        os.killpg(pgid, sig)
+    except (ProcessLookupError, PermissionError):
+        return False
+    return True
