@@ -7,6 +7,7 @@ import sys
 from typing import Any
 
 from . import common
+from . import table as cli_table
 
 
 def add_args(p: argparse.ArgumentParser) -> None:
@@ -102,18 +103,13 @@ def _config(base: dict, trial: dict, defaults: dict, opdef) -> dict:
 def _preview(opdef, names: list[str], configs: list[dict]) -> int:
 
     print(f"Batch of {common.count(len(configs), 'trial')} of {opdef.name}:")
-    rows = [tuple(["#"] + names)]
-    for i, config in enumerate(configs, 1):
-        rows.append(tuple([str(i)] + [common.fmt_val(config.get(n)) for n in names]))
-    _table(rows, "  ")
+    rows = [
+        [str(i)] + [common.fmt_val(config.get(n)) for n in names]
+        for i, config in enumerate(configs, 1)
+    ]
+    cli_table.print_table(["#"] + names, rows, indent="  ")
     print("Nothing staged (preview).")
     return 0
-
-
-def _table(rows: list[tuple[str, ...]], indent: str = "") -> None:
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    for r in rows:
-        print(indent + "  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
 
 
 # ---------------------------------------------------------------------------
@@ -162,7 +158,7 @@ def _stage_and_run(
     codes = _start_all(args, engine, staged, rows, names)
     rows.sort(key=lambda r: int(r[0]))
     print()
-    _table([("trial", "run", "result", "config")] + [tuple(r) for r in rows])
+    cli_table.print_table(("trial", "run", "result", "config"), rows)
     if codes is None:
         return common.error("interrupted: runs in flight were terminated", 130)
     failed = [c for c in codes if c != 0]

@@ -8,6 +8,8 @@ import argparse
 import os
 import sys
 
+from ..util.console import fmt_val
+
 # The same as runs.RUN_STATUSES (a test checks): kept here so building the
 # parser for `--help` imports nothing of the library.
 STATUSES = [
@@ -104,12 +106,6 @@ def print_dep(spec: dict, source: dict, paths: list[str]) -> None:
     print(f"  {spec.get('type')} {fmt_val(what)} from {where}")
     for path in paths:
         print(f"    {path}")
-
-
-def fmt_val(val) -> str:
-    import json
-
-    return val if isinstance(val, str) else json.dumps(val)
 
 
 def local_time(iso: str | None) -> str:

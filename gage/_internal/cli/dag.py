@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from . import common
+from . import table as cli_table
 
 _HELP = """\
 Show the op graph of gage.toml: an op that has a run-files dependency on
@@ -82,18 +83,15 @@ def _labels(gf, home: str, ops: list[str]) -> dict[str, str]:
 
 
 def _text(edges: dict[str, list[str]], labels: dict[str, str], status: bool) -> None:
-    rows: list[tuple[str, ...]] = [
-        ("op", "after") + (("status", "latest run") if status else ())
-    ]
+    header = ("op", "after") + (("status", "latest run") if status else ())
+    rows: list[tuple[str, ...]] = []
     for op, ups in edges.items():
         row: tuple[str, ...] = (op, ", ".join(ups) or "-")
         if status:
             state, run = labels[op].split("|", 1)
             row += (state, run)
         rows.append(row)
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    for r in rows:
-        print("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
+    cli_table.print_table(header, rows)
 
 
 def _mermaid(edges: dict[str, list[str]], labels: dict[str, str]) -> None:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Sequence
 
 from . import common
+from . import table as cli_table
 
 _HELP = """\
 Bring OP and every op upstream of it up to date, in dependency order
@@ -194,7 +194,7 @@ def _dry(steps) -> int:
 def _summary(results, ops: list[str]) -> None:
 
     by_op = {r.op: r for r in results}
-    rows = [("op", "result", "run", "time")]
+    rows = []
     for op in ops:
         r = by_op.get(op)
         if r is None:
@@ -208,10 +208,4 @@ def _summary(results, ops: list[str]) -> None:
         rows.append((op, status, run, secs))
     sys.stdout.flush()
     print()
-    _table(rows)
-
-
-def _table(rows: Sequence[tuple[str, ...]]) -> None:
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    for row in rows:
-        print("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip())
+    cli_table.print_table(("op", "result", "run", "time"), rows)

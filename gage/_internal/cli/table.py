@@ -51,15 +51,17 @@ def print_table(
     rows: Sequence[Row],
     file: IO[str] | None = None,
     styles: Sequence[str | None] | None = None,
+    indent: str = "",
 ) -> None:
-    """Print `header` and `rows`: aligned plain text, or on a terminal
-    that takes colour a rich table. `styles` gives each column a style:
-    `status` (coloured by `STATUS_STYLES`), `dim`, or None."""
+    """Print `header` and `rows`: aligned plain text (each line after
+    `indent`), or on a terminal that takes colour a rich table. `styles`
+    gives each column a style: `status` (coloured by `STATUS_STYLES`),
+    `dim`, or None."""
     out = file or sys.stdout
     if use_color(out):
         _print_rich(header, rows, out, styles or [None] * len(header))
         return
-    out.write(table_text(header, rows))
+    out.write(table_text(header, rows, indent))
 
 
 def use_color(file: IO[str]) -> bool:
@@ -127,15 +129,16 @@ def _console(out: IO[str]) -> Any:
     return Console(file=out, highlight=False, emoji=False, markup=False)
 
 
-def table_text(header: Row, rows: Sequence[Row]) -> str:
-    """Columns padded to their widest cell, two spaces apart; the last
-    column is not padded and no line has trailing spaces."""
+def table_text(header: Row, rows: Sequence[Row], indent: str = "") -> str:
+    """Columns padded to their widest cell, two spaces apart, each line
+    after `indent`; the last column is not padded and no line has
+    trailing spaces."""
     all_rows = [list(header)] + [list(row) for row in rows]
     widths = [max(len(row[i]) for row in all_rows) for i in range(len(header))]
     lines = []
     for row in all_rows:
         cells = [cell.ljust(w) for cell, w in zip(row[:-1], widths)] + row[-1:]
-        lines.append("  ".join(cells).rstrip())
+        lines.append((indent + "  ".join(cells)).rstrip())
     return "".join(line + "\n" for line in lines)
 
 

@@ -39,6 +39,7 @@ from typing import Any, Mapping
 from ..store import hash_cache, run_meta
 from ..types import OpDef, Run
 from ..util import file_util
+from ..util.console import fmt_val
 
 __all__ = [
     "Inputs",
@@ -421,9 +422,7 @@ _MISSING = object()
 
 
 def _fmt(val: Any) -> str:
-    if val is _MISSING:
-        return "(none)"
-    return json.dumps(val)
+    return "(none)" if val is _MISSING else fmt_val(val)
 
 
 def _run_name(dep: dict[str, Any]) -> str:

@@ -19,6 +19,7 @@ __all__ = [
     "Progress",
     "RunsConsole",
     "StatusLine",
+    "fmt_val",
     "format_size",
     "isatty",
     "terminal_progress",
@@ -32,6 +33,16 @@ def isatty(f: IO[Any] | None = None) -> bool:
         return (sys.stderr if f is None else f).isatty()
     except (AttributeError, ValueError):
         return False
+
+
+def fmt_val(val: Any) -> str:
+    """A config or summary value as gage prints it: a string bare, any
+    other value as JSON (`0.1`, `true`, `null`, `[1, 2]`)."""
+    if isinstance(val, str):
+        return val
+    import json
+
+    return json.dumps(val)
 
 
 def format_size(n: float) -> str:
