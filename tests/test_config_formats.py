@@ -18,7 +18,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gage._internal.config import config_json, config_py, config_toml, config_yaml
-from gage._internal.config.run_config import same_value
+from gage._internal.config.apply import same_value
 from gage._internal.types import ConfigError
 
 if sys.version_info >= (3, 11):

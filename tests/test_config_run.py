@@ -17,13 +17,9 @@ from gage._internal.config import run_config
 from gage._internal.store import run_meta
 from gage._internal import run_util
 from gage._internal.home import runs
-from gage._internal.config.run_config import (
-    coerce,
-    parse_assigns,
-    parse_value,
-    resolve_config,
-    same_value,
-)
+from gage._internal.config.apply import same_value
+from gage._internal.config.assigns import parse_value
+from gage._internal.config.run_config import coerce, parse_assigns, resolve_config
 from gage._internal.types import ConfigError, OpCmd, OpDef, OpRef
 
 floats = st.floats(allow_nan=False, allow_infinity=False)

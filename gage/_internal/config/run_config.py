@@ -6,11 +6,11 @@ every key in a file, `-train.py#seed` to exclude) or tables with `keys`,
 `description`, `prefix` and `strip-prefix`. Rules apply in order; the
 last one that matches a key decides.
 
-- `parse_assigns` parses command-line `NAME=VALUE` assignments.
+- `assigns.parse_assigns` parses command-line `NAME=VALUE` assignments.
 - `read_project_config` reads the default values from project files.
 - `resolve_config` checks assignments against the defaults and returns
   the full run config (written to `config.json` by `init_run_meta`).
-- `apply_run_config` writes the run config into the staged copies of the
+- `apply.apply_run_config` writes the run config into the staged copies of the
   files in the run dir, records the diff in `log/patched` and the
   modified files in `log/files`.
 
@@ -21,37 +21,22 @@ Each file format has its own module (`config_py`, `config_json`,
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import fnmatch
-import functools
 import glob
 import importlib
 import os
-import re
-import stat
 from dataclasses import dataclass
 from typing import Any
 
-from ..store.run_meta import (
-    FileEvent,
-    append_files_log,
-    read_config,
-    read_opdef,
-    runner_log,
-    write_patched,
-)
-from ..types import ConfigError, OpDef, Run
-from ..util.file_util import is_inside, open_regular, write_atomic
-from .config_util import is_config_value
+from ..types import ConfigError, OpDef
+from ..util.file_util import open_regular
+from .assigns import Assigns, parse_value, short_text
+from .assigns import parse_assigns as parse_assigns
 
 __all__ = [
     "ConfigValue",
-    "apply_run_config",
-    "Assigns",
     "config_files",
     "parse_assigns",
-    "parse_value",
-    "patched_texts",
     "read_project_config",
     "resolve_config",
 ]
@@ -85,198 +70,18 @@ class ConfigValue:
 
 
 # ---------------------------------------------------------------------------
-# Command-line assignments
-
-
-class Assigns(dict):
-    """`NAME=VALUE` words as typed values (see `parse_assigns`).
-
-    It is a dict of name -> value that also remembers the text each
-    value was typed from (`texts`), so that `resolve_config` gives a key
-    whose default is a string the text as typed: `ver=1.10` is `'1.10'`,
-    not the float `1.1`. A value replaced after parsing is taken as given.
-    """
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.texts: dict[str, tuple[str, Any]] = {}
-
-    def text(self, name: str) -> str | None:
-        """The text `name` was typed from, while its value is unchanged."""
-        text, val = self.texts.get(name, (None, None))
-        return text if text is not None and self.get(name) is val else None
-
-
-def parse_assigns(args: list[str]) -> Assigns:
-    """Parse `NAME=VALUE` args into a dict of typed values.
-
-    Values are typed like YAML scalars: `1` is an int, `1.0` and `1e-3`
-    floats, `true`/`no` bools, `null` None, `'1'` (quoted) a string,
-    `[1, 2]` a list, `{a: 1}` a dict; anything else is a string. The
-    result also keeps each value's text, which `resolve_config` uses for
-    a key whose default is a string: this is the one way NAME=VALUE words
-    become config, for the CLI and for API callers alike.
-    """
-    assigns = Assigns()
-    for arg in args:
-        name, sep, text = arg.partition("=")
-        if not sep or not name or name != name.strip() or " " in name:
-            raise ConfigError(
-                f"Invalid assignment '{arg}': expected NAME=VALUE (e.g. lr=0.01)",
-                key=name or None,
-            )
-        try:
-            val = parse_value(text)
-        except ConfigError as e:
-            raise ConfigError(
-                f"Invalid value in '{name}={_short(text)}': {e}", key=name
-            ) from None
-        assigns[name] = val
-        assigns.texts[name] = (text, val)
-    return assigns
-
-
-def parse_value(text: str) -> Any:
-    """A value typed like a YAML scalar or flow collection (see above).
-
-    A collection nested more than `MAX_DEPTH` levels, and a YAML alias
-    (`*name`, which can expand a short value into a huge one), are
-    refused.
-    """
-    if text[:1] not in ("[", "{", "'", '"'):
-        return _scalar(text)
-    if _depth(text) > MAX_DEPTH:
-        raise ConfigError(f"the value is nested more than {MAX_DEPTH} levels deep")
-    import yaml
-
-    try:
-        val = yaml.load(text, Loader=_value_loader())
-    except yaml.MarkedYAMLError as e:
-        raise ConfigError(f"{e.problem} (quote the value to use it as text)") from None
-    except yaml.YAMLError as e:
-        raise ConfigError(str(e)) from None
-    if not is_config_value(val):
-        raise ConfigError(f"{_short(repr(val))} is not a config value")
-    return val
-
-
-MAX_DEPTH = 100
-"""How deeply `[...]` and `{...}` may nest in a NAME=VALUE value."""
-
-
-def _depth(text: str) -> int:
-    """Deepest nesting of brackets outside quotes (an upper bound is fine)."""
-    depth = deepest = 0
-    quote = None
-    for c in text:
-        if quote:
-            if c == quote:
-                quote = None
-        elif c in "'\"":
-            quote = c
-        elif c in "[{":
-            depth += 1
-            deepest = max(deepest, depth)
-        elif c in "]}":
-            depth -= 1
-    return deepest
-
-
-def _short(text: str, size: int = 60) -> str:
-    """`text` cut to `size` characters for a message."""
-    return text if len(text) <= size else text[: size - 3] + "..."
-
-
-_INT = re.compile(r"[-+]?[0-9]+")
-_FLOAT = re.compile(
-    r"[-+]?(?:[0-9]+\.[0-9]*|\.[0-9]+|[0-9]+(?=[eE]))(?:[eE][-+]?[0-9]+)?"
-)
-_NULL = ("null", "Null", "NULL", "~")
-_TRUE = ("true", "yes", "on")
-_FALSE = ("false", "no", "off")
-
-
-def _scalar(text: str) -> Any:
-    tag = _scalar_tag(text)
-    if tag == "null":
-        return None
-    if tag == "bool":
-        return text.lower() in _TRUE
-    if tag == "int":
-        try:
-            return int(text)
-        except ValueError:  # over sys.get_int_max_str_digits() digits
-            raise ConfigError(
-                f"the integer has {len(text)} digits (at most 4300 are read); "
-                "quote it to use it as text"
-            ) from None
-    if tag == "float":
-        val = float(text)
-        if val in (float("inf"), float("-inf")):
-            raise ConfigError(f"{text} is too large for a float")
-        return val
-    return text
-
-
-def _scalar_tag(text: str) -> str:
-    if text in _NULL:
-        return "null"
-    if text in (text.lower(), text.capitalize(), text.upper()) and text.lower() in (
-        _TRUE + _FALSE
-    ):
-        return "bool"
-    if _INT.fullmatch(text):
-        return "int"
-    if _FLOAT.fullmatch(text):
-        return "float"
-    return "str"
-
-
-@functools.cache
-def _value_loader():
-    """A YAML loader that types plain scalars as `_scalar` does.
-
-    Made on first use: yaml is imported only when a value needs it.
-    """
-    import yaml
-
-    class ValueLoader(yaml.SafeLoader):
-        def resolve(self, kind, value, implicit):
-            if kind is yaml.ScalarNode and implicit[0]:
-                return "tag:yaml.org,2002:" + _scalar_tag(value)
-            return super().resolve(kind, value, implicit)
-
-        def construct_scalar_value(self, node):
-            return _scalar(self.construct_scalar(node))
-
-        def compose_node(self, parent, index):
-            if self.check_event(yaml.AliasEvent):
-                raise ConfigError(
-                    "YAML aliases (*name) are not allowed in a value: "
-                    "write the value out"
-                )
-            return super().compose_node(parent, index)
-
-    for tag in ("null", "bool", "int", "float"):
-        ValueLoader.add_constructor(
-            "tag:yaml.org,2002:" + tag, ValueLoader.construct_scalar_value
-        )
-    return ValueLoader
-
-
-# ---------------------------------------------------------------------------
 # Project config
 
 
 def read_project_config(project_dir: str, opdef: OpDef) -> dict[str, ConfigValue]:
     """Config keys and their defaults from the files an op def names."""
-    return _read_config(project_dir, opdef)
+    return read_file_config(project_dir, opdef)
 
 
 def config_files(root: str, opdef: OpDef) -> set[str]:
     """Paths (relative, `/`-separated) of the files that provide the op's
     config keys under `root` (a project or run dir)."""
-    return {f for cv in _read_config(root, opdef).values() for f in cv.files}
+    return {f for cv in read_file_config(root, opdef).values() for f in cv.files}
 
 
 @dataclass(frozen=True)
@@ -292,7 +97,7 @@ class _Rule:
 _TABLE_KEYS = ("keys", "description", "prefix", "strip-prefix")
 
 
-def _read_config(root: str, opdef: OpDef) -> dict[str, ConfigValue]:
+def read_file_config(root: str, opdef: OpDef) -> dict[str, ConfigValue]:
     """Config keys from the files the op's `config` names under `root`.
 
     A ConfigError raised here is about the op's `config` (a file or key
@@ -477,7 +282,7 @@ def _has_format(path: str) -> bool:
     return os.path.splitext(path)[1].lower() in _FORMATS
 
 
-def _format(path: str):
+def file_format(path: str):
     name = _FORMATS.get(os.path.splitext(path)[1].lower())
     return importlib.import_module("." + name, __package__) if name else None
 
@@ -494,13 +299,13 @@ class _FileCache:
             return self._keys[path]
         except KeyError:
             pass
-        fmt = _format(path)
+        fmt = file_format(path)
         if fmt is None:
             raise ConfigError(
                 f"Cannot read config from {path}: unsupported file type "
                 "(use .py, .json, .toml, .yaml or .yml)"
             )
-        text = _read_text(self.root, path)
+        text = read_file_text(self.root, path)
         try:
             keys = fmt.read(text)
         except ConfigError as e:
@@ -515,7 +320,7 @@ class _FileCache:
         return keys
 
 
-def _read_text(root: str, path: str) -> str:
+def read_file_text(root: str, path: str) -> str:
     try:
         with open_regular(os.path.join(root, path)) as f:
             return f.read().decode("utf-8")
@@ -622,120 +427,6 @@ _TYPE_NAMES = [
 
 def _type_msg(val: Any, default: Any, name: str, file: str) -> str:
     expected = next(desc for type, desc in _TYPE_NAMES if isinstance(default, type))
-    return f"Cannot set '{name}' to {_short(repr(val))} in {file}: expected {expected}"
-
-
-# ---------------------------------------------------------------------------
-# Apply
-
-
-def apply_run_config(run: Run, opdef: OpDef | None = None) -> None:
-    """Write the run config (`config.json`) into the staged files.
-
-    Files are patched in the run dir (never in the project). The unified
-    diff goes to `log/patched`; modified files are logged in `log/files`
-    so the manifest has the digests of the patched files.
-    """
-    config = read_config(run)
-    if not config:
-        return
-    log = runner_log(run)
-    log.info("Applying config (see log/patched in the meta dir for details)")
-    opdef = opdef or read_opdef(run)
-    diffs = []
-    events = []
-    for path, changes, old, new in _patches(run.run_dir, opdef, config):
-        full = os.path.join(run.run_dir, path)
-        if not is_inside(run.run_dir, full):
-            raise ConfigError(
-                f"Cannot apply config to {path}: it is outside the run dir "
-                f"{run.run_dir} (an absolute path, '..' or a link to a "
-                "directory outside): config files must be in the run dir",
-                op=opdef.name,
-                path=path,
-            )
-        mode = stat.S_IMODE(os.stat(full).st_mode)
-        write_atomic(full, new.encode("utf-8"), mode)
-        diffs.append(_diff(path, old, new))
-        events.append(FileEvent("m", "s", os.stat(full).st_mtime_ns, path))
-        log.info(f"Patched {path}: {', '.join(sorted(changes))}")
-    write_patched(run, "".join(diffs))
-    append_files_log(run, events)
-    if not events:
-        log.info("Config is the same as the source code: nothing patched")
-
-
-def patched_texts(root: str, opdef: OpDef, config: dict[str, Any]) -> dict[str, str]:
-    """Path -> text of each config file under `root` that `config` changes,
-    as applying it would write it (nothing is written)."""
-    return {path: new for path, _c, _old, new in _patches(root, opdef, config)}
-
-
-def _patches(
-    root: str, opdef: OpDef, config: dict[str, Any]
-) -> list[tuple[str, dict[str, Any], str, str]]:
-    """(path, changes, old text, new text) per file that config changes."""
-    by_file = _changes_by_file(config, _read_config(root, opdef), opdef)
-    result = []
-    for path, changes in sorted(by_file.items()):
-        old = _read_text(root, path)
-        new = _patch_text(old, changes, path)
-        if new != old:
-            result.append((path, changes, old, new))
-    return result
-
-
-def _changes_by_file(
-    config: dict[str, Any], keys: dict[str, ConfigValue], opdef: OpDef
-) -> dict[str, dict[str, Any]]:
-    """File -> {file key: new value} for values that differ from the file."""
-    by_file: dict[str, dict[str, Any]] = {}
-    for name, val in config.items():
-        cv = keys.get(name)
-        if cv is None:
-            raise ConfigError(
-                f"Cannot apply config key '{name}': it is not in the staged "
-                f"source code of op '{opdef.name}' (check its sourcecode and "
-                "config rules)"
-            )
-        for loc in cv.locations():
-            loc_val = coerce(val, loc.value, name, loc.file)
-            if not same_value(loc_val, loc.value):
-                by_file.setdefault(loc.file, {})[loc.file_key] = loc_val
-    return by_file
-
-
-def same_value(a: Any, b: Any) -> bool:
-    """Equal and of the same types throughout (`1 != 1.0 != True`)."""
-    if type(a) is not type(b):
-        return False
-    if isinstance(a, (list, tuple)):
-        return len(a) == len(b) and all(same_value(x, y) for x, y in zip(a, b))
-    if isinstance(a, dict):
-        return list(a) == list(b) and all(same_value(a[k], b[k]) for k in a)
-    return a == b
-
-
-def _patch_text(text: str, changes: dict[str, Any], path: str) -> str:
-    try:
-        return _format(path).patch(text, changes)
-    except ConfigError as e:
-        raise ConfigError(f"Cannot apply config to {path}: {e}") from None
-
-
-def _diff(path: str, old: str, new: str) -> str:
-    lines = difflib.unified_diff(
-        _lines(old),
-        _lines(new),
-        fromfile=path,
-        tofile=path,
-        n=0,
+    return (
+        f"Cannot set '{name}' to {short_text(repr(val))} in {file}: expected {expected}"
     )
-    return "".join(
-        line if line.endswith("\n") else line + "\n\\ No newline at end of file\n"
-        for line in lines
-    )
-
-
-def _lines(text: str) -> list[str]:
-    return re.findall(r"[^\n]*\n|[^\n]+$", text)

@@ -238,9 +238,9 @@ def _patched_digests(
     """sha256 of each file config changes, as staging would patch it (in
     memory); None when config changes a file that is not source code
     (staging then says why)."""
-    from ..config import run_config
+    from ..config import apply
 
-    texts = run_config.patched_texts(project_dir, opdef, config)
+    texts = apply.patched_texts(project_dir, opdef, config)
     if any(path not in sources for path in texts):
         return None
     return {

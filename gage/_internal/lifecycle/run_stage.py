@@ -331,9 +331,9 @@ def apply_config(run: Run, opdef: OpDef | None = None) -> None:
     # more than a simple `gage run` should.
     if not run_meta.read_config(run):
         return
-    from ..config import run_config
+    from ..config import apply
 
-    run_config.apply_run_config(run, opdef)
+    apply.apply_run_config(run, opdef)
 
 
 def init_runtime(
