@@ -31,14 +31,17 @@ concurrent `gage` processes share it.
 
 from __future__ import annotations
 
-import json
 import os
 import time
-from typing import Any, NamedTuple
+from typing import Any
 
 from ..store import run_meta
 from ..store.run_meta import META_SUFFIX
-from ..types import Run
+from .index_rows import COLS, SETTLE_NS, listed_entry, read_row, row_entry
+from .index_rows import STATES as STATES
+from .index_rows import Entry as Entry
+from .index_rows import meta_state as meta_state
+from .index_rows import read_entry as read_entry
 
 __all__ = [
     "Entry",
@@ -54,63 +57,7 @@ __all__ = [
     "rebuild",
 ]
 
-SETTLE_NS = 3_000_000_000
-"""A stat this recent (ns) may miss a change in the same clock tick."""
-
-STATES = ("pending", "staged", "started", "completed", "error", "terminated")
-"""What meta says of a run; `started` is `running` or `abandoned`,
-depending on its process (see `runs.run_status`)."""
-
-_COLS = (
-    "dir",
-    "id",
-    "name",
-    "created",
-    "op_ns",
-    "op",
-    "state",
-    "initialized",
-    "staged",
-    "started",
-    "stopped",
-    "exit_code",
-    "signal",
-    "config",
-    "summary",
-    "input_key",
-    "batch",
-    "label",
-)
-
-
-class Entry(NamedTuple):
-    """A run as the index knows it. `dir` is the run dir's name in the
-    runs home; `config` and `summary` are JSON text."""
-
-    dir: str
-    id: str
-    name: str
-    created: int
-    op_ns: str | None
-    op: str | None
-    state: str
-    initialized: int | None
-    staged: int | None
-    started: int | None
-    stopped: int | None
-    exit_code: int | None
-    signal: str | None
-    config: str
-    summary: str
-    input_key: str | None
-    batch: str | None
-    label: str | None
-
-    def run(self, home: str) -> Run:
-        return Run(self.id, os.path.join(home, self.dir), self.name)
-
-
-_SELECT = "SELECT " + ", ".join(_COLS) + " FROM runs WHERE ok = 1"
+_SELECT = "SELECT " + ", ".join(COLS) + " FROM runs WHERE ok = 1"
 _ORDER_NEWEST = " ORDER BY created DESC, id DESC"
 
 
@@ -134,7 +81,7 @@ def entries(
     with _synced(home) as db:
         if db is None:
             return []
-        found = [_row_entry(row) for row in db.execute(sql, params)]
+        found = [row_entry(row) for row in db.execute(sql, params)]
         return _fresh(db, home, found) if limit is not None else found
 
 
@@ -161,7 +108,7 @@ def numbered(
     if where:
         inner = (
             "SELECT ROW_NUMBER() OVER (ORDER BY created DESC, id DESC) AS n, "
-            + ", ".join(_COLS)
+            + ", ".join(COLS)
             + " FROM runs WHERE ok = 1"
         )
         cond = f" WHERE {where}"
@@ -185,7 +132,7 @@ def numbered(
             total = db.execute(
                 f"SELECT count(*) FROM ({inner}){cond}", params
             ).fetchone()[0]
-        found = [_row_entry(row[1:]) for row in rows]
+        found = [row_entry(row[1:]) for row in rows]
         fresh = _fresh(db, home, found) if limit is not None else found
         by_dir = {e.dir: e for e in fresh}
         return [(r[0], by_dir[r[1]]) for r in rows if r[1] in by_dir], total
@@ -227,9 +174,9 @@ def _fresh(db: Any, home: str, found: list[Entry]) -> list[Entry]:
         if stored.get(entry.dir) == mtime:
             result.append(entry)
             continue
-        values = _read_row(home, entry.dir)
+        values = read_row(home, entry.dir)
         changed.append(values)
-        again = _entry(values)
+        again = listed_entry(values)
         if again is not None:
             result.append(again)
     try:
@@ -360,7 +307,7 @@ def _schema() -> int:
     holds), so any change to either rebuilds older indexes."""
     import zlib
 
-    return zlib.crc32("\n".join(_DDL + _COLS).encode()) & 0x7FFFFFFF
+    return zlib.crc32("\n".join(_DDL + COLS).encode()) & 0x7FFFFFFF
 
 
 def _init(db: Any) -> None:
@@ -392,7 +339,7 @@ def _sync(db: Any, home: str) -> None:
     if relisted:
         names = _list_run_dirs(home)
         known = {r[0] for r in db.execute("SELECT dir FROM runs")}
-        rows.extend(_read_row(home, d) for d in names - known)
+        rows.extend(read_row(home, d) for d in names - known)
         gone.extend(known - names)
     for dir, mtime in db.execute("SELECT dir, mtime FROM runs WHERE final = 0"):
         if dir in gone:
@@ -403,7 +350,7 @@ def _sync(db: Any, home: str) -> None:
             gone.append(dir)
             continue
         if now != mtime:
-            rows.append(_read_row(home, dir))
+            rows.append(read_row(home, dir))
     if not rows and not gone and not relisted:
         return
     db.execute("BEGIN IMMEDIATE")
@@ -438,9 +385,9 @@ def _write_rows(db: Any, rows: list[tuple[Any, ...]], in_tx: bool = False) -> No
         return
     sql = (
         "INSERT OR REPLACE INTO runs ("
-        + ", ".join(_COLS)
+        + ", ".join(COLS)
         + ", ok, mtime, final) VALUES ("
-        + ", ".join("?" * (len(_COLS) + 3))
+        + ", ".join("?" * (len(COLS) + 3))
         + ")"
     )
     if in_tx:
@@ -453,166 +400,3 @@ def _write_rows(db: Any, rows: list[tuple[Any, ...]], in_tx: bool = False) -> No
     except BaseException:
         db.execute("ROLLBACK")
         raise
-
-
-# ---------------------------------------------------------------------------
-# Reading a run's meta
-
-
-def read_entry(run_dir: str) -> Entry | None:
-    """The entry of a run dir, read from its meta (no index involved);
-    None when its identity cannot be read."""
-    home, dir = os.path.split(run_dir)
-    return _entry(_read_row(home, dir))
-
-
-def _read_row(home: str, dir: str) -> tuple[Any, ...]:
-    """The index row of the run in `dir`, read from its meta.
-
-    The meta dir's mtime is taken first, so a change made while reading
-    shows as a different mtime next time. A run whose identity is not
-    written yet is kept as a row that is not listed (ok = 0) and looked
-    at again.
-    """
-    run_dir = os.path.join(home, dir)
-    run = Run("", run_dir, "")
-    try:
-        st = os.stat(run.meta_dir)
-    except OSError:
-        return _unlisted(dir, 0)
-    settled = time.time_ns() - st.st_mtime_ns >= SETTLE_NS
-    mtime = st.st_mtime_ns if settled else 0
-    try:
-        run_id = run_meta.read_id(run.meta_dir)
-        name = run_meta.read_name(run.meta_dir)
-    except (OSError, ValueError):
-        return _unlisted(dir, mtime)
-    op_ns: str | None = None
-    op: str | None = None
-    try:
-        opref = run_meta.read_opref(run)
-        op_ns, op = opref.op_ns, opref.op_name
-    except (OSError, TypeError, ValueError):
-        pass
-    ts = {
-        name_: _timestamp(run, name_)
-        for name_ in ("initialized", "staged", "started", "stopped")
-    }
-    exit_code = _exit_code(run) if ts["stopped"] is not None else None
-    signal = (
-        _text(run_meta.read_proc_signal, run) if ts["started"] is not None else None
-    )
-    state = meta_state(ts["staged"], ts["started"], ts["stopped"], exit_code, signal)
-    created = ts["initialized"] or st.st_mtime_ns // 1000
-    input_key = (
-        _text(run_meta.read_input_key, run) if ts["staged"] is not None else None
-    )
-    final = state in ("completed", "error", "terminated") and settled
-    return (
-        dir,
-        run_id,
-        name,
-        created,
-        _db_text(op_ns),
-        _db_text(op),
-        state,
-        ts["initialized"],
-        ts["staged"],
-        ts["started"],
-        ts["stopped"],
-        exit_code,
-        signal,
-        _json_text(run_meta.read_config, run),
-        _json_text(run_meta.read_summary, run),
-        input_key,
-        _text(run_meta.read_batch, run),
-        _text(run_meta.read_label, run),
-        1,
-        mtime,
-        1 if final else 0,
-    )
-
-
-def _unlisted(dir: str, mtime: int) -> tuple[Any, ...]:
-    values: dict[str, Any] = dict.fromkeys(_COLS)
-    values.update(dir=dir, id="", name="", created=0, state="pending")
-    values.update(config="{}", summary="{}")
-    return tuple(values[c] for c in _COLS) + (0, mtime, 0)
-
-
-def meta_state(
-    staged: int | None,
-    started: int | None,
-    stopped: int | None,
-    exit_code: int | None,
-    signal: str | None,
-) -> str:
-    """What a run's meta says of it (one of STATES): the one rule behind
-    `runs.run_status`, which tells `started` runs apart by their process
-    (`running` or `abandoned`)."""
-    if started is None:
-        return "staged" if staged is not None else "pending"
-    if stopped is None:
-        return "started"
-    if signal or (exit_code is not None and exit_code < 0):
-        return "terminated"
-    return "completed" if exit_code == 0 else "error"
-
-
-def _timestamp(run: Run, name: str) -> int | None:
-    try:
-        return run_meta.read_timestamp(run, name)
-    except (OSError, ValueError):
-        return None
-
-
-def _exit_code(run: Run) -> int | None:
-    try:
-        return run_meta.read_exit_code(run)
-    except (OSError, ValueError):
-        return None
-
-
-def _text(read: Any, run: Run) -> str | None:
-    """`read(run)`, None when the meta file is not UTF-8 (MetaError)."""
-    try:
-        return read(run)
-    except (OSError, ValueError):
-        return None
-
-
-def _json_text(read: Any, run: Run) -> str:
-    try:
-        return json.dumps(read(run), sort_keys=True)
-    except (OSError, ValueError):
-        return "{}"
-
-
-def _db_text(s: str | None) -> str | bytes | None:
-    """A name as sqlite can hold it: a project dir whose name is not
-    UTF-8 (surrogate escapes) is kept as its bytes (see `_entry`)."""
-    if s is None:
-        return None
-    try:
-        s.encode("utf-8")
-    except UnicodeEncodeError:
-        return os.fsencode(s)
-    return s
-
-
-def _entry(values: tuple[Any, ...]) -> Entry | None:
-    if not values[len(_COLS)]:  # ok
-        return None
-    return _row_entry(values[: len(_COLS)])
-
-
-def _row_entry(row: Any) -> Entry:
-    """An entry from a row: names kept as bytes are names again."""
-    entry = Entry(*row)
-    if isinstance(entry.op_ns, bytes) or isinstance(entry.op, bytes):
-        entry = entry._replace(op_ns=_name(entry.op_ns), op=_name(entry.op))
-    return entry
-
-
-def _name(val: Any) -> Any:
-    return os.fsdecode(val) if isinstance(val, bytes) else val
