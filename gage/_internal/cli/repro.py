@@ -128,6 +128,7 @@ def _cmd_repro(args) -> int:
             keep_going=args.keep_going,
             quiet=args.quiet,
             warn=common.warn,
+            on_error=lambda msg: common.error(msg, 1),
         )
     except KeyboardInterrupt:
         engine.cancel()

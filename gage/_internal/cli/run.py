@@ -29,17 +29,7 @@ def _cmd_run(args) -> int:
     if args.no_verify and not args.start:
         raise usage("--no-verify applies to --start RUN: a new run is verified")
     if args.start:
-        more = ([args.op] if args.op else []) + args.assigns
-        if (
-            any("=" in w for w in more)
-            or args.batch_files
-            or args.random
-            or args.max_trials
-        ):
-            raise usage(
-                "--start takes staged runs only: config was set when they were staged"
-            )
-        return _start_runs(args, [args.start] + more)
+        return _cmd_start(args)
     from ..project import gagefile
 
     op_name, assigns = _split_words(([args.op] if args.op else []) + args.assigns)
@@ -91,6 +81,20 @@ def _cmd_run(args) -> int:
     if engine is not None:
         return _run_on(engine, args, [run])
     return _start(args, run)
+
+
+def _cmd_start(args) -> int:
+    more = ([args.op] if args.op else []) + args.assigns
+    if (
+        any("=" in w for w in more)
+        or args.batch_files
+        or args.random
+        or args.max_trials
+    ):
+        raise usage(
+            "--start takes staged runs only: config was set when they were staged"
+        )
+    return _start_runs(args, [args.start] + more)
 
 
 def _engine(args, gf):

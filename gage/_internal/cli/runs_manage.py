@@ -58,6 +58,12 @@ def add_parsers(runs: argparse.ArgumentParser) -> None:
         title="verbs (gage runs VERB --help)", metavar="VERB", dest="verb"
     )
 
+    _add_rm(sub)
+    _add_purge(sub)
+    _add_label(sub)
+
+
+def _add_rm(sub: argparse._SubParsersAction) -> None:
     rm = sub.add_parser(
         "rm",
         help="delete runs (asks first)",
@@ -73,6 +79,8 @@ def add_parsers(runs: argparse.ArgumentParser) -> None:
     common.runs_dir_arg(rm)
     rm.set_defaults(func=_cmd_rm)
 
+
+def _add_purge(sub: argparse._SubParsersAction) -> None:
     purge = sub.add_parser(
         "purge",
         help="delete leftover runs (pending, abandoned, error)",
@@ -90,6 +98,8 @@ def add_parsers(runs: argparse.ArgumentParser) -> None:
     common.runs_dir_arg(purge)
     purge.set_defaults(func=_cmd_purge)
 
+
+def _add_label(sub: argparse._SubParsersAction) -> None:
     label = sub.add_parser(
         "label",
         help="set or clear a run's label",

@@ -171,17 +171,7 @@ def select_run(
         if entries:
             return _check_status(home, entries[0], index, spec, status)
     assert spec is not None or index is not None
-    candidates = runs_index.find(home, spec) if spec else []
-    exact = bool(candidates)
-    by_op = False
-    if not candidates and spec:
-        candidates = runs_index.entries(home, "op = ?", (spec,))
-        by_op = bool(candidates)
-    if not candidates and spec:
-        n = len(spec)
-        candidates = runs_index.entries(
-            home, "substr(id, 1, ?) = ? OR substr(name, 1, ?) = ?", (n, spec, n, spec)
-        )
+    candidates, exact, by_op = _candidates(home, spec) if spec else ([], False, False)
     if not candidates:
         if index is not None:
             raise RunSelectError(_index_msg(home, index), spec=spec)
@@ -228,6 +218,22 @@ def _index_msg(home: str, index: int) -> str:
         f"no run #{index} in {home}: 'gage runs' numbers runs 1 to {total}, "
         "newest first"
     )
+
+
+def _candidates(home: str, spec: str) -> tuple[list[runs_index.Entry], bool, bool]:
+    """Runs `spec` may name, and whether they match it exactly (an id or
+    name) or by op; else they match as id or name prefixes."""
+    found = runs_index.find(home, spec)
+    if found:
+        return found, True, False
+    found = runs_index.entries(home, "op = ?", (spec,))
+    if found:
+        return found, False, True
+    n = len(spec)
+    found = runs_index.entries(
+        home, "substr(id, 1, ?) = ? OR substr(name, 1, ?) = ?", (n, spec, n, spec)
+    )
+    return found, False, False
 
 
 def _check_status(

@@ -155,7 +155,7 @@ def _decide(
 # Repro
 
 
-Say = Callable[[str], None]
+Say = Callable[[str], object]
 
 
 def repro(
@@ -171,6 +171,7 @@ def repro(
     quiet: bool = False,
     say: Say = print,
     warn: run_stage.Warn | None = None,
+    on_error: Say | None = None,
 ) -> list[Result]:
     """Bring `ops` (in dependency order) up to date; append to `results`
     as each op is decided or ends (so a caller that is interrupted has
@@ -178,73 +179,122 @@ def repro(
 
     Without `keep_going`, the first failure stops new runs from starting
     (runs in flight finish); with it, only ops downstream of a failure
-    are skipped.
+    are skipped. `say` is told what happens; `on_error` gets the line of
+    an op that could not be staged (its Result has it too).
     """
-    edges = graph.op_graph(gf.opdefs)
-    configs = configs or {}
-    resolved: dict[str, Run] = {}
-    bad: set[str] = set()
-    todo = list(ops)
-    flight: dict[concurrent.futures.Future[int], tuple[str, Run, float]] = {}
-    stop = False
-    while todo or flight:
-        for op in list(todo):
-            ups = [u for u in edges[op] if u in ops]
-            if any(u in bad for u in ups):
-                todo.remove(op)
-                bad.add(op)
-                failed = ", ".join(u for u in ups if u in bad)
-                results.append(
-                    Result(op, "skipped", detail=f"upstream {failed} failed")
-                )
-                continue
-            if stop:
-                todo.remove(op)
-                results.append(Result(op, "skipped", detail="an earlier op failed"))
-                continue
-            if not all(u in resolved for u in ups) or len(flight) >= jobs:
-                continue
-            todo.remove(op)
-            upstream = _runs_of(ups, resolved)
-            try:
-                config = _config(gf, op, configs)
-                run = _start_op(gf, home, op, config, upstream, force, warn)
-            except GageError as e:
-                say(f"gage: {op}: {e}")
-                bad.add(op)
-                results.append(Result(op, "failed", code=1, detail=str(e)))
-                stop = stop or not keep_going
-                continue
-            if isinstance(run, Step):
-                resolved[op] = run.run  # type: ignore[assignment]
-                say(f"{op} is up to date: run {run.run.name}")  # type: ignore[union-attr]
-                results.append(Result(op, "up to date", run.run))
-                continue
-            if quiet:  # else the run's own process says it starts
-                say(f"Running {op} (run {run.name})")
-            flight[engine.submit(run, quiet=quiet)] = (op, run, time.monotonic())
-        if not flight:
-            if todo and not stop:  # nothing can start: cannot happen in a DAG
-                raise GageError(f"cannot order ops: {', '.join(todo)}")
+    st = _Repro(
+        gf,
+        home,
+        ops,
+        engine,
+        jobs,
+        results,
+        configs or {},
+        force,
+        keep_going,
+        quiet,
+        say,
+        warn,
+        on_error,
+        graph.op_graph(gf.opdefs),
+        list(ops),
+    )
+    while st.todo or st.flight:
+        for op in list(st.todo):
+            _next(st, op)
+        if not st.flight:
+            if st.todo and not st.stop:  # nothing can start: not in a DAG
+                raise GageError(f"cannot order ops: {', '.join(st.todo)}")
             continue
         done, _ = concurrent.futures.wait(
-            flight, return_when=concurrent.futures.FIRST_COMPLETED
+            st.flight, return_when=concurrent.futures.FIRST_COMPLETED
         )
         for fut in done:
-            op, run, t0 = flight.pop(fut)
-            code = fut.result()
-            seconds = time.monotonic() - t0
-            if code == 0:
-                resolved[op] = run
-                results.append(Result(op, "ran", run, seconds=seconds))
-            else:
-                bad.add(op)
-                status = runs.run_status(run)
-                results.append(
-                    Result(op, "failed", run, _exit(code), f"status {status}", seconds)
-                )
-                stop = stop or not keep_going
+            _ended(st, fut)
     return results
+
+
+@dataclass
+class _Repro:
+    """A repro's arguments and the state of its loop."""
+
+    gf: gagefile.Gagefile
+    home: str
+    ops: list[str]
+    engine: Engine
+    jobs: int
+    results: list[Result]
+    configs: Mapping[str, dict[str, Any]]
+    force: bool
+    keep_going: bool
+    quiet: bool
+    say: Say
+    warn: run_stage.Warn | None
+    on_error: Say | None
+    edges: dict[str, list[str]]
+    todo: list[str]
+    resolved: dict[str, Run] = field(default_factory=dict)
+    bad: set[str] = field(default_factory=set)
+    flight: dict[concurrent.futures.Future[int], tuple[str, Run, float]] = field(
+        default_factory=dict
+    )
+    stop: bool = False
+
+
+def _next(st: _Repro, op: str) -> None:
+    """Skip `op`, leave it for later, or decide it: up to date, or a run
+    staged and submitted."""
+    ups = [u for u in st.edges[op] if u in st.ops]
+    if any(u in st.bad for u in ups):
+        st.todo.remove(op)
+        st.bad.add(op)
+        failed = ", ".join(u for u in ups if u in st.bad)
+        st.results.append(Result(op, "skipped", detail=f"upstream {failed} failed"))
+        return
+    if st.stop:
+        st.todo.remove(op)
+        st.results.append(Result(op, "skipped", detail="an earlier op failed"))
+        return
+    if not all(u in st.resolved for u in ups) or len(st.flight) >= st.jobs:
+        return
+    st.todo.remove(op)
+    try:
+        config = _config(st.gf, op, st.configs)
+        upstream = _runs_of(ups, st.resolved)
+        run = _start_op(st.gf, st.home, op, config, upstream, st.force, st.warn)
+    except GageError as e:
+        if st.on_error:
+            st.on_error(f"{op}: {e}")
+        _failed(st, Result(op, "failed", code=1, detail=str(e)))
+        return
+    if isinstance(run, Step):
+        assert run.run
+        st.resolved[op] = run.run
+        st.say(f"{op} is up to date: run {run.run.name}")
+        st.results.append(Result(op, "up to date", run.run))
+        return
+    if st.quiet:  # else the run's own process says it starts
+        st.say(f"Running {op} (run {run.name})")
+    fut = st.engine.submit(run, quiet=st.quiet)
+    st.flight[fut] = (op, run, time.monotonic())
+
+
+def _ended(st: _Repro, fut: concurrent.futures.Future[int]) -> None:
+    op, run, t0 = st.flight.pop(fut)
+    code = fut.result()
+    seconds = time.monotonic() - t0
+    if code == 0:
+        st.resolved[op] = run
+        st.results.append(Result(op, "ran", run, seconds=seconds))
+        return
+    status = runs.run_status(run)
+    _failed(st, Result(op, "failed", run, _exit(code), f"status {status}", seconds))
+
+
+def _failed(st: _Repro, result: Result) -> None:
+    st.bad.add(result.op)
+    st.results.append(result)
+    st.stop = st.stop or not st.keep_going
 
 
 def _exit(code: int) -> int:
