@@ -46,7 +46,7 @@ def add_parser(sub: argparse._SubParsersAction, name: str, help: str) -> None:
 
 def _cmd_cache(args: argparse.Namespace) -> int:
     from ..store import objects
-    from ..util import console
+    from ..util import fmt
 
     _gf, home = common.project(args, required=False)
     if args.action != "prune":
@@ -55,17 +55,17 @@ def _cmd_cache(args: argparse.Namespace) -> int:
             return common.error(msg, 2)
         info = objects.cache_info(home)
         print(f"Object cache: {info.path}")
-        print(f"  {_objects(info.objects)}, {console.format_size(info.size)}")
+        print(f"  {_objects(info.objects)}, {fmt.format_size(info.size)}")
         print(
             f"  {_objects(info.unused)} no run uses "
-            f"({console.format_size(info.unused_size)}): gage cache prune removes them"
+            f"({fmt.format_size(info.unused_size)}): gage cache prune removes them"
         )
         return 0
     removed = objects.prune(home, preview=args.preview)
-    size = console.format_size(sum(n for _d, n in removed))
+    size = fmt.format_size(sum(n for _d, n in removed))
     if args.preview:
         for digest, n in removed:
-            print(f"  {digest} {console.format_size(n)}")
+            print(f"  {digest} {fmt.format_size(n)}")
         print(f"Would remove {_objects(len(removed))} ({size})")
     else:
         print(f"Removed {_objects(len(removed))} ({size})")

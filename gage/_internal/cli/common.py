@@ -8,7 +8,7 @@ import argparse
 import os
 import sys
 
-from ..util.console import fmt_val
+from ..util.fmt import fmt_val
 
 # The same as runs.RUN_STATUSES (a test checks): kept here so building the
 # parser for `--help` imports nothing of the library.

@@ -39,7 +39,7 @@ from typing import Any, Mapping
 from ..store import hash_cache, run_meta
 from ..types import OpDef, Run
 from ..util import file_util
-from ..util.console import fmt_val
+from ..util.fmt import fmt_val
 
 __all__ = [
     "Inputs",

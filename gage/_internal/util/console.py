@@ -15,12 +15,12 @@ import time
 from dataclasses import dataclass, field
 from typing import IO, Any
 
+from .fmt import format_size
+
 __all__ = [
     "Progress",
     "RunsConsole",
     "StatusLine",
-    "fmt_val",
-    "format_size",
     "isatty",
     "terminal_progress",
 ]
@@ -33,25 +33,6 @@ def isatty(f: IO[Any] | None = None) -> bool:
         return (sys.stderr if f is None else f).isatty()
     except (AttributeError, ValueError):
         return False
-
-
-def fmt_val(val: Any) -> str:
-    """A config or summary value as gage prints it: a string bare, any
-    other value as JSON (`0.1`, `true`, `null`, `[1, 2]`)."""
-    if isinstance(val, str):
-        return val
-    import json
-
-    return json.dumps(val)
-
-
-def format_size(n: float) -> str:
-    """A size for people: `512 B`, `1.5 MiB`."""
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if n < 1024 or unit == "GiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    raise AssertionError
 
 
 class StatusLine:
