@@ -177,19 +177,16 @@ def file_digest(
     cache: hash_cache.HashCache | None = None,
     lst: os.stat_result | None = None,
 ) -> str:
-    """sha256 of a file's content; of its target text for a link to none
-    (or to a special file); of its kind (`FIFO`, ...) for a special file,
-    which is never opened. With `cache`, the digest the cache records for
-    the file's stat, when it has one (nothing is read). `lst`: the
-    file's lstat, when the caller has it."""
+    """sha256 of a run file's content (`hash_cache.file_sha256`: known by
+    its stat, not read); of its target text for a link to none (or to a
+    special file); of its kind (`FIFO`, ...) for a special file, which is
+    never opened. Without `cache`, read whatever is known (`--full`).
+    `lst`: the file's lstat, when the caller has it."""
     try:
-        if cache is not None:
-            if lst is None or stat.S_ISLNK(lst.st_mode):
-                lst = os.stat(path)
-            known = hash_cache.lookup(cache, lst)
-            if known is not None:
-                return known
-        return file_util.sha256_file(path)
+        if cache is None:
+            return file_util.sha256_file(path)
+        st = lst if lst is not None and not stat.S_ISLNK(lst.st_mode) else None
+        return hash_cache.file_sha256(path, cache, st)
     except OSError:
         try:
             return file_util.sha256_bytes(os.fsencode(os.readlink(path)))

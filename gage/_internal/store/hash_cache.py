@@ -201,20 +201,24 @@ _memo: dict[tuple[int, int, int, int, int], str] = {}
 _MEMO_MAX = 200_000
 
 
-def file_sha256(path: str, cache: HashCache | None = None) -> str:
-    """sha256 of the file at `path` (a symlink is followed), cached when
-    it is at least `MIN_SIZE`."""
-    st = os.stat(path)
+def file_sha256(
+    path: str, cache: HashCache | None = None, st: os.stat_result | None = None
+) -> str:
+    """sha256 of the file at `path` (a symlink is followed): the one way
+    gage takes a file's digest. Known in this process or (for a file of
+    in `cache` by its stat: not read; else read and, when it is at least
+    `MIN_SIZE` and its stat held, stored. `st`: its stat, when the caller has it."""
+    st = st or os.stat(path)
     digest = _memo.get(stat_key(st))
     if digest is not None:
         return digest
-    if cache is None or cache.failed or st.st_size < MIN_SIZE:
+    if cache is None or cache.failed:
         return file_util.sha256_file(path)
     found = _lookup(cache, st)
     if found is not None:
         return found[0]
     digest = file_util.sha256_file(path)
-    if stat_key(st) == stat_key(os.stat(path)):
+    if st.st_size >= MIN_SIZE and stat_key(st) == stat_key(os.stat(path)):
         _store(cache, st, digest)
     return digest
 
