@@ -46,7 +46,9 @@ def _cmd_dag(args) -> int:
 
     gf, home = common.project(args)
     ops = repro.select_ops(gf, [args.op] if args.op else [])
-    edges = {op: [u for u in graph.op_graph(gf.opdefs)[op] if u in ops] for op in ops}
+    wanted = set(ops)
+    all_edges = graph.op_graph(gf.opdefs)
+    edges = {op: [u for u in all_edges[op] if u in wanted] for op in ops}
     labels = {op: "" for op in ops}
     if not args.no_status:
         labels = _labels(gf, home, ops)
@@ -63,12 +65,10 @@ def _labels(gf, home: str, ops: list[str]) -> dict[str, str]:
     from ..home import runs
     from ..pipeline import repro
 
-    all_runs = runs.list_runs(home)
+    latest_of = {runs.op_name(r): r for r in runs.list_runs(home)}  # oldest first
     labels = {}
     for step in repro.plan(gf, home, ops):
-        latest = next(
-            (r for r in reversed(all_runs) if runs.op_name(r) == step.op), None
-        )
+        latest = latest_of.get(step.op)
         run = f"{latest.name} ({runs.run_status(latest)})" if latest else "no runs"
         state = "up to date" if step.action == "up to date" else "stale"
         if (

@@ -4,7 +4,8 @@ Each verb parses its arguments, calls the library and formats the result.
 Library modules are imported inside the verbs, so `gage --help` and
 `gage --version` import nothing heavy.
 
-Exit codes: 0 ok; 1 a run or check failed; 2 a usage or config error;
+Exit codes: 0 ok; 1 a run or check failed, or the environment (a path
+gone, permission denied, a full disk); 2 a usage or config error;
 a run whose command exits with N (1-255) makes `gage run` exit with N.
 """
 
@@ -86,8 +87,10 @@ def main(argv: list[str] | None = None) -> int:
         os.dup2(devnull, sys.stdout.fileno())
         return 0
     except OSError as e:
-        # A user path that is missing, unreadable, not a dir, disk full...
-        return common.error(f"{e.strerror}: {e.filename}" if e.filename else str(e), 2)
+        # The environment, not the command line: a path that went missing,
+        # permission denied, a full disk... (exit 2 is for usage and
+        # gage.toml/config errors).
+        return common.error(f"{e.strerror}: {e.filename}" if e.filename else str(e), 1)
 
 
 def _parse_args(parser: argparse.ArgumentParser, words: list[str]):

@@ -75,8 +75,10 @@ class Table:
     def labels(self) -> list[str]:
         """Column headers: the plain key, or the full name where a key is
         both a config and a summary column."""
-        keys = [c.key for c in self.columns]
-        return [c.key if keys.count(c.key) == 1 else c.name for c in self.columns]
+        import collections
+
+        counts = collections.Counter(c.key for c in self.columns)
+        return [c.key if counts[c.key] == 1 else c.name for c in self.columns]
 
 
 def compare(

@@ -93,8 +93,9 @@ def plan(
     resolved: dict[str, Run] = {}
     stale: set[str] = set()
     steps = []
+    wanted = set(ops)
     for op in ops:
-        ups = [u for u in edges[op] if u in ops]
+        ups = [u for u in edges[op] if u in wanted]
         if force:
             step = Step(op, "run", reasons=["--force"])
         elif any(u in stale for u in ups):
@@ -233,6 +234,7 @@ class _Repro:
     on_error: Say | None
     edges: dict[str, list[str]]
     todo: list[str]
+    wanted: set[str] = field(default_factory=set)
     resolved: dict[str, Run] = field(default_factory=dict)
     bad: set[str] = field(default_factory=set)
     flight: dict[concurrent.futures.Future[int], tuple[str, Run, float]] = field(
@@ -244,7 +246,7 @@ class _Repro:
 def _next(st: _Repro, op: str) -> None:
     """Skip `op`, leave it for later, or decide it: up to date, or a run
     staged and submitted."""
-    ups = [u for u in st.edges[op] if u in st.ops]
+    ups = [u for u in st.edges[op] if u in st.wanted]
     if any(u in st.bad for u in ups):
         st.todo.remove(op)
         st.bad.add(op)
