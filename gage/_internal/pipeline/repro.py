@@ -199,6 +199,7 @@ def repro(
         on_error,
         graph.op_graph(gf.opdefs),
         list(ops),
+        set(ops),
     )
     while st.todo or st.flight:
         for op in list(st.todo):
@@ -234,7 +235,7 @@ class _Repro:
     on_error: Say | None
     edges: dict[str, list[str]]
     todo: list[str]
-    wanted: set[str] = field(default_factory=set)
+    wanted: set[str]
     resolved: dict[str, Run] = field(default_factory=dict)
     bad: set[str] = field(default_factory=set)
     flight: dict[concurrent.futures.Future[int], tuple[str, Run, float]] = field(
