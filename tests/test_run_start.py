@@ -335,7 +335,8 @@ def test_signal_during_finalize_waits_for_the_record(tmp_path):
     import signal
     import subprocess
     import textwrap
-    import time
+
+    from wait_util import wait_for
 
     run = _staged(tmp_path, {}, _py("print('done')"))
     marker = tmp_path / "finalizing"
@@ -352,9 +353,7 @@ def test_signal_during_finalize_waits_for_the_record(tmp_path):
         print("not reached")
         """)
     p = subprocess.Popen([sys.executable, "-c", runner], stdout=subprocess.PIPE)
-    deadline = time.time() + 20
-    while not marker.exists() and time.time() < deadline:
-        time.sleep(0.01)
+    wait_for(marker.exists, "the runner to reach its finalize step")
     p.send_signal(signal.SIGTERM)
     out, _ = p.communicate(timeout=20)
     assert p.returncode == -signal.SIGTERM
