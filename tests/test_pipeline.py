@@ -120,15 +120,33 @@ def test_local_engine_parallel_and_exit_codes(tmp_path, capfd):
     assert f"{a.name}| hi" in out and f"{b.name}| hi" in out
 
 
+def _slow(tmp_path) -> tuple[str, str]:
+    """Python code that says it runs (a file in the dir returned), then
+    sleeps 30 s. Status `running` is written just before the command
+    starts, when a signal would still end the runner unrecorded: a test
+    that signals runs waits for their commands."""
+    here = tmp_path / "commands-running"
+    here.mkdir()
+    code = (
+        "import os, time\n"
+        f"open(os.path.join({str(here)!r}, str(os.getpid())), 'w').close()\n"
+        "time.sleep(30)\n"
+    )
+    return code, str(here)
+
+
 def test_local_engine_cancel(tmp_path):
-    slow = "python -c 'import time; time.sleep(30)'"
+    code, here = _slow(tmp_path)
+    (tmp_path / "slow.py").write_text(code)
+    slow = f"python {tmp_path / 'slow.py'}"
     staged = [_stage(tmp_path, slow) for _ in range(3)]
     e = engine.get_engine("local", 2)
     futs = [e.submit(r, quiet=True) for r in staged]
     wait_for(
-        lambda: [runs.run_status(r) for r in staged[:2]] == ["running"] * 2,
-        "the first two of three runs to be running (--jobs 2)",
+        lambda: len(os.listdir(here)) == 2,
+        "the commands of the first two of three runs to run (--jobs 2)",
     )
+    assert [runs.run_status(r) for r in staged[:2]] == ["running"] * 2
     # Never more than two at once: the third is still waiting.
     assert runs.run_status(staged[2]) == "staged"
     e.cancel()
@@ -162,11 +180,13 @@ def test_unknown_engine():
 def test_ctrl_c_ends_runs_terminated(tmp_path, args):
     project = tmp_path / "p"
     project.mkdir()
+    code, here = _slow(tmp_path)
     (project / "gage.toml").write_text(
         '[a]\nexec = "python a.py"\nconfig = "a.py#x"\n'
-        "[b]\nexec = \"python -c 'import time; time.sleep(30)'\"\n"
+        f'[b]\nexec = "python {tmp_path / "slow.py"}"\n'
     )
-    (project / "a.py").write_text("import time\nx = 0\ntime.sleep(30)\n")
+    (tmp_path / "slow.py").write_text(code)
+    (project / "a.py").write_text("x = 0\n" + code)
     env = {**os.environ, "GAGE_RUNS": str(tmp_path / "runs")}
     p = subprocess.Popen(
         [sys.executable, "-m", "gage", *args],
@@ -181,12 +201,11 @@ def test_ctrl_c_ends_runs_terminated(tmp_path, args):
     def two_running():
         if p.poll() is not None:
             raise AssertionError(f"gage exited {p.returncode}: {p.communicate()}")
-        listed = runs.list_runs(home) if os.path.isdir(home) else []
-        return len(listed) == 2 and all(
-            runs.run_status(r) == "running" for r in listed
-        )
+        return len(os.listdir(here)) == 2
 
-    wait_for(two_running, "two runs to be running")
+    wait_for(two_running, "the commands of two runs to run")
+    listed = runs.list_runs(home)
+    assert [runs.run_status(r) for r in listed] == ["running"] * 2
     p.send_signal(signal.SIGINT)
     out, err = p.communicate(timeout=20)
     assert p.returncode == 130, (out, err)
