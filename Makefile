@@ -2,7 +2,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: test os-deps lint typecheck demo bench install clean
+.PHONY: test stress os-deps lint typecheck demo bench install clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -25,8 +25,22 @@ typecheck: install
 os-deps:
 	@for s in scripts/os-deps/*.sh; do [ -e "$$s" ] || continue; bash "$$s" || exit 1; done
 
+# In file order, the same every time; `make stress` runs random orders
+# (pytest-randomly prints each seed; PYTEST_ARGS=--randomly-seed=N here
+# repeats one).
+PYTEST_ARGS ?= -p no:randomly
 test: os-deps lint typecheck
 	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+# Before every stop: each topic alone TOPIC_REPEAT times in a row, then the
+# whole suite SUITE_REPEAT times in random order; 0 failures or it fails.
+TOPIC_REPEAT ?= 2
+SUITE_REPEAT ?= 2
+TOPICS ?= topics/*.md
+
+stress: os-deps typecheck
+	PY=$(PY) TOPIC_REPEAT=$(TOPIC_REPEAT) SUITE_REPEAT=$(SUITE_REPEAT) \
+	  TOPICS='$(TOPICS)' sh tests/stress.sh
 
 demo: install
 	cd examples/pipeline && PATH=$(CURDIR)/$(VENV)/bin:$$PATH bash run-demo.sh

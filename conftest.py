@@ -24,7 +24,15 @@ def pytest_collect_file(parent, file_path):
 
 class TopicFile(pytest.File):
     def collect(self):
-        yield TopicItem.from_parent(self, name=self.path.name)
+        # pytest-repeat's `--count N` repeats test functions only: a topic
+        # is repeated here, N items in a row (`make stress` runs each
+        # topic alone N times).
+        count = self.config.getoption("count", 1) or 1
+        if count == 1:
+            yield TopicItem.from_parent(self, name=self.path.name)
+            return
+        for i in range(1, count + 1):
+            yield TopicItem.from_parent(self, name=f"{self.path.name}[{i}-{count}]")
 
 
 class TopicItem(pytest.Item):

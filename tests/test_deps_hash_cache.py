@@ -8,6 +8,7 @@ import os
 import time
 
 import pytest
+from wait_util import wait_for
 
 from gage._internal.util import file_util
 from gage._internal.store import hash_cache
@@ -149,6 +150,22 @@ def test_concurrent_processes(tmp_path):
     assert n == 12
 
 
+def _wait_for_ctime_after(dirname: str, ns: int) -> None:
+    """Wait until a change made now gets a ctime later than `ns`: the
+    file system's clock is coarse (a tick of a few ms), and a change in
+    the same tick would keep ctime. Proven on a probe file, not assumed
+    from a sleep."""
+    probe = os.path.join(dirname, "ctime-probe")
+
+    def ticked():
+        with open(probe, "w") as f:
+            f.write("x")
+        return os.stat(probe).st_ctime_ns > ns
+
+    wait_for(ticked, "the file system's ctime clock to tick", timeout=10)
+    os.remove(probe)
+
+
 def test_in_place_edit_restoring_mtime_rehashed(tmp_path, count_hashes):
     """An edit that keeps size and restores mtime still changes ctime.
 
@@ -160,7 +177,7 @@ def test_in_place_edit_restoring_mtime_rehashed(tmp_path, count_hashes):
     before = os.stat(path)
     with hash_cache.open_cache(hash_cache_path(str(tmp_path))) as cache:
         hash_cache.file_sha256(path, cache)
-    time.sleep(0.02)  # ctime granularity
+    _wait_for_ctime_after(str(tmp_path), before.st_ctime_ns)
     with open(path, "r+b") as f:
         f.write(b"b")
     os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
@@ -170,6 +187,7 @@ def test_in_place_edit_restoring_mtime_rehashed(tmp_path, count_hashes):
         before.st_size,
         before.st_mtime_ns,
     )
+    assert after.st_ctime_ns != before.st_ctime_ns
     expected = hashlib.sha256(b"b" + b"a" * (BIG - 1)).hexdigest()
     with hash_cache.open_cache(hash_cache_path(str(tmp_path))) as cache:
         assert hash_cache.file_sha256(path, cache) == expected

@@ -29,8 +29,12 @@ def _project(tmp_path, size=_SIZE):
     big = project / "data" / "big.bin"
     big.write_bytes(os.urandom(size))
     (project / "data" / "small.txt").write_text("small\n")
+    # An hour old, as a project's files usually are: younger than a
+    # second, the digest cache would not record them, and whether train.py
+    # became an object on its second staging would depend on the speed of
+    # the machine.
     old = time.time() - 3600
-    for p in (big, project / "data" / "small.txt"):
+    for p in (big, project / "data" / "small.txt", project / "train.py"):
         os.utime(p, (old, old))
     return project
 
@@ -215,16 +219,17 @@ def test_prune_keeps_used_objects(tmp_path):
     run1 = _stage(tmp_path, project)
     run2 = _stage(tmp_path, project)
     home = run1.runs_home
-    assert objects.cache_info(home).objects == 2
+    # The two data files, and train.py (adopted at its second staging).
+    assert objects.cache_info(home).objects == 3
     assert objects.prune(home) == []
     delete_run(run1)
     assert objects.prune(home) == []
     assert verify_run(run2) == []
     delete_run(run2)
     preview = objects.prune(home, preview=True)
-    assert sorted(n for _d, n in preview) == [6, _SIZE]
-    assert objects.cache_info(home).objects == 2
-    assert len(objects.prune(home)) == 2
+    assert sorted(n for _d, n in preview) == [6, 12, _SIZE]
+    assert objects.cache_info(home).objects == 3
+    assert len(objects.prune(home)) == 3
     assert objects.cache_info(home).objects == 0
 
 

@@ -18,7 +18,6 @@ import io
 import os
 import re
 import sys
-import time
 import tracemalloc
 
 from hypothesis import given, settings
@@ -55,15 +54,12 @@ def test_capture_long_line_without_newline(tmp_path):
         f"for _ in range({size // _MB}):\n"
         "    sys.stdout.write('x' * (1 << 20))\n"
     )
-    t0 = time.perf_counter()
     code, peak = _peak(lambda: _exec(tmp_path, code))
-    elapsed = time.perf_counter() - t0
     assert code == 0
     assert os.path.getsize(tmp_path / "output") == size
     with open(tmp_path / "output.index") as f:
         assert len(f.readlines()) == 1
     assert peak < 6 * _MB, peak
-    assert elapsed < 10, elapsed
 
 
 def test_capture_long_line_then_lines(tmp_path):

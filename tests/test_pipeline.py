@@ -7,10 +7,10 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
 from pty_util import run_in_pty
+from wait_util import wait_for
 
 from gage._internal.engines import engine
 from gage._internal.project import gagefile, graph as pipeline
@@ -76,19 +76,44 @@ def _stage(tmp_path, code: str):
     return run
 
 
+def _barrier(tmp_path, n: int) -> str:
+    """Python code that checks in at a barrier dir, then waits until N
+    runs have (up to 60 s, then exits 1 saying so): N runs that do not
+    run at once cannot all get past it, however fast or loaded the
+    machine is. Later runs pass at once."""
+    barrier = tmp_path / "barrier"
+    barrier.mkdir()
+    return (
+        "import os, sys, time\n"
+        f"barrier, n = {str(barrier)!r}, {n}\n"
+        "open(os.path.join(barrier, str(os.getpid())), 'w').close()\n"
+        "deadline = time.monotonic() + 60\n"
+        "while len(os.listdir(barrier)) < n:\n"
+        "    if time.monotonic() > deadline:\n"
+        "        sys.exit(f'barrier: waited 60 s for {n} runs at once')\n"
+        "    time.sleep(0.01)\n"
+    )
+
+
+def _barrier_cmd(tmp_path, n: int) -> str:
+    script = tmp_path / "together.py"
+    script.write_text(_barrier(tmp_path, n) + "print('hi')\n")
+    return f"python {script}"
+
+
 def test_local_engine_parallel_and_exit_codes(tmp_path, capfd):
-    sleep = "python -c 'import time; print(\"hi\"); time.sleep(1.0)'"
-    a, b = _stage(tmp_path, sleep), _stage(tmp_path, sleep)
+    together = _barrier_cmd(tmp_path, 2)
+    a, b = _stage(tmp_path, together), _stage(tmp_path, together)
     fail = _stage(tmp_path, "python -c 'raise SystemExit(3)'")
     e = engine.get_engine("local", 2)
     futs = [e.submit(r, quiet=False) for r in (a, b)]
-    assert [f.result(timeout=30) for f in futs] == [0, 0]
-    # Two at once: each started before the other stopped (recorded times,
-    # not wall time, so a loaded machine does not fail the test).
+    assert [f.result(timeout=120) for f in futs] == [0, 0]
+    # Two at once: both passed the barrier, and so each started before
+    # the other stopped (recorded times, not wall time).
     started = [run_meta.read_timestamp(r, "started") for r in (a, b)]
     stopped = [run_meta.read_timestamp(r, "stopped") for r in (a, b)]
     assert started[0] < stopped[1] and started[1] < stopped[0]
-    assert e.submit(fail, quiet=True).result(timeout=30) == 3
+    assert e.submit(fail, quiet=True).result(timeout=120) == 3
     e.close()
     assert [runs.run_status(r) for r in (a, b, fail)] == [
         "completed",
@@ -99,26 +124,50 @@ def test_local_engine_parallel_and_exit_codes(tmp_path, capfd):
     assert f"{a.name}| hi" in out and f"{b.name}| hi" in out
 
 
+def _slow(tmp_path) -> tuple[str, str]:
+    """Python code that says it runs (a file in the dir returned), then
+    sleeps 30 s. Status `running` is written just before the command
+    starts, when a signal would still end the runner unrecorded: a test
+    that signals runs waits for their commands."""
+    here = tmp_path / "commands-running"
+    here.mkdir()
+    code = (
+        "import os, time\n"
+        f"open(os.path.join({str(here)!r}, str(os.getpid())), 'w').close()\n"
+        "time.sleep(30)\n"
+    )
+    return code, str(here)
+
+
 def test_local_engine_cancel(tmp_path):
-    slow = "python -c 'import time; time.sleep(30)'"
+    code, here = _slow(tmp_path)
+    (tmp_path / "slow.py").write_text(code)
+    slow = f"python {tmp_path / 'slow.py'}"
     staged = [_stage(tmp_path, slow) for _ in range(3)]
     e = engine.get_engine("local", 2)
     futs = [e.submit(r, quiet=True) for r in staged]
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        if sum(runs.run_status(r) == "running" for r in staged) == 2:
-            break
-        time.sleep(0.05)
-    t0 = time.monotonic()
+    wait_for(
+        lambda: len(os.listdir(here)) == 2,
+        "the commands of the first two of three runs to run (--jobs 2)",
+    )
+    assert [runs.run_status(r) for r in staged[:2]] == ["running"] * 2
+    # Never more than two at once: the third is still waiting.
+    assert runs.run_status(staged[2]) == "staged"
     e.cancel()
     e.close()
-    assert time.monotonic() - t0 < 8
     assert [runs.run_status(r) for r in staged] == [
         "terminated",
         "terminated",
         "staged",
     ]
     assert futs[2].cancelled()
+    # Ended by the cancel, not by running their 30 s (recorded times).
+    for r in staged[:2]:
+        assert run_meta.read_proc_signal(r) == "SIGTERM"
+        took = run_meta.read_timestamp(r, "stopped") - run_meta.read_timestamp(
+            r, "started"
+        )
+        assert took < 30_000_000, took
 
 
 def test_unknown_engine():
@@ -135,11 +184,13 @@ def test_unknown_engine():
 def test_ctrl_c_ends_runs_terminated(tmp_path, args):
     project = tmp_path / "p"
     project.mkdir()
+    code, here = _slow(tmp_path)
     (project / "gage.toml").write_text(
         '[a]\nexec = "python a.py"\nconfig = "a.py#x"\n'
-        "[b]\nexec = \"python -c 'import time; time.sleep(30)'\"\n"
+        f'[b]\nexec = "python {tmp_path / "slow.py"}"\n'
     )
-    (project / "a.py").write_text("import time\nx = 0\ntime.sleep(30)\n")
+    (tmp_path / "slow.py").write_text(code)
+    (project / "a.py").write_text("x = 0\n" + code)
     env = {**os.environ, "GAGE_RUNS": str(tmp_path / "runs")}
     p = subprocess.Popen(
         [sys.executable, "-m", "gage", *args],
@@ -150,12 +201,15 @@ def test_ctrl_c_ends_runs_terminated(tmp_path, args):
         text=True,
     )
     home = str(tmp_path / "runs")
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline:
-        listed = runs.list_runs(home) if os.path.isdir(home) else []
-        if len(listed) == 2 and all(runs.run_status(r) == "running" for r in listed):
-            break
-        time.sleep(0.05)
+
+    def two_running():
+        if p.poll() is not None:
+            raise AssertionError(f"gage exited {p.returncode}: {p.communicate()}")
+        return len(os.listdir(here)) == 2
+
+    wait_for(two_running, "the commands of two runs to run")
+    listed = runs.list_runs(home)
+    assert [runs.run_status(r) for r in listed] == ["running"] * 2
     p.send_signal(signal.SIGINT)
     out, err = p.communicate(timeout=20)
     assert p.returncode == 130, (out, err)
@@ -174,7 +228,9 @@ def test_progress_line_on_a_terminal(tmp_path):
     (project / "gage.toml").write_text(
         '[a]\nexec = "python a.py"\nconfig = "a.py#x"\n'
     )
-    (project / "a.py").write_text("import time\nx = 0\ntime.sleep(0.3)\nprint(x)\n")
+    # The first two runs wait for each other: the line must show both
+    # running and the third waiting.
+    (project / "a.py").write_text("x = 0\n" + _barrier(tmp_path, 2) + "print(x)\n")
     env = {**os.environ, "GAGE_RUNS": str(tmp_path / "runs")}
     args = [sys.executable, "-m", "gage", "run", "a", "x=[1,2,3]", "--jobs", "2", "-y"]
     code, text = run_in_pty(args, cwd=project, env=env, timeout=60)

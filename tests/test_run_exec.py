@@ -57,9 +57,7 @@ def test_100000_lines_interleaved(tmp_path):
             if i % 1000 == 0:
                 out.flush()
     """
-    t0 = time.monotonic()
     code, output, index = _exec(tmp_path, script)
-    elapsed = time.monotonic() - t0
     assert code == 0
     assert len(index) == n
     streams = _split(output, index)
@@ -67,7 +65,6 @@ def test_100000_lines_interleaved(tmp_path):
     assert streams[1] == [b"err %d\n" % i for i in range(n) if not i % 3]
     timestamps = [ts for ts, _ in index]
     assert timestamps == sorted(timestamps)
-    assert elapsed < 30, elapsed
 
 
 def test_100000_lines_unbuffered_both_streams(tmp_path):

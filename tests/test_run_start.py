@@ -285,6 +285,11 @@ def test_relocated_run_started_by_another_user():
         for path in (os.path.join(here, "runs"), run.run_dir, run.meta_dir):
             os.chmod(path, 0o755)
 
+        # The child becomes `nobody`, who cannot read root's interpreter
+        # here (a pyenv under /root): what a start imports late (ctypes,
+        # for the parent-death signal) is imported before it switches.
+        import ctypes  # noqa: F401
+
         r, w = os.pipe()
         pid = os.fork()
         if pid == 0:  # pragma: no cover - child
@@ -336,7 +341,8 @@ def test_signal_during_finalize_waits_for_the_record(tmp_path):
     import signal
     import subprocess
     import textwrap
-    import time
+
+    from wait_util import wait_for
 
     run = _staged(tmp_path, {}, _py("print('done')"))
     marker = tmp_path / "finalizing"
@@ -354,9 +360,7 @@ def test_signal_during_finalize_waits_for_the_record(tmp_path):
         print("not reached")
         """)
     p = subprocess.Popen([sys.executable, "-c", runner], stdout=subprocess.PIPE)
-    deadline = time.time() + 20
-    while not marker.exists() and time.time() < deadline:
-        time.sleep(0.01)
+    wait_for(marker.exists, "the runner to reach its finalize step")
     p.send_signal(signal.SIGTERM)
     out, _ = p.communicate(timeout=20)
     assert p.returncode == -signal.SIGTERM
