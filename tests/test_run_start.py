@@ -299,6 +299,9 @@ def test_relocated_run_started_by_another_user():
                 os.setgroups([])
                 os.setgid(nobody.pw_gid)
                 os.setuid(nobody.pw_uid)
+                # Only dirs nobody may search: a PATH dir under /root
+                # would make `sh` "Permission denied".
+                os.environ["PATH"] = "/usr/bin:/bin"
                 dest = tempfile.mkdtemp(prefix="gage-nobody-")
                 result["dest"] = dest
                 for src in (run.run_dir, run.meta_dir):
