@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..types import ConfigError, OpDef
+from ..util import file_util, patterns
 from ..util.file_util import open_regular
 from .assigns import Assigns, parse_value, short_text
 from .assigns import parse_assigns as parse_assigns
@@ -174,18 +175,22 @@ def _parse_rule(spec: str, table: dict[str, Any], opdef: OpDef) -> _Rule:
 
 
 def _match_files(root: str, rule: _Rule) -> list[str]:
-    if not glob.has_magic(rule.file_glob):
+    if not patterns.has_magic(rule.file_glob):
         path = os.path.normpath(rule.file_glob).replace(os.sep, "/")
         if os.path.isfile(os.path.join(root, path)):
             return [path]
         if rule.include:
             raise ConfigError(f"Config file '{rule.file_glob}' not found in {root}")
         return []
-    matches = glob.glob(rule.file_glob, root_dir=root, recursive=True)
+    found: list[str] = []
+    for path in patterns.matches(root, rule.file_glob):
+        full = os.path.join(root, path)
+        if os.path.isdir(full) and not os.path.islink(full):
+            found.extend(f"{path}/{sub}" for sub, _e in file_util.walk_files(full))
+        else:
+            found.append(path)
     return sorted(
-        m.replace(os.sep, "/")
-        for m in matches
-        if os.path.isfile(os.path.join(root, m)) and _has_format(m)
+        m for m in found if os.path.isfile(os.path.join(root, m)) and _has_format(m)
     )
 
 

@@ -49,7 +49,6 @@ how it was placed (`placed`: reflink, hardlink, copy or symlink; the
 
 from __future__ import annotations
 
-import glob
 import os
 import stat
 from dataclasses import dataclass
@@ -71,7 +70,7 @@ from ..store.run_meta import (
     write_deps,
 )
 from ..types import DependencyError, OpDef, Run, RunSelectError
-from ..util import console, file_util
+from ..util import console, file_util, patterns
 
 __all__ = [
     "DepFile",
@@ -177,12 +176,12 @@ def _join(target: str, rel: str) -> str:
 # Matching files under a root
 
 
-def _match(root: str, patterns: list[str], where: str, root_desc: str) -> list[str]:
+def _match(root: str, globs: list[str], where: str, root_desc: str) -> list[str]:
     real_root = os.path.realpath(root)
     found: dict[str, None] = {}
-    for pat in patterns:
-        if glob.has_magic(pat):
-            matches = sorted(glob.glob(pat, root_dir=root, recursive=True))
+    for pat in globs:
+        if patterns.has_magic(pat):
+            matches = patterns.matches(root, pat)
             if not matches:
                 raise DependencyError(
                     f"{where}: no files match '{pat}' in {root_desc} ({root})"
