@@ -23,6 +23,7 @@ import json
 import os
 import re
 import stat
+import struct
 import time
 from typing import Any, Iterable, NamedTuple
 
@@ -110,6 +111,14 @@ __all__ = [
     "trash_dir",
     "write_worker",
     "read_worker",
+    "SCALARS_MAX_KEY",
+    "append_scalar_keys",
+    "append_scalar_points",
+    "read_scalar_aggs",
+    "read_scalar_keys",
+    "read_scalar_points",
+    "scalars_stat",
+    "write_scalar_aggs",
 ]
 
 SCHEMA = "1"
@@ -556,6 +565,9 @@ RUN_RECORD_META = (
     "output/40_run.index",
     "output/50_finalize",
     "output/50_finalize.index",
+    "scalars/keys",
+    "scalars/points",
+    "scalars/aggs.json",
 )
 """Meta files that only starting a run writes: a run that has not
 started has none of them (one planted there would become its record)."""
@@ -930,3 +942,88 @@ def _append(path: str, text: str, errors: str = "strict") -> None:
         os.write(fd, text.encode("utf-8", errors))
     finally:
         os.close(fd)
+
+
+# ---------------------------------------------------------------------------
+# Scalars: `scalars/keys` (one key a line, in order of first sight; a key's
+# number is its line number from 0), `scalars/points` (fixed 20-byte
+# little-endian records: key number u32, step i64, value f64, appended as
+# the run goes) and `scalars/aggs.json` (per key: first, last, last_step,
+# min, min_step, max, max_step, count; rewritten atomically, small, so
+# listing and comparing runs never read the points).
+
+_POINT = struct.Struct("<Iqd")
+SCALARS_MAX_KEY = 200
+"""Longest scalar key kept (characters)."""
+
+
+def append_scalar_keys(run: Run, keys: Iterable[str]) -> None:
+    text = "".join(_quote(k) + "\n" for k in keys)
+    if text:
+        _append(run_meta_path(run, "scalars", "keys"), text, "surrogateescape")
+
+
+def read_scalar_keys(run: Run) -> list[str]:
+    try:
+        text = _read(run_meta_path(run, "scalars", "keys"))
+    except FileNotFoundError:
+        return []
+    return [_unquote(line) for _n, line in _lines(text)]
+
+
+def append_scalar_points(run: Run, points: Iterable[tuple[int, int, float]]) -> None:
+    data = b"".join(_POINT.pack(*p) for p in points)
+    if not data:
+        return
+    path = run_meta_path(run, "scalars", "points")
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, data)
+    finally:
+        os.close(fd)
+
+
+def read_scalar_points(
+    run: Run, offset: int = 0, limit: int | None = None
+) -> tuple[list[tuple[int, int, float]], int]:
+    """Points from byte `offset` (at most `limit` of them) and the offset
+    after the last whole record read; a record being appended is left
+    for the next read."""
+    path = run_meta_path(run, "scalars", "points")
+    try:
+        with file_util.open_regular(path) as f:
+            f.seek(offset)
+            size = -1 if limit is None else limit * _POINT.size
+            data = f.read(size)
+    except FileNotFoundError:
+        return [], offset
+    end = len(data) - len(data) % _POINT.size
+    return list(_POINT.iter_unpack(data[:end])), offset + end
+
+
+def scalars_stat(run: Run) -> tuple[int, int] | None:
+    """(size, mtime_ns) of `scalars/aggs.json`, None when absent: a
+    watcher reads the aggregates again only when it changed."""
+    try:
+        st = os.stat(run_meta_path(run, "scalars", "aggs.json"))
+    except OSError:
+        return None
+    return st.st_size, st.st_mtime_ns
+
+
+def write_scalar_aggs(run: Run, aggs: dict[str, dict[str, Any]]) -> None:
+    _write_json(run_meta_path(run, "scalars", "aggs.json"), aggs)
+
+
+def read_scalar_aggs(run: Run) -> dict[str, dict[str, Any]]:
+    try:
+        data = _read_json(run_meta_path(run, "scalars", "aggs.json"))
+    except FileNotFoundError:
+        return {}
+    if not isinstance(data, dict):
+        raise MetaError(
+            f"{run_meta_path(run, 'scalars', 'aggs.json')}: not an object",
+            path=run_meta_path(run, "scalars", "aggs.json"),
+        )
+    return data
