@@ -36,6 +36,7 @@ from ..util import file_util, run_exec
 from .run_stage import check_run_dirs
 from .run_summary import read_run_summary
 from .run_verify import digest_cache, file_digest, verify_files
+from .scalars_capture import start_capture
 
 __all__ = ["finalize_run", "run_exit", "start_run"]
 
@@ -116,6 +117,7 @@ def _start_locked(
         write_timestamp(run, "started")
         log.info(f"Starting run {run.id}: {shlex.join(args)}")
         output, _index = run_meta.output_paths(run, "run")
+        capture = start_capture(run, read_opdef(run), log)
         try:
             exit_code = run_exec.exec_proc(
                 args,
@@ -126,6 +128,8 @@ def _start_locked(
                 on_signal=lambda sig: _on_signal(run, sig),
             )
         except run_exec.ExecError as e:
+            if capture:
+                capture.stop()
             log.info(str(e))
             with _signals_deferred(run, deferred):
                 finalize_run(run, 127, quiet=quiet, _before=before)
@@ -133,6 +137,8 @@ def _start_locked(
                 f"{e} (run {run.name}): check the command in "
                 f"{run_meta.run_meta_path(run, 'proc', 'cmd')} and PATH"
             ) from None
+        if capture:
+            capture.stop()
         log.info(f"Run process exited with code {exit_code}")
         with _signals_deferred(run, deferred):
             finalize_run(run, exit_code, quiet=quiet, _before=before)

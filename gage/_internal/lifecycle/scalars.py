@@ -95,11 +95,18 @@ def last_values(run: Run) -> dict[str, float]:
     }
 
 
-def series(run: Run) -> dict[str, tuple[list[int], list[float]]]:
-    """Every point of a run: key -> (steps, values), in recorded order."""
+def series(
+    run: Run, max_points: int | None = None
+) -> dict[str, tuple[list[int], list[float]]]:
+    """A run's points: key -> (steps, values), in recorded order. With
+    `max_points`, about that many of all points, evenly spread (read by
+    seeking: for a sparkline or a chart of a long run)."""
     keys = run_meta.read_scalar_keys(run)
     out: dict[str, tuple[list[int], list[float]]] = {k: ([], []) for k in keys}
-    points, _end = run_meta.read_scalar_points(run)
+    if max_points is None:
+        points, _end = run_meta.read_scalar_points(run)
+    else:
+        points = run_meta.sample_scalar_points(run, max_points)
     for n, step, val in points:
         if n < len(keys):
             steps, vals = out[keys[n]]

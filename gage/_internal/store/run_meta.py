@@ -117,6 +117,7 @@ __all__ = [
     "read_scalar_aggs",
     "read_scalar_keys",
     "read_scalar_points",
+    "sample_scalar_points",
     "scalars_stat",
     "write_scalar_aggs",
 ]
@@ -1000,6 +1001,24 @@ def read_scalar_points(
         return [], offset
     end = len(data) - len(data) % _POINT.size
     return list(_POINT.iter_unpack(data[:end])), offset + end
+
+
+def sample_scalar_points(run: Run, n: int) -> list[tuple[int, int, float]]:
+    """About `n` points spread evenly over the points file (all of them
+    when it holds no more), read by seeking: the cost does not grow with
+    the file."""
+    path = run_meta_path(run, "scalars", "points")
+    try:
+        with file_util.open_regular(path) as f:
+            total = os.fstat(f.fileno()).st_size // _POINT.size
+            if total <= n:
+                data = f.read(total * _POINT.size)
+                return list(_POINT.iter_unpack(data))
+            fd, size, stride = f.fileno(), _POINT.size, total / n
+            recs = (os.pread(fd, size, int(i * stride) * size) for i in range(n))
+            return [_POINT.unpack(r) for r in recs if len(r) == size]
+    except FileNotFoundError:
+        return []
 
 
 def scalars_stat(run: Run) -> tuple[int, int] | None:
