@@ -18,7 +18,7 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import dataclass
-from typing import Any, Iterator, Union
+from typing import Any, Generator, Union
 
 from ..home.runs import run_status
 from ..lifecycle import scalars
@@ -50,7 +50,7 @@ class Ended:
 Event = Union[Output, Scalars, Ended]
 
 
-def watch(run: Run, interval: float = 0.25) -> Iterator[Event]:
+def watch(run: Run, interval: float = 0.25) -> Generator[Event, None, None]:
     """Events of a run until it ends (see the module doc)."""
     output, _index = run_meta.output_paths(run, "run")
     offset = 0
