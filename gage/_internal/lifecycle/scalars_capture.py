@@ -5,8 +5,9 @@ output file (`output/40_run`, written by `run_exec`) and to the op's
 `scalars-file` every `INTERVAL` seconds, finds scalars in whole lines
 and appends them to meta (`scalars.Recorder`). It reads the files the
 output capture wrote, so it never sits between the run and its output:
-a run that prints a lot is not slowed by a pattern (the search runs in
-C over a block of lines at a time), and when it stops the rest is read.
+a run that prints a lot is not held up by a pattern (lines are read in
+blocks, and only a line that could match is matched), and when it
+stops the rest is read.
 
 Output patterns, per op (`output-scalars` in gage.toml):
 
@@ -59,10 +60,12 @@ NUMBER = (
 KEY = r"[A-Za-z_][\w.\-/]*"
 
 DEFAULT_PATTERN = re.compile(
-    rf"^[ \t]*(?:(?P<_sw>(?i:step|epoch))\b[ \t:=#]*(?P<_sn>\d+)\b(?P<_rest>[^\n]*)"
-    rf"|(?P<_k>{KEY})[ \t]*:[ \t]*(?P<_v>{NUMBER})[ \t]*\r?$)",
-    re.M,
+    rf"[ \t]*(?:(?P<_sw>(?i:step|epoch))\b[ \t:=#]*(?P<_sn>\d+)\b(?P<_rest>.*)"
+    rf"|(?P<_k>{KEY})[ \t]*:[ \t]*(?P<_v>{NUMBER})[ \t]*\r?$)"
 )
+"""The default pattern, matched at the start of each line that could
+match (one with `:` or `=`, or `step`/`epoch` in it)."""
+
 _PAIR = re.compile(rf"(?<![\w.\-/])(?P<k>{KEY})[ \t]*[=:][ \t]*(?P<v>{NUMBER})")
 
 
@@ -158,22 +161,28 @@ class Capture:
 
     def _pass(self, final: bool = False) -> None:
         if self.output:
-            for text in self.output.read(final):
-                self._parse_output(text)
+            for data in self.output.read(final):
+                self._parse_output(data)
         if self.jsonl:
-            for text in self.jsonl.read(final):
-                self._parse_jsonl(text)
+            for data in self.jsonl.read(final):
+                self._parse_jsonl(data.decode("utf-8", errors="replace"))
         self.recorder.flush()
 
-    def _parse_output(self, text: str) -> None:
+    def _parse_output(self, data: bytes) -> None:
         if self.patterns is None:
-            self._parse_default(text)
+            self._parse_default(data)
         else:
-            self._parse_custom(text, self.patterns)
+            self._parse_custom(data.decode("utf-8", errors="replace"), self.patterns)
 
-    def _parse_default(self, text: str) -> None:
+    def _parse_default(self, data: bytes) -> None:
         add = self.recorder.add
-        for m in DEFAULT_PATTERN.finditer(text):
+        match = DEFAULT_PATTERN.match
+        for start, end in _candidate_lines(data):
+            if end - start > MAX_LINE:
+                continue
+            m = match(data[start:end].decode("utf-8", errors="replace"))
+            if m is None:
+                continue
             sn = m.group("_sn")
             if sn is not None:
                 self.step = int(sn)
@@ -183,6 +192,10 @@ class Capture:
                 add(m.group("_k"), self.step, float(m.group("_v")))
 
     def _parse_custom(self, text: str, patterns: list[re.Pattern[str]]) -> None:
+        if len(text) > MAX_LINE:
+            lines = text.split("\n")
+            if any(len(line) > MAX_LINE for line in lines):
+                text = "\n".join(line for line in lines if len(line) <= MAX_LINE)
         matches = sorted(
             (m.start(), i, m) for i, p in enumerate(patterns) for m in p.finditer(text)
         )
@@ -198,7 +211,7 @@ class Capture:
 
     def _parse_jsonl(self, text: str) -> None:
         for line in text.splitlines():
-            if not line.strip():
+            if not line.strip() or len(line) > MAX_LINE:
                 continue
             try:
                 data = json.loads(line)
@@ -216,6 +229,28 @@ class Capture:
                     continue
                 if isinstance(val, (int, float)):
                     self.recorder.add(str(key), step, float(val))
+
+
+_HINTS = (b":", b"step", b"epoch")
+
+
+def _candidate_lines(data: bytes) -> list[tuple[int, int]]:
+    """(start, end) of each line that holds `:`, `step` or `epoch` (any
+    case), in order. Found with bytes.find over the lowered block, which
+    skips the lines between in C: most lines of a loud run cost nothing
+    here."""
+    low = data.lower()
+    found = set()
+    size = len(data)
+    for needle in _HINTS:
+        pos = low.find(needle)
+        while pos >= 0:
+            start = low.rfind(b"\n", 0, pos) + 1
+            end = low.find(b"\n", pos)
+            end = size if end < 0 else end
+            found.add((start, end))
+            pos = low.find(needle, end)
+    return sorted(found)
 
 
 def _to_int(val: str | None) -> int | None:
@@ -247,7 +282,7 @@ class _Tail:
         self.carry = b""
         self.skipping = False
 
-    def read(self, final: bool) -> Iterable[str]:
+    def read(self, final: bool) -> Iterable[bytes]:
         if self.root and not _resolves_inside(self.path, self.root):
             return
         try:
@@ -260,29 +295,29 @@ class _Tail:
                     if not block:
                         break
                     self.offset += len(block)
-                    text = self._lines(block)
-                    if text:
-                        yield text
+                    data = self._lines(block)
+                    if data:
+                        yield data
                     if not final and len(block) < _READ:
                         break
         except (FileNotFoundError, file_util.NotRegularFile):
             return
         if final and self.carry and not self.skipping:
-            yield self.carry.decode("utf-8", errors="replace")
+            yield self.carry
         if final:
             self.carry = b""
 
-    def _lines(self, block: bytes) -> str:
+    def _lines(self, block: bytes) -> bytes:
         end = block.rfind(b"\n") + 1
         if not end:
             self._keep(block)
-            return ""
+            return b""
         head, self.carry = self.carry + block[:end], b""
         if self.skipping:
             head = head[head.find(b"\n") + 1 :]
             self.skipping = False
         self._keep(block[end:])
-        return head.decode("utf-8", errors="replace")
+        return head
 
     def _keep(self, part: bytes) -> None:
         if self.skipping:
