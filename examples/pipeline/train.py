@@ -22,7 +22,7 @@ for epoch in range(1, epochs + 1):
     w -= lr * dw
     b -= lr * db
     loss = sum((w * x + b - y) ** 2 for x, y in data) / n
-    metrics.write(json.dumps({"step": epoch, "loss": loss}) + "\n")
+    metrics.write(json.dumps({"step": epoch, "loss": round(loss, 5)}) + "\n")
     metrics.flush()
     if epoch % max(1, epochs // 5) == 0:
         print(f"epoch {epoch}: loss {loss:.4f}")

@@ -63,7 +63,7 @@ td.num { text-align: right; font-variant-numeric: tabular-nums; }
 .st-terminated { color: #9a6700; } .st-running { color: #0969da; }
 .chart { width: 100%; max-width: 1100px; height: 380px; }
 #curves { display: flex; flex-wrap: wrap; gap: 8px; }
-#curves .chart { width: 540px; height: 340px; }
+#curves .chart { flex: 1 1 540px; max-width: 1100px; height: 360px; }
 del { color: #cf222e; } ins { color: #1a7f37; text-decoration: none; }
 """
 
@@ -164,7 +164,11 @@ _JS = r"""
     Plotly.newPlot(div, traces, {
       title: {text: key}, margin: {l: 50, r: 10, t: 40, b: 40},
       xaxis: {title: {text: 'step'}}, showlegend: series.length < 40 && series.length > 1,
-      legend: {font: {size: 10}}
+      legend: {font: {size: 10}},
+      updatemenus: [{type: 'buttons', direction: 'right', x: 0, xanchor: 'left',
+        y: 1.12, yanchor: 'bottom', showactive: true, font: {size: 10},
+        buttons: [{label: 'linear', method: 'relayout', args: ['yaxis.type', 'linear']},
+                  {label: 'log', method: 'relayout', args: ['yaxis.type', 'log']}]}]
     }, config);
   });
   // Parallel coordinates of config against the metric: an axis per
