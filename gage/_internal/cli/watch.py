@@ -42,7 +42,12 @@ def _cmd_watch(args) -> int:
 
     run = common.select_run(args, args.run)
     out = sys.stdout.buffer
+    from ..home.runs import run_status
+
     print(f"Watching {run.name} ({run.id}); Ctrl-C stops watching", file=sys.stderr)
+    status = run_status(run)
+    if status in ("pending", "staged"):
+        print(f"Run {run.name} is {status}: waiting for it to start", file=sys.stderr)
     at_line_start = True
     events = run_watch.watch(run)
     try:

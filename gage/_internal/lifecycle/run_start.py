@@ -117,7 +117,8 @@ def _start_locked(
         write_timestamp(run, "started")
         log.info(f"Starting run {run.id}: {shlex.join(args)}")
         output, _index = run_meta.output_paths(run, "run")
-        capture = start_capture(run, read_opdef(run), log)
+        opdef = read_opdef(run)
+        captures: list[Any] = []
         try:
             exit_code = run_exec.exec_proc(
                 args,
@@ -125,11 +126,13 @@ def _start_locked(
                 env,
                 output,
                 quiet=quiet,
+                # Scalars are read once the process runs: signals are
+                # passed to it by then, so a SIGTERM never finds the
+                # runner between `started` and its handlers.
+                on_start=lambda _p: captures.append(start_capture(run, opdef, log)),
                 on_signal=lambda sig: _on_signal(run, sig),
             )
         except run_exec.ExecError as e:
-            if capture:
-                capture.stop()
             log.info(str(e))
             with _signals_deferred(run, deferred):
                 finalize_run(run, 127, quiet=quiet, _before=before)
@@ -137,10 +140,11 @@ def _start_locked(
                 f"{e} (run {run.name}): check the command in "
                 f"{run_meta.run_meta_path(run, 'proc', 'cmd')} and PATH"
             ) from None
-        if capture:
-            capture.stop()
         log.info(f"Run process exited with code {exit_code}")
         with _signals_deferred(run, deferred):
+            for capture in captures:
+                if capture:
+                    capture.stop()
             finalize_run(run, exit_code, quiet=quiet, _before=before)
         return exit_code
     finally:

@@ -104,7 +104,11 @@ def start_capture(run: Run, opdef: OpDef, log: Any) -> Capture | None:
     if patterns == [] and not scalars_file:
         return None
     output, _index = run_meta.output_paths(run, "run")
-    cap = Capture(run, output, patterns, scalars_file, log)
+    try:
+        cap = Capture(run, output, patterns, scalars_file, log)
+    except (OSError, ValueError) as e:  # scalars meta that cannot be read
+        log.info(f"WARNING: scalars: {e}: none recorded")
+        return None
     cap.start()
     return cap
 
