@@ -16,6 +16,10 @@ that 'gage runs' shows, an op name for its latest run); no RUN: every
 run, or those of --op, --batch and --status. Runs are shown oldest
 first.
 
+-o names the file to write; without it, the report goes to
+.reports/report.html in the runs dir (gage writes nowhere else unless
+told), and the path is printed.
+
 --metric names the metric the parallel coordinates color by (a summary
 key or a scalar aggregate such as loss.min; default: the first scalar's
 .min). --open opens the page in your browser.
@@ -42,8 +46,7 @@ def add_parser(sub: argparse._SubParsersAction, name: str, help: str) -> None:
         "-o",
         "--output",
         metavar="FILE",
-        default="report.html",
-        help="file to write (default: report.html)",
+        help="file to write (default: .reports/report.html in the runs dir)",
     )
     p.add_argument("--metric", metavar="COL", help="the metric of the parallel plot")
     p.add_argument("--title", default="gage report", help="the page title")
@@ -65,6 +68,11 @@ def _cmd_report(args) -> int:
         records = [r for r in records if (r["batch"] or "").startswith(args.batch)]
     if not records:
         raise common.usage("no runs match: nothing to report (see gage runs)")
+    if args.output is None:
+        from ..store import run_meta
+
+        args.output = run_meta.report_path(home)
+        os.makedirs(os.path.dirname(args.output), exist_ok=True)
     path = os.path.abspath(args.output)
     if os.path.isdir(path):
         raise common.usage(f"-o {args.output} is a directory: name a file")

@@ -109,6 +109,7 @@ __all__ = [
     "delete_stager",
     "TRASH_DIR",
     "trash_dir",
+    "report_path",
     "write_worker",
     "read_worker",
     "SCALARS_MAX_KEY",
@@ -663,6 +664,12 @@ TRASH_DIR = ".trash"
 def trash_dir(runs_home: str) -> str:
     """Where runs being deleted go first (never listed as runs)."""
     return os.path.join(runs_home, TRASH_DIR)
+
+
+def report_path(runs_home: str) -> str:
+    """Where `gage report` writes when not told where (never listed as
+    a run)."""
+    return os.path.join(runs_home, ".reports", "report.html")
 
 
 # ---------------------------------------------------------------------------
