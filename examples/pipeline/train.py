@@ -1,4 +1,8 @@
-"""Fit y = w * x + b to prepared/train.csv with gradient descent."""
+"""Fit y = w * x + b to prepared/train.csv with gradient descent.
+
+The loss of each epoch goes to metrics.jsonl, one JSON line per epoch
+(the op's scalars-file: gage reads it as the run goes).
+"""
 
 import csv
 import json
@@ -11,14 +15,18 @@ with open("prepared/train.csv", newline="") as f:
 
 w = b = 0.0
 n = len(data)
+metrics = open("metrics.jsonl", "w")
 for epoch in range(1, epochs + 1):
     dw = sum((w * x + b - y) * x for x, y in data) * 2 / n
     db = sum((w * x + b - y) for x, y in data) * 2 / n
     w -= lr * dw
     b -= lr * db
+    loss = sum((w * x + b - y) ** 2 for x, y in data) / n
+    metrics.write(json.dumps({"step": epoch, "loss": round(loss, 5)}) + "\n")
+    metrics.flush()
     if epoch % max(1, epochs // 5) == 0:
-        loss = sum((w * x + b - y) ** 2 for x, y in data) / n
         print(f"epoch {epoch}: loss {loss:.4f}")
+metrics.close()
 
 loss = sum((w * x + b - y) ** 2 for x, y in data) / n
 with open("model.json", "w") as f:

@@ -314,6 +314,8 @@ _VERBS: dict[str, tuple[str, object]] = {
     "diff": ("what differs between two runs, or why a run ran", "diff"),
     "ops": ("list the ops of gage.toml", "ops"),
     "cache": ("show or prune the object cache", "cache"),
+    "watch": ("follow a run's output and scalars until it ends", "watch"),
+    "report": ("write an HTML report of runs: table, curves, config", "report"),
 }
 
 

@@ -106,6 +106,7 @@ def _config_summary(config: dict) -> str:
 
 def _cmd_show(args) -> int:
     from ..home import runs
+    from ..lifecycle import scalars
     from ..store import run_meta
 
     run = select_run(args, args.run)
@@ -117,6 +118,7 @@ def _cmd_show(args) -> int:
         record["deps"] = run_meta.read_deps(run)
         record["worker"] = run_meta.read_worker(run)
         record["manifest_counts"] = _manifest_counts(manifest)
+        record["scalars"] = scalars.read_aggs(run)
         if args.files:
             record["manifest"] = [e._asdict() for e in manifest]
         print(json.dumps(record, indent=2, sort_keys=True))
@@ -145,8 +147,58 @@ def _cmd_show(args) -> int:
     _show_deps(run_meta.read_deps(run))
     _show_manifest(manifest, args.files)
     _show_dict("Summary", record["summary"])
+    _show_scalars(run, scalars.read_aggs(run))
     _show_output(run)
     return 0
+
+
+def _show_scalars(run, aggs: dict) -> None:
+    """`key  first  last  min (step)  max  count`, and a sparkline of the
+    curve on a terminal."""
+    if not aggs:
+        return
+    from ..lifecycle import scalars
+    from .table import table_text
+
+    spark = sys.stdout.isatty() and os.getenv("TERM") != "dumb"
+    curves = scalars.series(run, max_points=20000) if spark else {}
+    rows = [["key", "first", "last", "min", "step", "max", "count"]]
+    for key, agg in sorted(aggs.items()):
+        row = [key] + [
+            _num(agg.get(name))
+            for name in ("first", "last", "min", "min_step", "max", "count")
+        ]
+        if spark:
+            row.append(sparkline(curves.get(key, ([], []))[1]))
+        rows.append(row)
+    if spark:
+        rows[0].append("")
+    print("Scalars:")
+    for line in table_text(rows[0], rows[1:]).splitlines():
+        print(f"  {line}".rstrip())
+
+
+def _num(val) -> str:
+    if isinstance(val, float):
+        return f"{val:.6g}"
+    return "-" if val is None else str(val)
+
+
+_BARS = "\u2581\u2582\u2583\u2584\u2585\u2586\u2587\u2588"
+
+
+def sparkline(values: list[float], width: int = 24) -> str:
+    """Values as a line of block characters, `width` wide at most (the
+    mean of each bucket; NaN and inf left out)."""
+    vals = [v for v in values if v == v and abs(v) != float("inf")]
+    if not vals:
+        return ""
+    n = min(width, len(vals))
+    buckets = [vals[i * len(vals) // n : (i + 1) * len(vals) // n] for i in range(n)]
+    means = [sum(b) / len(b) for b in buckets]
+    lo, hi = min(means), max(means)
+    span = (hi - lo) or 1.0
+    return "".join(_BARS[int((m - lo) / span * (len(_BARS) - 1))] for m in means)
 
 
 def _show_dict(title: str, data: dict) -> None:

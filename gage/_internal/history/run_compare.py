@@ -1,11 +1,13 @@
 """Compare runs: one row per run, columns for run attributes, config and
 summary values.
 
-A column is named `config.KEY`, `summary.KEY` or a run attribute (`id`,
-`name`, `op`, `status`, `started`, `time`, `label`). A plain name (`lr`,
-`loss`) resolves to config when a run has that config key, else to
-summary, else to an attribute (`config.` and `summary.` name one
-explicitly). A nested summary (`{"val": {"loss": 1}}`) is flattened
+A column is named `config.KEY`, `summary.KEY`, a scalar aggregate
+(`loss.last`, `loss.min`, `loss.max`, `loss.first`, `loss.count`,
+`loss.step`: the step of the min; `lifecycle.scalars.aggregates`) or a
+run attribute (`id`, `name`, `op`, `status`, `started`, `time`,
+`label`). A plain name (`lr`, `loss`) resolves to config when a run has
+that config key, else to summary, else to a scalar aggregate, else to an
+attribute (`config.` and `summary.` name one explicitly). A nested summary (`{"val": {"loss": 1}}`) is flattened
 with dots (`summary.val.loss`).
 
 `compare` selects the columns, sorts (`-loss`: descending; runs without
@@ -20,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any, Iterable, Sequence
 
 from ..home import runs
+from ..lifecycle import scalars
 from ..types import GageError, Run
 
 __all__ = [
@@ -47,8 +50,8 @@ class CompareError(GageError):
 
 @dataclass(frozen=True)
 class Column:
-    """A column: `kind` is `attr`, `config` or `summary`; `key` the name
-    within it."""
+    """A column: `kind` is `attr`, `config`, `summary` or `scalar`; `key`
+    the name within it (`loss.min` for a scalar aggregate)."""
 
     kind: str
     key: str
@@ -56,7 +59,9 @@ class Column:
     @property
     def name(self) -> str:
         """The full name (`config.lr`, `summary.loss`, `status`)."""
-        return self.key if self.kind == "attr" else f"{self.kind}.{self.key}"
+        if self.kind in ("attr", "scalar"):
+            return self.key
+        return f"{self.kind}.{self.key}"
 
 
 @dataclass(frozen=True)
@@ -139,6 +144,8 @@ def record_values(record: dict[str, Any]) -> dict[str, Any]:
         vals[f"config.{key}"] = val
     for key, val in _flat(record["summary"]):
         vals[f"summary.{key}"] = val
+    run = Run(record["id"], record["run_dir"], record["name"])
+    vals.update(scalars.aggregates(run))
     return vals
 
 
@@ -182,6 +189,8 @@ def _col(name: str, values: list[dict[str, Any]]) -> Column:
     for kind in ("config", "summary"):
         if f"{kind}.{name}" in names:
             return Column(kind, name)
+    if dot and name in names:
+        return Column("scalar", name)
     if name in ATTRS:
         return Column("attr", name)
     if not values:
@@ -190,7 +199,7 @@ def _col(name: str, values: list[dict[str, Any]]) -> Column:
 
 
 def _unknown_msg(name: str, names: set[str]) -> str:
-    known = sorted(n for n in names if n.startswith(("config.", "summary.")))
+    known = sorted(n for n in names if "." in n)
     shown = ", ".join(known[:12]) + (", ..." if len(known) > 12 else "")
     return (
         f"no run has a column '{name}' (columns: {', '.join(ATTRS)}"

@@ -36,6 +36,7 @@ from ..util.console import terminal_progress
 from .run_stage import check_run_dirs
 from .run_summary import read_run_summary
 from .run_verify import digest_cache, file_digest, verify_files
+from .scalars_capture import start_capture
 
 __all__ = ["finalize_run", "run_exit", "start_run"]
 
@@ -116,6 +117,8 @@ def _start_locked(
         write_timestamp(run, "started")
         log.info(f"Starting run {run.id}: {shlex.join(args)}")
         output, _index = run_meta.output_paths(run, "run")
+        opdef = read_opdef(run)
+        captures: list[Any] = []
         try:
             exit_code = run_exec.exec_proc(
                 args,
@@ -123,6 +126,10 @@ def _start_locked(
                 env,
                 output,
                 quiet=quiet,
+                # Scalars are read once the process runs: signals are
+                # passed to it by then, so a SIGTERM never finds the
+                # runner between `started` and its handlers.
+                on_start=lambda _p: captures.append(start_capture(run, opdef, log)),
                 on_signal=lambda sig: _on_signal(run, sig),
             )
         except run_exec.ExecError as e:
@@ -135,6 +142,9 @@ def _start_locked(
             ) from None
         log.info(f"Run process exited with code {exit_code}")
         with _signals_deferred(run, deferred):
+            for capture in captures:
+                if capture:
+                    capture.stop()
             finalize_run(run, exit_code, quiet=quiet, _before=before)
         return exit_code
     finally:

@@ -10,6 +10,10 @@ Read when a run is finalized, from two places, the file last:
 - the op's `summary` file in the run dir (default `summary.json`; a
   `.toml` file is read as TOML).
 
+Both start from the last value of each of the run's scalars (`scalars`),
+so a run that logs `loss` per step has its last loss in the summary
+unless it reports one itself.
+
 The result is written to `summary.json` in meta.
 """
 
@@ -23,6 +27,7 @@ from typing import IO, Any
 from ..store import run_meta
 from ..types import OpDef, Run
 from ..util import file_util
+from . import scalars
 
 __all__ = ["SUMMARY_MARKER", "read_run_summary"]
 
@@ -31,7 +36,7 @@ SUMMARY_MARKER = r"^--- summary ---[ \t]*$"
 
 def read_run_summary(run: Run, opdef: OpDef, log: Any) -> None:
     """Summary from the output block and the run's summary file, file last."""
-    summary: dict[str, Any] = {}
+    summary: dict[str, Any] = dict(scalars.last_values(run))
     marker = opdef.data.get("output-summary", SUMMARY_MARKER)
     if marker is not False:
         summary.update(_output_summary(run, str(marker), log))

@@ -62,7 +62,9 @@ OP_KEYS = [
     "env",
     "exec",
     "listing",
+    "output-scalars",
     "output-summary",
+    "scalars-file",
     "sourcecode",
     "summary",
     "version",
@@ -477,6 +479,42 @@ class _Validator:
         except re.error as e:
             self.fail(op, key, f"'{key}' is not a valid regular expression: {e}")
 
+    def _output_scalars(self, op: str, key: str, val: Any) -> None:
+        if val is False:
+            return
+        items = [val] if isinstance(val, str) else val
+        if not isinstance(items, list) or not all(isinstance(v, str) for v in items):
+            self.fail(
+                op,
+                key,
+                f"'{key}' must be a regular expression, a list of them, or "
+                f"false, got {describe(val)}",
+            )
+        for pattern in items:
+            try:
+                compiled = re.compile(pattern)
+            except re.error as e:
+                self.fail(op, key, f"'{key}' {pattern!r} is not a valid regex: {e}")
+            if not compiled.groupindex:
+                self.fail(
+                    op,
+                    key,
+                    f"'{key}' {pattern!r} has no named group: name each value "
+                    "it captures, as in 'loss=(?P<loss>\\S+)'",
+                )
+
+    def _scalars_file(self, op: str, key: str, val: Any) -> None:
+        if not isinstance(val, str) or not val.strip():
+            self.fail(op, key, f"'{key}' must be a file name, got {describe(val)}")
+        norm = os.path.normpath(val)
+        if os.path.isabs(val) or norm == ".." or norm.startswith(".." + os.sep):
+            self.fail(
+                op,
+                key,
+                f"'{key}' {val!r} must be a path inside the run dir "
+                "(relative, no '..')",
+            )
+
     def _listing(self, op: str, key: str, val: Any) -> None:
         if not isinstance(val, (bool, str, list, dict)):
             self.fail(
@@ -557,7 +595,9 @@ _CHECKS = {
     "env": _Validator._env,
     "exec": _Validator._exec,
     "listing": _Validator._listing,
+    "output-scalars": _Validator._output_scalars,
     "output-summary": _Validator._output_summary,
+    "scalars-file": _Validator._scalars_file,
     "sourcecode": _Validator._sourcecode,
     "summary": _Validator._summary,
     "version": _Validator._version,

@@ -18,6 +18,7 @@ import json
 import os
 import re
 import stat
+import struct
 import time
 from typing import Any, Iterable, NamedTuple
 
@@ -25,6 +26,10 @@ from ..types import MetaError
 from ..util import file_util
 
 __all__ = [
+    "POINT",
+    "append_points",
+    "read_points",
+    "sample_points",
     "ProcLock",
     "Seal",
     "files_log_text",
@@ -374,3 +379,50 @@ def read_tail(path: str, lines: int, max_bytes: int, max_chars: int) -> list[str
             line = line[:max_chars] + f" [... {len(line) - max_chars} more chars]"
         result.append(line)
     return result
+
+
+POINT = struct.Struct("<Iqd")
+"""A step scalar's record: key number (u32), step (i64), value (f64),
+little-endian, 20 bytes."""
+
+
+def append_points(path: str, points: Iterable[tuple[int, int, float]]) -> None:
+    """Append records in one write on an O_APPEND descriptor."""
+    data = b"".join(POINT.pack(*p) for p in points)
+    if not data:
+        return
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, data)
+    finally:
+        os.close(fd)
+
+
+def read_points(
+    path: str, offset: int = 0, limit: int | None = None
+) -> tuple[list[tuple[int, int, float]], int]:
+    """Records from byte `offset` (at most `limit`) and the offset after
+    the last whole record read."""
+    try:
+        with file_util.open_regular(path) as f:
+            f.seek(offset)
+            data = f.read(-1 if limit is None else limit * POINT.size)
+    except FileNotFoundError:
+        return [], offset
+    end = len(data) - len(data) % POINT.size
+    return list(POINT.iter_unpack(data[:end])), offset + end
+
+
+def sample_points(path: str, n: int) -> list[tuple[int, int, float]]:
+    """About `n` records spread evenly over the file, read by seeking."""
+    try:
+        with file_util.open_regular(path) as f:
+            total = os.fstat(f.fileno()).st_size // POINT.size
+            if total <= n:
+                return list(POINT.iter_unpack(f.read(total * POINT.size)))
+            fd, size, stride = f.fileno(), POINT.size, total / n
+            recs = (os.pread(fd, size, int(i * stride) * size) for i in range(n))
+            return [POINT.unpack(r) for r in recs if len(r) == size]
+    except FileNotFoundError:
+        return []

@@ -26,9 +26,11 @@ from .meta_format import ManifestEntry as ManifestEntry
 from .meta_format import ProcLock as ProcLock
 from .meta_format import (
     RunnerLog,
+    append_points,
     append_text,
     files_log_text,
     manifest_text,
+    numbered_lines,
     parse_files_log,
     parse_manifest,
     parse_seal,
@@ -37,10 +39,13 @@ from .meta_format import (
     read_int,
     read_json,
     read_pid_file,
+    read_points,
     read_tail,
     read_text,
+    sample_points,
     seal_text,
     split_fields,
+    unquote,
     write_bytes,
     write_json,
     write_text,
@@ -388,6 +393,9 @@ RUN_RECORD_META = (
     "output/40_run.index",
     "output/50_finalize",
     "output/50_finalize.index",
+    "scalars/keys",
+    "scalars/points",
+    "scalars/aggs.json",
 )
 """Meta files that only starting a run writes: a run that has not
 started has none of them (one planted there would become its record)."""
@@ -565,6 +573,12 @@ def read_summary(run: Run) -> dict[str, Any]:
 # Where a run ran
 
 
+def report_path(runs_home: str) -> str:
+    """Where `gage report` writes when not told where (never listed as
+    a run)."""
+    return os.path.join(runs_home, ".reports", "report.html")
+
+
 def write_worker(run: Run, worker: dict[str, Any]) -> None:
     """`worker.json`: the engine and worker that ran a run elsewhere
     (`engine`, `host`, `worker` address, `scheduler` address)."""
@@ -586,3 +600,74 @@ def _path(run_or_meta_dir: Run | str, name: str) -> str:
     if isinstance(run_or_meta_dir, Run):
         return run_meta_path(run_or_meta_dir, name)
     return os.path.join(run_or_meta_dir, name)
+
+
+# ---------------------------------------------------------------------------
+# Scalars: `scalars/keys` (one key a line, in order of first sight; a key's
+# number is its line number from 0), `scalars/points` (fixed records of
+# key number, step and value, appended as the run goes: see
+# `meta_format.POINT`) and `scalars/aggs.json` (per key: first, last,
+# last_step, min, min_step, max, max_step, count; rewritten atomically,
+# small, so listing and comparing runs never read the points).
+
+SCALARS_MAX_KEY = 200
+"""Longest scalar key kept (characters)."""
+
+
+def append_scalar_keys(run: Run, keys: Iterable[str]) -> None:
+    text = "".join(quote(k) + "\n" for k in keys)
+    if text:
+        append_text(run_meta_path(run, "scalars", "keys"), text, "surrogateescape")
+
+
+def read_scalar_keys(run: Run) -> list[str]:
+    try:
+        text = read_text(run_meta_path(run, "scalars", "keys"))
+    except FileNotFoundError:
+        return []
+    return [unquote(line) for _n, line in numbered_lines(text)]
+
+
+def append_scalar_points(run: Run, points: Iterable[tuple[int, int, float]]) -> None:
+    append_points(run_meta_path(run, "scalars", "points"), points)
+
+
+def read_scalar_points(
+    run: Run, offset: int = 0, limit: int | None = None
+) -> tuple[list[tuple[int, int, float]], int]:
+    """Points from byte `offset` (at most `limit` of them) and the offset
+    after the last whole record read; a record being appended is left
+    for the next read."""
+    return read_points(run_meta_path(run, "scalars", "points"), offset, limit)
+
+
+def sample_scalar_points(run: Run, n: int) -> list[tuple[int, int, float]]:
+    """About `n` points spread evenly over the points file (all of them
+    when it holds no more), read by seeking: the cost does not grow with
+    the file."""
+    return sample_points(run_meta_path(run, "scalars", "points"), n)
+
+
+def scalars_stat(run: Run) -> tuple[int, int] | None:
+    """(size, mtime_ns) of `scalars/aggs.json`, None when absent: a
+    watcher reads the aggregates again only when it changed."""
+    try:
+        st = os.stat(run_meta_path(run, "scalars", "aggs.json"))
+    except OSError:
+        return None
+    return st.st_size, st.st_mtime_ns
+
+
+def write_scalar_aggs(run: Run, aggs: dict[str, dict[str, Any]]) -> None:
+    write_json(run_meta_path(run, "scalars", "aggs.json"), aggs)
+
+
+def read_scalar_aggs(run: Run) -> dict[str, dict[str, Any]]:
+    path = run_meta_path(run, "scalars", "aggs.json")
+    try:
+        data = read_json(path)
+    except FileNotFoundError:
+        return {}
+    if not isinstance(data, dict):
+        raise MetaError(f"{path}: not an object", path=path)
+    return data
