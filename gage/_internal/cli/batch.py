@@ -27,7 +27,7 @@ def add_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--max-trials", type=int, metavar="N", help="run at most N trials of a batch"
     )
-    add_jobs_args(p)
+    add_jobs_args(p, detach=True)
 
 
 def maybe_batch(args, gf, home: str, opdef, assigns: list[str]) -> int | None:

@@ -13,6 +13,7 @@ import sys
 STATUSES = [
     "pending",
     "staged",
+    "queued",
     "running",
     "completed",
     "error",

@@ -69,7 +69,7 @@ def _cmd_run(args) -> int:
     cmd = gagefile.op_cmd(opdef)
     config = _resolve_config(gf, opdef, assigns)
     if args.preview:
-        return _preview(gf, opdef, cmd, config, assigns, home)
+        return _preview(gf, opdef, cmd, config, assigns, home, args)
     inputs = None
     if args.needed:
         # Decided before anything is staged (see op_inputs).
@@ -119,10 +119,9 @@ def _engine(args, gf):
     """The engine the run(s) start on, or None for this process (the
     local engine with one job)."""
     from ..engines import engine
+    from .slurm_args import engine_settings
 
-    name, options = engine.engine_settings(
-        args.engine, args.scheduler, args.scheduler_file, gf
-    )
+    name, options = engine_settings(args, gf)
     if name == "local" and args.jobs == 1:
         return None
     return engine.get_engine(name, args.jobs, **options)
@@ -264,10 +263,11 @@ def _status(run) -> str:
 # gage run --preview
 
 
-def _preview(gf, opdef, cmd, config: dict, assigns: list[str], home: str) -> int:
+def _preview(gf, opdef, cmd, config: dict, assigns: list[str], home: str, args) -> int:
     import shlex
 
     from .. import run_util
+    from . import slurm_args
 
     print(f"Op: {opdef.name} (project {gf.project_dir})")
     print(f"Command: {shlex.join(cmd.args)}")
@@ -284,6 +284,7 @@ def _preview(gf, opdef, cmd, config: dict, assigns: list[str], home: str) -> int
         for s in limited:
             print(f"  {s.path}: {s.detail} of rule '{s.rule}'")
     _preview_deps(gf, opdef, home)
+    slurm_args.preview(args, gf, opdef, home)
     print(f"Runs dir: {home}")
     print("Nothing staged (preview).")
     return 0

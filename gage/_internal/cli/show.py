@@ -130,6 +130,7 @@ def _cmd_show(args) -> int:
 
         record["deps"] = run_meta.read_deps(run)
         record["worker"] = run_meta.read_worker(run)
+        record["slurm"] = run_meta.read_slurm(run)
         record["manifest_counts"] = _manifest_counts(manifest)
         if args.files:
             record["manifest"] = [e._asdict() for e in manifest]
@@ -153,6 +154,7 @@ def _cmd_show(args) -> int:
         print(
             f"Worker:   {worker.get('host')} ({worker.get('worker')}, {worker.get('engine')})"
         )
+    _show_slurm(run_meta.read_slurm(run))
     _show_dict("Config", record["config"])
     if record["config"] and os.path.exists(run_meta.patched_path(run)):
         print(f"  (diff: {run_meta.patched_path(run)})")
@@ -161,6 +163,12 @@ def _cmd_show(args) -> int:
     _show_dict("Summary", record["summary"])
     _show_output(run)
     return 0
+
+
+def _show_slurm(job: dict | None) -> None:
+    if job and job.get("job_id"):
+        end = ": ".join(str(job[k]) for k in ("state", "reason") if job.get(k))
+        print(f"Slurm:    job {job['job_id']}" + (f" ({end})" if end else ""))
 
 
 def _show_dict(title: str, data: dict) -> None:
