@@ -87,7 +87,9 @@ def start(dir: str) -> Cluster:
         f.write(os.urandom(1024))
     os.chmod(key, 0o400)
     sock = os.path.join(dir, "munge", "munge.socket")
-    cpus = os.cpu_count() or 1
+    # At least 4 CPUs (the node's config wins: config_overrides), so that
+    # a few one-CPU jobs run at once on a small machine.
+    cpus = max(4, os.cpu_count() or 1)
     conf = os.path.join(dir, "slurm.conf")
     with open(conf, "w") as f:
         f.write(_conf(dir, sock, cpus))
@@ -122,13 +124,16 @@ def _start_daemons(cluster: Cluster, key: str, sock: str) -> None:
     )
     _wait(lambda: os.path.exists(sock), "munged to create its socket", cluster)
     cluster.procs.append(_daemon(cluster, "slurmctld", "-D", "-i", "-f", cluster.conf))
-    _wait(lambda: cluster.run("scontrol", "ping", check=False).returncode == 0
-          and "UP" in cluster.run("scontrol", "ping", check=False).stdout,
-          "slurmctld to answer", cluster)
+    _wait(lambda: _ping(cluster), "slurmctld to answer", cluster)
     cluster.procs.append(
         _daemon(cluster, "slurmd", "-D", "-N", "localhost", "-f", cluster.conf)
     )
     _wait(lambda: _node_idle(cluster), "node localhost to be idle", cluster)
+
+
+def _ping(cluster: Cluster) -> bool:
+    r = cluster.run("scontrol", "ping", check=False)
+    return r.returncode == 0 and "UP" in r.stdout
 
 
 def _node_idle(cluster: Cluster) -> bool:
@@ -170,8 +175,10 @@ def _logs(cluster: Cluster) -> str:
     parts = []
     for name in ("munged", "slurmctld", "slurmd"):
         for suffix in (".log", ".out"):
-            text = cluster.log(name) if suffix == ".log" else _read(
-                os.path.join(cluster.dir, "log", name + suffix)
+            text = (
+                cluster.log(name)
+                if suffix == ".log"
+                else _read(os.path.join(cluster.dir, "log", name + suffix))
             )
             if text:
                 parts.append(f"--- {name}{suffix}\n" + text[-2000:])
@@ -202,7 +209,9 @@ def _real_memory() -> int:
 
 
 def _conf(dir: str, sock: str, cpus: int) -> str:
-    p = lambda *parts: os.path.join(dir, *parts)  # noqa: E731
+    def p(*parts: str) -> str:
+        return os.path.join(dir, *parts)
+
     return f"""\
 # Written by gage's tests (tests/slurm_cluster.py): a single-node cluster.
 ClusterName=gagetest
@@ -232,6 +241,7 @@ JobAcctGatherType=jobacct_gather/none
 AccountingStorageType=accounting_storage/none
 JobCompType=jobcomp/none
 ReturnToService=2
+SlurmdParameters=config_overrides
 SchedulerType=sched/builtin
 SchedulerParameters=batch_sched_delay=0,sched_min_interval=0
 MinJobAge=300

@@ -303,32 +303,37 @@ class SlurmEngine:
         return job
 
     def _result(self, run: Run, job: slurm_cmd.Job | None, quiet: bool) -> int:
-        if job is not None:
+        ended = job is not None and job.state in slurm_cmd.FINAL_STATES
+        if job is not None and ended:
             record = {"job_id": job.id, "state": job.state, "reason": job.reason}
             record["exit_code"] = job.exit_code
             _try(run_meta.write_slurm, run, {k: v for k, v in record.items() if v})
         code = engine._exit_code(run, 1)
         self.console.update(running=-1, done=1, failed=int(code != 0))
-        if job is None or self._cancelled:
+        if job is None or not ended or self._cancelled:
             return code
+        why = f"{job.state} ({job.reason})" if job.reason else job.state
         if not run_meta.has_timestamp(run, "started"):
-            self._not_started(run, job)
-        elif job.state not in ("COMPLETED", "FAILED"):
-            why = f" ({job.reason})" if job.reason else ""
+            self._not_started(run, job.id, why)
+        elif not run_meta.has_timestamp(run, "stopped"):
             print(
-                f"gage: run {run.name}: Slurm job {job.id} ended {job.state}{why}",
+                f"gage: run {run.name}: Slurm job {job.id} ended {why} before "
+                "the run could complete its record (status abandoned)",
                 file=sys.stderr,
+            )
+        elif job.state not in ("COMPLETED", "FAILED"):
+            print(
+                f"gage: run {run.name}: Slurm job {job.id} ended {why}", file=sys.stderr
             )
         return code
 
-    def _not_started(self, run: Run, job: slurm_cmd.Job) -> None:
+    def _not_started(self, run: Run, job_id: str, why: str) -> None:
         path = run_meta.slurm_output_path(run)
         for line in _last_lines(path, 10):
             self.console.line(sys.stderr, run.name, line)
-        why = f" ({job.reason})" if job.reason else ""
         print(
-            f"gage: run {run.name} did not start: Slurm job {job.id} ended "
-            f"{job.state}{why}; its output is in {path}",
+            f"gage: run {run.name} did not start: Slurm job {job_id} ended "
+            f"{why}; its output is in {path}",
             file=sys.stderr,
         )
 
