@@ -481,6 +481,38 @@ def test_repro_example_pipeline(cluster, tmp_path):
     assert "up to date" in p.stdout
 
 
+def test_readme_dask_jobqueue_recipe(cluster, tmp_path, monkeypatch):
+    """README's "Slurm through dask-jobqueue" recipe, as written there
+    (two jobs instead of eight), on the test cluster."""
+    try:
+        from dask_jobqueue import SLURMCluster
+        from distributed import Client
+    except ImportError as e:
+        pytest.skip(f"{e}: pip install -e '.[dev,dask]' (dask-jobqueue, distributed)")
+    d = _project(tmp_path / "p")
+    for k, v in cluster.env.items():
+        monkeypatch.setenv(k, v)
+    monkeypatch.chdir(d)
+    jq = SLURMCluster(cores=1, processes=1, memory="4GB", walltime="02:00:00")
+    try:
+        jq.scale(jobs=2)
+        client = Client(jq)
+        client.write_scheduler_file("sched.json")
+        client.wait_for_workers(2, timeout=60)
+        env = _gage_env(cluster)
+        args = ["run", "train", "lr=[0.4,0.5]", "--engine", "dask"]
+        p = _gage(d, *args, "--scheduler-file", "sched.json", "-j", "2", "-y", env=env)
+        assert p.returncode == 0, p.stdout + p.stderr
+        runs = _runs(d, env)
+        assert [r["status"] for r in runs] == ["completed", "completed"]
+        for r in runs:
+            worker = json.loads(_meta(d, r, "worker.json"))
+            assert worker["engine"] == "dask"
+        client.close()
+    finally:
+        jq.close()
+
+
 def test_time_limit_ends_run_terminated(cluster, timed_out):
     """Last: the run started by the first cluster test had a minute."""
     d, p = timed_out
