@@ -1,6 +1,6 @@
 """The slurm engine against plain sbatch: what gage costs per run.
 
-On a single-node Slurm cluster started for the bench (tests/slurm_cluster:
+On a single-node Slurm cluster started for the bench (gage/_internal/test_slurm:
 munged, slurmctld, slurmd from the OS packages; root only), one op that
 prints a line, run N times one after the other, timed as whole processes
 in one bench run:
@@ -30,8 +30,7 @@ import sys
 import tempfile
 import time
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tests"))
-import slurm_cluster  # noqa: E402
+from gage._internal import test_slurm as slurm_cluster
 
 RUNS = 6
 TARGET = 0.2
@@ -138,7 +137,18 @@ def _gage(cwd: str, env, n: int) -> float:
     values = ",".join(str(i) for i in range(1, n + 1))
     t0 = time.perf_counter()
     subprocess.run(
-        [GAGE, "run", "op", f"i=[{values}]", "--engine", "slurm", "-j", "1", "-y", "-q"],
+        [
+            GAGE,
+            "run",
+            "op",
+            f"i=[{values}]",
+            "--engine",
+            "slurm",
+            "-j",
+            "1",
+            "-y",
+            "-q",
+        ],
         cwd=cwd,
         env=env,
         check=True,

@@ -1,6 +1,6 @@
 """The slurm engine on a real Slurm cluster: munged, slurmctld and slurmd
 from the OS packages (scripts/os-deps/slurm.sh), one node `localhost`,
-started once for this module in a temp dir (tests/slurm_cluster.py) and
+started once for this module in a temp dir (gage/_internal/test_slurm.py) and
 stopped at its end. gage reaches it through SLURM_CONF.
 
 The time limit is real: a run with `--slurm-time 1` (a minute, Slurm's
@@ -21,8 +21,7 @@ import time
 
 import pytest
 
-sys.path.insert(0, os.path.dirname(__file__))
-import slurm_cluster  # noqa: E402
+from gage._internal import test_slurm as slurm_cluster
 
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -125,9 +124,8 @@ def test_no_slurm_one_line_nothing_staged(tmp_path):
     env = _gage_env(PATH=os.path.dirname(sys.executable))
     p = _gage(d, "run", "train", "--engine", "slurm", "-y", env=env)
     assert p.returncode == 1, p
-    assert p.stderr.splitlines() == [
-        p.stderr.splitlines()[0],
-    ] and p.stderr.startswith("gage: Slurm is not available here (sbatch"), p.stderr
+    assert len(p.stderr.splitlines()) == 1, p.stderr
+    assert p.stderr.startswith("gage: Slurm is not available here (sbatch"), p.stderr
     assert not os.path.exists(os.path.join(d, ".gage", "runs")) or not os.listdir(
         os.path.join(d, ".gage", "runs")
     )

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Slurm (slurmctld, slurmd, sbatch...) and munge for the single-node
-# cluster of tests/test_engine_slurm.py (fixture tests/slurm_cluster.py).
+# cluster that tests/test_engine_slurm.py, topics/topic-engine-slurm.md and
+# bench/bench_slurm.py start (gage/_internal/test_slurm.py).
 # Idempotent; quiet when installed; exit 0 when it cannot install.
 set -u
 need=0
@@ -18,6 +19,4 @@ if ! apt-get install -y -qq --no-install-recommends slurm-wlm munge >/dev/null 2
     apt-get install -y -qq --no-install-recommends slurm-wlm munge >/dev/null 2>&1 ||
         echo "os-deps/slurm.sh: apt-get install slurm-wlm munge failed; Slurm tests will skip" >&2
 fi
-# The packages may start daemons with the system's config: the tests run
-# their own, so stop any that a service manager started.
 exit 0

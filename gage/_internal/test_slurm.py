@@ -1,4 +1,5 @@
-"""A single-node Slurm cluster on this machine, for tests.
+"""A single-node Slurm cluster on this machine, for tests, topics and
+benches (never used by the library).
 
 `start(dir)` writes a munge key and a slurm.conf in `dir` (state, spool,
 logs and pid files there too; free ports; this machine's CPUs and memory
@@ -162,7 +163,7 @@ def _wait(cond, what: str, cluster: Cluster) -> None:
         for p in cluster.procs:
             if p.poll() is not None:
                 raise RuntimeError(
-                    f"{p.args[0]} exited ({p.returncode}) waiting for {what}: "
+                    f"{p.args!r} exited ({p.returncode}) waiting for {what}: "
                     + _logs(cluster)
                 )
         if cond():
