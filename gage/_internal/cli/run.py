@@ -159,6 +159,8 @@ def _run_on(engine, args, runs: list) -> int:
         engine.close()
         return _error("interrupted: runs in flight were terminated", 130)
     engine.close()
+    if getattr(args, "detach", False):  # submitted: no result yet
+        return next((c for c in codes if c), 0)
     first = 0
     for run, code in zip(runs, codes):
         result = _run_result(args, run, code)
