@@ -87,8 +87,10 @@ def _args_problem(val: Any) -> str | None:
         return f"'args' cannot be split like a shell line: {e}"
     if args is None:
         return f"'args' must be a list of sbatch arguments or a string, got {val!r}"
-    for arg in args:
-        if not arg.startswith("-"):
+    for i, arg in enumerate(args):
+        prev = args[i - 1] if i else ""
+        value = prev.startswith("-") and "=" not in prev  # --opt VALUE
+        if not arg.startswith("-") and not value:
             return f"'args' must be sbatch options (starting with -), got {arg!r}"
         if arg.split("=", 1)[0] in _GAGE_ARGS:
             return f"'args' cannot hold {arg.split('=', 1)[0]}: gage sets it"
