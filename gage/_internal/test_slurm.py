@@ -54,6 +54,10 @@ class Cluster:
     procs: list[subprocess.Popen] = field(default_factory=list)
 
     def stop(self) -> None:
+        """Cancel the jobs left, end the daemons, then any slurmstepd of
+        this cluster still there (its SLURM_CONF in its environment)."""
+        if self.procs:
+            _cancel_all(self)
         for p in reversed(self.procs):
             if p.poll() is None:
                 p.send_signal(signal.SIGTERM)
@@ -64,6 +68,7 @@ class Cluster:
                 p.kill()
                 p.wait(5)
         self.procs.clear()
+        _kill_stepds(self.conf)
 
     def run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
         return subprocess.run(
@@ -76,6 +81,37 @@ class Cluster:
                 return f.read()
         except FileNotFoundError:
             return ""
+
+
+def _cancel_all(cluster: Cluster) -> None:
+    r = cluster.run("squeue", "-h", "-o", "%i", check=False)
+    ids = r.stdout.split()
+    if not ids:
+        return
+    cluster.run("scancel", *ids, check=False)
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        if not cluster.run("squeue", "-h", "-o", "%i", check=False).stdout.split():
+            return
+        time.sleep(0.2)
+
+
+def _kill_stepds(conf: str) -> None:
+    """End slurmstepd processes of the cluster whose config is `conf`."""
+    want = f"SLURM_CONF={conf}".encode()
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open(f"/proc/{pid}/comm", "rb") as f:
+                if f.read().strip() != b"slurmstepd":
+                    continue
+            with open(f"/proc/{pid}/environ", "rb") as f:
+                if want not in f.read().split(b"\0"):
+                    continue
+            os.kill(int(pid), signal.SIGKILL)
+        except (OSError, ValueError):
+            continue
 
 
 def start(dir: str) -> Cluster:
