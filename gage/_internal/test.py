@@ -19,6 +19,7 @@ import tempfile
 __all__ = [
     "cat",
     "start_dask_cluster",
+    "start_slurm_cluster",
     "cat_json",
     "cat_log",
     "delete_temp_dir",
@@ -253,3 +254,22 @@ def start_dask_cluster(workers: int = 2):
         cluster.close()
         raise
     return cluster
+
+
+def start_slurm_cluster():
+    """A single-node Slurm cluster for a topic (`test_slurm.start` in a
+    temp dir): `.env` (SLURM_CONF) for gage, `.stop()`."""
+    from . import test_slurm
+
+    return test_slurm.start(make_temp_dir("gage-slurm-"))
+
+
+def option_slurm(val) -> None:
+    """`+slurm`: the example needs a Slurm cluster; skipped (with the
+    reason on stderr) where none can run (test_slurm.unavailable)."""
+    from . import test_slurm
+
+    why = test_slurm.unavailable()
+    if val and why:
+        print(f"skipped a Slurm example: {why}", file=sys.stderr)
+        raise Exception("skip")

@@ -30,7 +30,7 @@ def add_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--max-trials", type=int, metavar="N", help="run at most N trials of a batch"
     )
-    add_jobs_args(p)
+    add_jobs_args(p, detach=True)
 
 
 def maybe_batch(args, gf, home: str, opdef, assigns: list[str]) -> int | None:
@@ -68,6 +68,9 @@ def maybe_batch(args, gf, home: str, opdef, assigns: list[str]) -> int | None:
     # The keys a user set, in the order given: what tells trials apart.
     names = list(dict.fromkeys([k for t in trials for k in t] + sorted(fixed_names)))
     if args.preview:
+        from . import slurm_args
+
+        slurm_args.preview(args, gf, opdef, home)  # the job of each trial
         return _preview(opdef, names, configs)
     return _run(args, gf, home, opdef, configs, names)
 

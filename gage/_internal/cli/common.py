@@ -15,6 +15,7 @@ from ..util.fmt import fmt_val
 STATUSES = [
     "pending",
     "staged",
+    "queued",
     "running",
     "completed",
     "error",

@@ -51,6 +51,11 @@ Engine and scheduler: the options, else $GAGE_ENGINE and
 $GAGE_SCHEDULER (or $GAGE_SCHEDULER_FILE), else $engine and $scheduler
 (or $scheduler-file) in gage.toml, else local.
 
+--engine slurm submits each staged run as a Slurm job (the runs home
+must be on a filesystem the nodes share): settings from "$slurm" and
+the op's `slurm` in gage.toml, then --slurm KEY=VALUE, --slurm-partition,
+--slurm-time; --detach submits and returns (see topic-engine-slurm).
+
 Ctrl-C (SIGINT) is passed to the run: it ends `terminated`, gage says
 "interrupted" and exits 130.
 

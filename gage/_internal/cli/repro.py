@@ -64,7 +64,7 @@ def add_parser(sub: argparse._SubParsersAction, name: str, help: str) -> None:
     p.set_defaults(func=_cmd_repro)
 
 
-def add_jobs_args(p: argparse.ArgumentParser) -> None:
+def add_jobs_args(p: argparse.ArgumentParser, detach: bool = False) -> None:
     p.add_argument(
         "-j",
         "--jobs",
@@ -76,7 +76,7 @@ def add_jobs_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--engine",
         metavar="NAME",
-        help="where runs start: local (default) or dask (else $GAGE_ENGINE, "
+        help="where runs start: local (default), dask or slurm (else $GAGE_ENGINE, "
         "else $engine in gage.toml)",
     )
     p.add_argument(
@@ -91,16 +91,18 @@ def add_jobs_args(p: argparse.ArgumentParser) -> None:
         help="with --engine dask: the scheduler's file (dask scheduler "
         "--scheduler-file FILE)",
     )
+    from . import slurm_args
+
+    slurm_args.add_args(p, detach)
 
 
 def make_engine(args, gf):
     """The engine the command line, environment or gage.toml asks for,
     connected before anything is staged."""
-    from ..engines.engine import engine_settings, get_engine
+    from ..engines.engine import get_engine
+    from .slurm_args import engine_settings
 
-    name, options = engine_settings(
-        args.engine, args.scheduler, args.scheduler_file, gf
-    )
+    name, options = engine_settings(args, gf)
     return get_engine(name, args.jobs, **options)
 
 

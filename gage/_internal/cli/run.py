@@ -42,7 +42,7 @@ def _cmd_run(args) -> int:
         return code
     config = _resolve_config(gf, opdef, assigns)
     if args.preview:
-        return _preview(gf, opdef, gagefile.op_cmd(opdef), config, assigns, home)
+        return _preview(gf, opdef, gagefile.op_cmd(opdef), config, assigns, home, args)
     from ..lifecycle import stage_op
 
     found = None
@@ -101,10 +101,9 @@ def _engine(args, gf):
     """The engine the run(s) start on, or None for this process (the
     local engine with one job)."""
     from ..engines import engine
+    from .slurm_args import engine_settings
 
-    name, options = engine.engine_settings(
-        args.engine, args.scheduler, args.scheduler_file, gf
-    )
+    name, options = engine_settings(args, gf)
     if name == "local" and args.jobs == 1:
         return None
     return engine.get_engine(name, args.jobs, **options)
@@ -142,6 +141,8 @@ def _run_on(engine, args, runs: list) -> int:
         engine.close()
         return error("interrupted: runs in flight were terminated", 130)
     engine.close()
+    if getattr(args, "detach", False):  # submitted: no result yet
+        return next((c for c in codes if c), 0)
     first = 0
     for run, code in zip(runs, codes):
         result = _run_result(args, run, code)
@@ -246,10 +247,11 @@ def _status(run) -> str:
 # gage run --preview
 
 
-def _preview(gf, opdef, cmd, config: dict, assigns: list[str], home: str) -> int:
+def _preview(gf, opdef, cmd, config: dict, assigns: list[str], home: str, args) -> int:
     import shlex
 
     from .. import run_util
+    from . import slurm_args
 
     print(f"Op: {opdef.name} (project {gf.project_dir})")
     print(f"Command: {shlex.join(cmd.args)}")
@@ -266,6 +268,7 @@ def _preview(gf, opdef, cmd, config: dict, assigns: list[str], home: str) -> int
         for s in limited:
             print(f"  {s.path}: {s.detail} of rule '{s.rule}'")
     _preview_deps(gf, opdef, home)
+    slurm_args.preview(args, gf, opdef, home)
     print(f"Runs dir: {home}")
     print("Nothing staged (preview).")
     return 0

@@ -117,6 +117,7 @@ def _cmd_show(args) -> int:
 
         record["deps"] = run_meta.read_deps(run)
         record["worker"] = run_meta.read_worker(run)
+        record["slurm"] = run_meta.read_slurm(run)
         record["manifest_counts"] = _manifest_counts(manifest)
         record["scalars"] = scalars.read_aggs(run)
         if args.files:
@@ -141,6 +142,7 @@ def _cmd_show(args) -> int:
         print(
             f"Worker:   {worker.get('host')} ({worker.get('worker')}, {worker.get('engine')})"
         )
+    _show_slurm(run_meta.read_slurm(run))
     _show_dict("Config", record["config"])
     if record["config"] and os.path.exists(run_meta.patched_path(run)):
         print(f"  (diff: {run_meta.patched_path(run)})")
@@ -199,6 +201,12 @@ def sparkline(values: list[float], width: int = 24) -> str:
     lo, hi = min(means), max(means)
     span = (hi - lo) or 1.0
     return "".join(_BARS[int((m - lo) / span * (len(_BARS) - 1))] for m in means)
+
+
+def _show_slurm(job: dict | None) -> None:
+    if job and job.get("job_id"):
+        end = ": ".join(str(job[k]) for k in ("state", "reason") if job.get(k))
+        print(f"Slurm:    job {job['job_id']}" + (f" ({end})" if end else ""))
 
 
 def _show_dict(title: str, data: dict) -> None:

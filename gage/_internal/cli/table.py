@@ -38,6 +38,7 @@ STATUS_STYLES = {
     "terminated": "magenta",
     "running": "bold cyan",
     "staged": "blue",
+    "queued": "blue",
     "pending": "dim",
     "abandoned": "yellow",
 }

@@ -1,12 +1,15 @@
 """A staged run in a process of its own: the entry point engines start.
 
-    python -m gage._internal.engines.child RUN_DIR [--quiet]
+    python -m gage._internal.engines.child RUN_DIR [--quiet] [--once]
 
 does what `gage run --start RUN_DIR -y` does (the CLI calls the same
 library functions): start the run here, name it, print one `gage:` line
 when it fails, and exit with the code `run_start.run_exit` gives. On
 Linux the process ends when its parent does (PR_SET_PDEATHSIG), so a
 run never outlives the gage that started it.
+
+`--once` (a Slurm job, which Slurm may requeue): a run that was started
+before is left as it is, with one line, and the exit code is 0.
 """
 
 from __future__ import annotations
@@ -21,16 +24,24 @@ __all__ = ["main", "print_starting", "start"]
 def main(argv: list[str]) -> int:
     """Start the staged run at argv[0] (`--quiet`: no name, no output)."""
     _die_with_parent()
-    return start(argv[0], quiet="--quiet" in argv[1:])
+    return start(argv[0], quiet="--quiet" in argv[1:], once="--once" in argv[1:])
 
 
-def start(run_dir: str, quiet: bool = False) -> int:
+def start(run_dir: str, quiet: bool = False, once: bool = False) -> int:
     from ..home import runs
     from ..lifecycle import run_start
+    from ..store import run_meta
     from ..types import GageError, RunError
 
     try:
         run = runs.select_run(os.path.dirname(os.path.abspath(run_dir)), run_dir)
+        if once and run_meta.has_timestamp(run, "started"):
+            print(
+                f"gage: run {run.name} was started before (a requeued job?): "
+                "a run starts once, so it is not started again",
+                file=sys.stderr,
+            )
+            return 0
         run_start.start_run(
             run,
             quiet=quiet,

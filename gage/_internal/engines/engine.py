@@ -13,8 +13,8 @@ an engine only starts runs that are staged. Every engine implements
 - `close()` waits for runs in flight and frees the engine.
 
 `get_engine(name, jobs, **options)` makes one: `local` (this module),
-`dask` (`engine_dask.make_engine(jobs, **options)`, imported only
-then).
+`dask` (`engine_dask.make_engine(jobs, **options)`) or `slurm`
+(`engine_slurm.make_engine`), each imported only then.
 
 The local engine starts up to `jobs` runs at once, each as its own
 `gage run --start RUN_DIR` process in its own process group (session),
@@ -67,7 +67,7 @@ class Engine(Protocol):
 
 
 def get_engine(name: str, jobs: int, **options: Any) -> Engine:
-    """An engine by name: `local`, or `dask` (the optional extra)."""
+    """An engine by name: `local`, `dask` (the optional extra) or `slurm`."""
     if jobs < 1:
         raise GageError(f"--jobs must be 1 or more, got {jobs}")
     if name == "local":
@@ -80,6 +80,10 @@ def get_engine(name: str, jobs: int, **options: Any) -> Engine:
                 f"the dask engine is not available ({e}): pip install 'gage[dask]'"
             ) from None
         return engine_dask.make_engine(jobs, **options)
+    if name == "slurm":
+        from . import engine_slurm
+
+        return engine_slurm.make_engine(jobs, **options)
     raise GageError(f"unknown engine '{name}' (known engines: {', '.join(ENGINES)})")
 
 
@@ -88,12 +92,16 @@ def engine_settings(
     scheduler: str | None = None,
     scheduler_file: str | None = None,
     gf: gagefile.Gagefile | None = None,
+    slurm: dict[str, Any] | None = None,
+    detach: bool = False,
 ) -> tuple[str, dict[str, Any]]:
     """The engine name and options for a command: from the command line
     (`--engine`, `--scheduler`, `--scheduler-file`), else the environment
     (`GAGE_ENGINE`, `GAGE_SCHEDULER`, `GAGE_SCHEDULER_FILE`), else
     gage.toml (`$engine`, `$scheduler`, `$scheduler-file`), else `local`.
-    A scheduler comes whole from the first of these that names one."""
+    A scheduler comes whole from the first of these that names one.
+    `slurm` (the command line's Slurm settings) and `detach` apply to
+    the slurm engine only; its settings are `$slurm`, then these."""
     env = os.environ
     name = engine or env.get("GAGE_ENGINE") or (gf.engine if gf else None) or "local"
     if name not in ENGINES:
@@ -109,12 +117,18 @@ def engine_settings(
         (gf.scheduler, gf.scheduler_file) if gf else (None, None),
     ]
     address, file = next((p for p in pairs if p[0] or p[1]), (None, None))
+    if name != "slurm" and (slurm or detach):
+        what = "--detach" if detach else "--slurm options"
+        raise GageError(f"{what} apply to --engine slurm (the engine is {name})")
     if name != "dask":
         if scheduler or scheduler_file:
             raise GageError(
                 "--scheduler and --scheduler-file apply to --engine dask "
                 f"(the engine is {name})"
             )
+        if name == "slurm":
+            project = gf.slurm if gf else None
+            return name, {"project": project, "cli": slurm, "detach": detach}
         return name, {}
     if address and file:
         raise GageError(
@@ -202,7 +216,7 @@ class LocalEngine:
         finally:
             with self._lock:
                 self._procs.pop(p.pid, None)
-        result = _exit_code(run, code)
+        result = run_exit_code(run, code)
         self.console.update(running=-1, done=1, failed=int(result != 0))
         return result
 
@@ -232,7 +246,7 @@ class LocalEngine:
         return threads
 
 
-def _exit_code(run: Run, proc_code: int) -> int:
+def run_exit_code(run: Run, proc_code: int) -> int:
     """The run's exit code from its record, else the process's code (a
     run that could not start)."""
     from ..store import run_meta

@@ -42,7 +42,7 @@ __all__ = [
 
 PURGE_STATUSES = ("pending", "abandoned", "error")
 
-_LIVE = ("staged", "running", "pending")
+_LIVE = ("staged", "queued", "running", "pending")
 
 
 @dataclass(frozen=True)
@@ -134,6 +134,8 @@ def plan_delete(home: str, selected: Sequence[Run], force: bool = False) -> Plan
 def _live_reason(run: Run, status: str) -> str | None:
     if status == "running":
         return "it is running (stop it first)"
+    if status == "queued":
+        return "it is queued on Slurm (scancel its job first: gage show names it)"
     if status == "pending" and _being_staged(run):
         return "it is being staged"
     return None

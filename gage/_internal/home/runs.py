@@ -49,6 +49,7 @@ DEFAULT_RUNS_DIR = os.path.join(".gage", "runs")
 RUN_STATUSES = (
     "pending",
     "staged",
+    "queued",
     "running",
     "completed",
     "error",
@@ -298,9 +299,13 @@ def runs_page(
     if label is not None:
         conds.append("instr(label, ?) > 0")
         params.append(label)
-    live = status in ("running", "abandoned", "pending")
+    live = status in ("running", "abandoned", "pending", "staged", "queued")
     if status is not None:
-        states = {"running": ["started"], "abandoned": ["started", "pending"]}
+        states = {
+            "running": ["started"],
+            "abandoned": ["started", "pending"],
+            "queued": ["staged"],
+        }
         wanted = states.get(status, [status])
         conds.append(f"state IN ({','.join('?' * len(wanted))})")
         params.extend(wanted)
@@ -328,6 +333,9 @@ def run_status(run: Run) -> str:
     process, it is `abandoned`. A run not yet staged is `pending` while
     the stager in `proc/stager` is alive (or none is recorded, as when
     the library stages phase by phase), and `abandoned` once it is dead.
+    A run given to Slurm (`slurm.json`) is `queued` while staged and its
+    job is in Slurm's queue, and `running` while started and its job
+    runs (its runner's pid is on another node).
     """
     # A meta file with garbage reads as not written (see runs_index).
     exit_code = signal = None
@@ -343,7 +351,7 @@ def run_status(run: Run) -> str:
 
 def entry_status(home: str, entry: runs_index.Entry) -> str:
     """The status of a run as the index has it (see `run_status`)."""
-    if entry.state not in ("started", "pending"):
+    if entry.state not in ("started", "pending", "staged"):
         return entry.state
     return _live_status(entry.run(home), entry.state)
 
@@ -351,6 +359,8 @@ def entry_status(home: str, entry: runs_index.Entry) -> str:
 def _live_status(run: Run, state: str) -> str:
     """`started` is running or abandoned by its process; `pending` is
     abandoned when its stager died."""
+    if state == "staged":
+        return "queued" if _slurm_job_live(run) else state
     if state not in ("started", "pending"):
         return state
     from ..util import run_exec
@@ -363,7 +373,19 @@ def _live_status(run: Run, state: str) -> str:
     lock = run_meta.read_proc_lock(run)
     if lock and run_exec.pid_alive(lock.pid, lock.start_time):
         return "running"
-    return "abandoned"
+    return "running" if _slurm_job_live(run) else "abandoned"
+
+
+def _slurm_job_live(run: Run) -> bool:
+    """Whether the run's Slurm job (if any) has not ended: one squeue for
+    all runs, only when a run has a job whose end is not recorded."""
+    job = _safe(run_meta.read_slurm, run)
+    if not job or not job.get("job_id") or job.get("state"):
+        return False
+    from ..util import slurm_cmd
+
+    live = slurm_cmd.live_jobs()
+    return live is not None and str(job["job_id"]) in live
 
 
 def label_run(run: Run, label: str | None) -> None:

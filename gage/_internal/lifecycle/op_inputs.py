@@ -3,7 +3,8 @@
 The inputs of a run are what decides its result:
 
 - `op`: the op name, and `opdef`: the sha256 of the op definition
-  (command, env, rules, dependency specs; its `description` aside),
+  (command, env, rules, dependency specs; its `description` and
+  `slurm` settings aside),
 - `config`: the resolved run config,
 - `sources`: each source code file's path and sha256, as staged, i.e.
   after config is applied (a patched file's digest is computed in
@@ -108,8 +109,11 @@ def _digest(data: Any) -> str:
 
 
 def opdef_digest(opdef: OpDef) -> str:
-    """sha256 of what an op definition makes a run do (not its description)."""
-    return _digest({k: v for k, v in opdef.data.items() if k != "description"})
+    """sha256 of what an op definition makes a run do (not its description
+    nor where it runs)."""
+    return _digest(
+        {k: v for k, v in opdef.data.items() if k not in ("description", "slurm")}
+    )
 
 
 # ---------------------------------------------------------------------------

@@ -96,7 +96,7 @@ def _start_locked(
 ) -> int:
     log = runner_log(run)
     status = run_status(run)
-    if status != "staged":
+    if status not in ("staged", "queued"):  # queued: its Slurm job starts it
         raise RunError(_not_startable_msg(run, status))
     # proc/lock first: a process refused the lock reads the pid here.
     pid = os.getpid()

@@ -10,7 +10,7 @@ Top-level keys that start with `$` are project settings: `$runs-dir` (a
 path relative to the gage.toml directory), `$engine` (where runs start:
 `local` or `dask`), `$scheduler` (a Dask scheduler address) and
 `$scheduler-file` (a Dask scheduler file, relative to the gage.toml
-directory). Every other top-level key names an op.
+directory) and `$slurm` (a table: see slurm_settings). Every other top-level key names an op.
 
 Validation happens here, at the boundary, so the rest of the library can
 trust an `OpDef`. Every error is a `GagefileError` whose message names
@@ -37,6 +37,7 @@ from ..util import file_util
 from . import graph
 from .dep_spec import DEPENDENCY_TYPES, check_dependency
 from .op_exec import PHASES, op_cmd, split_exec
+from .slurm_settings import problem as slurm_problem
 
 __all__ = [
     "DEPENDENCY_TYPES",
@@ -65,14 +66,15 @@ OP_KEYS = [
     "output-scalars",
     "output-summary",
     "scalars-file",
+    "slurm",
     "sourcecode",
     "summary",
     "version",
 ]
 
-PROJECT_KEYS = ["$runs-dir", "$engine", "$scheduler", "$scheduler-file"]
+PROJECT_KEYS = ["$runs-dir", "$engine", "$scheduler", "$scheduler-file", "$slurm"]
 
-ENGINES = ("local", "dask")
+ENGINES = ("local", "dask", "slurm")
 """Engine names (`$engine`, `--engine`): see engine.get_engine."""
 
 EXEC_PHASES = list(PHASES)
@@ -88,6 +90,7 @@ class Gagefile:
     engine: str | None = None
     scheduler: str | None = None
     scheduler_file: str | None = None
+    slurm: dict[str, Any] | None = None
 
     @property
     def project_dir(self) -> str:
@@ -214,7 +217,7 @@ class _Validator:
         self.lines = text.splitlines()
 
     def gagefile(self, data: dict[str, Any]) -> Gagefile:
-        settings: dict[str, str] = {}
+        settings: dict[str, Any] = {}
         opdefs: dict[str, OpDef] = {}
         for name, val in data.items():
             if name.startswith("$"):
@@ -263,13 +266,15 @@ class _Validator:
                 line=self._find(_table_header(name), 0),
             )
 
-    def _setting(self, name: str, val: Any) -> str:
+    def _setting(self, name: str, val: Any) -> Any:
         if name not in PROJECT_KEYS:
             self.fail(
                 None,
                 name,
                 f"unknown setting '{name}' (known settings: {', '.join(PROJECT_KEYS)})",
             )
+        if name == "$slurm":
+            return self._slurm(None, name, val)
         what = "an address string" if name == "$scheduler" else "a path string"
         if name == "$engine":
             what = f"one of {', '.join(ENGINES)}"
@@ -302,6 +307,12 @@ class _Validator:
     def _bool(self, op: str, key: str, val: Any) -> None:
         if not isinstance(val, bool):
             self.fail(op, key, f"'{key}' must be true or false, got {describe(val)}")
+
+    def _slurm(self, op: str | None, key: str, val: Any) -> Any:
+        bad = slurm_problem(val)
+        if bad:
+            self.fail(op, key, f"'{key}' {bad[1]}")
+        return val
 
     def _version(self, op: str, key: str, val: Any) -> None:
         if not isinstance(val, (str, int)) or isinstance(val, bool):
@@ -598,6 +609,7 @@ _CHECKS = {
     "output-scalars": _Validator._output_scalars,
     "output-summary": _Validator._output_summary,
     "scalars-file": _Validator._scalars_file,
+    "slurm": _Validator._slurm,
     "sourcecode": _Validator._sourcecode,
     "summary": _Validator._summary,
     "version": _Validator._version,

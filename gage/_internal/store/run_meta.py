@@ -592,6 +592,26 @@ def read_worker(run: Run) -> dict[str, Any] | None:
         return None
 
 
+def write_slurm(run: Run, job: dict[str, Any]) -> None:
+    """`slurm.json`: the Slurm job of a run (`job_id`, `cluster`, and
+    once it ends `state`, `reason`, `exit_code`); rewritten, not final."""
+    write_json(run_meta_path(run, "slurm.json"), job)
+
+
+def read_slurm(run: Run) -> dict[str, Any] | None:
+    try:
+        data = read_json(run_meta_path(run, "slurm.json"))
+    except (FileNotFoundError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def slurm_output_path(run: Run) -> str:
+    """`slurm.out`: what a run's Slurm job printed (gage's own lines and
+    Slurm's, e.g. a time limit); the run's output is in output/40_run."""
+    return run_meta_path(run, "slurm.out")
+
+
 # ---------------------------------------------------------------------------
 # Low level
 
