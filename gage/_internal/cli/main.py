@@ -311,6 +311,12 @@ _VERBS: dict[str, tuple[str, object]] = {
     "diff": ("what differs between two runs, or why a run ran", "diff"),
     "ops": ("list the ops of gage.toml", "ops"),
     "cache": ("show or prune the object cache", "cache"),
+    "cat": ("print a file of a run", "cat"),
+    "open": ("open a run dir or file with a program", "cat"),
+    "comment": ("add, list or delete comments on runs", "comment"),
+    "archive": ("move runs out of the listing into an archive", "archive"),
+    "restore": ("bring runs back from an archive", "archive"),
+    "select": ("print the ids of selected runs (for scripts)", "select"),
 }
 
 

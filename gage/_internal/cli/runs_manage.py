@@ -8,7 +8,8 @@ import sys
 
 _RM_HELP = """\
 Delete runs: RUN... (as elsewhere: a name, id or prefix, the # that
-'gage runs' shows), or every run of --op OP and/or with --status S[,S].
+'gage runs' shows), or every run of --op OP and/or with --status S[,S]
+and/or matching --where EXPR.
 
 gage first shows what it would delete and asks to confirm; -y does not
 ask. Without a terminal to ask on, gage refuses unless -y is given.
@@ -32,14 +33,23 @@ running run needs.
 _LABEL_HELP = """\
 Give a run a label: a line of text shown by 'gage runs' and 'gage show'
 and matched by 'gage runs --label TEXT'. A new label replaces the old
-one; --clear removes it.
+one; --clear removes it. With --where EXPR, every run where EXPR holds
+gets the label (RUN then may be left out: gage runs label --where EXPR
+TEXT).
 """
 
 
 def add_parsers(runs: argparse.ArgumentParser) -> None:
     """The sub-verbs of `gage runs`, and its --label filter."""
     from . import common
+    from . import compare as cli_compare
 
+    cli_compare.where_arg(runs)
+    runs.add_argument(
+        "--archive",
+        metavar="NAME",
+        help="list the runs in archive NAME (see 'gage archive --help')",
+    )
     runs.add_argument(
         "--label", metavar="TEXT", help="only runs whose label contains TEXT"
     )
@@ -61,13 +71,14 @@ def add_parsers(runs: argparse.ArgumentParser) -> None:
         "rm",
         help="delete runs (asks first)",
         description=_RM_HELP,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=common.RawHelpFormatter,
     )
     rm.add_argument("runs", nargs="*", metavar="RUN", help="runs to delete")
     rm.add_argument("-o", "--op", metavar="OP", help="every run of this op")
     rm.add_argument(
         "-s", "--status", metavar="S[,S]", help="every run with one of these statuses"
     )
+    cli_compare.where_arg(rm)
     _delete_args(rm)
     common.runs_dir_arg(rm)
     rm.set_defaults(func=_cmd_rm)
@@ -76,7 +87,7 @@ def add_parsers(runs: argparse.ArgumentParser) -> None:
         "purge",
         help="delete leftover runs (pending, abandoned, error)",
         description=_PURGE_HELP,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=common.RawHelpFormatter,
     )
     purge.add_argument("-o", "--op", metavar="OP", help="only runs of this op")
     purge.add_argument(
@@ -85,6 +96,7 @@ def add_parsers(runs: argparse.ArgumentParser) -> None:
         metavar="S[,S]",
         help="statuses to delete (default: pending,abandoned,error)",
     )
+    cli_compare.where_arg(purge)
     _delete_args(purge)
     common.runs_dir_arg(purge)
     purge.set_defaults(func=_cmd_purge)
@@ -93,11 +105,12 @@ def add_parsers(runs: argparse.ArgumentParser) -> None:
         "label",
         help="set or clear a run's label",
         description=_LABEL_HELP,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=common.RawHelpFormatter,
     )
-    label.add_argument("run", metavar="RUN", help=common.RUN_ARG_HELP)
+    label.add_argument("run", nargs="?", metavar="RUN", help=common.RUN_ARG_HELP)
     label.add_argument("text", nargs="?", metavar="TEXT", help="the label")
     label.add_argument("--clear", action="store_true", help="remove the label")
+    cli_compare.where_arg(label)
     common.runs_dir_arg(label)
     label.set_defaults(func=_cmd_label)
 
@@ -127,7 +140,7 @@ def _cmd_rm(args) -> int:
 
     _gf, home = common.project(args, required=False)
     statuses = cli_compare.statuses(args.status)
-    selected = run_delete.select_runs(home, args.runs, args.op, statuses)
+    selected = run_delete.select_runs(home, args.runs, args.op, statuses, args.where)
     return _delete(args, home, selected)
 
 
@@ -138,7 +151,7 @@ def _cmd_purge(args) -> int:
 
     _gf, home = common.project(args, required=False)
     statuses = cli_compare.statuses(args.status) or list(run_delete.PURGE_STATUSES)
-    selected = run_delete.select_runs(home, (), args.op, statuses)
+    selected = run_delete.select_runs(home, (), args.op, statuses, args.where)
     return _delete(args, home, selected)
 
 
@@ -204,16 +217,35 @@ def _cmd_label(args) -> int:
     from ..home import runs
     from . import common
 
+    if args.where and args.text is None and not args.clear:
+        args.run, args.text = None, args.run  # gage runs label --where EXPR TEXT
+    if args.run is None and not args.where:
+        raise common.usage("name the RUN to label (or --where EXPR)")
     if args.clear and args.text is not None:
         raise common.usage("--clear takes no TEXT: give one or the other")
     if not args.clear and not (args.text or "").strip():
         raise common.usage("give the label TEXT, or --clear to remove the label")
-    run = common.select_run(args, args.run)
-    if args.clear:
-        runs.label_run(run, None)
-        print(f"Cleared the label of run {run.name}")
-        return 0
-    text = " ".join(args.text.split())
-    runs.label_run(run, text)
-    print(f"Labeled run {run.name}: {text}")
+    for run in _label_runs(args):
+        if args.clear:
+            runs.label_run(run, None)
+            print(f"Cleared the label of run {run.name}")
+            continue
+        text = " ".join(args.text.split())
+        runs.label_run(run, text)
+        print(f"Labeled run {run.name}: {text}")
     return 0
+
+
+def _label_runs(args) -> list:
+    from ..home import runs_select
+    from ..types import Run
+    from . import common
+
+    if not args.where:
+        return [common.select_run(args, args.run)]
+    _gf, home = common.project(args, required=False)
+    specs = [args.run] if args.run else []
+    page, _total = runs_select.select_runs(home, specs, where=args.where)
+    if not page:
+        print(f"No matching runs to label in {home}")
+    return [Run(r["id"], r["run_dir"], r["name"]) for _n, r in page]

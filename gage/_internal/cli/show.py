@@ -42,9 +42,13 @@ def _cmd_runs(args) -> int:
     from ..home import runs
 
     _gf, home = _project(args, required=False)
+    if args.archive is not None:
+        from ..history import runs_archive
+
+        home = runs_archive.archive_home(home, args.archive)
     limit = _runs_limit(args)
     page, total = runs.runs_page(
-        home, args.op, args.status, limit, args.batch, args.label
+        home, args.op, args.status, limit, args.batch, args.label, args.where
     )
     if args.json:
         import json
@@ -52,7 +56,7 @@ def _cmd_runs(args) -> int:
         print(json.dumps([r for _n, r in page], indent=2, sort_keys=True))
         return 0
     if not page:
-        filtered = args.op or args.status or args.batch or args.label
+        filtered = args.op or args.status or args.batch or args.label or args.where
         print(f"No {'matching ' if filtered else ''}runs in {home}")
         return 0
     from . import compare as cli_compare
@@ -129,6 +133,7 @@ def _cmd_show(args) -> int:
         import json
 
         record["deps"] = run_meta.read_deps(run)
+        record["comments"] = run_meta.read_comments(run)
         record["worker"] = run_meta.read_worker(run)
         record["manifest_counts"] = _manifest_counts(manifest)
         if args.files:
@@ -159,6 +164,12 @@ def _cmd_show(args) -> int:
     _show_deps(run_meta.read_deps(run))
     _show_manifest(manifest, args.files)
     _show_dict("Summary", record["summary"])
+    comments = run_meta.read_comments(run)
+    if comments:
+        from .comment import print_comments
+
+        print("Comments:")
+        print_comments(comments)
     _show_output(run)
     return 0
 

@@ -2,7 +2,7 @@
 summary values.
 
 A column is named `config.KEY`, `summary.KEY` or a run attribute (`id`,
-`name`, `op`, `status`, `started`, `time`, `label`). A plain name (`lr`,
+`name`, `op`, `status`, `started`, `time`, `label`, `comments`). A plain name (`lr`,
 `loss`) resolves to config when a run has that config key, else to
 summary, else to an attribute (`config.` and `summary.` name one
 explicitly). A nested summary (`{"val": {"loss": 1}}`) is flattened
@@ -17,9 +17,10 @@ runs --cols`) formats the result.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Iterable, Sequence
+from typing import Any, Sequence
 
-from ..home import runs
+from ..home import runs, runs_select
+from ..home.run_where import ATTRS, record_values
 from ..types import GageError, Run
 
 __all__ = [
@@ -35,7 +36,6 @@ __all__ = [
     "sort_rows",
 ]
 
-ATTRS = ("id", "name", "op", "status", "started", "time", "label")
 
 MISSING: Any = None
 """The value of a column a run has no value for."""
@@ -102,6 +102,9 @@ def compare(
         (parse_cols([spec.lstrip("-")], values)[0], spec.startswith("-"))
         for spec in sort or []
     ]
+    if any(c.name == "comments" for c in columns + [c for c, _d in sort_cols]):
+        for vals, r in zip(values, records):
+            vals["comments"] = runs_select.comments_text(r["run_dir"])
     rows = [
         (Row(run, tuple(vals.get(c.name, MISSING) for c in columns)), vals)
         for run, vals in zip(run_list, values)
@@ -120,32 +123,6 @@ def run_values(run: Run) -> dict[str, Any]:
     """A run's values by full column name (attributes, `config.*`,
     `summary.*`)."""
     return record_values(runs.run_record(run))
-
-
-def record_values(record: dict[str, Any]) -> dict[str, Any]:
-    """A run record's values by full column name."""
-    vals: dict[str, Any] = {
-        "id": record["id"],
-        "name": record["name"],
-        "op": record["op"],
-        "status": record["status"],
-        "started": record["started"],
-        "time": record["duration"],
-        "label": record["label"],
-    }
-    for key, val in record["config"].items():
-        vals[f"config.{key}"] = val
-    for key, val in _flat(record["summary"]):
-        vals[f"summary.{key}"] = val
-    return vals
-
-
-def _flat(data: dict[str, Any], prefix: str = "") -> Iterable[tuple[str, Any]]:
-    for key, val in data.items():
-        if isinstance(val, dict) and val:
-            yield from _flat(val, f"{prefix}{key}.")
-        else:
-            yield f"{prefix}{key}", val
 
 
 def _default_cols(values: list[dict[str, Any]]) -> list[Column]:

@@ -46,6 +46,7 @@ __all__ = [
     "count",
     "entries",
     "entry_fresh",
+    "exists",
     "find",
     "invalidate",
     "meta_state",
@@ -147,6 +148,15 @@ def count(home: str, where: str = "", params: tuple[Any, ...] = ()) -> int:
         if db is None:
             return 0
         return db.execute(sql, params).fetchone()[0]
+
+
+def exists(home: str, where: str, params: tuple[Any, ...] = ()) -> bool:
+    """Whether an entry matches `where` (stops at the first)."""
+    sql = f"SELECT EXISTS (SELECT 1 FROM runs WHERE ok = 1 AND ({where}))"
+    with _synced(home) as db:
+        if db is None:
+            return False
+        return bool(db.execute(sql, params).fetchone()[0])
 
 
 def numbered(

@@ -46,6 +46,10 @@ __all__ = [
     "read_input_key",
     "read_inputs",
     "read_label",
+    "append_comment",
+    "comments_lock",
+    "read_comments",
+    "write_comments",
     "read_manifest",
     "read_name",
     "read_opdef",
@@ -107,6 +111,8 @@ __all__ = [
     "read_stager",
     "delete_stager",
     "TRASH_DIR",
+    "ARCHIVE_DIR",
+    "archive_dir",
     "trash_dir",
     "write_worker",
     "read_worker",
@@ -381,6 +387,74 @@ def read_label(run: Run) -> str | None:
         return None
 
 
+def append_comment(run: Run, comment: dict[str, Any]) -> None:
+    """Append a comment to `comments`: one JSON object a line (`author`,
+    `time` in µs, `text`), never sealed. The line goes in one write on
+    an O_APPEND descriptor while holding `comments_lock`, so two writers
+    never mix their lines and a delete never loses one."""
+    line = json.dumps(comment, sort_keys=True, ensure_ascii=False) + "\n"
+    with comments_lock(run):
+        _append(run_meta_path(run, "comments"), line)
+
+
+def read_comments(run: Run) -> list[dict[str, Any]]:
+    """The run's comments, oldest first; a line that is not a comment
+    (a torn write) is skipped."""
+    try:
+        text = _read(run_meta_path(run, "comments"))
+    except FileNotFoundError:
+        return []
+    found = []
+    for line in text.splitlines():
+        try:
+            val = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(val, dict) and isinstance(val.get("text"), str):
+            found.append(val)
+    return found
+
+
+def write_comments(run: Run, comments: list[dict[str, Any]]) -> None:
+    """Replace the comments (atomically); call it holding
+    `comments_lock`, between reading and writing them."""
+    text = "".join(
+        json.dumps(c, sort_keys=True, ensure_ascii=False) + "\n" for c in comments
+    )
+    _write(run_meta_path(run, "comments"), text)
+
+
+class comments_lock:
+    """An exclusive lock (flock) on the run's meta dir, for changing its
+    comments: held briefly, released when its process dies."""
+
+    def __init__(self, run: Run):
+        self.path = run.meta_dir
+        self.fd = -1
+
+    def __enter__(self) -> "comments_lock":
+        import fcntl
+
+        self.fd = os.open(self.path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return self
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    os.close(self.fd)
+                    raise MetaError(
+                        f"{self.path} is locked by another process changing "
+                        "its comments for 10 s: try again",
+                        path=self.path,
+                    ) from None
+                time.sleep(0.005)
+
+    def __exit__(self, *exc: Any) -> None:
+        os.close(self.fd)  # releases the lock
+
+
 def write_proc_cmd(run: Run, cmd: OpCmd) -> None:
     _write_json(run_meta_path(run, "proc", "cmd"), list(cmd.args), readonly=True)
 
@@ -645,6 +719,15 @@ def delete_stager(run: Run) -> None:
 # Trash
 
 TRASH_DIR = ".trash"
+
+
+ARCHIVE_DIR = ".archive"
+
+
+def archive_dir(runs_home: str, name: str) -> str:
+    """Where the archive `name` of a runs home keeps its runs: a runs
+    home of its own inside the runs home (never listed as runs)."""
+    return os.path.join(runs_home, ARCHIVE_DIR, name)
 
 
 def trash_dir(runs_home: str) -> str:
