@@ -387,7 +387,15 @@ def _compare(a: Any, op: str, b: Any) -> bool:
 # SQL for the runs index
 
 _TEXT_COLS = {"id": "id", "name": "name", "op": "op", "label": "label"}
-_STATES = ("staged", "completed", "error", "terminated")
+_STATUSES = {
+    "pending": ("pending", "abandoned"),
+    "staged": ("staged",),
+    "started": ("running", "abandoned"),
+    "completed": ("completed",),
+    "error": ("error",),
+    "terminated": ("terminated",),
+}
+"""The statuses of each state of the index (see `runs_index.STATES`)."""
 SAFE_KEY = re.compile(r"[A-Za-z0-9_\-]+(\.[A-Za-z0-9_\-]+)*")
 
 
@@ -427,15 +435,24 @@ def _cmp_sql(name: str, op: str, lit: Value, params: list[Any]) -> str | None:
         col = _TEXT_COLS[name]
         return _text_sql(col, f"typeof({col}) = 'text'", op, lit, params)
     if name == "status":
-        if op not in ("=", "!=") or lit.text not in _STATES:
-            return None
-        params.append(lit.text)
-        return f"state {op} ?"
+        return _status_sql(op, lit)
     kind, _, key = name.partition(".")
     if kind not in ("config", "summary") or not SAFE_KEY.fullmatch(key):
         return None
     paths = json_paths(kind, key)
     return "(" + " OR ".join(_json_sql(kind, p, op, lit, params) for p in paths) + ")"
+
+
+def _status_sql(op: str, lit: Value) -> str | None:
+    """The test on the index's `state`: exact when each state's
+    statuses all give the same answer (`status = running` is not)."""
+    cases = []
+    for state, statuses in _STATUSES.items():
+        answers = {_cmp(status, op, lit) for status in statuses}
+        if len(answers) > 1:
+            return None
+        cases.append(f"WHEN '{state}' THEN {int(answers.pop())}")
+    return f"(CASE state {' '.join(cases)} ELSE 0 END)"
 
 
 def json_paths(kind: str, key: str) -> list[str]:
