@@ -35,14 +35,14 @@ def run_path(run: Run, path: str | None = None, meta: bool = False) -> str:
             path=path,
         )
     full = os.path.join(root, os.path.normpath(path))
-    if not os.path.lexists(full):
-        raise GageError(f"no file {path} in {where} ({root})", path=full)
     if not file_util.is_inside(root, os.path.realpath(full)):
         raise GageError(
-            f"{path} in {where} is a link to {os.path.realpath(full)}, outside "
-            "the run: gage shows only the run's own files",
+            f"{path} in {where} leads to {os.path.realpath(full)} (a link), "
+            "outside the run: gage shows only the run's own files",
             path=full,
         )
+    if not os.path.lexists(full):
+        raise GageError(f"no file {path} in {where} ({root})", path=full)
     return full
 
 
