@@ -466,16 +466,28 @@ def json_paths(kind: str, key: str) -> list[str]:
 
 
 def _json_sql(col: str, path: str, op: str, lit: Value, params: list[Any]) -> str:
-    jt = f"json_type({col}, '{path}')"
+    """One JSON value's test: its type read once (`json_type`), its
+    value once; rows whose JSON text lacks the key's name are passed
+    over without parsing (`instr`: keys are written as `"NAME"`)."""
     jv = f"json_extract({col}, '{path}')"
-    parts = [
-        _text_sql(jv, f"{jt} = 'text'", op, lit, params),
-        _text_sql(jt, f"{jt} IN ('true', 'false')", op, lit, params),
-    ]
+    params.append('"' + path.rsplit('"', 2)[-2] + '"')
+    params.append(lit.text)
+    if op == "~":
+        text = f"instr({jv}, ?) > 0"
+    elif op == "!~":
+        text = f"instr({jv}, ?) = 0"
+    else:
+        text = f"{jv} {op} ?"
+    num = "0"
     if lit.num is not None and op not in ("~", "!~"):
-        params.append(lit.num)
-        parts.append(f"coalesce({jt} IN ('integer', 'real') AND {jv} {op} ?, 0)")
-    return "(" + " OR ".join(parts) + ")"
+        num = f"{jv} {op} ?"
+        params.extend((lit.num, lit.num))
+    return (
+        f"(instr({col}, ?) > 0 AND coalesce(CASE json_type({col}, '{path}') "
+        f"WHEN 'text' THEN {text} WHEN 'integer' THEN {num} WHEN 'real' THEN {num} "
+        f"WHEN 'true' THEN {int(_cmp(True, op, lit))} "
+        f"WHEN 'false' THEN {int(_cmp(False, op, lit))} ELSE 0 END, 0))"
+    )
 
 
 def _text_sql(val: str, guard: str, op: str, lit: Value, params: list[Any]) -> str:

@@ -100,14 +100,19 @@ def resolve_where(
 def _has_key(home: str, kind: str, key: str) -> bool:
     if run_where.SAFE_KEY.fullmatch(key):
         paths = run_where.json_paths(kind, key)
+        # instr first: a row without the key's name is not parsed
         if kind == "config":
-            sql = " OR ".join(f"json_type(config, '{p}') IS NOT NULL" for p in paths)
+            tests = [f"json_type(config, '{p}') IS NOT NULL" for p in paths]
         else:  # a table with keys is flattened: its keys are the columns
-            sql = " OR ".join(
-                f"coalesce(json_type(summary, '{p}') != 'object', 0) "
-                f"OR json_extract(summary, '{p}') = '{{}}'"
+            tests = [
+                f"(coalesce(json_type(summary, '{p}') != 'object', 0) "
+                f"OR json_extract(summary, '{p}') = '{{}}')"
                 for p in paths
-            )
+            ]
+        names = ['"' + p.rsplit('"', 2)[-2] + '"' for p in paths]
+        sql = " OR ".join(
+            f"(instr({kind}, '{n}') > 0 AND {t})" for n, t in zip(names, tests)
+        )
         return runs_index.exists(home, sql)
     return f"{kind}.{key}" in _known(home)
 
