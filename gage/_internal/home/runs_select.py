@@ -88,33 +88,53 @@ def resolve_where(
     if where is None:
         return None, {}
     expr = run_where.parse(where)
+    cols = run_where.columns(expr)
+    has = _has_keys(home, cols)
     names = {
         col: run_where.resolve(
-            col, lambda kind, key: _has_key(home, kind, key), lambda: _known(home)
+            col, lambda kind, key: has[(kind, key)], lambda: _known(home)
         )
-        for col in run_where.columns(expr)
+        for col in cols
     }
     return expr, names
 
 
-def _has_key(home: str, kind: str, key: str) -> bool:
-    if run_where.SAFE_KEY.fullmatch(key):
-        paths = run_where.json_paths(kind, key)
-        # instr first: a row without the key's name is not parsed
-        if kind == "config":
-            tests = [f"json_type(config, '{p}') IS NOT NULL" for p in paths]
-        else:  # a table with keys is flattened: its keys are the columns
-            tests = [
-                f"(coalesce(json_type(summary, '{p}') != 'object', 0) "
-                f"OR json_extract(summary, '{p}') = '{{}}')"
-                for p in paths
-            ]
-        names = ['"' + p.rsplit('"', 2)[-2] + '"' for p in paths]
-        sql = " OR ".join(
-            f"(instr({kind}, '{n}') > 0 AND {t})" for n, t in zip(names, tests)
-        )
-        return runs_index.exists(home, sql)
-    return f"{kind}.{key}" in _known(home)
+def _has_keys(home: str, cols: list[str]) -> dict[tuple[str, str], bool]:
+    """Whether a run has each config and summary key the columns may
+    name, asked of the index at once (keys it cannot ask about: of the
+    runs' records)."""
+    keys: dict[tuple[str, str], None] = {}
+    for col in cols:
+        kind, dot, key = col.partition(".")
+        if dot and kind in ("config", "summary") and key:
+            keys[(kind, key)] = None
+        else:
+            keys.update({("config", col): None, ("summary", col): None})
+    safe = [k for k in keys if run_where.SAFE_KEY.fullmatch(k[1])]
+    found = dict(zip(safe, runs_index.exists(home, [_key_sql(*k) for k in safe])))
+    others = [k for k in keys if k not in found]
+    if others:
+        known = _known(home)
+        found.update({k: f"{k[0]}.{k[1]}" in known for k in others})
+    return found
+
+
+def _key_sql(kind: str, key: str) -> str:
+    """Whether a row has a config or summary key (`SAFE_KEY`): instr
+    first, so a row without the key's name is not parsed."""
+    paths = run_where.json_paths(kind, key)
+    if kind == "config":
+        tests = [f"json_type(config, '{p}') IS NOT NULL" for p in paths]
+    else:  # a table with keys is flattened: its keys are the columns
+        tests = [
+            f"(coalesce(json_type(summary, '{p}') != 'object', 0) "
+            f"OR json_extract(summary, '{p}') = '{{}}')"
+            for p in paths
+        ]
+    names = ['"' + p.rsplit('"', 2)[-2] + '"' for p in paths]
+    return " OR ".join(
+        f"(instr({kind}, '{n}') > 0 AND {t})" for n, t in zip(names, tests)
+    )
 
 
 def _known(home: str) -> set[str]:
