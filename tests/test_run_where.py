@@ -267,3 +267,37 @@ def test_unknown_column(tmp_path):
         "started, time, label, comments, config.lr, summary.loss)"
     )
     assert os.path.isdir(home)
+
+
+def test_one_rule_for_several_runs(tmp_path):
+    """compare, rm, purge, label, select, archive: one selection. A run
+    whose staging died (listed abandoned, never staged) is `pending` to
+    every verb, and filters apply to RUN specs too."""
+    home = _home(
+        tmp_path,
+        [
+            ({"lr": 1}, {}, "train", None, True),
+            ({"lr": 2}, {}, "eval", "best", True),
+        ],
+    )
+    opdef = OpDef("train", {"exec": "python train.py"})
+    dead = make_run(home)
+    init_run_meta(dead, OpRef("p", "train"), opdef, OpCmd(["x"], {}), {}, {})
+    run_meta.write_stager(dead, 999_999_999, 0)  # a stager that is gone
+    page, _ = runs_select.select_runs(home)
+    by_status = {r["status"] for _n, r in page}
+    assert by_status == {"abandoned", "completed", "error"}
+    pending = runs_select.select_runs(home, status="pending")[0]
+    assert [r["id"] for _n, r in pending] == [dead.id]
+    assert runs_select.select_runs(home, [dead.id], status=["pending"])[1] == 1
+    assert [n for n, _r in runs_select.select_runs(home, ["3", "1"])[0]] == [3, 1]
+    found = runs_select.select_runs(home, ["3", "2", "1"], op="eval", where="lr > 0")[0]
+    assert [r["label"] for _n, r in found] == ["best"]
+    from gage._internal.cli import compare as cli_compare
+    from gage._internal.history import run_delete
+
+    assert [r.id for r in run_delete.select_runs(home, statuses=["pending"])] == [
+        dead.id
+    ]
+    records, numbers = cli_compare.select(home, [], None, ["pending"])
+    assert [r["id"] for r in records] == [dead.id] and numbers[dead.id] == 1

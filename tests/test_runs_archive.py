@@ -111,6 +111,8 @@ def test_archive_and_restore_intact(project):
     )
     moved = os.path.join(archive, prepare["id"])
     assert _inodes(moved) == before  # a rename: same files, same links
+    _ok(project, "cache", "prune")  # archived runs still use their objects
+    assert _inodes(moved) == before
     _ok(project, "check", moved)  # sealed meta and files verify in the archive
 
     # Restore one by its # in the archive listing, then the rest.
