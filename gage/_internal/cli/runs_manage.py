@@ -44,21 +44,7 @@ def add_parsers(runs: argparse.ArgumentParser) -> None:
     from . import common
     from . import compare as cli_compare
 
-    cli_compare.where_arg(runs)
-    runs.add_argument(
-        "--archive",
-        metavar="NAME",
-        help="list the runs in archive NAME (see 'gage archive --help')",
-    )
-    runs.add_argument(
-        "--label", metavar="TEXT", help="only runs whose label contains TEXT"
-    )
-    runs.add_argument(
-        "--cols",
-        action="append",
-        metavar="COL[,COL]",
-        help="more columns: config or summary keys (see 'gage compare --help')",
-    )
+    _listing_args(runs)
     # The listing's usage, then the verbs' (argparse would show VERB as
     # if it were required).
     listing = runs.format_usage().split(":", 1)[1].strip()
@@ -113,6 +99,26 @@ def add_parsers(runs: argparse.ArgumentParser) -> None:
     cli_compare.where_arg(label)
     common.runs_dir_arg(label)
     label.set_defaults(func=_cmd_label)
+
+
+def _listing_args(runs: argparse.ArgumentParser) -> None:
+    from . import compare as cli_compare
+
+    cli_compare.where_arg(runs)
+    runs.add_argument(
+        "--archive",
+        metavar="NAME",
+        help="list the runs in archive NAME (see 'gage archive --help')",
+    )
+    runs.add_argument(
+        "--label", metavar="TEXT", help="only runs whose label contains TEXT"
+    )
+    runs.add_argument(
+        "--cols",
+        action="append",
+        metavar="COL[,COL]",
+        help="more columns: config or summary keys (see 'gage compare --help')",
+    )
 
 
 def _delete_args(p: argparse.ArgumentParser) -> None:
