@@ -218,3 +218,25 @@ def test_errors(project):
     code, _out, err = _gage(project, "restore", "--archive", "default", "-y")
     assert code == 1 and "not restoring run" in err and "exists" in err
     assert _ids(project, "--archive", "default") == [run_id]
+
+
+@pytest.mark.parametrize(
+    "answer, code, left", [(b"n\n", 1, 1), (b"\n", 1, 1), (b"y\n", 0, 0)]
+)
+def test_archive_asks_on_a_terminal(project, answer, code, left):
+    from pty_util import run_in_pty
+
+    _ok(project, "run", "prepare", "-y", "-q")
+    gage = os.path.join(os.path.dirname(sys.executable), "gage")
+    rc, out = run_in_pty(
+        [gage, "archive", "1"],
+        cwd=project,
+        env=_env(project),
+        prompt=b"Archive 1 run? (y/N)",
+        answer=answer,
+    )
+    assert "Archiving 1 run to archive 'default'" in out
+    assert rc == code
+    assert len(_ids(project)) == left
+    if code:
+        assert "cancelled: nothing moved" in out
