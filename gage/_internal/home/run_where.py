@@ -285,7 +285,8 @@ def resolve(
     """The full name of column `name` (`config.lr`, `summary.loss`,
     `status`), as `gage compare --cols` resolves it: `has_key(kind,
     key)` tells whether a run has that config or summary key; `known()`
-    lists the columns there are, for the message when none matches."""
+    lists the columns there are, for the message when none matches (with
+    no runs at all, a plain name is a config key)."""
     kind, dot, key = name.partition(".")
     if dot and kind in ("config", "summary") and key:
         if has_key(kind, key):
@@ -296,7 +297,10 @@ def resolve(
                 return f"{kind}.{name}"
         if name in ATTRS:
             return name
-    names = sorted(n for n in known() if n.startswith(("config.", "summary.")))
+    every = set(known())
+    if not every:  # no runs: nothing to match, nothing wrong
+        return name if dot and kind in ("config", "summary") else f"config.{name}"
+    names = sorted(n for n in every if n.startswith(("config.", "summary.")))
     shown = ", ".join(names[:12]) + (", ..." if len(names) > 12 else "")
     raise WhereError(
         f"--where: no run has a column '{name}' (columns: {', '.join(ATTRS)}"
