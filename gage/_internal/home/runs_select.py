@@ -26,7 +26,7 @@ import os
 from typing import Any, Sequence
 
 from ..store import run_meta
-from ..types import Run
+from ..types import GageError, Run
 from . import run_where, runs, runs_index
 
 __all__ = ["Numbered", "resolve_where", "select_runs"]
@@ -59,6 +59,11 @@ def select_runs(
     to `limit`; and how many match in all. Raises RunSelectError for a
     spec that selects no run, WhereError for a bad `where`."""
     statuses = [status] if isinstance(status, str) else status
+    for s in statuses or ():
+        if s not in runs.RUN_STATUSES:
+            raise GageError(
+                f"no status '{s}' (use {', '.join(runs.RUN_STATUSES)})", key=s
+            )
     filt = _Filter(op, statuses, batch, label, *resolve_where(home, where))
     if specs:
         found = [nr for nr in _from_specs(home, specs) if filt.keep(nr[1])]
