@@ -389,6 +389,9 @@ def _schema() -> int:
 
 
 def _init(db: Any) -> None:
+    # Room for the whole index of a large home (allocated as used): a
+    # query that scans every row (--where) leaves it for the next one.
+    db.execute("PRAGMA cache_size = -65536")
     schema = _schema()
     version = db.execute("PRAGMA user_version").fetchone()[0]
     if version == schema:
