@@ -240,3 +240,20 @@ def test_archive_asks_on_a_terminal(project, answer, code, left):
     assert len(_ids(project)) == left
     if code:
         assert "cancelled: nothing moved" in out
+
+
+def test_api_takes_runs(project):
+    import gage
+
+    _ok(project, "run", "prepare", "-y", "-q")
+    _ok(project, "run", "train", "--stage")
+    home = str(project.parent / "runs")
+    prepare = gage.select_run(home, "prepare")
+    with pytest.raises(gage.GageError, match="cannot archive run .*depends on it"):
+        gage.archive_runs(home, [prepare], "api")
+    assert len(_ids(project)) == 2
+    both = [prepare, gage.select_run(home, "train")]
+    assert gage.archive_runs(home, both, "api") == 2
+    archive = gage.archive_home(home, "api")
+    assert gage.restore_runs(home, [gage.select_run(archive, "prepare")], "api") == 1
+    assert _ids(project) == [prepare.id]

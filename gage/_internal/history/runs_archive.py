@@ -97,9 +97,10 @@ def plan_archive(home: str, selected: Sequence[Run]) -> run_delete.Plan:
 
 def plan_restore(home: str, archive: str, selected: Sequence[Run]) -> run_delete.Plan:
     """Which of `selected` (runs of the archive dir `archive`) can go
-    back to `home`: not a live one, nor one whose run dir name is taken
-    there."""
-    plan = run_delete.plan_delete(archive, selected, force_hint="restore it too")
+    back to `home`: not a running one or one being staged, nor one whose
+    run dir name is taken there."""
+    # Upstream runs may come back without the runs that depend on them.
+    plan = run_delete.plan_delete(archive, selected, force=True)
     keep, refused = [], list(plan.refused)
     for run, status in plan.delete:
         name = os.path.basename(run.run_dir)
@@ -116,29 +117,42 @@ def plan_restore(home: str, archive: str, selected: Sequence[Run]) -> run_delete
 
 def archive_runs(
     home: str,
-    plan: run_delete.Plan,
+    plan: run_delete.Plan | Sequence[Run],
     name: str = DEFAULT_ARCHIVE,
     moved: Callable[[Run], None] | None = None,
 ) -> int:
-    """Move the runs of `plan` (`plan_archive`) into archive `name`;
+    """Move the runs of `plan` (`plan_archive`; or runs, planned here,
+    raising GageError when one must stay) into archive `name`;
     `moved(run)` after each. A run that started since the plan was made
     stays. Returns how many moved."""
     dest = archive_home(home, name, must_exist=False)
+    if not isinstance(plan, run_delete.Plan):
+        plan = _all_or_none(plan_archive(home, plan), "archive")
     os.makedirs(dest, exist_ok=True)
     return _move_all(home, dest, plan, moved)
 
 
 def restore_runs(
     home: str,
-    plan: run_delete.Plan,
+    plan: run_delete.Plan | Sequence[Run],
     name: str = DEFAULT_ARCHIVE,
     moved: Callable[[Run], None] | None = None,
 ) -> int:
-    """Move the runs of `plan` (`plan_restore`) from archive `name` back
-    into the runs home; `moved(run)` after each. Returns how many
-    moved."""
+    """Move the runs of `plan` (`plan_restore`; or runs of the archive,
+    planned here, raising GageError when one must stay) from archive
+    `name` back into the runs home; `moved(run)` after each. Returns
+    how many moved."""
     src = archive_home(home, name)
+    if not isinstance(plan, run_delete.Plan):
+        plan = _all_or_none(plan_restore(home, src, plan), "restore")
     return _move_all(src, home, plan, moved)
+
+
+def _all_or_none(plan: run_delete.Plan, verb: str) -> run_delete.Plan:
+    if plan.refused:
+        r = plan.refused[0]
+        raise GageError(f"cannot {verb} run {r.run.name}: {r.reason}", run=r.run.id)
+    return plan
 
 
 def _move_all(
