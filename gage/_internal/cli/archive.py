@@ -96,6 +96,7 @@ def _cmd_archive(args) -> int:
 def _cmd_restore(args) -> int:
     from ..history import runs_archive
     from ..home import runs_select
+    from ..types import Run
     from . import common
     from . import compare as cli_compare
 
@@ -104,8 +105,6 @@ def _cmd_restore(args) -> int:
     page, _total = runs_select.select_runs(
         src, args.runs, args.op, cli_compare.statuses(args.status), where=args.where
     )
-    from ..types import Run
-
     selected = [Run(r["id"], r["run_dir"], r["name"]) for _n, r in page]
     plan = runs_archive.plan_restore(home, src, selected)
     return _move(
