@@ -8,8 +8,11 @@ processes against `python -c pass` in the same bench run:
 - `gage runs` (the first page: the newest 20 runs)
 - `gage show NAME` (a run by name, from the middle of the home)
 - `gage run noop --needed -y` (not needed: the `noop` run matches)
+- `gage runs --where 'lr >= N/2 and loss < 0.5 and status = completed'`
+  (issue 27: config, summary and status, served by the runs index)
+- `gage select --where 'lr < 100 or label ~ best'` (prints every match)
 
-Targets (issue 13): each under 4x `python -c pass` at 10,000 runs, and
+Targets (issues 13 and 27): each under 4x `python -c pass` at 10,000 runs, and
 growing no faster than linearly beyond (checked at 20,000). Also shows
 the one-time cost of building the runs index from meta (the first
 `gage runs` in a home without one).
@@ -69,6 +72,18 @@ def main(argv: list[str]) -> int:
                 "gage runs": [GAGE, "runs"],
                 "gage show NAME": [GAGE, "show", name],
                 "gage run --needed": [GAGE, "run", "noop", "--needed", "-y", "-q"],
+                "gage runs --where": [
+                    GAGE,
+                    "runs",
+                    "--where",
+                    f"lr >= {size // 2} and loss < 0.5 and status = completed",
+                ],
+                "gage select --where": [
+                    GAGE,
+                    "select",
+                    "--where",
+                    "lr < 100 or label ~ best",
+                ],
             }
             med = _bench(cmds, project, env)
             results.append((size, med, make_s, build_s))

@@ -62,6 +62,19 @@ _EXPORTS = {
     "plan_delete": "history.run_delete",
     "delete_runs": "history.run_delete",
     "describe_ops": "project.op_info",
+    "select_runs": "home.runs_select",
+    "WhereError": "home.run_where",
+    "comment_run": "history.run_comments",
+    "list_comments": "history.run_comments",
+    "delete_comment": "history.run_comments",
+    "archive_runs": "history.runs_archive",
+    "restore_runs": "history.runs_archive",
+    "plan_archive": "history.runs_archive",
+    "plan_restore": "history.runs_archive",
+    "archive_home": "history.runs_archive",
+    "run_path": "history.run_files",
+    "open_run_file": "history.run_files",
+    "open_run": "history.run_files",
 }
 
 __all__ = ["__version__", *_EXPORTS]

@@ -8,7 +8,9 @@ not by timing luck. `tests/test_crash_points.py` uses them.
 Points: `staging` (staging began, stager recorded), `deps` (before
 dependencies are resolved), `sealing` (manifest written, not yet sealed
 or staged), `finalize` (the run's command ended, record not complete),
-`delete` (a run's meta dir is in the trash, its run dir not yet).
+`delete` (a run's meta dir is in the trash, its run dir not yet),
+`archive` (a run's meta dir is moved to or from an archive, its run dir
+not yet).
 """
 
 from __future__ import annotations

@@ -13,7 +13,8 @@ op and status, its config and its summary (the metrics it reported).
 
 RUN selects runs as elsewhere (a name, id or prefix, the # that 'gage
 runs' shows, an op name for its latest run); no RUN: every run (of
---op OP, with --status S).
+--op OP, with --status S, matching --where EXPR: see 'gage select
+--help').
 
 --cols names the columns: config keys, summary keys and run attributes
 (id, name, op, status, started, time, label), comma separated. A plain
@@ -65,6 +66,17 @@ def add_filter_args(p: argparse.ArgumentParser) -> None:
         metavar="S[,S]",
         help="only runs with one of these statuses",
     )
+    where_arg(p)
+
+
+def where_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "-w",
+        "--where",
+        metavar="EXPR",
+        help="only runs where EXPR holds, e.g. 'lr > 0.01 and status = "
+        "completed' (see 'gage select --help')",
+    )
 
 
 def add_col_args(p: argparse.ArgumentParser) -> None:
@@ -100,7 +112,9 @@ def _cmd_compare(args) -> int:
     from ..history import run_compare
 
     _gf, home = common.project(args, required=False)
-    selected, numbers = select(home, args.runs, args.op, statuses(args.status))
+    selected, numbers = select(
+        home, args.runs, args.op, statuses(args.status), args.where
+    )
     table = run_compare.compare(
         selected, args.cols, args.sort, args.top, args.only_changed
     )
@@ -111,28 +125,20 @@ def _cmd_compare(args) -> int:
 
 
 def select(
-    home: str, specs: list[str], op: str | None, status: list[str] | None
+    home: str,
+    specs: list[str],
+    op: str | None,
+    status: list[str] | None,
+    where: str | None = None,
 ) -> tuple[list[dict[str, Any]], dict[str, int]]:
     """Records of the runs for RUN specs (all runs when none), newest
-    first, filtered by op and statuses; and the # of each run, as 'gage
-    runs' numbers them. Records come from the runs index."""
-    from ..home import runs
+    first, filtered by op, statuses and `where` (`runs_select`, the one
+    rule); and the # of each run, as 'gage runs' numbers them."""
+    from ..home import runs_select
 
-    page, _total = runs.runs_page(home, None, None, None)
-    numbers = {r["id"]: n for n, r in page}
-    records = [r for _n, r in page]
-    if specs:
-        by_id = {r["id"]: r for r in records}
-        picked: dict[str, dict[str, Any]] = {}
-        for spec in specs:
-            run = runs.select_run(home, spec)
-            picked.setdefault(run.id, by_id.get(run.id) or runs.run_record(run))
-        records = list(picked.values())
-    if op is not None:
-        records = [r for r in records if r["op"] == op]
-    if status is not None:
-        records = [r for r in records if r["status"] in status]
-    return records, numbers
+    page, _total = runs_select.select_runs(home, specs, op, status, where=where)
+    numbers = {r["id"]: n for n, r in page if n is not None}
+    return [r for _n, r in page], numbers
 
 
 def print_table(

@@ -321,6 +321,12 @@ _VERBS: dict[str, tuple[str, object]] = {
     "cache": ("show or prune the object cache", "cache"),
     "watch": ("follow a run's output and scalars until it ends", "watch"),
     "report": ("write an HTML report of runs: table, curves, config", "report"),
+    "cat": ("print a file of a run", "cat"),
+    "open": ("open a run dir or file with a program", "cat"),
+    "comment": ("add, list or delete comments on runs", "comment"),
+    "archive": ("move runs out of the listing into an archive", "archive"),
+    "restore": ("bring runs back from an archive", "archive"),
+    "select": ("print the ids of selected runs (for scripts)", "select"),
 }
 
 

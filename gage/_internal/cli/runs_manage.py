@@ -7,10 +7,12 @@ import argparse
 import sys
 
 from . import common
+from . import compare as cli_compare
 
 _RM_HELP = """\
 Delete runs: RUN... (as elsewhere: a name, id or prefix, the # that
-'gage runs' shows), or every run of --op OP and/or with --status S[,S].
+'gage runs' shows), or every run of --op OP and/or with --status S[,S]
+and/or matching --where EXPR.
 
 gage first shows what it would delete and asks to confirm; -y does not
 ask. Without a terminal to ask on, gage refuses unless -y is given.
@@ -34,22 +36,16 @@ running run needs.
 _LABEL_HELP = """\
 Give a run a label: a line of text shown by 'gage runs' and 'gage show'
 and matched by 'gage runs --label TEXT'. A new label replaces the old
-one; --clear removes it.
+one; --clear removes it. With --where EXPR, every run where EXPR holds
+gets the label (RUN then may be left out: gage runs label --where EXPR
+TEXT).
 """
 
 
 def add_parsers(runs: argparse.ArgumentParser) -> None:
     """The sub-verbs of `gage runs`, and its --label filter."""
 
-    runs.add_argument(
-        "--label", metavar="TEXT", help="only runs whose label contains TEXT"
-    )
-    runs.add_argument(
-        "--cols",
-        action="append",
-        metavar="COL[,COL]",
-        help="more columns: config or summary keys (see 'gage compare --help')",
-    )
+    _listing_args(runs)
     # The listing's usage, then the verbs' (argparse would show VERB as
     # if it were required).
     listing = runs.format_usage().split(":", 1)[1].strip()
@@ -75,6 +71,7 @@ def _add_rm(sub: argparse._SubParsersAction) -> None:
     rm.add_argument(
         "-s", "--status", metavar="S[,S]", help="every run with one of these statuses"
     )
+    cli_compare.where_arg(rm)
     _delete_args(rm)
     common.runs_dir_arg(rm)
     rm.set_defaults(func=_cmd_rm)
@@ -94,6 +91,7 @@ def _add_purge(sub: argparse._SubParsersAction) -> None:
         metavar="S[,S]",
         help="statuses to delete (default: pending,abandoned,error)",
     )
+    cli_compare.where_arg(purge)
     _delete_args(purge)
     common.runs_dir_arg(purge)
     purge.set_defaults(func=_cmd_purge)
@@ -106,11 +104,32 @@ def _add_label(sub: argparse._SubParsersAction) -> None:
         description=_LABEL_HELP,
         formatter_class=common.RawHelpFormatter,
     )
-    label.add_argument("run", metavar="RUN", help=common.RUN_ARG_HELP)
+    label.add_argument("run", nargs="?", metavar="RUN", help=common.RUN_ARG_HELP)
     label.add_argument("text", nargs="?", metavar="TEXT", help="the label")
     label.add_argument("--clear", action="store_true", help="remove the label")
+    cli_compare.where_arg(label)
     common.runs_dir_arg(label)
     label.set_defaults(func=_cmd_label)
+
+
+def _listing_args(runs: argparse.ArgumentParser) -> None:
+    from . import compare as cli_compare
+
+    cli_compare.where_arg(runs)
+    runs.add_argument(
+        "--archive",
+        metavar="NAME",
+        help="list the runs in archive NAME (see 'gage archive --help')",
+    )
+    runs.add_argument(
+        "--label", metavar="TEXT", help="only runs whose label contains TEXT"
+    )
+    runs.add_argument(
+        "--cols",
+        action="append",
+        metavar="COL[,COL]",
+        help="more columns: config or summary keys (see 'gage compare --help')",
+    )
 
 
 def _delete_args(p: argparse.ArgumentParser) -> None:
@@ -137,7 +156,7 @@ def _cmd_rm(args) -> int:
 
     _gf, home = common.project(args, required=False)
     statuses = cli_compare.statuses(args.status)
-    selected = run_delete.select_runs(home, args.runs, args.op, statuses)
+    selected = run_delete.select_runs(home, args.runs, args.op, statuses, args.where)
     return _delete(args, home, selected)
 
 
@@ -147,7 +166,7 @@ def _cmd_purge(args) -> int:
 
     _gf, home = common.project(args, required=False)
     statuses = cli_compare.statuses(args.status) or list(run_delete.PURGE_STATUSES)
-    selected = run_delete.select_runs(home, (), args.op, statuses)
+    selected = run_delete.select_runs(home, (), args.op, statuses, args.where)
     return _delete(args, home, selected)
 
 
@@ -211,16 +230,35 @@ def _confirm(prompt: str) -> bool:
 def _cmd_label(args) -> int:
     from ..home import runs
 
+    if args.where and args.text is None and not args.clear:
+        args.run, args.text = None, args.run  # gage runs label --where EXPR TEXT
+    if args.run is None and not args.where:
+        raise common.usage("name the RUN to label (or --where EXPR)")
     if args.clear and args.text is not None:
         raise common.usage("--clear takes no TEXT: give one or the other")
     if not args.clear and not (args.text or "").strip():
         raise common.usage("give the label TEXT, or --clear to remove the label")
-    run = common.select_run(args, args.run)
-    if args.clear:
-        runs.label_run(run, None)
-        print(f"Cleared the label of run {run.name}")
-        return 0
-    text = " ".join(args.text.split())
-    runs.label_run(run, text)
-    print(f"Labeled run {run.name}: {text}")
+    for run in _label_runs(args):
+        if args.clear:
+            runs.label_run(run, None)
+            print(f"Cleared the label of run {run.name}")
+            continue
+        text = " ".join(args.text.split())
+        runs.label_run(run, text)
+        print(f"Labeled run {run.name}: {text}")
     return 0
+
+
+def _label_runs(args) -> list:
+    from ..home import runs_select
+    from ..types import Run
+    from . import common
+
+    if not args.where:
+        return [common.select_run(args, args.run)]
+    _gf, home = common.project(args, required=False)
+    specs = [args.run] if args.run else []
+    page, _total = runs_select.select_runs(home, specs, where=args.where)
+    if not page:
+        print(f"No matching runs to label in {home}")
+    return [Run(r["id"], r["run_dir"], r["name"]) for _n, r in page]

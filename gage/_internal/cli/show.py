@@ -28,9 +28,13 @@ def _cmd_runs(args) -> int:
     from ..home import runs
 
     _gf, home = project(args, required=False)
+    if args.archive is not None:
+        from ..history import runs_archive
+
+        home = runs_archive.archive_home(home, args.archive)
     limit = _runs_limit(args)
     page, total = runs.runs_page(
-        home, args.op, args.status, limit, args.batch, args.label
+        home, args.op, args.status, limit, args.batch, args.label, args.where
     )
     if args.json:
         import json
@@ -38,7 +42,7 @@ def _cmd_runs(args) -> int:
         print(json.dumps([r for _n, r in page], indent=2, sort_keys=True))
         return 0
     if not page:
-        filtered = args.op or args.status or args.batch or args.label
+        filtered = args.op or args.status or args.batch or args.label or args.where
         print(f"No {'matching ' if filtered else ''}runs in {home}")
         return 0
     from . import compare as cli_compare
@@ -116,6 +120,7 @@ def _cmd_show(args) -> int:
         import json
 
         record["deps"] = run_meta.read_deps(run)
+        record["comments"] = run_meta.read_comments(run)
         record["worker"] = run_meta.read_worker(run)
         record["slurm"] = run_meta.read_slurm(run)
         record["manifest_counts"] = _manifest_counts(manifest)
@@ -150,6 +155,12 @@ def _cmd_show(args) -> int:
     _show_manifest(manifest, args.files)
     _show_dict("Summary", record["summary"])
     _show_scalars(run, scalars.read_aggs(run))
+    comments = run_meta.read_comments(run)
+    if comments:
+        from .comment import print_comments
+
+        print("Comments:")
+        print_comments(comments)
     _show_output(run)
     return 0
 

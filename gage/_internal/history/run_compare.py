@@ -5,7 +5,7 @@ A column is named `config.KEY`, `summary.KEY`, a scalar aggregate
 (`loss.last`, `loss.min`, `loss.max`, `loss.first`, `loss.count`,
 `loss.step`: the step of the min; `lifecycle.scalars.aggregates`) or a
 run attribute (`id`, `name`, `op`, `status`, `started`, `time`,
-`label`). A plain name (`lr`, `loss`) resolves to config when a run has
+`label`, `comments`). A plain name (`lr`, `loss`) resolves to config when a run has
 that config key, else to summary, else to a scalar aggregate, else to an
 attribute (`config.` and `summary.` name one explicitly). A nested summary (`{"val": {"loss": 1}}`) is flattened
 with dots (`summary.val.loss`).
@@ -19,9 +19,10 @@ runs --cols`) formats the result.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Iterable, Sequence
+from typing import Any, Sequence
 
-from ..home import runs
+from ..home import runs, runs_select
+from ..home.run_where import ATTRS, record_values
 from ..lifecycle import scalars
 from ..types import GageError, Run
 
@@ -38,7 +39,6 @@ __all__ = [
     "sort_rows",
 ]
 
-ATTRS = ("id", "name", "op", "status", "started", "time", "label")
 
 MISSING: Any = None
 """The value of a column a run has no value for."""
@@ -103,12 +103,15 @@ def compare(
     """
     records = [runs.run_record(i) if isinstance(i, Run) else i for i in items]
     run_list = [Run(r["id"], r["run_dir"], r["name"]) for r in records]
-    values = [record_values(r) for r in records]
+    values = [_values(r) for r in records]
     columns = parse_cols(cols, values) if cols is not None else _default_cols(values)
     sort_cols = [
         (parse_cols([spec.lstrip("-")], values)[0], spec.startswith("-"))
         for spec in sort or []
     ]
+    if any(c.name == "comments" for c in columns + [c for c, _d in sort_cols]):
+        for vals, r in zip(values, records):
+            vals["comments"] = runs_select.comments_text(r["run_dir"])
     rows = [
         (Row(run, tuple(vals.get(c.name, MISSING) for c in columns)), vals)
         for run, vals in zip(run_list, values)
@@ -125,36 +128,17 @@ def compare(
 
 def run_values(run: Run) -> dict[str, Any]:
     """A run's values by full column name (attributes, `config.*`,
-    `summary.*`)."""
-    return record_values(runs.run_record(run))
+    `summary.*`, scalar aggregates)."""
+    return _values(runs.run_record(run))
 
 
-def record_values(record: dict[str, Any]) -> dict[str, Any]:
-    """A run record's values by full column name."""
-    vals: dict[str, Any] = {
-        "id": record["id"],
-        "name": record["name"],
-        "op": record["op"],
-        "status": record["status"],
-        "started": record["started"],
-        "time": record["duration"],
-        "label": record["label"],
-    }
-    for key, val in record["config"].items():
-        vals[f"config.{key}"] = val
-    for key, val in _flat(record["summary"]):
-        vals[f"summary.{key}"] = val
+def _values(record: dict[str, Any]) -> dict[str, Any]:
+    """A run record's values by full column name: `run_where`'s (attributes,
+    config, summary) and the run's scalar aggregates (`loss.min`, ...)."""
+    vals = record_values(record)
     run = Run(record["id"], record["run_dir"], record["name"])
     vals.update(scalars.aggregates(run))
     return vals
-
-
-def _flat(data: dict[str, Any], prefix: str = "") -> Iterable[tuple[str, Any]]:
-    for key, val in data.items():
-        if isinstance(val, dict) and val:
-            yield from _flat(val, f"{prefix}{key}.")
-        else:
-            yield f"{prefix}{key}", val
 
 
 def _default_cols(values: list[dict[str, Any]]) -> list[Column]:

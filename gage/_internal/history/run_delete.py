@@ -16,9 +16,9 @@ another run uses, as placed files are copies or links of their own).
 
 `PURGE_STATUSES` are the statuses of leftovers that `gage runs purge`
 deletes by default: runs whose staging or runner died, and failed runs.
-Selecting `pending` runs also selects the runs whose staging died
-before they were staged (they list as `abandoned`): what a failed
-staging leaves.
+Runs are selected by `runs_select.select_runs`, the one rule (where
+`pending` also selects the runs whose staging died before they were
+staged: what a failed staging leaves).
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ __all__ = [
     "PURGE_STATUSES",
     "Plan",
     "Refused",
+    "being_staged",
     "delete_runs",
     "plan_delete",
     "select_runs",
@@ -67,50 +68,33 @@ def select_runs(
     specs: Sequence[str] = (),
     op: str | None = None,
     statuses: Sequence[str] | None = None,
+    where: str | None = None,
+    verb: str = "delete",
 ) -> list[Run]:
-    """Runs for RUN specs (`runs.select_run`), else all runs, newest
-    first, filtered by op and statuses. With neither specs nor a filter,
-    raises GageError: deleting every run takes naming them."""
-    if not specs and op is None and statuses is None:
+    """Runs for RUN specs, else all runs, newest first, filtered by op,
+    statuses and `where` (`runs_select.select_runs`, the one rule). With
+    neither specs nor a filter, raises GageError: deleting (`verb`)
+    every run takes naming them."""
+    from ..home import runs_select
+
+    if not specs and op is None and statuses is None and where is None:
         raise GageError(
-            "name the runs to delete: RUN..., --op OP or --status S "
-            "(see 'gage runs rm --help')"
+            f"name the runs to {verb}: RUN..., --op OP, --status S or "
+            f"--where EXPR (see 'gage {'runs rm' if verb == 'delete' else verb} --help')"
         )
-    if not specs:
-        page, _total = runs.runs_page(home, op, None, None)
-        return [
-            Run(r["id"], r["run_dir"], r["name"])
-            for _n, r in page
-            if statuses is None or _matches(r, statuses)
-        ]
-    picked: dict[str, Run] = {}
-    for spec in specs:
-        run = runs.select_run(home, spec)
-        picked.setdefault(run.id, run)
-    candidates = list(picked.values())
-    if op is not None:
-        candidates = [r for r in candidates if runs.op_name(r) == op]
-    if statuses is not None:
-        candidates = [r for r in candidates if _matches(runs.run_record(r), statuses)]
-    return candidates
+    page, _total = runs_select.select_runs(home, specs, op, statuses, where=where)
+    return [Run(r["id"], r["run_dir"], r["name"]) for _n, r in page]
 
 
-def _matches(record: dict, statuses: Sequence[str]) -> bool:
-    """A run record has one of `statuses`. `pending` also matches a run
-    whose staging died before it was staged (listed as `abandoned`): the
-    leftover a failed staging leaves."""
-    if record["status"] in statuses:
-        return True
-    return (
-        "pending" in statuses
-        and record["status"] == "abandoned"
-        and record["staged"] is None
-        and record["started"] is None
-    )
-
-
-def plan_delete(home: str, selected: Sequence[Run], force: bool = False) -> Plan:
-    """Which of `selected` can be deleted, and why the others cannot."""
+def plan_delete(
+    home: str,
+    selected: Sequence[Run],
+    force: bool = False,
+    force_hint: str = "--force deletes it anyway",
+) -> Plan:
+    """Which of `selected` can be deleted (or archived: the same rules),
+    and why the others cannot; `force_hint` ends the reason a run that
+    a live run depends on stays."""
     ids = {run.id for run in selected}
     status = {run.id: runs.run_status(run) for run in selected}
     needed_by = _needed_by(home, ids) if selected else {}
@@ -122,7 +106,7 @@ def plan_delete(home: str, selected: Sequence[Run], force: bool = False) -> Plan
             other, other_status = needed_by[run.id]
             reason = (
                 f"{other_status} run {other.name} ({runs.op_name(other) or '?'}) "
-                "depends on it (--force deletes it anyway)"
+                f"depends on it ({force_hint})"
             )
         if reason is None:
             delete.append((run, status[run.id]))
@@ -136,12 +120,12 @@ def _live_reason(run: Run, status: str) -> str | None:
         return "it is running (stop it first)"
     if status == "queued":
         return "it is queued on Slurm (scancel its job first: gage show names it)"
-    if status == "pending" and _being_staged(run):
+    if status == "pending" and being_staged(run):
         return "it is being staged"
     return None
 
 
-def _being_staged(run: Run) -> bool:
+def being_staged(run: Run) -> bool:
     stager = run_meta.read_stager(run)
     return bool(stager and run_exec.pid_alive(stager.pid, stager.start_time))
 
@@ -155,7 +139,7 @@ def _needed_by(home: str, deleting: set[str]) -> dict[str, tuple[Run, str]]:
             run = Run(r["id"], r["run_dir"], r["name"])
             if run.id in deleting:
                 continue
-            if status == "pending" and not _being_staged(run):
+            if status == "pending" and not being_staged(run):
                 continue
             for upstream in _upstream_ids(run):
                 found.setdefault(upstream, (run, status))

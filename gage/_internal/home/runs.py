@@ -282,47 +282,20 @@ def runs_page(
     limit: int | None = None,
     batch: str | None = None,
     label: str | None = None,
+    where: str | None = None,
 ) -> tuple[list[tuple[int, dict[str, Any]]], int]:
     """Run records newest first, each with its number in the listing of
     all runs (`#`, 1 = newest), filtered by op, status, batch (an id or
-    its prefix) and label (text it contains), up to `limit`; and how many runs match in all. Read
-    through the runs index: the first page of 100,000 runs costs what
-    the first page of 10 does."""
-    conds: list[str] = []
-    params: list[Any] = []
-    if op is not None:
-        conds.append("op = ?")
-        params.append(op)
-    if batch is not None:
-        conds.append("substr(batch, 1, ?) = ?")
-        params.extend((len(batch), batch))
-    if label is not None:
-        conds.append("instr(label, ?) > 0")
-        params.append(label)
-    live = status in ("running", "abandoned", "pending", "staged", "queued")
-    if status is not None:
-        states = {
-            "running": ["started"],
-            "abandoned": ["started", "pending"],
-            "queued": ["staged"],
-        }
-        wanted = states.get(status, [status])
-        conds.append(f"state IN ({','.join('?' * len(wanted))})")
-        params.extend(wanted)
-    where = " AND ".join(conds)
-    numbered, total = runs_index.numbered(
-        home, where, tuple(params), None if live else limit
+    its prefix), label (text it contains) and a `--where` expression, up
+    to `limit`; and how many runs match in all. Read through the runs
+    index: the first page of 100,000 runs costs what the first page of
+    10 does. The filters are `runs_select.select_runs`'s."""
+    from . import runs_select
+
+    page, total = runs_select.select_runs(
+        home, (), op, status, batch, label, where, limit
     )
-    page = []
-    for n, entry in numbered:
-        run_status_ = entry_status(home, entry)
-        if live and run_status_ != status:
-            continue
-        page.append((n, entry_record(home, entry, run_status_)))
-    if live:
-        total = len(page)
-        page = page[:limit] if limit is not None else page
-    return page, total
+    return [(n or 0, r) for n, r in page], total
 
 
 def run_status(run: Run) -> str:

@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import os
 import time
-from typing import Any
+from typing import Any, Sequence
 
 from ..store import run_meta
 from ..store.run_meta import META_SUFFIX
@@ -49,6 +49,7 @@ __all__ = [
     "count",
     "entries",
     "entry_fresh",
+    "exists",
     "find",
     "invalidate",
     "meta_state",
@@ -96,6 +97,22 @@ def count(home: str, where: str = "", params: tuple[Any, ...] = ()) -> int:
         return db.execute(sql, params).fetchone()[0]
 
 
+def exists(home: str, wheres: Sequence[str]) -> list[bool]:
+    """For each condition, whether an entry matches it (each query stops
+    at the first), in one use of the index."""
+    with _synced(home) as db:
+        if db is None:
+            return [False for _w in wheres]
+        return [
+            bool(
+                db.execute(
+                    f"SELECT EXISTS (SELECT 1 FROM runs WHERE ok = 1 AND ({w}))"
+                ).fetchone()[0]
+            )
+            for w in wheres
+        ]
+
+
 def numbered(
     home: str,
     where: str = "",
@@ -104,38 +121,46 @@ def numbered(
 ) -> tuple[list[tuple[int, Entry]], int]:
     """Entries matching `where`, newest first, each with its number in
     the listing of all runs (1 = newest), up to `limit` (checked against
-    meta, one stat each); and how many match in all."""
-    if where:
-        inner = (
-            "SELECT ROW_NUMBER() OVER (ORDER BY created DESC, id DESC) AS n, "
-            + ", ".join(COLS)
-            + " FROM runs WHERE ok = 1"
-        )
-        cond = f" WHERE {where}"
-        sql = f"SELECT * FROM ({inner}){cond} ORDER BY n"
-    else:  # numbers without a window over every run
-        inner, cond = "", ""
-        sql = "SELECT 0, " + _SELECT[len("SELECT ") :] + _ORDER_NEWEST
+    meta, one stat each); and how many match in all.
+
+    The numbers come from a walk of the (created, id) index in listing
+    order, stopped at the last entry found: no window over every row."""
+    cond = f" AND ({where})" if where else ""
+    sql = _SELECT + cond + _ORDER_NEWEST
     if limit is not None:
         sql += f" LIMIT {int(limit)}"
     with _synced(home) as db:
         if db is None:
             return [], 0
-        rows = db.execute(sql, params).fetchall()
-        if not where:
-            rows = [(i,) + tuple(row[1:]) for i, row in enumerate(rows, 1)]
-        if limit is None or len(rows) < limit:
-            total = len(rows)
-        elif not where:
-            total = db.execute("SELECT count(*) FROM runs WHERE ok = 1").fetchone()[0]
+        found = [row_entry(row) for row in db.execute(sql, params)]
+        if limit is None or len(found) < limit:
+            total = len(found)
         else:
-            total = db.execute(
-                f"SELECT count(*) FROM ({inner}){cond}", params
-            ).fetchone()[0]
-        found = [row_entry(row[1:]) for row in rows]
+            count = "SELECT count(*) FROM runs WHERE ok = 1" + cond
+            total = db.execute(count, params).fetchone()[0]
+        numbers = _numbers(db, found) if where else range(1, len(found) + 1)
+        by_dir = dict(zip((e.dir for e in found), numbers))
         fresh = _fresh(db, home, found) if limit is not None else found
-        by_dir = {e.dir: e for e in fresh}
-        return [(r[0], by_dir[r[1]]) for r in rows if r[1] in by_dir], total
+        return [(by_dir.get(e.dir, 0), e) for e in fresh], total
+
+
+def _numbers(db: Any, found: list[Entry]) -> list[int]:
+    """The listing number of each of `found` (newest first): listed
+    rows have `created` > 0 (rows not listed have 0), so the covering
+    index gives the listing order without reading a row."""
+    numbers: list[int] = []
+    if not found:
+        return numbers
+    rows = db.execute(
+        "SELECT created, id FROM runs WHERE created > 0 ORDER BY created DESC, id DESC"
+    )
+    keys = [(e.created, e.id) for e in found]
+    for n, row in enumerate(rows, 1):
+        if tuple(row) == keys[len(numbers)]:
+            numbers.append(n)
+            if len(numbers) == len(keys):
+                break
+    return numbers
 
 
 def find(home: str, spec: str) -> list[Entry]:
@@ -311,6 +336,9 @@ def _schema() -> int:
 
 
 def _init(db: Any) -> None:
+    # Room for the whole index of a large home (allocated as used): a
+    # query that scans every row (--where) leaves it for the next one.
+    db.execute("PRAGMA cache_size = -65536")
     schema = _schema()
     version = db.execute("PRAGMA user_version").fetchone()[0]
     if version == schema:

@@ -26,6 +26,9 @@ from ..types import MetaError
 from ..util import file_util
 
 __all__ = [
+    "DirLock",
+    "json_lines_text",
+    "parse_json_lines",
     "POINT",
     "append_points",
     "read_points",
@@ -426,3 +429,54 @@ def sample_points(path: str, n: int) -> list[tuple[int, int, float]]:
             return [POINT.unpack(r) for r in recs if len(r) == size]
     except FileNotFoundError:
         return []
+
+
+def json_lines_text(items: Iterable[Any]) -> str:
+    """One JSON value a line (keys sorted, text kept as it is)."""
+    return "".join(
+        json.dumps(v, sort_keys=True, ensure_ascii=False) + "\n" for v in items
+    )
+
+
+def parse_json_lines(text: str) -> list[Any]:
+    """The values of `json_lines_text`; a line that is not JSON (a torn
+    write) is skipped."""
+    found = []
+    for line in text.splitlines():
+        try:
+            found.append(json.loads(line))
+        except ValueError:
+            continue
+    return found
+
+
+class DirLock:
+    """An exclusive flock on a directory, for a short change by one
+    process at a time (`what` names it in the error after 10 s); released
+    when the process dies."""
+
+    def __init__(self, path: str, what: str):
+        self.path, self.what = path, what
+        self.fd = -1
+
+    def __enter__(self) -> DirLock:
+        import fcntl
+
+        self.fd = os.open(self.path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return self
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    os.close(self.fd)
+                    raise MetaError(
+                        f"{self.path} is locked by another process "
+                        f"{self.what} for 10 s: try again",
+                        path=self.path,
+                    ) from None
+                time.sleep(0.005)
+
+    def __exit__(self, *exc: Any) -> None:
+        os.close(self.fd)  # releases the lock

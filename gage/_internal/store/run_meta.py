@@ -21,17 +21,17 @@ from typing import Any, Iterable
 
 from ..types import META_SUFFIX as META_SUFFIX
 from ..types import MetaError, OpCmd, OpDef, OpRef, Run
-from .meta_format import FileEvent as FileEvent
-from .meta_format import ManifestEntry as ManifestEntry
-from .meta_format import ProcLock as ProcLock
 from .meta_format import (
+    DirLock,
     RunnerLog,
     append_points,
     append_text,
     files_log_text,
+    json_lines_text,
     manifest_text,
     numbered_lines,
     parse_files_log,
+    parse_json_lines,
     parse_manifest,
     parse_seal,
     pid_text,
@@ -50,6 +50,9 @@ from .meta_format import (
     write_json,
     write_text,
 )
+from .meta_format import FileEvent as FileEvent
+from .meta_format import ManifestEntry as ManifestEntry
+from .meta_format import ProcLock as ProcLock
 from .meta_format import Seal as Seal
 from .meta_format import format_timestamp as format_timestamp
 from .meta_format import quote_path as quote_path
@@ -266,6 +269,41 @@ def read_label(run: Run) -> str | None:
         return None
 
 
+def append_comment(run: Run, comment: dict[str, Any]) -> None:
+    """Append a comment to `comments`: one JSON object a line (`author`,
+    `time` in µs, `text`), never sealed. The line goes in one write on
+    an O_APPEND descriptor while holding `comments_lock`, so two writers
+    never mix their lines and a delete never loses one."""
+    with comments_lock(run):
+        append_text(run_meta_path(run, "comments"), json_lines_text([comment]))
+
+
+def read_comments(run: Run) -> list[dict[str, Any]]:
+    """The run's comments, oldest first; a line that is not a comment
+    (a torn write) is skipped."""
+    try:
+        text = read_text(run_meta_path(run, "comments"))
+    except FileNotFoundError:
+        return []
+    return [
+        c
+        for c in parse_json_lines(text)
+        if isinstance(c, dict) and isinstance(c.get("text"), str)
+    ]
+
+
+def write_comments(run: Run, comments: list[dict[str, Any]]) -> None:
+    """Replace the comments (atomically); call it holding
+    `comments_lock`, between reading and writing them."""
+    write_text(run_meta_path(run, "comments"), json_lines_text(comments))
+
+
+def comments_lock(run: Run) -> DirLock:
+    """An exclusive lock on the run's meta dir for changing its comments:
+    held briefly, released when its process dies."""
+    return DirLock(run.meta_dir, "changing its comments")
+
+
 def write_proc_cmd(run: Run, cmd: OpCmd) -> None:
     write_json(run_meta_path(run, "proc", "cmd"), list(cmd.args), readonly=True)
 
@@ -451,6 +489,15 @@ def delete_stager(run: Run) -> None:
 # Trash
 
 TRASH_DIR = ".trash"
+
+
+ARCHIVE_DIR = ".archive"
+
+
+def archive_dir(runs_home: str, name: str) -> str:
+    """Where the archive `name` of a runs home keeps its runs: a runs
+    home of its own inside the runs home (never listed as runs)."""
+    return os.path.join(runs_home, ARCHIVE_DIR, name)
 
 
 def trash_dir(runs_home: str) -> str:
