@@ -107,8 +107,12 @@ def _digest(data: Any) -> str:
 
 
 def opdef_digest(opdef: OpDef) -> str:
-    """sha256 of what an op definition makes a run do (not its description)."""
-    return _digest({k: v for k, v in opdef.data.items() if k != "description"})
+    """sha256 of what an op definition makes a run do (not its
+    description, nor what it records of where it ran: `provenance`)."""
+    return _digest({k: v for k, v in opdef.data.items() if k not in _NOT_INPUTS})
+
+
+_NOT_INPUTS = ("description", "provenance")
 
 
 # ---------------------------------------------------------------------------

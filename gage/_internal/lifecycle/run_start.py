@@ -33,6 +33,7 @@ from ..store.run_meta import (
 )
 from ..types import OpDef, Run, RunError, RunLockedError, VerifyError
 from ..util import file_util, run_exec
+from . import provenance
 from .run_stage import check_run_dirs
 from .run_summary import read_run_summary
 from .run_verify import digest_cache, file_digest, verify_files
@@ -116,6 +117,8 @@ def _start_locked(
         write_timestamp(run, "started")
         log.info(f"Starting run {run.id}: {shlex.join(args)}")
         output, _index = run_meta.output_paths(run, "run")
+        # Read while the command starts; written before finalize.
+        environment = provenance.begin_environment(run, args, env)
         try:
             exit_code = run_exec.exec_proc(
                 args,
@@ -127,6 +130,7 @@ def _start_locked(
             )
         except run_exec.ExecError as e:
             log.info(str(e))
+            environment.finish()
             with _signals_deferred(run, deferred):
                 finalize_run(run, 127, quiet=quiet, _before=before)
             raise RunError(
@@ -135,6 +139,7 @@ def _start_locked(
             ) from None
         log.info(f"Run process exited with code {exit_code}")
         with _signals_deferred(run, deferred):
+            environment.finish()
             finalize_run(run, exit_code, quiet=quiet, _before=before)
         return exit_code
     finally:

@@ -63,6 +63,7 @@ OP_KEYS = [
     "exec",
     "listing",
     "output-summary",
+    "provenance",
     "sourcecode",
     "summary",
     "version",
@@ -477,6 +478,13 @@ class _Validator:
         except re.error as e:
             self.fail(op, key, f"'{key}' is not a valid regular expression: {e}")
 
+    def _provenance(self, op: str, key: str, val: Any) -> None:
+        from .provenance_spec import check_setting
+
+        problem = check_setting(val)
+        if problem:
+            self.fail(op, key, f"'{key}' {problem}")
+
     def _listing(self, op: str, key: str, val: Any) -> None:
         if not isinstance(val, (bool, str, list, dict)):
             self.fail(
@@ -558,6 +566,7 @@ _CHECKS = {
     "exec": _Validator._exec,
     "listing": _Validator._listing,
     "output-summary": _Validator._output_summary,
+    "provenance": _Validator._provenance,
     "sourcecode": _Validator._sourcecode,
     "summary": _Validator._summary,
     "version": _Validator._version,

@@ -110,6 +110,12 @@ __all__ = [
     "trash_dir",
     "write_worker",
     "read_worker",
+    "write_git",
+    "read_git",
+    "read_git_diff",
+    "git_diff_path",
+    "write_environment",
+    "read_environment",
 ]
 
 SCHEMA = "1"
@@ -538,12 +544,16 @@ SEALED_META = (
     "inputs.json",
     "input_key",
     "manifest",
+    "git.json",
+    "git.diff",
 )
 """Meta files that decide what a run is and what it runs.
 
 Their digests are recorded in `seal` at the end of staging; a staged run
 whose sealed meta differs is refused at start. `manifest` is sealed as
 staged: entries for generated files are added after its sealed bytes.
+`git.json` and `git.diff` (where the source came from) do not decide
+what runs, but are known at staging: sealed so they cannot be rewritten.
 """
 
 
@@ -556,6 +566,7 @@ RUN_RECORD_META = (
     "output/40_run.index",
     "output/50_finalize",
     "output/50_finalize.index",
+    "environment.json",
 )
 """Meta files that only starting a run writes: a run that has not
 started has none of them (one planted there would become its record)."""
@@ -800,6 +811,54 @@ def write_worker(run: Run, worker: dict[str, Any]) -> None:
 def read_worker(run: Run) -> dict[str, Any] | None:
     try:
         return _read_json(run_meta_path(run, "worker.json"))
+    except FileNotFoundError:
+        return None
+
+
+# ---------------------------------------------------------------------------
+# Provenance: git state at staging, environment at start
+
+
+def write_git(run: Run, state: dict[str, Any], diff: bytes) -> None:
+    """`git.json` (the project's git state when staged: `status`, and in
+    a work tree `commit`, `branch`, `remote`, `path`, `dirty`, `diff`:
+    sha256, size, bytes kept) and `git.diff` (the diff of tracked files
+    from HEAD, its first bytes; only when not empty); read-only."""
+    if diff:
+        _write_bytes(run_meta_path(run, "git.diff"), diff, readonly=True)
+    _write_json(run_meta_path(run, "git.json"), state, readonly=True)
+
+
+def read_git(run: Run) -> dict[str, Any] | None:
+    try:
+        return _read_json(run_meta_path(run, "git.json"))
+    except FileNotFoundError:
+        return None
+
+
+def git_diff_path(run: Run) -> str:
+    return run_meta_path(run, "git.diff")
+
+
+def read_git_diff(run: Run) -> bytes | None:
+    try:
+        with file_util.open_regular(git_diff_path(run)) as f:
+            return f.read()
+    except FileNotFoundError:
+        return None
+
+
+def write_environment(run: Run, env: dict[str, Any]) -> None:
+    """`environment.json`, written once when the run starts: `python`
+    (version, executable, packages), `command`, `host` (OS, host, CPUs,
+    memory), `gpus`, `env` (the values of the listed variables),
+    `notes`; read-only."""
+    _write_json(run_meta_path(run, "environment.json"), env, readonly=True)
+
+
+def read_environment(run: Run) -> dict[str, Any] | None:
+    try:
+        return _read_json(run_meta_path(run, "environment.json"))
     except FileNotFoundError:
         return None
 
