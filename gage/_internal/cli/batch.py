@@ -150,11 +150,12 @@ def _stage_and_run(
     print(f"Batch {batch_id}: {common.count(n, 'trial')} of {opdef.name}")
     rows: list[list[str]] = []
     staged = []
+    accept = common.needed_filter(args, gf, opdef, gagefile.op_cmd(opdef))
     for i, config in enumerate(configs, 1):
         inputs = None
         if args.needed:
             inputs = op_inputs.op_inputs(home, gf.project_dir, opdef, config)
-            match = op_inputs.find_run(home, inputs) if inputs else None
+            match = op_inputs.find_run(home, inputs, accept=accept) if inputs else None
             if match:
                 _not_needed(i, match, config, names, rows)
                 continue
@@ -164,7 +165,7 @@ def _stage_and_run(
         run_meta.write_batch(run, batch_id)
         run_stage.stage_run(run, gf.project_dir, warn=common.warn)
         if args.needed and inputs is None:  # staging hooks: compare staged
-            match = op_inputs.find_matching_run(run, runs.list_runs(home))
+            match = op_inputs.find_matching_run(run, runs.list_runs(home), accept)
             if match:
                 runs.delete_run(run)
                 _not_needed(i, match, config, names, rows)

@@ -146,3 +146,20 @@ def usage(msg: str):
 
 def count(n: int, noun: str) -> str:
     return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
+def needed_filter(args, gf, opdef, cmd):
+    """What else a completed run must match for `--needed`: with
+    `--strict-env` (or the op's `strict-env`), the Python and packages
+    the op's command has now (None: nothing else). Reads the provenance
+    settings first, so a bad user config stops before anything is
+    staged."""
+    from ..lifecycle import provenance
+
+    if getattr(args, "strict_env", False) and not args.needed:
+        raise usage("--strict-env applies to --needed")
+    settings = provenance.op_settings(opdef)
+    if not (args.needed and (args.strict_env or settings.strict_env)):
+        return None
+    env = dict(os.environ, **cmd.env)
+    return provenance.packages_filter(cmd.args, env, gf.project_dir)

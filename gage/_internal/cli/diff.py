@@ -9,8 +9,11 @@ _HELP = """\
 Show what differs from RUN1 to RUN2: the op, config, dependencies (the
 upstream run each run-files dependency used, and each dependency file by
 digest), source code, runtime and generated files (by digest, from the
-manifests: changed, added, removed) and summaries. --files adds a
-unified diff for each text file that differs.
+manifests: changed, added, removed) and summaries; for runs that
+recorded where they came from, the git state (commit, branch, dirty or
+clean, the diff's digest), the Python and host, and the packages added,
+removed and changed. --files adds a unified diff for each text file that
+differs.
 
 With one RUN (or none: the latest run), answers "why did this run?": it
 is compared with the run it would have matched, i.e. the completed run
@@ -123,6 +126,10 @@ def _print(args, diff) -> int:
                     for line in text.splitlines():
                         print(f"    {line}".rstrip())
     _section("Summary", diff.summary, _value)
+    if diff.provenance:
+        _section("Git", diff.git, _git_value)
+        _section("Environment", diff.environment, _value)
+        _section("Packages", diff.packages, _package_value)
     return 0
 
 
@@ -157,6 +164,30 @@ def _run_value(c) -> str:
     return f"{v(c.old)} -> {v(c.new)}"
 
 
+def _git_value(c) -> str:
+    if c.key in ("commit", "diff"):
+
+        def v(x):
+            return "(none)" if x is None else str(x)[:8]
+
+        return f"{v(c.old)} -> {v(c.new)}"
+    if c.key == "dirty":
+
+        def d(x):
+            return "(not recorded)" if x is None else ("dirty" if x else "clean")
+
+        return f"{d(c.old)} -> {d(c.new)}"
+    return _value(c)
+
+
+def _package_value(c) -> str:
+    if c.kind == "added":
+        return f"added ({c.new})"
+    if c.kind == "removed":
+        return f"removed ({c.old})"
+    return f"{c.old} -> {c.new}"
+
+
 def _digest(c) -> str:
     if c.kind == "added":
         return f"added ({c.new[:8]})"
@@ -170,7 +201,7 @@ def _diff_data(diff) -> dict:
 
     data: dict[str, Any] = {"a": _ident(diff.a), "b": _ident(diff.b)}
     for field in dataclasses.fields(type(diff)):
-        if field.name in ("a", "b"):
+        if field.name in ("a", "b", "provenance"):
             continue
         data[field.name] = [
             {"key": c.key, "change": c.kind, "old": c.old, "new": c.new}

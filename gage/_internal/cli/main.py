@@ -204,6 +204,12 @@ def _add_run(sub: argparse._SubParsersAction, name: str, help: str) -> None:
         help="skip when a completed run has the same config and inputs",
     )
     run.add_argument(
+        "--strict-env",
+        action="store_true",
+        help="with --needed: the completed run must also have had the same "
+        "Python and packages as the op's command has now",
+    )
+    run.add_argument(
         "-y", "--yes", action="store_true", help="do not ask for confirmation"
     )
     run.add_argument(
@@ -271,6 +277,12 @@ def _add_show(sub: argparse._SubParsersAction, name: str, help: str) -> None:
     )
     show.add_argument(
         "--files", action="store_true", help="list the files in the manifest"
+    )
+    show.add_argument(
+        "--env",
+        action="store_true",
+        help="show the whole environment: git state, interpreter, every "
+        "package, machine, GPUs, env vars",
     )
     show.add_argument(
         "--json", action="store_true", help="print the run record as JSON"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import sys
 
+from . import common
 from .common import (
     count as _count,
 )
@@ -71,10 +72,11 @@ def _cmd_run(args) -> int:
     if args.preview:
         return _preview(gf, opdef, cmd, config, assigns, home)
     inputs = None
+    accept = common.needed_filter(args, gf, opdef, cmd)
     if args.needed:
         # Decided before anything is staged (see op_inputs).
         inputs = op_inputs.op_inputs(home, gf.project_dir, opdef, config)
-        match = op_inputs.find_run(home, inputs) if inputs else None
+        match = op_inputs.find_run(home, inputs, accept=accept) if inputs else None
         if match:
             return _not_needed(args, match)
     # Staging modules only now: a run that is not needed never loads them.
@@ -96,7 +98,7 @@ def _cmd_run(args) -> int:
         match = None
         if args.needed and inputs is None:
             # An op with staging hooks: only the staged run knows its inputs.
-            match = op_inputs.find_matching_run(run, runs.list_runs(home))
+            match = op_inputs.find_matching_run(run, runs.list_runs(home), accept)
     except BaseException:
         if engine is not None:
             engine.close()

@@ -131,6 +131,8 @@ def _cmd_show(args) -> int:
         record["deps"] = run_meta.read_deps(run)
         record["worker"] = run_meta.read_worker(run)
         record["manifest_counts"] = _manifest_counts(manifest)
+        record["git"] = run_meta.read_git(run)
+        record["environment"] = run_meta.read_environment(run)
         if args.files:
             record["manifest"] = [e._asdict() for e in manifest]
         print(json.dumps(record, indent=2, sort_keys=True))
@@ -159,6 +161,9 @@ def _cmd_show(args) -> int:
     _show_deps(run_meta.read_deps(run))
     _show_manifest(manifest, args.files)
     _show_dict("Summary", record["summary"])
+    from . import provenance as cli_provenance
+
+    cli_provenance.print_environment(run, args.env)
     _show_output(run)
     return 0
 

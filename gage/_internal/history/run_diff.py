@@ -68,6 +68,11 @@ class RunDiff:
     runtime: tuple[Change, ...]
     generated: tuple[Change, ...]
     summary: tuple[Change, ...]
+    git: tuple[Change, ...] = ()
+    environment: tuple[Change, ...] = ()
+    packages: tuple[Change, ...] = ()
+    provenance: bool = False
+    """Whether either run recorded where it came from (git, environment)."""
 
     def same(self) -> bool:
         return not any(
@@ -81,6 +86,9 @@ class RunDiff:
                 "runtime",
                 "generated",
                 "summary",
+                "git",
+                "environment",
+                "packages",
             )
         )
 
@@ -102,6 +110,7 @@ def diff_runs(a: Run, b: Run) -> RunDiff:
         files["runtime"],
         files["generated"],
         _dict_changes(run_meta.read_summary(a), run_meta.read_summary(b)),
+        *_provenance_changes(a, b),
     )
 
 
@@ -142,6 +151,49 @@ def _op_changes(a: Run, b: Run) -> tuple[Change, ...]:
         return out
 
     return _dict_changes(facts(a), facts(b))
+
+
+def _provenance_changes(
+    a: Run, b: Run
+) -> tuple[tuple[Change, ...], tuple[Change, ...], tuple[Change, ...], bool]:
+    """Git (commit, branch, dirty, diff digest), environment (python,
+    host) and package (name -> version) changes; whether either run
+    recorded any."""
+    facts = [_provenance(run) for run in (a, b)]
+    return (
+        _dict_changes(facts[0][0], facts[1][0]),
+        _dict_changes(facts[0][1], facts[1][1]),
+        _dict_changes(facts[0][2], facts[1][2]),
+        any(f[3] for f in facts),
+    )
+
+
+def _provenance(
+    run: Run,
+) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any], bool]:
+    def read(f: Any) -> dict[str, Any] | None:
+        try:
+            data = f(run)
+        except (OSError, ValueError):
+            return None
+        return data if isinstance(data, dict) else None
+
+    git_data, env_data = read(run_meta.read_git), read(run_meta.read_environment)
+    git = {
+        k: v
+        for k, v in (git_data or {}).items()
+        if k in ("status", "commit", "branch", "dirty")
+    }
+    if (git_data or {}).get("dirty"):
+        git["diff"] = ((git_data or {}).get("diff") or {}).get("sha256")
+    python = (env_data or {}).get("python") or {}
+    env = {
+        "python": python.get("version"),
+        "host": ((env_data or {}).get("host") or {}).get("host"),
+    }
+    packages = python.get("packages") or {}
+    recorded = git_data is not None or env_data is not None
+    return git, {k: v for k, v in env.items() if v is not None}, packages, recorded
 
 
 def _upstream_changes(a: Run, b: Run) -> tuple[Change, ...]:

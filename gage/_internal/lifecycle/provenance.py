@@ -132,13 +132,18 @@ def environment(
             python = None
     elif args:
         what = program or args[0]
-        notes.append(f"command {os.path.basename(what)} is not Python: no interpreter facts")
+        notes.append(
+            f"command {os.path.basename(what)} is not Python: no interpreter facts"
+        )
     gpu_thread.join()
     found, note = gpus[0] if gpus else ([], None)
     if note:
         notes.append(note)
     facts: dict[str, Any] = {
-        "command": {"program": program or (args[0] if args else None), "python": is_python},
+        "command": {
+            "program": program or (args[0] if args else None),
+            "python": is_python,
+        },
         "python": python,
         "host": machine.host_facts(),
         "gpus": found,

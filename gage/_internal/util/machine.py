@@ -67,7 +67,9 @@ def _os_release() -> str | None:
     return None
 
 
-def gpus(env: Mapping[str, str] | None = None) -> tuple[list[dict[str, Any]], str | None]:
+def gpus(
+    env: Mapping[str, str] | None = None,
+) -> tuple[list[dict[str, Any]], str | None]:
     """GPUs `nvidia-smi` lists (name, memory in MiB, driver) and a note
     when it could not say; ([], None) without nvidia-smi on PATH."""
     path = (env or os.environ).get("PATH")
@@ -96,7 +98,9 @@ def gpus(env: Mapping[str, str] | None = None) -> tuple[list[dict[str, Any]], st
     for line in p.stdout.decode("utf-8", "replace").splitlines():
         parts = [s.strip() for s in line.split(",")]
         if len(parts) == 3:
-            found.append({"name": parts[0], "memory": _int(parts[1]), "driver": parts[2]})
+            found.append(
+                {"name": parts[0], "memory": _int(parts[1]), "driver": parts[2]}
+            )
     return found, None
 
 
