@@ -126,10 +126,14 @@ def _print(args, diff) -> int:
                     for line in text.splitlines():
                         print(f"    {line}".rstrip())
     _section("Summary", diff.summary, _value)
-    if diff.provenance:
-        _section("Git", diff.git, _git_value)
-        _section("Environment", diff.environment, _value)
-        _section("Packages", diff.packages, _package_value)
+    # Where the runs came from: only what differs (most runs share it).
+    for title, changes, fmt in (
+        ("Git", diff.git, _git_value),
+        ("Environment", diff.environment, _value),
+        ("Packages", diff.packages, _package_value),
+    ):
+        if changes:
+            _section(title, changes, fmt)
     return 0
 
 
@@ -201,7 +205,7 @@ def _diff_data(diff) -> dict:
 
     data: dict[str, Any] = {"a": _ident(diff.a), "b": _ident(diff.b)}
     for field in dataclasses.fields(type(diff)):
-        if field.name in ("a", "b", "provenance"):
+        if field.name in ("a", "b"):
             continue
         data[field.name] = [
             {"key": c.key, "change": c.kind, "old": c.old, "new": c.new}

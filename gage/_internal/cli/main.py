@@ -30,7 +30,9 @@ files read-only and writes a manifest of their sha256 digests.
 applied, dependency digests and the exact upstream runs) are compared
 with the completed runs in the runs dir. When one has the same inputs,
 the run is not needed: that run is named, nothing is staged and nothing
-runs (exit 0).
+runs (exit 0). The Python and packages the run had are not part of its
+inputs; --strict-env (or `provenance = { strict-env = true }`) asks for
+them too.
 
 Runs dir: --runs-dir, else $GAGE_RUNS, else "$runs-dir" in gage.toml
 (relative to gage.toml), else .gage/runs beside gage.toml.

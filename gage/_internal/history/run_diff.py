@@ -71,8 +71,6 @@ class RunDiff:
     git: tuple[Change, ...] = ()
     environment: tuple[Change, ...] = ()
     packages: tuple[Change, ...] = ()
-    provenance: bool = False
-    """Whether either run recorded where it came from (git, environment)."""
 
     def same(self) -> bool:
         return not any(
@@ -155,45 +153,37 @@ def _op_changes(a: Run, b: Run) -> tuple[Change, ...]:
 
 def _provenance_changes(
     a: Run, b: Run
-) -> tuple[tuple[Change, ...], tuple[Change, ...], tuple[Change, ...], bool]:
+) -> tuple[tuple[Change, ...], tuple[Change, ...], tuple[Change, ...]]:
     """Git (commit, branch, dirty, diff digest), environment (python,
-    host) and package (name -> version) changes; whether either run
-    recorded any."""
-    facts = [_provenance(run) for run in (a, b)]
+    host) and package (name -> version) changes."""
+    fa, fb = _provenance(a), _provenance(b)
     return (
-        _dict_changes(facts[0][0], facts[1][0]),
-        _dict_changes(facts[0][1], facts[1][1]),
-        _dict_changes(facts[0][2], facts[1][2]),
-        any(f[3] for f in facts),
+        _dict_changes(fa[0], fb[0]),
+        _dict_changes(fa[1], fb[1]),
+        _dict_changes(fa[2], fb[2]),
     )
 
 
-def _provenance(
-    run: Run,
-) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any], bool]:
-    def read(f: Any) -> dict[str, Any] | None:
+def _provenance(run: Run) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    def read(f: Any) -> dict[str, Any]:
         try:
             data = f(run)
         except (OSError, ValueError):
-            return None
-        return data if isinstance(data, dict) else None
+            return {}
+        return data if isinstance(data, dict) else {}
 
     git_data, env_data = read(run_meta.read_git), read(run_meta.read_environment)
-    git = {
-        k: v
-        for k, v in (git_data or {}).items()
-        if k in ("status", "commit", "branch", "dirty")
-    }
-    if (git_data or {}).get("dirty"):
-        git["diff"] = ((git_data or {}).get("diff") or {}).get("sha256")
-    python = (env_data or {}).get("python") or {}
+    keys = ("status", "commit", "branch", "dirty")
+    git = {k: v for k, v in git_data.items() if k in keys}
+    if git_data.get("dirty"):
+        git["diff"] = (git_data.get("diff") or {}).get("sha256")
+    python = env_data.get("python") or {}
     env = {
         "python": python.get("version"),
-        "host": ((env_data or {}).get("host") or {}).get("host"),
+        "host": (env_data.get("host") or {}).get("host"),
     }
     packages = python.get("packages") or {}
-    recorded = git_data is not None or env_data is not None
-    return git, {k: v for k, v in env.items() if v is not None}, packages, recorded
+    return git, {k: v for k, v in env.items() if v is not None}, packages
 
 
 def _upstream_changes(a: Run, b: Run) -> tuple[Change, ...]:
