@@ -150,7 +150,7 @@ def _stage_and_run(
     print(f"Batch {batch_id}: {common.count(n, 'trial')} of {opdef.name}")
     rows: list[list[str]] = []
     staged = []
-    accept = common.needed_filter(args, gf, opdef, gagefile.op_cmd(opdef))
+    accept = common.needed_filter(args, gf, home, opdef, gagefile.op_cmd(opdef))
     for i, config in enumerate(configs, 1):
         inputs = None
         if args.needed:

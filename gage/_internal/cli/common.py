@@ -148,7 +148,7 @@ def count(n: int, noun: str) -> str:
     return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
-def needed_filter(args, gf, opdef, cmd):
+def needed_filter(args, gf, home, opdef, cmd):
     """What else a completed run must match for `--needed`: with
     `--strict-env` (or the op's `strict-env`), the Python and packages
     the op's command has now (None: nothing else). Reads the provenance
@@ -162,4 +162,4 @@ def needed_filter(args, gf, opdef, cmd):
     if not (args.needed and (args.strict_env or settings.strict_env)):
         return None
     env = dict(os.environ, **cmd.env)
-    return provenance.packages_filter(cmd.args, env, gf.project_dir)
+    return provenance.packages_filter(cmd.args, env, gf.project_dir, home)

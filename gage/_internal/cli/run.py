@@ -72,7 +72,7 @@ def _cmd_run(args) -> int:
     if args.preview:
         return _preview(gf, opdef, cmd, config, assigns, home)
     inputs = None
-    accept = common.needed_filter(args, gf, opdef, cmd)
+    accept = common.needed_filter(args, gf, home, opdef, cmd)
     if args.needed:
         # Decided before anything is staged (see op_inputs).
         inputs = op_inputs.op_inputs(home, gf.project_dir, opdef, config)

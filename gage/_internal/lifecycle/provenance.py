@@ -30,7 +30,7 @@ from typing import Any, Callable, Mapping, Sequence
 from ..project import provenance_spec
 from ..store import run_meta
 from ..types import OpDef, Run
-from ..util import git_state, machine
+from ..util import git_state, machine, python_env
 
 __all__ = [
     "Pending",
@@ -111,22 +111,29 @@ def begin_environment(run: Run, args: Sequence[str], env: Mapping[str, str]) -> 
     def write(facts: dict[str, Any]) -> None:
         run_meta.write_environment(run, facts)
 
-    return Pending(lambda: environment(args, env, run.run_dir, settings.env), write)
+    cache = run_meta.python_cache_path(run.runs_home)
+    return Pending(
+        lambda: environment(args, env, run.run_dir, settings.env, cache), write
+    )
 
 
 def environment(
-    args: Sequence[str], env: Mapping[str, str], cwd: str, names: Sequence[str]
+    args: Sequence[str],
+    env: Mapping[str, str],
+    cwd: str,
+    names: Sequence[str],
+    cache: str | None = None,
 ) -> dict[str, Any]:
     """The facts `environment.json` holds (see run_meta.write_environment)."""
     t0 = time.monotonic()
     notes: list[str] = []
-    program, is_python = machine.command_python(args, env, cwd)
+    program, is_python = python_env.command_python(args, env, cwd)
     gpus: list[Any] = []
     gpu_thread = threading.Thread(target=lambda: gpus.append(machine.gpus(env)))
     gpu_thread.start()
     python = None
     if is_python and program:
-        python = machine.python_facts(program, env, cwd)
+        python = python_env.python_facts(program, env, cwd, cache)
         if "note" in python:
             notes.append(python.pop("note"))
             python = None
@@ -165,8 +172,8 @@ def columns(run: Run) -> dict[str, Any]:
     vals: dict[str, Any] = {}
     git = _read(run_meta.read_git, run) or {}
     for key in ("commit", "branch", "dirty", "remote"):
-        if key in git:
-            vals[f"git.{key}"] = git[key]
+        if key in git or git.get("status") == "ok":
+            vals[f"git.{key}"] = git.get(key)  # None: no commit, detached
     envd = _read(run_meta.read_environment, run) or {}
     python = envd.get("python") or {}
     if python.get("version"):
@@ -197,15 +204,16 @@ def packages(run: Run) -> dict[str, str] | None:
 
 
 def packages_filter(
-    args: Sequence[str], env: Mapping[str, str], cwd: str
+    args: Sequence[str], env: Mapping[str, str], cwd: str, runs_home: str
 ) -> Callable[[Run], bool] | None:
     """For `--needed --strict-env`: a test that a completed run's Python
     had the packages (and version) the command's Python has now; None
     when the command is not Python (nothing to compare)."""
-    program, is_python = machine.command_python(args, env, cwd)
+    program, is_python = python_env.command_python(args, env, cwd)
     if not (is_python and program):
         return None
-    now = machine.python_facts(program, env, cwd)
+    cache = run_meta.python_cache_path(runs_home)
+    now = python_env.python_facts(program, env, cwd, cache)
     if "note" in now:
         return None
     want = (now.get("version"), now.get("packages"))

@@ -85,6 +85,7 @@ __all__ = [
     "proc_lock_path",
     "hash_cache_path",
     "runs_index_path",
+    "python_cache_path",
     "object_path",
     "objects_dir",
     "objects_tmp_dir",
@@ -234,6 +235,12 @@ def runs_index_path(runs_home: str) -> str:
     writing it does not change the runs home's mtime, which tells the
     index that runs came or went."""
     return os.path.join(runs_home, ".gage-index", "runs.sqlite3")
+
+
+def python_cache_path(runs_home: str) -> str:
+    """What interpreters said of their packages (`util.python_env`): a
+    cache beside the runs index."""
+    return os.path.join(runs_home, ".gage-index", "pythons.json")
 
 
 OBJECTS_DIR = ".objects"

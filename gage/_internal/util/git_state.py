@@ -95,30 +95,45 @@ def git_state(
     try:
         return _state(call, diff_limit, t0)
     except _OutOfTime as e:
+        call.close()
         return GitState(
             "error",
             note=f"git took longer than {budget:g} s ({e}): git state not recorded",
             seconds=time.monotonic() - t0,
         )
     except _GitFailed as e:
+        call.close()
         return GitState("error", note=str(e), seconds=time.monotonic() - t0)
 
 
 def _state(call: _Caller, diff_limit: int, t0: float) -> GitState:
-    code, out = call("rev-parse", "--is-inside-work-tree", "--show-prefix")
+    # Three reads at once (a process each; none waits for another).
+    where = call.start("rev-parse", "--is-inside-work-tree", "--show-prefix")
+    status = call.start(
+        "status",
+        "--porcelain=v2",
+        "--branch",
+        "--untracked-files=no",
+        "--ignore-submodules=dirty",
+    )
+    remotes = call.start("config", "--get-regexp", r"^remote\..*\.url$")
+    code, out = call.result(where)
     lines = out.decode("utf-8", "replace").splitlines()
     if code != 0 or not lines or lines[0] != "true":
+        call.result(status)
+        call.result(remotes)
         return GitState("not-a-repo", seconds=time.monotonic() - t0)
     prefix = lines[1].rstrip("/") if len(lines) > 1 else ""
-    code, out = call("rev-parse", "-q", "--verify", "HEAD^{commit}")
-    commit = out.decode().strip() if code == 0 else None
-    code, out = call("symbolic-ref", "-q", "--short", "HEAD")
-    branch = out.decode("utf-8", "replace").strip() if code == 0 else None
-    remote = _remote(call)
-    base = commit or _EMPTY_TREE
-    code, diff, digest, size = call.diff(base, diff_limit)
+    code, out = call.result(status)
     if code != 0:
-        raise _GitFailed(f"git diff failed with exit code {code}")
+        raise _GitFailed(f"git status failed with exit code {code}")
+    commit, branch, changed = _parse_status(out.decode("utf-8", "replace"))
+    remote = _remote(*call.result(remotes))
+    diff, digest, size = b"", _EMPTY_SHA256, 0
+    if changed:
+        code, diff, digest, size = call.diff(commit or _EMPTY_TREE, diff_limit)
+        if code != 0:
+            raise _GitFailed(f"git diff failed with exit code {code}")
     return GitState(
         "ok",
         commit=commit,
@@ -133,8 +148,28 @@ def _state(call: _Caller, diff_limit: int, t0: float) -> GitState:
     )
 
 
-def _remote(call: _Caller) -> str | None:
-    code, out = call("config", "--get-regexp", r"^remote\..*\.url$")
+_EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
+
+
+def _parse_status(text: str) -> tuple[str | None, str | None, bool]:
+    """Commit (None before the first), branch (None when detached) and
+    whether any tracked file changed, from `git status --porcelain=v2
+    --branch`."""
+    commit = branch = None
+    changed = False
+    for line in text.splitlines():
+        if line.startswith("# branch.oid "):
+            oid = line[len("# branch.oid ") :]
+            commit = None if oid == "(initial)" else oid
+        elif line.startswith("# branch.head "):
+            head = line[len("# branch.head ") :]
+            branch = None if head == "(detached)" else head
+        elif line and not line.startswith("#"):
+            changed = True
+    return commit, branch, changed
+
+
+def _remote(code: int, out: bytes) -> str | None:
     if code != 0:
         return None
     urls = {}
@@ -171,31 +206,48 @@ class _Caller:
             GIT_TERMINAL_PROMPT="0",
             LC_ALL="C",
         )
+        self.procs: list[subprocess.Popen[bytes]] = []
+        self.names: dict[int, str] = {}
         self.env.pop("GIT_DIR", None)
         self.env.pop("GIT_WORK_TREE", None)
 
     def _args(self, *args: str) -> list[str]:
         return [self.git, "-c", "core.fsmonitor=false", "--no-pager", *args]
 
-    def __call__(self, *args: str) -> tuple[int, bytes]:
-        left = self.deadline - time.monotonic()
-        if left <= 0:
-            raise _OutOfTime(f"before git {args[0]}")
+    def start(self, *args: str) -> subprocess.Popen[bytes]:
         try:
-            p = subprocess.run(
+            p = subprocess.Popen(
                 self._args(*args),
                 cwd=self.cwd,
                 env=self.env,
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.DEVNULL,
-                timeout=left,
             )
-        except subprocess.TimeoutExpired:
-            raise _OutOfTime(f"git {args[0]}") from None
         except OSError as e:
             raise _GitFailed(f"cannot run git: {e.strerror or e}") from None
-        return p.returncode, p.stdout
+        self.procs.append(p)
+        self.names[p.pid] = args[0]
+        return p
+
+    def close(self) -> None:
+        """Kill and reap every call still running (out of time)."""
+        for p in self.procs:
+            if p.poll() is None:
+                p.kill()
+            p.communicate()
+
+    def result(self, p: subprocess.Popen[bytes]) -> tuple[int, bytes]:
+        """Exit code and output of a started call, by the deadline (else
+        it is killed and the state is out of time)."""
+        left = max(0.0, self.deadline - time.monotonic())
+        try:
+            out, _err = p.communicate(timeout=left)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.communicate()
+            raise _OutOfTime(f"git {self.names.get(p.pid, '')}".rstrip()) from None
+        return p.returncode, out
 
     def diff(self, base: str, limit: int) -> tuple[int, bytes, str, int]:
         """`git diff` of tracked files from `base`: exit code, the first
