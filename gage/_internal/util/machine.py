@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 from typing import Any, Mapping
 
@@ -25,7 +24,7 @@ def host_facts() -> dict[str, Any]:
         "os": u.sysname,
         "release": u.release,
         "machine": u.machine,
-        "host": socket.gethostname(),
+        "host": u.nodename,
         "cpus": os.cpu_count(),
     }
     distro = _os_release()

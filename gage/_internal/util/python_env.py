@@ -26,7 +26,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import time
 from typing import Any, Mapping, Sequence
@@ -199,7 +198,7 @@ def _cache_key(exe: str, env: Mapping[str, str]) -> str | None:
         st = os.stat(real)
     except OSError:
         return None
-    parts = [exe, real, str(st.st_size), str(st.st_mtime_ns), socket.gethostname()]
+    parts = [exe, real, str(st.st_size), str(st.st_mtime_ns), os.uname().nodename]
     parts += [f"{name}={env.get(name)}" for name in _PATH_ENV]
     return "\0".join(parts)
 
