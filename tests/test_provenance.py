@@ -248,6 +248,7 @@ def test_python_facts_cached_until_a_path_changes(tmp_path):
     old = time.time() - 60
     os.utime(pkgs, (old, old))
     env = dict(os.environ, PYTHONPATH=str(pkgs))
+    (tmp_path / "home").mkdir()
     cache = str(tmp_path / "home" / "pythons.json")
     cwd = tmp_path / "run"
     cwd.mkdir()
@@ -278,6 +279,12 @@ def test_python_facts_cached_until_a_path_changes(tmp_path):
         ]
     )
     assert calls() == 3
+
+
+def test_python_cache_makes_no_dir(tmp_path):
+    cache = tmp_path / "home" / ".gage-index" / "pythons.json"
+    python_env.python_facts(sys.executable, dict(os.environ), str(tmp_path), str(cache))
+    assert not (tmp_path / "home").exists()
 
 
 def test_python_facts_failure_is_a_note(tmp_path):

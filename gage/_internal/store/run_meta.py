@@ -239,7 +239,7 @@ def runs_index_path(runs_home: str) -> str:
 
 def python_cache_path(runs_home: str) -> str:
     """What interpreters said of their packages (`util.python_env`): a
-    cache beside the runs index."""
+    cache beside the runs index, kept once the index's dir exists."""
     return os.path.join(runs_home, ".gage-index", "pythons.json")
 
 

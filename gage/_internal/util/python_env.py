@@ -10,7 +10,7 @@ named as PEP 503 normalizes them. The working directory (`sys.path[0]`
 of a script run there) is scanned here.
 
 A Python costs tens of milliseconds to start. With `cache` (a file
-path), what it said is kept, keyed by the interpreter (path, size,
+path in a dir that exists: none is made), what it said is kept, keyed by the interpreter (path, size,
 mtime), the host and the env vars that change `sys.path`, with the
 mtime of every `sys.path` directory (and of the user site, existing or
 not): a package installed, removed or upgraded changes its directory's
@@ -32,7 +32,7 @@ from typing import Any, Mapping, Sequence
 
 __all__ = ["PYTHON_TIMEOUT", "command_python", "python_facts"]
 
-PYTHON_TIMEOUT = 10.0
+PYTHON_TIMEOUT = 5.0
 
 _RACY_NS = 2_000_000_000
 _CACHE_ENTRIES = 16
@@ -227,8 +227,9 @@ def _store(cache: str, key: str, facts: dict[str, Any]) -> None:
     entries.pop(key, None)
     entries[key] = facts
     kept = dict(list(entries.items())[-_CACHE_ENTRIES:])
+    if not os.path.isdir(os.path.dirname(cache)):
+        return  # its dir is made by its owner, never here
     try:
-        os.makedirs(os.path.dirname(cache), exist_ok=True)
         file_util.write_atomic(cache, json.dumps(kept).encode("utf-8"), 0o644)
     except OSError:
         pass  # a cache: the next run asks again
