@@ -43,17 +43,32 @@ __all__ = [
 
 
 class Pending:
-    """Facts being read in a thread; `finish()` waits and writes them."""
+    """Facts being read in a thread; `finish()` waits and writes them.
+    A failure to read them is logged (`log`), never raised: a run's
+    record does without them."""
 
-    def __init__(self, read: Callable[[], Any] | None, write: Callable[[Any], None]):
+    def __init__(
+        self,
+        read: Callable[[], Any] | None,
+        write: Callable[[Any], None],
+        log: Callable[[str], None] | None = None,
+    ):
         self._result: list[Any] = []
+        self._error: list[BaseException] = []
         self._write = write
+        self._log = log
         self._thread = None
         if read is not None:
             self._thread = threading.Thread(
-                target=lambda: self._result.append(read()), daemon=True
+                target=self._read, args=(read,), daemon=True
             )
             self._thread.start()
+
+    def _read(self, read: Callable[[], Any]) -> None:
+        try:
+            self._result.append(read())
+        except Exception as e:
+            self._error.append(e)
 
     def finish(self) -> None:
         if self._thread is None:
@@ -62,6 +77,8 @@ class Pending:
         self._thread = None
         if self._result:
             self._write(self._result[0])
+        elif self._error and self._log:
+            self._log(f"WARNING: provenance not recorded: {self._error[0]!r}")
 
 
 _NOTHING = Pending(None, lambda _r: None)
@@ -88,7 +105,8 @@ def begin_git(run: Run, project_dir: str, opdef: OpDef) -> Pending:
         if state.note:
             run_meta.runner_log(run).info(f"Git state: {state.note}")
 
-    return Pending(lambda: git_state.git_state(project_dir), write)
+    log = run_meta.runner_log(run).info
+    return Pending(lambda: git_state.git_state(project_dir), write, log)
 
 
 # ---------------------------------------------------------------------------
@@ -113,7 +131,9 @@ def begin_environment(run: Run, args: Sequence[str], env: Mapping[str, str]) -> 
 
     cache = run_meta.python_cache_path(run.runs_home)
     return Pending(
-        lambda: environment(args, env, run.run_dir, settings.env, cache), write
+        lambda: environment(args, env, run.run_dir, settings.env, cache),
+        write,
+        log.info,
     )
 
 
