@@ -131,6 +131,20 @@ def test_subdir_and_remote_credentials(tmp_path):
     assert "pw" not in json.dumps(state.data())
 
 
+@needs_git
+def test_repo_of_another_user(tmp_path):
+    if os.getuid() != 0:
+        pytest.skip("making a repo another user owns needs root")
+    repo = _repo(tmp_path / "r")
+    nobody = __import__("pwd").getpwnam("nobody").pw_uid
+    for root, dirs, files in os.walk(repo):
+        for name in dirs + files + ["."]:
+            os.lchown(os.path.join(root, name), nobody, -1)
+    state = git_state.git_state(str(repo))
+    assert state.status == "error"
+    assert "dubious ownership" in (state.note or "")
+
+
 def test_strip_credentials():
     strip = git_state.strip_credentials
     assert strip("https://user:secret@host/x.git") == "https://host/x.git"
@@ -472,3 +486,19 @@ def test_cli_strict_env_needs_needed(tmp_path):
     p = _gage(project, "run", "-y", "--strict-env", env={"GAGE_RUNS": str(tmp_path)})
     assert p.returncode == 2
     assert "--strict-env applies to --needed" in p.stderr
+
+
+def test_repro_strict_env_op(tmp_path):
+    toml = '[t]\nexec = "python t.py"\nprovenance = { strict-env = true }\n'
+    project = _project(tmp_path / "p", toml, {"t.py": "print('t')\n"})
+    pkgs = tmp_path / "pkgs"
+    (pkgs / "numpy-1.0.dist-info").mkdir(parents=True)
+    env = {"GAGE_RUNS": str(tmp_path / "runs"), "PYTHONPATH": str(pkgs)}
+    assert _gage(project, "run", "-y", "-q", env=env).returncode == 0
+    p = _gage(project, "repro", "--dry", env=env)
+    assert "up to date" in p.stdout, p.stdout + p.stderr
+    os.rename(pkgs / "numpy-1.0.dist-info", pkgs / "numpy-2.0.dist-info")
+    p = _gage(project, "repro", "--dry", env=env)
+    assert "the Python or packages differ (strict-env)" in p.stdout, p.stdout
+    p = _gage(project, "run", "-y", "--needed", env=env)
+    assert p.stdout.startswith("Running t as"), p.stdout

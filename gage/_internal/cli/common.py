@@ -158,8 +158,10 @@ def needed_filter(args, gf, home, opdef, cmd):
 
     if getattr(args, "strict_env", False) and not args.needed:
         raise usage("--strict-env applies to --needed")
-    settings = provenance.op_settings(opdef)
-    if not (args.needed and (args.strict_env or settings.strict_env)):
+    provenance.op_settings(opdef)  # a bad user config: before staging
+    if not args.needed:
         return None
     env = dict(os.environ, **cmd.env)
-    return provenance.packages_filter(cmd.args, env, gf.project_dir, home)
+    return provenance.strict_filter(
+        opdef, cmd.args, env, gf.project_dir, home, args.strict_env
+    )

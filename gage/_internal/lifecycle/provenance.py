@@ -39,6 +39,7 @@ __all__ = [
     "columns",
     "op_settings",
     "packages_filter",
+    "strict_filter",
 ]
 
 
@@ -244,3 +245,18 @@ def packages_filter(
         return (python.get("version"), python.get("packages")) == want
 
     return accept
+
+
+def strict_filter(
+    opdef: OpDef,
+    args: Sequence[str],
+    env: Mapping[str, str],
+    cwd: str,
+    runs_home: str,
+    strict: bool = False,
+) -> Callable[[Run], bool] | None:
+    """The package test (`packages_filter`) when `strict` (`--strict-env`)
+    or the op's `strict-env` asks for it, else None."""
+    if not (strict or op_settings(opdef).strict_env):
+        return None
+    return packages_filter(args, env, cwd, runs_home)

@@ -145,9 +145,14 @@ def _decide(
         return Step(
             op, "run", reasons=["staging hooks: its inputs are known once staged"]
         )
-    match = op_inputs.find_run(home, inputs)
+    accept = _strict(gf, home, opdef)
+    match = op_inputs.find_run(home, inputs, accept=accept)
     if match:
         return Step(op, "up to date", match)
+    same = op_inputs.find_run(home, inputs) if accept else None
+    if same:
+        reason = "the Python or packages differ (strict-env)"
+        return Step(op, "run", same, [reason])
     closest = op_inputs.closest_run(home, inputs)
     if closest is None:
         return Step(op, "run", reasons=[f"no completed run of {op}"])
@@ -271,7 +276,8 @@ def _start_op(
     inputs = None
     if not force:
         inputs = op_inputs.op_inputs(home, gf.project_dir, opdef, config, upstream)
-        match = op_inputs.find_run(home, inputs) if inputs else None
+        accept = _strict(gf, home, opdef) if inputs else None
+        match = op_inputs.find_run(home, inputs, accept=accept) if inputs else None
         if match:
             return Step(op, "up to date", match)
     run = run_stage.make_run(home)
@@ -289,3 +295,14 @@ def _start_op(
             runs.delete_run(run)
             return Step(op, "up to date", match)
     return run
+
+
+def _strict(gf: gagefile.Gagefile, home: str, opdef: Any) -> Any:
+    """The package test of an op with `strict-env = true`, else None."""
+    import os
+
+    from ..lifecycle import provenance
+
+    cmd = gagefile.op_cmd(opdef)
+    env = dict(os.environ, **cmd.env)
+    return provenance.strict_filter(opdef, cmd.args, env, gf.project_dir, home)

@@ -222,7 +222,7 @@ class _Caller:
                 env=self.env,
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
-                stderr=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
             )
         except OSError as e:
             raise _GitFailed(f"cannot run git: {e.strerror or e}") from None
@@ -242,11 +242,17 @@ class _Caller:
         it is killed and the state is out of time)."""
         left = max(0.0, self.deadline - time.monotonic())
         try:
-            out, _err = p.communicate(timeout=left)
+            out, err = p.communicate(timeout=left)
         except subprocess.TimeoutExpired:
             p.kill()
             p.communicate()
             raise _OutOfTime(f"git {self.names.get(p.pid, '')}".rstrip()) from None
+        if p.returncode != 0 and b"safe.directory" in err:
+            raise _GitFailed(
+                "git refuses the repository: it is owned by another user "
+                "(dubious ownership); add it to git's safe.directory to record "
+                "its state"
+            )
         return p.returncode, out
 
     def diff(self, base: str, limit: int) -> tuple[int, bytes, str, int]:
