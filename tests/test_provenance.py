@@ -344,6 +344,7 @@ def test_command_not_found_still_records(tmp_path):
         run_util.start_run(run, quiet=True)
     envd = run_meta.read_environment(run)
     assert envd["command"] == {"program": "no-such-program-24", "python": False}
+    assert envd["notes"] == ["command no-such-program-24 not found on the run's PATH"]
 
 
 def test_env_list_and_python_of_the_run(tmp_path, monkeypatch):
@@ -376,6 +377,19 @@ def test_user_config_turns_it_off(tmp_path, monkeypatch):
     run = _run(tmp_path, ["sh", "hello.sh"], {"provenance": True})
     run_util.start_run(run, quiet=True)
     assert run_meta.read_environment(run) is not None
+
+
+def test_user_config_broken_after_staging(tmp_path, monkeypatch):
+    """At start, a user config that went bad is a warning; the op's own
+    setting still holds."""
+    run = _run(tmp_path, ["sh", "hello.sh"], {"provenance": False})
+    config = tmp_path / "config.toml"
+    config.write_text("[provenance\n")
+    monkeypatch.setenv("GAGE_CONFIG", str(config))
+    assert run_util.start_run(run, quiet=True) == 0
+    assert run_meta.read_environment(run) is None
+    with open(run_meta.run_meta_path(run, "log", "runner")) as f:
+        assert "cannot read the user config" in f.read()
 
 
 def test_bad_user_config(tmp_path, monkeypatch):

@@ -118,11 +118,12 @@ def begin_environment(run: Run, args: Sequence[str], env: Mapping[str, str]) -> 
     """Start reading the environment of the run's command `args` (run
     with `env` in the run dir); `finish()` writes `environment.json`."""
     log = run_meta.runner_log(run)
+    opdef = run_meta.read_opdef(run)
     try:
-        settings = op_settings(run_meta.read_opdef(run))
+        settings = op_settings(opdef)
     except provenance_spec.UserConfigError as e:
         log.info(f"WARNING: {e} (provenance recorded with the op's settings)")
-        settings = provenance_spec.ProvenanceSettings()
+        settings = provenance_spec.op_settings(opdef, user_config=False)
     if not settings.enabled:
         return _NOTHING
     env = dict(env)
@@ -158,11 +159,12 @@ def environment(
         if "note" in python:
             notes.append(python.pop("note"))
             python = None
-    elif args:
-        what = program or args[0]
+    elif program:
         notes.append(
-            f"command {os.path.basename(what)} is not Python: no interpreter facts"
+            f"command {os.path.basename(program)} is not Python: no interpreter facts"
         )
+    elif args:
+        notes.append(f"command {args[0]} not found on the run's PATH")
     gpu_thread.join()
     found, note = gpus[0] if gpus else ([], None)
     if note:

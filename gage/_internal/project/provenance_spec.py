@@ -94,11 +94,11 @@ def _env_problem(val: Any) -> str | None:
     return None
 
 
-def op_settings(opdef: OpDef) -> ProvenanceSettings:
+def op_settings(opdef: OpDef, user_config: bool = True) -> ProvenanceSettings:
     """The settings for runs of `opdef`: its `provenance` key over the
-    user config's over the defaults. UserConfigError for a bad user
-    config."""
-    user = _user_table()
+    user config's (unless not `user_config`) over the defaults.
+    UserConfigError for a bad user config."""
+    user = _user_table() if user_config else {}
     op = opdef.data.get("provenance")
     if op is False:
         return ProvenanceSettings(enabled=False)
