@@ -10,10 +10,18 @@ changes hit all alike:
 - `gage run` with provenance on (git state at staging, the run's Python
   asked for its packages at start, host facts), in a runs home in use
   (its index dir exists, so what the Python said is cached there)
-- the same in a fresh runs home of its own, where nothing is cached (the
-  Python is asked every time)
+- the same with that cache removed before each run (the Python is asked
+  every time, as in a runs home with no index yet)
 
-Target: provenance adds under 50 ms to the median run. The op's command
+Each run is timed in wall time and in CPU time (user + system of the
+process and all its children: gage, git, the run, the interpreter
+query). On a machine shared by many (the load changes from one second
+to the next) CPU time is the steadier figure: a wall-time difference of
+a few tens of ms is within the noise there.
+
+Target: provenance adds under 50 ms to the median run, in wall time or,
+when the machine is loaded (the wall times of `python -c pass` spread
+over more than 2x), in CPU time. The op's command
 is `python -c pass`, the worst case: the interpreter query runs while
 the command starts, and a command that ends at once leaves it nothing
 to hide behind.
@@ -24,6 +32,7 @@ Exits 1 when the target is missed.
 from __future__ import annotations
 
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -60,7 +69,6 @@ def main() -> int:
     env["PATH"] = BIN + os.pathsep + env.get("PATH", "")
     project = tempfile.mkdtemp(prefix="gage-bench-prov-")
     runs = tempfile.mkdtemp(prefix="gage-bench-prov-runs-")
-    fresh = tempfile.mkdtemp(prefix="gage-bench-prov-fresh-")
     env["GAGE_RUNS"] = runs
     try:
         _make_project(project, env)
@@ -69,43 +77,51 @@ def main() -> int:
             "python -c pass": [sys.executable, "-c", "pass"],
             "gage run (off)": [GAGE, "run", "off", "-y", "-q"],
             "gage run (on)": [GAGE, "run", "on", "-y", "-q"],
-            "gage run (on, no cache)": [
-                GAGE,
-                "run",
-                "on",
-                "-y",
-                "-q",
-                "--runs-dir",
-                fresh,
-            ],
+            "gage run (on, no cache)": [GAGE, "run", "on", "-y", "-q"],
         }
         times: dict[str, list[float]] = {name: [] for name in cmds}
+        cpus: dict[str, list[float]] = {name: [] for name in cmds}
+        cache = os.path.join(runs, ".gage-index", "pythons.json")
         for name, cmd in cmds.items():  # warm up: bytecode, disk cache
             _time(cmd, project, env)
         for _ in range(ROUNDS):
             for name, cmd in cmds.items():
-                times[name].append(_time(cmd, project, env))
+                if name.endswith("no cache)") and os.path.exists(cache):
+                    os.unlink(cache)
+                wall, cpu = _time(cmd, project, env)
+                times[name].append(wall)
+                cpus[name].append(cpu)
     finally:
         shutil.rmtree(project, ignore_errors=True)
         delete_temp_dir(runs)
-        delete_temp_dir(fresh)
     med = {name: statistics.median(t) for name, t in times.items()}
+    cpu = {name: statistics.median(t) for name, t in cpus.items()}
     for name, t in times.items():
         print(
             f"{name:24} median {med[name] * 1000:7.1f} ms   best {min(t) * 1000:7.1f} ms"
+            f"   cpu {cpu[name] * 1000:7.1f} ms"
         )
-    off, on = med["gage run (off)"], med["gage run (on)"]
-    added = on - off
-    ok = added < TARGET
-    cold = med["gage run (on, no cache)"]
-    print(f"gage run, provenance on / off: {on / off:.2f}x")
+    off, on, cold = (med[f"gage run ({n})"] for n in ("off", "on", "on, no cache"))
+    c_off, c_on, c_cold = (
+        cpu[f"gage run ({n})"] for n in ("off", "on", "on, no cache")
+    )
+    floor = times["python -c pass"]
+    loaded = max(floor) > 2 * min(floor)
     print(
-        f"gage run, provenance on, nothing cached / off: {cold / off:.2f}x "
-        f"({(cold - off) * 1000:.0f} ms)"
+        f"gage run, provenance on / off: wall {on / off:.2f}x, cpu {c_on / c_off:.2f}x"
     )
     print(
-        f"provenance adds {added * 1000:.0f} ms to a run "
-        f"(target < {TARGET * 1000:.0f} ms) {'ok' if ok else 'MISSED'}"
+        f"gage run, on, nothing cached / off: wall {cold / off:.2f}x, "
+        f"cpu {c_cold / c_off:.2f}x ({(c_cold - c_off) * 1000:.0f} ms cpu)"
+    )
+    added = (c_on - c_off) if loaded else (on - off)
+    what = "cpu (machine loaded)" if loaded else "wall"
+    ok = added < TARGET
+    print(
+        f"provenance adds {(on - off) * 1000:.0f} ms wall, "
+        f"{(c_on - c_off) * 1000:.0f} ms cpu to a run; by {what}: "
+        f"{added * 1000:.0f} ms (target < {TARGET * 1000:.0f} ms) "
+        f"{'ok' if ok else 'MISSED'}"
     )
     return 0 if ok else 1
 
@@ -130,10 +146,15 @@ def _make_project(project: str, env: dict[str, str]) -> None:
         f.write("y = 1\n")
 
 
-def _time(cmd: list[str], cwd: str, env: dict[str, str]) -> float:
+def _time(cmd: list[str], cwd: str, env: dict[str, str]) -> tuple[float, float]:
+    """Wall and CPU seconds (the process and its children) of `cmd`."""
+    r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     subprocess.run(cmd, cwd=cwd, env=env, check=True, stdout=subprocess.DEVNULL)
-    return time.perf_counter() - t0
+    wall = time.perf_counter() - t0
+    r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
+    return wall, cpu
 
 
 if __name__ == "__main__":
