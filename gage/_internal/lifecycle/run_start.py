@@ -114,11 +114,13 @@ def _start_locked(
         env = _run_env(run)
         if on_start:
             on_start()
+        # Read while the command starts, written before finalize; begun
+        # before `started` so that nothing lies between it and the
+        # command's signal handling.
+        environment = provenance.begin_environment(run, args, env)
         write_timestamp(run, "started")
         log.info(f"Starting run {run.id}: {shlex.join(args)}")
         output, _index = run_meta.output_paths(run, "run")
-        # Read while the command starts; written before finalize.
-        environment = provenance.begin_environment(run, args, env)
         try:
             exit_code = run_exec.exec_proc(
                 args,
