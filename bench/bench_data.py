@@ -117,10 +117,7 @@ def _bench(tmp: str, size_mib: int, rounds: int) -> int:
     with open(os.path.join(many, "gage.toml"), "w") as f:
         # The default rules with max-matches raised (as bench_staging):
         # the 5,000 source files are selected and .venv is pruned.
-        f.write(
-            '[train]\nexec = "python -c pass"\n'
-            f"sourcecode = {json.dumps(RULES)}\n"
-        )
+        f.write(f'[train]\nexec = "python -c pass"\nsourcecode = {json.dumps(RULES)}\n')
     many_home = os.path.join(tmp, "runs-many")
     _gage_run(many, many_home, "train")
     many_repeat = _median(5, lambda i: _gage_run(many, many_home, "train"))

@@ -112,7 +112,9 @@ def _make_runs(home: str, n: int) -> list[str]:
     return names
 
 
-def _bench(cmds: dict[str, list[str]], cwd: str, env: dict[str, str]) -> dict[str, float]:
+def _bench(
+    cmds: dict[str, list[str]], cwd: str, env: dict[str, str]
+) -> dict[str, float]:
     times: dict[str, list[float]] = {name: [] for name in cmds}
     for cmd in cmds.values():  # warm up
         _time(cmd, cwd, env)
@@ -169,7 +171,9 @@ def _time(cmd: list[str], cwd: str, env: dict[str, str]) -> float:
     p = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True)
     elapsed = time.perf_counter() - start
     if p.returncode != 0:
-        raise SystemExit(f"{' '.join(cmd)} failed ({p.returncode}): {p.stderr.decode()}")
+        raise SystemExit(
+            f"{' '.join(cmd)} failed ({p.returncode}): {p.stderr.decode()}"
+        )
     return elapsed
 
 

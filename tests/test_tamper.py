@@ -135,11 +135,16 @@ _KINDS = {
 }
 
 _META_CASES = [
-    ("train", name, kind) for name in SEALED_META + ("seal",) for kind in _KINDS
+    ("train", name, kind)
+    for name in SEALED_META + ("seal",)
+    for kind in _KINDS
+    if name != "git.diff"  # only a run staged from a dirty git tree has one
 ] + [
     # Sealed meta files a run did not have, added after staging.
     ("plain", "config.json", "add"),
     ("plain", "deps.json", "add"),
+    ("plain", "git.diff", "add"),
+    ("train", "environment.json", "add"),
     # Files only a start writes, planted in a run not started.
     ("train", "summary.json", "add"),
     ("train", "exit_code", "add"),

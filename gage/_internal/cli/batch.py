@@ -145,8 +145,15 @@ def _stage_and_run(
     print(f"Batch {batch_id}: {common.count(n, 'trial')} of {opdef.name}")
     rows: list[list[str]] = []
     staged = []
+    from ..project import gagefile
+
+    accept = common.needed_filter(args, gf, home, opdef, gagefile.op_cmd(opdef))
     for i, config in enumerate(configs, 1):
-        found = stage_op.lookup(gf, home, opdef, config) if args.needed else None
+        found = (
+            stage_op.lookup(gf, home, opdef, config, accept=accept)
+            if args.needed
+            else None
+        )
         one = stage_op.stage_op(
             gf, home, opdef, config, found, batch=batch_id, warn=common.warn
         )

@@ -143,3 +143,22 @@ def usage(msg: str):
 
 def count(n: int, noun: str) -> str:
     return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
+def needed_filter(args, gf, home, opdef, cmd):
+    """What else a completed run must match for `--needed`: with
+    `--strict-env` (or the op's `strict-env`), the Python and packages
+    the op's command has now (None: nothing else). Reads the provenance
+    settings first, so a bad user config stops before anything is
+    staged."""
+    from ..lifecycle import provenance
+
+    if getattr(args, "strict_env", False) and not args.needed:
+        raise usage("--strict-env applies to --needed")
+    provenance.op_settings(opdef)  # a bad user config: before staging
+    if not args.needed:
+        return None
+    env = dict(os.environ, **cmd.env)
+    return provenance.strict_filter(
+        opdef, cmd.args, env, gf.project_dir, home, args.strict_env
+    )

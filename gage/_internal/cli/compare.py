@@ -19,7 +19,9 @@ runs' shows, an op name for its latest run); no RUN: every run (of
 --cols names the columns: config keys, summary keys and run attributes
 (id, name, op, status, started, time, label), comma separated. A plain
 name is a config key if a run has it, else a summary key;
-`config.NAME` and `summary.NAME` name one explicitly.
+`config.NAME` and `summary.NAME` name one explicitly. Where a run came
+from: git.commit, git.branch, git.dirty, git.remote, python, host and
+pkg.NAME (the version of package NAME the run's Python had).
 
 --sort COL sorts by a column (ascending); -COL sorts descending. Runs
 without a value come last, shown as '-'. --top N keeps the first N rows

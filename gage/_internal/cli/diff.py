@@ -11,8 +11,11 @@ _HELP = """\
 Show what differs from RUN1 to RUN2: the op, config, dependencies (the
 upstream run each run-files dependency used, and each dependency file by
 digest), source code, runtime and generated files (by digest, from the
-manifests: changed, added, removed) and summaries. --files adds a
-unified diff for each text file that differs.
+manifests: changed, added, removed) and summaries; for runs that
+recorded where they came from, the git state (commit, branch, dirty or
+clean, the diff's digest), the Python and host, and the packages added,
+removed and changed. --files adds a unified diff for each text file that
+differs.
 
 With one RUN (or none: the latest run), answers "why did this run?": it
 is compared with the run it would have matched, i.e. the completed run
@@ -123,6 +126,14 @@ def _print(args, diff) -> int:
                     for line in text.splitlines():
                         print(f"    {line}".rstrip())
     _section("Summary", diff.summary, _value)
+    # Where the runs came from: only what differs (most runs share it).
+    for title, changes, fmt in (
+        ("Git", diff.git, _git_value),
+        ("Environment", diff.environment, _value),
+        ("Packages", diff.packages, _package_value),
+    ):
+        if changes:
+            _section(title, changes, fmt)
     return 0
 
 
@@ -154,6 +165,30 @@ def _run_value(c) -> str:
         return "(none)" if x is None else f"run {x['name']} ({x['id'][:8]})"
 
     return f"{v(c.old)} -> {v(c.new)}"
+
+
+def _git_value(c) -> str:
+    if c.key in ("commit", "diff"):
+
+        def v(x):
+            return "(none)" if x is None else str(x)[:8]
+
+        return f"{v(c.old)} -> {v(c.new)}"
+    if c.key == "dirty":
+
+        def d(x):
+            return "(not recorded)" if x is None else ("dirty" if x else "clean")
+
+        return f"{d(c.old)} -> {d(c.new)}"
+    return _value(c)
+
+
+def _package_value(c) -> str:
+    if c.kind == "added":
+        return f"added ({c.new})"
+    if c.kind == "removed":
+        return f"removed ({c.old})"
+    return f"{c.old} -> {c.new}"
 
 
 def _digest(c) -> str:

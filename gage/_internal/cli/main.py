@@ -31,7 +31,9 @@ files read-only and writes a manifest of their sha256 digests.
 applied, dependency digests and the exact upstream runs) are compared
 with the completed runs in the runs dir. When one has the same inputs,
 the run is not needed: that run is named, nothing is staged and nothing
-runs (exit 0).
+runs (exit 0). The Python and packages the run had are not part of its
+inputs; --strict-env (or `provenance = { strict-env = true }`) asks for
+them too.
 
 Runs dir: --runs-dir, else $GAGE_RUNS, else "$runs-dir" in gage.toml
 (relative to gage.toml), else .gage/runs beside gage.toml.
@@ -212,6 +214,12 @@ def _add_run(sub: argparse._SubParsersAction, name: str, help: str) -> None:
         help="skip when a completed run has the same config and inputs",
     )
     run.add_argument(
+        "--strict-env",
+        action="store_true",
+        help="with --needed: the completed run must also have had the same "
+        "Python and packages as the op's command has now",
+    )
+    run.add_argument(
         "-y", "--yes", action="store_true", help="do not ask for confirmation"
     )
     run.add_argument(
@@ -279,6 +287,12 @@ def _add_show(sub: argparse._SubParsersAction, name: str, help: str) -> None:
     )
     show.add_argument(
         "--files", action="store_true", help="list the files in the manifest"
+    )
+    show.add_argument(
+        "--env",
+        action="store_true",
+        help="show the whole environment: git state, interpreter, every "
+        "package, machine, GPUs, env vars",
     )
     show.add_argument(
         "--json", action="store_true", help="print the run record as JSON"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import sys
 
+from . import common
 from .common import (
     count,
     error,
@@ -46,9 +47,10 @@ def _cmd_run(args) -> int:
     from ..lifecycle import stage_op
 
     found = None
+    accept = common.needed_filter(args, gf, home, opdef, gagefile.op_cmd(opdef))
     if args.needed:
         # Decided before anything is staged (see op_inputs).
-        found = stage_op.lookup(gf, home, opdef, config)
+        found = stage_op.lookup(gf, home, opdef, config, accept=accept)
         if found.match:
             return _not_needed(args, found.match)
     if config:

@@ -125,6 +125,8 @@ def _cmd_show(args) -> int:
         record["slurm"] = run_meta.read_slurm(run)
         record["manifest_counts"] = _manifest_counts(manifest)
         record["scalars"] = scalars.read_aggs(run)
+        record["git"] = run_meta.read_git(run)
+        record["environment"] = run_meta.read_environment(run)
         if args.files:
             record["manifest"] = [e._asdict() for e in manifest]
         print(json.dumps(record, indent=2, sort_keys=True))
@@ -161,6 +163,9 @@ def _cmd_show(args) -> int:
 
         print("Comments:")
         print_comments(comments)
+    from . import provenance as cli_provenance
+
+    cli_provenance.print_environment(run, args.env)
     _show_output(run)
     return 0
 

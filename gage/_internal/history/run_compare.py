@@ -8,7 +8,10 @@ run attribute (`id`, `name`, `op`, `status`, `started`, `time`,
 `label`, `comments`). A plain name (`lr`, `loss`) resolves to config when a run has
 that config key, else to summary, else to a scalar aggregate, else to an
 attribute (`config.` and `summary.` name one explicitly). A nested summary (`{"val": {"loss": 1}}`) is flattened
-with dots (`summary.val.loss`).
+with dots (`summary.val.loss`). Where a run came from is read from its
+meta only when a column asks for it: `git.commit`, `git.branch`,
+`git.dirty`, `git.remote`, `python`, `host`, `pkg.NAME` (the version of
+package NAME its interpreter had).
 
 `compare` selects the columns, sorts (`-loss`: descending; runs without
 a value last), keeps the top N rows and drops columns whose values are
@@ -64,6 +67,10 @@ class Column:
         return f"{self.kind}.{self.key}"
 
 
+PROVENANCE_ATTRS = ("python", "host")
+PROVENANCE_KINDS = ("git", "pkg")
+
+
 @dataclass(frozen=True)
 class Row:
     """A run and its values, one per column of the table."""
@@ -83,7 +90,10 @@ class Table:
         import collections
 
         counts = collections.Counter(c.key for c in self.columns)
-        return [c.key if counts[c.key] == 1 else c.name for c in self.columns]
+        return [
+            c.key if counts[c.key] == 1 and c.kind not in PROVENANCE_KINDS else c.name
+            for c in self.columns
+        ]
 
 
 def compare(
@@ -104,6 +114,8 @@ def compare(
     records = [runs.run_record(i) if isinstance(i, Run) else i for i in items]
     run_list = [Run(r["id"], r["run_dir"], r["name"]) for r in records]
     values = [_values(r) for r in records]
+    if _wants_provenance([*(cols or []), *(sort or [])]):
+        _add_provenance(run_list, values)
     columns = parse_cols(cols, values) if cols is not None else _default_cols(values)
     sort_cols = [
         (parse_cols([spec.lstrip("-")], values)[0], spec.startswith("-"))
@@ -141,6 +153,21 @@ def _values(record: dict[str, Any]) -> dict[str, Any]:
     return vals
 
 
+def _wants_provenance(specs: Sequence[str]) -> bool:
+    for spec in specs:
+        for name in (s.strip().lstrip("-") for s in spec.split(",")):
+            if name in PROVENANCE_ATTRS or name.partition(".")[0] in PROVENANCE_KINDS:
+                return True
+    return False
+
+
+def _add_provenance(run_list: list[Run], values: list[dict[str, Any]]) -> None:
+    from ..lifecycle import provenance
+
+    for run, vals in zip(run_list, values):
+        vals.update(provenance.columns(run))
+
+
 def _default_cols(values: list[dict[str, Any]]) -> list[Column]:
     cols = [Column("attr", "op"), Column("attr", "status")]
     if any(v.get("label") for v in values):
@@ -166,6 +193,12 @@ def parse_cols(specs: Sequence[str], values: list[dict[str, Any]]) -> list[Colum
 def _col(name: str, values: list[dict[str, Any]]) -> Column:
     names = {n for v in values for n in v}
     kind, dot, key = name.partition(".")
+    if dot and kind in PROVENANCE_KINDS and key:
+        if name in names or not values:
+            return Column(kind, key)
+        raise CompareError(_unknown_msg(name, names), key=name)
+    if name in PROVENANCE_ATTRS:
+        return Column("attr", name)
     if dot and kind in ("config", "summary") and key:
         if name in names or not values:
             return Column(kind, key)
@@ -184,6 +217,12 @@ def _col(name: str, values: list[dict[str, Any]]) -> Column:
 
 def _unknown_msg(name: str, names: set[str]) -> str:
     known = sorted(n for n in names if "." in n)
+    if name.startswith("pkg."):
+        return (
+            f"no run recorded package '{name[4:]}' (pkg.NAME: the version of a "
+            "package the run's Python had; see gage show RUN --env)"
+        )
+    known = sorted(n for n in names if n.startswith(("config.", "summary.", "git.")))
     shown = ", ".join(known[:12]) + (", ..." if len(known) > 12 else "")
     return (
         f"no run has a column '{name}' (columns: {', '.join(ATTRS)}"

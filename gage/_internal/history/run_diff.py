@@ -68,6 +68,9 @@ class RunDiff:
     runtime: tuple[Change, ...]
     generated: tuple[Change, ...]
     summary: tuple[Change, ...]
+    git: tuple[Change, ...] = ()
+    environment: tuple[Change, ...] = ()
+    packages: tuple[Change, ...] = ()
 
     def same(self) -> bool:
         return not any(
@@ -81,6 +84,9 @@ class RunDiff:
                 "runtime",
                 "generated",
                 "summary",
+                "git",
+                "environment",
+                "packages",
             )
         )
 
@@ -102,6 +108,7 @@ def diff_runs(a: Run, b: Run) -> RunDiff:
         files["runtime"],
         files["generated"],
         _dict_changes(run_meta.read_summary(a), run_meta.read_summary(b)),
+        *_provenance_changes(a, b),
     )
 
 
@@ -142,6 +149,41 @@ def _op_changes(a: Run, b: Run) -> tuple[Change, ...]:
         return out
 
     return _dict_changes(facts(a), facts(b))
+
+
+def _provenance_changes(
+    a: Run, b: Run
+) -> tuple[tuple[Change, ...], tuple[Change, ...], tuple[Change, ...]]:
+    """Git (commit, branch, dirty, diff digest), environment (python,
+    host) and package (name -> version) changes."""
+    fa, fb = _provenance(a), _provenance(b)
+    return (
+        _dict_changes(fa[0], fb[0]),
+        _dict_changes(fa[1], fb[1]),
+        _dict_changes(fa[2], fb[2]),
+    )
+
+
+def _provenance(run: Run) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    def read(f: Any) -> dict[str, Any]:
+        try:
+            data = f(run)
+        except (OSError, ValueError):
+            return {}
+        return data if isinstance(data, dict) else {}
+
+    git_data, env_data = read(run_meta.read_git), read(run_meta.read_environment)
+    keys = ("status", "commit", "branch", "dirty")
+    git = {k: v for k, v in git_data.items() if k in keys}
+    if git_data.get("dirty"):
+        git["diff"] = (git_data.get("diff") or {}).get("sha256")
+    python = env_data.get("python") or {}
+    env = {
+        "python": python.get("version"),
+        "host": (env_data.get("host") or {}).get("host"),
+    }
+    packages = python.get("packages") or {}
+    return git, {k: v for k, v in env.items() if v is not None}, packages
 
 
 def _upstream_changes(a: Run, b: Run) -> tuple[Change, ...]:

@@ -35,7 +35,7 @@ import hashlib
 import json
 import os
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from ..store import hash_cache, run_meta
 from ..types import OpDef, Run
@@ -109,11 +109,13 @@ def _digest(data: Any) -> str:
 
 
 def opdef_digest(opdef: OpDef) -> str:
-    """sha256 of what an op definition makes a run do (not its description
-    nor where it runs)."""
-    return _digest(
-        {k: v for k, v in opdef.data.items() if k not in ("description", "slurm")}
-    )
+    """sha256 of what an op definition makes a run do (not its
+    description, nor what it records of where it ran, `provenance`, nor
+    where it runs, `slurm`)."""
+    return _digest({k: v for k, v in opdef.data.items() if k not in _NOT_INPUTS})
+
+
+_NOT_INPUTS = ("description", "provenance", "slurm")
 
 
 # ---------------------------------------------------------------------------
@@ -321,8 +323,14 @@ def read_inputs(run: Run) -> Inputs | None:
 # Lookup
 
 
-def find_run(runs_home: str, inputs: Inputs, exclude: Run | None = None) -> Run | None:
-    """The newest completed run in `runs_home` with the same inputs key.
+def find_run(
+    runs_home: str,
+    inputs: Inputs,
+    exclude: Run | None = None,
+    accept: Callable[[Run], bool] | None = None,
+) -> Run | None:
+    """The newest completed run in `runs_home` with the same inputs key
+    (and, given `accept`, for which it is true: `--strict-env`).
 
     The one lookup behind `--needed` and `repro`. The runs index gives
     the candidates: completed runs with this key, and completed runs of
@@ -337,13 +345,15 @@ def find_run(runs_home: str, inputs: Inputs, exclude: Run | None = None) -> Run 
         (inputs.key, inputs.op),
     )
     oldest_first = [e.run(runs_home) for e in reversed(candidates)]
-    return _newest_completed(oldest_first, inputs.key, exclude)
+    return _newest_completed(oldest_first, inputs.key, exclude, accept)
 
 
-def find_matching_run(run: Run, runs: list[Run]) -> Run | None:
+def find_matching_run(
+    run: Run, runs: list[Run], accept: Callable[[Run], bool] | None = None
+) -> Run | None:
     """The newest completed run in `runs` (other than staged `run`) with
     the same inputs as `run`."""
-    return _newest_completed(runs, run_key(run), run)
+    return _newest_completed(runs, run_key(run), run, accept)
 
 
 def run_key(run: Run) -> str | None:
@@ -360,7 +370,10 @@ def run_key(run: Run) -> str | None:
 
 
 def _newest_completed(
-    runs: list[Run], key: str | None, exclude: Run | None
+    runs: list[Run],
+    key: str | None,
+    exclude: Run | None,
+    accept: Callable[[Run], bool] | None = None,
 ) -> Run | None:
     from ..home.runs import run_status
 
@@ -370,7 +383,8 @@ def _newest_completed(
         if exclude is not None and run.id == exclude.id:
             continue
         if run_key(run) == key and run_status(run) == "completed":
-            return run
+            if accept is None or accept(run):
+                return run
     return None
 
 

@@ -49,7 +49,7 @@ from ..store.run_meta import (
 )
 from ..types import OpCmd, OpDef, OpRef, Run, StageError
 from ..util import file_util, run_exec
-from . import run_deps, run_hooks
+from . import provenance, run_deps, run_hooks
 from .run_verify import file_mode, seal_run
 
 __all__ = [
@@ -182,12 +182,14 @@ def stage_run(
     fault_point("staging")
     project_dir = project_dir or os.getcwd()
     opdef = read_opdef(run)
+    git = provenance.begin_git(run, project_dir, opdef)  # read while copying
     copy_sourcecode(project_dir, run, opdef, warn)
     run_hooks.run_hook(run, "stage-sourcecode", project_dir, opdef)
     apply_config(run, opdef)
     init_runtime(run, project_dir, opdef)
     resolve_deps(run, project_dir, opdef, upstream, progress)
     run_hooks.run_hook(run, "stage-dependencies", project_dir, opdef)
+    git.finish()
     finalize_staged_run(run)
 
 

@@ -33,6 +33,7 @@ from ..store.run_meta import (
 from ..types import OpDef, Run, RunError, RunLockedError, VerifyError
 from ..util import file_util, run_exec
 from ..util.console import terminal_progress
+from . import provenance
 from .run_stage import check_run_dirs
 from .run_summary import read_run_summary
 from .run_verify import digest_cache, file_digest, verify_files
@@ -114,6 +115,10 @@ def _start_locked(
         env = _run_env(run)
         if on_start:
             on_start()
+        # Read while the command starts, written before finalize; begun
+        # before `started` so that nothing lies between it and the
+        # command's signal handling.
+        environment = provenance.begin_environment(run, args, env)
         write_timestamp(run, "started")
         log.info(f"Starting run {run.id}: {shlex.join(args)}")
         output, _index = run_meta.output_paths(run, "run")
@@ -134,6 +139,7 @@ def _start_locked(
             )
         except run_exec.ExecError as e:
             log.info(str(e))
+            environment.finish()
             with _signals_deferred(run, deferred):
                 finalize_run(run, 127, quiet=quiet, _before=before)
             raise RunError(
@@ -145,6 +151,7 @@ def _start_locked(
             for capture in captures:
                 if capture:
                     capture.stop()
+            environment.finish()
             finalize_run(run, exit_code, quiet=quiet, _before=before)
         return exit_code
     finally:

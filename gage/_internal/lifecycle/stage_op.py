@@ -34,6 +34,7 @@ class Lookup:
 
     match: Run | None
     predicted: bool
+    accept: Callable[[Run], bool] | None = None
 
 
 @dataclass(frozen=True)
@@ -51,11 +52,14 @@ def lookup(
     opdef: OpDef,
     config: Mapping[str, Any],
     upstream: Mapping[str, Run] | None = None,
+    accept: Callable[[Run], bool] | None = None,
 ) -> Lookup:
+    """`accept`: what else a completed run must pass (`--strict-env`)."""
     inputs = op_inputs.op_inputs(home, gf.project_dir, opdef, dict(config), upstream)
     if inputs is None:
-        return Lookup(None, predicted=False)
-    return Lookup(op_inputs.find_run(home, inputs), predicted=True)
+        return Lookup(None, predicted=False, accept=accept)
+    match = op_inputs.find_run(home, inputs, accept=accept)
+    return Lookup(match, predicted=True, accept=accept)
 
 
 def stage_op(
@@ -89,7 +93,7 @@ def stage_op(
         run_meta.runner_log(run).error("staging failed: %s", e)
         raise
     if found is not None and not found.predicted:
-        match = op_inputs.find_matching_run(run, runs.list_runs(home))
+        match = op_inputs.find_matching_run(run, runs.list_runs(home), found.accept)
         if match:
             runs.delete_run(run)
             return Staged(match, needed=False)

@@ -141,9 +141,14 @@ def _decide(
         return Step(
             op, "run", reasons=["staging hooks: its inputs are known once staged"]
         )
-    match = op_inputs.find_run(home, inputs)
+    accept = _strict(gf, home, opdef)
+    match = op_inputs.find_run(home, inputs, accept=accept)
     if match:
         return Step(op, "up to date", match)
+    same = op_inputs.find_run(home, inputs) if accept else None
+    if same:
+        reason = "the Python or packages differ (strict-env)"
+        return Step(op, "run", same, [reason])
     closest = op_inputs.closest_run(home, inputs)
     if closest is None:
         return Step(op, "run", reasons=[f"no completed run of {op}"])
@@ -316,10 +321,26 @@ def _start_op(
     """The completed run that is up to date (as a Step), else a new
     staged run of `op` that uses exactly the `upstream` runs."""
     opdef = gf.get_opdef(op)
-    found = None if force else stage_op.lookup(gf, home, opdef, config, upstream)
+    accept = None if force else _strict(gf, home, opdef)
+    found = (
+        None
+        if force
+        else stage_op.lookup(gf, home, opdef, config, upstream, accept=accept)
+    )
     staged = stage_op.stage_op(
         gf, home, opdef, config, found, upstream=upstream, warn=warn
     )
     if not staged.needed:
         return Step(op, "up to date", staged.run)
     return staged.run
+
+
+def _strict(gf: gagefile.Gagefile, home: str, opdef: Any) -> Any:
+    """The package test of an op with `strict-env = true`, else None."""
+    import os
+
+    from ..lifecycle import provenance
+
+    cmd = gagefile.op_cmd(opdef)
+    env = dict(os.environ, **cmd.env)
+    return provenance.strict_filter(opdef, cmd.args, env, gf.project_dir, home)

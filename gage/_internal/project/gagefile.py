@@ -65,6 +65,7 @@ OP_KEYS = [
     "listing",
     "output-scalars",
     "output-summary",
+    "provenance",
     "scalars-file",
     "slurm",
     "sourcecode",
@@ -526,6 +527,13 @@ class _Validator:
                 "(relative, no '..')",
             )
 
+    def _provenance(self, op: str, key: str, val: Any) -> None:
+        from .provenance_spec import check_setting
+
+        problem = check_setting(val)
+        if problem:
+            self.fail(op, key, f"'{key}' {problem}")
+
     def _listing(self, op: str, key: str, val: Any) -> None:
         if not isinstance(val, (bool, str, list, dict)):
             self.fail(
@@ -608,6 +616,7 @@ _CHECKS = {
     "listing": _Validator._listing,
     "output-scalars": _Validator._output_scalars,
     "output-summary": _Validator._output_summary,
+    "provenance": _Validator._provenance,
     "scalars-file": _Validator._scalars_file,
     "slurm": _Validator._slurm,
     "sourcecode": _Validator._sourcecode,

@@ -26,6 +26,7 @@ from ..types import MetaError
 from ..util import file_util
 
 __all__ = [
+    "read_file_bytes",
     "DirLock",
     "json_lines_text",
     "parse_json_lines",
@@ -192,6 +193,12 @@ def read_text(path: str) -> str:
         return data.decode("utf-8")
     except UnicodeDecodeError as e:
         raise MetaError(f"{path}: not UTF-8 text ({e.reason})", path=path) from None
+
+
+def read_file_bytes(path: str) -> bytes:
+    """A meta file's bytes (a regular file only; never blocks)."""
+    with file_util.open_regular(path) as f:
+        return f.read()
 
 
 def read_json(path: str) -> Any:

@@ -36,6 +36,7 @@ from .meta_format import (
     parse_seal,
     pid_text,
     quote,
+    read_file_bytes,
     read_int,
     read_json,
     read_pid_file,
@@ -127,6 +128,12 @@ def runs_index_path(runs_home: str) -> str:
     writing it does not change the runs home's mtime, which tells the
     index that runs came or went."""
     return os.path.join(runs_home, ".gage-index", "runs.sqlite3")
+
+
+def python_cache_path(runs_home: str) -> str:
+    """What interpreters said of their packages (`util.python_env`): a
+    cache beside the runs index, kept once the index's dir exists."""
+    return os.path.join(runs_home, ".gage-index", "pythons.json")
 
 
 OBJECTS_DIR = ".objects"
@@ -413,12 +420,16 @@ SEALED_META = (
     "inputs.json",
     "input_key",
     "manifest",
+    "git.json",
+    "git.diff",
 )
 """Meta files that decide what a run is and what it runs.
 
 Their digests are recorded in `seal` at the end of staging; a staged run
 whose sealed meta differs is refused at start. `manifest` is sealed as
 staged: entries for generated files are added after its sealed bytes.
+`git.json` and `git.diff` (where the source came from) do not decide
+what runs, but are known at staging: sealed so they cannot be rewritten.
 """
 
 
@@ -434,6 +445,7 @@ RUN_RECORD_META = (
     "scalars/keys",
     "scalars/points",
     "scalars/aggs.json",
+    "environment.json",
 )
 """Meta files that only starting a run writes: a run that has not
 started has none of them (one planted there would become its record)."""
@@ -657,6 +669,53 @@ def slurm_output_path(run: Run) -> str:
     """`slurm.out`: what a run's Slurm job printed (gage's own lines and
     Slurm's, e.g. a time limit); the run's output is in output/40_run."""
     return run_meta_path(run, "slurm.out")
+
+
+# ---------------------------------------------------------------------------
+# Provenance: git state at staging, environment at start
+
+
+def write_git(run: Run, state: dict[str, Any], diff: bytes) -> None:
+    """`git.json` (the project's git state when staged: `status`, and in
+    a work tree `commit`, `branch`, `remote`, `path`, `dirty`, `diff`:
+    sha256, size, bytes kept) and `git.diff` (the diff of tracked files
+    from HEAD, its first bytes; only when not empty); read-only."""
+    if diff:
+        write_bytes(run_meta_path(run, "git.diff"), diff, readonly=True)
+    write_json(run_meta_path(run, "git.json"), state, readonly=True)
+
+
+def read_git(run: Run) -> dict[str, Any] | None:
+    try:
+        return read_json(run_meta_path(run, "git.json"))
+    except FileNotFoundError:
+        return None
+
+
+def git_diff_path(run: Run) -> str:
+    return run_meta_path(run, "git.diff")
+
+
+def read_git_diff(run: Run) -> bytes | None:
+    try:
+        return read_file_bytes(git_diff_path(run))
+    except FileNotFoundError:
+        return None
+
+
+def write_environment(run: Run, env: dict[str, Any]) -> None:
+    """`environment.json`, written once when the run starts: `python`
+    (version, executable, packages), `command`, `host` (OS, host, CPUs,
+    memory), `gpus`, `env` (the values of the listed variables),
+    `notes`; read-only."""
+    write_json(run_meta_path(run, "environment.json"), env, readonly=True)
+
+
+def read_environment(run: Run) -> dict[str, Any] | None:
+    try:
+        return read_json(run_meta_path(run, "environment.json"))
+    except FileNotFoundError:
+        return None
 
 
 # ---------------------------------------------------------------------------
