@@ -30,7 +30,9 @@ def add_args(p: argparse.ArgumentParser) -> None:
     add_jobs_args(p)
 
 
-def maybe_batch(args, gf, home: str, opdef, assigns: list[str]) -> int | None:
+def maybe_batch(
+    args, gf, home: str, opdef, assigns: list[str], pins: dict | None = None
+) -> int | None:
     """Run the batch that `assigns` and the batch options ask for; None
     when they ask for a single run."""
     if not _maybe(args, assigns):
@@ -65,8 +67,8 @@ def maybe_batch(args, gf, home: str, opdef, assigns: list[str]) -> int | None:
     # The keys a user set, in the order given: what tells trials apart.
     names = list(dict.fromkeys([k for t in trials for k in t] + sorted(fixed_names)))
     if args.preview:
-        return _preview(opdef, names, configs)
-    return _run(args, gf, home, opdef, configs, names)
+        return _preview(opdef, names, configs, bool(args.random))
+    return _run(args, gf, home, opdef, configs, names, pins or {})
 
 
 def _maybe(args, assigns: list[str]) -> bool:
@@ -97,13 +99,13 @@ def _config(base: dict, trial: dict, defaults: dict, opdef) -> dict:
 # Preview
 
 
-def _preview(opdef, names: list[str], configs: list[dict]) -> int:
+def _preview(opdef, names: list[str], configs: list[dict], drawn: bool) -> int:
     from . import common
 
     print(f"Batch of {common.count(len(configs), 'trial')} of {opdef.name}:")
     rows = [tuple(["#"] + names)]
     for i, config in enumerate(configs, 1):
-        rows.append(tuple([str(i)] + [common.fmt_val(config.get(n)) for n in names]))
+        rows.append(tuple([str(i)] + [_fmt(config.get(n), drawn) for n in names]))
     _table(rows, "  ")
     print("Nothing staged (preview).")
     return 0
@@ -119,7 +121,19 @@ def _table(rows: list[tuple[str, ...]], indent: str = "") -> None:
 # Run
 
 
-def _run(args, gf, home: str, opdef, configs: list[dict], names: list[str]) -> int:
+def _fmt(val, drawn: bool) -> str:
+    """A value as the batch tables print it: a float drawn by --random
+    to 4 significant digits (the run keeps the full value)."""
+    from . import common
+
+    if drawn and isinstance(val, float):
+        return f"{val:.4g}"
+    return common.fmt_val(val)
+
+
+def _run(
+    args, gf, home: str, opdef, configs: list[dict], names: list[str], pins: dict
+) -> int:
     from . import common
     from . import repro as cli_repro
 
@@ -130,14 +144,14 @@ def _run(args, gf, home: str, opdef, configs: list[dict], names: list[str]) -> i
     # reached stages nothing.
     engine = None if args.stage else cli_repro.make_engine(args, gf)
     try:
-        return _stage_and_run(args, gf, home, opdef, configs, names, engine)
+        return _stage_and_run(args, gf, home, opdef, configs, names, engine, pins)
     finally:
         if engine is not None:
             engine.close()
 
 
 def _stage_and_run(
-    args, gf, home: str, opdef, configs: list[dict], names: list[str], engine
+    args, gf, home: str, opdef, configs: list[dict], names: list[str], engine, pins
 ) -> int:
     from ..lifecycle import stage_op
     from . import common
@@ -147,15 +161,25 @@ def _stage_and_run(
     print(f"Batch {batch_id}: {common.count(n, 'trial')} of {opdef.name}")
     rows: list[list[str]] = []
     staged = []
+    known: dict = {}
     for i, config in enumerate(configs, 1):
-        found = stage_op.lookup(gf, home, opdef, config) if args.needed else None
+        found = stage_op.lookup(gf, home, opdef, config, pins) if args.needed else None
         one = stage_op.stage_op(
-            gf, home, opdef, config, found, batch=batch_id, warn=common.warn
+            gf,
+            home,
+            opdef,
+            config,
+            found,
+            upstream=pins,
+            batch=batch_id,
+            warn=common.warn,
         )
         if not one.needed:
-            _not_needed(i, one.run, config, names, rows)
+            _not_needed(i, one.run, _summ(config, names, bool(args.random)), rows)
+            known[one.run.name] = one.run
             continue
         staged.append((i, one.run, config))
+        known[one.run.name] = one.run
     if args.stage:
         for i, run, _config in staged:
             print(f"Staged run {run.name} ({opdef.name}) trial {i}")
@@ -163,16 +187,71 @@ def _stage_and_run(
     codes = _start_all(args, engine, staged, rows, names)
     rows.sort(key=lambda r: int(r[0]))
     print()
-    _table([("trial", "run", "result", "config")] + [tuple(r) for r in rows])
+    _table(_with_metrics(known, rows))
     if codes is None:
-        return common.error("interrupted: runs in flight were terminated", 130)
+        return _interrupted(home, batch_id, [run for _i, run, _c in staged])
     failed = [c for c in codes if c != 0]
     return (failed[0] if 0 < failed[0] < 256 else 1) if failed else 0
 
 
-def _not_needed(i: int, match, config: dict, names: list[str], rows: list) -> None:
+def _with_metrics(known: dict, rows: list[list[str]]) -> list[tuple[str, ...]]:
+    """The result table: trial, run, result, config, then each trial's
+    summary metrics (a column per key any trial reported)."""
+    from ..store import run_meta
+    from ..types import MetaError
+    from . import common
+
+    summaries = []
+    for r in rows:
+        try:
+            summ = run_meta.read_summary(known[r[1]])
+        except (OSError, MetaError):
+            summ = {}
+        summaries.append({k: v for k, v in summ.items() if not isinstance(v, dict)})
+    keys = sorted({k for s in summaries for k in s})
+    head = ("trial", "run", "result", "config", *keys)
+    body = [
+        tuple(r) + tuple(_metric(s.get(k), common) for k in keys)
+        for r, s in zip(rows, summaries)
+    ]
+    return [head] + body
+
+
+def _metric(val, common) -> str:
+    if val is None:
+        return "-"
+    return f"{val:.4g}" if isinstance(val, float) else common.fmt_val(val)
+
+
+def _interrupted(home: str, batch_id: str, trials: list) -> int:
+    """Exit 130 with how to go on: start the trials still staged; remove
+    the ones that were ended."""
+    from ..home import runs
+    from . import common
+
+    left = [r for r in trials if runs.run_status(r) == "staged"]
+    ended = [r for r in trials if runs.run_status(r) == "terminated"]
+    common.error("interrupted: runs in flight were terminated", 130)
+    if left:
+        names = " ".join(r.name for r in left)
+        print(
+            f"gage: to go on, start the {common.count(len(left), 'staged trial')}: "
+            f"gage run --start {names}",
+            file=sys.stderr,
+        )
+    if ended:
+        print(
+            f"gage: to remove the terminated trials: gage runs purge "
+            f"--batch {batch_id} --status terminated",
+            file=sys.stderr,
+        )
+    print(f"gage: the batch's runs: gage runs --batch {batch_id}", file=sys.stderr)
+    return 130
+
+
+def _not_needed(i: int, match, summ: str, rows: list) -> None:
     print(f"Trial {i} not needed: {match.name} completed with the same inputs")
-    rows.append([str(i), match.name, "not needed", _summ(config, names)])
+    rows.append([str(i), match.name, "not needed", summ])
 
 
 def _start_all(
@@ -191,19 +270,19 @@ def _start_all(
     except KeyboardInterrupt:
         engine.cancel()
         for i, run, config, _fut in futures:
-            rows.append([str(i), run.name, runs.run_status(run), _summ(config, names)])
+            summ = _summ(config, names, bool(args.random))
+            rows.append([str(i), run.name, runs.run_status(run), summ])
         return None
     for (i, run, config, _fut), code in zip(futures, codes):
         status = runs.run_status(run)
         result = status if code == 0 else f"{status} ({code})"
-        rows.append([str(i), run.name, result, _summ(config, names)])
+        summ = _summ(config, names, bool(args.random))
+        rows.append([str(i), run.name, result, summ])
     return codes
 
 
-def _summ(config: dict, names: list[str]) -> str:
-    from . import common
-
-    return " ".join(f"{n}={common.fmt_val(config.get(n))}" for n in names)
+def _summ(config: dict, names: list[str], drawn: bool = False) -> str:
+    return " ".join(f"{n}={_fmt(config.get(n), drawn)}" for n in names)
 
 
 def _confirm(opdef, n: int) -> bool:

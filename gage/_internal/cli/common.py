@@ -95,13 +95,14 @@ def select_run(args, spec: str | None):
     return runs.select_run(home, spec)
 
 
-def print_dep(spec: dict, source: dict, paths: list[str]) -> None:
+def print_dep(spec: dict, source: dict, paths: list[str], note: str = "") -> None:
     what = spec.get("run-select") or spec.get("files") or ""
     if source.get("type") == "run":
         where = f"run {source.get('name')} ({source.get('op')}, {source.get('id')})"
     else:
         where = f"project {source.get('dir')}"
-    print(f"  {spec.get('type')} {fmt_val(what)} from {where}")
+    note = f" ({note})" if note else ""
+    print(f"  {spec.get('type')} {fmt_val(what)} from {where}{note}")
     for path in paths:
         print(f"    {path}")
 

@@ -38,6 +38,16 @@ Runs dir: --runs-dir, else $GAGE_RUNS, else "$runs-dir" in gage.toml
 When it starts, gage names the run (`Running OP as NAME (ID)`); `gage
 show NAME` or `gage show` (the latest run) tells about it later.
 
+Upstream runs: a run-files dependency that selects an op uses the
+latest completed run of it, except when another upstream run chosen for
+this run used a run of that op: then that same run (the lineage is
+followed), so a run never mixes lineages. --upstream OP=RUN pins one
+(config is NAME=VALUE, so pins take the option); --preview says which
+run each dependency uses and why. Pins that disagree are refused.
+
+--proto RUN: a new run of RUN's op with RUN's config; NAME=VALUE
+changes it.
+
 --start RUN starts a staged run. Its files are verified against its
 manifest first; --no-verify starts it as it is. --start RUN RUN...
 starts several, on the engine (--jobs N at once).
@@ -197,6 +207,19 @@ def _add_run(sub: argparse._SubParsersAction, name: str, help: str) -> None:
         action="store_true",
         help="with --start: start a staged run whose files differ from its "
         "manifest, as they are",
+    )
+    run.add_argument(
+        "--upstream",
+        action="append",
+        default=[],
+        metavar="OP=RUN",
+        help="use RUN for the run-files dependencies on OP (repeatable); "
+        "other upstream runs follow its lineage",
+    )
+    run.add_argument(
+        "--proto",
+        metavar="RUN",
+        help="a new run of RUN's op with RUN's config, changed by NAME=VALUE",
     )
     run.add_argument(
         "--needed",
