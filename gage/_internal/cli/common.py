@@ -34,6 +34,20 @@ def error(msg: str, code: int) -> int:
     return code
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse with gage's errors: one line on stderr, `gage: ...`
+    naming the command and where its help is, exit 2 (argparse prints
+    its usage first). Sub-verbs' parsers are of this class too."""
+
+    def error(self, message: str):
+        cmd = self.prog.split(" ", 1)[1] + ": " if " " in self.prog else ""
+        print(
+            f"gage: {cmd}{message} (see '{self.prog} --help')",
+            file=sys.stderr,
+        )
+        sys.exit(2)
+
+
 class HelpFormatter(argparse.HelpFormatter):
     """Help that reads the same on every Python version: an option with
     a short and a long name and a value shows the value once

@@ -114,7 +114,15 @@ def _parse_args(parser: argparse.ArgumentParser, words: list[str]):
             setattr(args, dest, list(getattr(args, dest)) + extra)
             extra = []
     if extra:
-        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+        verb = _verb_word(words)
+        where = f"gage {verb}" if verb in _VERBS else "gage"
+        if verb == "runs" and getattr(args, "verb", None):
+            where += f" {args.verb}"
+        print(
+            f"gage: unrecognized arguments: {' '.join(extra)} (see '{where} --help')",
+            file=sys.stderr,
+        )
+        sys.exit(2)
     return args
 
 
@@ -158,7 +166,7 @@ def _parser(verb: str | None = None) -> argparse.ArgumentParser:
     error shows. A command builds (and imports) one verb's parser."""
     from gage import __version__
 
-    p = argparse.ArgumentParser(
+    p = common.Parser(
         prog="gage",
         description="Stage and run operations defined in gage.toml reproducibly.",
         epilog="Run 'gage COMMAND --help' for a command's options.",
@@ -297,6 +305,11 @@ def _add_show(sub: argparse._SubParsersAction, name: str, help: str) -> None:
     )
     show.add_argument(
         "--json", action="store_true", help="print the run record as JSON"
+    )
+    show.add_argument(
+        "--output",
+        action="store_true",
+        help="print the run's whole output (through $PAGER on a terminal)",
     )
     common.runs_dir_arg(show)
     show.set_defaults(func=_verb("show", "_cmd_show"))

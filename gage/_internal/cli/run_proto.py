@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from .common import select_run, usage
 
-
 _QUOTES = ("'", '"')
 
 

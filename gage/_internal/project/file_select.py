@@ -110,9 +110,8 @@ class Selection:
                 counts[key] = counts.get(key, 0) + 1
         warnings = [
             f"{n} file{'s' if n != 1 else ''} skipped by {detail} "
-            f"of source code rule '{rule}': to copy them, give the op a "
-            "'sourcecode' list in gage.toml (a higher limit, or '-DIR/' "
-            "to leave out what it need not copy)"
+            f"of source code rule '{rule}' (to copy them, change the rule "
+            "in the op's 'sourcecode')"
             for (rule, detail), n in sorted(counts.items())
         ]
         for s in self.skipped:

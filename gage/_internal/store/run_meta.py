@@ -24,7 +24,7 @@ import os
 import re
 import stat
 import time
-from typing import Any, Iterable, NamedTuple
+from typing import Any, BinaryIO, Iterable, NamedTuple
 
 from ..types import META_SUFFIX, MetaError, OpCmd, OpDef, OpRef, Run
 from ..util import file_util
@@ -48,7 +48,8 @@ __all__ = [
     "read_label",
     "read_manifest",
     "read_name",
-    "read_opdef",
+    "open_output",
+    "output_paths",
     "read_opref",
     "read_proc_cmd",
     "read_proc_env",
@@ -161,6 +162,20 @@ def output_paths(run: Run, phase: str) -> tuple[str, str]:
     """Output file and its index for a phase (`run`, `runtime`, ...)."""
     path = run_meta_path(run, "output", _OUTPUT_PHASES[phase])
     return path, path + ".index"
+
+
+def open_output(run: Run, phase: str = "run") -> BinaryIO | None:
+    """A phase's whole output, open for reading in binary (None when
+    there is none, or it is not a regular file)."""
+    path = output_paths(run, phase)[0]
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        return None
+    return os.fdopen(fd, "rb")
 
 
 OUTPUT_TAIL_BYTES = 64 * 1024
