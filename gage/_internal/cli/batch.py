@@ -189,7 +189,7 @@ def _stage_and_run(
     print()
     _table(_with_metrics(known, rows))
     if codes is None:
-        return _interrupted(home, batch_id, [run for _i, run, _c in staged])
+        return _interrupted(batch_id, [run for _i, run, _c in staged])
     failed = [c for c in codes if c != 0]
     return (failed[0] if 0 < failed[0] < 256 else 1) if failed else 0
 
@@ -223,9 +223,9 @@ def _metric(val, common) -> str:
     return f"{val:.4g}" if isinstance(val, float) else common.fmt_val(val)
 
 
-def _interrupted(home: str, batch_id: str, trials: list) -> int:
-    """Exit 130 with how to go on: start the trials still staged; remove
-    the ones that were ended."""
+def _interrupted(batch_id: str, trials: list) -> int:
+    """Exit 130 with how to go on: start the trials still staged, or
+    remove what the batch left."""
     from ..home import runs
     from . import common
 
@@ -234,18 +234,11 @@ def _interrupted(home: str, batch_id: str, trials: list) -> int:
     common.error("interrupted: runs in flight were terminated", 130)
     if left:
         names = " ".join(r.name for r in left)
-        print(
-            f"gage: to go on, start the {common.count(len(left), 'staged trial')}: "
-            f"gage run --start {names}",
-            file=sys.stderr,
-        )
-    if ended:
-        print(
-            f"gage: to remove the terminated trials: gage runs purge "
-            f"--batch {batch_id} --status terminated",
-            file=sys.stderr,
-        )
-    print(f"gage: the batch's runs: gage runs --batch {batch_id}", file=sys.stderr)
+        n = common.count(len(left), "staged trial")
+        common.error(f"to go on, start the {n}: gage run --start {names}", 130)
+    if left or ended:
+        names = " ".join(r.name for r in ended + left)
+        common.error(f"or remove what batch {batch_id} left: gage runs rm {names}", 130)
     return 130
 
 
