@@ -73,8 +73,13 @@ def test_lineage_is_followed_and_agreeing_runs_preferred(project):
         "prepare": (p1.id, "lineage"),
         "featurize": (f1.id, "latest"),
     }
-    # Pinning p2 makes featurize f2; train has no run on p2: refused.
     gf, home = project
+    why = run_lineage.choose(home, gf.get_opdef("evaluate"))["featurize"].describe()
+    assert why == (
+        f"latest of this lineage: newer featurize run {f2.name} ({f2.id[:8]}) "
+        "used other upstream runs"
+    )
+    # Pinning p2 makes featurize f2; train has no run on p2: refused.
     with pytest.raises(run_lineage.LineageError) as e:
         run_lineage.choose(home, gf.get_opdef("evaluate"), {"prepare": p2})
     msg = str(e.value)

@@ -49,6 +49,8 @@ class Choice:
     def describe(self) -> str:
         if self.why == "lineage":
             return f"followed lineage: used by {self.via}"
+        if self.why == "latest" and self.via:
+            return f"latest of this lineage: {self.via}"
         return self.why
 
 
@@ -131,11 +133,14 @@ def choose(
         if not rest:
             break
         op = _next_op(home, rest)
-        run = _latest_agreeing(home, op, chosen, ops)
+        run, newer = _latest_agreeing(home, op, chosen, ops)
         if run is None:
             ops.remove(op)  # no completed run: run_deps raises for it
             continue
-        chosen[op] = Choice(run, "latest")
+        note = (
+            f"newer {op} run {_name(newer)} used other upstream runs" if newer else ""
+        )
+        chosen[op] = Choice(run, "latest", note)
         _follow(home, chosen, ops)
     return {op: c for op, c in chosen.items() if op in ops}
 
@@ -209,10 +214,11 @@ def _next_op(home: str, rest: list[str]) -> str:
 
 def _latest_agreeing(
     home: str, op: str, chosen: Mapping[str, Choice], ops: list[str]
-) -> Run | None:
+) -> tuple[Run | None, Run | None]:
     """The newest completed run of `op` whose upstream runs of selected
-    ops are the chosen ones; the newest completed run when none agrees
-    (then `_follow` names the disagreement)."""
+    ops are the chosen ones, and the newest run when that is a newer
+    one; the newest completed run when none agrees (then `_follow`
+    names the disagreement); (None, None) when there is none."""
     found = _completed(home, op, _SCAN)
     for run in found:
         if all(
@@ -220,8 +226,8 @@ def _latest_agreeing(
             for s in used_runs(run)
             if s.get("op") in ops
         ):
-            return run
-    return found[0] if found else None
+            return run, (found[0] if run is not found[0] else None)
+    return (found[0], None) if found else (None, None)
 
 
 def _completed(home: str, op: str, limit: int) -> list[Run]:
