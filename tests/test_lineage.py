@@ -146,3 +146,28 @@ def _deps(run):
     from gage._internal.store import run_meta
 
     return run_meta.read_deps(run)
+
+
+@pytest.mark.parametrize(
+    "select, unknown",
+    [
+        ("prepare", False),  # an op of the file
+        ("prepar", True),  # a misspelt op
+        ("0123abcd", False),  # a run id prefix
+        ("bakire-tovusa", False),  # a run name
+        ("bakire", False),  # a run name prefix
+        ("Prepare", True),
+    ],
+)
+def test_run_select_names_an_op_or_a_run(select, unknown):
+    from gage._internal.project import graph
+    from gage._internal.types import OpDef
+
+    opdefs = {
+        "prepare": OpDef("prepare", {"exec": "true"}),
+        "train": OpDef(
+            "train",
+            {"exec": "true", "depends": {"type": "run-files", "run-select": select}},
+        ),
+    }
+    assert graph.unknown_selects(opdefs) == ([("train", select)] if unknown else [])

@@ -216,19 +216,7 @@ def _add_run(sub: argparse._SubParsersAction, name: str, help: str) -> None:
         help="with --start: start a staged run whose files differ from its "
         "manifest, as they are",
     )
-    run.add_argument(
-        "--upstream",
-        action="append",
-        default=[],
-        metavar="OP=RUN",
-        help="use RUN for the run-files dependencies on OP (repeatable); "
-        "other upstream runs follow its lineage",
-    )
-    run.add_argument(
-        "--proto",
-        metavar="RUN",
-        help="a new run of RUN's op with RUN's config, changed by NAME=VALUE",
-    )
+    _add_inputs_args(run)
     run.add_argument(
         "--needed",
         action="store_true",
@@ -251,6 +239,23 @@ def _add_run(sub: argparse._SubParsersAction, name: str, help: str) -> None:
     cli_batch.add_args(run)
     common.runs_dir_arg(run)
     run.set_defaults(func=_verb("run", "_cmd_run"))
+
+
+def _add_inputs_args(run: argparse.ArgumentParser) -> None:
+    """What a new run starts from besides config: upstream pins, a proto."""
+    run.add_argument(
+        "--upstream",
+        action="append",
+        default=[],
+        metavar="OP=RUN",
+        help="use RUN for the run-files dependencies on OP (repeatable); "
+        "other upstream runs follow its lineage",
+    )
+    run.add_argument(
+        "--proto",
+        metavar="RUN",
+        help="a new run of RUN's op with RUN's config, changed by NAME=VALUE",
+    )
 
 
 def _add_runs(sub: argparse._SubParsersAction, name: str, help: str) -> None:

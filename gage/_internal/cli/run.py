@@ -66,6 +66,11 @@ def _cmd_run(args) -> int:
         raise _clash(e, opdef, assigns) from None
     if args.preview:
         return _preview(gf, opdef, gagefile.op_cmd(opdef), config, assigns, home, pins)
+    return _run_one(args, gf, home, opdef, config, pins)
+
+
+def _run_one(args, gf, home: str, opdef, config: dict, pins: dict) -> int:
+    """Stage a run (unless --needed finds one) and start it."""
     from ..lifecycle import stage_op
 
     # Before anything is staged (staging checks it again): upstream runs

@@ -94,6 +94,12 @@ def add_parsers(runs: argparse.ArgumentParser) -> None:
     common.runs_dir_arg(purge)
     purge.set_defaults(func=_cmd_purge)
 
+    _add_label(sub)
+
+
+def _add_label(sub) -> None:
+    from . import common
+
     label = sub.add_parser(
         "label",
         prog="gage runs label",

@@ -75,11 +75,6 @@ ENGINES = ("local", "dask")
 
 EXEC_PHASES = list(PHASES)
 
-# A run id prefix (hex) or a run name or prefix of one (`bakire-tovusa`).
-_RUN_SPEC = re.compile(
-    r"[0-9a-f]{4,32}$|([bdfgklmnprstvz][aeiou])+(-([bdfgklmnprstvz][aeiou])*)?$"
-)
-
 
 @dataclass(frozen=True)
 class Gagefile:
@@ -257,20 +252,15 @@ class _Validator:
             )
 
     def _check_run_selects(self, opdefs: dict[str, OpDef]) -> None:
-        """A run-select names an op of this file or a run (an id or name
-        prefix): a misspelt op is an error here, not at staging."""
-        for name, opdef in opdefs.items():
-            for spec in opdef.get_dependencies():
-                sel = spec.get("run-select") if isinstance(spec, dict) else None
-                if not isinstance(sel, str) or sel in opdefs or _RUN_SPEC.match(sel):
-                    continue
-                self.fail(
-                    name,
-                    "depends",
-                    f"run-select '{sel}' names no op in this file (ops: "
-                    f"{', '.join(opdefs)}) and is not a run id or name: "
-                    "name one of the ops",
-                )
+        """A misspelt op in a run-select is an error here, not at staging."""
+        for name, sel in graph.unknown_selects(opdefs):
+            self.fail(
+                name,
+                "depends",
+                f"run-select '{sel}' names no op in this file (ops: "
+                f"{', '.join(opdefs)}) and is not a run id or name: "
+                "name one of the ops",
+            )
 
     def _op_name(self, name: str) -> None:
         """Refuse a name the command line or a run's record cannot hold."""
