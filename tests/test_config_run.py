@@ -154,8 +154,8 @@ def test_parse_assigns_value_with_equals():
         ((1, 2), [0], [1, 2]),
         ("[1, 2]", [0], [1, 2]),
         ({"a": 1}, {}, {"a": 1}),
-        (None, 1, None),
         ("anything", None, "anything"),
+        (None, None, None),
         ([1, "a"], None, [1, "a"]),
     ],
 )
@@ -174,7 +174,8 @@ def test_coerce(val, default, expected):
         ("x", 0.1, "a float"),
         ([1], 0.1, "a float"),
         (True, "s", "a string"),
-        (None, "s", None),
+        (None, "s", "a string"),
+        (None, 1, "an int"),
         ([1], "s", "a string"),
         (1, [1], "a list (e.g. [1, 2])"),
         (1, (1,), "a tuple (e.g. [1, 2])"),
@@ -187,7 +188,8 @@ def test_coerce_errors(val, default, expected):
         return
     with pytest.raises(ConfigError) as e:
         coerce(val, default, "k", "f.py")
-    assert str(e.value) == f"Cannot set 'k' to {val!r} in f.py: expected {expected}"
+    spelled = repr(val) if isinstance(val, str) else json.dumps(val)
+    assert str(e.value) == f"Cannot set 'k' to {spelled} in f.py: expected {expected}"
 
 
 def test_same_value():

@@ -2,12 +2,17 @@
 # Run the example pipeline end to end with `gage repro`, show why a
 # step reruns, run a small batch, then list the runs.
 #
-# Runs go to $GAGE_RUNS when set, else to a new temp dir, so the demo
-# never writes into the repository.
+# Runs go to $GAGE_RUNS when set (and are kept), else to a new temp dir
+# that is removed when the demo ends, so the demo never writes into the
+# repository and leaves nothing behind.
 set -euo pipefail
 cd "$(dirname "$0")"
 
-export GAGE_RUNS="${GAGE_RUNS:-$(mktemp -d -t gage-demo-XXXXXX)}"
+if [ -z "${GAGE_RUNS:-}" ]; then
+    GAGE_RUNS="$(mktemp -d -t gage-demo-XXXXXX)"
+    trap 'rm -rf "$GAGE_RUNS"' EXIT
+fi
+export GAGE_RUNS
 echo "Runs dir: $GAGE_RUNS"
 
 step() { echo; echo "\$ $*"; "$@"; }

@@ -33,7 +33,9 @@ def add_args(p: argparse.ArgumentParser) -> None:
     add_jobs_args(p, detach=True)
 
 
-def maybe_batch(args, gf, home: str, opdef, assigns: list[str]) -> int | None:
+def maybe_batch(
+    args, gf, home: str, opdef, assigns: list[str], pins: dict | None = None
+) -> int | None:
     """Run the batch that `assigns` and the batch options ask for; None
     when they ask for a single run."""
     if not _maybe(args, assigns):
@@ -71,8 +73,8 @@ def maybe_batch(args, gf, home: str, opdef, assigns: list[str]) -> int | None:
         from . import slurm_args
 
         slurm_args.preview(args, gf, opdef, home)  # the job of each trial
-        return _preview(opdef, names, configs)
-    return _run(args, gf, home, opdef, configs, names)
+        return _preview(opdef, names, configs, bool(args.random))
+    return _run(args, gf, home, opdef, configs, names, pins or {})
 
 
 def _maybe(args, assigns: list[str]) -> bool:
@@ -103,11 +105,11 @@ def _config(base: dict, trial: dict, defaults: dict, opdef) -> dict:
 # Preview
 
 
-def _preview(opdef, names: list[str], configs: list[dict]) -> int:
+def _preview(opdef, names: list[str], configs: list[dict], drawn: bool) -> int:
 
     print(f"Batch of {common.count(len(configs), 'trial')} of {opdef.name}:")
     rows = [
-        [str(i)] + [common.fmt_val(config.get(n)) for n in names]
+        [str(i)] + [_fmt(config.get(n), drawn) for n in names]
         for i, config in enumerate(configs, 1)
     ]
     cli_table.print_table(["#"] + names, rows, indent="  ")
@@ -119,7 +121,18 @@ def _preview(opdef, names: list[str], configs: list[dict]) -> int:
 # Run
 
 
-def _run(args, gf, home: str, opdef, configs: list[dict], names: list[str]) -> int:
+def _fmt(val, drawn: bool) -> str:
+    """A value as the batch tables print it: a float drawn by --random
+    to 4 significant digits (the run keeps the full value)."""
+
+    if drawn and isinstance(val, float):
+        return f"{val:.4g}"
+    return common.fmt_val(val)
+
+
+def _run(
+    args, gf, home: str, opdef, configs: list[dict], names: list[str], pins: dict
+) -> int:
     from . import repro as cli_repro
 
     n = len(configs)
@@ -129,14 +142,14 @@ def _run(args, gf, home: str, opdef, configs: list[dict], names: list[str]) -> i
     # reached stages nothing.
     engine = None if args.stage else cli_repro.make_engine(args, gf)
     try:
-        return _stage_and_run(args, gf, home, opdef, configs, names, engine)
+        return _stage_and_run(args, gf, home, opdef, configs, names, engine, pins)
     finally:
         if engine is not None:
             engine.close()
 
 
 def _stage_and_run(
-    args, gf, home: str, opdef, configs: list[dict], names: list[str], engine
+    args, gf, home: str, opdef, configs: list[dict], names: list[str], engine, pins
 ) -> int:
     from ..lifecycle import stage_op
 
@@ -145,22 +158,32 @@ def _stage_and_run(
     print(f"Batch {batch_id}: {common.count(n, 'trial')} of {opdef.name}")
     rows: list[list[str]] = []
     staged = []
+    known: dict = {}
     from ..project import gagefile
 
     accept = common.needed_filter(args, gf, home, opdef, gagefile.op_cmd(opdef))
     for i, config in enumerate(configs, 1):
         found = (
-            stage_op.lookup(gf, home, opdef, config, accept=accept)
+            stage_op.lookup(gf, home, opdef, config, pins, accept=accept)
             if args.needed
             else None
         )
         one = stage_op.stage_op(
-            gf, home, opdef, config, found, batch=batch_id, warn=common.warn
+            gf,
+            home,
+            opdef,
+            config,
+            found,
+            upstream=pins,
+            batch=batch_id,
+            warn=common.warn,
         )
         if not one.needed:
-            _not_needed(i, one.run, config, names, rows)
+            _not_needed(i, one.run, _summ(config, names, bool(args.random)), rows)
+            known[one.run.name] = one.run
             continue
         staged.append((i, one.run, config))
+        known[one.run.name] = one.run
     if args.stage:
         for i, run, _config in staged:
             print(f"Staged run {run.name} ({opdef.name}) trial {i}")
@@ -168,16 +191,65 @@ def _stage_and_run(
     codes = _start_all(args, engine, staged, rows, names)
     rows.sort(key=lambda r: int(r[0]))
     print()
-    cli_table.print_table(("trial", "run", "result", "config"), rows)
+    head, body = _with_metrics(known, rows)
+    cli_table.print_table(head, body)
     if codes is None:
-        return common.error("interrupted: runs in flight were terminated", 130)
+        return _interrupted(batch_id, [run for _i, run, _c in staged])
     failed = [c for c in codes if c != 0]
     return (failed[0] if 0 < failed[0] < 256 else 1) if failed else 0
 
 
-def _not_needed(i: int, match, config: dict, names: list[str], rows: list) -> None:
+def _with_metrics(
+    known: dict, rows: list[list[str]]
+) -> tuple[tuple[str, ...], list[tuple[str, ...]]]:
+    """The result table: trial, run, result, config, then each trial's
+    summary metrics (a column per key any trial reported)."""
+    from ..store import run_meta
+    from ..types import MetaError
+
+    summaries = []
+    for r in rows:
+        try:
+            summ = run_meta.read_summary(known[r[1]])
+        except (OSError, MetaError):
+            summ = {}
+        summaries.append({k: v for k, v in summ.items() if not isinstance(v, dict)})
+    keys = sorted({k for s in summaries for k in s})
+    head = ("trial", "run", "result", "config", *keys)
+    body = [
+        tuple(r) + tuple(_metric(s.get(k), common) for k in keys)
+        for r, s in zip(rows, summaries)
+    ]
+    return head, body
+
+
+def _metric(val, common) -> str:
+    if val is None:
+        return "-"
+    return f"{val:.4g}" if isinstance(val, float) else common.fmt_val(val)
+
+
+def _interrupted(batch_id: str, trials: list) -> int:
+    """Exit 130 with how to go on: start the trials still staged, or
+    remove what the batch left."""
+    from ..home import runs
+
+    left = [r for r in trials if runs.run_status(r) == "staged"]
+    ended = [r for r in trials if runs.run_status(r) == "terminated"]
+    common.error("interrupted: runs in flight were terminated", 130)
+    if left:
+        names = " ".join(r.name for r in left)
+        n = common.count(len(left), "staged trial")
+        common.error(f"to go on, start the {n}: gage run --start {names}", 130)
+    if left or ended:
+        names = " ".join(r.name for r in ended + left)
+        common.error(f"or remove what batch {batch_id} left: gage runs rm {names}", 130)
+    return 130
+
+
+def _not_needed(i: int, match, summ: str, rows: list) -> None:
     print(f"Trial {i} not needed: {match.name} completed with the same inputs")
-    rows.append([str(i), match.name, "not needed", _summ(config, names)])
+    rows.append([str(i), match.name, "not needed", summ])
 
 
 def _start_all(
@@ -196,18 +268,19 @@ def _start_all(
     except KeyboardInterrupt:
         engine.cancel()
         for i, run, config, _fut in futures:
-            rows.append([str(i), run.name, runs.run_status(run), _summ(config, names)])
+            summ = _summ(config, names, bool(args.random))
+            rows.append([str(i), run.name, runs.run_status(run), summ])
         return None
     for (i, run, config, _fut), code in zip(futures, codes):
         status = runs.run_status(run)
         result = status if code == 0 else f"{status} ({code})"
-        rows.append([str(i), run.name, result, _summ(config, names)])
+        summ = _summ(config, names, bool(args.random))
+        rows.append([str(i), run.name, result, summ])
     return codes
 
 
-def _summ(config: dict, names: list[str]) -> str:
-
-    return " ".join(f"{n}={common.fmt_val(config.get(n))}" for n in names)
+def _summ(config: dict, names: list[str], drawn: bool = False) -> str:
+    return " ".join(f"{n}={_fmt(config.get(n), drawn)}" for n in names)
 
 
 def _confirm(opdef, n: int) -> bool:

@@ -37,6 +37,20 @@ def error(msg: str, code: int) -> int:
     return code
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse with gage's errors: one line on stderr, `gage: ...`
+    naming the command and where its help is, exit 2 (argparse prints
+    its usage first). Sub-verbs' parsers are of this class too."""
+
+    def error(self, message: str):
+        cmd = self.prog.split(" ", 1)[1] + ": " if " " in self.prog else ""
+        print(
+            f"gage: {cmd}{message} (see '{self.prog} --help')",
+            file=sys.stderr,
+        )
+        sys.exit(2)
+
+
 class HelpFormatter(argparse.HelpFormatter):
     """Help that reads the same on every Python version: an option with
     a short and a long name and a value shows the value once
@@ -98,13 +112,14 @@ def select_run(args, spec: str | None):
     return runs.select_run(home, spec)
 
 
-def print_dep(spec: dict, source: dict, paths: list[str]) -> None:
+def print_dep(spec: dict, source: dict, paths: list[str], note: str = "") -> None:
     what = spec.get("run-select") or spec.get("files") or ""
     if source.get("type") == "run":
         where = f"run {source.get('name')} ({source.get('op')}, {source.get('id')})"
     else:
         where = f"project {source.get('dir')}"
-    print(f"  {spec.get('type')} {fmt_val(what)} from {where}")
+    note = f" ({note})" if note else ""
+    print(f"  {spec.get('type')} {fmt_val(what)} from {where}{note}")
     for path in paths:
         print(f"    {path}")
 

@@ -43,6 +43,9 @@ def add_parser(sub: argparse._SubParsersAction, name: str, help: str) -> None:
     )
     p.add_argument("runs", nargs="*", metavar="RUN", help="runs to compare")
     add_filter_args(p)
+    p.add_argument(
+        "--batch", metavar="ID", help="only the trials of this batch (a prefix will do)"
+    )
     add_col_args(p)
     p.add_argument(
         "--top", type=int, metavar="N", help="only the first N rows (after --sort)"
@@ -117,6 +120,8 @@ def _cmd_compare(args) -> int:
     selected, numbers = select(
         home, args.runs, args.op, statuses(args.status), args.where
     )
+    if args.batch is not None:
+        selected = _batch(selected, args.batch, home)
     table = run_compare.compare(
         selected, args.cols, args.sort, args.top, args.only_changed
     )
@@ -124,6 +129,20 @@ def _cmd_compare(args) -> int:
         return _json(table)
     print_table(table, numbers, csv=args.csv, md=args.md, home=home)
     return 0
+
+
+def _batch(records: list[dict[str, Any]], batch: str, home: str) -> list:
+    """The records of one batch's trials (`gage run` prints the id)."""
+    from . import common
+
+    ids = {r["batch"] for r in records if (r.get("batch") or "").startswith(batch)}
+    if not batch or len(ids) != 1:
+        what = f"matches {len(ids)} batches" if ids else "names no batch"
+        raise common.usage(
+            f"--batch '{batch}' {what} in {home} (see 'gage runs' and the "
+            "'Batch ID' line that 'gage run' prints)"
+        )
+    return [r for r in records if r.get("batch") in ids]
 
 
 def select(

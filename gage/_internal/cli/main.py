@@ -41,6 +41,16 @@ Runs dir: --runs-dir, else $GAGE_RUNS, else "$runs-dir" in gage.toml
 When it starts, gage names the run (`Running OP as NAME (ID)`); `gage
 show NAME` or `gage show` (the latest run) tells about it later.
 
+Upstream runs: a run-files dependency that selects an op uses the
+latest completed run of it, except when another upstream run chosen for
+this run used a run of that op: then that same run (the lineage is
+followed), so a run never mixes lineages. --upstream OP=RUN pins one
+(config is NAME=VALUE, so pins take the option); --preview says which
+run each dependency uses and why. Pins that disagree are refused.
+
+--proto RUN: a new run of RUN's op with RUN's config; NAME=VALUE
+changes it.
+
 --start RUN starts a staged run. Its files are verified against its
 manifest first; --no-verify starts it as it is. --start RUN RUN...
 starts several, on the engine (--jobs N at once).
@@ -114,7 +124,15 @@ def _parse_args(parser: argparse.ArgumentParser, words: list[str]):
             setattr(args, dest, list(getattr(args, dest)) + extra)
             extra = []
     if extra:
-        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+        verb = _verb_word(words)
+        where = f"gage {verb}" if verb in _VERBS else "gage"
+        if verb == "runs" and getattr(args, "verb", None):
+            where += f" {args.verb}"
+        print(
+            f"gage: unrecognized arguments: {' '.join(extra)} (see '{where} --help')",
+            file=sys.stderr,
+        )
+        sys.exit(2)
     return args
 
 
@@ -158,7 +176,7 @@ def _parser(verb: str | None = None) -> argparse.ArgumentParser:
     error shows. A command builds (and imports) one verb's parser."""
     from gage import __version__
 
-    p = argparse.ArgumentParser(
+    p = common.Parser(
         prog="gage",
         description="Stage and run operations defined in gage.toml reproducibly.",
         epilog="Run 'gage COMMAND --help' for a command's options.",
@@ -208,6 +226,7 @@ def _add_run(sub: argparse._SubParsersAction, name: str, help: str) -> None:
         help="with --start: start a staged run whose files differ from its "
         "manifest, as they are",
     )
+    _add_inputs_args(run)
     run.add_argument(
         "--needed",
         action="store_true",
@@ -236,6 +255,23 @@ def _add_run(sub: argparse._SubParsersAction, name: str, help: str) -> None:
     cli_batch.add_args(run)
     common.runs_dir_arg(run)
     run.set_defaults(func=_verb("run", "_cmd_run"))
+
+
+def _add_inputs_args(run: argparse.ArgumentParser) -> None:
+    """What a new run starts from besides config: upstream pins, a proto."""
+    run.add_argument(
+        "--upstream",
+        action="append",
+        default=[],
+        metavar="OP=RUN",
+        help="use RUN for the run-files dependencies on OP (repeatable); "
+        "other upstream runs follow its lineage",
+    )
+    run.add_argument(
+        "--proto",
+        metavar="RUN",
+        help="a new run of RUN's op with RUN's config, changed by NAME=VALUE",
+    )
 
 
 def _add_runs(sub: argparse._SubParsersAction, name: str, help: str) -> None:
@@ -296,6 +332,11 @@ def _add_show(sub: argparse._SubParsersAction, name: str, help: str) -> None:
     )
     show.add_argument(
         "--json", action="store_true", help="print the run record as JSON"
+    )
+    show.add_argument(
+        "--output",
+        action="store_true",
+        help="print the run's whole output (through $PAGER on a terminal)",
     )
     common.runs_dir_arg(show)
     show.set_defaults(func=_verb("show", "_cmd_show"))

@@ -24,7 +24,7 @@ told), and the path is printed.
 key or a scalar aggregate such as loss.min; default: the first scalar's
 .min). --open opens the page in your browser.
 
-Needs the report extra: pip install 'gage[report]'.
+Needs the report extra: pip install 'gage-runs[report]'.
 """
 
 

@@ -191,6 +191,13 @@ def _dry(steps) -> int:
         for reason in step.reasons:
             print(f"  {reason}")
     print("Nothing run (--dry).")
+    blocked = [s for s in steps if s.blocked]
+    if blocked:
+        from . import common
+
+        return common.error(
+            f"{blocked[0].op} cannot be staged: {blocked[0].blocked}", 2
+        )
     return 0
 
 

@@ -33,31 +33,58 @@ def _cmd_run(args) -> int:
         return _cmd_start(args)
     from ..project import gagefile
 
-    op_name, assigns = _split_words(([args.op] if args.op else []) + args.assigns)
+    words = ([args.op] if args.op else []) + args.assigns
     gf, home = project(args)
+    op_name, assigns = _split_words(words)
+    if args.proto:
+        from . import run_proto
+
+        op_name, assigns = run_proto.proto_words(args, words)
     opdef = gf.get_opdef(op_name)
+    pins = _pins(args, home, opdef)
+    from ..types import ConfigError
     from . import batch as cli_batch
 
-    code = cli_batch.maybe_batch(args, gf, home, opdef, assigns)
-    if code is not None:
-        return code
-    config = _resolve_config(gf, opdef, assigns)
+    try:
+        code = cli_batch.maybe_batch(args, gf, home, opdef, assigns, pins)
+        if code is not None:
+            return code
+        config = _resolve_config(gf, opdef, assigns)
+    except ConfigError as e:
+        raise _clash(e, opdef, assigns) from None
     if args.preview:
-        return _preview(gf, opdef, gagefile.op_cmd(opdef), config, assigns, home, args)
-    from ..lifecycle import stage_op
+        cmd = gagefile.op_cmd(opdef)
+        return _preview(gf, opdef, cmd, config, assigns, home, pins, args)
+    return _run_one(args, gf, home, opdef, config, pins)
 
+
+def _cmd_start(args) -> int:
+    more = ([args.op] if args.op else []) + args.assigns
+    config = any("=" in w for w in more)
+    if config or args.batch_files or args.random or args.max_trials:
+        raise usage("--start takes staged runs only: config was set when staged")
+    if args.upstream or args.proto:
+        raise usage(
+            "--start takes staged runs only: upstream runs were set when staged"
+        )
+    return _start_runs(args, [args.start] + more)
+
+
+def _run_one(args, gf, home: str, opdef, config: dict, pins: dict) -> int:
+    """Stage a run (unless --needed finds one) and start it."""
+    from ..lifecycle import stage_op
+    from ..project import gagefile
+
+    # Before anything is staged (staging checks it again): upstream runs
+    # that disagree, config files the source rules leave out.
+    stage_op.check_op(gf, home, opdef, config, pins)
     found = None
     accept = common.needed_filter(args, gf, home, opdef, gagefile.op_cmd(opdef))
     if args.needed:
         # Decided before anything is staged (see op_inputs).
-        found = stage_op.lookup(gf, home, opdef, config, accept=accept)
+        found = stage_op.lookup(gf, home, opdef, config, pins, accept=accept)
         if found.match:
             return _not_needed(args, found.match)
-    if config:
-        # Before anything is staged (staging checks it again).
-        from ..lifecycle import run_deps
-
-        run_deps.check_config_deps(home, gf.project_dir, opdef)
     if not args.yes and not _confirm(opdef, config, args):
         return error("cancelled: nothing staged", 1)
     # Connected before anything is staged: a cluster that cannot be
@@ -65,7 +92,14 @@ def _cmd_run(args) -> int:
     engine = None if args.stage else _engine(args, gf)
     try:
         staged = stage_op.stage_op(
-            gf, home, opdef, config, found, warn=warn, progress=not args.quiet
+            gf,
+            home,
+            opdef,
+            config,
+            found,
+            upstream=pins,
+            warn=warn,
+            progress=not args.quiet,
         )
     except BaseException:
         if engine is not None:
@@ -83,20 +117,6 @@ def _cmd_run(args) -> int:
     if engine is not None:
         return _run_on(engine, args, [run])
     return _start(args, run)
-
-
-def _cmd_start(args) -> int:
-    more = ([args.op] if args.op else []) + args.assigns
-    if (
-        any("=" in w for w in more)
-        or args.batch_files
-        or args.random
-        or args.max_trials
-    ):
-        raise usage(
-            "--start takes staged runs only: config was set when they were staged"
-        )
-    return _start_runs(args, [args.start] + more)
 
 
 def _engine(args, gf):
@@ -170,6 +190,31 @@ def _not_needed(args, match) -> int:
         "same config and inputs"
     )
     return _print_json(args, match, 0)
+
+
+def _pins(args, home: str, opdef) -> dict:
+    """`--upstream OP=RUN` options as {op: run}."""
+    if not args.upstream:
+        return {}
+    from ..lifecycle import run_lineage
+
+    return run_lineage.pin_runs(home, opdef, args.upstream)
+
+
+def _clash(e, opdef, assigns: list[str]):
+    """A config error for `OP=RUN` given as a config value: say how to
+    pin an upstream run."""
+    from ..lifecycle import run_lineage
+    from ..types import ConfigError
+
+    if e.key not in run_lineage.selected_ops(opdef):
+        return e
+    word = next((w for w in assigns if w.split("=", 1)[0] == e.key), e.key)
+    return ConfigError(
+        f"'{word}': '{e.key}' is an upstream op of '{opdef.name}', not one of "
+        f"its config keys: pin its run with --upstream {word}",
+        key=e.key,
+    )
 
 
 def _split_words(words: list[str]) -> tuple[str | None, list[str]]:
@@ -249,7 +294,9 @@ def _status(run) -> str:
 # gage run --preview
 
 
-def _preview(gf, opdef, cmd, config: dict, assigns: list[str], home: str, args) -> int:
+def _preview(
+    gf, opdef, cmd, config: dict, assigns: list[str], home: str, pins: dict, args
+) -> int:
     import shlex
 
     from .. import run_util
@@ -269,10 +316,12 @@ def _preview(gf, opdef, cmd, config: dict, assigns: list[str], home: str, args) 
         print("Skipped by limits:")
         for s in limited:
             print(f"  {s.path}: {s.detail} of rule '{s.rule}'")
-    _preview_deps(gf, opdef, home)
+    problem = _preview_deps(gf, opdef, home, pins)
     slurm_args.preview(args, gf, opdef, home)
     print(f"Runs dir: {home}")
     print("Nothing staged (preview).")
+    if problem:
+        return error(problem, 2)
     return 0
 
 
@@ -294,17 +343,20 @@ def _preview_config(gf, opdef, config: dict, assigns: list[str]) -> None:
         print(line)
 
 
-def _preview_deps(gf, opdef, home: str) -> None:
+def _preview_deps(gf, opdef, home: str, pins: dict) -> str | None:
+    """Print each dependency and the upstream run it uses and why; the
+    reason it cannot be resolved, if so (the preview then exits 1)."""
     if not opdef.get_dependencies():
-        return
+        return None
     from ..lifecycle import run_deps
     from ..types import DependencyError
 
     print("Dependencies:")
     try:
-        deps = run_deps.preview_dependencies(home, gf.project_dir, opdef)
+        deps = run_deps.preview_dependencies(home, gf.project_dir, opdef, pins)
     except DependencyError as e:
         print(f"  cannot resolve: {e}")
-        return
+        return f"cannot stage: {e}"
     for dep in deps:
-        print_dep(dep.spec, dep.source, [f.path for f in dep.files])
+        print_dep(dep.spec, dep.source, [f.path for f in dep.files], dep.why)
+    return None

@@ -49,7 +49,10 @@ def add_parsers(runs: argparse.ArgumentParser) -> None:
     # The listing's usage, then the verbs' (argparse would show VERB as
     # if it were required).
     listing = runs.format_usage().split(":", 1)[1].strip()
-    runs.usage = f"{listing}\n       gage runs {{rm,purge,label}} ..."
+    runs.usage = (
+        f"{listing}\n       gage runs rm RUN... | purge | label RUN TEXT "
+        "(gage runs VERB --help)"
+    )
     sub = runs.add_subparsers(
         title="verbs (gage runs VERB --help)", metavar="VERB", dest="verb"
     )
@@ -62,6 +65,7 @@ def add_parsers(runs: argparse.ArgumentParser) -> None:
 def _add_rm(sub: argparse._SubParsersAction) -> None:
     rm = sub.add_parser(
         "rm",
+        prog="gage runs rm",
         help="delete runs (asks first)",
         description=_RM_HELP,
         formatter_class=common.RawHelpFormatter,
@@ -80,6 +84,7 @@ def _add_rm(sub: argparse._SubParsersAction) -> None:
 def _add_purge(sub: argparse._SubParsersAction) -> None:
     purge = sub.add_parser(
         "purge",
+        prog="gage runs purge",
         help="delete leftover runs (pending, abandoned, error)",
         description=_PURGE_HELP,
         formatter_class=common.RawHelpFormatter,
@@ -100,6 +105,7 @@ def _add_purge(sub: argparse._SubParsersAction) -> None:
 def _add_label(sub: argparse._SubParsersAction) -> None:
     label = sub.add_parser(
         "label",
+        prog="gage runs label",
         help="set or clear a run's label",
         description=_LABEL_HELP,
         formatter_class=common.RawHelpFormatter,
@@ -108,6 +114,7 @@ def _add_label(sub: argparse._SubParsersAction) -> None:
     label.add_argument("text", nargs="?", metavar="TEXT", help="the label")
     label.add_argument("--clear", action="store_true", help="remove the label")
     cli_compare.where_arg(label)
+    _quiet_arg(label)
     common.runs_dir_arg(label)
     label.set_defaults(func=_cmd_label)
 
@@ -132,8 +139,15 @@ def _listing_args(runs: argparse.ArgumentParser) -> None:
     )
 
 
+def _quiet_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "-q", "--quiet", action="store_true", help="print nothing but errors"
+    )
+
+
 def _delete_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("-y", "--yes", action="store_true", help="do not ask to confirm")
+    _quiet_arg(p)
     p.add_argument(
         "--preview",
         action="store_true",
@@ -174,8 +188,9 @@ def _delete(args, home: str, selected) -> int:
     from ..history import run_delete
     from ..home import runs
 
+    say = (lambda *a: None) if args.quiet else print
     if not selected:
-        print(f"No matching runs to delete in {home}")
+        say(f"No matching runs to delete in {home}")
         return 0
     plan = run_delete.plan_delete(home, selected, force=args.force)
     for r in plan.refused:
@@ -183,12 +198,22 @@ def _delete(args, home: str, selected) -> int:
     code = 1 if plan.refused else 0
     if not plan.delete:
         return code
-    numbers = {run.id: i for i, run in enumerate(reversed(runs.list_runs(home)), 1)}
     n = len(plan.delete)
-    print(f"{'Would delete' if args.preview else 'Deleting'} {common.count(n, 'run')}:")
-    _print_runs(plan.delete, numbers)
+    if not args.quiet:
+        numbers = {r.id: i for i, r in enumerate(reversed(runs.list_runs(home)), 1)}
+        verb = "Would delete" if args.preview else "Deleting"
+        print(f"{verb} {common.count(n, 'run')}:")
+        _print_runs(plan.delete, numbers)
+    for run, users in plan.used_by:
+        names = ", ".join(f"{u.name} ({runs.op_name(u) or '?'})" for u in users[:5])
+        more = f" and {len(users) - 5} more" if len(users) > 5 else ""
+        common.warn(
+            f"run {run.name} ({runs.op_name(run) or '?'}) was used by "
+            f"{common.count(len(users), 'run')}: {names}{more}; they will name "
+            "an upstream run that no longer exists"
+        )
     if args.preview:
-        print("Nothing deleted (preview).")
+        say("Nothing deleted (preview).")
         return code
     if not args.yes:
         if not sys.stdin.isatty():
@@ -200,7 +225,7 @@ def _delete(args, home: str, selected) -> int:
         if not _confirm(f"Delete {common.count(n, 'run')}? (y/N) "):
             return common.error("cancelled: nothing deleted", 1)
     deleted = run_delete.delete_runs(plan)
-    print(f"Deleted {common.count(deleted, 'run')}")
+    say(f"Deleted {common.count(deleted, 'run')}")
     return code if deleted == n else 1
 
 
@@ -238,14 +263,15 @@ def _cmd_label(args) -> int:
         raise common.usage("--clear takes no TEXT: give one or the other")
     if not args.clear and not (args.text or "").strip():
         raise common.usage("give the label TEXT, or --clear to remove the label")
+    say = (lambda *a: None) if args.quiet else print
     for run in _label_runs(args):
         if args.clear:
             runs.label_run(run, None)
-            print(f"Cleared the label of run {run.name}")
+            say(f"Cleared the label of run {run.name}")
             continue
         text = " ".join(args.text.split())
         runs.label_run(run, text)
-        print(f"Labeled run {run.name}: {text}")
+        say(f"Labeled run {run.name}: {text}")
     return 0
 
 

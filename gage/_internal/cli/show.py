@@ -114,6 +114,8 @@ def _cmd_show(args) -> int:
     from ..store import run_meta
 
     run = select_run(args, args.run)
+    if args.output:
+        return _page_output(run)
     record = runs.run_record(run)
     manifest = run_meta.read_manifest(run)
     if args.json:
@@ -143,7 +145,10 @@ def _cmd_show(args) -> int:
     print(f"Started:  {local_time(record['started'])}")
     print(f"Duration: {duration(record['duration'])}")
     if record["exit_code"] is not None:
-        print(f"Exit:     {record['exit_code']}")
+        from ..lifecycle import run_start
+
+        # The code gage exits with for the run (130 for Ctrl-C, not -2).
+        print(f"Exit:     {run_start.run_exit(run)[0]}")
     worker = run_meta.read_worker(run)
     if worker:
         print(
@@ -153,7 +158,7 @@ def _cmd_show(args) -> int:
     _show_dict("Config", record["config"])
     if record["config"] and os.path.exists(run_meta.patched_path(run)):
         print(f"  (diff: {run_meta.patched_path(run)})")
-    _show_deps(run_meta.read_deps(run))
+    _show_deps(run.runs_home, run_meta.read_deps(run))
     _show_manifest(manifest, args.files)
     _show_dict("Summary", record["summary"])
     _show_scalars(run, scalars.read_aggs(run))
@@ -233,13 +238,21 @@ def _show_dict(title: str, data: dict) -> None:
         print(f"  {key}: {fmt_val(val)}")
 
 
-def _show_deps(deps: list) -> None:
+def _show_deps(home: str, deps: list) -> None:
     if not deps:
         return
+    from ..types import META_SUFFIX
+
     print("Dependencies:")
     for dep in deps:
         paths = [f.get("path") for f in dep.get("files") or []]
-        print_dep(dep.get("spec") or {}, dep.get("source") or {}, paths)
+        source = dep.get("source") or {}
+        note = ""
+        if source.get("type") == "run":
+            path = os.path.join(home, str(source.get("id")))
+            if not os.path.isdir(path + META_SUFFIX):
+                note = "deleted: the run no longer exists"
+        print_dep(dep.get("spec") or {}, source, paths, note)
 
 
 _TYPE_NAMES = {"s": "source code", "d": "dependency", "r": "runtime", "g": "generated"}
@@ -286,6 +299,36 @@ def _show_output(run, lines: int = 10) -> None:
         print(f"Output ({last}):")
         for line in tail:
             print(f"  {line}")
+
+
+def _page_output(run) -> int:
+    """`gage show --output`: the run's whole output; on a terminal
+    through $PAGER (else `less -FRX`), else as it is."""
+    import shutil
+    import subprocess
+
+    from ..store import run_meta
+
+    f = run_meta.open_output(run, "run")
+    if f is None:
+        print(f"Run {run.name} has no output", file=sys.stderr)
+        return 0
+    pager = os.environ.get("PAGER") or "less -FRX"
+    argv = pager.split()
+    sys.stdout.flush()
+    with f:
+        if sys.stdout.isatty() and argv and shutil.which(argv[0]):
+            proc = subprocess.Popen(argv, stdin=subprocess.PIPE)
+            assert proc.stdin is not None
+            try:
+                shutil.copyfileobj(f, proc.stdin)
+                proc.stdin.close()
+            except BrokenPipeError:
+                pass  # the pager was quit before the end
+            proc.wait()
+        else:
+            shutil.copyfileobj(f, sys.stdout.buffer)
+    return 0
 
 
 # ---------------------------------------------------------------------------

@@ -24,6 +24,7 @@ import dataclasses
 import fnmatch
 import glob
 import importlib
+import json
 import os
 from dataclasses import dataclass
 from typing import Any
@@ -377,9 +378,16 @@ def _unknown_key_msg(name: str, opdef: OpDef, defaults: dict[str, Any]) -> str:
 
 
 def coerce(val: Any, default: Any, name: str, file: str) -> Any:
-    """`val` as the type of `default` where it can be; else ConfigError."""
-    if val is None or default is None:
+    """`val` as the type of `default` where it can be; else ConfigError.
+
+    One rule for null and booleans: null is a value only for a key whose
+    default is null; true and false only for a key whose default is a
+    bool. Messages spell values as the user types them (`true`, `null`).
+    """
+    if default is None:
         return val
+    if val is None:
+        raise ConfigError(_type_msg(val, default, name, file))
     given = val
     if isinstance(val, str) and not isinstance(default, str):
         try:
@@ -432,6 +440,14 @@ _TYPE_NAMES = [
 
 def _type_msg(val: Any, default: Any, name: str, file: str) -> str:
     expected = next(desc for type, desc in _TYPE_NAMES if isinstance(default, type))
-    return (
-        f"Cannot set '{name}' to {short_text(repr(val))} in {file}: expected {expected}"
-    )
+    return f"Cannot set '{name}' to {short_text(_spell(val))} in {file}: expected {expected}"
+
+
+def _spell(val: Any) -> str:
+    """A value as a user types it: null, true, false, 'text', 1.5, [1, 2]."""
+    if isinstance(val, str):
+        return repr(val)
+    try:
+        return json.dumps(val)
+    except (TypeError, ValueError):
+        return repr(val)

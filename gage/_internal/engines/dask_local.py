@@ -119,6 +119,7 @@ def _wait_for_file(cluster: LocalCluster, timeout: float) -> None:
             raise RunError(
                 "cannot start a local Dask cluster: the scheduler did not start "
                 f"within {timeout:g}s (is 'distributed' installed? "
-                "pip install 'gage[dask]')"
+                "install gage's dask extra: in a clone of gage, "
+                "pip install -e '.[dask]')"
             )
         time.sleep(0.05)

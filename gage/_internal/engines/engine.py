@@ -77,7 +77,8 @@ def get_engine(name: str, jobs: int, **options: Any) -> Engine:
             from . import engine_dask
         except ImportError as e:
             raise GageError(
-                f"the dask engine is not available ({e}): pip install 'gage[dask]'"
+                f"the dask engine is not available ({e}): install gage's dask "
+                "extra (in a clone of gage: pip install -e '.[dask]')"
             ) from None
         return engine_dask.make_engine(jobs, **options)
     if name == "slurm":

@@ -4,8 +4,8 @@ Dask distributed is the engine, not a home-made one: the same client
 reaches a local cluster, a Slurm or PBS cluster (dask-jobqueue),
 Kubernetes (dask-kubernetes) or ssh hosts (`dask ssh`); its scheduler
 places runs on workers and starts a run again on another worker when the
-one running it dies. It is an optional extra (`pip install
-'gage[dask]'`), imported only when `--engine dask` is used.
+one running it dies. It is an optional extra (`dask`: `pip install
+'.[dask]'` in a clone of gage), imported only when `--engine dask` is used.
 
 No filesystem is shared with the workers. For each run:
 

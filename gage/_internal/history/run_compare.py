@@ -81,6 +81,9 @@ class Row:
 
 @dataclass(frozen=True)
 class Table:
+    """What `compare` returns: `columns` and `rows` (a run and its values
+    per column); `dicts()` for rows as dicts, `render()` for text."""
+
     columns: tuple[Column, ...]
     rows: tuple[Row, ...]
 
@@ -94,6 +97,46 @@ class Table:
             c.key if counts[c.key] == 1 and c.kind not in PROVENANCE_KINDS else c.name
             for c in self.columns
         ]
+
+    def dicts(self) -> list[dict[str, Any]]:
+        """One dict per row: `id`, `name`, then each column by its full
+        name (`config.lr`, `summary.loss`); None for no value."""
+        return [
+            {
+                "id": r.run.id,
+                "name": r.run.name,
+                **{c.name: v for c, v in zip(self.columns, r.values)},
+            }
+            for r in self.rows
+        ]
+
+    def render(self) -> str:
+        """The table as aligned text: name, then the columns (`-` for no
+        value), one line per row."""
+        import json
+
+        head = ["name"] + [
+            n for c, n in zip(self.columns, self.labels()) if c.key != "name"
+        ]
+        keep = [i for i, c in enumerate(self.columns) if c.key != "name"]
+        text = [
+            [r.run.name]
+            + [
+                "-"
+                if r.values[i] is None
+                else r.values[i]
+                if isinstance(r.values[i], str)
+                else json.dumps(r.values[i])
+                for i in keep
+            ]
+            for r in self.rows
+        ]
+        rows = [head] + text
+        widths = [max(len(row[i]) for row in rows) for i in range(len(head))]
+        return "".join(
+            "  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() + "\n"
+            for row in rows
+        )
 
 
 def compare(

@@ -57,10 +57,13 @@ class Refused:
 @dataclass(frozen=True)
 class Plan:
     """What deleting the selected runs does: `delete` (with each run's
-    status) and `refused`."""
+    status) and `refused`; `used_by`: for a run to delete that finished
+    runs (not deleted) used as an upstream run, those runs: deleting it
+    leaves them naming a run that no longer exists."""
 
     delete: tuple[tuple[Run, str], ...]
     refused: tuple[Refused, ...]
+    used_by: tuple[tuple[Run, tuple[Run, ...]], ...] = ()
 
 
 def select_runs(
@@ -112,7 +115,24 @@ def plan_delete(
             delete.append((run, status[run.id]))
         else:
             refused.append(Refused(run, reason))
-    return Plan(tuple(delete), tuple(refused))
+    return Plan(tuple(delete), tuple(refused), _used_by(home, delete))
+
+
+def _used_by(
+    home: str, delete: list[tuple[Run, str]]
+) -> tuple[tuple[Run, tuple[Run, ...]], ...]:
+    """For each run to delete, the other runs that used it."""
+    if not delete:
+        return ()
+    ids = {run.id for run, _s in delete}
+    users: dict[str, list[Run]] = {}
+    for _n, r in runs.runs_page(home, None, None, None)[0]:
+        if r["id"] in ids:
+            continue
+        run = Run(r["id"], r["run_dir"], r["name"])
+        for upstream in set(_upstream_ids(run)) & ids:
+            users.setdefault(upstream, []).append(run)
+    return tuple((run, tuple(users[run.id])) for run, _s in delete if run.id in users)
 
 
 def _live_reason(run: Run, status: str) -> str | None:

@@ -69,7 +69,7 @@ def _plotly_js() -> str:
     except ImportError:
         raise ReportError(
             "gage report needs plotly: install the report extra "
-            "(pip install 'gage[report]')"
+            "(pip install 'gage-runs[report]')"
         ) from None
     return get_plotlyjs()
 

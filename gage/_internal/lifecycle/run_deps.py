@@ -71,10 +71,12 @@ from ..store.run_meta import (
 )
 from ..types import DependencyError, OpDef, Run, RunSelectError
 from ..util import console, file_util, patterns
+from . import run_lineage
 
 __all__ = [
     "DepFile",
     "check_config_deps",
+    "check_config_files",
     "ResolvedDep",
     "preview_dependencies",
     "resolve_deps",
@@ -103,6 +105,7 @@ class ResolvedDep:
     root: str
     link: bool
     files: list[DepFile]
+    why: str = ""
 
 
 # ---------------------------------------------------------------------------
@@ -118,14 +121,17 @@ def preview_dependencies(
     """Which source (project or upstream run) and files each dependency uses.
 
     `upstream` maps an op name in a `run-select` to the exact run to use
-    (`gage repro` passes the runs it just made); other selections use the
-    latest completed run. Nothing is copied or hashed; raises
-    DependencyError as staging would (an invalid spec, no upstream run,
-    missing file, escaping path).
+    (pins: `--upstream OP=RUN`, or the runs `gage repro` just made);
+    the other ops' runs follow the lineage of the chosen ones, else are
+    the latest completed (`run_lineage.choose`; `why` says which).
+    Nothing is copied or hashed; raises DependencyError as staging would
+    (an invalid spec, no upstream run, runs that disagree, missing file,
+    escaping path).
     """
     check_dependencies(opdef)
+    chosen = run_lineage.choose(runs_home, opdef, upstream)
     return [
-        _resolve(runs_home, project_dir, opdef, i, spec, upstream or {})
+        _resolve(runs_home, project_dir, opdef, i, spec, chosen)
         for i, spec in enumerate(opdef.get_dependencies())
     ]
 
@@ -136,18 +142,21 @@ def _resolve(
     opdef: OpDef,
     i: int,
     spec: dict[str, Any],
-    upstream: Mapping[str, Run],
+    chosen: Mapping[str, run_lineage.Choice],
 ) -> ResolvedDep:
     where = dependency_where(opdef.name, i, spec)
+    why = ""
     target = _target_path(spec)
     if spec["type"] == "project-files":
         root = os.path.abspath(project_dir)
         source = {"type": "project", "dir": root}
         relpaths = _match(root, _patterns(spec), where, "project")
     else:
-        up = upstream.get(spec["run-select"]) or _select_run(
-            runs_home, spec["run-select"], where
-        )
+        choice = chosen.get(spec["run-select"])
+        if choice is not None:
+            up, why = choice.run, choice.describe()
+        else:
+            up = _select_run(runs_home, spec["run-select"], where)
         root = up.run_dir
         source = _run_source(up)
         if "files" in spec:
@@ -155,7 +164,7 @@ def _resolve(
         else:
             relpaths = _generated_files(up)
     files = [DepFile(rel, _join(target, rel)) for rel in relpaths]
-    return ResolvedDep(dict(spec), source, root, bool(spec.get("link")), files)
+    return ResolvedDep(dict(spec), source, root, bool(spec.get("link")), files, why)
 
 
 def _patterns(spec: dict[str, Any]) -> list[str]:
@@ -297,7 +306,15 @@ def check_config_deps(
     if not opdef.get_config() or not opdef.get_dependencies():
         return
     resolved = preview_dependencies(runs_home, project_dir, opdef, upstream)
-    _check_config_files(resolved, _config_files(project_dir, opdef), opdef)
+    check_config_files(resolved, project_dir, opdef)
+
+
+def check_config_files(
+    resolved: list[ResolvedDep], project_dir: str, opdef: OpDef
+) -> None:
+    """`check_config_deps` with the dependencies already resolved."""
+    if opdef.get_config():
+        _check_config_files(resolved, _config_files(project_dir, opdef), opdef)
 
 
 def _config_files(root: str, opdef: OpDef) -> set[str]:
@@ -458,7 +475,10 @@ def _place(
     log = runner_log(run)
     if dep.source["type"] == "run":
         src = dep.source
-        log.info(f"Using run {src['id']} ({src['name']}, op {src['op']}) for {where}")
+        why = f" ({dep.why})" if dep.why else ""
+        log.info(
+            f"Using run {src['id']} ({src['name']}, op {src['op']}) for {where}{why}"
+        )
     events = []
     files = []
     counts: dict[str, int] = {}

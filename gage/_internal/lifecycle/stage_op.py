@@ -21,9 +21,9 @@ from ..home import runs
 from ..project import gagefile
 from ..store import run_meta
 from ..types import OpDef, Run
-from . import op_inputs, run_stage
+from . import op_inputs, run_deps, run_stage
 
-__all__ = ["Lookup", "Staged", "lookup", "stage_op"]
+__all__ = ["Lookup", "Staged", "check_op", "lookup", "stage_op"]
 
 
 @dataclass(frozen=True)
@@ -62,6 +62,25 @@ def lookup(
     return Lookup(match, predicted=True, accept=accept)
 
 
+def check_op(
+    gf: gagefile.Gagefile,
+    home: str,
+    opdef: OpDef,
+    config: Mapping[str, Any],
+    upstream: Mapping[str, Run] | None = None,
+) -> None:
+    """Raise, before anything is staged, what staging would refuse and
+    can be known now: a dependency that cannot be resolved (no upstream
+    run, upstream runs that disagree, a missing file) or that would
+    replace a config file. `stage_op` calls it; callers that ask for a
+    confirmation call it first."""
+    if not opdef.get_dependencies():
+        return
+    resolved = run_deps.preview_dependencies(home, gf.project_dir, opdef, upstream)
+    if config:
+        run_deps.check_config_files(resolved, gf.project_dir, opdef)
+
+
 def stage_op(
     gf: gagefile.Gagefile,
     home: str,
@@ -78,6 +97,7 @@ def stage_op(
     None), an op that could not be predicted is compared once staged."""
     if found is not None and found.match is not None:
         return Staged(found.match, needed=False)
+    check_op(gf, home, opdef, config, upstream)
     run = run_stage.make_run(home)
     cmd = gagefile.op_cmd(opdef)
     run_stage.init_run_meta(

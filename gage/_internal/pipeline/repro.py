@@ -41,12 +41,14 @@ __all__ = ["Result", "Step", "plan", "repro", "select_ops"]
 class Step:
     """What `repro` would do for an op: `action` is `run` or `up to date`;
     `run` is the completed run that is up to date, else the closest
-    completed run (or None); `reasons` say why it would run."""
+    completed run (or None); `reasons` say why it would run; `blocked`
+    why it could not be staged (a dependency that cannot be resolved)."""
 
     op: str
     action: str
     run: Run | None = None
     reasons: list[str] = field(default_factory=list)
+    blocked: str = ""
 
 
 @dataclass
@@ -136,7 +138,7 @@ def _decide(
     try:
         inputs = op_inputs.op_inputs(home, gf.project_dir, opdef, config, upstream)
     except DependencyError as e:
-        return Step(op, "run", reasons=[str(e)])
+        return Step(op, "run", reasons=[str(e)], blocked=str(e))
     if inputs is None:
         return Step(
             op, "run", reasons=["staging hooks: its inputs are known once staged"]

@@ -15,6 +15,7 @@ skipped, the rule (or reason) that skipped it.
 
 from __future__ import annotations
 
+import collections
 import os
 import stat
 from dataclasses import dataclass, field
@@ -28,6 +29,7 @@ from ..util import file_util
 __all__ = [
     "DEFAULT_RULES",
     "Selection",
+    "add_files",
     "Skipped",
     "is_text_file",
     "parse_rule",
@@ -108,7 +110,8 @@ class Selection:
                 counts[key] = counts.get(key, 0) + 1
         warnings = [
             f"{n} file{'s' if n != 1 else ''} skipped by {detail} "
-            f"of source code rule '{rule}'"
+            f"of source code rule '{rule}' (to copy them, change the rule "
+            "in the op's 'sourcecode')"
             for (rule, detail), n in sorted(counts.items())
         ]
         for s in self.skipped:
@@ -234,7 +237,36 @@ def select_files(
     for relpath, entry, kind in walk:
         if kind == "file":
             _select_file(relpath, entry, file_rules, sel, kept, known_text)
+    sel.files.sort()
+    sel.skipped.sort(key=lambda s: s.path)
     return sel
+
+
+def add_files(sel: Selection, root: str, paths: Iterable[str]) -> None:
+    """Add `paths` (relative to `root`) to `sel` whatever the rules said:
+    the files an op cannot run without. A path that is not a regular file
+    inside `root` is left out (staging or the run says why)."""
+    real_root = os.path.realpath(root)
+    have = set(sel.files)
+    added = set()
+    for rel in paths:
+        rel = os.path.normpath(rel).replace(os.sep, "/")
+        full = os.path.join(root, rel)
+        if rel in have or rel.startswith("../") or os.path.isabs(rel):
+            continue
+        real = os.path.realpath(full)
+        if not real.startswith(real_root + os.sep):
+            continue
+        try:
+            st = os.stat(full)
+        except OSError:
+            continue
+        if stat.S_ISREG(st.st_mode):
+            sel.stats[rel] = st
+            added.add(rel)
+    if added:
+        sel.files[:] = sorted(have | added)
+        sel.skipped[:] = [s for s in sel.skipped if s.path not in added]
 
 
 def _walk(
@@ -246,19 +278,21 @@ def _walk(
     never: frozenset[str],
     prefetch: Prefetch | None = None,
 ) -> Iterator[tuple[str, os.DirEntry[str], str]]:
-    """Files under `root/reldir` in path order, pruned by `dir_rules`.
+    """Files under `root/reldir`, pruned by `dir_rules`, level by level:
+    the top level first, then each dir's files before deeper ones, so a
+    max-matches limit keeps the project's own files over deep trees.
 
-    A stack, not recursion: a tree of any depth is walked.
+    A queue, not recursion: a tree of any depth is walked.
     """
     top = _entries(root, reldir, skipped)
     if prefetch and top:
         _prefetch(prefetch, os.stat(root).st_dev, top)
-    stack = [(reldir, iter(top or []))]
-    while stack:
-        parent, entries = stack[-1]
+    queue = collections.deque([(reldir, iter(top or []))])
+    while queue:
+        parent, entries = queue[0]
         entry = next(entries, None)
         if entry is None:
-            stack.pop()
+            queue.popleft()
             continue
         relpath = parent + "/" + entry.name if parent else entry.name
         is_link = False
@@ -287,7 +321,7 @@ def _walk(
                 if sub is not None:
                     if prefetch:
                         _prefetch(prefetch, st.st_dev, sub)
-                    stack.append((relpath, iter(sub)))
+                    queue.append((relpath, iter(sub)))
         elif stat.S_ISREG(st.st_mode):
             yield relpath, entry, "file"
         else:

@@ -245,6 +245,7 @@ class _Validator:
         return Gagefile(self.path, opdefs, **settings)
 
     def _check_graph(self, opdefs: dict[str, OpDef]) -> None:
+        self._check_run_selects(opdefs)
         cycle = graph.find_cycle(graph.op_graph(opdefs))
         if cycle:
             self.fail(
@@ -254,6 +255,17 @@ class _Validator:
                 + " -> ".join(reversed(cycle))
                 + " (each op would need a run of the next first): "
                 "remove one of these run-select dependencies",
+            )
+
+    def _check_run_selects(self, opdefs: dict[str, OpDef]) -> None:
+        """A misspelt op in a run-select is an error here, not at staging."""
+        for name, sel in graph.unknown_selects(opdefs):
+            self.fail(
+                name,
+                "depends",
+                f"run-select '{sel}' names no op in this file (ops: "
+                f"{', '.join(opdefs)}) and is not a run id or name: "
+                "name one of the ops",
             )
 
     def _op_name(self, name: str) -> None:

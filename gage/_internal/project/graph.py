@@ -12,6 +12,7 @@ and runs it.
 
 from __future__ import annotations
 
+import re
 from typing import Iterable, Iterator, Mapping
 
 from ..types import OpDef
@@ -20,9 +21,28 @@ __all__ = [
     "downstream",
     "find_cycle",
     "op_graph",
+    "unknown_selects",
     "order",
     "upstream",
 ]
+
+
+# A run id prefix (hex) or a run name or prefix of one (`bakire-tovusa`).
+_RUN_SPEC = re.compile(
+    r"[0-9a-f]{4,32}$|([bdfgklmnprstvz][aeiou])+(-([bdfgklmnprstvz][aeiou])*)?$"
+)
+
+
+def unknown_selects(opdefs: Mapping[str, OpDef]) -> list[tuple[str, str]]:
+    """(op, run-select) for each run-select that names no op of
+    `opdefs` and does not look like a run id or name (a misspelt op)."""
+    found = []
+    for name, opdef in opdefs.items():
+        for dep in _deps(opdef):
+            sel = dep.get("run-select")
+            if isinstance(sel, str) and sel not in opdefs and not _RUN_SPEC.match(sel):
+                found.append((name, sel))
+    return found
 
 
 def op_graph(opdefs: Mapping[str, OpDef]) -> dict[str, list[str]]:

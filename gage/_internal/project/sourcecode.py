@@ -59,6 +59,7 @@ def preview_sourcecode(
     """
     rules = sourcecode_rules(opdef)
     sel = select_rules(src_dir, rules, runs_home)
+    file_select.add_files(sel, src_dir, required_files(src_dir, opdef))
     return SourcecodePreview(rules, sel.files, sel.skipped, sel.warnings())
 
 
@@ -69,9 +70,39 @@ def select_sourcecode(
     known_text: KnownText | None = None,
     prefetch: file_select.Prefetch | None = None,
 ) -> file_select.Selection:
-    """The source code selection staging would copy (nothing copied)."""
+    """The source code selection staging would copy (nothing copied):
+    what the rules select and the files the op needs (`required_files`)."""
     rules = sourcecode_rules(opdef)
-    return select_rules(src_dir, rules, runs_home, known_text, prefetch)
+    sel = select_rules(src_dir, rules, runs_home, known_text, prefetch)
+    file_select.add_files(sel, src_dir, required_files(src_dir, opdef))
+    return sel
+
+
+def required_files(src_dir: str, opdef: OpDef) -> list[str]:
+    """Files copied whatever the source code rules say: the project
+    files the op's `exec` names (`python train.py`: train.py, in every
+    phase) and its config files (config is applied to the copies)."""
+    from ..config import run_config
+    from ..types import GageError
+    from .op_exec import split_exec
+
+    found = []
+    for val in opdef.get_exec().values():
+        try:
+            words, _env = split_exec(val)
+        except (ValueError, TypeError):
+            continue
+        for word in words:
+            if word.startswith("-") or os.path.isabs(word):
+                continue
+            if os.path.isfile(os.path.join(src_dir, word)):
+                found.append(word)
+    if opdef.get_config():
+        try:
+            found.extend(sorted(run_config.config_files(src_dir, opdef)))
+        except GageError:
+            pass  # staging names what is wrong with the op's config
+    return found
 
 
 def select_rules(

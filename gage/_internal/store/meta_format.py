@@ -20,12 +20,13 @@ import re
 import stat
 import struct
 import time
-from typing import Any, Iterable, NamedTuple
+from typing import Any, BinaryIO, Iterable, NamedTuple
 
 from ..types import MetaError
 from ..util import file_util
 
 __all__ = [
+    "open_regular_or_none",
     "read_file_bytes",
     "DirLock",
     "json_lines_text",
@@ -193,6 +194,19 @@ def read_text(path: str) -> str:
         return data.decode("utf-8")
     except UnicodeDecodeError as e:
         raise MetaError(f"{path}: not UTF-8 text ({e.reason})", path=path) from None
+
+
+def open_regular_or_none(path: str) -> BinaryIO | None:
+    """`path` open for reading in binary; None when it is missing or not
+    a regular file (never blocks on a FIFO)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        return None
+    return os.fdopen(fd, "rb")
 
 
 def read_file_bytes(path: str) -> bytes:

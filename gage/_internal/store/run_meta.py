@@ -17,7 +17,7 @@ encodings callers name with meta files).
 from __future__ import annotations
 
 import os
-from typing import Any, Iterable
+from typing import Any, BinaryIO, Iterable
 
 from ..types import META_SUFFIX as META_SUFFIX
 from ..types import MetaError, OpCmd, OpDef, OpRef, Run
@@ -30,6 +30,7 @@ from .meta_format import (
     json_lines_text,
     manifest_text,
     numbered_lines,
+    open_regular_or_none,
     parse_files_log,
     parse_json_lines,
     parse_manifest,
@@ -86,6 +87,12 @@ def output_paths(run: Run, phase: str) -> tuple[str, str]:
     """Output file and its index for a phase (`run`, `runtime`, ...)."""
     path = run_meta_path(run, "output", _OUTPUT_PHASES[phase])
     return path, path + ".index"
+
+
+def open_output(run: Run, phase: str = "run") -> BinaryIO | None:
+    """A phase's whole output, open for reading in binary (None when
+    there is none, or it is not a regular file)."""
+    return open_regular_or_none(output_paths(run, phase)[0])
 
 
 OUTPUT_TAIL_BYTES = 64 * 1024
