@@ -310,3 +310,30 @@ def test_watch_ctrl_c_stops_watching_not_the_run(tmp_path):
             if proc and proc.poll() is None:
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
+
+
+def test_sparse_and_dense_blocks_agree(tmp_path):
+    """Few candidate lines (found by bytes.find) or many (one regex
+    search over the block): the same scalars."""
+    lines = [
+        "Epoch 3/10",
+        "loss: 0.5",
+        "STEP 7 acc=0.25",
+        "  val/loss : -1.5e-3",
+        "x" * 200 + ": 1",
+        "word: 2",
+    ]
+    filler = ["y" * 99] * 100
+    sparse = "\n".join(line for ln in lines for line in [*filler, ln]) + "\n"
+    dense = "\n".join(lines) + "\n"
+    got = []
+    for name, text in (("sparse", sparse), ("dense", dense)):
+        run, _log = _capture(tmp_path / name, text)
+        got.append({k: list(zip(*v)) for k, v in scalars.series(run).items()})
+    assert got[0] == got[1] == {
+        "loss": [(3, 0.5)],
+        "acc": [(7, 0.25)],
+        "val/loss": [(7, -0.0015)],
+        "x" * 200: [(7, 1.0)],
+        "word": [(7, 2.0)],
+    }

@@ -122,7 +122,6 @@ def _start_locked(
         write_timestamp(run, "started")
         log.info(f"Starting run {run.id}: {shlex.join(args)}")
         output, _index = run_meta.output_paths(run, "run")
-        opdef = read_opdef(run)
         captures: list[Any] = []
         try:
             exit_code = run_exec.exec_proc(
@@ -134,7 +133,9 @@ def _start_locked(
                 # Scalars are read once the process runs: signals are
                 # passed to it by then, so a SIGTERM never finds the
                 # runner between `started` and its handlers.
-                on_start=lambda _p: captures.append(start_capture(run, opdef, log)),
+                on_start=lambda _p: captures.append(
+                    start_capture(run, read_opdef(run), log)
+                ),
                 on_signal=lambda sig: _on_signal(run, sig),
             )
         except run_exec.ExecError as e:

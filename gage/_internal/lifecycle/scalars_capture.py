@@ -5,9 +5,8 @@ output file (`output/40_run`, written by `run_exec`) and to the op's
 `scalars-file` every `INTERVAL` seconds, finds scalars in whole lines
 and appends them to meta (`scalars.Recorder`). It reads the files the
 output capture wrote, so it never sits between the run and its output:
-a run that prints a lot is not held up by a pattern (lines are read in
-blocks, and only a line that could match is matched), and when it
-stops the rest is read.
+a run that prints a lot is not held up by a pattern (a block of lines
+is searched at a time, in C), and when it stops the rest is read.
 
 Output patterns, per op (`output-scalars` in gage.toml):
 
@@ -51,7 +50,7 @@ __all__ = [
 
 INTERVAL = 0.5
 MAX_LINE = 65536
-_READ = 1 << 22
+_READ = 1 << 18  # a block is searched holding the GIL: keep it short
 
 NUMBER = (
     r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?(?![\w.])"
@@ -60,11 +59,14 @@ NUMBER = (
 KEY = r"[A-Za-z_][\w.\-/]*"
 
 DEFAULT_PATTERN = re.compile(
-    rf"[ \t]*(?:(?P<_sw>(?i:step|epoch))\b[ \t:=#]*(?P<_sn>\d+)\b(?P<_rest>.*)"
-    rf"|(?P<_k>{KEY})[ \t]*:[ \t]*(?P<_v>{NUMBER})[ \t]*\r?$)"
+    rf"\n[ \t]*(?:(?P<_sw>(?i:step|epoch))\b[ \t:=#]*(?P<_sn>\d+)\b(?P<_rest>[^\n]*)"
+    # (?=(...))(?P=_k): the key as an atomic group, so a line that
+    # starts with a long word is scanned once, never backtracked.
+    rf"|(?=(?P<_k>{KEY}))(?P=_k)[ \t]*:[ \t]*(?P<_v>{NUMBER})[ \t]*\r?(?=\n))"
 )
-"""The default pattern, matched at the start of each line that could
-match (one with `:` or `=`, or `step`/`epoch` in it)."""
+"""The default patterns, searched over a block of lines with a newline
+before and after it (each match starts at a line's newline, which lets
+the search skip to the next line in C)."""
 
 _PAIR = re.compile(rf"(?<![\w.\-/])(?P<k>{KEY})[ \t]*[=:][ \t]*(?P<v>{NUMBER})")
 
@@ -179,21 +181,18 @@ class Capture:
             self._parse_custom(data.decode("utf-8", errors="replace"), self.patterns)
 
     def _parse_default(self, data: bytes) -> None:
-        add = self.recorder.add
-        match = DEFAULT_PATTERN.match
-        for start, end in _candidate_lines(data):
-            if end - start > MAX_LINE:
-                continue
-            m = match(data[start:end].decode("utf-8", errors="replace"))
-            if m is None:
+        for m in _default_matches(data):
+            if m.end() - m.start() > MAX_LINE:
                 continue
             sn = m.group("_sn")
             if sn is not None:
                 self.step = int(sn)
                 for pair in _PAIR.finditer(m.group("_rest")):
-                    add(pair.group("k"), self.step, float(pair.group("v")))
+                    self.recorder.add(
+                        pair.group("k"), self.step, float(pair.group("v"))
+                    )
             else:
-                add(m.group("_k"), self.step, float(m.group("_v")))
+                self.recorder.add(m.group("_k"), self.step, float(m.group("_v")))
 
     def _parse_custom(self, text: str, patterns: list[re.Pattern[str]]) -> None:
         if len(text) > MAX_LINE:
@@ -235,25 +234,49 @@ class Capture:
                     self.recorder.add(str(key), step, float(val))
 
 
-_HINTS = (b":", b"step", b"epoch")
+def _default_matches(data: bytes) -> Iterable[re.Match[str]]:
+    """Matches of the default patterns in a block of lines, in order.
+
+    Where few lines could match, those lines are found in C (a `:` with
+    bytes.find, a line starting with step/epoch with one regex search)
+    and matched one by one; where many lines hold a `:` (one in 8), the
+    block is searched whole. Either way the lines between are skipped
+    in C, never visited in Python."""
+    lines = _candidate_lines(data)
+    if lines is None:
+        yield from DEFAULT_PATTERN.finditer(
+            "\n" + data.decode("utf-8", errors="replace") + "\n"
+        )
+        return
+    for start, end in lines:
+        line = data[start:end].decode("utf-8", errors="replace")
+        m = DEFAULT_PATTERN.match("\n" + line + "\n")
+        if m:
+            yield m
 
 
-def _candidate_lines(data: bytes) -> list[tuple[int, int]]:
-    """(start, end) of each line that holds `:`, `step` or `epoch` (any
-    case), in order. Found with bytes.find over the lowered block, which
-    skips the lines between in C: most lines of a loud run cost nothing
-    here."""
-    low = data.lower()
-    found = set()
+_STEP_LINE = re.compile(rb"\n[ \t]*(?i:step|epoch)")
+
+
+def _candidate_lines(data: bytes) -> list[tuple[int, int]] | None:
+    """(start, end) of each line that holds a `:` or starts with step or
+    epoch, in order; None when more than one line in 8 holds a `:`."""
     size = len(data)
-    for needle in _HINTS:
-        pos = low.find(needle)
-        while pos >= 0:
-            start = low.rfind(b"\n", 0, pos) + 1
-            end = low.find(b"\n", pos)
-            end = size if end < 0 else end
-            found.add((start, end))
-            pos = low.find(needle, end)
+    limit = size // 800 + 8  # 100-byte lines: one in 8
+    found: set[tuple[int, int]] = set()
+    pos = data.find(b":")
+    while pos >= 0:
+        if len(found) > limit:
+            return None
+        start = data.rfind(b"\n", 0, pos) + 1
+        end = data.find(b"\n", pos)
+        end = size if end < 0 else end
+        found.add((start, end))
+        pos = data.find(b":", end)
+    for m in _STEP_LINE.finditer(b"\n" + data):
+        start = m.start()  # in `data`: the newline before is not there
+        end = data.find(b"\n", start)
+        found.add((start, size if end < 0 else end))
     return sorted(found)
 
 
