@@ -204,6 +204,11 @@ def _add_run(sub: argparse._SubParsersAction, name: str, help: str) -> None:
         help="skip when a completed run has the same config and inputs",
     )
     run.add_argument(
+        "--remote",
+        metavar="NAME",
+        help="with --needed: also look on this remote, and pull a run found there",
+    )
+    run.add_argument(
         "-y", "--yes", action="store_true", help="do not ask for confirmation"
     )
     run.add_argument(
@@ -251,6 +256,9 @@ def _add_runs(sub: argparse._SubParsersAction, name: str, help: str) -> None:
     page.add_argument("-a", "--all", action="store_true", help="show all runs")
     runs.add_argument(
         "--json", action="store_true", help="print runs as JSON (all unless -n)"
+    )
+    runs.add_argument(
+        "--remote", metavar="NAME", help="list the runs a remote holds (pulls nothing)"
     )
     common.runs_dir_arg(runs)
     runs.set_defaults(func=_verb("show", "_cmd_runs"))
@@ -311,6 +319,8 @@ _VERBS: dict[str, tuple[str, object]] = {
     "diff": ("what differs between two runs, or why a run ran", "diff"),
     "ops": ("list the ops of gage.toml", "ops"),
     "cache": ("show or prune the object cache", "cache"),
+    "push": ("copy runs and their files to a remote", "remote"),
+    "pull": ("bring runs from a remote into the runs dir", "remote"),
 }
 
 

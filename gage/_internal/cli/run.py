@@ -40,6 +40,8 @@ from .common import (
 def _cmd_run(args) -> int:
     if args.start == "":
         raise _usage("--start needs a run: give a run id or name (see 'gage runs')")
+    if args.remote and not args.needed:
+        raise _usage("--remote applies to --needed: give both (or neither)")
     if args.no_verify and not args.start:
         raise _usage("--no-verify applies to --start RUN: a new run is verified")
     if args.start:
@@ -77,6 +79,8 @@ def _cmd_run(args) -> int:
         match = op_inputs.find_run(home, inputs) if inputs else None
         if match:
             return _not_needed(args, match)
+        if inputs and args.remote:
+            return _pulled_needed(args, gf, home, inputs.key)
     # Staging modules only now: a run that is not needed never loads them.
     from .. import run_util
     from ..lifecycle import run_deps
@@ -183,6 +187,22 @@ def _not_needed(args, match) -> int:
     print(
         f"Run not needed: {match.name} ({match.id}) completed with the "
         "same config and inputs"
+    )
+    return _print_json(args, match, 0)
+
+
+def _pulled_needed(args, gf, home: str, key: str) -> int:
+    """A run found on the remote is pulled; else the run goes ahead
+    (`_cmd_run` without --remote)."""
+    from ..remote import api
+
+    match = api.pull_needed(home, key, args.remote, gf)
+    if match is None:
+        args.remote = None
+        return _cmd_run(args)
+    print(
+        f"Run not needed: pulled {match.name} ({match.id}) from remote "
+        f"'{args.remote}': it completed with the same config and inputs"
     )
     return _print_json(args, match, 0)
 

@@ -41,6 +41,11 @@ from .common import (
 def _cmd_runs(args) -> int:
     from ..home import runs
 
+    if getattr(args, "remote", None):
+        from . import remote as cli_remote
+
+        return cli_remote.cmd_remote_runs(args)
+
     _gf, home = _project(args, required=False)
     limit = _runs_limit(args)
     page, total = runs.runs_page(
@@ -130,6 +135,7 @@ def _cmd_show(args) -> int:
 
         record["deps"] = run_meta.read_deps(run)
         record["worker"] = run_meta.read_worker(run)
+        record["remote"] = run_meta.read_remote(run)
         record["manifest_counts"] = _manifest_counts(manifest)
         if args.files:
             record["manifest"] = [e._asdict() for e in manifest]
@@ -152,6 +158,12 @@ def _cmd_show(args) -> int:
     if worker:
         print(
             f"Worker:   {worker.get('host')} ({worker.get('worker')}, {worker.get('engine')})"
+        )
+    origin = run_meta.read_remote(run)
+    if origin:
+        print(
+            f"Remote:   pulled from '{origin.get('remote')}' ({origin.get('url')}) "
+            f"{_local_time(origin.get('pulled'))}, pushed from {origin.get('pushed_from')}"
         )
     _show_dict("Config", record["config"])
     if record["config"] and os.path.exists(run_meta.patched_path(run)):

@@ -10,7 +10,8 @@ Top-level keys that start with `$` are project settings: `$runs-dir` (a
 path relative to the gage.toml directory), `$engine` (where runs start:
 `local` or `dask`), `$scheduler` (a Dask scheduler address) and
 `$scheduler-file` (a Dask scheduler file, relative to the gage.toml
-directory). Every other top-level key names an op.
+directory), `$remotes` (tables of remotes, see remote_spec) and `$remote`
+(the default remote's name). Every other top-level key names an op.
 
 Validation happens here, at the boundary, so the rest of the library can
 trust an `OpDef`. Every error is a `GagefileError` whose message names
@@ -35,6 +36,7 @@ from ..types import (
 )
 from ..util import file_util
 from . import graph as pipeline
+from . import remote_spec
 from .dep_spec import DEPENDENCY_TYPES, check_dependency
 from .op_exec import PHASES, op_cmd, split_exec
 
@@ -69,6 +71,7 @@ OP_KEYS = [
 ]
 
 PROJECT_KEYS = ["$runs-dir", "$engine", "$scheduler", "$scheduler-file"]
+PROJECT_KEYS += remote_spec.PROJECT_KEYS
 
 ENGINES = ("local", "dask")
 """Engine names (`$engine`, `--engine`): see engine.get_engine."""
@@ -86,6 +89,8 @@ class Gagefile:
     engine: str | None = None
     scheduler: str | None = None
     scheduler_file: str | None = None
+    remote: str | None = None
+    remotes: dict[str, Any] | None = None
 
     @property
     def project_dir(self) -> str:
@@ -212,7 +217,7 @@ class _Validator:
         self.lines = text.splitlines()
 
     def gagefile(self, data: dict[str, Any]) -> Gagefile:
-        settings: dict[str, str] = {}
+        settings: dict[str, Any] = {}
         opdefs: dict[str, OpDef] = {}
         for name, val in data.items():
             if name.startswith("$"):
@@ -261,13 +266,15 @@ class _Validator:
                 line=self._find(_table_header(name), 0),
             )
 
-    def _setting(self, name: str, val: Any) -> str:
+    def _setting(self, name: str, val: Any) -> Any:
         if name not in PROJECT_KEYS:
             self.fail(
                 None,
                 name,
                 f"unknown setting '{name}' (known settings: {', '.join(PROJECT_KEYS)})",
             )
+        if name in remote_spec.PROJECT_KEYS:
+            return remote_spec.check_setting(name, val, self.path, self.lines)
         what = "an address string" if name == "$scheduler" else "a path string"
         if name == "$engine":
             what = f"one of {', '.join(ENGINES)}"

@@ -51,6 +51,7 @@ __all__ = [
     "cache_info",
     "format_size",
     "adopt_file",
+    "has_object",
     "place_object",
     "place_source",
     "source_object_stats",
@@ -156,6 +157,12 @@ def add_file(
             progress.add(files=1)
         return digest
     return _ingest(runs_home, src, st, cache, progress)
+
+
+def has_object(runs_home: str, digest: str, cache: hash_cache.HashCache) -> bool:
+    """True when the object for `digest` is in the cache, intact (one
+    whose stat gage did not record is read; changed, it is removed)."""
+    return _object_ok(runs_home, digest, cache)
 
 
 def _object_ok(runs_home: str, digest: str, cache: hash_cache.HashCache) -> bool:

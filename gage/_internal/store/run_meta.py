@@ -110,6 +110,9 @@ __all__ = [
     "trash_dir",
     "write_worker",
     "read_worker",
+    "REMOTE_META",
+    "write_remote",
+    "read_remote",
 ]
 
 SCHEMA = "1"
@@ -800,6 +803,23 @@ def write_worker(run: Run, worker: dict[str, Any]) -> None:
 def read_worker(run: Run) -> dict[str, Any] | None:
     try:
         return _read_json(run_meta_path(run, "worker.json"))
+    except FileNotFoundError:
+        return None
+
+
+REMOTE_META = "remote.json"
+"""Where a pulled run came from: written at pull, never pushed."""
+
+
+def write_remote(run: Run, origin: dict[str, Any]) -> None:
+    """`remote.json`: the remote a run was pulled from (`remote` name,
+    `url`, `pulled` timestamp, `pushed_from` host, `pushed` timestamp)."""
+    _write_json(run_meta_path(run, REMOTE_META), origin, readonly=True)
+
+
+def read_remote(run: Run) -> dict[str, Any] | None:
+    try:
+        return _read_json(run_meta_path(run, REMOTE_META))
     except FileNotFoundError:
         return None
 
