@@ -8,7 +8,10 @@ not by timing luck. `tests/test_crash_points.py` uses them.
 Points: `staging` (staging began, stager recorded), `deps` (before
 dependencies are resolved), `sealing` (manifest written, not yet sealed
 or staged), `finalize` (the run's command ended, record not complete),
-`delete` (a run's meta dir is in the trash, its run dir not yet).
+`delete` (a run's meta dir is in the trash, its run dir not yet),
+`remote-push` and `remote-pull` (an object has been sent or received,
+others not yet), `remote-pull-move` (a pulled run's run dir is in the
+runs home, its meta dir not yet).
 """
 
 from __future__ import annotations

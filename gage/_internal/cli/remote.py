@@ -63,15 +63,16 @@ def _cmd_push(args) -> int:
     from ..remote import api
     from ..remote.push import plan_push, push
 
-    gf, home = common.project(args, required=False)
+    gf, home = _project(args)
     b = api.open_remote(args.remote, gf)
     if args.runs:
         selected = [runs.select_run(home, spec) for spec in args.runs]
     else:
         selected = runs.list_runs(home)
     plan = plan_push(b, selected)
-    if not _go_ahead(args, plan, "push", "to"):
-        return 0 if args.dry_run else 1
+    stop = _stop(args, plan, "push", "to")
+    if stop is not None:
+        return stop
     push(b, plan, _progress(args, "Pushing"))
     return _done(args, plan, "Pushed", "to")
 
@@ -80,38 +81,50 @@ def _cmd_pull(args) -> int:
     from ..remote import api
     from ..remote.pull import plan_pull, pull, select_entries
 
-    gf, home = common.project(args, required=False)
+    gf, home = _project(args)
     b = api.open_remote(args.remote, gf)
     plan = plan_pull(home, b, select_entries(b, args.runs))
-    if not _go_ahead(args, plan, "pull", "from"):
-        return 0 if args.dry_run else 1
+    stop = _stop(args, plan, "pull", "from")
+    if stop is not None:
+        return stop
     pull(home, b, plan, _progress(args, "Pulling"))
     return _done(args, plan, "Pulled", "from")
 
 
-def _go_ahead(args, plan, verb: str, prep: str) -> bool:
-    """List what moves (unless --json); False to stop here (dry run,
-    nothing to move, or not confirmed)."""
+def _project(args):
+    """(gage.toml or None, runs home): gage.toml is read whenever there
+    is one, for the remotes it names."""
+    from ..project import gagefile
+
+    gf, home = common.project(args, required=False)
+    if gf is None:
+        path = gagefile.find_gagefile()
+        gf = gagefile.read_gagefile(path) if path else None
+    return gf, home
+
+
+def _stop(args, plan, verb: str, prep: str) -> int | None:
+    """List what moves (unless --json); the exit code when gage stops
+    here (a dry run, nothing to move, not confirmed), else None."""
     moving = plan.moving()
     if args.json and (args.dry_run or not moving):
         _print_json(plan)
-        return False
+        return 0
     if not args.json:
         _print_plan(plan, verb, prep)
     if args.dry_run or not moving:
         if args.dry_run and not args.json:
             print(f"Nothing {verb}ed (dry run).")
-        return False
+        return 0
     if args.yes or not sys.stdin.isatty():
-        return True
+        return None
     try:
         answer = input("Continue? (Y/n) ")
     except EOFError:
         answer = "n"
     if answer.strip().lower() in ("", "y", "yes"):
-        return True
-    common.error(f"cancelled: nothing {verb}ed", 1)
-    return False
+        return None
+    return common.error(f"cancelled: nothing {verb}ed", 1)
 
 
 def _print_plan(plan, verb: str, prep: str) -> None:
@@ -169,7 +182,7 @@ def cmd_remote_runs(args) -> int:
     from ..remote import api
     from . import table as cli_table
 
-    gf, _home = common.project(args, required=False)
+    gf, _home = _project(args)
     records = api.remote_runs(args.remote, gf)
     records = [r for r in reversed(records) if _matches(r, args)]
     if args.all or args.json and args.limit is None:

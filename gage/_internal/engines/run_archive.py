@@ -137,10 +137,10 @@ def pack_meta(run: Run, skip: Iterable[str] = ()) -> bytes:
     """The meta dir of `run` as tar bytes (`<id>.meta/`), without the
     meta files named in `skip` (paths relative to the meta dir): what a
     remote keeps of a run besides its files. The same meta packs to the
-    same bytes."""
+    same bytes: a dir's mtime is not kept."""
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
-        _add_tree(tar, run.meta_dir, run.id + META_SUFFIX, set(skip))
+        _add_tree(tar, run.meta_dir, run.id + META_SUFFIX, set(skip), dir_mtime=False)
     return buf.getvalue()
 
 
@@ -169,9 +169,13 @@ def unpack_meta(data: bytes, dest: str, run_id: str) -> str:
 
 
 def _add_tree(
-    tar: tarfile.TarFile, root: str, top: str, skip: set[str] | None = None
+    tar: tarfile.TarFile,
+    root: str,
+    top: str,
+    skip: set[str] | None = None,
+    dir_mtime: bool = True,
 ) -> None:
-    _add_dir(tar, root, top)
+    _add_dir(tar, root, top, dir_mtime)
     for dirpath, dirnames, filenames in os.walk(root):
         dirnames.sort()
         rel = os.path.relpath(dirpath, root)
@@ -181,19 +185,19 @@ def _add_tree(
             if os.path.islink(full):
                 _add(tar, full, f"{base}/{name}")
             else:
-                _add_dir(tar, full, f"{base}/{name}")
+                _add_dir(tar, full, f"{base}/{name}", dir_mtime)
         for name in sorted(filenames):
             if skip and (name if rel == "." else f"{rel}/{name}") in skip:
                 continue
             _add(tar, os.path.join(dirpath, name), f"{base}/{name}")
 
 
-def _add_dir(tar: tarfile.TarFile, path: str, name: str) -> None:
+def _add_dir(tar: tarfile.TarFile, path: str, name: str, mtime: bool = True) -> None:
     st = os.lstat(path)
     info = tarfile.TarInfo(name)
     info.type = tarfile.DIRTYPE
     info.mode = stat.S_IMODE(st.st_mode)
-    info.mtime = int(st.st_mtime)
+    info.mtime = int(st.st_mtime) if mtime else 0
     tar.addfile(info)
 
 

@@ -25,6 +25,7 @@ import time
 from typing import Any
 
 from ..engines import run_archive
+from ..faults import fault_point
 from ..lifecycle import run_verify
 from ..store import hash_cache, objects, run_meta
 from ..store.objects import Progress
@@ -41,7 +42,8 @@ PULL_DIR = ".gage-pull"
 
 def select_entries(b: Backend, specs: list[str]) -> list[dict[str, Any]]:
     """Entries of the runs `specs` name (each an id or name, or a prefix
-    of one, matching one run), or all the remote has."""
+    of one, matching one run; or an op name, for its newest run), or
+    all the remote has."""
     ids = layout.remote_ids(b)
     if specs and all(s in ids for s in specs):
         return layout.list_entries(b, set(specs))
@@ -53,6 +55,8 @@ def select_entries(b: Backend, specs: list[str]) -> list[dict[str, Any]]:
         found = [
             e for e in entries if e["id"].startswith(spec) or e["name"].startswith(spec)
         ]
+        if not found:  # an op name: its newest run
+            found = [e for e in entries if e["run"].get("op") == spec][-1:]
         if len(found) != 1:
             what = "no run" if not found else f"{len(found)} runs"
             raise RunSelectError(
@@ -97,12 +101,19 @@ def pull(
     os.makedirs(home, exist_ok=True)
     _clean_pull_dir(home)
     _download(home, b, plan, progress)
-    pulled = []
+    pulled, refused = [], []
     with hash_cache.open_cache(run_meta.hash_cache_path(home)) as cache:
         for run_id in sorted(plan.entries):
-            run = _assemble(home, b, plan.entries[run_id], cache)
+            try:
+                run = _assemble(home, b, plan.entries[run_id], cache)
+            except RemoteError as e:
+                refused.append(e)  # the other runs still come
+                continue
             if run is not None:
                 pulled.append(run)
+    if refused:
+        more = f" ({len(refused) - 1} more runs refused)" if len(refused) > 1 else ""
+        raise RemoteError(f"{refused[0]}{more}", run=refused[0].run)
     return pulled
 
 
@@ -139,7 +150,9 @@ def _download(home: str, b: Backend, plan: Plan, progress: Progress | None) -> N
         tmp = os.path.join(tmp_dir, f"pull-{os.getpid()}-{time.time_ns()}")
         try:
             b.get_file(layout.object_path(b, digest), tmp)
-            return _adopt(home, tmp, digest)
+            st = _adopt(home, tmp, digest)
+            fault_point("remote-pull")
+            return st
         except RemoteError as e:
             raise _object_error(b, digest, owner.get(digest), e) from None
         except OSError as e:
@@ -292,6 +305,7 @@ def _move_in(home: str, run: Run) -> Run | None:
     if os.path.lexists(dest):
         _remove_tree(dest)  # a run dir without meta: a pull killed between renames
     os.rename(run.run_dir, dest)
+    fault_point("remote-pull-move")
     try:
         os.rename(run.meta_dir, dest + META_SUFFIX)
     except OSError:

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..engines import run_archive
+from ..faults import fault_point
 from ..home import runs as runs_mod
 from ..lifecycle import run_verify
 from ..store import run_meta
@@ -190,6 +191,7 @@ def push(b: Backend, plan: Plan, progress: Progress | None = None) -> Plan:
             b.put_bytes(src, dest)
         else:
             b.put_file(src, dest)
+        fault_point("remote-push")
 
     def sent(digest: str, _result: None) -> None:
         if progress:
