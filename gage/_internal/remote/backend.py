@@ -180,7 +180,7 @@ def describe_error(e: BaseException, spec: RemoteSpec, path: str = "") -> str:
         return f"permission denied: {path or spec.url}: check access rights"
     if isinstance(cause, OSError) and cause.errno == errno.ENOSPC or "No space" in text:
         return f"no space left on the remote ({path or spec.url}): free space and try again"
-    if isinstance(cause, FileNotFoundError):
+    if isinstance(cause, FileNotFoundError) or code in ("NoSuchKey", "404"):
         return f"not found: {path}"
     if _unreachable(cause):
         return (
@@ -286,9 +286,13 @@ def _open_local(spec: RemoteSpec) -> Backend:
 
 
 def _open_ssh(spec: RemoteSpec) -> Backend:
+    import warnings
     from urllib.parse import unquote, urlsplit
 
-    from sshfs import SSHFileSystem
+    with warnings.catch_warnings():
+        # asyncssh still names DSA keys, which cryptography deprecates.
+        warnings.simplefilter("ignore")
+        from sshfs import SSHFileSystem
 
     parts = urlsplit(spec.url)
     if not parts.hostname:
@@ -333,11 +337,14 @@ def _open_s3(spec: RemoteSpec) -> Backend:
     root = spec.url.split("://", 1)[1].rstrip("/")
     backend = Backend(spec, fs, root, atomic_put=True)
     bucket = root.split("/", 1)[0]
-    with backend.errors(bucket):
-        if not fs.exists(bucket):
-            raise RemoteError(
-                f"{backend.label}: bucket missing: {bucket}: create it or fix the url"
-            )
+    try:
+        fs.call_s3("head_bucket", Bucket=bucket)
+    except FileNotFoundError:
+        raise RemoteError(
+            f"{backend.label}: bucket missing: {bucket}: create it or fix the url"
+        ) from None
+    except Exception as e:
+        raise backend._error(e, bucket) from None
     return backend
 
 
