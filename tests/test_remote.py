@@ -383,3 +383,16 @@ def test_remote_dir_parent_missing(tmp_path):
     assert p.stderr == (
         "gage: remote 't': /nonexistent/dir is not a directory: create it or fix the url\n"
     )
+
+
+def test_repro_pulls_instead_of_running(two):
+    a, b, remote = two
+    a.gage("repro", "-q")
+    runs_a = {r["op"]: r for r in a.runs()}
+    a.gage("push", "-y")
+    out = b.gage("repro", "--remote", "team").stdout
+    assert f"prep pulled from remote 'team': run {runs_a['prep']['name']}" in out
+    assert f"train pulled from remote 'team': run {runs_a['train']['name']}" in out
+    assert {r["id"] for r in b.runs()} == {r["id"] for r in runs_a.values()}
+    out = b.gage("repro", "--dry").stdout
+    assert "prep: up to date" in out and "train: up to date" in out

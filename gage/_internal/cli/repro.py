@@ -57,6 +57,12 @@ def add_parser(sub: argparse._SubParsersAction, name: str, help: str) -> None:
         action="store_true",
         help="after a failure, still run what does not depend on it",
     )
+    p.add_argument(
+        "--remote",
+        metavar="NAME",
+        help="pull a completed run with the same inputs from this remote "
+        "instead of running the op",
+    )
     add_jobs_args(p)
     p.add_argument("-q", "--quiet", action="store_true", help="do not show run output")
     common.runs_dir_arg(p)
@@ -113,6 +119,11 @@ def _cmd_repro(args) -> int:
     configs = _configs(gf, ops, assigns, targets)
     if args.dry:
         return _dry(repro.plan(gf, home, ops, configs, args.force))
+    remote = None
+    if args.remote:
+        from ..remote import api
+
+        remote = api.open_remote(args.remote, gf)
     engine = make_engine(args, gf)
     results: list[repro.Result] = []
     try:
@@ -128,6 +139,7 @@ def _cmd_repro(args) -> int:
             keep_going=args.keep_going,
             quiet=args.quiet,
             warn=common.warn,
+            remote=remote,
         )
     except KeyboardInterrupt:
         engine.cancel()

@@ -176,6 +176,7 @@ def repro(
     quiet: bool = False,
     say: Say = print,
     warn: run_stage.Warn | None = None,
+    remote: Any = None,
 ) -> list[Result]:
     """Bring `ops` (in dependency order) up to date; append to `results`
     as each op is decided or ends (so a caller that is interrupted has
@@ -183,7 +184,8 @@ def repro(
 
     Without `keep_going`, the first failure stops new runs from starting
     (runs in flight finish); with it, only ops downstream of a failure
-    are skipped.
+    are skipped. With `remote` (an open remote), a completed run there
+    with the inputs an op would have is pulled instead of run (`pulled`).
     """
     graph = pipeline.op_graph(gf.opdefs)
     configs = configs or {}
@@ -213,7 +215,7 @@ def repro(
             upstream = _runs_of(ups, resolved)
             try:
                 config = _config(gf, op, configs)
-                run = _start_op(gf, home, op, config, upstream, force, warn)
+                run = _start_op(gf, home, op, config, upstream, force, warn, remote)
             except GageError as e:
                 say(f"gage: {op}: {e}")
                 bad.add(op)
@@ -222,8 +224,12 @@ def repro(
                 continue
             if isinstance(run, Step):
                 resolved[op] = run.run  # type: ignore[assignment]
-                say(f"{op} is up to date: run {run.run.name}")  # type: ignore[union-attr]
-                results.append(Result(op, "up to date", run.run))
+                name = run.run.name  # type: ignore[union-attr]
+                if run.action == "pulled":
+                    say(f"{op} pulled from remote '{remote.spec.name}': run {name}")
+                else:
+                    say(f"{op} is up to date: run {name}")
+                results.append(Result(op, run.action, run.run))
                 continue
             if quiet:  # else the run's own process says it starts
                 say(f"Running {op} (run {run.name})")
@@ -264,9 +270,11 @@ def _start_op(
     upstream: Mapping[str, Run],
     force: bool,
     warn: run_stage.Warn | None,
+    remote: Any = None,
 ) -> Run | Step:
-    """The completed run that is up to date (as a Step), else a new
-    staged run of `op` that uses exactly the `upstream` runs."""
+    """The completed run that is up to date (as a Step; `pulled` when it
+    came from `remote`), else a new staged run of `op` that uses exactly
+    the `upstream` runs."""
     opdef = gf.get_opdef(op)
     inputs = None
     if not force:
@@ -274,6 +282,12 @@ def _start_op(
         match = op_inputs.find_run(home, inputs) if inputs else None
         if match:
             return Step(op, "up to date", match)
+        if inputs and remote is not None:
+            from ..remote.pull import pull_matching
+
+            match = pull_matching(home, remote, inputs.key)
+            if match:
+                return Step(op, "pulled", match)
     run = run_stage.make_run(home)
     try:
         run_stage.init_run_meta(
