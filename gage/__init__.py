@@ -62,6 +62,12 @@ _EXPORTS = {
     "plan_delete": "history.run_delete",
     "delete_runs": "history.run_delete",
     "describe_ops": "project.op_info",
+    "RemoteError": "types",
+    "open_remote": "remote.api",
+    "push_runs": "remote.api",
+    "pull_runs": "remote.api",
+    "pull_needed": "remote.api",
+    "remote_runs": "remote.api",
 }
 
 __all__ = ["__version__", *_EXPORTS]

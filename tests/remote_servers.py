@@ -91,8 +91,12 @@ def sshd(tmp_path_factory):
     exe = _sshd()
     if not exe or not shutil.which("ssh-keygen"):
         pytest.skip("no sshd/ssh-keygen here (scripts/os-deps/ssh.sh installs openssh-server)")
+    import warnings
+
     try:
-        import sshfs  # noqa: F401
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # asyncssh names DSA keys
+            import sshfs  # noqa: F401
     except ImportError:
         pytest.skip("the 'remote' extra is not installed (sshfs)")
     d = str(tmp_path_factory.mktemp("sshd"))

@@ -45,6 +45,13 @@ def add_parser(sub: argparse._SubParsersAction, name: str, help: str) -> None:
         "--dry-run", action="store_true", help="say what would move; move nothing"
     )
     p.add_argument("-y", "--yes", action="store_true", help="do not ask")
+    if not pull:
+        p.add_argument(
+            "--force",
+            action="store_true",
+            help="send the runs and all their files again, whatever the remote "
+            "has (repairs a remote whose files were changed or removed)",
+        )
     p.add_argument("--json", action="store_true", help="print what moved as JSON")
     common.runs_dir_arg(p)
     p.set_defaults(func=_cmd_pull if pull else _cmd_push)
@@ -69,7 +76,7 @@ def _cmd_push(args) -> int:
         selected = [runs.select_run(home, spec) for spec in args.runs]
     else:
         selected = runs.list_runs(home)
-    plan = plan_push(b, selected)
+    plan = plan_push(b, selected, args.force)
     stop = _stop(args, plan, "push", "to")
     if stop is not None:
         return stop

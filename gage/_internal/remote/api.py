@@ -42,12 +42,14 @@ def push_runs(
     gf: Any = None,
     dry_run: bool = False,
     progress: Progress | None = None,
+    force: bool = False,
 ) -> Plan:
-    """Push `runs` to `remote`: the plan, carried out unless `dry_run`."""
+    """Push `runs` to `remote`: the plan, carried out unless `dry_run`.
+    `force` sends every run and file again (see push.plan_push)."""
     from .push import plan_push, push
 
     b = open_remote(remote, gf)
-    plan = plan_push(b, runs)
+    plan = plan_push(b, runs, force)
     return plan if dry_run else push(b, plan, progress)
 
 

@@ -89,7 +89,8 @@ def check_entry(b: Backend, entry: Any, run_id: str) -> dict[str, Any]:
     if problem:
         raise RemoteError(
             f"{b.label}: entry of run {run_id} ({entry_path(b, run_id)}) is not "
-            f"valid: {problem}: push the run again from a runs home that has it",
+            f"valid: {problem}: 'gage push --force' of the run from a runs home "
+            "that has it repairs it",
             run=run_id,
         )
     return entry

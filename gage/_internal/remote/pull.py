@@ -68,6 +68,10 @@ def select_entries(b: Backend, specs: list[str]) -> list[dict[str, Any]]:
     return list(chosen.values())
 
 
+def _int(val: Any) -> int:
+    return val if isinstance(val, int) and val >= 0 else 0
+
+
 def plan_pull(home: str, b: Backend, entries: list[dict[str, Any]]) -> Plan:
     """What pulling the runs of `entries` into `home` would download."""
     plan = Plan(b.spec.name, b.spec.url)
@@ -82,7 +86,7 @@ def plan_pull(home: str, b: Backend, entries: list[dict[str, Any]]) -> Plan:
         if here:
             continue
         plan.entries[e["id"]] = e
-        needed[e["meta"]] = 0
+        needed[e["meta"]] = _int(e.get("meta_size"))
         for _path, digest, size, _mode in e["files"]:
             needed[digest] = size
     if needed:
@@ -173,6 +177,9 @@ def _download(home: str, b: Backend, plan: Plan, progress: Progress | None) -> N
         progress.done()
 
 
+_REPAIR = "'gage push --force {}' from a runs home that has it repairs it"
+
+
 class _Mismatch(RemoteError):
     pass
 
@@ -206,14 +213,14 @@ def _object_error(
     of = f"object {digest[:12]} ({what}) of {run}"
     if isinstance(e, _Mismatch):
         return RemoteError(
-            f"{b.label}: {of} does not match its sha256 ({e}): refused; push "
-            "the run again from a runs home that has it",
+            f"{b.label}: {of} does not match its sha256 ({e}): refused; "
+            f"{_REPAIR.format(entry['name'] if entry else 'RUN')}",
             run=entry["id"] if entry else None,
         )
     if "not found" in str(e):
         return RemoteError(
-            f"{b.label}: {of} is missing: push the run again from a runs home "
-            "that has it",
+            f"{b.label}: {of} is missing: "
+            f"{_REPAIR.format(entry['name'] if entry else 'RUN')}",
             run=entry["id"] if entry else None,
         )
     return e

@@ -81,9 +81,11 @@ class Plan:
         }
 
 
-def plan_push(b: Backend, runs: list[Run]) -> Plan:
+def plan_push(b: Backend, runs: list[Run], force: bool = False) -> Plan:
     """What pushing `runs` to `b` would send. RemoteError when a run to
-    send does not verify (nothing is sent)."""
+    send does not verify (nothing is sent). `force`: send every run and
+    every object again, whatever the remote has (to repair a remote
+    whose objects were changed or removed)."""
     plan = Plan(b.spec.name, b.spec.url)
     on_remote = layout.remote_ids(b)
     for run in runs:
@@ -94,16 +96,17 @@ def plan_push(b: Backend, runs: list[Run]) -> Plan:
             continue
         meta = run_archive.pack_meta(run, skip=[run_meta.REMOTE_META])
         meta_digest = hashlib.sha256(meta).hexdigest()
-        if run.id in on_remote and _same_meta(b, run.id, meta_digest):
+        if not force and run.id in on_remote and _same_meta(b, run.id, meta_digest):
             plan.items.append(Item(run.id, run.name, op, status, "up to date"))
             continue
         _verify(run, b)
         entry, files = _entry(run, meta_digest, status)
+        entry["meta_size"] = len(meta)
         plan.items.append(Item(run.id, run.name, op, status, "push"))
         plan.entries[run.id] = entry
         plan.sources[meta_digest] = meta
         plan.sources.update(files)
-    _drop_present(b, plan)
+    _drop_present(b, plan, force)
     return plan
 
 
@@ -157,12 +160,14 @@ def _entry(run: Run, meta_digest: str, status: str) -> tuple[dict, dict[str, str
     return entry, sources
 
 
-def _drop_present(b: Backend, plan: Plan) -> None:
-    """Keep in `plan.sources` only the objects the remote lacks, with
-    their sizes in `plan.objects`."""
+def _drop_present(b: Backend, plan: Plan, force: bool = False) -> None:
+    """Keep in `plan.sources` only the objects the remote lacks (all
+    with `force`), with their sizes in `plan.objects`."""
     needed = set(plan.sources)
     if not needed:
         return
+    if force:
+        needed = set()
     if len(needed) > 64:
         present = {p.replace("/", "") for p in b.find(layout.objects_root(b))}
     else:
