@@ -43,7 +43,7 @@ def _wait_port(port: int, proc: subprocess.Popen, log: str) -> None:
     raise RuntimeError(f"server did not listen on port {port}")
 
 
-def _stop(proc: subprocess.Popen) -> None:
+def stop(proc: subprocess.Popen) -> None:
     if proc.poll() is None:
         os.killpg(proc.pid, signal.SIGTERM)
         try:
@@ -86,20 +86,12 @@ def _sshd() -> str | None:
     return None
 
 
-@pytest.fixture(scope="module")
-def sshd(tmp_path_factory):
+def start_sshd(d: str) -> tuple[SSHServer, subprocess.Popen]:
+    """Start sshd on 127.0.0.1 with keys and config made in dir `d`;
+    RuntimeError when it does not come up (it is stopped then)."""
     exe = _sshd()
     if not exe or not shutil.which("ssh-keygen"):
-        pytest.skip("no sshd/ssh-keygen here (scripts/os-deps/ssh.sh installs openssh-server)")
-    import warnings
-
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # asyncssh names DSA keys
-            import sshfs  # noqa: F401
-    except ImportError:
-        pytest.skip("the 'remote' extra is not installed (sshfs)")
-    d = str(tmp_path_factory.mktemp("sshd"))
+        raise RuntimeError("no sshd/ssh-keygen (scripts/os-deps/ssh.sh installs them)")
     os.chmod(d, 0o755)
     for name in ("host_key", "user_key"):
         subprocess.run(
@@ -135,13 +127,31 @@ def sshd(tmp_path_factory):
         )
     try:
         _wait_port(port, proc, log)
+    except RuntimeError:
+        stop(proc)
+        raise
+    server = SSHServer(port, getpass.getuser(), os.path.join(d, "user_key"), known_hosts, d)
+    return server, proc
+
+
+@pytest.fixture(scope="module")
+def sshd(tmp_path_factory):
+    import warnings
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # asyncssh names DSA keys
+            import sshfs  # noqa: F401
+    except ImportError:
+        pytest.skip("the 'remote' extra is not installed (sshfs)")
+    try:
+        server, proc = start_sshd(str(tmp_path_factory.mktemp("sshd")))
     except RuntimeError as e:
-        _stop(proc)
         pytest.skip(f"sshd cannot run here: {e}")
     try:
-        yield SSHServer(port, getpass.getuser(), os.path.join(d, "user_key"), known_hosts, d)
+        yield server
     finally:
-        _stop(proc)
+        stop(proc)
 
 
 # ---------------------------------------------------------------------------
@@ -192,7 +202,7 @@ def s3_server(tmp_path_factory):
     try:
         _wait_port(port, proc, log)
     except RuntimeError as e:
-        _stop(proc)
+        stop(proc)
         pytest.skip(f"moto server cannot run here: {e}")
     saved = {k: os.environ.get(k) for k in S3_ENV}
     os.environ.update(S3_ENV)
@@ -204,4 +214,4 @@ def s3_server(tmp_path_factory):
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
-        _stop(proc)
+        stop(proc)
