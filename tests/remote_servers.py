@@ -180,17 +180,12 @@ S3_ENV = {
 }
 
 
-@pytest.fixture(scope="module")
-def s3_server(tmp_path_factory):
-    try:
-        import moto.server  # noqa: F401
-        import s3fs  # noqa: F401
-    except ImportError as e:
-        pytest.skip(f"moto[server] or s3fs is not installed ({e.name})")
-    d = str(tmp_path_factory.mktemp("moto"))
+def start_moto(d: str, **env_extra: str) -> tuple[S3Server, subprocess.Popen]:
+    """moto's S3 server on 127.0.0.1 (log in dir `d`); RuntimeError when
+    it does not come up."""
     port = free_port()
     log = os.path.join(d, "moto.log")
-    env = dict(os.environ, **S3_ENV)
+    env = dict(os.environ, **S3_ENV, **env_extra)
     with open(log, "w") as out:
         proc = subprocess.Popen(
             [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
@@ -201,17 +196,51 @@ def s3_server(tmp_path_factory):
         )
     try:
         _wait_port(port, proc, log)
-    except RuntimeError as e:
+    except RuntimeError:
         stop(proc)
+        raise
+    return S3Server(f"http://127.0.0.1:{port}"), proc
+
+
+def _need_moto() -> None:
+    try:
+        import moto.server  # noqa: F401
+        import s3fs  # noqa: F401
+    except ImportError as e:
+        pytest.skip(f"moto[server] or s3fs is not installed ({e.name})")
+
+
+@pytest.fixture(scope="module")
+def s3_server(tmp_path_factory):
+    _need_moto()
+    try:
+        server, proc = start_moto(str(tmp_path_factory.mktemp("moto")))
+    except RuntimeError as e:
         pytest.skip(f"moto server cannot run here: {e}")
     saved = {k: os.environ.get(k) for k in S3_ENV}
     os.environ.update(S3_ENV)
     try:
-        yield S3Server(f"http://127.0.0.1:{port}")
+        yield server
     finally:
         for k, v in saved.items():
             if v is None:
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
+        stop(proc)
+
+
+@pytest.fixture(scope="module")
+def s3_server_auth(tmp_path_factory):
+    """moto's S3 server checking credentials (no key it knows works)."""
+    _need_moto()
+    try:
+        server, proc = start_moto(
+            str(tmp_path_factory.mktemp("moto-auth")), INITIAL_NO_AUTH_ACTION_COUNT="0"
+        )
+    except RuntimeError as e:
+        pytest.skip(f"moto server cannot run here: {e}")
+    try:
+        yield server
+    finally:
         stop(proc)

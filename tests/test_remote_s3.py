@@ -8,7 +8,7 @@ import hashlib
 import time
 
 import pytest
-from remote_servers import s3_server  # noqa: F401
+from remote_servers import s3_server, s3_server_auth  # noqa: F401
 from remote_util import machine
 
 
@@ -110,3 +110,16 @@ def test_s3_unreachable(tmp_path):
     assert p.returncode == 1
     [line] = p.stderr.splitlines()
     assert line.startswith("gage: remote 's3' (s3://b/x): cannot reach"), line
+
+
+def test_s3_bad_credentials(s3_server_auth, tmp_path):  # noqa: F811
+    cfg = s3_server_auth.table("s3", "s3://bucket/x")
+    m = machine(tmp_path, "a", cfg)
+    p = m.gage(
+        "runs", "--remote", "s3", check=False,
+        AWS_ACCESS_KEY_ID="nobody", AWS_SECRET_ACCESS_KEY="wrong",
+    )
+    assert p.returncode == 1
+    [line] = p.stderr.splitlines()
+    assert line.startswith("gage: remote 's3' (s3://bucket/x): access refused at bucket: "), line
+    assert "bad credentials or no permission" in line

@@ -174,6 +174,12 @@ def describe_error(e: BaseException, spec: RemoteSpec, path: str = "") -> str:
         "PartialCredentialsError",
     ):
         return "bad credentials: check AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or the profile"
+    if code in ("403", "Forbidden"):
+        return (
+            f"access refused at {path or spec.url}: bad credentials or no "
+            "permission: check AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, the "
+            "profile, and the bucket's policy"
+        )
     if code in ("AccessDenied", "AllAccessDisabled") or isinstance(
         cause, PermissionError
     ):
