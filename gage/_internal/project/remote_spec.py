@@ -90,7 +90,7 @@ def check_remotes(val: Any, base_dir: str, source: str, fail: Fail) -> dict:
     if not isinstance(val, dict):
         fail(
             None,
-            None,
+            "$remotes",
             f"'$remotes' must hold tables (e.g. [\"$remotes\".team]), "
             f"got {describe(val)}",
         )
