@@ -328,6 +328,10 @@ def _open_ssh(spec: RemoteSpec) -> Backend:
         "connect_timeout": spec.timeout,
         "login_timeout": spec.timeout,
         "timeout": spec.timeout,
+        # A server that stops answering mid-transfer drops the connection
+        # (about `timeout` seconds) instead of hanging gage.
+        "keepalive_interval": max(1.0, spec.timeout / 3),
+        "keepalive_count_max": 3,
         "known_hosts": spec.options.get("known-hosts", ()),
         "skip_instance_cache": True,
         "max_sessions": max(spec.jobs + 2, 4),
