@@ -272,25 +272,36 @@ def _assemble(
 
 
 def _place_files(home: str, run: Run, e: dict, cache: hash_cache.HashCache) -> None:
+    """Place the run's files from the object cache. A file staged
+    read-only, and a generated file that is not executable, is linked
+    to its object (read-only, no bytes copied: generated files' modes
+    are not sealed); any other file is a copy with its own mode."""
+    generated = {m.path for m in run_meta.read_manifest(run) if m.type == "g"}
+    parents: set[str] = set()
     for path, digest, _size, mode in e["files"]:
-        dest = os.path.join(run.run_dir, path)
-        file_util.make_dirs(os.path.dirname(dest))
+        dest = _dest(run, path, parents)
+        link = mode == 0o444 or (path in generated and not mode & 0o111)
+        objects.place_object(home, digest, dest, cache, hardlink=link)
+        if not link:
+            os.chmod(dest, mode & 0o7777)
+            hash_cache.store(cache, os.stat(dest), digest)
+    for path, target in e["links"]:
+        os.symlink(target, _dest(run, path, parents))
+
+
+def _dest(run: Run, path: str, parents: set[str]) -> str:
+    """Where `path` goes in the run dir (its parent dirs made), refused
+    when it would leave it."""
+    dest = os.path.join(run.run_dir, path)
+    parent = os.path.dirname(dest)
+    if parent not in parents:
+        file_util.make_dirs(parent)
         if not file_util.is_inside(run.run_dir, dest):
             raise RemoteError(
                 f"run {run.id}: path {path!r} leaves its run dir: refused"
             )
-        objects.place_object(home, digest, dest, cache, hardlink=mode == 0o444)
-        if mode != 0o444:
-            os.chmod(dest, mode & 0o7777)
-            hash_cache.store(cache, os.stat(dest), digest)
-    for path, target in e["links"]:
-        dest = os.path.join(run.run_dir, path)
-        file_util.make_dirs(os.path.dirname(dest))
-        if not file_util.is_inside(run.run_dir, dest):
-            raise RemoteError(
-                f"run {run.id}: link {path!r} leaves its run dir: refused"
-            )
-        os.symlink(target, dest)
+        parents.add(parent)
+    return dest
 
 
 def _origin(b: Backend, e: dict) -> dict[str, Any]:
