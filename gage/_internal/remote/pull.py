@@ -8,7 +8,9 @@ sha256 is its name: a changed object is refused, a missing one named.
 An interrupted pull keeps the objects that arrived whole, so the next
 pull downloads only the rest. A run is put together in `.gage-pull/`
 (its meta dir unpacked from its tar, its files placed from the object
-cache: hardlink, reflink or copy, never a link to the remote), then
+cache: hardlink, reflink or copy, never a link to the remote; files
+that were read-only or generated and not executable arrive read-only,
+linked to their object, others as copies with their mode), then
 verified as `gage check` would (`run_verify.verify_files`: sealed meta
 against the seal, files against the manifest). A run that does not
 verify is refused with one line naming what differs; one that does gets
