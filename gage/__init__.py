@@ -75,6 +75,12 @@ _EXPORTS = {
     "run_path": "history.run_files",
     "open_run_file": "history.run_files",
     "open_run": "history.run_files",
+    "RemoteError": "types",
+    "open_remote": "remote.api",
+    "push_runs": "remote.api",
+    "pull_runs": "remote.api",
+    "pull_needed": "remote.api",
+    "remote_runs": "remote.api",
 }
 
 __all__ = ["__version__", *_EXPORTS]

@@ -10,7 +10,10 @@ dependencies are resolved), `sealing` (manifest written, not yet sealed
 or staged), `finalize` (the run's command ended, record not complete),
 `delete` (a run's meta dir is in the trash, its run dir not yet),
 `archive` (a run's meta dir is moved to or from an archive, its run dir
-not yet).
+not yet),
+`remote-push` and `remote-pull` (an object has been sent or received,
+others not yet), `remote-pull-move` (a pulled run's run dir is in the
+runs home, its meta dir not yet).
 """
 
 from __future__ import annotations

@@ -22,6 +22,7 @@ __all__ = [
     "RunError",
     "RunLockedError",
     "RunSelectError",
+    "RemoteError",
     "META_SUFFIX",
     "StageError",
     "VerifyError",
@@ -108,6 +109,11 @@ class MetaError(GageError, ValueError):
 
 class RunSelectError(GageError):
     """A run spec matches no run, or more than one."""
+
+
+class RemoteError(RunError):
+    """A remote cannot be reached or used, or what it holds is refused
+    (exit 1, as for a run that cannot start)."""
 
 
 class RunLockedError(RunError):

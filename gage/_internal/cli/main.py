@@ -239,6 +239,11 @@ def _add_run(sub: argparse._SubParsersAction, name: str, help: str) -> None:
         "Python and packages as the op's command has now",
     )
     run.add_argument(
+        "--remote",
+        metavar="NAME",
+        help="with --needed: also look on this remote, and pull a run found there",
+    )
+    run.add_argument(
         "-y", "--yes", action="store_true", help="do not ask for confirmation"
     )
     run.add_argument(
@@ -303,6 +308,9 @@ def _add_runs(sub: argparse._SubParsersAction, name: str, help: str) -> None:
     page.add_argument("-a", "--all", action="store_true", help="show all runs")
     runs.add_argument(
         "--json", action="store_true", help="print runs as JSON (all unless -n)"
+    )
+    runs.add_argument(
+        "--remote", metavar="NAME", help="list the runs a remote holds (pulls nothing)"
     )
     common.runs_dir_arg(runs)
     runs.set_defaults(func=_verb("show", "_cmd_runs"))
@@ -382,6 +390,8 @@ _VERBS: dict[str, tuple[str, object]] = {
     "archive": ("move runs out of the listing into an archive", "archive"),
     "restore": ("bring runs back from an archive", "archive"),
     "select": ("print the ids of selected runs (for scripts)", "select"),
+    "push": ("copy runs and their files to a remote", "remote"),
+    "pull": ("bring runs from a remote into the runs dir", "remote"),
 }
 
 

@@ -58,6 +58,12 @@ def add_parser(sub: argparse._SubParsersAction, name: str, help: str) -> None:
         action="store_true",
         help="after a failure, still run what does not depend on it",
     )
+    p.add_argument(
+        "--remote",
+        metavar="NAME",
+        help="pull a completed run with the same inputs from this remote "
+        "instead of running the op",
+    )
     add_jobs_args(p)
     p.add_argument("-q", "--quiet", action="store_true", help="do not show run output")
     common.runs_dir_arg(p)
@@ -115,6 +121,11 @@ def _cmd_repro(args) -> int:
     configs = _configs(gf, ops, assigns, targets)
     if args.dry:
         return _dry(repro.plan(gf, home, ops, configs, args.force))
+    remote = None
+    if args.remote:
+        from ..remote import api
+
+        remote = api.open_remote(args.remote, gf)
     engine = make_engine(args, gf)
     results: list[repro.Result] = []
     try:
@@ -131,6 +142,7 @@ def _cmd_repro(args) -> int:
             quiet=args.quiet,
             warn=common.warn,
             on_error=lambda msg: common.error(msg, 1),
+            remote=remote,
         )
     except KeyboardInterrupt:
         engine.cancel()

@@ -27,6 +27,8 @@ from .common import (
 def _cmd_run(args) -> int:
     if args.start == "":
         raise usage("--start needs a run: give a run id or name (see 'gage runs')")
+    if args.remote and not args.needed:
+        raise usage("--remote applies to --needed: give both (or neither)")
     if args.no_verify and not args.start:
         raise usage("--no-verify applies to --start RUN: a new run is verified")
     if args.start:
@@ -85,6 +87,8 @@ def _run_one(args, gf, home: str, opdef, config: dict, pins: dict) -> int:
         found = stage_op.lookup(gf, home, opdef, config, pins, accept=accept)
         if found.match:
             return _not_needed(args, found.match)
+        if found.key and args.remote:
+            return _pulled_needed(args, gf, home, found.key)
     if not args.yes and not _confirm(opdef, config, args):
         return error("cancelled: nothing staged", 1)
     # Connected before anything is staged: a cluster that cannot be
@@ -215,6 +219,22 @@ def _clash(e, opdef, assigns: list[str]):
         f"its config keys: pin its run with --upstream {word}",
         key=e.key,
     )
+
+
+def _pulled_needed(args, gf, home: str, key: str) -> int:
+    """A run found on the remote is pulled; else the run goes ahead
+    (`_cmd_run` without --remote)."""
+    from ..remote import api
+
+    match = api.pull_needed(home, key, args.remote, gf)
+    if match is None:
+        args.remote = None
+        return _cmd_run(args)
+    print(
+        f"Run not needed: pulled {match.name} ({match.id}) from remote "
+        f"'{args.remote}': it completed with the same config and inputs"
+    )
+    return _print_json(args, match, 0)
 
 
 def _split_words(words: list[str]) -> tuple[str | None, list[str]]:

@@ -27,6 +27,10 @@ from .common import (
 def _cmd_runs(args) -> int:
     from ..home import runs
 
+    if getattr(args, "remote", None):
+        from . import remote as cli_remote
+
+        return cli_remote.cmd_remote_runs(args)
     _gf, home = project(args, required=False)
     if args.archive is not None:
         from ..history import runs_archive
@@ -125,6 +129,7 @@ def _cmd_show(args) -> int:
         record["comments"] = run_meta.read_comments(run)
         record["worker"] = run_meta.read_worker(run)
         record["slurm"] = run_meta.read_slurm(run)
+        record["remote"] = run_meta.read_remote(run)
         record["manifest_counts"] = _manifest_counts(manifest)
         record["scalars"] = scalars.read_aggs(run)
         record["git"] = run_meta.read_git(run)
@@ -155,6 +160,12 @@ def _cmd_show(args) -> int:
             f"Worker:   {worker.get('host')} ({worker.get('worker')}, {worker.get('engine')})"
         )
     _show_slurm(run_meta.read_slurm(run))
+    origin = run_meta.read_remote(run)
+    if origin:
+        print(
+            f"Remote:   pulled from '{origin.get('remote')}' ({origin.get('url')}) "
+            f"{local_time(origin.get('pulled'))}, pushed from {origin.get('pushed_from')}"
+        )
     _show_dict("Config", record["config"])
     if record["config"] and os.path.exists(run_meta.patched_path(run)):
         print(f"  (diff: {run_meta.patched_path(run)})")

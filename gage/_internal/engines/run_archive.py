@@ -49,8 +49,10 @@ __all__ = [
     "ArchiveError",
     "archive_digest",
     "check_digest",
+    "pack_meta",
     "pack_paths",
     "pack_run",
+    "unpack_meta",
     "unpack_run",
 ]
 
@@ -131,8 +133,49 @@ def pack_paths(run: Run, paths: Iterable[str]) -> bytes:
     return buf.getvalue()
 
 
-def _add_tree(tar: tarfile.TarFile, root: str, top: str) -> None:
-    _add_dir(tar, root, top)
+def pack_meta(run: Run, skip: Iterable[str] = ()) -> bytes:
+    """The meta dir of `run` as tar bytes (`<id>.meta/`), without the
+    meta files named in `skip` (paths relative to the meta dir): what a
+    remote keeps of a run besides its files. The same meta packs to the
+    same bytes: a dir's mtime is not kept."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        _add_tree(tar, run.meta_dir, run.id + META_SUFFIX, set(skip), dir_mtime=False)
+    return buf.getvalue()
+
+
+def unpack_meta(data: bytes, dest: str, run_id: str) -> str:
+    """Extract an archive of the meta dir of run `run_id` (`pack_meta`)
+    into `dest`; the meta dir there. Members are checked as in
+    `unpack_run`, and must all be under `<id>.meta/`."""
+    try:
+        with tarfile.open(fileobj=io.BytesIO(data), mode="r:") as tar:
+            members = tar.getmembers()
+            _check_members(members, run_id)
+            for m in members:
+                if m.name.split("/")[0] != run_id + META_SUFFIX:
+                    raise ArchiveError(
+                        f"meta archive of run {run_id} holds '{m.name}': refused",
+                        run=run_id,
+                        path=m.name,
+                    )
+            if hasattr(tarfile, "fully_trusted_filter"):
+                tar.extractall(dest, members, filter="fully_trusted")
+            else:  # Python < 3.10.12: members were checked above
+                tar.extractall(dest, members)
+    except tarfile.TarError as e:
+        raise ArchiveError(f"meta archive of run {run_id} is not a tar: {e}") from None
+    return os.path.join(dest, run_id + META_SUFFIX)
+
+
+def _add_tree(
+    tar: tarfile.TarFile,
+    root: str,
+    top: str,
+    skip: set[str] | None = None,
+    dir_mtime: bool = True,
+) -> None:
+    _add_dir(tar, root, top, dir_mtime)
     for dirpath, dirnames, filenames in os.walk(root):
         dirnames.sort()
         rel = os.path.relpath(dirpath, root)
@@ -142,17 +185,19 @@ def _add_tree(tar: tarfile.TarFile, root: str, top: str) -> None:
             if os.path.islink(full):
                 _add(tar, full, f"{base}/{name}")
             else:
-                _add_dir(tar, full, f"{base}/{name}")
+                _add_dir(tar, full, f"{base}/{name}", dir_mtime)
         for name in sorted(filenames):
+            if skip and (name if rel == "." else f"{rel}/{name}") in skip:
+                continue
             _add(tar, os.path.join(dirpath, name), f"{base}/{name}")
 
 
-def _add_dir(tar: tarfile.TarFile, path: str, name: str) -> None:
+def _add_dir(tar: tarfile.TarFile, path: str, name: str, mtime: bool = True) -> None:
     st = os.lstat(path)
     info = tarfile.TarInfo(name)
     info.type = tarfile.DIRTYPE
     info.mode = stat.S_IMODE(st.st_mode)
-    info.mtime = int(st.st_mtime)
+    info.mtime = int(st.st_mtime) if mtime else 0
     tar.addfile(info)
 
 

@@ -35,6 +35,7 @@ class Lookup:
     match: Run | None
     predicted: bool
     accept: Callable[[Run], bool] | None = None
+    key: str | None = None  # the inputs key, when predicted
 
 
 @dataclass(frozen=True)
@@ -59,7 +60,7 @@ def lookup(
     if inputs is None:
         return Lookup(None, predicted=False, accept=accept)
     match = op_inputs.find_run(home, inputs, accept=accept)
-    return Lookup(match, predicted=True, accept=accept)
+    return Lookup(match, predicted=True, accept=accept, key=inputs.key)
 
 
 def check_op(

@@ -180,6 +180,7 @@ def repro(
     say: Say = print,
     warn: run_stage.Warn | None = None,
     on_error: Say | None = None,
+    remote: Any = None,
 ) -> list[Result]:
     """Bring `ops` (in dependency order) up to date; append to `results`
     as each op is decided or ends (so a caller that is interrupted has
@@ -188,7 +189,9 @@ def repro(
     Without `keep_going`, the first failure stops new runs from starting
     (runs in flight finish); with it, only ops downstream of a failure
     are skipped. `say` is told what happens; `on_error` gets the line of
-    an op that could not be staged (its Result has it too).
+    an op that could not be staged (its Result has it too). With `remote`
+    (an open remote), a completed run there with the inputs an op would
+    have is pulled instead of run (`pulled`).
     """
     st = _Repro(
         gf,
@@ -204,6 +207,7 @@ def repro(
         say,
         warn,
         on_error,
+        remote,
         graph.op_graph(gf.opdefs),
         list(ops),
         set(ops),
@@ -240,6 +244,7 @@ class _Repro:
     say: Say
     warn: run_stage.Warn | None
     on_error: Say | None
+    remote: Any
     edges: dict[str, list[str]]
     todo: list[str]
     wanted: set[str]
@@ -271,7 +276,9 @@ def _next(st: _Repro, op: str) -> None:
     try:
         config = _config(st.gf, op, st.configs)
         upstream = _runs_of(ups, st.resolved)
-        run = _start_op(st.gf, st.home, op, config, upstream, st.force, st.warn)
+        run = _start_op(
+            st.gf, st.home, op, config, upstream, st.force, st.warn, st.remote
+        )
     except GageError as e:
         if st.on_error:
             st.on_error(f"{op}: {e}")
@@ -280,8 +287,13 @@ def _next(st: _Repro, op: str) -> None:
     if isinstance(run, Step):
         assert run.run
         st.resolved[op] = run.run
-        st.say(f"{op} is up to date: run {run.run.name}")
-        st.results.append(Result(op, "up to date", run.run))
+        if run.action == "pulled":
+            st.say(
+                f"{op} pulled from remote '{st.remote.spec.name}': run {run.run.name}"
+            )
+        else:
+            st.say(f"{op} is up to date: run {run.run.name}")
+        st.results.append(Result(op, run.action, run.run))
         return
     if st.quiet:  # else the run's own process says it starts
         st.say(f"Running {op} (run {run.name})")
@@ -319,9 +331,11 @@ def _start_op(
     upstream: Mapping[str, Run],
     force: bool,
     warn: run_stage.Warn | None,
+    remote: Any = None,
 ) -> Run | Step:
-    """The completed run that is up to date (as a Step), else a new
-    staged run of `op` that uses exactly the `upstream` runs."""
+    """The completed run that is up to date (as a Step; `pulled` when it
+    came from `remote`), else a new staged run of `op` that uses exactly
+    the `upstream` runs."""
     opdef = gf.get_opdef(op)
     accept = None if force else _strict(gf, home, opdef)
     found = (
@@ -329,6 +343,12 @@ def _start_op(
         if force
         else stage_op.lookup(gf, home, opdef, config, upstream, accept=accept)
     )
+    if found and not found.match and found.key and remote is not None:
+        from ..remote.pull import pull_matching
+
+        match = pull_matching(home, remote, found.key)
+        if match:
+            return Step(op, "pulled", match)
     staged = stage_op.stage_op(
         gf, home, opdef, config, found, upstream=upstream, warn=warn
     )

@@ -10,7 +10,9 @@ Top-level keys that start with `$` are project settings: `$runs-dir` (a
 path relative to the gage.toml directory), `$engine` (where runs start:
 `local` or `dask`), `$scheduler` (a Dask scheduler address) and
 `$scheduler-file` (a Dask scheduler file, relative to the gage.toml
-directory) and `$slurm` (a table: see slurm_settings). Every other top-level key names an op.
+directory), `$slurm` (a table: see slurm_settings), `$remotes` (tables of
+remotes, see remote_spec) and `$remote` (the default remote's name).
+Every other top-level key names an op.
 
 Validation happens here, at the boundary, so the rest of the library can
 trust an `OpDef`. Every error is a `GagefileError` whose message names
@@ -34,7 +36,7 @@ from ..types import (
     describe,
 )
 from ..util import file_util
-from . import graph
+from . import graph, remote_spec
 from .dep_spec import DEPENDENCY_TYPES, check_dependency
 from .op_exec import PHASES, op_cmd, split_exec
 from .slurm_settings import problem as slurm_problem
@@ -74,6 +76,7 @@ OP_KEYS = [
 ]
 
 PROJECT_KEYS = ["$runs-dir", "$engine", "$scheduler", "$scheduler-file", "$slurm"]
+PROJECT_KEYS += remote_spec.PROJECT_KEYS
 
 ENGINES = ("local", "dask", "slurm")
 """Engine names (`$engine`, `--engine`): see engine.get_engine."""
@@ -92,6 +95,8 @@ class Gagefile:
     scheduler: str | None = None
     scheduler_file: str | None = None
     slurm: dict[str, Any] | None = None
+    remote: str | None = None
+    remotes: dict[str, Any] | None = None
 
     @property
     def project_dir(self) -> str:
@@ -288,6 +293,8 @@ class _Validator:
             )
         if name == "$slurm":
             return self._slurm(None, name, val)
+        if name in remote_spec.PROJECT_KEYS:
+            return remote_spec.check_setting(name, val, self.path, self.lines)
         what = "an address string" if name == "$scheduler" else "a path string"
         if name == "$engine":
             what = f"one of {', '.join(ENGINES)}"

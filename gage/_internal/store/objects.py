@@ -49,6 +49,7 @@ __all__ = [
     "add_file",
     "cache_info",
     "adopt_file",
+    "has_object",
     "place_object",
     "place_source",
     "source_object_stats",
@@ -88,6 +89,12 @@ def add_file(
             progress.add(files=1)
         return digest
     return _ingest(runs_home, src, st, cache, progress)
+
+
+def has_object(runs_home: str, digest: str, cache: hash_cache.HashCache) -> bool:
+    """True when the object for `digest` is in the cache, intact (one
+    whose stat gage did not record is read; changed, it is removed)."""
+    return _object_ok(runs_home, digest, cache)
 
 
 def _object_ok(runs_home: str, digest: str, cache: hash_cache.HashCache) -> bool:

@@ -725,6 +725,23 @@ def read_environment(run: Run) -> dict[str, Any] | None:
         return None
 
 
+REMOTE_META = "remote.json"
+"""Where a pulled run came from: written at pull, never pushed."""
+
+
+def write_remote(run: Run, origin: dict[str, Any]) -> None:
+    """`remote.json`: the remote a run was pulled from (`remote` name,
+    `url`, `pulled` timestamp, `pushed_from` host, `pushed` timestamp)."""
+    write_json(run_meta_path(run, REMOTE_META), origin, readonly=True)
+
+
+def read_remote(run: Run) -> dict[str, Any] | None:
+    try:
+        return read_json(run_meta_path(run, REMOTE_META))
+    except FileNotFoundError:
+        return None
+
+
 # ---------------------------------------------------------------------------
 # Low level
 

@@ -1,0 +1,404 @@
+"""A remote's file system: open it through fsspec, move bytes, say what
+went wrong in one line.
+
+fsspec does the talking: its local file system for a directory (or a
+mounted one), `sshfs` (asyncssh) for `ssh://`, `s3fs` for `s3://`
+(with `endpoint-url` for an S3-compatible store). The last two are the
+`remote` extra, imported only here, when a remote is opened.
+
+Nothing is ever visible under its final name before it is whole: a
+file goes to a temp name under `tmp/` and is renamed in place (a POSIX
+rename on SFTP), except on S3, where a PUT is atomic by itself.
+
+Every failure leaves here as a RemoteError whose message names the
+remote and says what to do: host not reachable, authentication
+refused, bucket missing, permission denied, no space left.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import socket
+import threading
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any, Iterator
+
+from ..project.remote_spec import RemoteSpec
+from ..types import RemoteError
+
+__all__ = ["Backend", "open_backend"]
+
+_host = socket.gethostname()
+
+
+@dataclass
+class Backend:
+    """An open remote: its spec, fsspec file system and root path."""
+
+    spec: RemoteSpec
+    fs: Any
+    root: str
+    atomic_put: bool = False
+    _dirs: set[str] = field(default_factory=set)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def label(self) -> str:
+        return f"remote '{self.spec.name}' ({self.spec.url})"
+
+    def path(self, *parts: str) -> str:
+        return (
+            "/".join((self.root.rstrip("/"),) + parts) if self.root else "/".join(parts)
+        )
+
+    # -- reading
+
+    def cat(self, path: str) -> bytes:
+        with self.errors(path):
+            return self.fs.cat_file(path)
+
+    def get_file(self, path: str, local: str) -> None:
+        with self.errors(path):
+            self.fs.get_file(path, local)
+
+    def names(self, path: str) -> list[str]:
+        """Names in dir `path`; [] when there is none."""
+        with self.errors(path, missing_ok=True):
+            return [
+                os.path.basename(p.rstrip("/")) for p in self.fs.ls(path, detail=False)
+            ]
+        return []
+
+    def find(self, path: str) -> list[str]:
+        """Files under `path`, relative to it; [] when there is none."""
+        with self.errors(path, missing_ok=True):
+            prefix = self.fs._strip_protocol(path).rstrip("/") + "/"
+            return [
+                p[len(prefix) :] if p.startswith(prefix) else p
+                for p in self.fs.find(path)
+            ]
+        return []
+
+    def exists(self, path: str) -> bool:
+        with self.errors(path):
+            return bool(self.fs.exists(path))
+
+    # -- writing
+
+    def put_file(self, local: str, path: str) -> None:
+        """Copy local file `local` to `path`, never partly visible there."""
+        if self.spec.scheme in ("ssh", "sftp"):
+            self._put(path, lambda dest: _sftp_put(self.fs, local, dest))
+        else:
+            self._put(path, lambda dest: self.fs.put_file(local, dest))
+
+    def put_bytes(self, data: bytes, path: str) -> None:
+        self._put(path, lambda dest: self.fs.pipe_file(dest, data))
+
+    def _put(self, path: str, write: Any) -> None:
+        with self.errors(path):
+            if self.atomic_put:
+                write(path)
+                return
+            tmp = self.path("tmp", f"{_host}-{os.getpid()}-{time.time_ns()}")
+            self._makedirs(self.path("tmp"))
+            self._makedirs(path.rsplit("/", 1)[0])
+            try:
+                write(tmp)
+                self.fs.mv(tmp, path)
+            except BaseException:
+                try:
+                    self.fs.rm_file(tmp)
+                except Exception:
+                    pass
+                raise
+
+    def _makedirs(self, path: str) -> None:
+        with self._lock:
+            if path in self._dirs:
+                return
+        self.fs.makedirs(path, exist_ok=True)
+        with self._lock:
+            self._dirs.add(path)
+
+    # -- errors
+
+    @contextmanager
+    def errors(self, path: str, missing_ok: bool = False) -> Iterator[None]:
+        """Turn what a backend raises about `path` into a RemoteError; a
+        missing `path` is no error when `missing_ok`."""
+        try:
+            yield
+        except FileNotFoundError as e:
+            if missing_ok and not _bucket_missing(e):
+                return
+            raise self._error(e, path) from None
+        except RemoteError:
+            raise
+        except Exception as e:
+            raise self._error(e, path) from None
+
+    def _error(self, e: BaseException, path: str) -> RemoteError:
+        return RemoteError(f"{self.label}: {describe_error(e, self.spec, path)}")
+
+
+def _sftp_put(fs: Any, local: str, dest: str) -> None:
+    """sshfs's put_file without the makedirs it does first (a round trip
+    per part of the path, for every file): the dirs are made once."""
+    from fsspec.asyn import sync
+
+    async def put() -> None:
+        async with fs._pool.get() as channel:
+            await channel.put(local, dest, block_size=_SFTP_BLOCK)
+
+    sync(fs.loop, put)
+
+
+_SFTP_BLOCK = 2**14 * 15  # sshfs's WRITE_BLOCK_SIZE
+
+
+# ---------------------------------------------------------------------------
+# Errors
+
+
+def describe_error(e: BaseException, spec: RemoteSpec, path: str = "") -> str:
+    """One line that says what went wrong and what to do."""
+    cause = _root(e)
+    name = type(cause).__name__
+    text = str(cause).strip() or name
+    host = _host_of(spec.url)
+    if name == "PermissionDenied":  # asyncssh's: authentication
+        return (
+            f"authentication failed at {host}: check the user, key (key-file, "
+            "ssh-agent) and ~/.ssh/config"
+        )
+    if name == "HostKeyNotVerifiable" or "Host key" in text:
+        return (
+            f"the host key of {host} is not known: add it to ~/.ssh/known_hosts "
+            "(connect once with ssh) or name a known-hosts file"
+        )
+    code = _s3_code(cause)
+    if code in ("NoSuchBucket",) or _bucket_missing(e):
+        return f"bucket missing: {_bucket(spec.url)}: create it or fix the url"
+    if code in (
+        "InvalidAccessKeyId",
+        "SignatureDoesNotMatch",
+        "ExpiredToken",
+    ) or name in (
+        "NoCredentialsError",
+        "PartialCredentialsError",
+    ):
+        return "bad credentials: check AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or the profile"
+    if code in ("403", "Forbidden"):
+        return (
+            f"access refused at {path or spec.url}: bad credentials or no "
+            "permission: check AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, the "
+            "profile, and the bucket's policy"
+        )
+    if (
+        code in ("AccessDenied", "AllAccessDisabled")
+        or isinstance(cause, PermissionError)
+        or name == "SFTPPermissionDenied"
+    ):
+        return f"permission denied: {path or spec.url}: check access rights"
+    if isinstance(cause, OSError) and cause.errno == errno.ENOSPC or "No space" in text:
+        return f"no space left on the remote ({path or spec.url}): free space and try again"
+    if (
+        isinstance(cause, FileNotFoundError)
+        or code in ("NoSuchKey", "404")
+        or (name == "SFTPNoSuchFile")
+    ):
+        return f"not found: {path}"
+    if _unreachable(cause):
+        return (
+            f"cannot reach {host}: {text}: check the host and port, and that "
+            "it is up (timeout %gs)" % spec.timeout
+        )
+    return f"{name}: {text}"
+
+
+def _root(e: BaseException) -> BaseException:
+    seen = set()
+    while e.__cause__ is not None and id(e) not in seen:
+        seen.add(id(e))
+        e = e.__cause__
+    return e
+
+
+def _s3_code(e: BaseException) -> str | None:
+    response = getattr(e, "response", None)
+    if isinstance(response, dict):
+        return (response.get("Error") or {}).get("Code")
+    return None
+
+
+def _bucket_missing(e: BaseException) -> bool:
+    return "NoSuchBucket" in repr(e) or "bucket does not exist" in str(e).lower()
+
+
+def _unreachable(e: BaseException) -> bool:
+    names = (
+        "ConnectionLost",
+        "DisconnectError",
+        "EndpointConnectionError",
+        "ConnectTimeoutError",
+        "TimeoutError",
+        "FSTimeoutError",
+        "ClientConnectorError",
+        "ConnectionClosedError",
+    )
+    return (
+        isinstance(e, (ConnectionError, TimeoutError, socket.gaierror))
+        or (type(e).__name__ in names)
+        or (
+            isinstance(e, OSError)
+            and e.errno in (errno.EHOSTUNREACH, errno.ENETUNREACH)
+        )
+    )
+
+
+def _host_of(url: str) -> str:
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    return parts.netloc or url
+
+
+def _bucket(url: str) -> str:
+    return url.split("://", 1)[-1].split("/", 1)[0]
+
+
+# ---------------------------------------------------------------------------
+# Open
+
+
+def open_backend(spec: RemoteSpec) -> Backend:
+    """Open the remote of `spec` (connect, for ssh); RemoteError when it
+    cannot be reached or the extra it needs is not installed."""
+    scheme = spec.scheme
+    try:
+        if scheme == "file":
+            return _open_local(spec)
+        if scheme in ("ssh", "sftp"):
+            return _open_ssh(spec)
+        return _open_s3(spec)
+    except ImportError as e:
+        raise RemoteError(
+            f"remote '{spec.name}' ({spec.url}) needs the 'remote' extra "
+            f"({e.name} is missing): pip install 'gage[remote]'"
+        ) from None
+    except RemoteError:
+        raise
+    except Exception as e:
+        raise RemoteError(
+            f"remote '{spec.name}' ({spec.url}): {describe_error(e, spec)}"
+        ) from None
+
+
+def _open_local(spec: RemoteSpec) -> Backend:
+    from fsspec.implementations.local import LocalFileSystem
+
+    root = spec.url[len("file://") :] if spec.url.startswith("file://") else spec.url
+    root = os.path.abspath(root)
+    if not os.path.isdir(os.path.dirname(root)):
+        raise RemoteError(
+            f"remote '{spec.name}': {os.path.dirname(root)} is not a directory: "
+            "create it or fix the url"
+        )
+    return Backend(spec, LocalFileSystem(auto_mkdir=True), root)
+
+
+def _open_ssh(spec: RemoteSpec) -> Backend:
+    import warnings
+    from urllib.parse import unquote, urlsplit
+
+    with warnings.catch_warnings():
+        # asyncssh still names DSA keys, which cryptography deprecates.
+        warnings.simplefilter("ignore")
+        from sshfs import SSHFileSystem
+
+    parts = urlsplit(spec.url)
+    if not parts.hostname:
+        raise RemoteError(f"remote '{spec.name}': url {spec.url} names no host")
+    kw: dict[str, Any] = {
+        "port": parts.port or 22,
+        "connect_timeout": spec.timeout,
+        "login_timeout": spec.timeout,
+        "timeout": spec.timeout,
+        # A server that stops answering mid-transfer drops the connection
+        # (about `timeout` seconds) instead of hanging gage.
+        "keepalive_interval": max(1.0, spec.timeout / 3),
+        "keepalive_count_max": 3,
+        "known_hosts": spec.options.get("known-hosts", ()),
+        "skip_instance_cache": True,
+        "max_sessions": max(spec.jobs + 2, 4),
+    }
+    if parts.username:
+        kw["username"] = unquote(parts.username)
+    if "key-file" in spec.options:
+        kw["client_keys"] = [spec.options["key-file"]]
+    fs = SSHFileSystem(parts.hostname, **kw)
+    root = unquote(parts.path) or "."
+    return Backend(spec, fs, root)
+
+
+def _open_s3(spec: RemoteSpec) -> Backend:
+    import s3fs
+
+    t = spec.timeout
+    kw: dict[str, Any] = {
+        "skip_instance_cache": True,
+        "config_kwargs": {
+            "connect_timeout": t,
+            "read_timeout": t,
+            "retries": {"max_attempts": 2},
+        },
+    }
+    if "endpoint-url" in spec.options:
+        kw["endpoint_url"] = spec.options["endpoint-url"]
+    if "profile" in spec.options:
+        kw["profile"] = spec.options["profile"]
+    if "region" in spec.options:
+        kw["client_kwargs"] = {"region_name": spec.options["region"]}
+    fs = s3fs.S3FileSystem(**kw)
+    root = spec.url.split("://", 1)[1].rstrip("/")
+    backend = Backend(spec, fs, root, atomic_put=True)
+    bucket = root.split("/", 1)[0]
+    try:
+        fs.call_s3("head_bucket", Bucket=bucket)
+    except FileNotFoundError:
+        raise RemoteError(
+            f"{backend.label}: bucket missing: {bucket}: create it or fix the url"
+        ) from None
+    except Exception as e:
+        raise backend._error(e, bucket) from None
+    return backend
+
+
+# ---------------------------------------------------------------------------
+# Many at once
+
+
+def run_all(jobs: int, fn: Any, items: list, done: Any = None) -> None:
+    """`fn(item)` for each of `items`, `jobs` at once; `done(item,
+    result)` in this thread as each ends. The first error cancels what
+    has not started, waits for what has, and is raised."""
+    from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+
+    if not items:
+        return
+    pool = ThreadPoolExecutor(max(1, min(jobs, len(items))))
+    try:
+        futures = {pool.submit(fn, item): item for item in items}
+        pending = set(futures)
+        while pending:
+            finished, pending = wait(pending, timeout=0.2, return_when=FIRST_EXCEPTION)
+            for f in finished:
+                result = f.result()
+                if done is not None:
+                    done(futures[f], result)
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)

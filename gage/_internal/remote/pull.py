@@ -1,0 +1,376 @@
+"""Pull runs from a remote into a runs home: what would move
+(`plan_pull`), then move it (`pull`); and the remote side of
+`--needed` (`pull_matching`).
+
+Objects come into the runs home's object cache (`.objects`), each
+downloaded to a temp name, hashed, and renamed in place only when its
+sha256 is its name: a changed object is refused, a missing one named.
+An interrupted pull keeps the objects that arrived whole, so the next
+pull downloads only the rest. A run is put together in `.gage-pull/`
+(its meta dir unpacked from its tar, its files placed from the object
+cache: hardlink, reflink or copy, never a link to the remote; files
+that were read-only or generated and not executable arrive read-only,
+linked to their object, others as copies with their mode), then
+verified as `gage check` would (`run_verify.verify_files`: sealed meta
+against the seal, files against the manifest). A run that does not
+verify is refused with one line naming what differs; one that does gets
+`remote.json` (where it came from) and is renamed into the runs home,
+run dir first, meta dir last: a run is listed only when whole.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import stat
+import time
+from typing import Any
+
+from ..engines import run_archive
+from ..faults import fault_point
+from ..lifecycle import run_verify
+from ..store import hash_cache, objects, run_meta
+from ..types import META_SUFFIX, RemoteError, Run, RunSelectError
+from ..util import file_util
+from ..util.console import Progress
+from . import layout
+from .backend import Backend, run_all
+from .push import Item, Plan
+
+__all__ = ["PULL_DIR", "plan_pull", "pull", "pull_matching", "select_entries"]
+
+PULL_DIR = ".gage-pull"
+
+
+def select_entries(b: Backend, specs: list[str]) -> list[dict[str, Any]]:
+    """Entries of the runs `specs` name (each an id or name, or a prefix
+    of one, matching one run; or an op name, for its newest run), or
+    all the remote has."""
+    ids = layout.remote_ids(b)
+    if specs and all(s in ids for s in specs):
+        return layout.list_entries(b, set(specs))
+    entries = layout.list_entries(b, ids)
+    if not specs:
+        return entries
+    chosen: dict[str, dict] = {}
+    for spec in specs:
+        found = [
+            e for e in entries if e["id"].startswith(spec) or e["name"].startswith(spec)
+        ]
+        if not found:  # an op name: its newest run
+            found = [e for e in entries if e["run"].get("op") == spec][-1:]
+        if len(found) != 1:
+            what = "no run" if not found else f"{len(found)} runs"
+            raise RunSelectError(
+                f"{what} on {b.label} match '{spec}': give more of a run id or "
+                f"name (see 'gage runs --remote {b.spec.name}')",
+                spec=spec,
+            )
+        chosen[found[0]["id"]] = found[0]
+    return list(chosen.values())
+
+
+def _int(val: Any) -> int:
+    return val if isinstance(val, int) and val >= 0 else 0
+
+
+def plan_pull(home: str, b: Backend, entries: list[dict[str, Any]]) -> Plan:
+    """What pulling the runs of `entries` into `home` would download."""
+    plan = Plan(b.spec.name, b.spec.url)
+    needed: dict[str, int] = {}
+    for e in entries:
+        r = e["run"]
+        here = os.path.isdir(os.path.join(home, e["id"] + META_SUFFIX))
+        action = "up to date" if here else "pull"
+        plan.items.append(
+            Item(e["id"], e["name"], r.get("op") or "?", r.get("status") or "?", action)
+        )
+        if here:
+            continue
+        plan.entries[e["id"]] = e
+        needed[e["meta"]] = _int(e.get("meta_size"))
+        for _path, digest, size, _mode in e["files"]:
+            needed[digest] = size
+    if needed:
+        with hash_cache.open_cache(run_meta.hash_cache_path(home)) as cache:
+            for digest, size in needed.items():
+                if not objects.has_object(home, digest, cache):
+                    plan.objects[digest] = size
+    return plan
+
+
+def pull(
+    home: str, b: Backend, plan: Plan, progress: Progress | None = None
+) -> list[Run]:
+    """Download the objects of `plan`, then put its runs together in
+    `home`; the runs pulled."""
+    os.makedirs(home, exist_ok=True)
+    _clean_pull_dir(home)
+    _download(home, b, plan, progress)
+    pulled, refused = [], []
+    with hash_cache.open_cache(run_meta.hash_cache_path(home)) as cache:
+        for run_id in sorted(plan.entries):
+            try:
+                run = _assemble(home, b, plan.entries[run_id], cache)
+            except RemoteError as e:
+                refused.append(e)  # the other runs still come
+                continue
+            if run is not None:
+                pulled.append(run)
+    if refused:
+        more = f" ({len(refused) - 1} more runs refused)" if len(refused) > 1 else ""
+        raise RemoteError(f"{refused[0]}{more}", run=refused[0].run)
+    return pulled
+
+
+def pull_matching(home: str, b: Backend, key: str) -> Run | None:
+    """Pull the newest completed run on the remote with inputs key `key`
+    (see op_inputs.find_run); None when it has none."""
+    entries = layout.list_entries(b)
+    found = [
+        e
+        for e in entries
+        if e.get("input_key") == key and e["run"].get("status") == "completed"
+    ]
+    if not found:
+        return None
+    e = found[-1]
+    local = os.path.join(home, e["id"])
+    if not os.path.isdir(local + META_SUFFIX):
+        pull(home, b, plan_pull(home, b, [e]))
+    from ..home.runs import load_run
+
+    return load_run(local)
+
+
+# ---------------------------------------------------------------------------
+# Objects
+
+
+def _download(home: str, b: Backend, plan: Plan, progress: Progress | None) -> None:
+    tmp_dir = run_meta.objects_tmp_dir(home)
+    os.makedirs(tmp_dir, exist_ok=True)
+    owner = {d: e for e in plan.entries.values() for d in _digests(e)}
+
+    def fetch(digest: str) -> os.stat_result:
+        tmp = os.path.join(tmp_dir, f"pull-{os.getpid()}-{time.time_ns()}")
+        try:
+            b.get_file(layout.object_path(b, digest), tmp)
+            st = _adopt(home, tmp, digest)
+            fault_point("remote-pull")
+            return st
+        except RemoteError as e:
+            raise _object_error(b, digest, owner.get(digest), e) from None
+        except OSError as e:
+            raise _local_error(home, e) from None
+        finally:
+            if os.path.lexists(tmp):
+                os.unlink(tmp)
+
+    with hash_cache.open_cache(run_meta.hash_cache_path(home)) as cache:
+
+        def done(digest: str, st: os.stat_result) -> None:
+            hash_cache.store(cache, st, digest, extracted=True)
+            if progress:
+                progress.add(plan.objects[digest], 1)
+
+        run_all(b.spec.jobs, fetch, sorted(plan.objects), done)
+    if progress:
+        progress.done()
+
+
+_REPAIR = "'gage push --force {}' from a runs home that has it repairs it"
+
+
+class _Mismatch(RemoteError):
+    pass
+
+
+def _adopt(home: str, tmp: str, digest: str) -> os.stat_result:
+    """Make the downloaded `tmp` the object for `digest` when it is;
+    the object's stat."""
+    actual = file_util.sha256_file(tmp)
+    if actual != digest:
+        raise _Mismatch(f"its content has sha256 {actual[:12]}")
+    os.chmod(tmp, 0o444)
+    then = time.time() - 60  # earlier than now: see hash_cache.store
+    os.utime(tmp, (then, then))
+    dest = run_meta.object_path(home, digest)
+    os.makedirs(os.path.dirname(dest), exist_ok=True)
+    os.replace(tmp, dest)
+    return os.stat(dest)
+
+
+def _digests(entry: dict) -> list[str]:
+    return [entry["meta"]] + [f[1] for f in entry["files"]]
+
+
+def _object_error(
+    b: Backend, digest: str, entry: dict | None, e: RemoteError
+) -> RemoteError:
+    what = "meta" if entry and digest == entry["meta"] else None
+    if entry and not what:
+        what = next((f[0] for f in entry["files"] if f[1] == digest), None)
+    run = f"run {entry['name']} ({entry['id']})" if entry else "a run"
+    of = f"object {digest[:12]} ({what}) of {run}"
+    if isinstance(e, _Mismatch):
+        return RemoteError(
+            f"{b.label}: {of} does not match its sha256 ({e}): refused; "
+            f"{_REPAIR.format(entry['name'] if entry else 'RUN')}",
+            run=entry["id"] if entry else None,
+        )
+    if "not found" in str(e):
+        return RemoteError(
+            f"{b.label}: {of} is missing: "
+            f"{_REPAIR.format(entry['name'] if entry else 'RUN')}",
+            run=entry["id"] if entry else None,
+        )
+    return e
+
+
+def _local_error(home: str, e: OSError) -> RemoteError:
+    import errno
+
+    if e.errno == errno.ENOSPC:
+        return RemoteError(
+            f"no space left in runs home {home}: free space and pull again"
+        )
+    return RemoteError(f"cannot write in runs home {home}: {e.strerror}: {e.filename}")
+
+
+# ---------------------------------------------------------------------------
+# Runs
+
+
+def _assemble(
+    home: str, b: Backend, e: dict, cache: hash_cache.HashCache
+) -> Run | None:
+    run_id = e["id"]
+    work = os.path.join(home, PULL_DIR, f"{os.getpid()}-{time.time_ns()}")
+    os.makedirs(work)
+    try:
+        with open(run_meta.object_path(home, e["meta"]), "rb") as f:
+            run_archive.unpack_meta(f.read(), work, run_id)
+        run = Run(run_id, os.path.join(work, run_id), e["name"])
+        os.mkdir(run.run_dir)
+        _place_files(home, run, e, cache)
+        cache.flush()
+        diffs = run_verify.verify_files(run, file_util.snapshot_dir(run.run_dir), cache)
+        if diffs:
+            more = f" (and {len(diffs) - 1} more)" if len(diffs) > 1 else ""
+            raise RemoteError(
+                f"run {e['name']} ({run_id}) on {b.label} does not verify: "
+                f"{diffs[0]}{more}: refused, nothing of it was pulled",
+                run=run_id,
+            )
+        run_meta.write_remote(run, _origin(b, e))
+        return _move_in(home, run)
+    except run_archive.ArchiveError as err:
+        raise RemoteError(f"{b.label}: {err}", run=run_id) from None
+    except OSError as err:
+        raise _local_error(home, err) from None
+    finally:
+        _remove_tree(work)
+
+
+def _place_files(home: str, run: Run, e: dict, cache: hash_cache.HashCache) -> None:
+    """Place the run's files from the object cache. A file staged
+    read-only, and a generated file that is not executable, is linked
+    to its object (read-only, no bytes copied: generated files' modes
+    are not sealed); any other file is a copy with its own mode."""
+    generated = {m.path for m in run_meta.read_manifest(run) if m.type == "g"}
+    parents: set[str] = set()
+    for path, digest, _size, mode in e["files"]:
+        dest = _dest(run, path, parents)
+        link = mode == 0o444 or (path in generated and not mode & 0o111)
+        objects.place_object(home, digest, dest, cache, hardlink=link)
+        if not link:
+            os.chmod(dest, mode & 0o7777)
+            hash_cache.store(cache, os.stat(dest), digest)
+    for path, target in e["links"]:
+        os.symlink(target, _dest(run, path, parents))
+
+
+def _dest(run: Run, path: str, parents: set[str]) -> str:
+    """Where `path` goes in the run dir (its parent dirs made), refused
+    when it would leave it."""
+    dest = os.path.join(run.run_dir, path)
+    parent = os.path.dirname(dest)
+    if parent not in parents:
+        file_util.make_dirs(parent)
+        if not file_util.is_inside(run.run_dir, dest):
+            raise RemoteError(
+                f"run {run.id}: path {path!r} leaves its run dir: refused"
+            )
+        parents.add(parent)
+    return dest
+
+
+def _origin(b: Backend, e: dict) -> dict[str, Any]:
+    return {
+        "remote": b.spec.name,
+        "url": b.spec.url,
+        "pulled": run_meta.format_timestamp(run_meta.timestamp()),
+        "pushed": e.get("pushed"),
+        "pushed_from": e.get("pushed_from"),
+    }
+
+
+def _move_in(home: str, run: Run) -> Run | None:
+    """Rename the run's dirs into `home`: run dir, then meta dir. None
+    when the run is there already (another pull was first)."""
+    dest = os.path.join(home, run.id)
+    if os.path.isdir(dest + META_SUFFIX):
+        return None
+    if os.path.lexists(dest):
+        _remove_tree(dest)  # a run dir without meta: a pull killed between renames
+    os.rename(run.run_dir, dest)
+    fault_point("remote-pull-move")
+    try:
+        os.rename(run.meta_dir, dest + META_SUFFIX)
+    except OSError:
+        os.rename(dest, run.run_dir)
+        if os.path.isdir(dest + META_SUFFIX):
+            return None
+        raise
+    return Run(run.id, dest, run.name)
+
+
+def _clean_pull_dir(home: str, age: float = 3600.0) -> None:
+    """Remove what a killed pull left (older than `age` seconds)."""
+    top = os.path.join(home, PULL_DIR)
+    try:
+        entries = list(os.scandir(top))
+    except FileNotFoundError:
+        return
+    now = time.time()
+    for entry in entries:
+        try:
+            if now - entry.stat(follow_symlinks=False).st_mtime > age:
+                _remove_tree(entry.path)
+        except OSError:
+            pass
+
+
+def _remove_tree(path: str) -> None:
+    def onerror(func: Any, p: str, _exc: Any) -> None:
+        try:
+            os.chmod(os.path.dirname(p), 0o755)
+            if os.path.isdir(p) and not os.path.islink(p):
+                os.chmod(p, 0o755)
+            func(p)
+        except OSError:
+            pass
+
+    if os.path.isdir(path) and not os.path.islink(path):
+        for root, dirs, _files in os.walk(path):
+            for d in dirs:
+                full = os.path.join(root, d)
+                if (
+                    not os.path.islink(full)
+                    and not os.stat(full).st_mode & stat.S_IWUSR
+                ):
+                    os.chmod(full, 0o755)
+        shutil.rmtree(path, onerror=onerror)
+    elif os.path.lexists(path):
+        os.unlink(path)

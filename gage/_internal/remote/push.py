@@ -1,0 +1,215 @@
+"""Push runs to a remote: what would move (`plan_push`), then move it
+(`push`).
+
+A run is pushed when it has ended (completed, error, terminated) and it
+verifies: its files are those of its manifest and its sealed meta is as
+staged (`run_verify.verify_run`, which reads only files whose stat the
+digest cache does not know). Its meta dir goes as one object (a tar,
+`run_archive.pack_meta`, without `remote.json`), each run dir file as
+an object named by the sha256 its manifest gives. Objects the remote has
+are not sent; a run whose entry there has the same meta is up to date
+(a second push sends nothing). Entries are written after every object
+(see `layout`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import socket
+import stat
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..engines import run_archive
+from ..faults import fault_point
+from ..home import runs as runs_mod
+from ..lifecycle import run_verify
+from ..store import run_meta
+from ..types import RemoteError, Run, RunError
+from ..util import file_util
+from ..util.console import Progress
+from . import layout
+from .backend import Backend, run_all
+
+__all__ = ["Item", "Plan", "plan_push", "push"]
+
+PUSHABLE = ("completed", "error", "terminated")
+
+
+@dataclass(frozen=True)
+class Item:
+    """A run in a push or pull: what happens to it (`push`, `pull`, `up
+    to date`, or why it is skipped)."""
+
+    id: str
+    name: str
+    op: str
+    status: str
+    action: str
+
+    def data(self) -> dict[str, str]:
+        return dict(self.__dict__)
+
+
+@dataclass
+class Plan:
+    """What a push or pull moves: runs, and objects (digest -> size)."""
+
+    remote: str
+    url: str
+    items: list[Item] = field(default_factory=list)
+    objects: dict[str, int] = field(default_factory=dict)
+    # push: digest -> local path or bytes; run id -> entry to write
+    sources: dict[str, Any] = field(default_factory=dict)
+    entries: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    @property
+    def size(self) -> int:
+        return sum(self.objects.values())
+
+    def moving(self) -> list[Item]:
+        return [i for i in self.items if i.action in ("push", "pull")]
+
+    def data(self) -> dict[str, Any]:
+        return {
+            "remote": self.remote,
+            "url": self.url,
+            "runs": [i.data() for i in self.items],
+            "objects": len(self.objects),
+            "bytes": self.size,
+        }
+
+
+def plan_push(b: Backend, runs: list[Run], force: bool = False) -> Plan:
+    """What pushing `runs` to `b` would send. RemoteError when a run to
+    send does not verify (nothing is sent). `force`: send every run and
+    every object again, whatever the remote has (to repair a remote
+    whose objects were changed or removed)."""
+    plan = Plan(b.spec.name, b.spec.url)
+    on_remote = layout.remote_ids(b)
+    for run in runs:
+        status = runs_mod.run_status(run)
+        op = runs_mod.op_name(run) or "?"
+        if status not in PUSHABLE:
+            plan.items.append(Item(run.id, run.name, op, status, f"skipped ({status})"))
+            continue
+        meta = run_archive.pack_meta(run, skip=[run_meta.REMOTE_META])
+        meta_digest = hashlib.sha256(meta).hexdigest()
+        if not force and run.id in on_remote and _same_meta(b, run.id, meta_digest):
+            plan.items.append(Item(run.id, run.name, op, status, "up to date"))
+            continue
+        _verify(run, b)
+        entry, files = _entry(run, meta_digest, status)
+        entry["meta_size"] = len(meta)
+        plan.items.append(Item(run.id, run.name, op, status, "push"))
+        plan.entries[run.id] = entry
+        plan.sources[meta_digest] = meta
+        plan.sources.update(files)
+    _drop_present(b, plan, force)
+    return plan
+
+
+def _same_meta(b: Backend, run_id: str, digest: str) -> bool:
+    try:
+        return layout.read_entry(b, run_id)["meta"] == digest
+    except RemoteError:
+        return False  # an entry that is not valid is replaced
+
+
+def _verify(run: Run, b: Backend) -> None:
+    try:
+        diffs = run_verify.verify_run(run)
+    except RunError as e:
+        raise RemoteError(f"cannot push run {run.name} ({run.id}): {e}") from None
+    if diffs:
+        more = f" (and {len(diffs) - 1} more)" if len(diffs) > 1 else ""
+        raise RemoteError(
+            f"run {run.name} ({run.id}) does not verify: {diffs[0]}{more}: "
+            f"see 'gage check {run.name}'; nothing was pushed to {b.label}",
+            run=run.id,
+        )
+
+
+def _entry(run: Run, meta_digest: str, status: str) -> tuple[dict, dict[str, str]]:
+    """The entry of `run` and its files' objects (digest -> path)."""
+    digests = {e.path: e.sha256 for e in run_meta.read_manifest(run)}
+    files, links, sources = [], [], {}
+    for path, st in sorted(file_util.snapshot_stats(run.run_dir).items()):
+        full = os.path.join(run.run_dir, path)
+        if stat.S_ISLNK(st.st_mode):
+            links.append([path, os.readlink(full)])
+        elif stat.S_ISREG(st.st_mode) and path in digests:
+            digest = digests[path]
+            files.append([path, digest, st.st_size, stat.S_IMODE(st.st_mode)])
+            sources[digest] = full
+    record = runs_mod.run_record(run, status)
+    record.pop("run_dir", None)
+    entry = {
+        "schema": layout.ENTRY_SCHEMA,
+        "id": run.id,
+        "name": run.name,
+        "run": record,
+        "input_key": run_meta.read_input_key(run),
+        "meta": meta_digest,
+        "files": files,
+        "links": links,
+        "pushed": run_meta.format_timestamp(run_meta.timestamp()),
+        "pushed_from": socket.gethostname(),
+    }
+    return entry, sources
+
+
+def _drop_present(b: Backend, plan: Plan, force: bool = False) -> None:
+    """Keep in `plan.sources` only the objects the remote lacks (all
+    with `force`), with their sizes in `plan.objects`."""
+    needed = set(plan.sources)
+    if not needed:
+        return
+    if force:
+        needed = set()
+    if len(needed) > 64:
+        present = {p.replace("/", "") for p in b.find(layout.objects_root(b))}
+    else:
+        present = set()
+
+        def check(d: str) -> None:
+            if b.exists(layout.object_path(b, d)):
+                present.add(d)
+
+        run_all(b.spec.jobs, check, sorted(needed))
+    for digest in needed & present:
+        del plan.sources[digest]
+    for digest, src in plan.sources.items():
+        plan.objects[digest] = (
+            len(src) if isinstance(src, bytes) else os.path.getsize(src)
+        )
+
+
+def push(b: Backend, plan: Plan, progress: Progress | None = None) -> Plan:
+    """Send what `plan` says: objects first, then entries."""
+
+    def send(digest: str) -> None:
+        src = plan.sources[digest]
+        dest = layout.object_path(b, digest)
+        if isinstance(src, bytes):
+            b.put_bytes(src, dest)
+        else:
+            b.put_file(src, dest)
+        fault_point("remote-push")
+
+    def sent(digest: str, _result: None) -> None:
+        if progress:
+            progress.add(plan.objects[digest], 1)
+
+    run_all(b.spec.jobs, send, sorted(plan.sources), sent)
+    import json
+
+    def write(run_id: str) -> None:
+        data = json.dumps(plan.entries[run_id], sort_keys=True).encode()
+        b.put_bytes(data, layout.entry_path(b, run_id))
+
+    run_all(b.spec.jobs, write, sorted(plan.entries))
+    if progress:
+        progress.done()
+    return plan
