@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q -e '.[dev,dask,report]'
+	$(PY) -m pip install -q -e '.[dev,dask,report,tune]'
 	touch $@
 
 install: $(VENV)/.installed
