@@ -65,6 +65,7 @@ def add_filter_args(p: argparse.ArgumentParser) -> None:
         metavar="S[,S]",
         help="only runs with one of these statuses",
     )
+    p.add_argument("--batch", metavar="ID", help="only runs of this batch")
 
 
 def add_col_args(p: argparse.ArgumentParser) -> None:
@@ -100,7 +101,9 @@ def _cmd_compare(args) -> int:
     from ..history import run_compare
 
     _gf, home = common.project(args, required=False)
-    selected, numbers = select(home, args.runs, args.op, statuses(args.status))
+    selected, numbers = select(
+        home, args.runs, args.op, statuses(args.status), args.batch
+    )
     table = run_compare.compare(
         selected, args.cols, args.sort, args.top, args.only_changed
     )
@@ -111,14 +114,18 @@ def _cmd_compare(args) -> int:
 
 
 def select(
-    home: str, specs: list[str], op: str | None, status: list[str] | None
+    home: str,
+    specs: list[str],
+    op: str | None,
+    status: list[str] | None,
+    batch: str | None = None,
 ) -> tuple[list[dict[str, Any]], dict[str, int]]:
     """Records of the runs for RUN specs (all runs when none), newest
-    first, filtered by op and statuses; and the # of each run, as 'gage
+    first, filtered by op, statuses and batch (an id prefix); and the # of each run, as 'gage
     runs' numbers them. Records come from the runs index."""
     from ..home import runs
 
-    page, _total = runs.runs_page(home, None, None, None)
+    page, _total = runs.runs_page(home, None, None, None, batch)
     numbers = {r["id"]: n for n, r in page}
     records = [r for _n, r in page]
     if specs:

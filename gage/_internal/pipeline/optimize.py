@@ -40,6 +40,7 @@ __all__ = [
     "SAMPLERS",
     "Spec",
     "Trial",
+    "new_study",
     "objective_value",
     "optimize",
     "prior_trials",
@@ -132,8 +133,7 @@ def optimize(
     cancels the trials in flight (they end `terminated`, failed for a
     resumed study) and is raised again."""
     optuna = _optuna()
-    dists = _distributions(optuna, axes)
-    study = _study(optuna, spec)
+    study, dists = new_study(spec, axes)
     for t in prior or []:
         _tell_prior(optuna, study, dists, t, spec.objective)
     todo = spec.max_trials - len(prior or [])
@@ -223,11 +223,16 @@ def _optuna() -> Any:
     return optuna
 
 
-def _study(optuna: Any, spec: Spec) -> Any:
-    return optuna.create_study(
+def new_study(spec: Spec, axes: Mapping[str, Axis]) -> tuple[Any, dict[str, Any]]:
+    """An Optuna study (in memory) for `spec` and the distributions of
+    `axes` to ask it with."""
+    optuna = _optuna()
+    dists = _distributions(optuna, axes)
+    study = optuna.create_study(
         direction="maximize" if spec.maximize else "minimize",
         sampler=_sampler(optuna, spec.sampler, spec.seed),
     )
+    return study, dists
 
 
 def _sampler(optuna: Any, name: str, seed: int | None) -> Any:
