@@ -21,9 +21,9 @@ x = 0.0
 lr = 0.01
 act = "relu"
 steps = 3
-fail = 0.0
+fail = 99.0
 rng = random.Random(int(x * 1000))
-if x > fail > 0:
+if x > fail:
     raise SystemExit("x is too big")
 target = (x - 1.5) ** 2 + (math.log10(lr) + 3) ** 2 + (0.0 if act == "tanh" else 0.5)
 for step in range(1, steps + 1):
@@ -120,7 +120,7 @@ def _batch_runs(project, batch_id):
 
 
 def test_search_resume_failed_and_needed(project):
-    space = ["x=[-3.0:3.0]", "act=[relu,tanh]", "fail=1.0"]
+    space = ["x=[-3.0:3.0]", "act=[relu,tanh]", "fail=0.0"]
     out, _ = _gage(
         project, "run", "quad", *space, "--optimize", "tpe", "--minimize",
         "loss.min", "--max-trials", "3", "--jobs", "2", "--seed", "3", "-y", "-q",
@@ -139,7 +139,7 @@ def test_search_resume_failed_and_needed(project):
     assert "Resuming from 3 trials of the batch" in out
     recs = _batch_runs(project, batch_id)
     assert len(recs) == 8
-    # x > 1.0 fails: the seeds fix the draws, some of which fail.
+    # x > 0 fails: the seeds fix the draws, some of which fail.
     statuses = {r["status"] for r in recs}
     assert statuses == {"completed", "error"}, statuses
     assert " error: loss.min=-" in out and "Best: trial" in out
