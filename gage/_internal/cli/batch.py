@@ -83,7 +83,12 @@ def maybe_batch(args, gf, home: str, opdef, assigns: list[str]) -> int | None:
 
 
 def _maybe(args, assigns: list[str]) -> bool:
-    if args.optimize or args.batch_files or args.random is not None or args.max_trials is not None:
+    if (
+        args.optimize
+        or args.batch_files
+        or args.random is not None
+        or args.max_trials is not None
+    ):
         return True
     return any(w.split("=", 1)[1].strip().startswith("[") for w in assigns)
 

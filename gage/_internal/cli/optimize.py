@@ -29,6 +29,12 @@ def add_args(p: argparse.ArgumentParser) -> None:
         "--maximize", metavar="COL", help="with --optimize: the objective to maximize"
     )
     p.add_argument(
+        "--prune",
+        metavar="RULE",
+        help="with --optimize: stop a trial whose objective per step is worse "
+        "than RULE allows: median, halving or hyperband (local engine)",
+    )
+    p.add_argument(
         "--batch",
         dest="batch_id",
         metavar="ID",
@@ -56,7 +62,9 @@ def run(args, gf, home: str, opdef, axes: dict, base: dict, defaults: dict) -> i
     best: list[Any] = []
 
     def on_trial(t: optimize.Trial) -> None:
-        if t.value is not None and (not best or _better(spec, t.value, best[0].value)):
+        if t.result == "pruned" or t.value is None:
+            pass
+        elif not best or _better(spec, t.value, best[0].value):
             best[:] = [t]
         val = "-" if t.value is None else common.fmt_val(t.value)
         params = " ".join(f"{n}={common.fmt_val(t.params.get(n))}" for n in names)
@@ -89,7 +97,9 @@ def run(args, gf, home: str, opdef, axes: dict, base: dict, defaults: dict) -> i
     print()
     cli_table.print_table(("trial", "run", "result", spec.objective, "params"), rows)
     if not best:
-        return common.error(f"no trial of batch {batch_id} reported {spec.objective}", 1)
+        return common.error(
+            f"no trial of batch {batch_id} reported {spec.objective}", 1
+        )
     b = best[0]
     print(f"Best: trial {b.number + 1} {b.run.name} {spec.objective}={b.value:g}")
     return 0
@@ -131,7 +141,19 @@ def _spec(args):
         seed=args.seed,
         needed=args.needed,
         quiet=args.quiet,
+        prune=_prune(args.prune),
     )
+
+
+def _prune(name: str | None) -> str | None:
+    from ..pipeline import optimize
+    from ..types import GageError
+
+    if name is not None and name not in optimize.PRUNERS:
+        raise GageError(
+            f"unknown rule '{name}' for --prune (known: {', '.join(optimize.PRUNERS)})"
+        )
+    return name
 
 
 def _prior(args, home: str, col: str) -> tuple[str, list]:

@@ -120,9 +120,7 @@ def parse_axis(name: str, text: str, default: Any) -> Axis:
             and not isinstance(default, bool)
         )
         if log and low <= 0:
-            raise ConfigError(
-                f"'{name}={text}': a log range needs both ends above 0"
-            )
+            raise ConfigError(f"'{name}={text}': a log range needs both ends above 0")
         if step is None:
             return Range(low, high, integer, True if log else None)
         return _steps(name, text, low, high, step)

@@ -26,17 +26,21 @@ from __future__ import annotations
 
 import concurrent.futures
 import math
+import signal
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
+from ..engines.engine import LocalEngine
 from ..home import runs
 from ..lifecycle import scalars, stage_op
 from ..project import gagefile
 from ..store import run_meta
 from ..types import GageError, OpDef, Run
+from ..util import run_exec
 from .batch import Axis, Range
 
 __all__ = [
+    "PRUNERS",
     "SAMPLERS",
     "Spec",
     "Trial",
@@ -44,9 +48,11 @@ __all__ = [
     "objective_value",
     "optimize",
     "prior_trials",
+    "scalar_key",
 ]
 
 SAMPLERS = ("tpe", "gp", "cmaes", "random")
+PRUNERS = ("median", "halving", "hyperband")
 
 
 @dataclass(frozen=True)
@@ -63,6 +69,7 @@ class Spec:
     seed: int | None = None
     needed: bool = False
     quiet: bool = False
+    prune: str | None = None
 
 
 @dataclass(frozen=True)
@@ -106,7 +113,9 @@ def prior_trials(home: str, batch_id: str, col: str) -> list[Trial]:
         if status in ("staged", "running", "pending", "queued"):
             continue
         value = objective_value(run, col) if status == "completed" else None
-        result = status if value is not None or status != "completed" else "no objective"
+        result = (
+            status if value is not None or status != "completed" else "no objective"
+        )
         trials.append(Trial(i, run, run_meta.read_config(run), value, result))
     return trials
 
@@ -132,50 +141,130 @@ def optimize(
     `make_config(params)` is a trial's whole config. A KeyboardInterrupt
     cancels the trials in flight (they end `terminated`, failed for a
     resumed study) and is raised again."""
+    if spec.prune and not isinstance(engine, LocalEngine):
+        raise GageError("--prune needs the local engine (it signals a run's process)")
     optuna = _optuna()
     study, dists = new_study(spec, axes)
     for t in prior or []:
         _tell_prior(optuna, study, dists, t, spec.objective)
+    s = _Search(optuna, study, spec, on_trial)
     todo = spec.max_trials - len(prior or [])
-    done: list[Trial] = []
-    inflight: dict[concurrent.futures.Future[int], tuple[Any, Run]] = {}
-
-    def finish(ot: Any, trial: Trial) -> None:
-        state = optuna.trial.TrialState
-        if trial.value is None:
-            study.tell(ot, state=state.FAIL)
-        else:
-            study.tell(ot, trial.value)
-        done.append(trial)
-        if on_trial:
-            on_trial(trial)
-
     try:
-        while todo > 0 or inflight:
-            while todo > 0 and len(inflight) < spec.jobs:
+        while todo > 0 or s.inflight:
+            while todo > 0 and len(s.inflight) < spec.jobs:
                 todo -= 1
                 ot = study.ask(dists)
                 config = make_config(dict(ot.params))
-                found = stage_op.lookup(gf, home, opdef, config) if spec.needed else None
+                found = (
+                    stage_op.lookup(gf, home, opdef, config) if spec.needed else None
+                )
                 one = stage_op.stage_op(
                     gf, home, opdef, config, found, batch=batch_id, warn=warn
                 )
                 if not one.needed:
                     value = objective_value(one.run, spec.objective)
                     res = "not needed" if value is not None else "no objective"
-                    finish(ot, Trial(ot.number, one.run, ot.params, value, res))
+                    s.finish(ot, Trial(ot.number, one.run, ot.params, value, res))
                     continue
-                inflight[engine.submit(one.run, quiet=spec.quiet)] = (ot, one.run)
-            ready, _ = concurrent.futures.wait(
-                inflight, return_when=concurrent.futures.FIRST_COMPLETED
-            )
-            for fut in ready:
-                ot, run = inflight.pop(fut)
-                finish(ot, _result(ot, run, fut.result(), spec.objective))
+                fut = engine.submit(one.run, quiet=spec.quiet)
+                s.inflight[fut] = _Flight(ot, one.run)
+            s.wait()
     except KeyboardInterrupt:
         engine.cancel()
         raise
-    return done
+    return s.done
+
+
+POLL = 0.25
+"""Seconds between reads of the scalars of trials in flight (--prune)."""
+
+
+class _Flight:
+    """A trial in flight: its Optuna trial, its run, where its points
+    file was read to, and whether the search pruned it."""
+
+    def __init__(self, ot: Any, run: Run) -> None:
+        self.ot = ot
+        self.run = run
+        self.offset = 0
+        self.key_n: int | None = None
+        self.step = -1
+        self.pruned = False
+
+
+class _Search:
+    def __init__(self, optuna: Any, study: Any, spec: Spec, on_trial: Any) -> None:
+        self.optuna = optuna
+        self.study = study
+        self.spec = spec
+        self.on_trial = on_trial
+        self.key = scalar_key(spec.objective)
+        self.inflight: dict[concurrent.futures.Future[int], _Flight] = {}
+        self.done: list[Trial] = []
+
+    def wait(self) -> None:
+        ready, _ = concurrent.futures.wait(
+            self.inflight,
+            timeout=POLL if self.spec.prune else None,
+            return_when=concurrent.futures.FIRST_COMPLETED,
+        )
+        for fut in ready:
+            f = self.inflight.pop(fut)
+            if f.pruned:
+                value = objective_value(f.run, self.spec.objective)
+                self.finish(
+                    f.ot, Trial(f.ot.number, f.run, f.ot.params, value, "pruned")
+                )
+            else:
+                self.finish(
+                    f.ot, _result(f.ot, f.run, fut.result(), self.spec.objective)
+                )
+        if self.spec.prune:
+            for f in self.inflight.values():
+                self._check(f)
+
+    def finish(self, ot: Any, trial: Trial) -> None:
+        state = self.optuna.trial.TrialState
+        if trial.result == "pruned":
+            self.study.tell(ot, state=state.PRUNED)
+        elif trial.value is None:
+            self.study.tell(ot, state=state.FAIL)
+        else:
+            self.study.tell(ot, trial.value)
+        self.done.append(trial)
+        if self.on_trial:
+            self.on_trial(trial)
+
+    def _check(self, f: _Flight) -> None:
+        """Report the trial's new points of the objective's key; stop its
+        run when the pruner says so (`pruned` written first)."""
+        if f.pruned:
+            return
+        if f.key_n is None:
+            keys = run_meta.read_scalar_keys(f.run)
+            if self.key not in keys:
+                return
+            f.key_n = keys.index(self.key)
+        points, f.offset = run_meta.read_scalar_points(f.run, f.offset)
+        new = [(step, val) for n, step, val in points if n == f.key_n]
+        for step, val in new:
+            if step > f.step:  # Optuna takes one value a step
+                f.ot.report(val, step)
+                f.step = step
+        if not new or not f.ot.should_prune():
+            return
+        lock = run_meta.read_proc_lock(f.run)
+        if lock is None:
+            return  # not started yet, or already stopped
+        f.pruned = True
+        run_meta.write_pruned(f.run, f"{self.spec.prune} at step {new[-1][0]}")
+        run_exec.killpg(lock.pid, signal.SIGTERM)  # the runner leads its group
+
+
+def scalar_key(col: str) -> str:
+    """The scalar key of an objective column: `loss` for `loss.min`."""
+    key, _, agg = col.rpartition(".")
+    return key if key and agg in scalars.AGG_NAMES else col
 
 
 def _result(ot: Any, run: Run, code: int, col: str) -> Trial:
@@ -216,9 +305,7 @@ def _optuna() -> Any:
     try:
         import optuna
     except ImportError:
-        raise GageError(
-            "--optimize needs Optuna: pip install 'gage[tune]'"
-        ) from None
+        raise GageError("--optimize needs Optuna: pip install 'gage[tune]'") from None
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     return optuna
 
@@ -231,6 +318,7 @@ def new_study(spec: Spec, axes: Mapping[str, Axis]) -> tuple[Any, dict[str, Any]
     study = optuna.create_study(
         direction="maximize" if spec.maximize else "minimize",
         sampler=_sampler(optuna, spec.sampler, spec.seed),
+        pruner=_pruner(optuna, spec.prune),
     )
     return study, dists
 
@@ -249,6 +337,19 @@ def _sampler(optuna: Any, name: str, seed: int | None) -> Any:
     raise GageError(
         f"unknown sampler '{name}' for --optimize (known: {', '.join(SAMPLERS)})"
     )
+
+
+def _pruner(optuna: Any, name: str | None) -> Any:
+    p = optuna.pruners
+    if name is None:
+        return p.NopPruner()
+    if name == "median":
+        return p.MedianPruner(n_startup_trials=3, n_warmup_steps=1)
+    if name == "halving":
+        return p.SuccessiveHalvingPruner()
+    if name == "hyperband":
+        return p.HyperbandPruner()
+    raise GageError(f"unknown rule '{name}' for --prune (known: {', '.join(PRUNERS)})")
 
 
 def _gp_sampler(optuna: Any, seed: int | None) -> Any:
@@ -280,7 +381,11 @@ def _distributions(optuna: Any, axes: Mapping[str, Axis]) -> dict[str, Any]:
             else:
                 out[name] = d.FloatDistribution(axis.low, axis.high, log=axis.log)
             continue
-        bad = [v for v in axis if v is not None and not isinstance(v, (bool, int, float, str))]
+        bad = [
+            v
+            for v in axis
+            if v is not None and not isinstance(v, (bool, int, float, str))
+        ]
         if bad:
             raise GageError(
                 f"'{name}': --optimize takes lists of numbers, text or booleans, "
