@@ -169,3 +169,48 @@ def test_bad_input(project):
         "--minimize", "nosuch", "--max-trials", "1", "-y", "-q", code=1,
     )  # fmt: skip
     assert "reported nosuch" in err
+
+
+_SLOW = """\
+import time
+x = 0.0
+steps = 6
+pause = 0.25
+for step in range(1, steps + 1):
+    print(f"step {step}: loss={(x - 1.5) ** 2 + 1.0 / step:.6f}", flush=True)
+    time.sleep(pause)
+"""
+
+
+def test_prune_runs_fewer_steps_same_best(project):
+    proj, _runs = project
+    (proj / "gage.toml").write_text(
+        '[slow]\nexec = "python slow.py"\nconfig = "slow.py"\n'
+    )
+    (proj / "slow.py").write_text(_SLOW)
+    # random: the same draws with and without pruning (they do not
+    # depend on results); every trial's loss is its offset + 1/step, so
+    # the best is never worse than the median at a step: never pruned.
+    found = {}
+    for prune in ([], ["--prune", "median"]):
+        out, _ = _gage(
+            project, "run", "slow", "x=[-3.0:3.0]", "--optimize", "random",
+            "--minimize", "loss.min", "--max-trials", "6", "--seed", "4",
+            *prune, "-y", "-q",
+        )  # fmt: skip
+        batch_id = out.split()[1].rstrip(":")
+        recs = _batch_runs(project, batch_id)
+        steps = sum(len(_series(project, r["id"])) for r in recs)
+        best = min(r["summary.loss"] for r in recs if r["status"] == "completed")
+        found[bool(prune)] = (steps, best, {r["status"] for r in recs})
+    assert found[False][0] == 36 and found[False][2] == {"completed"}
+    assert found[True][0] < 36 and "pruned" in found[True][2], found
+    assert found[True][1] == found[False][1]
+
+
+def _series(project, run_id):
+    from gage._internal.home import runs
+    from gage._internal.lifecycle import scalars
+
+    run = runs.select_run(project[1], run_id)
+    return scalars.series(run).get("loss", ([], []))[0]
