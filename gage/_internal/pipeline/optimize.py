@@ -95,7 +95,9 @@ def objective_value(run: Run, col: str) -> float | None:
     val = summary.get(col) if isinstance(summary, dict) else None
     if not _number(val):
         val = scalars.aggregates(run).get(col)
-    return float(val) if _number(val) and math.isfinite(val) else None
+    if isinstance(val, (int, float)) and not isinstance(val, bool):
+        return float(val) if math.isfinite(val) else None
+    return None
 
 
 def _number(val: Any) -> bool:
