@@ -50,7 +50,6 @@ def run(args, gf, home: str, opdef, axes: dict, base: dict, defaults: dict) -> i
 
     spec = _spec(args)
     batch_id, prior = _prior(args, home, spec.objective)
-    names = list(axes)
     print(
         f"Batch {batch_id}: search of {common.count(spec.max_trials, 'trial')} of "
         f"{opdef.name} ({spec.sampler}, "
@@ -60,17 +59,7 @@ def run(args, gf, home: str, opdef, axes: dict, base: dict, defaults: dict) -> i
         print(f"Resuming from {common.count(len(prior), 'trial')} of the batch")
     rows: list[list[str]] = []
     best: list[Any] = []
-
-    def on_trial(t: optimize.Trial) -> None:
-        if t.result == "pruned" or t.value is None:
-            pass
-        elif not best or _better(spec, t.value, best[0].value):
-            best[:] = [t]
-        val = "-" if t.value is None else common.fmt_val(t.value)
-        params = " ".join(f"{n}={common.fmt_val(t.params.get(n))}" for n in names)
-        print(f"Trial {t.number + 1} {t.run.name} {t.result}: {spec.objective}={val}")
-        rows.append([str(t.number + 1), t.run.name, t.result, val, params])
-
+    on_trial = _reporter(spec, list(axes), rows, best)
     engine = cli_repro.make_engine(args, gf)
     try:
         optimize.optimize(
@@ -95,6 +84,7 @@ def run(args, gf, home: str, opdef, axes: dict, base: dict, defaults: dict) -> i
     finally:
         engine.close()
     print()
+    rows.sort(key=lambda r: int(r[0]))
     cli_table.print_table(("trial", "run", "result", spec.objective, "params"), rows)
     if not best:
         return common.error(
@@ -103,6 +93,23 @@ def run(args, gf, home: str, opdef, axes: dict, base: dict, defaults: dict) -> i
     b = best[0]
     print(f"Best: trial {b.number + 1} {b.run.name} {spec.objective}={b.value:g}")
     return 0
+
+
+def _reporter(spec, names: list[str], rows: list, best: list):
+    """A callback that prints each trial as it ends, adds its row and
+    keeps the best completed trial in `best`."""
+
+    def on_trial(t) -> None:
+        if t.result == "pruned" or t.value is None:
+            pass
+        elif not best or _better(spec, t.value, best[0].value):
+            best[:] = [t]
+        val = "-" if t.value is None else common.fmt_val(t.value)
+        params = " ".join(f"{n}={common.fmt_val(t.params.get(n))}" for n in names)
+        print(f"Trial {t.number + 1} {t.run.name} {t.result}: {spec.objective}={val}")
+        rows.append([str(t.number + 1), t.run.name, t.result, val, params])
+
+    return on_trial
 
 
 def _better(spec, a: float, b: float) -> bool:
