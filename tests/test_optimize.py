@@ -214,3 +214,57 @@ def _series(project, run_id):
 
     run = runs.select_run(project[1], run_id)
     return scalars.series(run).get("loss", ([], []))[0]
+
+
+_SLEEPER = """\
+import time
+x = 0.0
+pause = 30.0
+print("ready", flush=True)
+time.sleep(pause)
+print(f"step 1: loss={x * x}")
+"""
+
+
+def test_ctrl_c_ends_trials_and_leaves_search_resumable(project):
+    import signal
+
+    proj, runs = project
+    (proj / "gage.toml").write_text(
+        '[sleep]\nexec = "python sleep.py"\nconfig = "sleep.py"\n'
+    )
+    (proj / "sleep.py").write_text(_SLEEPER)
+    args = ["x=[-1.0:1.0]", "--optimize", "tpe", "--minimize", "loss", "-y"]
+    p = subprocess.Popen(
+        [sys.executable, "-m", "gage", "run", "sleep", *args, "--jobs", "2"],
+        cwd=proj,
+        env={**os.environ, "GAGE_RUNS": runs},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # its own process group, like a shell job
+    )
+    try:
+        assert p.stdout
+        batch_id = p.stdout.readline().split()[1].rstrip(":")
+        ready = 0
+        while ready < 2:  # both trials in flight
+            line = p.stdout.readline()
+            assert line, "gage ended before its trials started"
+            ready += line.endswith("| ready\n")
+        os.killpg(p.pid, signal.SIGINT)  # what Ctrl-C does
+        _out, err = p.communicate(timeout=60)
+    finally:
+        if p.poll() is None:
+            os.killpg(p.pid, signal.SIGKILL)
+            p.wait()
+    assert p.returncode == 130, err
+    assert f"resume with --batch {batch_id}" in err
+    recs = _batch_runs(project, batch_id)
+    assert [r["status"] for r in recs] == ["terminated", "terminated"]
+    out, _ = _gage(
+        project, "run", "sleep", *args, "pause=0.0", "--max-trials", "3",
+        "--batch", batch_id, "-q",
+    )  # fmt: skip
+    assert "Resuming from 2 trials of the batch" in out
+    assert "Trial 3 " in out and "Best: trial 3 " in out
