@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q -e '.[dev,dask,report,remote]'
+	$(PY) -m pip install -q -e '.[dev,dask,report,remote,tune]'
 	touch $@
 
 install: $(VENV)/.installed

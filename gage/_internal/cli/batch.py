@@ -31,6 +31,9 @@ def add_args(p: argparse.ArgumentParser) -> None:
         "--max-trials", type=int, metavar="N", help="run at most N trials of a batch"
     )
     add_jobs_args(p, detach=True)
+    from . import optimize
+
+    optimize.add_args(p)
 
 
 def maybe_batch(
@@ -57,6 +60,10 @@ def maybe_batch(
     if not axes and not (args.batch_files or args.random or args.max_trials):
         return None
     base = op_inputs.op_config(gf.project_dir, opdef, fixed)
+    if args.optimize:
+        from . import optimize
+
+        return optimize.run(args, gf, home, opdef, axes, base, defaults)
     fixed_names = {w.split("=", 1)[0] for w in fixed}
     file_trials = [
         {k: v for k, v in t.items() if k not in fixed_names}
@@ -78,7 +85,12 @@ def maybe_batch(
 
 
 def _maybe(args, assigns: list[str]) -> bool:
-    if args.batch_files or args.random is not None or args.max_trials is not None:
+    if (
+        args.optimize
+        or args.batch_files
+        or args.random is not None
+        or args.max_trials is not None
+    ):
         return True
     return any(w.split("=", 1)[1].strip().startswith("[") for w in assigns)
 
@@ -119,6 +131,11 @@ def _preview(opdef, names: list[str], configs: list[dict], drawn: bool) -> int:
 
 # ---------------------------------------------------------------------------
 # Run
+
+
+def config_for(base: dict, trial: dict, defaults: dict, opdef) -> dict:
+    """A trial's whole config: `base` with the trial's values, typed."""
+    return _config(base, trial, defaults, opdef)
 
 
 def _fmt(val, drawn: bool) -> str:

@@ -20,6 +20,7 @@ STATUSES = [
     "completed",
     "error",
     "terminated",
+    "pruned",
     "abandoned",
 ]
 

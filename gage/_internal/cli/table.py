@@ -36,6 +36,7 @@ STATUS_STYLES = {
     "completed": "green",
     "error": "red",
     "terminated": "magenta",
+    "pruned": "magenta",
     "running": "bold cyan",
     "staged": "blue",
     "queued": "blue",

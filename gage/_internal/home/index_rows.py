@@ -28,7 +28,15 @@ __all__ = [
 SETTLE_NS = 3_000_000_000
 """A stat this recent (ns) may miss a change in the same clock tick."""
 
-STATES = ("pending", "staged", "started", "completed", "error", "terminated")
+STATES = (
+    "pending",
+    "staged",
+    "started",
+    "completed",
+    "error",
+    "terminated",
+    "pruned",
+)
 """What meta says of a run; `started` is `running` or `abandoned`,
 depending on its process (see `runs.run_status`)."""
 
@@ -119,11 +127,13 @@ def read_row(home: str, dir: str) -> tuple[Any, ...]:
         _text(run_meta.read_proc_signal, run) if ts["started"] is not None else None
     )
     state = meta_state(ts["staged"], ts["started"], ts["stopped"], exit_code, signal)
+    if state == "terminated" and _text(run_meta.read_pruned, run):
+        state = "pruned"
     created = ts["initialized"] or st.st_mtime_ns // 1000
     input_key = (
         _text(run_meta.read_input_key, run) if ts["staged"] is not None else None
     )
-    final = state in ("completed", "error", "terminated") and settled
+    final = state in ("completed", "error", "terminated", "pruned") and settled
     return (
         dir,
         run_id,

@@ -54,6 +54,7 @@ RUN_STATUSES = (
     "completed",
     "error",
     "terminated",
+    "pruned",
     "abandoned",
 )
 
@@ -319,6 +320,8 @@ def run_status(run: Run) -> str:
         signal = _safe(run_meta.read_proc_signal, run)
     staged = _safe(run_meta.read_timestamp, run, "staged") if started is None else None
     state = runs_index.meta_state(staged, started, stopped, exit_code, signal)
+    if state == "terminated" and _safe(run_meta.read_pruned, run) is not None:
+        state = "pruned"
     return _live_status(run, state)
 
 

@@ -13,6 +13,8 @@ Values (decided by the type of the key's default):
   log-uniformly when both ends are > 0 and the high end is at least 100
   times the low one (two decades or more); integers when the default and
   both ends are integers (ends included).
+- `lr=[1e-5:1e-1:log]`: a range drawn log-uniformly whatever its ends
+  (both must be above 0); `--optimize` samples it on a log scale.
 - `epochs=[10:50:10]`: a range with a step is the list 10, 20, 30, 40, 50
   (ends included when the step lands on them).
 - any other value is the same in every trial.
@@ -59,9 +61,12 @@ class Range:
     low: float
     high: float
     integer: bool = False
+    log_scale: bool | None = None  # `[LOW:HIGH:log]`; None: by the ends
 
     @property
     def log(self) -> bool:
+        if self.log_scale is not None:
+            return self.log_scale
         return self.low > 0 and self.high >= 100 * self.low
 
     def draw(self, rng: random.Random) -> float | int:
@@ -99,7 +104,11 @@ def parse_axis(name: str, text: str, default: Any) -> Axis:
 
     m = _RANGE.match(text.strip())
     if m:
-        low, high, step = (_number(name, text, g) if g else None for g in m.groups())
+        log = m.group(3) == "log"
+        low, high, step = (
+            _number(name, text, g) if g and not (i == 2 and log) else None
+            for i, g in enumerate(m.groups())
+        )
         assert low is not None and high is not None
         if high < low:
             raise ConfigError(
@@ -110,8 +119,10 @@ def parse_axis(name: str, text: str, default: Any) -> Axis:
             and isinstance(default, int)
             and not isinstance(default, bool)
         )
+        if log and low <= 0:
+            raise ConfigError(f"'{name}={text}': a log range needs both ends above 0")
         if step is None:
-            return Range(low, high, integer)
+            return Range(low, high, integer, True if log else None)
         return _steps(name, text, low, high, step)
     try:
         val = parse_value(text)

@@ -549,6 +549,19 @@ def write_proc_signal(run: Run, name: str) -> None:
     write_text(run_meta_path(run, "proc", "signal"), name + "\n", readonly=True)
 
 
+def write_pruned(run: Run, reason: str) -> None:
+    """`pruned`: a search stopped the run (written before it signals
+    the run, so a terminated run with it is `pruned`)."""
+    write_text(run_meta_path(run, "pruned"), reason + "\n", readonly=True)
+
+
+def read_pruned(run: Run) -> str | None:
+    try:
+        return read_text(run_meta_path(run, "pruned")).strip() or "pruned"
+    except FileNotFoundError:
+        return None
+
+
 def read_proc_signal(run: Run) -> str | None:
     try:
         return read_text(run_meta_path(run, "proc", "signal")).strip() or None
