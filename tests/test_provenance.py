@@ -258,7 +258,7 @@ def test_python_facts_cached_until_a_path_changes(tmp_path):
     wrapper.write_text(f'#!/bin/sh\necho x >> {log}\nexec {sys.executable} "$@"\n')
     wrapper.chmod(0o755)
     pkgs = tmp_path / "pkgs"
-    (pkgs / "numpy-1.26.4.dist-info").mkdir(parents=True)
+    (pkgs / "zzgagepkg-1.26.4.dist-info").mkdir(parents=True)
     old = time.time() - 60
     os.utime(pkgs, (old, old))
     env = dict(os.environ, PYTHONPATH=str(pkgs))
@@ -273,21 +273,21 @@ def test_python_facts_cached_until_a_path_changes(tmp_path):
     def calls():
         return len(log.read_text().splitlines())
 
-    assert facts()["packages"]["numpy"] == "1.26.4"
-    assert facts()["packages"]["numpy"] == "1.26.4"
+    assert facts()["packages"]["zzgagepkg"] == "1.26.4"
+    assert facts()["packages"]["zzgagepkg"] == "1.26.4"
     assert calls() == 1  # the second answer came from the cache
-    os.rename(pkgs / "numpy-1.26.4.dist-info", pkgs / "numpy-2.1.0.dist-info")
+    os.rename(pkgs / "zzgagepkg-1.26.4.dist-info", pkgs / "zzgagepkg-2.1.0.dist-info")
     os.utime(pkgs, (old + 1, old + 1))
-    assert facts()["packages"]["numpy"] == "2.1.0"
+    assert facts()["packages"]["zzgagepkg"] == "2.1.0"
     assert calls() == 2
     # The run dir is scanned each time, and comes first (sys.path[0]).
-    (cwd / "numpy-3.0.dist-info").mkdir()
-    assert facts()["packages"]["numpy"] == "3.0"
+    (cwd / "zzgagepkg-3.0.dist-info").mkdir()
+    assert facts()["packages"]["zzgagepkg"] == "3.0"
     assert calls() == 2
     # Another PYTHONPATH is another key.
     env["PYTHONPATH"] = str(tmp_path)
     assert (
-        "numpy"
+        "zzgagepkg"
         not in python_env.python_facts(str(wrapper), env, str(tmp_path), cache)[
             "packages"
         ]
@@ -355,7 +355,7 @@ def test_env_list_and_python_of_the_run(tmp_path, monkeypatch):
     envd = run_meta.read_environment(run)
     assert envd["env"] == {"OMP_NUM_THREADS": "3", "UNSET_24": None}
     assert envd["python"]["executable"] == sys.executable
-    assert "gage" in envd["python"]["packages"]
+    assert "gage-runs" in envd["python"]["packages"]
 
 
 def test_provenance_false_adds_nothing(tmp_path):

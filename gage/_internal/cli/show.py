@@ -173,17 +173,20 @@ def _cmd_show(args) -> int:
     _show_manifest(manifest, args.files)
     _show_dict("Summary", record["summary"])
     _show_scalars(run, scalars.read_aggs(run))
-    comments = run_meta.read_comments(run)
+    from . import provenance as cli_provenance
+
+    cli_provenance.print_environment(run, args.env)
+    _show_comments(run_meta.read_comments(run))
+    _show_output(run)
+    return 0
+
+
+def _show_comments(comments: list) -> None:
     if comments:
         from .comment import print_comments
 
         print("Comments:")
         print_comments(comments)
-    from . import provenance as cli_provenance
-
-    cli_provenance.print_environment(run, args.env)
-    _show_output(run)
-    return 0
 
 
 def _show_scalars(run, aggs: dict) -> None:

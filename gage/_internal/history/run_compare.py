@@ -265,7 +265,7 @@ def _unknown_msg(name: str, names: set[str]) -> str:
             f"no run recorded package '{name[4:]}' (pkg.NAME: the version of a "
             "package the run's Python had; see gage show RUN --env)"
         )
-    known = sorted(n for n in names if n.startswith(("config.", "summary.", "git.")))
+    known = sorted(n for n in names if "." in n and not n.startswith("pkg."))
     shown = ", ".join(known[:12]) + (", ..." if len(known) > 12 else "")
     return (
         f"no run has a column '{name}' (columns: {', '.join(ATTRS)}"
