@@ -191,8 +191,10 @@ def invalidate(home: str, dir: str) -> None:
     a way its meta dir's mtime may not show, e.g. a label)."""
     with _synced(home, sync=False) as db:
         if db is not None:
-            with db:
+            try:
                 db.execute("UPDATE runs SET mtime = 0, final = 0 WHERE dir = ?", (dir,))
+            except _sqlite_error():
+                rebuild(home)  # not writable now: the next use reads all
 
 
 def rebuild(home: str) -> None:
@@ -266,8 +268,11 @@ def _open(home: str) -> Any:
 def _reopen_after(home: str, error: Exception) -> Any:
     import sqlite3
 
-    if isinstance(error, sqlite3.OperationalError) and "locked" in str(error):
-        return _memory_db()  # another process holds it too long: do without
+    if isinstance(error, sqlite3.OperationalError) and (
+        "locked" in str(error) or "full" in str(error)
+    ):
+        # Held too long by another process, or a full disk: do without.
+        return _memory_db()
     path = run_meta.runs_index_path(home)
     try:
         os.unlink(path)
@@ -326,7 +331,7 @@ def _init(db: Any) -> None:
             db.execute(f"PRAGMA user_version = {schema}")
         db.execute("COMMIT")
     except BaseException:
-        db.execute("ROLLBACK")
+        _rollback(db)
         raise
 
 
@@ -362,8 +367,14 @@ def _sync(db: Any, home: str) -> None:
             db.execute("INSERT INTO home VALUES (?)", (stamp,))
         db.execute("COMMIT")
     except BaseException:
-        db.execute("ROLLBACK")
+        _rollback(db)
         raise
+
+
+def _rollback(db: Any) -> None:
+    # sqlite ends a transaction itself on some errors (a full disk).
+    if db.in_transaction:
+        db.execute("ROLLBACK")
 
 
 def _home_stamp(home: str) -> str:
@@ -398,5 +409,5 @@ def _write_rows(db: Any, rows: list[tuple[Any, ...]], in_tx: bool = False) -> No
         db.executemany(sql, rows)
         db.execute("COMMIT")
     except BaseException:
-        db.execute("ROLLBACK")
+        _rollback(db)
         raise

@@ -11,6 +11,7 @@ started where it lands.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import shlex
 import signal
@@ -47,6 +48,7 @@ def start_run(
     quiet: bool = False,
     verify: bool = True,
     on_start: Callable[[], None] | None = None,
+    warn: Callable[[str], None] | None = None,
 ) -> int:
     """Run a staged run's command in its run dir and finalize it.
 
@@ -55,7 +57,8 @@ def start_run(
     another process holds (RunLockedError) and, unless `verify` is false,
     one whose staged files differ from its manifest (VerifyError).
     `on_start` is called once the run is verified, just before its
-    command starts (the CLI names the run then).
+    command starts (the CLI names the run then); `warn` with a line when
+    the run's output was cut (a full disk).
     """
     import filelock
 
@@ -71,7 +74,7 @@ def start_run(
             f"for {run_meta.lock_path(run)}; the meta dir must be writable"
         ) from None
     try:
-        return _start_locked(run, quiet, verify, on_start)
+        return _start_locked(run, quiet, verify, on_start, warn)
     finally:
         lock.release()
 
@@ -91,7 +94,11 @@ def _locked_msg(run: Run) -> str:
 
 
 def _start_locked(
-    run: Run, quiet: bool, verify: bool, on_start: Callable[[], None] | None
+    run: Run,
+    quiet: bool,
+    verify: bool,
+    on_start: Callable[[], None] | None,
+    warn: Callable[[str], None] | None,
 ) -> int:
     log = runner_log(run)
     status = run_status(run)
@@ -101,6 +108,8 @@ def _start_locked(
     pid = os.getpid()
     run_meta.write_proc_lock(run, pid, run_exec.proc_start_time(pid))
     deferred: list[int] = []
+    # Space to complete the record if the run fills the disk.
+    file_util.reserve_space(run_meta.reserve_path(run), _RESERVE)
     try:
         # Verified files match the manifest: only files the run touches
         # need hashing again. Unverified ones may not: hash all at the end.
@@ -124,9 +133,11 @@ def _start_locked(
                 output,
                 quiet=quiet,
                 on_signal=lambda sig: _on_signal(run, sig),
+                on_cut=lambda msg: _on_cut(run, msg, warn),
             )
         except run_exec.ExecError as e:
             log.info(str(e))
+            _free_reserve(run)
             with _signals_deferred(run, deferred):
                 finalize_run(run, 127, quiet=quiet, _before=before)
             raise RunError(
@@ -134,10 +145,12 @@ def _start_locked(
                 f"{run_meta.run_meta_path(run, 'proc', 'cmd')} and PATH"
             ) from None
         log.info(f"Run process exited with code {exit_code}")
+        _free_reserve(run)
         with _signals_deferred(run, deferred):
             finalize_run(run, exit_code, quiet=quiet, _before=before)
         return exit_code
     finally:
+        _free_reserve(run)
         run_meta.delete_proc_lock(run)
         _raise_deferred(deferred)
 
@@ -227,6 +240,20 @@ def _run_env(run: Run) -> dict[str, str]:
     return env
 
 
+_RESERVE = 256 * 1024
+
+
+def _free_reserve(run: Run) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(run_meta.reserve_path(run))
+
+
+def _on_cut(run: Run, msg: str, warn: Callable[[str], None] | None) -> None:
+    runner_log(run).info(f"Run {msg}")
+    if warn:
+        warn(f"run {run.name}: {msg}")
+
+
 def _on_signal(run: Run, sig: int) -> None:
 
     name = signal.Signals(sig).name
@@ -253,10 +280,16 @@ def finalize_run(
     """
     log = runner_log(run)
     opdef = read_opdef(run)
-    if opdef.get_exec().get("finalize") is not None:
-        _run_finalize_hook(run, opdef, exit_code, quiet, log)
-    _log_run_files(run, _before)
-    read_run_summary(run, opdef, log)
+    try:
+        if opdef.get_exec().get("finalize") is not None:
+            _run_finalize_hook(run, opdef, exit_code, quiet, log)
+        _log_run_files(run, _before)
+        read_run_summary(run, opdef, log)
+    except OSError as e:
+        if e.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        # A full disk: the record says so, and the run still ends.
+        log.info(f"Run record incomplete (files, summary): {e}")
     fault_point("finalize")
     for phase in ("run", "finalize"):
         for path in run_meta.output_paths(run, phase):

@@ -470,6 +470,12 @@ def delete_proc_lock(run: Run) -> None:
         pass
 
 
+def reserve_path(run: Run) -> str:
+    """`proc/reserve`: space held while a run runs, freed to complete
+    its record when the run filled the disk."""
+    return run_meta_path(run, "proc", "reserve")
+
+
 def write_proc_signal(run: Run, name: str) -> None:
     """Record a signal (`SIGINT`, `SIGTERM`) the runner passed to the run."""
     write_text(run_meta_path(run, "proc", "signal"), name + "\n", readonly=True)

@@ -61,6 +61,7 @@ def exec_proc(
     quiet: bool = False,
     on_start: Callable[[subprocess.Popen[bytes]], None] | None = None,
     on_signal: Callable[[int], None] | None = None,
+    on_cut: Callable[[str], None] | None = None,
 ) -> int:
     """Run `args` in `cwd`, capture output to `output_path` and its index.
 
@@ -68,7 +69,11 @@ def exec_proc(
     Output is echoed to this process's stdout/stderr unless `quiet`.
     `on_start` is called with the process once it runs; `on_signal` with
     the number of each SIGINT/SIGTERM forwarded to it (handlers are only
-    installed when called from the main thread).
+    installed when called from the main thread). When the output file
+    cannot be written (a full disk), the output that fit is kept, the
+    pipes are still drained (the process never blocks on them) and
+    `on_cut` is called once the process ended with a line saying where
+    the output was cut.
     """
     os.makedirs(os.path.dirname(output_path), exist_ok=True)
     forward = _SignalForward(on_signal)
@@ -93,8 +98,11 @@ def exec_proc(
         forward.set_proc(p)
         if on_start:
             on_start(p)
-        _capture(p, output_path, quiet)
-        return p.wait()
+        cut = _capture(p, output_path, quiet)
+        code = p.wait()
+        if cut and on_cut:
+            on_cut(cut)
+        return code
     finally:
         forward.restore()
 
@@ -146,21 +154,38 @@ _PR_SET_PDEATHSIG = 1
 # Output capture
 
 
-def _capture(p: subprocess.Popen[bytes], output_path: str, quiet: bool) -> None:
+def _capture(p: subprocess.Popen[bytes], output_path: str, quiet: bool) -> str | None:
+    """Copy the process's output; a line saying where it was cut, if it was."""
     assert p.stdout and p.stderr
     with open(output_path, "wb") as out, open(output_path + ".index", "wb") as index:
         sink = _Sink(out, index)
-        echo = (None, None) if quiet else (_Echo(sys.stdout), _Echo(sys.stderr))
-        threads = [
-            threading.Thread(
-                target=_copy_stream, args=(stream, n, sink, echo[n]), daemon=True
-            )
-            for n, stream in enumerate((p.stdout, p.stderr))
-        ]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
+        try:
+            _copy_streams(p, sink, quiet)
+        finally:
+            sink.close()
+    if sink.error is None:
+        return None
+    why = sink.error.strerror or str(sink.error)
+    try:
+        size = f"{os.path.getsize(output_path)} bytes"
+    except OSError:
+        size = "what fit"
+    return f"output cut at {output_path} after {size}: {why}"
+
+
+def _copy_streams(p: subprocess.Popen[bytes], sink: _Sink, quiet: bool) -> None:
+    assert p.stdout and p.stderr
+    echo = (None, None) if quiet else (_Echo(sys.stdout), _Echo(sys.stderr))
+    threads = [
+        threading.Thread(
+            target=_copy_stream, args=(stream, n, sink, echo[n]), daemon=True
+        )
+        for n, stream in enumerate((p.stdout, p.stderr))
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
 
 
 class _Echo:
@@ -231,6 +256,9 @@ class _Sink:
     writes while it is open, the open line is ended with a newline in the
     output so that each index entry stays one line. The file ends without
     a newline only when the last line written was partial.
+
+    A write that fails (a full disk) stops the writing, not the reading:
+    what follows is dropped and `error` says why.
     """
 
     def __init__(self, out: IO[bytes], index: IO[bytes]):
@@ -238,22 +266,51 @@ class _Sink:
         self.index = index
         self.lock = threading.Lock()
         self.open_line: int | None = None  # stream with a line in progress
+        self.error: OSError | None = None
 
     def write(self, data: bytes, stream_n: int) -> None:
-        lines = data.count(b"\n") + (0 if data.endswith(b"\n") else 1)
         with self.lock:
-            if self.open_line is not None and self.open_line != stream_n:
-                self.out.write(b"\n")
-                self.open_line = None
-            if self.open_line == stream_n:
-                lines -= 1  # the first part continues the open line
-            self.out.write(data)
-            if lines:
-                entry = b"%d %d\n" % (time.time_ns() // 1000, stream_n)
-                self.index.write(entry * lines)
-            self.out.flush()
-            self.index.flush()
-            self.open_line = None if data.endswith(b"\n") else stream_n
+            if self.error is not None:
+                return
+            try:
+                self._write(data, stream_n)
+            except OSError as e:
+                self.error = e
+
+    def close(self) -> None:
+        """Flush what is left; a flush that fails drops it (see write)."""
+        for f in (self.out, self.index):
+            try:
+                f.flush()
+            except OSError as e:
+                self.error = self.error or e
+                _drop_buffer(f)
+
+    def _write(self, data: bytes, stream_n: int) -> None:
+        lines = data.count(b"\n") + (0 if data.endswith(b"\n") else 1)
+        if self.open_line is not None and self.open_line != stream_n:
+            self.out.write(b"\n")
+            self.open_line = None
+        if self.open_line == stream_n:
+            lines -= 1  # the first part continues the open line
+        self.out.write(data)
+        if lines:
+            entry = b"%d %d\n" % (time.time_ns() // 1000, stream_n)
+            self.index.write(entry * lines)
+        self.out.flush()
+        self.index.flush()
+        self.open_line = None if data.endswith(b"\n") else stream_n
+
+
+def _drop_buffer(f: IO[bytes]) -> None:
+    """Close `f` without writing what its buffer holds (closing would
+    try again and fail again)."""
+    raw = getattr(f, "raw", None)
+    try:
+        if raw is not None:
+            raw.close()  # the buffered file's own close is then a no-op
+    except OSError:
+        pass
 
 
 # ---------------------------------------------------------------------------
