@@ -6,7 +6,8 @@ a test can kill the process (`kill -9`) at exactly that point of a phase,
 not by timing luck. `tests/test_crash_points.py` uses them.
 
 Points: `staging` (staging began, stager recorded), `deps` (before
-dependencies are resolved), `sealing` (manifest written, not yet sealed
+dependencies are resolved), `placing` (dependency files added to the
+object cache, not yet placed), `sealing` (manifest written, not yet sealed
 or staged), `finalize` (the run's command ended, record not complete),
 `delete` (a run's meta dir is in the trash, its run dir not yet).
 """

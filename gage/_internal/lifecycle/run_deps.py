@@ -49,12 +49,14 @@ how it was placed (`placed`: reflink, hardlink, copy or symlink; the
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import stat
 from dataclasses import dataclass
 from typing import Any, Mapping
 
+from ..faults import fault_point
 from ..home.runs import select_run
 from ..project.dep_spec import check_dependencies, dependency_where
 from ..store import hash_cache, objects
@@ -358,6 +360,7 @@ def resolve_deps(
         raise
     finally:
         shown.done()
+        objects.unpin(run.runs_home)
     write_deps(run, records)
     return records
 
@@ -378,6 +381,7 @@ def _resolve_and_place(
             _hash_files(run.runs_home, dep, cache, where, progress)
             for dep, where in zip(resolved, wheres)
         ]
+        fault_point("placing")
         placed: dict[str, str] = {}
         return [
             _place(run, dep, digests, cache, where, placed)
@@ -408,7 +412,9 @@ def _hash_files(
             result.append(hash_cache.file_sha256(full, cache))
             continue
         try:
-            result.append(objects.add_file(runs_home, full, st, cache, progress))
+            digest = objects.add_file(runs_home, full, st, cache, progress)
+            objects.pin(runs_home, digest)  # until placed: prune leaves it
+            result.append(digest)
         except objects.SourceChanged:
             raise DependencyError(
                 f"{where}: '{f.source}' changed while the run was staged: stage again"
@@ -485,7 +491,7 @@ def _place(
             os.symlink(os.path.abspath(src_path), dest)
             how = "symlink"
         else:
-            how = objects.place_object(run.runs_home, digest, dest, cache)
+            how = _place_object(run, digest, dest, cache, src_path, where)
         counts[how] = counts.get(how, 0) + 1
         events.append(FileEvent("a", "d", os.lstat(dest).st_mtime_ns, f.path, how))
         files.append(
@@ -503,6 +509,34 @@ def _place(
             f"(links to {dep.root})"
         )
     return {"spec": dep.spec, "source": dep.source, "files": files}
+
+
+def _place_object(
+    run: Run,
+    digest: str,
+    dest: str,
+    cache: hash_cache.HashCache,
+    src: str,
+    where: str,
+) -> str:
+    """Place the object for `digest`; one that went since it was added (a
+    `gage cache prune`) or is not a file is added again from `src`."""
+    try:
+        return objects.place_object(run.runs_home, digest, dest, cache)
+    except FileNotFoundError:
+        pass
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(dest)  # a copy cut short
+    try:
+        again = objects.add_file(run.runs_home, src, os.stat(src), cache)
+    except (OSError, objects.SourceChanged):
+        again = None
+    if again != digest:
+        raise DependencyError(
+            f"{where}: '{os.path.basename(src)}' changed or went while the "
+            "run was staged: stage again"
+        )
+    return objects.place_object(run.runs_home, digest, dest, cache)
 
 
 def _replace_staged(run: Run, dest: str, path: str, where: str) -> FileEvent:

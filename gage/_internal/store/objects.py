@@ -29,18 +29,19 @@ object that no run links (link count 1) can be removed (`prune`).
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import os
 import stat
 import time
 from dataclasses import dataclass
-from typing import Callable, Iterator
+from typing import IO, Callable, Iterator
 
 from ..util import file_util
 from ..util.console import Progress
 from . import hash_cache
-from .run_meta import object_path, objects_dir, objects_tmp_dir
+from .run_meta import object_path, objects_dir, objects_pins_dir, objects_tmp_dir
 
 __all__ = [
     "PLACEMENTS",
@@ -50,9 +51,11 @@ __all__ = [
     "cache_info",
     "adopt_file",
     "place_object",
+    "pin",
     "place_source",
     "source_object_stats",
     "prune",
+    "unpin",
 ]
 
 PLACEMENTS = ("reflink", "hardlink", "copy", "symlink")
@@ -99,8 +102,11 @@ def _object_ok(runs_home: str, digest: str, cache: hash_cache.HashCache) -> bool
     """
     path = object_path(runs_home, digest)
     try:
-        st = os.stat(path)
+        st = os.lstat(path)
     except FileNotFoundError:
+        return False
+    if not stat.S_ISREG(st.st_mode):
+        _remove(path)  # a link or special file put there: never followed
         return False
     if hash_cache.lookup(cache, st) == digest and not st.st_mode & 0o222:
         return True
@@ -230,6 +236,7 @@ def place_object(
     the object's inode.
     """
     obj = object_path(runs_home, digest)
+    _check_regular(obj)
     if _reflink(obj, dest):
         os.chmod(dest, _READONLY)
         st = os.stat(obj)
@@ -248,6 +255,14 @@ def place_object(
     hash_cache.remember(dest, digest)
     hash_cache.store(cache, os.stat(dest), digest)
     return "copy"
+
+
+def _check_regular(obj: str) -> None:
+    """FileNotFoundError when the object at `obj` is not a regular file
+    (gone, or a link put in its place: removed, never followed)."""
+    if not stat.S_ISREG(os.lstat(obj).st_mode):
+        _remove(obj)
+        raise FileNotFoundError(errno.ENOENT, "not a regular file", obj)
 
 
 def place_source(
@@ -271,8 +286,11 @@ def place_source(
     """
     obj = obj or object_path(runs_home, digest)
     try:
-        st = st or os.stat(obj)
+        st = st or os.lstat(obj)
     except FileNotFoundError:
+        return False
+    if not stat.S_ISREG(st.st_mode):
+        _remove(obj)
         return False
     if stat.S_IMODE(st.st_mode) != mode:
         if st.st_mode & 0o222:
@@ -308,9 +326,11 @@ def source_object_stats(
     for digest in digests:
         path = object_path(runs_home, digest)
         try:
-            found[digest] = (path, os.stat(path))
+            st = os.lstat(path)
         except OSError:
-            pass
+            continue
+        if stat.S_ISREG(st.st_mode):
+            found[digest] = (path, st)
     keys = [(st.st_dev, st.st_ino) for _path, st in found.values()]
     hash_cache.prefetch(cache, keys)
     return found
@@ -419,18 +439,87 @@ def prune(runs_home: str, preview: bool = False) -> list[tuple[str, int]]:
     A run placed by hardlink shares the object's inode (link count over
     1); one placed by reflink or copy has its own file. So an object with
     link count 1 is used by no run, and removing it removes no run's
-    data. Leftover temp files of a killed stager go too.
+    data. Objects a live staging pinned (`pin`) stay. Leftover temp
+    files of a killed stager go too.
     """
     removed = []
+    pinned = _pinned(runs_home)
     for path, st in _objects(runs_home):
         if st.st_nlink == 1:
             digest = os.path.basename(os.path.dirname(path)) + os.path.basename(path)
+            if digest in pinned:
+                continue  # a staging is about to place it
             removed.append((digest, st.st_size))
             if not preview:
                 _remove(path)
     if not preview:
         _clean_tmp(runs_home)
     return removed
+
+
+# ---------------------------------------------------------------------------
+# Pins: objects a staging is about to place, which prune leaves alone
+
+
+def pin(runs_home: str, digest: str) -> None:
+    """Keep the object for `digest` from `prune` until `unpin` (or this
+    process ends): a line in this process's pin file, which it holds
+    locked (a pin file no process holds is stale)."""
+    f = _pins.get(runs_home)
+    if f is None:
+        import fcntl
+
+        pins_dir = objects_pins_dir(runs_home)
+        try:
+            os.makedirs(pins_dir, exist_ok=True)
+            f = open(os.path.join(pins_dir, str(os.getpid())), "a")  # noqa: SIM115
+            fcntl.flock(f, fcntl.LOCK_EX)
+        except OSError:
+            return  # pins are a courtesy: a placement re-adds what went
+        _pins[runs_home] = f
+    try:
+        f.write(digest + "\n")
+        f.flush()
+    except OSError:
+        pass
+
+
+def unpin(runs_home: str) -> None:
+    """Release this process's pins in `runs_home`."""
+    f = _pins.pop(runs_home, None)
+    if f is not None:
+        with contextlib.suppress(OSError):
+            os.unlink(f.name)
+        with contextlib.suppress(OSError):
+            f.close()
+
+
+_pins: dict[str, IO[str]] = {}
+
+
+def _pinned(runs_home: str) -> set[str]:
+    """Digests pinned by live stagings; stale pin files are removed."""
+    import fcntl
+
+    pins_dir = objects_pins_dir(runs_home)
+    try:
+        names = os.listdir(pins_dir)
+    except OSError:
+        return set()
+    found: set[str] = set()
+    for name in names:
+        path = os.path.join(pins_dir, name)
+        try:
+            with open(path) as f:
+                try:
+                    fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    found.update(f.read().split())  # its stager is alive
+                    continue
+                os.unlink(path)  # no process holds it
+        except OSError:
+            pass
+    return found
 
 
 def _objects(runs_home: str) -> Iterator[tuple[str, os.stat_result]]:

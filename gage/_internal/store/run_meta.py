@@ -139,6 +139,11 @@ def objects_tmp_dir(runs_home: str) -> str:
     return os.path.join(runs_home, OBJECTS_DIR, "tmp")
 
 
+def objects_pins_dir(runs_home: str) -> str:
+    """A file per staging process: the objects it is about to place."""
+    return os.path.join(runs_home, OBJECTS_DIR, "pins")
+
+
 def manifest_path(run: Run) -> str:
     """Path of the run manifest (its digest identifies a run's inputs)."""
     return run_meta_path(run, "manifest")
