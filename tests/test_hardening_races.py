@@ -172,3 +172,31 @@ def test_placement_re_adds_a_pruned_object(project):
     assert len(objects(project)) == 1
     check = gage(project, "check", "1")
     assert check.returncode == 0, check.stdout + check.stderr
+
+
+# ---------------------------------------------------------------------------
+# Items 6 and 7: gage runs rm beside a staging
+
+
+def test_rm_leaves_a_run_about_to_start(project):
+    p = gage_bg(project, "run", "prep", "-y", "-q", env=paused(project, "starting"))
+    wait_paused(project, "starting", p)
+    rm = gage(project, "runs", "rm", "-y", "-o", "prep")
+    assert "Traceback" not in rm.stderr
+    assert "about to start" in rm.stdout + rm.stderr, rm
+    code, _out, err = finish(p)
+    assert code == 0, err
+    assert gage(project, "runs").stdout.count("completed") == 1
+
+
+def test_rm_leaves_an_upstream_a_staging_reads(project):
+    assert gage(project, "run", "prep", "-y", "-q").returncode == 0
+    p = gage_bg(project, "run", "down", "-y", "-q", env=paused(project, "placing"))
+    wait_paused(project, "placing", p)
+    rm = gage(project, "runs", "rm", "-y", "-o", "prep")
+    assert "Traceback" not in rm.stderr
+    assert "being staged reads it" in rm.stdout + rm.stderr, rm
+    code, _out, err = finish(p)
+    assert code == 0, err
+    listing = gage(project, "runs").stdout
+    assert listing.count("completed") == 2, listing

@@ -4,7 +4,9 @@
 which must stay, with the reason:
 
 - a `running` run stays (stop it first), and so does a `pending` run
-  whose stager is alive (it is being staged);
+  whose stager is alive (it is being staged), a `staged` run the live
+  process that staged it is about to start, and a run a staging reads
+  (both pinned, `store.pins`);
 - an upstream run whose files a `staged`, `running` or being-staged run
   depends on (a `run-files` dependency, by run id in its deps.json)
   stays, naming that run, unless `force`, or unless that run is
@@ -27,7 +29,7 @@ from dataclasses import dataclass
 from typing import Callable, Iterable, Sequence
 
 from ..home import runs
-from ..store import run_meta
+from ..store import pins, run_meta
 from ..types import GageError, Run
 from ..util import run_exec
 
@@ -114,10 +116,11 @@ def plan_delete(home: str, selected: Sequence[Run], force: bool = False) -> Plan
     ids = {run.id for run in selected}
     status = {run.id: runs.run_status(run) for run in selected}
     needed_by = _needed_by(home, ids) if selected else {}
+    held = pins.pinned(home) if selected else set()
     delete: list[tuple[Run, str]] = []
     refused: list[Refused] = []
     for run in selected:
-        reason = _live_reason(run, status[run.id])
+        reason = _live_reason(run, status[run.id], held)
         if reason is None and not force and run.id in needed_by:
             other, other_status = needed_by[run.id]
             reason = (
@@ -131,11 +134,15 @@ def plan_delete(home: str, selected: Sequence[Run], force: bool = False) -> Plan
     return Plan(tuple(delete), tuple(refused))
 
 
-def _live_reason(run: Run, status: str) -> str | None:
+def _live_reason(run: Run, status: str, held: set[str]) -> str | None:
     if status == "running":
         return "it is running (stop it first)"
     if status == "pending" and _being_staged(run):
         return "it is being staged"
+    if pins.run_pinned(run.runs_home, run.id, held):
+        if status == "staged":
+            return "the gage process that staged it is about to start it"
+        return "a run being staged reads it (wait for the staging)"
     return None
 
 
@@ -173,7 +180,8 @@ def delete_runs(plan: Plan, deleted: Callable[[Run], None] | None = None) -> int
     deleted."""
     n = 0
     for run, _status in plan.delete:
-        if _live_reason(run, runs.run_status(run)):
+        held = pins.pinned(run.runs_home)
+        if _live_reason(run, runs.run_status(run), held):
             continue  # started or being staged since the plan was made
         runs.delete_run(run)
         n += 1

@@ -59,7 +59,7 @@ from typing import Any, Mapping
 from ..faults import fault_point
 from ..home.runs import select_run
 from ..project.dep_spec import check_dependencies, dependency_where
-from ..store import hash_cache, objects
+from ..store import hash_cache, objects, pins
 from ..store.run_meta import (
     FileEvent,
     append_files_log,
@@ -360,7 +360,7 @@ def resolve_deps(
         raise
     finally:
         shown.done()
-        objects.unpin(run.runs_home)
+        pins.unpin(run.runs_home)
     write_deps(run, records)
     return records
 
@@ -373,6 +373,9 @@ def _resolve_and_place(
     progress: console.Progress,
 ) -> list[dict[str, Any]]:
     resolved = preview_dependencies(run.runs_home, project_dir, opdef, upstream)
+    for dep in resolved:
+        if dep.source["type"] == "run":
+            pins.pin_run(run.runs_home, dep.source["id"])  # rm leaves it
     if read_config(run):
         _check_config_files(resolved, _config_files(run.run_dir, opdef), opdef)
     wheres = [dependency_where(opdef.name, i, d.spec) for i, d in enumerate(resolved)]
@@ -413,7 +416,7 @@ def _hash_files(
             continue
         try:
             digest = objects.add_file(runs_home, full, st, cache, progress)
-            objects.pin(runs_home, digest)  # until placed: prune leaves it
+            pins.pin(runs_home, digest)  # until placed: prune leaves it
             result.append(digest)
         except objects.SourceChanged:
             raise DependencyError(

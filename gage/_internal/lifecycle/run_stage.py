@@ -27,7 +27,7 @@ from ..project.sourcecode import (
     select_sourcecode,
     sourcecode_rules,
 )
-from ..store import hash_cache, objects, run_meta
+from ..store import hash_cache, objects, pins, run_meta
 from ..store.run_meta import (
     FileEvent,
     ManifestEntry,
@@ -179,6 +179,7 @@ def stage_run(
     check_run_dirs(run)
     pid = os.getpid()
     run_meta.write_stager(run, pid, run_exec.proc_start_time(pid))
+    pins.pin_run(run.runs_home, run.id)  # rm leaves it until it starts
     fault_point("staging")
     project_dir = project_dir or os.getcwd()
     opdef = read_opdef(run)

@@ -62,6 +62,7 @@ def start_run(
     """
     import filelock
 
+    fault_point("starting")
     check_run_dirs(run, RunError)
     lock = filelock.FileLock(run_meta.lock_path(run))
     try:

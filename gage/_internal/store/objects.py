@@ -29,19 +29,18 @@ object that no run links (link count 1) can be removed (`prune`).
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import hashlib
 import os
 import stat
 import time
 from dataclasses import dataclass
-from typing import IO, Callable, Iterator
+from typing import Callable, Iterator
 
 from ..util import file_util
 from ..util.console import Progress
-from . import hash_cache
-from .run_meta import object_path, objects_dir, objects_pins_dir, objects_tmp_dir
+from . import hash_cache, pins
+from .run_meta import object_path, objects_dir, objects_tmp_dir
 
 __all__ = [
     "PLACEMENTS",
@@ -51,11 +50,9 @@ __all__ = [
     "cache_info",
     "adopt_file",
     "place_object",
-    "pin",
     "place_source",
     "source_object_stats",
     "prune",
-    "unpin",
 ]
 
 PLACEMENTS = ("reflink", "hardlink", "copy", "symlink")
@@ -439,11 +436,11 @@ def prune(runs_home: str, preview: bool = False) -> list[tuple[str, int]]:
     A run placed by hardlink shares the object's inode (link count over
     1); one placed by reflink or copy has its own file. So an object with
     link count 1 is used by no run, and removing it removes no run's
-    data. Objects a live staging pinned (`pin`) stay. Leftover temp
+    data. Objects a live staging pinned (`pins.pin`) stay. Leftover temp
     files of a killed stager go too.
     """
     removed = []
-    pinned = _pinned(runs_home)
+    pinned = pins.pinned(runs_home)
     for path, st in _objects(runs_home):
         if st.st_nlink == 1:
             digest = os.path.basename(os.path.dirname(path)) + os.path.basename(path)
@@ -455,71 +452,6 @@ def prune(runs_home: str, preview: bool = False) -> list[tuple[str, int]]:
     if not preview:
         _clean_tmp(runs_home)
     return removed
-
-
-# ---------------------------------------------------------------------------
-# Pins: objects a staging is about to place, which prune leaves alone
-
-
-def pin(runs_home: str, digest: str) -> None:
-    """Keep the object for `digest` from `prune` until `unpin` (or this
-    process ends): a line in this process's pin file, which it holds
-    locked (a pin file no process holds is stale)."""
-    f = _pins.get(runs_home)
-    if f is None:
-        import fcntl
-
-        pins_dir = objects_pins_dir(runs_home)
-        try:
-            os.makedirs(pins_dir, exist_ok=True)
-            f = open(os.path.join(pins_dir, str(os.getpid())), "a")  # noqa: SIM115
-            fcntl.flock(f, fcntl.LOCK_EX)
-        except OSError:
-            return  # pins are a courtesy: a placement re-adds what went
-        _pins[runs_home] = f
-    try:
-        f.write(digest + "\n")
-        f.flush()
-    except OSError:
-        pass
-
-
-def unpin(runs_home: str) -> None:
-    """Release this process's pins in `runs_home`."""
-    f = _pins.pop(runs_home, None)
-    if f is not None:
-        with contextlib.suppress(OSError):
-            os.unlink(f.name)
-        with contextlib.suppress(OSError):
-            f.close()
-
-
-_pins: dict[str, IO[str]] = {}
-
-
-def _pinned(runs_home: str) -> set[str]:
-    """Digests pinned by live stagings; stale pin files are removed."""
-    import fcntl
-
-    pins_dir = objects_pins_dir(runs_home)
-    try:
-        names = os.listdir(pins_dir)
-    except OSError:
-        return set()
-    found: set[str] = set()
-    for name in names:
-        path = os.path.join(pins_dir, name)
-        try:
-            with open(path) as f:
-                try:
-                    fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                except BlockingIOError:
-                    found.update(f.read().split())  # its stager is alive
-                    continue
-                os.unlink(path)  # no process holds it
-        except OSError:
-            pass
-    return found
 
 
 def _objects(runs_home: str) -> Iterator[tuple[str, os.stat_result]]:
