@@ -12,6 +12,7 @@ import stat
 import subprocess
 import sys
 import textwrap
+import time
 
 import pytest
 from wait_util import wait_for
@@ -200,3 +201,84 @@ def test_rm_leaves_an_upstream_a_staging_reads(project):
     assert code == 0, err
     listing = gage(project, "runs").stdout
     assert listing.count("completed") == 2, listing
+
+
+# ---------------------------------------------------------------------------
+# Item 8: a sqlite lock another process holds
+
+
+LOCKER = """
+import sqlite3, sys, time
+dbs = [sqlite3.connect(p, isolation_level=None) for p in sys.argv[1:]]
+for db in dbs:
+    db.execute("BEGIN EXCLUSIVE")
+print("locked", flush=True)
+time.sleep(120)
+"""
+
+
+@pytest.fixture
+def locker():
+    procs = []
+
+    def lock(*paths):
+        p = subprocess.Popen(
+            [sys.executable, "-c", LOCKER, *map(str, paths)],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        procs.append(p)
+        assert p.stdout and p.stdout.readline() == "locked\n"
+
+    yield lock
+    for p in procs:
+        p.kill()
+        p.wait()
+
+
+def test_locked_caches_bounded(project, locker):
+
+    old = time.time() - 100  # not racy: its digest is cached
+    os.utime(project / "data.bin", (old, old))
+    assert gage(project, "run", "train", "-y", "-q").returncode == 0
+    assert gage(project, "runs").returncode == 0
+    home = project.parent / "runs"
+    index = home / ".gage-index" / "runs.sqlite3"
+    digests = home / ".gage-hash-cache.sqlite3"
+    assert index.exists() and digests.exists()
+    locker(index, digests)
+    env = {"GAGE_LOCK_TIMEOUT": "2"}
+    for argv in (["runs"], ["run", "train", "-y", "-q"], ["check", "1"]):
+        t0 = time.monotonic()
+        p = gage(project, *argv, env=env)
+        took = time.monotonic() - t0
+        assert p.returncode == 0, (argv, p.stderr)
+        assert "Traceback" not in p.stderr
+        warnings = [line for line in p.stderr.splitlines() if "locked" in line]
+        assert warnings and len(warnings) <= 2, (argv, p.stderr)
+        for line in warnings:
+            assert line.startswith("gage: warning: ") and ".sqlite3" in line
+        assert took < 9, (argv, took)  # bound 2 s per file, not 10-30 s
+
+
+# ---------------------------------------------------------------------------
+# Item 9: a garbage digest cache is rebuilt
+
+
+def test_garbage_digest_cache_rebuilt(project):
+    import sqlite3
+
+    old = time.time() - 100  # not racy: its digest is cached
+    os.utime(project / "data.bin", (old, old))
+    digests = project.parent / "runs" / ".gage-hash-cache.sqlite3"
+    digests.parent.mkdir()
+    digests.write_bytes(b"not a database " * 1000)
+    for _ in range(2):
+        p = gage(project, "run", "train", "-y", "-q")
+        assert p.returncode == 0 and "Traceback" not in p.stderr, p.stderr
+    db = sqlite3.connect(digests)
+    try:
+        [(n,)] = db.execute("SELECT count(*) FROM digests_v3").fetchall()
+    finally:
+        db.close()
+    assert n >= 1

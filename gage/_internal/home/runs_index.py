@@ -37,6 +37,7 @@ from typing import Any
 
 from ..store import run_meta
 from ..store.run_meta import META_SUFFIX
+from ..util import sqlite_wait
 from .index_rows import COLS, SETTLE_NS, listed_entry, read_row, row_entry
 from .index_rows import STATES as STATES
 from .index_rows import Entry as Entry
@@ -224,8 +225,9 @@ class _Synced:
             return None
         self.db = _open(self.home)
         if self.sync:
+            path = run_meta.runs_index_path(self.home)
             try:
-                _sync(self.db, self.home)
+                sqlite_wait.call(self.db, path, lambda: _sync(self.db, self.home))
             except _sqlite_error() as e:
                 self.db.close()
                 self.db = _reopen_after(self.home, e)
@@ -256,8 +258,8 @@ def _open(home: str) -> Any:
     path = run_meta.runs_index_path(home)
     try:
         os.makedirs(os.path.dirname(path), exist_ok=True)
-        db = sqlite3.connect(path, timeout=10, isolation_level=None)
-        _init(db)
+        db = sqlite_wait.connect(path)
+        sqlite_wait.call(db, path, lambda: _init(db))
         return db
     except sqlite3.DatabaseError as e:
         return _reopen_after(home, e)
@@ -276,7 +278,7 @@ def _reopen_after(home: str, error: Exception) -> Any:
     path = run_meta.runs_index_path(home)
     try:
         os.unlink(path)
-        db = sqlite3.connect(path, timeout=10, isolation_level=None)
+        db = sqlite_wait.connect(path)
         _init(db)
         return db
     except (OSError, sqlite3.Error):
