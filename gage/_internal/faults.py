@@ -8,7 +8,8 @@ not by timing luck. `tests/test_crash_points.py` uses them.
 Points: `staging` (staging began, stager recorded), `deps` (before
 dependencies are resolved), `placing` (dependency files added to the
 object cache, not yet placed), `sealing` (manifest written, not yet sealed
-or staged), `starting` (a staged run about to start), `finalize` (the run's command ended, record not complete),
+or staged), `starting` (a staged run about to start), `started` (`started`
+written, the command not yet run), `finalize` (the run's command ended, record not complete),
 `delete` (a run's meta dir is in the trash, its run dir not yet).
 """
 

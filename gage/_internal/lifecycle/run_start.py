@@ -123,19 +123,8 @@ def _start_locked(
         env = _run_env(run)
         if on_start:
             on_start()
-        write_timestamp(run, "started")
-        log.info(f"Starting run {run.id}: {shlex.join(args)}")
-        output, _index = run_meta.output_paths(run, "run")
         try:
-            exit_code = run_exec.exec_proc(
-                args,
-                run.run_dir,
-                env,
-                output,
-                quiet=quiet,
-                on_signal=lambda sig: _on_signal(run, sig),
-                on_cut=lambda msg: _on_cut(run, msg, warn),
-            )
+            exit_code = _exec(run, args, env, quiet, warn)
         except run_exec.ExecError as e:
             log.info(str(e))
             _free_reserve(run)
@@ -156,6 +145,52 @@ def _start_locked(
         _raise_deferred(deferred)
 
 
+def _exec(
+    run: Run,
+    args: list[str],
+    env: dict[str, str],
+    quiet: bool,
+    warn: Callable[[str], None] | None,
+) -> int:
+    """Write `started` and run the command. From `started` on, a signal
+    is the run's: one that arrives before exec_proc forwards them is
+    held and passed on as soon as the command runs."""
+    early: list[int] = []
+    with _signals_held(early):
+        write_timestamp(run, "started")
+        runner_log(run).info(f"Starting run {run.id}: {shlex.join(args)}")
+        fault_point("started")
+        output, _index = run_meta.output_paths(run, "run")
+        return run_exec.exec_proc(
+            args,
+            run.run_dir,
+            env,
+            output,
+            quiet=quiet,
+            on_signal=lambda sig: _on_signal(run, sig),
+            on_cut=lambda msg: _on_cut(run, msg, warn),
+            early_signals=early,
+        )
+
+
+@contextlib.contextmanager
+def _signals_held(held: list[int]) -> Iterator[None]:
+    """Collect SIGINT/SIGTERM/SIGHUP in `held` until exec_proc installs
+    its own handlers (it restores these after); then the originals."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    saved = {
+        sig: signal.signal(sig, lambda sig, _frame: held.append(sig))
+        for sig in run_exec.FORWARDED
+    }
+    try:
+        yield
+    finally:
+        for sig, prev in saved.items():
+            signal.signal(sig, prev)
+
+
 @contextlib.contextmanager
 def _signals_deferred(run: Run, deferred: list[int]) -> Iterator[None]:
     """Hold SIGINT/SIGTERM while the record of a run is completed.
@@ -173,8 +208,7 @@ def _signals_deferred(run: Run, deferred: list[int]) -> Iterator[None]:
         name = signal.Signals(sig).name
         runner_log(run).info(f"Received {name}: completing the run record first")
 
-    sigs = (signal.SIGINT, signal.SIGTERM)
-    saved = {sig: signal.signal(sig, handler) for sig in sigs}
+    saved = {sig: signal.signal(sig, handler) for sig in run_exec.FORWARDED}
     try:
         yield
     finally:
@@ -260,7 +294,14 @@ def _on_signal(run: Run, sig: int) -> None:
     name = signal.Signals(sig).name
     if run_meta.read_proc_signal(run) is None:
         run_meta.write_proc_signal(run, name)
-    runner_log(run).info(f"Received {name}: passing it to the run process")
+    if sig == signal.SIGKILL:
+        runner_log(run).info(
+            "The run did not end on the signal it was passed (a second "
+            "signal, or the grace period ended): sending SIGKILL to its "
+            "process group"
+        )
+    else:
+        runner_log(run).info(f"Received {name}: passing it to the run process")
 
 
 # Finalize

@@ -17,9 +17,10 @@ one index entry, unless the other stream writes in the middle of it). Lines of t
 order they were read, which is as close to the order they were written
 as two pipes allow.
 
-While the process runs, SIGINT and SIGTERM sent to this process are
-forwarded to the child's process group (the child runs in its own
-session, so a Ctrl-C in a terminal reaches it once, through the runner).
+While the process runs, SIGINT, SIGTERM and SIGHUP sent to this process
+are forwarded to the child's process group (the child runs in its own
+session, so a Ctrl-C in a terminal reaches it once, through the runner);
+a second one, or the end of a grace period, sends SIGKILL to the group.
 
 This module also tells whether a process is alive: `pid_alive` checks the
 pid and, on Linux, the process start time, so a pid reused by another
@@ -37,16 +38,19 @@ import time
 from typing import IO, Callable
 
 __all__ = [
+    "FORWARDED",
     "ExecError",
     "die_with_parent",
     "exec_proc",
+    "kill_grace",
     "killpg",
     "pid_alive",
     "proc_start_time",
 ]
 
 _CHUNK = 65536
-_FORWARDED = (signal.SIGINT, signal.SIGTERM)
+FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+_FORWARDED = FORWARDED
 
 
 class ExecError(Exception):
@@ -62,6 +66,7 @@ def exec_proc(
     on_start: Callable[[subprocess.Popen[bytes]], None] | None = None,
     on_signal: Callable[[int], None] | None = None,
     on_cut: Callable[[str], None] | None = None,
+    early_signals: list[int] | None = None,
 ) -> int:
     """Run `args` in `cwd`, capture output to `output_path` and its index.
 
@@ -73,11 +78,20 @@ def exec_proc(
     cannot be written (a full disk), the output that fit is kept, the
     pipes are still drained (the process never blocks on them) and
     `on_cut` is called once the process ended with a line saying where
-    the output was cut.
+    the output was cut. `early_signals`: signals the caller received
+    before this call, passed on as soon as the process runs.
+
+    A process that does not end on the signal it was passed gets SIGKILL
+    (its whole process group) on a second signal, or after a grace
+    period (`GAGE_KILL_GRACE` seconds, 10 by default); `on_signal` is
+    called with SIGKILL then. While it runs, a watchdog process ends
+    the process group if this process dies (see `_watchdog`).
     """
     os.makedirs(os.path.dirname(output_path), exist_ok=True)
     forward = _SignalForward(on_signal)
     forward.install()
+    for sig in early_signals or ():
+        forward.handle(sig, None)
     try:
         try:
             p = subprocess.Popen(
@@ -96,10 +110,14 @@ def exec_proc(
             # A NUL byte in argv or env, or an env name with '='.
             raise ExecError(f"Cannot run {args[:1]!r}: {e}") from None
         forward.set_proc(p)
+        watchdog = _watchdog(p.pid)
         if on_start:
             on_start(p)
-        cut = _capture(p, output_path, quiet)
-        code = p.wait()
+        try:
+            cut = _capture(p, output_path, quiet)
+            code = p.wait()
+        finally:
+            _end_watchdog(watchdog)
         if cut and on_cut:
             on_cut(cut)
         return code
@@ -148,6 +166,66 @@ def _die_with_parent() -> Callable[[], None] | None:
 
 
 _PR_SET_PDEATHSIG = 1
+
+
+def _watchdog(pgid: int) -> subprocess.Popen[bytes] | None:
+    """A tiny process that SIGKILLs process group `pgid` when this
+    process dies (`PR_SET_PDEATHSIG`), then ends; ended by this process
+    when the group's leader ended.
+
+    The group's leader gets SIGTERM when this process dies, which a run
+    may ignore, and what it started (`sh -c "... & wait"`) gets nothing:
+    the watchdog ends them all, so no part of a run outlives its runner.
+    """
+    set_pdeathsig = _die_with_parent()
+    if set_pdeathsig is None:
+        return None
+    try:
+        return subprocess.Popen(
+            [sys.executable, "-I", "-S", "-c", _WATCHDOG, str(pgid), str(os.getpid())],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+            preexec_fn=set_pdeathsig,
+        )
+    except OSError:
+        return None
+
+
+_WATCHDOG = """
+import os, signal, sys
+pgid, parent = int(sys.argv[1]), int(sys.argv[2])
+def end(*_):
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except OSError:
+        pass
+    os._exit(0)
+signal.signal(signal.SIGTERM, end)
+if os.getppid() != parent:
+    end()
+while True:
+    signal.pause()
+"""
+
+
+def _end_watchdog(p: subprocess.Popen[bytes] | None) -> None:
+    if p is not None:
+        try:
+            p.kill()
+        except OSError:
+            pass
+        p.wait()
+
+
+def kill_grace() -> float:
+    """Seconds a run has to end after the signal it was passed before its
+    process group gets SIGKILL (`GAGE_KILL_GRACE`, 10 by default)."""
+    try:
+        return max(0.0, float(os.environ.get("GAGE_KILL_GRACE", "10")))
+    except ValueError:
+        return 10.0
 
 
 # ---------------------------------------------------------------------------
@@ -318,7 +396,8 @@ def _drop_buffer(f: IO[bytes]) -> None:
 
 
 class _SignalForward:
-    """Forward SIGINT/SIGTERM to a child's process group while it runs.
+    """Forward SIGINT/SIGTERM/SIGHUP to a child's process group while it
+    runs; SIGKILL on a second signal or after the grace period.
 
     A signal that arrives before the child exists is held and sent as
     soon as it starts.
@@ -329,14 +408,18 @@ class _SignalForward:
         self.proc: subprocess.Popen[bytes] | None = None
         self.pending: list[int] = []
         self.saved: dict[int, object] = {}
+        self.received = 0
+        self.timer: threading.Timer | None = None
 
     def install(self) -> None:
         if threading.current_thread() is not threading.main_thread():
             return
         for sig in _FORWARDED:
-            self.saved[sig] = signal.signal(sig, self._handle)
+            self.saved[sig] = signal.signal(sig, self.handle)
 
     def restore(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
         for sig, handler in self.saved.items():
             signal.signal(sig, handler)  # type: ignore[arg-type]
         self.saved.clear()
@@ -347,13 +430,26 @@ class _SignalForward:
             self._send(sig)
         self.pending.clear()
 
-    def _handle(self, sig: int, frame: object) -> None:
+    def handle(self, sig: int, frame: object) -> None:
+        self.received += 1
+        if self.received > 1:
+            sig = signal.SIGKILL  # asked twice: it ends now
+        elif self.timer is None:
+            self.timer = threading.Timer(kill_grace(), self._kill)
+            self.timer.daemon = True
+            self.timer.start()
         if self.on_signal:
             self.on_signal(sig)
         if self.proc is None:
             self.pending.append(sig)
         else:
             self._send(sig)
+
+    def _kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            if self.on_signal:
+                self.on_signal(signal.SIGKILL)
+            self._send(signal.SIGKILL)
 
     def _send(self, sig: int) -> None:
         assert self.proc
