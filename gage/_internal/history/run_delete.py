@@ -139,9 +139,9 @@ def _live_reason(run: Run, status: str, held: set[str]) -> str | None:
         return "it is running (stop it first)"
     if status == "pending" and _being_staged(run):
         return "it is being staged"
-    if pins.run_pinned(run.runs_home, run.id, held):
-        if status == "staged":
-            return "the gage process that staged it is about to start it"
+    if status == "staged" and pins.run_pinned(run.runs_home, run.id, held):
+        return "the gage process that staged it is about to start it"
+    if pins.run_pinned(run.runs_home, run.id, held, upstream=True):
         return "a run being staged reads it (wait for the staging)"
     return None
 

@@ -18,7 +18,7 @@ import stat
 from typing import Any, Callable, TypeVar
 
 from ..faults import fault_point
-from ..store import run_meta
+from ..store import pins, run_meta
 from ..store.run_meta import META_SUFFIX, read_id, read_name, read_opref
 from ..types import GageError, Run, RunSelectError
 from ..util import file_util
@@ -453,6 +453,7 @@ def delete_run(run: Run) -> None:
     fault_point("delete")
     _to_trash(run.run_dir, os.path.join(trash, f"{run.id}.{token}"))
     _remove_trash(trash)
+    pins.unpin_run(run.runs_home, run.id)  # this process's, if it staged it
 
 
 def clean_trash(runs_home: str) -> None:

@@ -362,6 +362,9 @@ def resolve_deps(
         shown.done()
         pins.unpin(run.runs_home)
     write_deps(run, records)
+    for record in records:  # deps.json now names them: rm reads it
+        if record["source"].get("type") == "run":
+            pins.unpin_run(run.runs_home, record["source"]["id"], upstream=True)
     return records
 
 
@@ -375,7 +378,7 @@ def _resolve_and_place(
     resolved = preview_dependencies(run.runs_home, project_dir, opdef, upstream)
     for dep in resolved:
         if dep.source["type"] == "run":
-            pins.pin_run(run.runs_home, dep.source["id"])  # rm leaves it
+            pins.pin_run(run.runs_home, dep.source["id"], upstream=True)
     if read_config(run):
         _check_config_files(resolved, _config_files(run.run_dir, opdef), opdef)
     wheres = [dependency_where(opdef.name, i, d.spec) for i, d in enumerate(resolved)]

@@ -180,16 +180,20 @@ def stage_run(
     pid = os.getpid()
     run_meta.write_stager(run, pid, run_exec.proc_start_time(pid))
     pins.pin_run(run.runs_home, run.id)  # rm leaves it until it starts
-    fault_point("staging")
-    project_dir = project_dir or os.getcwd()
-    opdef = read_opdef(run)
-    copy_sourcecode(project_dir, run, opdef, warn)
-    run_hooks.run_hook(run, "stage-sourcecode", project_dir, opdef)
-    apply_config(run, opdef)
-    init_runtime(run, project_dir, opdef)
-    resolve_deps(run, project_dir, opdef, upstream, progress)
-    run_hooks.run_hook(run, "stage-dependencies", project_dir, opdef)
-    finalize_staged_run(run)
+    try:
+        fault_point("staging")
+        project_dir = project_dir or os.getcwd()
+        opdef = read_opdef(run)
+        copy_sourcecode(project_dir, run, opdef, warn)
+        run_hooks.run_hook(run, "stage-sourcecode", project_dir, opdef)
+        apply_config(run, opdef)
+        init_runtime(run, project_dir, opdef)
+        resolve_deps(run, project_dir, opdef, upstream, progress)
+        run_hooks.run_hook(run, "stage-dependencies", project_dir, opdef)
+        finalize_staged_run(run)
+    except BaseException:
+        pins.unpin_run(run.runs_home, run.id)  # a failed staging: not started
+        raise
 
 
 def check_run_dirs(run: Run, error: type[Exception] = FileNotFoundError) -> None:

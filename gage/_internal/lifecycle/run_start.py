@@ -22,7 +22,7 @@ from typing import Any, Callable, Iterator
 from ..faults import fault_point
 from ..home.runs import run_status
 from ..project.op_exec import op_cmd
-from ..store import run_meta
+from ..store import pins, run_meta
 from ..store.run_meta import (
     FileEvent,
     ManifestEntry,
@@ -158,6 +158,7 @@ def _exec(
     early: list[int] = []
     with _signals_held(early):
         write_timestamp(run, "started")
+        pins.unpin_run(run.runs_home, run.id)  # running now: rm leaves it
         runner_log(run).info(f"Starting run {run.id}: {shlex.join(args)}")
         fault_point("started")
         output, _index = run_meta.output_paths(run, "run")

@@ -3,7 +3,7 @@
 A process that stages runs pins what must not go while it works: the
 objects it is about to place (their digests: `gage cache prune` leaves
 them), the run it stages and will start, and the upstream runs it reads
-(`run:<id>`: `gage runs rm` leaves them). Each process appends to its
+(`run:<id>`, `upstream:<id>`: `gage runs rm` leaves them). Each process appends to its
 own pin file in `<runs home>/.objects/pins`, which it holds locked
 (flock) while it lives: a pin file no process holds is stale, whatever
 pid it names, and is removed by the next reader. Pins are a courtesy
@@ -19,7 +19,7 @@ from typing import IO
 
 from .run_meta import objects_pins_dir
 
-__all__ = ["pin", "pin_run", "pinned", "run_pinned", "unpin"]
+__all__ = ["pin", "pin_run", "pinned", "run_pinned", "unpin", "unpin_run"]
 
 
 def pin(runs_home: str, key: str, group: str = "") -> None:
@@ -38,10 +38,37 @@ def pin(runs_home: str, key: str, group: str = "") -> None:
         pass
 
 
-def pin_run(runs_home: str, run_id: str) -> None:
-    """Keep the run `run_id` from `gage runs rm` while this process lives
-    (it stages or starts the run, or reads it as an upstream)."""
-    pin(runs_home, "run:" + run_id, ".runs")
+def pin_run(runs_home: str, run_id: str, upstream: bool = False) -> None:
+    """Keep the run `run_id` from `gage runs rm` while this process lives:
+    it stages the run and will start it (`run:<id>`), or with `upstream`
+    reads it for a run it stages (`upstream:<id>`)."""
+    pin(runs_home, _key(run_id, upstream), ".runs")
+
+
+def _key(run_id: str, upstream: bool) -> str:
+    return ("upstream:" if upstream else "run:") + run_id
+
+
+def unpin_run(runs_home: str, run_id: str, upstream: bool = False) -> None:
+    """Release this process's pin of the run `run_id` (it started, or it
+    no longer needs it); the pin file goes with its last pin."""
+    f = _files.get((runs_home, ".runs"))
+    if f is None:
+        return
+    key = _key(run_id, upstream)
+    try:
+        with open(_path(runs_home, ".runs")) as r:
+            keys = r.read().split()
+        rest = [k for k in keys if k != key]
+        if not rest:
+            unpin(runs_home, ".runs")
+        elif len(rest) < len(keys):
+            f.seek(0)
+            f.truncate()
+            f.write("".join(k + "\n" for k in rest))
+            f.flush()
+    except OSError:
+        pass
 
 
 def unpin(runs_home: str, group: str = "") -> None:
@@ -52,16 +79,28 @@ def unpin(runs_home: str, group: str = "") -> None:
             os.unlink(_path(runs_home, group))
         with contextlib.suppress(OSError):
             f.close()
+        pins_dir = objects_pins_dir(runs_home)
+        for d in (pins_dir, os.path.dirname(pins_dir)):
+            with contextlib.suppress(OSError):
+                os.rmdir(d)  # the last pin leaves no dirs behind
 
 
 def _open(runs_home: str, group: str) -> IO[str] | None:
     import fcntl
 
     path = _path(runs_home, group)
+    flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW
     try:
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW
-        f = os.fdopen(os.open(path, flags, 0o644), "a")
+        for _ in range(3):  # another process may remove the empty dir
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            try:
+                fd = os.open(path, flags, 0o644)
+                break
+            except FileNotFoundError:
+                continue
+        else:
+            return None
+        f = os.fdopen(fd, "a")
         fcntl.flock(f, fcntl.LOCK_EX)
     except OSError:
         return None  # pins are a courtesy (see the module doc)
@@ -104,7 +143,10 @@ def pinned(runs_home: str) -> set[str]:
     return found
 
 
-def run_pinned(runs_home: str, run_id: str, found: set[str] | None = None) -> bool:
-    """Whether a live process pinned the run `run_id` (`found`: what
-    `pinned` gave, when the caller has it)."""
-    return "run:" + run_id in (pinned(runs_home) if found is None else found)
+def run_pinned(
+    runs_home: str, run_id: str, found: set[str] | None = None, upstream: bool = False
+) -> bool:
+    """Whether a live process pinned the run `run_id` (as an upstream with
+    `upstream`; `found`: what `pinned` gave, when the caller has it)."""
+    keys = pinned(runs_home) if found is None else found
+    return _key(run_id, upstream) in keys
