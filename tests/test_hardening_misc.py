@@ -60,3 +60,20 @@ def test_table_cells_escaped(name):
     buf = io.StringIO()
     table.print_table(["op"], [[name]], file=buf)
     assert not any(c in buf.getvalue() for c in "\u202e\x1b\t")
+
+
+def test_symlinked_meta_dir_refused(project, tmp_path):
+    (project / "gage.toml").write_text("[t]\nexec = \"python -c pass\"\n")
+    assert gage(project, "run", "t", "--stage", "-y", "-q").returncode == 0
+    home = project.parent / "runs"
+    [meta] = [p for p in home.iterdir() if p.name.endswith(".meta")]
+    outside = tmp_path / "outside.meta"
+    os.rename(meta, outside)
+    os.symlink(outside, meta)
+    before = sorted(os.listdir(outside))
+    p = gage(project, "run", "--start", meta.name[: -len(".meta")], "-y")
+    assert p.returncode == 1, p.stderr
+    assert "Traceback" not in p.stderr
+    lines = p.stderr.splitlines()
+    assert len(lines) == 1 and "is a link" in lines[0], p.stderr
+    assert sorted(os.listdir(outside)) == before  # nothing written there

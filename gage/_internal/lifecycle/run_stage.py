@@ -197,9 +197,16 @@ def stage_run(
 
 
 def check_run_dirs(run: Run, error: type[Exception] = FileNotFoundError) -> None:
-    """Raise `error` unless the run dir and its meta dir exist."""
+    """Raise `error` unless the run dir and its meta dir exist, the meta
+    dir in the runs home (not a link: gage never writes through one)."""
     if not os.path.isdir(run.run_dir):
         raise error(f"Run dir does not exist: {run.run_dir}")
+    if os.path.islink(run.meta_dir):
+        raise error(
+            f"Run meta dir {run.meta_dir} is a link (to "
+            f"{os.path.realpath(run.meta_dir)}): gage writes a run's record "
+            "in the runs home only; move the meta dir back in place"
+        )
     if not os.path.isdir(run.meta_dir):
         raise error(f"Run meta dir does not exist: {run.meta_dir}")
 
