@@ -77,3 +77,39 @@ def test_symlinked_meta_dir_refused(project, tmp_path):
     lines = p.stderr.splitlines()
     assert len(lines) == 1 and "is a link" in lines[0], p.stderr
     assert sorted(os.listdir(outside)) == before  # nothing written there
+
+
+def test_concurrent_rm_counts_its_own(project, tmp_path):
+    import re
+
+    (project / "gage.toml").write_text("[t]\nexec = \"python -c pass\"\n")
+    for _ in range(3):
+        assert gage(project, "run", "t", "-y", "-q").returncode == 0
+    marker = tmp_path / "paused"
+    env = dict(
+        os.environ,
+        GAGE_RUNS=str(project.parent / "runs"),
+        GAGE_TEST_PAUSE="delete",
+        GAGE_TEST_PAUSE_FILE=str(marker),
+        GAGE_TEST_PAUSE_SECONDS="3",
+    )
+    first = subprocess.Popen(
+        GAGE + ["runs", "rm", "-y", "-o", "t"],
+        cwd=project,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    from wait_util import wait_for
+
+    wait_for(marker.exists, "the first rm to pause")
+    second = gage(project, "runs", "rm", "-y", "-o", "t")
+    out, err = first.communicate(timeout=60)
+    counts = [
+        int(m.group(1))
+        for text in (out, second.stdout)
+        for m in re.finditer(r"Deleted (\d+) run", text)
+    ]
+    assert sum(counts) == 3, (out, err, second.stdout, second.stderr)
+    assert "?" not in out + second.stdout
