@@ -183,7 +183,7 @@ def delete_runs(plan: Plan, deleted: Callable[[Run], None] | None = None) -> int
         held = pins.pinned(run.runs_home)
         if _live_reason(run, runs.run_status(run), held):
             continue  # started or being staged since the plan was made
-        if not runs.delete_run(run):
+        if not runs.deleted_run(run):
             continue  # another process deleted it first
         n += 1
         if deleted:

@@ -28,6 +28,7 @@ __all__ = [
     "DEFAULT_RUNS_DIR",
     "clean_trash",
     "delete_run",
+    "deleted_run",
     "filter_runs",
     "label_run",
     "list_runs",
@@ -433,7 +434,12 @@ def _iso(ts: int | None) -> str | None:
 # Delete
 
 
-def delete_run(run: Run) -> bool:
+def delete_run(run: Run) -> None:
+    """Delete a run (see `deleted_run`, which says whether it did)."""
+    deleted_run(run)
+
+
+def deleted_run(run: Run) -> bool:
     """Delete a run: its run dir and its meta dir (read-only files included).
 
     No half-deleted run is ever listed. The meta dir goes first, in one
@@ -442,7 +448,7 @@ def delete_run(run: Run) -> bool:
     it, and the trash entries are removed. A deleter killed on the way
     leaves only trash, which the next delete or new run removes
     (`clean_trash`). This is the one function that deletes runs. False
-    when another process deleted the run first.
+    when another process deleted the run first (nothing to count).
     """
     import secrets
 
