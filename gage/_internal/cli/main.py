@@ -69,7 +69,9 @@ the op's `slurm` in gage.toml, then --slurm KEY=VALUE, --slurm-partition,
 --slurm-time; --detach submits and returns (see topic-engine-slurm).
 
 Ctrl-C (SIGINT) is passed to the run: it ends `terminated`, gage says
-"interrupted" and exits 130.
+"interrupted" and exits 130. SIGTERM and SIGHUP are passed on too. A
+run that does not end gets SIGKILL on a second Ctrl-C, or after
+$GAGE_KILL_GRACE seconds (10).
 
 Exit status: 0 when the run completes; the run's own exit code when its
 command fails with 1-255; 128+N when a signal N ends it (130 for Ctrl-C,

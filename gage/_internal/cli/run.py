@@ -287,6 +287,7 @@ def _start(args, run) -> int:
         quiet=args.quiet,
         verify=not args.no_verify,
         on_start=None if args.quiet else lambda: child.print_starting(run),
+        warn=warn,
     )
     code, msg = run_start.run_exit(run)
     if msg:

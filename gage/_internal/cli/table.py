@@ -17,6 +17,7 @@ Nothing heavy is imported at module level: `gage --help` stays fast.
 from __future__ import annotations
 
 import os
+import re
 import sys
 from typing import IO, Any, Sequence
 
@@ -60,6 +61,7 @@ def print_table(
     gives each column a style: `status` (coloured by `STATUS_STYLES`),
     `dim`, or None."""
     out = file or sys.stdout
+    header, rows = _safe_row(header), [_safe_row(row) for row in rows]
     if use_color(out):
         _print_rich(header, rows, out, styles or [None] * len(header))
         return
@@ -135,7 +137,7 @@ def table_text(header: Row, rows: Sequence[Row], indent: str = "") -> str:
     """Columns padded to their widest cell, two spaces apart, each line
     after `indent`; the last column is not padded and no line has
     trailing spaces."""
-    all_rows = [list(header)] + [list(row) for row in rows]
+    all_rows = [_safe_row(header)] + [_safe_row(row) for row in rows]
     widths = [max(len(row[i]) for row in all_rows) for i in range(len(header))]
     lines = []
     for row in all_rows:
@@ -165,5 +167,22 @@ def md_text(header: Row, rows: Sequence[Row]) -> str:
     return line(header) + line(["---"] * len(header)) + "".join(line(r) for r in rows)
 
 
+def _safe_row(row: Row) -> list[str]:
+    return [_UNSAFE.sub(_escape, cell) for cell in row]
+
+
+# Control characters, and the ones that reorder text (bidi: U+202E
+# prints what follows backwards) or hide it: shown as escapes, never
+# acted on by the terminal.
+_UNSAFE = re.compile(
+    "[\x00-\x1f\x7f-\x9f\u061c\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff]"
+)
+
+
+def _escape(m: re.Match[str]) -> str:
+    return f"\\u{ord(m.group()):04x}"
+
+
 def _md_cell(cell: str) -> str:
-    return cell.replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
+    cell = cell.replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
+    return _UNSAFE.sub(_escape, cell)

@@ -4,7 +4,8 @@ A config key is the dotted path to a value in nested mappings
 (`model.lr`). Sequences and scalars are values; mappings are walked
 into. Values that are aliases of an anchored value (`*name`), merge
 keys (`<<`) and values config cannot hold (dates, binary) are not
-config keys.
+config keys. A value that expands to more than `MAX_NODES` values
+through aliases (an alias bomb) is refused, before it is expanded.
 
 Values are read as PyYAML's `safe_load` reads them (YAML 1.1), since
 that is what most programs use to read their YAML config.
@@ -106,6 +107,11 @@ def _walk(
         if isinstance(val_node, yaml.MappingNode):
             _walk(loader, val_node, key_path, found, seen)
             continue
+        if _expanded_size(val_node, {}) > MAX_NODES:
+            raise ConfigError(
+                f"'{name}' expands to more than {MAX_NODES:,} values through "
+                "aliases (*name): refused (an alias bomb?); write the values out"
+            )
         try:
             val = loader.construct_object(val_node, deep=True)
         except yaml.YAMLError:
@@ -115,6 +121,30 @@ def _walk(
             found[name] = (val, key_node, val_node)
         else:
             found.pop(name, None)
+
+
+MAX_NODES = 100_000
+
+
+def _expanded_size(node: yaml.Node, sizes: dict[int, int]) -> int:
+    """How many nodes `node` holds with its aliases expanded: counted once
+    per distinct node (time linear in the document), capped just past
+    MAX_NODES."""
+    known = sizes.get(id(node))
+    if known is not None:
+        return known
+    sizes[id(node)] = MAX_NODES + 1  # a cycle counts as too big
+    total = 1
+    if isinstance(node, yaml.SequenceNode):
+        children = node.value
+    elif isinstance(node, yaml.MappingNode):
+        children = [n for pair in node.value for n in pair]
+    else:
+        children = []
+    for child in children:
+        total = min(total + _expanded_size(child, sizes), MAX_NODES + 1)
+    sizes[id(node)] = total
+    return total
 
 
 # ---------------------------------------------------------------------------

@@ -31,7 +31,7 @@ from typing import Any
 
 from ..types import ConfigError, OpDef
 from ..util import file_util, patterns
-from ..util.file_util import open_regular
+from ..util.file_util import file_kind, open_regular
 from .assigns import Assigns, parse_value, short_text
 from .assigns import parse_assigns as parse_assigns
 
@@ -178,8 +178,15 @@ def _parse_rule(spec: str, table: dict[str, Any], opdef: OpDef) -> _Rule:
 def _match_files(root: str, rule: _Rule) -> list[str]:
     if not patterns.has_magic(rule.file_glob):
         path = os.path.normpath(rule.file_glob).replace(os.sep, "/")
-        if os.path.isfile(os.path.join(root, path)):
+        full = os.path.join(root, path)
+        if os.path.isfile(full):
             return [path]
+        if os.path.exists(full):  # a FIFO, a device (through a link or not)
+            kind = file_kind(os.stat(full))
+            raise ConfigError(
+                f"Config file '{rule.file_glob}' in {root} is a {kind}, not a "
+                "regular file: config is read from regular files only"
+            )
         if rule.include:
             raise ConfigError(f"Config file '{rule.file_glob}' not found in {root}")
         return []
@@ -327,8 +334,17 @@ class _FileCache:
 
 
 def read_file_text(root: str, path: str) -> str:
+    full = os.path.join(root, path)
+    target = os.path.realpath(full)
+    real_root = os.path.realpath(root)
+    if not target.startswith(real_root.rstrip(os.sep) + os.sep):
+        raise ConfigError(
+            f"Config file {path} is a link to {target}, outside the run dir "
+            f"or project it is read in ({root}): config is read from files "
+            "inside it only (copy the file in)"
+        )
     try:
-        with open_regular(os.path.join(root, path)) as f:
+        with open_regular(full) as f:
             return f.read().decode("utf-8")
     except UnicodeDecodeError:
         raise ConfigError(f"Cannot read config from {path}: not UTF-8 text") from None

@@ -46,6 +46,7 @@ def start(run_dir: str, quiet: bool = False, once: bool = False) -> int:
             run,
             quiet=quiet,
             on_start=None if quiet else lambda: print_starting(run),
+            warn=lambda msg: print(f"gage: warning: {msg}", file=sys.stderr),
         )
     except GageError as e:
         print(f"gage: {e}", file=sys.stderr)

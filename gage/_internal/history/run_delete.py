@@ -4,7 +4,9 @@
 which must stay, with the reason:
 
 - a `running` run stays (stop it first), and so does a `pending` run
-  whose stager is alive (it is being staged);
+  whose stager is alive (it is being staged), a `staged` run the live
+  process that staged it is about to start, and a run a staging reads
+  (both pinned, `store.pins`);
 - an upstream run whose files a `staged`, `running` or being-staged run
   depends on (a `run-files` dependency, by run id in its deps.json)
   stays, naming that run, unless `force`, or unless that run is
@@ -27,7 +29,7 @@ from dataclasses import dataclass
 from typing import Callable, Iterable, Sequence
 
 from ..home import runs
-from ..store import run_meta
+from ..store import pins, run_meta
 from ..types import GageError, Run
 from ..util import run_exec
 
@@ -101,10 +103,11 @@ def plan_delete(
     ids = {run.id for run in selected}
     status = {run.id: runs.run_status(run) for run in selected}
     needed_by = _needed_by(home, ids) if selected else {}
+    held = pins.pinned(home) if selected else set()
     delete: list[tuple[Run, str]] = []
     refused: list[Refused] = []
     for run in selected:
-        reason = _live_reason(run, status[run.id])
+        reason = _live_reason(run, status[run.id], held)
         if reason is None and not force and run.id in needed_by:
             other, other_status = needed_by[run.id]
             reason = (
@@ -135,13 +138,17 @@ def _used_by(
     return tuple((run, tuple(users[run.id])) for run, _s in delete if run.id in users)
 
 
-def _live_reason(run: Run, status: str) -> str | None:
+def _live_reason(run: Run, status: str, held: set[str]) -> str | None:
     if status == "running":
         return "it is running (stop it first)"
     if status == "queued":
         return "it is queued on Slurm (scancel its job first: gage show names it)"
     if status == "pending" and being_staged(run):
         return "it is being staged"
+    if status == "staged" and pins.run_pinned(run.runs_home, run.id, held):
+        return "the gage process that staged it is about to start it"
+    if pins.run_pinned(run.runs_home, run.id, held, upstream=True):
+        return "a run being staged reads it (wait for the staging)"
     return None
 
 
@@ -179,9 +186,11 @@ def delete_runs(plan: Plan, deleted: Callable[[Run], None] | None = None) -> int
     deleted."""
     n = 0
     for run, _status in plan.delete:
-        if _live_reason(run, runs.run_status(run)):
+        held = pins.pinned(run.runs_home)
+        if _live_reason(run, runs.run_status(run), held):
             continue  # started or being staged since the plan was made
-        runs.delete_run(run)
+        if not runs.deleted_run(run):
+            continue  # another process deleted it first
         n += 1
         if deleted:
             deleted(run)

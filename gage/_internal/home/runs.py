@@ -18,7 +18,7 @@ import stat
 from typing import Any, Callable, TypeVar
 
 from ..faults import fault_point
-from ..store import run_meta
+from ..store import pins, run_meta
 from ..store.run_meta import META_SUFFIX, read_id, read_name, read_opref
 from ..types import GageError, Run, RunSelectError
 from ..util import file_util
@@ -28,6 +28,7 @@ __all__ = [
     "DEFAULT_RUNS_DIR",
     "clean_trash",
     "delete_run",
+    "deleted_run",
     "filter_runs",
     "label_run",
     "list_runs",
@@ -432,6 +433,11 @@ def _iso(ts: int | None) -> str | None:
 
 
 def delete_run(run: Run) -> None:
+    """Delete a run (see `deleted_run`, which says whether it did)."""
+    deleted_run(run)
+
+
+def deleted_run(run: Run) -> bool:
     """Delete a run: its run dir and its meta dir (read-only files included).
 
     No half-deleted run is ever listed. The meta dir goes first, in one
@@ -439,7 +445,8 @@ def delete_run(run: Run) -> None:
     from then on the run is not listed at all. Then the run dir follows
     it, and the trash entries are removed. A deleter killed on the way
     leaves only trash, which the next delete or new run removes
-    (`clean_trash`). This is the one function that deletes runs.
+    (`clean_trash`). This is the one function that deletes runs. False
+    when another process deleted the run first (nothing to count).
     """
     import secrets
 
@@ -447,10 +454,12 @@ def delete_run(run: Run) -> None:
     clean_trash(run.runs_home)
     token = secrets.token_hex(4)
     meta_dest = os.path.join(trash, f"{run.id}.{token}{META_SUFFIX}")
-    _to_trash(run.meta_dir, meta_dest)
+    moved = _to_trash(run.meta_dir, meta_dest)
     fault_point("delete")
     _to_trash(run.run_dir, os.path.join(trash, f"{run.id}.{token}"))
     _remove_trash(trash)
+    pins.unpin_run(run.runs_home, run.id)  # this process's, if it staged it
+    return moved
 
 
 def clean_trash(runs_home: str) -> None:
@@ -476,7 +485,8 @@ def clean_trash(runs_home: str) -> None:
     _remove_trash(trash)
 
 
-def _to_trash(path: str, dest: str) -> None:
+def _to_trash(path: str, dest: str) -> bool:
+    """Move `path` to `dest`; False when it was gone already."""
     os.makedirs(os.path.dirname(dest), exist_ok=True)
     try:
         try:
@@ -485,9 +495,11 @@ def _to_trash(path: str, dest: str) -> None:
             # Moving a dir to another parent needs write access to it.
             os.chmod(path, stat.S_IMODE(os.lstat(path).st_mode) | stat.S_IRWXU)
             os.rename(path, dest)
+        return True
     except FileNotFoundError:
         if not os.path.isdir(os.path.dirname(dest)):
             raise
+        return False
     except OSError as e:
         raise GageError(f"cannot delete {path}: {e.strerror}", path=path) from None
 

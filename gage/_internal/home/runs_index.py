@@ -37,6 +37,7 @@ from typing import Any, Sequence
 
 from ..store import run_meta
 from ..store.run_meta import META_SUFFIX
+from ..util import sqlite_wait
 from .index_rows import COLS, SETTLE_NS, listed_entry, read_row, row_entry
 from .index_rows import STATES as STATES
 from .index_rows import Entry as Entry
@@ -216,8 +217,10 @@ def invalidate(home: str, dir: str) -> None:
     a way its meta dir's mtime may not show, e.g. a label)."""
     with _synced(home, sync=False) as db:
         if db is not None:
-            with db:
+            try:
                 db.execute("UPDATE runs SET mtime = 0, final = 0 WHERE dir = ?", (dir,))
+            except _sqlite_error():
+                rebuild(home)  # not writable now: the next use reads all
 
 
 def rebuild(home: str) -> None:
@@ -247,8 +250,9 @@ class _Synced:
             return None
         self.db = _open(self.home)
         if self.sync:
+            path = run_meta.runs_index_path(self.home)
             try:
-                _sync(self.db, self.home)
+                sqlite_wait.call(self.db, path, lambda: _sync(self.db, self.home))
             except _sqlite_error() as e:
                 self.db.close()
                 self.db = _reopen_after(self.home, e)
@@ -279,8 +283,8 @@ def _open(home: str) -> Any:
     path = run_meta.runs_index_path(home)
     try:
         os.makedirs(os.path.dirname(path), exist_ok=True)
-        db = sqlite3.connect(path, timeout=10, isolation_level=None)
-        _init(db)
+        db = sqlite_wait.connect(path)
+        sqlite_wait.call(db, path, lambda: _init(db))
         return db
     except sqlite3.DatabaseError as e:
         return _reopen_after(home, e)
@@ -291,12 +295,15 @@ def _open(home: str) -> Any:
 def _reopen_after(home: str, error: Exception) -> Any:
     import sqlite3
 
-    if isinstance(error, sqlite3.OperationalError) and "locked" in str(error):
-        return _memory_db()  # another process holds it too long: do without
+    if isinstance(error, sqlite3.OperationalError) and (
+        "locked" in str(error) or "full" in str(error)
+    ):
+        # Held too long by another process, or a full disk: do without.
+        return _memory_db()
     path = run_meta.runs_index_path(home)
     try:
         os.unlink(path)
-        db = sqlite3.connect(path, timeout=10, isolation_level=None)
+        db = sqlite_wait.connect(path)
         _init(db)
         return db
     except (OSError, sqlite3.Error):
@@ -354,7 +361,7 @@ def _init(db: Any) -> None:
             db.execute(f"PRAGMA user_version = {schema}")
         db.execute("COMMIT")
     except BaseException:
-        db.execute("ROLLBACK")
+        _rollback(db)
         raise
 
 
@@ -390,8 +397,14 @@ def _sync(db: Any, home: str) -> None:
             db.execute("INSERT INTO home VALUES (?)", (stamp,))
         db.execute("COMMIT")
     except BaseException:
-        db.execute("ROLLBACK")
+        _rollback(db)
         raise
+
+
+def _rollback(db: Any) -> None:
+    # sqlite ends a transaction itself on some errors (a full disk).
+    if db.in_transaction:
+        db.execute("ROLLBACK")
 
 
 def _home_stamp(home: str) -> str:
@@ -426,5 +439,5 @@ def _write_rows(db: Any, rows: list[tuple[Any, ...]], in_tx: bool = False) -> No
         db.executemany(sql, rows)
         db.execute("COMMIT")
     except BaseException:
-        db.execute("ROLLBACK")
+        _rollback(db)
         raise

@@ -49,14 +49,16 @@ how it was placed (`placed`: reflink, hardlink, copy or symlink; the
 
 from __future__ import annotations
 
+import contextlib
 import os
 import stat
 from dataclasses import dataclass
 from typing import Any, Mapping
 
+from ..faults import fault_point
 from ..home.runs import select_run
 from ..project.dep_spec import check_dependencies, dependency_where
-from ..store import hash_cache, objects
+from ..store import hash_cache, objects, pins
 from ..store.run_meta import (
     FileEvent,
     append_files_log,
@@ -374,7 +376,11 @@ def resolve_deps(
         raise
     finally:
         shown.done()
+        pins.unpin(run.runs_home)
     write_deps(run, records)
+    for record in records:  # deps.json now names them: rm reads it
+        if record["source"].get("type") == "run":
+            pins.unpin_run(run.runs_home, record["source"]["id"], upstream=True)
     return records
 
 
@@ -386,6 +392,9 @@ def _resolve_and_place(
     progress: console.Progress,
 ) -> list[dict[str, Any]]:
     resolved = preview_dependencies(run.runs_home, project_dir, opdef, upstream)
+    for dep in resolved:
+        if dep.source["type"] == "run":
+            pins.pin_run(run.runs_home, dep.source["id"], upstream=True)
     if read_config(run):
         _check_config_files(resolved, _config_files(run.run_dir, opdef), opdef)
     wheres = [dependency_where(opdef.name, i, d.spec) for i, d in enumerate(resolved)]
@@ -394,6 +403,7 @@ def _resolve_and_place(
             _hash_files(run.runs_home, dep, cache, where, progress)
             for dep, where in zip(resolved, wheres)
         ]
+        fault_point("placing")
         placed: dict[str, str] = {}
         return [
             _place(run, dep, digests, cache, where, placed)
@@ -424,7 +434,9 @@ def _hash_files(
             result.append(hash_cache.file_sha256(full, cache))
             continue
         try:
-            result.append(objects.add_file(runs_home, full, st, cache, progress))
+            digest = objects.add_file(runs_home, full, st, cache, progress)
+            pins.pin(runs_home, digest)  # until placed: prune leaves it
+            result.append(digest)
         except objects.SourceChanged:
             raise DependencyError(
                 f"{where}: '{f.source}' changed while the run was staged: stage again"
@@ -504,7 +516,7 @@ def _place(
             os.symlink(os.path.abspath(src_path), dest)
             how = "symlink"
         else:
-            how = objects.place_object(run.runs_home, digest, dest, cache)
+            how = _place_object(run, digest, dest, cache, src_path, where)
         counts[how] = counts.get(how, 0) + 1
         events.append(FileEvent("a", "d", os.lstat(dest).st_mtime_ns, f.path, how))
         files.append(
@@ -522,6 +534,34 @@ def _place(
             f"(links to {dep.root})"
         )
     return {"spec": dep.spec, "source": dep.source, "files": files}
+
+
+def _place_object(
+    run: Run,
+    digest: str,
+    dest: str,
+    cache: hash_cache.HashCache,
+    src: str,
+    where: str,
+) -> str:
+    """Place the object for `digest`; one that went since it was added (a
+    `gage cache prune`) or is not a file is added again from `src`."""
+    try:
+        return objects.place_object(run.runs_home, digest, dest, cache)
+    except FileNotFoundError:
+        pass
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(dest)  # a copy cut short
+    try:
+        again = objects.add_file(run.runs_home, src, os.stat(src), cache)
+    except (OSError, objects.SourceChanged):
+        again = None
+    if again != digest:
+        raise DependencyError(
+            f"{where}: '{os.path.basename(src)}' changed or went while the "
+            "run was staged: stage again"
+        )
+    return objects.place_object(run.runs_home, digest, dest, cache)
 
 
 def _replace_staged(run: Run, dest: str, path: str, where: str) -> FileEvent:

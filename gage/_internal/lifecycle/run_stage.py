@@ -27,7 +27,7 @@ from ..project.sourcecode import (
     select_sourcecode,
     sourcecode_rules,
 )
-from ..store import hash_cache, objects, run_meta
+from ..store import hash_cache, objects, pins, run_meta
 from ..store.run_meta import (
     FileEvent,
     ManifestEntry,
@@ -179,24 +179,36 @@ def stage_run(
     check_run_dirs(run)
     pid = os.getpid()
     run_meta.write_stager(run, pid, run_exec.proc_start_time(pid))
-    fault_point("staging")
-    project_dir = project_dir or os.getcwd()
-    opdef = read_opdef(run)
-    git = provenance.begin_git(run, project_dir, opdef)  # read while copying
-    copy_sourcecode(project_dir, run, opdef, warn)
-    run_hooks.run_hook(run, "stage-sourcecode", project_dir, opdef)
-    apply_config(run, opdef)
-    init_runtime(run, project_dir, opdef)
-    resolve_deps(run, project_dir, opdef, upstream, progress)
-    run_hooks.run_hook(run, "stage-dependencies", project_dir, opdef)
-    git.finish()
-    finalize_staged_run(run)
+    pins.pin_run(run.runs_home, run.id)  # rm leaves it until it starts
+    try:
+        fault_point("staging")
+        project_dir = project_dir or os.getcwd()
+        opdef = read_opdef(run)
+        git = provenance.begin_git(run, project_dir, opdef)  # read while copying
+        copy_sourcecode(project_dir, run, opdef, warn)
+        run_hooks.run_hook(run, "stage-sourcecode", project_dir, opdef)
+        apply_config(run, opdef)
+        init_runtime(run, project_dir, opdef)
+        resolve_deps(run, project_dir, opdef, upstream, progress)
+        run_hooks.run_hook(run, "stage-dependencies", project_dir, opdef)
+        git.finish()
+        finalize_staged_run(run)
+    except BaseException:
+        pins.unpin_run(run.runs_home, run.id)  # a failed staging: not started
+        raise
 
 
 def check_run_dirs(run: Run, error: type[Exception] = FileNotFoundError) -> None:
-    """Raise `error` unless the run dir and its meta dir exist."""
+    """Raise `error` unless the run dir and its meta dir exist, the meta
+    dir in the runs home (not a link: gage never writes through one)."""
     if not os.path.isdir(run.run_dir):
         raise error(f"Run dir does not exist: {run.run_dir}")
+    if os.path.islink(run.meta_dir):
+        raise error(
+            f"Run meta dir {run.meta_dir} is a link (to "
+            f"{os.path.realpath(run.meta_dir)}): gage writes a run's record "
+            "in the runs home only; move the meta dir back in place"
+        )
     if not os.path.isdir(run.meta_dir):
         raise error(f"Run meta dir does not exist: {run.meta_dir}")
 

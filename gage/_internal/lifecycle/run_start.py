@@ -11,6 +11,7 @@ started where it lands.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import shlex
 import signal
@@ -21,7 +22,7 @@ from typing import Any, Callable, Iterator
 from ..faults import fault_point
 from ..home.runs import run_status
 from ..project.op_exec import op_cmd
-from ..store import run_meta
+from ..store import pins, run_meta
 from ..store.run_meta import (
     FileEvent,
     ManifestEntry,
@@ -49,6 +50,7 @@ def start_run(
     quiet: bool = False,
     verify: bool = True,
     on_start: Callable[[], None] | None = None,
+    warn: Callable[[str], None] | None = None,
 ) -> int:
     """Run a staged run's command in its run dir and finalize it.
 
@@ -57,10 +59,12 @@ def start_run(
     another process holds (RunLockedError) and, unless `verify` is false,
     one whose staged files differ from its manifest (VerifyError).
     `on_start` is called once the run is verified, just before its
-    command starts (the CLI names the run then).
+    command starts (the CLI names the run then); `warn` with a line when
+    the run's output was cut (a full disk).
     """
     import filelock
 
+    fault_point("starting")
     check_run_dirs(run, RunError)
     lock = filelock.FileLock(run_meta.lock_path(run))
     try:
@@ -73,7 +77,7 @@ def start_run(
             f"for {run_meta.lock_path(run)}; the meta dir must be writable"
         ) from None
     try:
-        return _start_locked(run, quiet, verify, on_start)
+        return _start_locked(run, quiet, verify, on_start, warn)
     finally:
         lock.release()
 
@@ -93,7 +97,11 @@ def _locked_msg(run: Run) -> str:
 
 
 def _start_locked(
-    run: Run, quiet: bool, verify: bool, on_start: Callable[[], None] | None
+    run: Run,
+    quiet: bool,
+    verify: bool,
+    on_start: Callable[[], None] | None,
+    warn: Callable[[str], None] | None,
 ) -> int:
     log = runner_log(run)
     status = run_status(run)
@@ -103,6 +111,8 @@ def _start_locked(
     pid = os.getpid()
     run_meta.write_proc_lock(run, pid, run_exec.proc_start_time(pid))
     deferred: list[int] = []
+    # Space to complete the record if the run fills the disk.
+    file_util.reserve_space(run_meta.reserve_path(run), _RESERVE)
     try:
         # Verified files match the manifest: only files the run touches
         # need hashing again. Unverified ones may not: hash all at the end.
@@ -119,28 +129,24 @@ def _start_locked(
         # before `started` so that nothing lies between it and the
         # command's signal handling.
         environment = provenance.begin_environment(run, args, env)
-        write_timestamp(run, "started")
-        log.info(f"Starting run {run.id}: {shlex.join(args)}")
-        output, _index = run_meta.output_paths(run, "run")
         captures: list[Any] = []
         try:
-            exit_code = run_exec.exec_proc(
+            # Scalars are read once the process runs: signals are passed
+            # to it by then.
+            exit_code = _exec(
+                run,
                 args,
-                run.run_dir,
                 env,
-                output,
-                quiet=quiet,
-                # Scalars are read once the process runs: signals are
-                # passed to it by then, so a SIGTERM never finds the
-                # runner between `started` and its handlers.
+                quiet,
+                warn,
                 on_start=lambda _p: captures.append(
                     start_capture(run, read_opdef(run), log)
                 ),
-                on_signal=lambda sig: _on_signal(run, sig),
             )
         except run_exec.ExecError as e:
             log.info(str(e))
             environment.finish()
+            _free_reserve(run)
             with _signals_deferred(run, deferred):
                 finalize_run(run, 127, quiet=quiet, _before=before)
             raise RunError(
@@ -148,6 +154,7 @@ def _start_locked(
                 f"{run_meta.run_meta_path(run, 'proc', 'cmd')} and PATH"
             ) from None
         log.info(f"Run process exited with code {exit_code}")
+        _free_reserve(run)
         with _signals_deferred(run, deferred):
             for capture in captures:
                 if capture:
@@ -156,8 +163,59 @@ def _start_locked(
             finalize_run(run, exit_code, quiet=quiet, _before=before)
         return exit_code
     finally:
+        _free_reserve(run)
         run_meta.delete_proc_lock(run)
         _raise_deferred(deferred)
+
+
+def _exec(
+    run: Run,
+    args: list[str],
+    env: dict[str, str],
+    quiet: bool,
+    warn: Callable[[str], None] | None,
+    on_start: Callable[[Any], None] | None = None,
+) -> int:
+    """Write `started` and run the command (`on_start(process)` once it
+    runs). From `started` on, a signal
+    is the run's: one that arrives before exec_proc forwards them is
+    held and passed on as soon as the command runs."""
+    early: list[int] = []
+    with _signals_held(early):
+        write_timestamp(run, "started")
+        pins.unpin_run(run.runs_home, run.id)  # running now: rm leaves it
+        runner_log(run).info(f"Starting run {run.id}: {shlex.join(args)}")
+        fault_point("started")
+        output, _index = run_meta.output_paths(run, "run")
+        return run_exec.exec_proc(
+            args,
+            run.run_dir,
+            env,
+            output,
+            quiet=quiet,
+            on_start=on_start,
+            on_signal=lambda sig: _on_signal(run, sig),
+            on_cut=lambda msg: _on_cut(run, msg, warn),
+            early_signals=early,
+        )
+
+
+@contextlib.contextmanager
+def _signals_held(held: list[int]) -> Iterator[None]:
+    """Collect SIGINT/SIGTERM/SIGHUP in `held` until exec_proc installs
+    its own handlers (it restores these after); then the originals."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    saved = {
+        sig: signal.signal(sig, lambda sig, _frame: held.append(sig))
+        for sig in run_exec.FORWARDED
+    }
+    try:
+        yield
+    finally:
+        for sig, prev in saved.items():
+            signal.signal(sig, prev)
 
 
 @contextlib.contextmanager
@@ -177,8 +235,7 @@ def _signals_deferred(run: Run, deferred: list[int]) -> Iterator[None]:
         name = signal.Signals(sig).name
         runner_log(run).info(f"Received {name}: completing the run record first")
 
-    sigs = (signal.SIGINT, signal.SIGTERM)
-    saved = {sig: signal.signal(sig, handler) for sig in sigs}
+    saved = {sig: signal.signal(sig, handler) for sig in run_exec.FORWARDED}
     try:
         yield
     finally:
@@ -245,12 +302,33 @@ def _run_env(run: Run) -> dict[str, str]:
     return env
 
 
+_RESERVE = 256 * 1024
+
+
+def _free_reserve(run: Run) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(run_meta.reserve_path(run))
+
+
+def _on_cut(run: Run, msg: str, warn: Callable[[str], None] | None) -> None:
+    runner_log(run).info(f"Run {msg}")
+    if warn:
+        warn(f"run {run.name}: {msg}")
+
+
 def _on_signal(run: Run, sig: int) -> None:
 
     name = signal.Signals(sig).name
     if run_meta.read_proc_signal(run) is None:
         run_meta.write_proc_signal(run, name)
-    runner_log(run).info(f"Received {name}: passing it to the run process")
+    if sig == signal.SIGKILL:
+        runner_log(run).info(
+            "The run did not end on the signal it was passed (a second "
+            "signal, or the grace period ended): sending SIGKILL to its "
+            "process group"
+        )
+    else:
+        runner_log(run).info(f"Received {name}: passing it to the run process")
 
 
 # Finalize
@@ -271,10 +349,16 @@ def finalize_run(
     """
     log = runner_log(run)
     opdef = read_opdef(run)
-    if opdef.get_exec().get("finalize") is not None:
-        _run_finalize_hook(run, opdef, exit_code, quiet, log)
-    _log_run_files(run, _before)
-    read_run_summary(run, opdef, log)
+    try:
+        if opdef.get_exec().get("finalize") is not None:
+            _run_finalize_hook(run, opdef, exit_code, quiet, log)
+        _log_run_files(run, _before)
+        read_run_summary(run, opdef, log)
+    except OSError as e:
+        if e.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        # A full disk: the record says so, and the run still ends.
+        log.info(f"Run record incomplete (files, summary): {e}")
     fault_point("finalize")
     for phase in ("run", "finalize"):
         for path in run_meta.output_paths(run, phase):

@@ -128,7 +128,8 @@ def verify_files(
             except OSError:
                 pass
         if st and stat.S_ISLNK(st.st_mode) and not os.path.exists(path):
-            diffs.append(Difference("dangling", e.path, os.readlink(path)))
+            if _link_digest(path) != e.sha256:  # recorded as this link: same
+                diffs.append(Difference("dangling", e.path, os.readlink(path)))
         elif _digest(path, cache, progress, files[e.path][0], st) != e.sha256:
             diffs.append(Difference("changed", e.path))
         elif modes is not None and i < staged:
@@ -140,6 +141,15 @@ def verify_files(
     listed = {e.path for e in manifest}
     diffs.extend(Difference("added", path) for path in files if path not in listed)
     return meta_diffs + sorted(diffs, key=lambda d: d.path)
+
+
+def _link_digest(path: str) -> str | None:
+    """The digest `file_digest` records for a link that leads nowhere
+    (dangling, a loop): its target text's."""
+    try:
+        return file_util.sha256_bytes(os.fsencode(os.readlink(path)))
+    except OSError:
+        return None
 
 
 def _digest(

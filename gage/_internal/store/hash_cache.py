@@ -11,7 +11,8 @@ The cache is a small sqlite3 database whose path the caller gives (a
 runs home's is `run_meta.hash_cache_path(home)`: this module knows no
 meta layout). sqlite serializes writers across processes, so
 concurrent stagings share it safely; a writer waits for
-the lock (busy timeout) rather than failing. The cache is only an
+the lock rather than failing, within a bound (`util.sqlite_wait`: a
+line on a terminal after a second, then one warning and no cache). The cache is only an
 optimisation: when it cannot be opened or read (read-only runs home,
 corrupt file) files are hashed as if it were empty.
 
@@ -45,7 +46,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..util import file_util
+from ..util import file_util, sqlite_wait
 from ..util.file_util import stat_key
 
 __all__ = [
@@ -65,7 +66,6 @@ __all__ = [
 
 MIN_SIZE = 1024 * 1024
 RACY_SECONDS = 1.0
-_BUSY_TIMEOUT = 30.0
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS digests_v3 (
@@ -118,12 +118,11 @@ class HashCache:
         assert self.db is not None
         rows = list(self.pending.values())
         self.pending.clear()
+        db = self.db
         try:
-            with self.db:
-                self.db.execute("BEGIN IMMEDIATE")
-                self.db.executemany(_UPSERT, rows)
-        except sqlite3.Error:
-            pass  # a cache: the next use hashes again
+            sqlite_wait.call(db, self.path, lambda: _write(db, rows))
+        except sqlite3.Error as e:
+            _gave_up(self, e)  # a cache: the next use hashes again
 
     def close(self) -> None:
         self.flush()
@@ -136,6 +135,21 @@ class HashCache:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _write(db: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> None:
+    with db:
+        db.execute("BEGIN IMMEDIATE")
+        db.executemany(_UPSERT, rows)
+
+
+def _gave_up(cache: HashCache, e: Exception) -> None:
+    """After a lock held past the bound: no more waits in this process's
+    use of the cache (every later lookup would wait again)."""
+    if isinstance(e, sqlite_wait.Locked) and cache.db is not None:
+        cache.db.close()
+        cache.db = None
+        cache.failed = True
 
 
 def open_cache(path: str) -> HashCache:
@@ -151,16 +165,30 @@ def _db(cache: HashCache, create: bool = False) -> sqlite3.Connection | None:
         if not create and (cache.missing or not os.path.exists(cache.path)):
             cache.missing = True
             return None
-        try:
-            db = sqlite3.connect(
-                cache.path, timeout=_BUSY_TIMEOUT, isolation_level=None
-            )
-            db.execute(_SCHEMA)
-        except (sqlite3.Error, OSError):
-            cache.failed = True
-        else:
-            cache.db = db
+        cache.db = _connect(cache.path)
+        cache.failed = cache.db is None
     return cache.db
+
+
+def _connect(path: str, again: bool = True) -> sqlite3.Connection | None:
+    """The database at `path` with its table; one that holds garbage is
+    made again (a cache: it is rebuilt as files are hashed)."""
+    try:
+        db = sqlite_wait.connect(path)
+        sqlite_wait.call(db, path, lambda: db.execute(_SCHEMA))
+    except (sqlite3.OperationalError, OSError):
+        return None  # locked, unwritable: do without
+    except sqlite3.DatabaseError:
+        if not again:
+            return None
+        try:
+            if db is not None:
+                db.close()
+            os.unlink(path)
+        except OSError:
+            return None
+        return _connect(path, again=False)
+    return db
 
 
 def remember(path: str, digest: str, st: os.stat_result | None = None) -> None:
@@ -308,13 +336,19 @@ def _lookup(cache: HashCache, st: os.stat_result) -> tuple[str, bool | None] | N
             return None
         else:
             assert cache.db is not None
+            db = cache.db
             try:
-                row = cache.db.execute(
-                    "SELECT dev, ino, size, mtime_ns, ctime_ns, sha256, text"
-                    " FROM digests_v3 WHERE dev = ? AND ino = ?",
-                    key,
-                ).fetchone()
-            except sqlite3.Error:
+                row = sqlite_wait.call(
+                    db,
+                    cache.path,
+                    lambda: db.execute(
+                        "SELECT dev, ino, size, mtime_ns, ctime_ns, sha256, text"
+                        " FROM digests_v3 WHERE dev = ? AND ino = ?",
+                        key,
+                    ).fetchone(),
+                )
+            except sqlite3.Error as e:
+                _gave_up(cache, e)
                 return None
             cache.rows[key] = row
     if row and tuple(row[2:5]) == (st.st_size, st.st_mtime_ns, st.st_ctime_ns):

@@ -14,6 +14,7 @@ it exactly, so a path read back is the path that was written.
 from __future__ import annotations
 
 import datetime
+import errno
 import json
 import os
 import re
@@ -110,10 +111,17 @@ class RunnerLog:
         lines = msg.split("\n")
         text = f"{ts} {lines[0]}\n" + "".join(f"  {line}\n" for line in lines[1:])
         # A message may name a path that is not UTF-8: escaped, not an error.
-        append_text(self.path, text, errors="backslashreplace")
+        try:
+            append_text(self.path, text, errors="backslashreplace")
+        except OSError as e:
+            if e.errno not in _DISK_FULL:
+                raise  # a full disk loses a log line, not the command
 
     warning = info
     error = info
+
+
+_DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
 
 
 _NEEDS_QUOTE = re.compile("[\x00-\x1f\x7f\x85\u2028\u2029\ud800-\udfff]")

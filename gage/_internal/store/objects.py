@@ -39,7 +39,7 @@ from typing import Callable, Iterator
 
 from ..util import file_util
 from ..util.console import Progress
-from . import hash_cache
+from . import hash_cache, pins
 from .run_meta import object_path, objects_dir, objects_tmp_dir
 
 __all__ = [
@@ -106,8 +106,11 @@ def _object_ok(runs_home: str, digest: str, cache: hash_cache.HashCache) -> bool
     """
     path = object_path(runs_home, digest)
     try:
-        st = os.stat(path)
+        st = os.lstat(path)
     except FileNotFoundError:
+        return False
+    if not stat.S_ISREG(st.st_mode):
+        _remove(path)  # a link or special file put there: never followed
         return False
     if hash_cache.lookup(cache, st) == digest and not st.st_mode & 0o222:
         return True
@@ -237,6 +240,7 @@ def place_object(
     the object's inode.
     """
     obj = object_path(runs_home, digest)
+    _check_regular(obj)
     if _reflink(obj, dest):
         os.chmod(dest, _READONLY)
         st = os.stat(obj)
@@ -255,6 +259,14 @@ def place_object(
     hash_cache.remember(dest, digest)
     hash_cache.store(cache, os.stat(dest), digest)
     return "copy"
+
+
+def _check_regular(obj: str) -> None:
+    """FileNotFoundError when the object at `obj` is not a regular file
+    (gone, or a link put in its place: removed, never followed)."""
+    if not stat.S_ISREG(os.lstat(obj).st_mode):
+        _remove(obj)
+        raise FileNotFoundError(errno.ENOENT, "not a regular file", obj)
 
 
 def place_source(
@@ -278,8 +290,11 @@ def place_source(
     """
     obj = obj or object_path(runs_home, digest)
     try:
-        st = st or os.stat(obj)
+        st = st or os.lstat(obj)
     except FileNotFoundError:
+        return False
+    if not stat.S_ISREG(st.st_mode):
+        _remove(obj)
         return False
     if stat.S_IMODE(st.st_mode) != mode:
         if st.st_mode & 0o222:
@@ -315,9 +330,11 @@ def source_object_stats(
     for digest in digests:
         path = object_path(runs_home, digest)
         try:
-            found[digest] = (path, os.stat(path))
+            st = os.lstat(path)
         except OSError:
-            pass
+            continue
+        if stat.S_ISREG(st.st_mode):
+            found[digest] = (path, st)
     keys = [(st.st_dev, st.st_ino) for _path, st in found.values()]
     hash_cache.prefetch(cache, keys)
     return found
@@ -426,12 +443,16 @@ def prune(runs_home: str, preview: bool = False) -> list[tuple[str, int]]:
     A run placed by hardlink shares the object's inode (link count over
     1); one placed by reflink or copy has its own file. So an object with
     link count 1 is used by no run, and removing it removes no run's
-    data. Leftover temp files of a killed stager go too.
+    data. Objects a live staging pinned (`pins.pin`) stay. Leftover temp
+    files of a killed stager go too.
     """
     removed = []
+    pinned = pins.pinned(runs_home)
     for path, st in _objects(runs_home):
         if st.st_nlink == 1:
             digest = os.path.basename(os.path.dirname(path)) + os.path.basename(path)
+            if digest in pinned:
+                continue  # a staging is about to place it
             removed.append((digest, st.st_size))
             if not preview:
                 _remove(path)

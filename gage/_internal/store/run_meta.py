@@ -161,6 +161,11 @@ def objects_tmp_dir(runs_home: str) -> str:
     return os.path.join(runs_home, OBJECTS_DIR, "tmp")
 
 
+def objects_pins_dir(runs_home: str) -> str:
+    """A file per staging process: the objects it is about to place."""
+    return os.path.join(runs_home, OBJECTS_DIR, "pins")
+
+
 def manifest_path(run: Run) -> str:
     """Path of the run manifest (its digest identifies a run's inputs)."""
     return run_meta_path(run, "manifest")
@@ -542,6 +547,12 @@ def delete_proc_lock(run: Run) -> None:
         os.unlink(proc_lock_path(run))
     except FileNotFoundError:
         pass
+
+
+def reserve_path(run: Run) -> str:
+    """`proc/reserve`: space held while a run runs, freed to complete
+    its record when the run filled the disk."""
+    return run_meta_path(run, "proc", "reserve")
 
 
 def write_proc_signal(run: Run, name: str) -> None:

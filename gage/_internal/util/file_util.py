@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import os
@@ -227,6 +228,24 @@ def is_inside(root: str, path: str) -> bool:
     real_root = os.path.realpath(root)
     parent = os.path.realpath(os.path.dirname(os.path.abspath(path)))
     return parent == real_root or parent.startswith(real_root + os.sep)
+
+
+def reserve_space(path: str, size: int) -> bool:
+    """Hold `size` bytes of disk in a new file at `path`, freed by
+    removing it; False (and no file) when the disk cannot give them."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    except OSError:
+        return False
+    try:
+        os.posix_fallocate(fd, 0, size)  # glibc writes where unsupported
+        return True
+    except OSError:
+        with contextlib.suppress(OSError):
+            os.unlink(path)
+        return False
+    finally:
+        os.close(fd)
 
 
 def make_readonly(path: str) -> None:

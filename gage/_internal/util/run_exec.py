@@ -17,9 +17,10 @@ one index entry, unless the other stream writes in the middle of it). Lines of t
 order they were read, which is as close to the order they were written
 as two pipes allow.
 
-While the process runs, SIGINT and SIGTERM sent to this process are
-forwarded to the child's process group (the child runs in its own
-session, so a Ctrl-C in a terminal reaches it once, through the runner).
+While the process runs, SIGINT, SIGTERM and SIGHUP sent to this process
+are forwarded to the child's process group (the child runs in its own
+session, so a Ctrl-C in a terminal reaches it once, through the runner);
+a second one, or the end of a grace period, sends SIGKILL to the group.
 
 This module also tells whether a process is alive: `pid_alive` checks the
 pid and, on Linux, the process start time, so a pid reused by another
@@ -37,16 +38,19 @@ import time
 from typing import IO, Callable
 
 __all__ = [
+    "FORWARDED",
     "ExecError",
     "die_with_parent",
     "exec_proc",
+    "kill_grace",
     "killpg",
     "pid_alive",
     "proc_start_time",
 ]
 
 _CHUNK = 65536
-_FORWARDED = (signal.SIGINT, signal.SIGTERM)
+FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+_FORWARDED = FORWARDED
 
 
 class ExecError(Exception):
@@ -61,6 +65,8 @@ def exec_proc(
     quiet: bool = False,
     on_start: Callable[[subprocess.Popen[bytes]], None] | None = None,
     on_signal: Callable[[int], None] | None = None,
+    on_cut: Callable[[str], None] | None = None,
+    early_signals: list[int] | None = None,
 ) -> int:
     """Run `args` in `cwd`, capture output to `output_path` and its index.
 
@@ -68,11 +74,24 @@ def exec_proc(
     Output is echoed to this process's stdout/stderr unless `quiet`.
     `on_start` is called with the process once it runs; `on_signal` with
     the number of each SIGINT/SIGTERM forwarded to it (handlers are only
-    installed when called from the main thread).
+    installed when called from the main thread). When the output file
+    cannot be written (a full disk), the output that fit is kept, the
+    pipes are still drained (the process never blocks on them) and
+    `on_cut` is called once the process ended with a line saying where
+    the output was cut. `early_signals`: signals the caller received
+    before this call, passed on as soon as the process runs.
+
+    A process that does not end on the signal it was passed gets SIGKILL
+    (its whole process group) on a second signal, or after a grace
+    period (`GAGE_KILL_GRACE` seconds, 10 by default); `on_signal` is
+    called with SIGKILL then. While it runs, a watchdog process ends
+    the process group if this process dies (see `_watchdog`).
     """
     os.makedirs(os.path.dirname(output_path), exist_ok=True)
     forward = _SignalForward(on_signal)
     forward.install()
+    for sig in early_signals or ():
+        forward.handle(sig, None)
     try:
         try:
             p = subprocess.Popen(
@@ -91,10 +110,17 @@ def exec_proc(
             # A NUL byte in argv or env, or an env name with '='.
             raise ExecError(f"Cannot run {args[:1]!r}: {e}") from None
         forward.set_proc(p)
+        watchdog = _watchdog(p.pid)
         if on_start:
             on_start(p)
-        _capture(p, output_path, quiet)
-        return p.wait()
+        try:
+            cut = _capture(p, output_path, quiet)
+            code = p.wait()
+        finally:
+            _end_watchdog(watchdog)
+        if cut and on_cut:
+            on_cut(cut)
+        return code
     finally:
         forward.restore()
 
@@ -142,25 +168,102 @@ def _die_with_parent() -> Callable[[], None] | None:
 _PR_SET_PDEATHSIG = 1
 
 
+def _watchdog(pgid: int) -> subprocess.Popen[bytes] | None:
+    """A tiny process that SIGKILLs process group `pgid` when this
+    process dies (`PR_SET_PDEATHSIG`), then ends; ended by this process
+    when the group's leader ended.
+
+    The group's leader gets SIGTERM when this process dies, which a run
+    may ignore, and what it started (`sh -c "... & wait"`) gets nothing:
+    the watchdog ends them all, so no part of a run outlives its runner.
+    """
+    set_pdeathsig = _die_with_parent()
+    if set_pdeathsig is None:
+        return None
+    try:
+        return subprocess.Popen(
+            [sys.executable, "-I", "-S", "-c", _WATCHDOG, str(pgid), str(os.getpid())],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+            preexec_fn=set_pdeathsig,
+        )
+    except OSError:
+        return None
+
+
+_WATCHDOG = """
+import os, signal, sys
+pgid, parent = int(sys.argv[1]), int(sys.argv[2])
+def end(*_):
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except OSError:
+        pass
+    os._exit(0)
+signal.signal(signal.SIGTERM, end)
+if os.getppid() != parent:
+    end()
+while True:
+    signal.pause()
+"""
+
+
+def _end_watchdog(p: subprocess.Popen[bytes] | None) -> None:
+    if p is not None:
+        try:
+            p.kill()
+        except OSError:
+            pass
+        p.wait()
+
+
+def kill_grace() -> float:
+    """Seconds a run has to end after the signal it was passed before its
+    process group gets SIGKILL (`GAGE_KILL_GRACE`, 10 by default)."""
+    try:
+        return max(0.0, float(os.environ.get("GAGE_KILL_GRACE", "10")))
+    except ValueError:
+        return 10.0
+
+
 # ---------------------------------------------------------------------------
 # Output capture
 
 
-def _capture(p: subprocess.Popen[bytes], output_path: str, quiet: bool) -> None:
+def _capture(p: subprocess.Popen[bytes], output_path: str, quiet: bool) -> str | None:
+    """Copy the process's output; a line saying where it was cut, if it was."""
     assert p.stdout and p.stderr
     with open(output_path, "wb") as out, open(output_path + ".index", "wb") as index:
         sink = _Sink(out, index)
-        echo = (None, None) if quiet else (_Echo(sys.stdout), _Echo(sys.stderr))
-        threads = [
-            threading.Thread(
-                target=_copy_stream, args=(stream, n, sink, echo[n]), daemon=True
-            )
-            for n, stream in enumerate((p.stdout, p.stderr))
-        ]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
+        try:
+            _copy_streams(p, sink, quiet)
+        finally:
+            sink.close()
+    if sink.error is None:
+        return None
+    why = sink.error.strerror or str(sink.error)
+    try:
+        size = f"{os.path.getsize(output_path)} bytes"
+    except OSError:
+        size = "what fit"
+    return f"output cut at {output_path} after {size}: {why}"
+
+
+def _copy_streams(p: subprocess.Popen[bytes], sink: _Sink, quiet: bool) -> None:
+    assert p.stdout and p.stderr
+    echo = (None, None) if quiet else (_Echo(sys.stdout), _Echo(sys.stderr))
+    threads = [
+        threading.Thread(
+            target=_copy_stream, args=(stream, n, sink, echo[n]), daemon=True
+        )
+        for n, stream in enumerate((p.stdout, p.stderr))
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
 
 
 class _Echo:
@@ -231,6 +334,9 @@ class _Sink:
     writes while it is open, the open line is ended with a newline in the
     output so that each index entry stays one line. The file ends without
     a newline only when the last line written was partial.
+
+    A write that fails (a full disk) stops the writing, not the reading:
+    what follows is dropped and `error` says why.
     """
 
     def __init__(self, out: IO[bytes], index: IO[bytes]):
@@ -238,22 +344,51 @@ class _Sink:
         self.index = index
         self.lock = threading.Lock()
         self.open_line: int | None = None  # stream with a line in progress
+        self.error: OSError | None = None
 
     def write(self, data: bytes, stream_n: int) -> None:
-        lines = data.count(b"\n") + (0 if data.endswith(b"\n") else 1)
         with self.lock:
-            if self.open_line is not None and self.open_line != stream_n:
-                self.out.write(b"\n")
-                self.open_line = None
-            if self.open_line == stream_n:
-                lines -= 1  # the first part continues the open line
-            self.out.write(data)
-            if lines:
-                entry = b"%d %d\n" % (time.time_ns() // 1000, stream_n)
-                self.index.write(entry * lines)
-            self.out.flush()
-            self.index.flush()
-            self.open_line = None if data.endswith(b"\n") else stream_n
+            if self.error is not None:
+                return
+            try:
+                self._write(data, stream_n)
+            except OSError as e:
+                self.error = e
+
+    def close(self) -> None:
+        """Flush what is left; a flush that fails drops it (see write)."""
+        for f in (self.out, self.index):
+            try:
+                f.flush()
+            except OSError as e:
+                self.error = self.error or e
+                _drop_buffer(f)
+
+    def _write(self, data: bytes, stream_n: int) -> None:
+        lines = data.count(b"\n") + (0 if data.endswith(b"\n") else 1)
+        if self.open_line is not None and self.open_line != stream_n:
+            self.out.write(b"\n")
+            self.open_line = None
+        if self.open_line == stream_n:
+            lines -= 1  # the first part continues the open line
+        self.out.write(data)
+        if lines:
+            entry = b"%d %d\n" % (time.time_ns() // 1000, stream_n)
+            self.index.write(entry * lines)
+        self.out.flush()
+        self.index.flush()
+        self.open_line = None if data.endswith(b"\n") else stream_n
+
+
+def _drop_buffer(f: IO[bytes]) -> None:
+    """Close `f` without writing what its buffer holds (closing would
+    try again and fail again)."""
+    raw = getattr(f, "raw", None)
+    try:
+        if raw is not None:
+            raw.close()  # the buffered file's own close is then a no-op
+    except OSError:
+        pass
 
 
 # ---------------------------------------------------------------------------
@@ -261,7 +396,8 @@ class _Sink:
 
 
 class _SignalForward:
-    """Forward SIGINT/SIGTERM to a child's process group while it runs.
+    """Forward SIGINT/SIGTERM/SIGHUP to a child's process group while it
+    runs; SIGKILL on a second signal or after the grace period.
 
     A signal that arrives before the child exists is held and sent as
     soon as it starts.
@@ -272,14 +408,18 @@ class _SignalForward:
         self.proc: subprocess.Popen[bytes] | None = None
         self.pending: list[int] = []
         self.saved: dict[int, object] = {}
+        self.received = 0
+        self.timer: threading.Timer | None = None
 
     def install(self) -> None:
         if threading.current_thread() is not threading.main_thread():
             return
         for sig in _FORWARDED:
-            self.saved[sig] = signal.signal(sig, self._handle)
+            self.saved[sig] = signal.signal(sig, self.handle)
 
     def restore(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
         for sig, handler in self.saved.items():
             signal.signal(sig, handler)  # type: ignore[arg-type]
         self.saved.clear()
@@ -290,13 +430,26 @@ class _SignalForward:
             self._send(sig)
         self.pending.clear()
 
-    def _handle(self, sig: int, frame: object) -> None:
+    def handle(self, sig: int, frame: object) -> None:
+        self.received += 1
+        if self.received > 1:
+            sig = signal.SIGKILL  # asked twice: it ends now
+        elif self.timer is None:
+            self.timer = threading.Timer(kill_grace(), self._kill)
+            self.timer.daemon = True
+            self.timer.start()
         if self.on_signal:
             self.on_signal(sig)
         if self.proc is None:
             self.pending.append(sig)
         else:
             self._send(sig)
+
+    def _kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            if self.on_signal:
+                self.on_signal(signal.SIGKILL)
+            self._send(signal.SIGKILL)
 
     def _send(self, sig: int) -> None:
         assert self.proc
