@@ -52,7 +52,7 @@ from __future__ import annotations
 import glob
 import os
 import stat
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from ..home.runs import select_run
@@ -84,10 +84,13 @@ __all__ = [
 
 @dataclass(frozen=True)
 class DepFile:
-    """A dependency file: `source` relative to its root, `path` in the run dir."""
+    """A dependency file: `source` relative to its root, `path` in the run
+    dir; `st` its stat (links followed) when the walk that found it took
+    one."""
 
     source: str
     path: str
+    st: os.stat_result | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -154,8 +157,8 @@ def _resolve(
         if "files" in spec:
             relpaths = _match(root, _patterns(spec), where, f"run {up.id}")
         else:
-            relpaths = _generated_files(up)
-    files = [DepFile(rel, _join(target, rel)) for rel in relpaths]
+            relpaths = dict.fromkeys(_generated_files(up))
+    files = [DepFile(rel, _join(target, rel), st) for rel, st in relpaths.items()]
     return ResolvedDep(dict(spec), source, root, bool(spec.get("link")), files)
 
 
@@ -177,9 +180,13 @@ def _join(target: str, rel: str) -> str:
 # Matching files under a root
 
 
-def _match(root: str, patterns: list[str], where: str, root_desc: str) -> list[str]:
+def _match(
+    root: str, patterns: list[str], where: str, root_desc: str
+) -> dict[str, os.stat_result | None]:
+    """Path relative to root -> its stat (None: not taken) of each file
+    the patterns name, in path order."""
     real_root = os.path.realpath(root)
-    found: dict[str, None] = {}
+    found: dict[str, os.stat_result | None] = {}
     for pat in patterns:
         if glob.has_magic(pat):
             matches = sorted(glob.glob(pat, root_dir=root, recursive=True))
@@ -198,11 +205,10 @@ def _match(root: str, patterns: list[str], where: str, root_desc: str) -> list[s
                     f"{where}: file '{rel}' not found in {root_desc} ({root})"
                 )
             if os.path.isdir(full):
-                for sub in _walk(real_root, root, rel, where, root_desc):
-                    found[sub] = None
+                found.update(_walk(real_root, root, rel, where, root_desc))
             else:
                 found[rel] = None
-    return sorted(found)
+    return dict(sorted(found.items()))
 
 
 def _check_inside(
@@ -218,20 +224,26 @@ def _check_inside(
 
 def _walk(
     real_root: str, root: str, reldir: str, where: str, root_desc: str
-) -> list[str]:
-    """Files under a dir (links followed when they stay inside the root)."""
-    files = []
+) -> dict[str, os.stat_result]:
+    """Files under a dir and their stats (links followed when they stay
+    inside the root): one scandir walk, a file's stat from its entry; a
+    link alone is resolved (the dirs walked are inside the root)."""
+    files = {}
     for sub, entry in file_util.walk_files(root, reldir, follow_links=True):
         if entry.is_symlink():
             _check_inside(real_root, entry.path, sub, where, root_desc)
-            if not os.path.exists(entry.path):
+            try:
+                st = os.stat(entry.path)
+            except OSError:
                 raise DependencyError(
                     f"{where}: '{sub}' is a broken link in {root_desc}"
-                )
-            if entry.is_dir():
+                ) from None
+            if stat.S_ISDIR(st.st_mode):
                 continue
-        files.append(sub)
-    return sorted(files)
+        else:
+            st = entry.stat(follow_symlinks=False)
+        files[sub] = st
+    return files
 
 
 # ---------------------------------------------------------------------------
@@ -394,27 +406,33 @@ def _hash_files(
 ) -> list[str]:
     """The digest of each file; a copied dependency's files are added to
     the object cache (read once when new, not at all when known)."""
-    result = []
-    for f in dep.files:
-        full = os.path.join(dep.root, f.source)
-        st = os.stat(full)
-        if not stat.S_ISREG(st.st_mode):
-            # Reading a FIFO or a device would hang staging.
-            raise DependencyError(
-                f"{where}: '{f.source}' is a {file_util.file_kind(st)}, not a "
-                "regular file: a dependency must be files or directories of files"
-            )
-        if dep.link:
-            result.append(hash_cache.file_sha256(full, cache))
-            continue
+    files = [
+        (os.path.join(dep.root, f.source), _file_stat(dep, f, where)) for f in dep.files
+    ]
+    if dep.link:
+        result = hash_cache.file_digests(files, cache)
+    else:
         try:
-            result.append(objects.add_file(runs_home, full, st, cache, progress))
-        except objects.SourceChanged:
+            result = objects.add_files(runs_home, files, cache, progress)
+        except objects.SourceChanged as e:
+            source = os.path.relpath(str(e), dep.root)
             raise DependencyError(
-                f"{where}: '{f.source}' changed while the run was staged: stage again"
+                f"{where}: '{source}' changed while the run was staged: stage again"
             ) from None
     _check_pins(dep, result, where)
     return result
+
+
+def _file_stat(dep: ResolvedDep, f: DepFile, where: str) -> os.stat_result:
+    """A dependency file's stat (links followed); a regular file only:
+    reading a FIFO or a device would hang staging."""
+    st = f.st or os.stat(os.path.join(dep.root, f.source))
+    if not stat.S_ISREG(st.st_mode):
+        raise DependencyError(
+            f"{where}: '{f.source}' is a {file_util.file_kind(st)}, not a "
+            "regular file: a dependency must be files or directories of files"
+        )
+    return st
 
 
 def _check_pins(dep: ResolvedDep, digests: list[str], where: str) -> None:
@@ -460,34 +478,24 @@ def _place(
     if dep.source["type"] == "run":
         src = dep.source
         log.info(f"Using run {src['id']} ({src['name']}, op {src['op']}) for {where}")
-    events = []
+    events = _clear_dests(run, dep, where, placed)
+    if dep.link:
+        hows = []
+        for f in dep.files:
+            dest = os.path.join(run.run_dir, f.path)
+            os.symlink(os.path.abspath(os.path.join(dep.root, f.source)), dest)
+            hows.append(("symlink", os.lstat(dest)))
+    else:
+        items = [
+            (digest, os.path.join(run.run_dir, f.path))
+            for f, digest in zip(dep.files, digests)
+        ]
+        hows = objects.place_objects(run.runs_home, items, cache)
     files = []
     counts: dict[str, int] = {}
-    for f, digest in zip(dep.files, digests):
-        src_path = os.path.join(dep.root, f.source)
-        dest = os.path.join(run.run_dir, f.path)
-        if not file_util.is_inside(run.run_dir, dest):
-            raise DependencyError(
-                f"{where}: '{f.path}' would be placed outside the run dir "
-                "(a link in the run dir leads out of it): dependencies are "
-                "placed in the run dir only"
-            )
-        if f.path in placed:
-            raise DependencyError(
-                f"{where}: '{f.path}' is also placed by {placed[f.path]}: "
-                f"set target-path to place one of them elsewhere"
-            )
-        placed[f.path] = where
-        if os.path.lexists(dest):
-            events.append(_replace_staged(run, dest, f.path, where))
-        file_util.make_dirs(os.path.dirname(dest))
-        if dep.link:
-            os.symlink(os.path.abspath(src_path), dest)
-            how = "symlink"
-        else:
-            how = objects.place_object(run.runs_home, digest, dest, cache)
+    for f, digest, (how, st) in zip(dep.files, digests, hows):
         counts[how] = counts.get(how, 0) + 1
-        events.append(FileEvent("a", "d", os.lstat(dest).st_mtime_ns, f.path, how))
+        events.append(FileEvent("a", "d", st.st_mtime_ns, f.path, how))
         files.append(
             {"path": f.path, "source": f.source, "sha256": digest, "placed": how}
         )
@@ -503,6 +511,38 @@ def _place(
             f"(links to {dep.root})"
         )
     return {"spec": dep.spec, "source": dep.source, "files": files}
+
+
+def _clear_dests(
+    run: Run, dep: ResolvedDep, where: str, placed: dict[str, str]
+) -> list[FileEvent]:
+    """Make the dirs of the dependency's files in the run dir (each dir
+    once, checked to stay inside it) and remove files an earlier phase
+    staged where they go (a dir made here holds none)."""
+    events = []
+    made: dict[str, bool] = {}  # dir -> made here
+    for f in dep.files:
+        dest = os.path.join(run.run_dir, f.path)
+        parent = os.path.dirname(dest)
+        if parent not in made:
+            if not file_util.is_inside(run.run_dir, dest):
+                raise DependencyError(
+                    f"{where}: '{f.path}' would be placed outside the run dir "
+                    "(a link in the run dir leads out of it): dependencies are "
+                    "placed in the run dir only"
+                )
+            made[parent] = not os.path.isdir(parent)
+            if made[parent]:
+                file_util.make_dirs(parent)
+        if f.path in placed:
+            raise DependencyError(
+                f"{where}: '{f.path}' is also placed by {placed[f.path]}: "
+                f"set target-path to place one of them elsewhere"
+            )
+        placed[f.path] = where
+        if not made[parent] and os.path.lexists(dest):
+            events.append(_replace_staged(run, dest, f.path, where))
+    return events
 
 
 def _replace_staged(run: Run, dest: str, path: str, where: str) -> FileEvent:

@@ -264,18 +264,19 @@ def _walk(
         is_link = False
         try:
             is_link = entry.is_symlink()
-            st = entry.stat(follow_symlinks=True)
+            # The entry's type, no stat, unless it is a link.
+            mode = _entry_mode(entry, is_link)
         except OSError as e:
             reason = "symlink" if is_link else "unreadable"
             detail = "broken link" if is_link else _err(e)
             skipped.append(Skipped(relpath, reason, detail=detail))
             continue
         if is_link:
-            problem = _link_problem(entry.path, st, real_root)
+            problem = _link_problem(entry.path, entry.stat(), real_root)
             if problem:
                 skipped.append(Skipped(relpath, "symlink", detail=problem))
                 continue
-        if stat.S_ISDIR(st.st_mode):
+        if stat.S_ISDIR(mode):
             if relpath in never:
                 skipped.append(Skipped(relpath + "/", "runs", detail="runs home"))
                 continue
@@ -286,12 +287,24 @@ def _walk(
                 sub = _entries(root, relpath, skipped)
                 if sub is not None:
                     if prefetch:
-                        _prefetch(prefetch, st.st_dev, sub)
+                        _prefetch(prefetch, entry.stat().st_dev, sub)
                     stack.append((relpath, iter(sub)))
-        elif stat.S_ISREG(st.st_mode):
+        elif stat.S_ISREG(mode):
             yield relpath, entry, "file"
         else:
             skipped.append(Skipped(relpath, "special", detail="not a regular file"))
+
+
+def _entry_mode(entry: os.DirEntry[str], is_link: bool) -> int:
+    """The file type bits of an entry (a link followed): from the dir
+    listing (no stat) for anything but a link."""
+    if is_link:
+        return entry.stat().st_mode
+    if entry.is_dir(follow_symlinks=False):
+        return stat.S_IFDIR
+    if entry.is_file(follow_symlinks=False):
+        return stat.S_IFREG
+    return entry.stat(follow_symlinks=False).st_mode
 
 
 def _prefetch(prefetch: Prefetch, dev: int, entries: list[os.DirEntry[str]]) -> None:

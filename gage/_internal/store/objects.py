@@ -150,24 +150,66 @@ def add_file(
     stat is what gage recorded. Otherwise `src` is read once, into a new
     object. Raises SourceChanged when `src` changed while it was read.
     """
-    digest = hash_cache.lookup(cache, st)
-    if digest is not None and _object_ok(runs_home, digest, cache):
-        if progress:
-            progress.add(files=1)
-        return digest
-    return _ingest(runs_home, src, st, cache, progress)
+    return add_files(runs_home, [(src, st)], cache, progress)[0]
 
 
-def _object_ok(runs_home: str, digest: str, cache: hash_cache.HashCache) -> bool:
+def add_files(
+    runs_home: str,
+    files: list[tuple[str, os.stat_result]],
+    cache: hash_cache.HashCache,
+    progress: Progress | None = None,
+) -> list[str]:
+    """`add_file` for many files (path, stat), in order: the digest
+    cache's rows for the files and their objects are read in a few
+    queries, and each directory is made once."""
+    hash_cache.prefetch(cache, [(st.st_dev, st.st_ino) for _src, st in files])
+    known = [hash_cache.lookup(cache, st) for _src, st in files]
+    objs = _object_stats(runs_home, {d for d in known if d}, cache)
+    made: set[str] = set()
+    digests = []
+    for (src, st), digest in zip(files, known):
+        if digest is not None and _object_ok(
+            runs_home, digest, cache, objs.pop(digest, None)
+        ):
+            if progress:
+                progress.add(files=1)
+        else:
+            digest = _ingest(runs_home, src, st, cache, progress, made)
+        digests.append(digest)
+    return digests
+
+
+def _object_stats(
+    runs_home: str, digests: set[str], cache: hash_cache.HashCache
+) -> dict[str, os.stat_result | None]:
+    """The stat of each object in `digests` (None: no object), with the
+    digest cache's rows for them read in a few queries."""
+    found: dict[str, os.stat_result | None] = {}
+    for digest in digests:
+        try:
+            found[digest] = os.stat(object_path(runs_home, digest))
+        except FileNotFoundError:
+            found[digest] = None
+    sts = [st for st in found.values() if st is not None]
+    hash_cache.prefetch(cache, [(st.st_dev, st.st_ino) for st in sts])
+    return found
+
+
+def _object_ok(
+    runs_home: str,
+    digest: str,
+    cache: hash_cache.HashCache,
+    known: os.stat_result | None = None,
+) -> bool:
     """True when the object for `digest` exists with that content.
 
     An object whose stat is not what gage recorded is re-hashed; one
     that no longer has its digest is removed (runs that link it keep
-    their file).
+    their file). `known`: the object's stat, just taken.
     """
     path = object_path(runs_home, digest)
     try:
-        st = os.stat(path)
+        st = known or os.stat(path)
     except FileNotFoundError:
         return False
     if hash_cache.lookup(cache, st) == digest and not st.st_mode & 0o222:
@@ -198,25 +240,41 @@ def _ingest(
     st: os.stat_result,
     cache: hash_cache.HashCache,
     progress: Progress | None,
+    made: set[str] | None = None,
 ) -> str:
-    if st.st_size < hash_cache.MIN_SIZE:
-        digest = _ingest_small(runs_home, src, st, cache)
-        if digest is not None:
+    """Read `src` once into a new object (a small file is read whole and
+    written from memory; a large one copied while hashed); the digest.
+    `made`: dirs this caller has already made."""
+    made = set() if made is None else made
+    data = _read_small(src, st) if st.st_size < hash_cache.MIN_SIZE else None
+    if data is not None:
+        digest = file_util.sha256_bytes(data)
+        if _object_ok(runs_home, digest, cache):
+            hash_cache.store(cache, st, digest)
             if progress:
                 progress.add(st.st_size, 1)
             return digest
     tmp_dir = objects_tmp_dir(runs_home)
-    os.makedirs(tmp_dir, exist_ok=True)
+    if tmp_dir not in made:
+        os.makedirs(tmp_dir, exist_ok=True)
+        made.add(tmp_dir)
     tmp = os.path.join(tmp_dir, f"{os.getpid()}-{time.time_ns()}")
     try:
-        digest = _copy_hashing(src, tmp, progress)
-        after = os.stat(src)
-        if file_util.stat_key(st) != file_util.stat_key(after):
-            raise SourceChanged(src)
+        if data is None:
+            digest = _copy_hashing(src, tmp, progress)
+            after = os.stat(src)
+            if file_util.stat_key(st) != file_util.stat_key(after):
+                raise SourceChanged(src)
+        else:
+            _write_new(tmp, data)
+            if progress:
+                progress.add(len(data))
         os.chmod(tmp, _READONLY)
         os.utime(tmp, ns=(st.st_atime_ns, st.st_mtime_ns))
         dest = object_path(runs_home, digest)
-        os.makedirs(os.path.dirname(dest), exist_ok=True)
+        if os.path.dirname(dest) not in made:
+            os.makedirs(os.path.dirname(dest), exist_ok=True)
+            made.add(os.path.dirname(dest))
         if _object_ok(runs_home, digest, cache):
             # The same content came from another file: keep the object
             # runs already share.
@@ -227,23 +285,30 @@ def _ingest(
     except BaseException:
         _remove(tmp)
         raise
-    hash_cache.store(cache, after, digest)
+    hash_cache.store(cache, st, digest)
     if progress:
         progress.add(files=1)
     return digest
 
 
-def _ingest_small(
-    runs_home: str, src: str, st: os.stat_result, cache: hash_cache.HashCache
-) -> str | None:
-    """The digest of a small file whose object exists (read whole, nothing
-    written); None when it has no object yet."""
+def _read_small(src: str, st: os.stat_result) -> bytes:
+    """The content of a small file, read whole; SourceChanged when its
+    stat is no longer `st`."""
     with file_util.open_regular(src) as f:
         data = f.read()
-    if file_util.stat_key(st) != file_util.stat_key(os.stat(src)):
-        raise SourceChanged(src)
-    digest = file_util.sha256_bytes(data)
-    return digest if _object_ok(runs_home, digest, cache) else None
+        if file_util.stat_key(st) != file_util.stat_key(os.fstat(f.fileno())):
+            raise SourceChanged(src)
+    return data
+
+
+def _write_new(path: str, data: bytes) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+    finally:
+        os.close(fd)
 
 
 def _copy_hashing(src: str, dest: str, progress: Progress | None) -> str:
@@ -297,25 +362,62 @@ def place_object(
     read-only with the object's mtime. `hardlink=False` never shares
     the object's inode.
     """
-    obj = object_path(runs_home, digest)
-    if _reflink(obj, dest):
+    return place_objects(runs_home, [(digest, dest)], cache, hardlink)[0][0]
+
+
+def place_objects(
+    runs_home: str,
+    items: list[tuple[str, str]],
+    cache: hash_cache.HashCache,
+    hardlink: bool = True,
+) -> list[tuple[str, os.stat_result]]:
+    """`place_object` for many (digest, dest), in order: how each was
+    placed and the placed file's stat. The device of each dest dir is
+    read once."""
+    devs: dict[str, int] = {}
+    obj_dev = None
+    placed = []
+    for digest, dest in items:
+        obj = object_path(runs_home, digest)
+        parent = os.path.dirname(dest) or "."
+        dev = devs.get(parent)
+        if dev is None:
+            dev = devs[parent] = os.stat(parent).st_dev
+        if obj_dev is None:
+            obj_dev = os.stat(obj).st_dev
+        placed.append(_place_one(obj, digest, dest, cache, hardlink, (dev, obj_dev)))
+    return placed
+
+
+def _place_one(
+    obj: str,
+    digest: str,
+    dest: str,
+    cache: hash_cache.HashCache,
+    hardlink: bool,
+    devs: tuple[int, int],
+) -> tuple[str, os.stat_result]:
+    if devs not in _no_reflink and _reflink(obj, dest, devs):
         os.chmod(dest, _READONLY)
         st = os.stat(obj)
         os.utime(dest, ns=(st.st_atime_ns, st.st_mtime_ns))
-        hash_cache.remember(dest, digest)
-        hash_cache.store(cache, os.stat(dest), digest)
-        return "reflink"
-    if hardlink and _link(obj, dest):
-        # A link changes the object's ctime: record its new stat so the
-        # next placement need not read it again.
-        hash_cache.store(cache, os.stat(obj), digest)
-        hash_cache.remember(dest, digest)
-        return "hardlink"
+        st = os.stat(dest)
+        hash_cache.record(cache, st, digest)
+        return "reflink", st
+    if hardlink and devs[0] not in _no_link and _link(obj, dest, devs[0]):
+        # A link changes the object's ctime: record its new stat (the
+        # placed file's: the same inode) so the next placement need not
+        # read it again.
+        st = os.stat(dest)
+        hash_cache.remember(dest, digest, st)
+        hash_cache.store(cache, st, digest)
+        return "hardlink", st
     file_util.copy_file(obj, dest)
     os.chmod(dest, _READONLY)
-    hash_cache.remember(dest, digest)
-    hash_cache.store(cache, os.stat(dest), digest)
-    return "copy"
+    st = os.stat(dest)
+    hash_cache.remember(dest, digest, st)
+    hash_cache.store(cache, st, digest)
+    return "copy", st
 
 
 def place_source(
@@ -405,8 +507,10 @@ def adopt_file(
     hash_cache.record(cache, st, digest)
 
 
-def _link(src: str, dest: str) -> bool:
-    if _no_link and _dev(dest) in _no_link:
+def _link(src: str, dest: str, dev: int | None = None) -> bool:
+    """Hardlink `src` at `dest`; False where links fail. `dev`: the
+    device of `dest`'s dir, when the caller has it."""
+    if _no_link and (dev if dev is not None else _dev(dest)) in _no_link:
         return False
     try:
         os.link(src, dest, follow_symlinks=False)
@@ -416,7 +520,7 @@ def _link(src: str, dest: str) -> bool:
         if e.errno not in (errno.EMLINK, errno.ENOENT):
             # No links on this device (ENOENT: the object went, e.g. a
             # concurrent prune, and only this placement falls back).
-            _no_link.add(_dev(dest))
+            _no_link.add(dev if dev is not None else _dev(dest))
         return False
     return True
 
@@ -428,14 +532,16 @@ def _dev(path: str) -> int:
 _no_link: set[int] = set()
 
 
-def _reflink(src: str, dest: str) -> bool:
-    """Clone `src` to a new file `dest` where the file system can."""
+def _reflink(src: str, dest: str, devs: tuple[int, int] | None = None) -> bool:
+    """Clone `src` to a new file `dest` where the file system can.
+    `devs`: the devices of `dest`'s dir and of `src`, when known."""
     try:
         import fcntl
     except ImportError:  # pragma: no cover - Windows
         return False
-    dev = os.stat(os.path.dirname(dest) or ".").st_dev
-    if (dev, os.stat(src).st_dev) in _no_reflink:
+    if devs is None:
+        devs = (os.stat(os.path.dirname(dest) or ".").st_dev, os.stat(src).st_dev)
+    if devs in _no_reflink:
         return False
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
     with file_util.open_regular(src) as fsrc:
@@ -445,7 +551,7 @@ def _reflink(src: str, dest: str) -> bool:
         except OSError:
             os.close(fd)
             os.unlink(dest)
-            _no_reflink.add((dev, os.fstat(fsrc.fileno()).st_dev))
+            _no_reflink.add(devs)
             return False
         os.close(fd)
     return True
