@@ -265,12 +265,12 @@ def _ingest(
             after = os.stat(src)
             if file_util.stat_key(st) != file_util.stat_key(after):
                 raise SourceChanged(src)
+            os.chmod(tmp, _READONLY)
+            os.utime(tmp, ns=(st.st_atime_ns, st.st_mtime_ns))
         else:
-            _write_new(tmp, data)
+            _write_new(tmp, data, st)
             if progress:
                 progress.add(len(data))
-        os.chmod(tmp, _READONLY)
-        os.utime(tmp, ns=(st.st_atime_ns, st.st_mtime_ns))
         dest = object_path(runs_home, digest)
         if os.path.dirname(dest) not in made:
             os.makedirs(os.path.dirname(dest), exist_ok=True)
@@ -281,7 +281,8 @@ def _ingest(
             _remove(tmp)
         else:
             os.replace(tmp, dest)
-            hash_cache.store(cache, os.stat(dest), digest)
+            # A new inode: recorded without a lookup.
+            hash_cache.record(cache, os.stat(dest), digest)
     except BaseException:
         _remove(tmp)
         raise
@@ -301,12 +302,15 @@ def _read_small(src: str, st: os.stat_result) -> bytes:
     return data
 
 
-def _write_new(path: str, data: bytes) -> None:
+def _write_new(path: str, data: bytes, st: os.stat_result) -> None:
+    """A new read-only file with `data` and the times of `st`."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
     try:
         view = memoryview(data)
         while view:
             view = view[os.write(fd, view) :]
+        os.fchmod(fd, _READONLY)
+        os.utime(fd, ns=(st.st_atime_ns, st.st_mtime_ns))
     finally:
         os.close(fd)
 
@@ -409,8 +413,7 @@ def _place_one(
         # placed file's: the same inode) so the next placement need not
         # read it again.
         st = os.stat(dest)
-        hash_cache.remember(dest, digest, st)
-        hash_cache.store(cache, st, digest)
+        hash_cache.record(cache, st, digest)
         return "hardlink", st
     file_util.copy_file(obj, dest)
     os.chmod(dest, _READONLY)
