@@ -166,17 +166,29 @@ def _report(
     for name, (wall, cpu) in rows.items():
         print(f"{name:32} {wall:7.2f} {cpu:7.2f}  {wall / cp:7.2f}")
     targets = [
-        ("first run / (cp -a + sha256sum)", rows["gage first run"][0] / (cp + sha), 1.5),
+        (
+            "first run / (cp -a + sha256sum)",
+            rows["gage first run"][0] / (cp + sha),
+            1.5,
+        ),
         ("repeat run / cp -a", rows["gage repeat run"][0] / cp, 0.5),
         ("--needed, s", rows["gage run --needed"][0], 0.3),
         ("repro --dry, s", rows["gage repro --dry"][0], 0.3),
     ]
     if dvc:
         targets.append(
-            ("first run / dvc add", rows["gage first run"][0] / rows["dvc add (first)"][0], 1.0)
+            (
+                "first run / dvc add",
+                rows["gage first run"][0] / rows["dvc add (first)"][0],
+                1.0,
+            )
         )
         targets.append(
-            ("--needed / dvc status", rows["gage run --needed"][0] / rows["dvc status"][0], 1.0)
+            (
+                "--needed / dvc status",
+                rows["gage run --needed"][0] / rows["dvc status"][0],
+                1.0,
+            )
         )
     for name, val, target in targets:
         mark = "ok" if val <= target else "MISSED"

@@ -436,11 +436,10 @@ def delete_run(run: Run) -> None:
     leaves only trash, which the next delete or new run removes
     (`clean_trash`). This is the one function that deletes runs.
     """
-    import secrets
 
     trash = run_meta.trash_dir(run.runs_home)
     clean_trash(run.runs_home)
-    token = secrets.token_hex(4)
+    token = os.urandom(4).hex()
     meta_dest = os.path.join(trash, f"{run.id}.{token}{META_SUFFIX}")
     _to_trash(run.meta_dir, meta_dest)
     fault_point("delete")

@@ -32,7 +32,7 @@ from ..store.run_meta import (
     write_timestamp,
 )
 from ..types import OpDef, Run, RunError, RunLockedError, VerifyError
-from ..util import file_util, run_exec
+from ..util import file_lock, file_util, run_exec
 from .run_stage import check_run_dirs
 from .run_summary import read_run_summary
 from .run_verify import digest_cache, file_digest, verify_files
@@ -57,13 +57,10 @@ def start_run(
     `on_start` is called once the run is verified, just before its
     command starts (the CLI names the run then).
     """
-    import filelock
-
     check_run_dirs(run, RunError)
-    lock = filelock.FileLock(run_meta.lock_path(run))
     try:
-        lock.acquire(timeout=0)
-    except filelock.Timeout:
+        lock = file_lock.try_lock(run_meta.lock_path(run))
+    except file_lock.Locked:
         raise RunLockedError(_locked_msg(run)) from None
     except PermissionError:
         raise RunError(
@@ -73,7 +70,7 @@ def start_run(
     try:
         return _start_locked(run, quiet, verify, on_start)
     finally:
-        lock.release()
+        file_lock.unlock(lock)
 
 
 def _locked_msg(run: Run) -> str:
