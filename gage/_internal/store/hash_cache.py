@@ -43,7 +43,7 @@ import sqlite3
 import stat as statlib
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Sequence
 
 from ..util import file_util
 from ..util.file_util import stat_key
@@ -221,7 +221,7 @@ def file_sha256(path: str, cache: HashCache | None = None) -> str:
 
 
 def file_digests(
-    files: list[tuple[str, os.stat_result | None]], cache: HashCache | None
+    files: Sequence[tuple[str, os.stat_result | None]], cache: HashCache | None
 ) -> list[str]:
     """sha256 of many files (path and stat, or None: not taken; links
     followed), in order. The cache's rows for them are read in a few

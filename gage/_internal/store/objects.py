@@ -36,7 +36,7 @@ import stat
 import sys
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Iterator
+from typing import Any, Callable, Iterator
 
 from ..util import file_util
 from . import hash_cache
@@ -316,16 +316,22 @@ def _write_new(path: str, data: bytes, st: os.stat_result) -> None:
 
 
 def _copy_hashing(src: str, dest: str, progress: Progress | None) -> str:
-    """Copy `src` to a new file `dest` and return its sha256: a reflink
-    then one read of the clone, else one pass that reads, hashes and
-    writes each block."""
+    """Copy `src` to a new file `dest` and return the sha256 of what was
+    written: a reflink, else a copy by the kernel (`copy_file_range`)
+    while this thread hashes each block of `dest` as soon as it is
+    written (so a copy costs about the larger of copying and hashing,
+    not their sum), else one pass that reads, hashes and writes each
+    block. The digest is always of `dest`'s bytes."""
     if _reflink(src, dest):
         with file_util.open_regular(dest) as f:
             return _hash_stream(f, None, progress)
     with file_util.open_regular(src) as f:
-        fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        fd = os.open(dest, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
         try:
-            return _hash_stream(f, fd, progress)
+            digest = _kernel_copy_hashing(f.fileno(), fd, progress)
+            if digest is None:
+                return _hash_stream(f, fd, progress)
+            return digest
         finally:
             os.close(fd)
 
@@ -347,6 +353,70 @@ def _hash_stream(f: object, fd: int | None, progress: Progress | None) -> str:
         if progress:
             progress.add(n)
     return h.hexdigest()
+
+
+def _kernel_copy_hashing(src: int, dest: int, progress: Progress | None) -> str | None:
+    """Copy `src` to the empty `dest` by `copy_file_range` in a second
+    thread while this one hashes `dest` up to what is copied; None
+    (nothing written) where the kernel cannot copy these files."""
+    copy_range = getattr(os, "copy_file_range", None)
+    if copy_range is None:
+        return None
+    try:
+        first = copy_range(src, dest, _BUF_SIZE)
+    except OSError:
+        return None
+    import threading
+
+    state = {"copied": first, "done": first == 0}
+    cond = threading.Condition()
+    failed: list[BaseException] = []
+
+    def copy() -> None:
+        try:
+            while n := copy_range(src, dest, _BUF_SIZE):
+                with cond:
+                    state["copied"] += n
+                    cond.notify()
+        except BaseException as e:
+            failed.append(e)
+        finally:
+            with cond:
+                state["done"] = True
+                cond.notify()
+
+    copier = threading.Thread(target=copy, name="gage-copy", daemon=True)
+    copier.start()
+    try:
+        digest = _hash_copied(dest, state, cond, progress)
+    finally:
+        copier.join()
+    if failed:
+        raise failed[0]
+    return digest
+
+
+def _hash_copied(
+    fd: int, state: dict[str, Any], cond: Any, progress: Progress | None
+) -> str:
+    h = hashlib.sha256()
+    buf = bytearray(_BUF_SIZE)
+    view = memoryview(buf)
+    hashed = 0
+    while True:
+        with cond:
+            while state["copied"] == hashed and not state["done"]:
+                cond.wait()
+            copied, done = state["copied"], state["done"]
+        if copied == hashed and done:
+            return h.hexdigest()
+        n = os.preadv(fd, [view[: min(_BUF_SIZE, copied - hashed)]], hashed)
+        if not n:
+            raise OSError(f"short read of a copy at {hashed}")
+        h.update(view[:n])
+        hashed += n
+        if progress:
+            progress.add(n)
 
 
 # ---------------------------------------------------------------------------

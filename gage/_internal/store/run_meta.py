@@ -952,7 +952,7 @@ def _json_append(val: Any, pad: str, out: list[str]) -> None:
 
 
 def _json_str(val: str) -> str:
-    return json.encoder.encode_basestring_ascii(val)  # type: ignore[attr-defined]
+    return json.encoder.encode_basestring_ascii(val)
 
 
 def _write(path: str, text: str, readonly: bool = False) -> None:
