@@ -202,6 +202,35 @@ class _Compiled:
     spec: pathspec.PathSpec
     matches: int = 0
 
+    def __post_init__(self) -> None:
+        self.match = _matcher(self.spec)
+
+
+def _matcher(spec: pathspec.PathSpec) -> Callable[[str], bool]:
+    """`spec.match_file` for a path relative to the walk's root (`/`
+    separators, no leading `/` or `./`: nothing to normalize), matched
+    with its patterns' regexes directly: what pathspec's default
+    backend does for regex patterns, without its per-call layers."""
+    try:
+        pats = [(p.regex, p.include) for p in spec.patterns if p.include is not None]
+        plain = all(
+            type(p).match_file is pathspec.RegexPattern.match_file
+            for p in spec.patterns
+        )
+    except AttributeError:
+        plain = False
+    if not plain or any(regex is None for regex, _ in pats):
+        return spec.match_file
+
+    def match(path: str) -> bool:
+        found = False
+        for regex, include in pats:
+            if regex.search(path) is not None:
+                found = include
+        return bool(found)
+
+    return match
+
 
 def select_files(
     src_dir: str,
@@ -217,7 +246,8 @@ def select_files(
     `known_text` gives the text verdict of a file by its stat when it is
     known (the digest cache), so the file is not read to check it;
     `prefetch`, when given, is told the (device, inode) of each dir's
-    files as the walk enters it, so it can look them up in one go.
+    files that an include rule's pattern matches as the walk enters it,
+    so it can look them up in one go.
     """
     compiled = [
         _Compiled(r, pathspec.PathSpec.from_lines("gitignore", [r.pattern]))
@@ -227,8 +257,16 @@ def select_files(
     file_rules = [c for c in compiled if c.rule.type != "dir"]
     sel = Selection([], [])
     real_root = os.path.realpath(src_dir)
+    includes = [c.match for c in file_rules if c.rule.include]
     walk = _walk(
-        src_dir, "", dir_rules, sel.skipped, real_root, frozenset(never), prefetch
+        src_dir,
+        "",
+        dir_rules,
+        sel.skipped,
+        real_root,
+        frozenset(never),
+        prefetch,
+        lambda path: any(match(path) for match in includes),
     )
     kept = [0]
     for relpath, entry, kind in walk:
@@ -245,6 +283,7 @@ def _walk(
     real_root: str,
     never: frozenset[str],
     prefetch: Prefetch | None = None,
+    wanted: Callable[[str], bool] = lambda path: True,
 ) -> Iterator[tuple[str, os.DirEntry[str], str]]:
     """Files under `root/reldir` in path order, pruned by `dir_rules`.
 
@@ -252,7 +291,7 @@ def _walk(
     """
     top = _entries(root, reldir, skipped)
     if prefetch and top:
-        _prefetch(prefetch, os.stat(root).st_dev, top)
+        _prefetch(prefetch, os.stat(root).st_dev, reldir, top, wanted)
     stack = [(reldir, iter(top or []))]
     while stack:
         parent, entries = stack[-1]
@@ -287,7 +326,7 @@ def _walk(
                 sub = _entries(root, relpath, skipped)
                 if sub is not None:
                     if prefetch:
-                        _prefetch(prefetch, entry.stat().st_dev, sub)
+                        _prefetch(prefetch, entry.stat().st_dev, relpath, sub, wanted)
                     stack.append((relpath, iter(sub)))
         elif stat.S_ISREG(mode):
             yield relpath, entry, "file"
@@ -307,11 +346,19 @@ def _entry_mode(entry: os.DirEntry[str], is_link: bool) -> int:
     return entry.stat(follow_symlinks=False).st_mode
 
 
-def _prefetch(prefetch: Prefetch, dev: int, entries: list[os.DirEntry[str]]) -> None:
+def _prefetch(
+    prefetch: Prefetch,
+    dev: int,
+    reldir: str,
+    entries: list[os.DirEntry[str]],
+    wanted: Callable[[str], bool],
+) -> None:
+    """Prefetch the dir's files that an include rule could select."""
     keys = []
     for e in entries:
         try:
-            if e.is_file(follow_symlinks=False):
+            path = reldir + "/" + e.name if reldir else e.name
+            if e.is_file(follow_symlinks=False) and wanted(path):
                 keys.append((dev, e.inode()))
         except OSError:
             pass
@@ -350,7 +397,7 @@ def _link_problem(path: str, st: os.stat_result, real_root: str) -> str | None:
 def _dir_rule(relpath: str, path: str, dir_rules: list[_Compiled]) -> SourceRule | None:
     candidate = relpath + "/"
     for c in reversed(dir_rules):
-        if not c.spec.match_file(candidate):
+        if not c.match(candidate):
             continue
         r = c.rule
         if r.sentinel and not os.path.exists(os.path.join(path, r.sentinel)):
@@ -372,7 +419,7 @@ def _select_file(
     data: bytes | None = None
     text: bool | None = None
     for c in reversed(file_rules):
-        if not c.spec.match_file(relpath):
+        if not c.match(relpath):
             continue
         r = c.rule
         size = entry.stat().st_size
