@@ -18,7 +18,8 @@ Targets: first <= 1.5 x (cp -a + sha256sum); repeat <= 0.5 x cp -a;
 
 Usage: .venv/bin/python bench/bench_dataset.py [FILES] [ROUNDS]
 (GAGE_BENCH_PYTHONPATH=DIR benches the gage package under DIR instead,
-e.g. an older commit's tree, for before/after figures.)
+e.g. an older commit's tree, for before/after figures;
+GAGE_BENCH_NO_PEERS=1 leaves DVC out.)
 """
 
 from __future__ import annotations
@@ -77,7 +78,7 @@ def _bench(tmp: str, n: int, rounds: int) -> int:
         rounds, lambda i: _timed(["sh", "-c", _SHA_ALL], project)
     )
     gage_rows(tmp, project, rounds, rows)
-    dvc = _dvc_bin()
+    dvc = "" if os.environ.get("GAGE_BENCH_NO_PEERS") else _dvc_bin()
     if dvc:
         dvc_rows(tmp, imgs, dvc, rounds, rows)
     _report(n, rounds, rows, bool(dvc))
