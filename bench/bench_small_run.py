@@ -19,7 +19,6 @@ Usage: .venv/bin/python bench/bench_small_run.py [ROUNDS]
 
 from __future__ import annotations
 
-import hashlib
 import os
 import resource
 import shutil
