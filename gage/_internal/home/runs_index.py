@@ -39,6 +39,7 @@ from typing import Any, NamedTuple
 from ..store import run_meta
 from ..store.run_meta import META_SUFFIX
 from ..types import Run
+from .progress import counted
 
 __all__ = [
     "Entry",
@@ -392,7 +393,7 @@ def _sync(db: Any, home: str) -> None:
     if relisted:
         names = _list_run_dirs(home)
         known = {r[0] for r in db.execute("SELECT dir FROM runs")}
-        rows.extend(_read_row(home, d) for d in names - known)
+        rows.extend(_read_rows(home, sorted(names - known)))
         gone.extend(known - names)
     for dir, mtime in db.execute("SELECT dir, mtime FROM runs WHERE final = 0"):
         if dir in gone:
@@ -417,6 +418,12 @@ def _sync(db: Any, home: str) -> None:
     except BaseException:
         db.execute("ROLLBACK")
         raise
+
+
+def _read_rows(home: str, dirs: list[str]) -> list[tuple[Any, ...]]:
+    """Rows of runs read from meta, counted on a terminal (a first
+    listing of many runs builds the index)."""
+    return [_read_row(home, d) for d in counted("Indexing runs", dirs)]
 
 
 def _home_stamp(home: str) -> str:
