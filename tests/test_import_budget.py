@@ -22,6 +22,7 @@ NEVER_ON_RUN = {
     "logging",
     "pprint",  # rules are logged without it
     "secrets",  # run ids from os.urandom
+    "shutil",  # help width from os.get_terminal_size; big copies only
     "tempfile",
     "uuid",
     "asyncio",

@@ -6,7 +6,6 @@ import errno
 import hashlib
 import os
 import re
-import shutil
 import stat
 import sys
 from typing import IO, Any, Iterator
@@ -176,6 +175,8 @@ def copy_file(
         raise FileExistsError(errno.EEXIST, "file exists", dest)
     if st.st_dev in _no_reflink or not _try_reflink(src, dest):
         _no_reflink.add(st.st_dev)
+        import shutil  # only here: a simple run need not import it
+
         shutil.copyfile(src, dest)
     os.chmod(dest, mode)
     os.utime(dest, ns=times)
