@@ -145,6 +145,18 @@ def runs_home(
 # List and select
 
 
+# An id or name prefix as index ranges (substr keeps the answer exact).
+_PREFIX = (
+    "(id >= ? AND id < ? AND substr(id, 1, ?) = ?)"
+    " OR (name >= ? AND name < ? AND substr(name, 1, ?) = ?)"
+)
+
+
+def _prefix_params(spec: str) -> tuple[Any, ...]:
+    upper = spec + "\U0010ffff"
+    return (spec, upper, len(spec), spec) * 2
+
+
 def select_run(
     home: str, spec: str | None = None, status: str | None = None, what: str = "run"
 ) -> Run:
@@ -177,10 +189,7 @@ def select_run(
         candidates = runs_index.entries(home, "op = ?", (spec,))
         by_op = bool(candidates)
     if not candidates and spec:
-        n = len(spec)
-        candidates = runs_index.entries(
-            home, "substr(id, 1, ?) = ? OR substr(name, 1, ?) = ?", (n, spec, n, spec)
-        )
+        candidates = runs_index.entries(home, _PREFIX, _prefix_params(spec))
     if not candidates:
         if index is not None:
             raise RunSelectError(_index_msg(home, index), spec=spec)

@@ -352,6 +352,9 @@ _DDL = (
     # (input_key, op): find_run's "no key recorded, same op" is a seek
     # too, not a scan of every run staged before keys were recorded.
     "CREATE INDEX runs_key ON runs (input_key, op)",
+    # A run by id, name or their prefix (select_run) is a seek.
+    "CREATE INDEX runs_id ON runs (id)",
+    "CREATE INDEX runs_name ON runs (name)",
     "CREATE TABLE home (stamp TEXT)",
 )
 
