@@ -30,16 +30,15 @@ object that no run links (link count 1) can be removed (`prune`).
 from __future__ import annotations
 
 import errno
-import hashlib
 import os
 import stat
-import sys
 import time
-from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator
+from dataclasses import dataclass
+from typing import Iterator
 
 from ..util import file_util
-from . import hash_cache
+from . import copy_hash, hash_cache
+from .progress import Progress, format_size, terminal_progress
 from .run_meta import object_path, objects_dir, objects_tmp_dir
 
 __all__ = [
@@ -54,6 +53,7 @@ __all__ = [
     "place_object",
     "place_source",
     "source_object_stats",
+    "terminal_progress",
     "prune",
 ]
 
@@ -65,72 +65,6 @@ _READONLY = 0o444
 
 class SourceChanged(Exception):
     """A file changed while it was added to the cache."""
-
-
-# ---------------------------------------------------------------------------
-# Progress
-
-
-@dataclass
-class Progress:
-    """Progress of reading files (bytes, files, rate) on stderr.
-
-    Shown only when `enabled` (stderr is a terminal and not quiet) and
-    the work has taken more than `delay` seconds; one line redrawn in
-    place, ended when `done`.
-    """
-
-    what: str
-    enabled: bool = False
-    delay: float = 1.0
-    start: float = field(default_factory=time.monotonic)
-    nbytes: int = 0
-    files: int = 0
-    shown: float = 0.0
-
-    def add(self, nbytes: int = 0, files: int = 0) -> None:
-        self.nbytes += nbytes
-        self.files += files
-        if not self.enabled:
-            return
-        now = time.monotonic()
-        if now - self.start >= self.delay and now - self.shown >= 0.2:
-            self._show(now, "\r")
-
-    def done(self) -> None:
-        if self.shown:
-            self._show(time.monotonic(), "\r")
-            sys.stderr.write("\n")
-            sys.stderr.flush()
-
-    def _show(self, now: float, lead: str) -> None:
-        self.shown = now
-        rate = self.nbytes / max(now - self.start, 1e-6)
-        files = f"{self.files} file{'' if self.files == 1 else 's'}"
-        size = format_size(self.nbytes)
-        sys.stderr.write(f"{lead}{self.what}: {size}, {files}, {format_size(rate)}/s  ")
-        sys.stderr.flush()
-
-
-def terminal_progress(what: str, quiet: bool = False) -> Progress:
-    """Progress shown on stderr when it is a terminal and not `quiet`."""
-    return Progress(what, enabled=not quiet and _isatty())
-
-
-def _isatty() -> bool:
-    try:
-        return sys.stderr.isatty()
-    except (AttributeError, ValueError):
-        return False
-
-
-def format_size(n: float) -> str:
-    """A size for people: `512 B`, `1.5 MiB`."""
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if n < 1024 or unit == "GiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    raise AssertionError
 
 
 # ---------------------------------------------------------------------------
@@ -324,99 +258,16 @@ def _copy_hashing(src: str, dest: str, progress: Progress | None) -> str:
     block. The digest is always of `dest`'s bytes."""
     if _reflink(src, dest):
         with file_util.open_regular(dest) as f:
-            return _hash_stream(f, None, progress)
+            return copy_hash.hash_stream(f, None, progress)
     with file_util.open_regular(src) as f:
         fd = os.open(dest, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
         try:
-            digest = _kernel_copy_hashing(f.fileno(), fd, progress)
+            digest = copy_hash.kernel_copy_hashing(f.fileno(), fd, progress)
             if digest is None:
-                return _hash_stream(f, fd, progress)
+                return copy_hash.hash_stream(f, fd, progress)
             return digest
         finally:
             os.close(fd)
-
-
-def _hash_stream(f: object, fd: int | None, progress: Progress | None) -> str:
-    h = hashlib.sha256()
-    buf = bytearray(_BUF_SIZE)
-    view = memoryview(buf)
-    readinto: Callable[[memoryview], int] = f.readinto  # type: ignore[attr-defined]
-    while True:
-        n = readinto(view)
-        if not n:
-            break
-        chunk = view[:n]
-        h.update(chunk)
-        if fd is not None:
-            while chunk:
-                chunk = chunk[os.write(fd, chunk) :]
-        if progress:
-            progress.add(n)
-    return h.hexdigest()
-
-
-def _kernel_copy_hashing(src: int, dest: int, progress: Progress | None) -> str | None:
-    """Copy `src` to the empty `dest` by `copy_file_range` in a second
-    thread while this one hashes `dest` up to what is copied; None
-    (nothing written) where the kernel cannot copy these files."""
-    copy_range = getattr(os, "copy_file_range", None)
-    if copy_range is None:
-        return None
-    try:
-        first = copy_range(src, dest, _BUF_SIZE)
-    except OSError:
-        return None
-    import threading
-
-    state = {"copied": first, "done": first == 0}
-    cond = threading.Condition()
-    failed: list[BaseException] = []
-
-    def copy() -> None:
-        try:
-            while n := copy_range(src, dest, _BUF_SIZE):
-                with cond:
-                    state["copied"] += n
-                    cond.notify()
-        except BaseException as e:
-            failed.append(e)
-        finally:
-            with cond:
-                state["done"] = True
-                cond.notify()
-
-    copier = threading.Thread(target=copy, name="gage-copy", daemon=True)
-    copier.start()
-    try:
-        digest = _hash_copied(dest, state, cond, progress)
-    finally:
-        copier.join()
-    if failed:
-        raise failed[0]
-    return digest
-
-
-def _hash_copied(
-    fd: int, state: dict[str, Any], cond: Any, progress: Progress | None
-) -> str:
-    h = hashlib.sha256()
-    buf = bytearray(_BUF_SIZE)
-    view = memoryview(buf)
-    hashed = 0
-    while True:
-        with cond:
-            while state["copied"] == hashed and not state["done"]:
-                cond.wait()
-            copied, done = state["copied"], state["done"]
-        if copied == hashed and done:
-            return h.hexdigest()
-        n = os.preadv(fd, [view[: min(_BUF_SIZE, copied - hashed)]], hashed)
-        if not n:
-            raise OSError(f"short read of a copy at {hashed}")
-        h.update(view[:n])
-        hashed += n
-        if progress:
-            progress.add(n)
 
 
 # ---------------------------------------------------------------------------
