@@ -248,3 +248,59 @@ def test_manifest_digest_is_of_the_file_after_an_in_place_change(tmp_path):
     run_util.finalize_staged_run(run)
     [entry] = run_meta.read_manifest(run)
     assert entry.sha256 == hashlib.sha256(b"lr = 0.2\n").hexdigest()
+
+
+def test_matcher_same_as_pathspec():
+    """The walk matches with the patterns' regexes directly: the same
+    answers as pathspec's match_file for walk paths."""
+    import pathspec
+
+    from gage._internal.project.file_select import _matcher
+
+    pats = [
+        "*.py",
+        "**/*",
+        "**/.*",
+        "train.py",
+        "/a/b",
+        "a/",
+        "**/x/**",
+        "!foo",
+        "data/**/*.bin",
+        "[ab]*.c",
+        "a?b",
+        "\\#x",
+        "**/",
+        "b/**",
+    ]
+    paths = [
+        "a.py",
+        "x/a.py",
+        "train.py",
+        "x/train.py",
+        "a/b",
+        "a/b/c",
+        "a/",
+        "a",
+        "x/y/z.bin",
+        "data/q/r.bin",
+        "data/r.bin",
+        ".git/",
+        ".hidden",
+        "x/.h/y",
+        "foo",
+        "bc.c",
+        "a.c",
+        "aXb",
+        "#x",
+        "b/c",
+        "b/",
+        "x/",
+        "c/x/d",
+    ]
+    for pat in pats:
+        spec = pathspec.PathSpec.from_lines("gitignore", [pat])
+        match = _matcher(spec)
+        assert match is not spec.match_file
+        for path in paths:
+            assert match(path) == spec.match_file(path), (pat, path)

@@ -7,7 +7,6 @@ import sys
 from typing import Any
 
 from . import common
-from . import table as cli_table
 
 
 def add_args(p: argparse.ArgumentParser) -> None:
@@ -124,6 +123,8 @@ def _preview(opdef, names: list[str], configs: list[dict], drawn: bool) -> int:
         [str(i)] + [_fmt(config.get(n), drawn) for n in names]
         for i, config in enumerate(configs, 1)
     ]
+    from . import table as cli_table
+
     cli_table.print_table(["#"] + names, rows, indent="  ")
     print("Nothing staged (preview).")
     return 0
@@ -209,6 +210,8 @@ def _stage_and_run(
     rows.sort(key=lambda r: int(r[0]))
     print()
     head, body = _with_metrics(known, rows)
+    from . import table as cli_table
+
     cli_table.print_table(head, body)
     if codes is None:
         return _interrupted(batch_id, [run for _i, run, _c in staged])

@@ -58,6 +58,18 @@ class HelpFormatter(argparse.HelpFormatter):
     (`-b, --batch-file FILE`), as Python 3.13 writes it; 3.10-3.12 wrote
     `-b FILE, --batch-file FILE`."""
 
+    def __init__(
+        self,
+        prog: str,
+        indent_increment: int = 2,
+        max_help_position: int = 24,
+        width: int | None = None,
+    ) -> None:
+        # The width argparse would take from shutil, without importing
+        # it: every parser builds a formatter, `gage --help` included.
+        width = _terminal_columns() - 2 if width is None else width
+        super().__init__(prog, indent_increment, max_help_position, width)
+
     def _format_action_invocation(self, action: argparse.Action) -> str:
         if not action.option_strings or action.nargs == 0:
             return super()._format_action_invocation(action)
@@ -65,6 +77,21 @@ class HelpFormatter(argparse.HelpFormatter):
         return (
             ", ".join(action.option_strings) + " " + self._format_args(action, default)
         )
+
+
+def _terminal_columns() -> int:
+    """`shutil.get_terminal_size().columns`: $COLUMNS, else stdout's
+    terminal, else 80."""
+    try:
+        columns = int(os.environ.get("COLUMNS", "0"))
+    except ValueError:
+        columns = 0
+    if columns <= 0:
+        try:
+            columns = os.get_terminal_size(sys.__stdout__.fileno()).columns  # type: ignore[union-attr]
+        except (AttributeError, ValueError, OSError):
+            columns = 0
+    return columns or 80
 
 
 class RawHelpFormatter(HelpFormatter, argparse.RawDescriptionHelpFormatter):

@@ -188,7 +188,7 @@ def _parser(verb: str | None = None) -> argparse.ArgumentParser:
     sub = p.add_subparsers(title="commands", metavar="COMMAND")
     for name, (help, add) in _VERBS.items():
         if name != verb:
-            sub.add_parser(name, help=help)
+            sub.add_parser(name, help=help, formatter_class=common.HelpFormatter)
         elif callable(add):
             add(sub, name, help)
         else:

@@ -7,7 +7,6 @@ import argparse
 from typing import Any
 
 from . import common
-from . import table as cli_table
 
 
 def add_args(p: argparse.ArgumentParser) -> None:
@@ -85,6 +84,8 @@ def run(args, gf, home: str, opdef, axes: dict, base: dict, defaults: dict) -> i
         engine.close()
     print()
     rows.sort(key=lambda r: int(r[0]))
+    from . import table as cli_table
+
     cli_table.print_table(("trial", "run", "result", spec.objective, "params"), rows)
     if not best:
         return common.error(

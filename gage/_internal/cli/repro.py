@@ -6,7 +6,6 @@ import argparse
 import sys
 
 from . import common
-from . import table as cli_table
 
 _HELP = """\
 Bring OP and every op upstream of it up to date, in dependency order
@@ -230,4 +229,6 @@ def _summary(results, ops: list[str]) -> None:
         rows.append((op, status, run, secs))
     sys.stdout.flush()
     print()
+    from . import table as cli_table
+
     cli_table.print_table(("op", "result", "run", "time"), rows)

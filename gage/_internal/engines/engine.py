@@ -31,17 +31,19 @@ run's output goes straight to gage's stdout and stderr.
 
 from __future__ import annotations
 
-import concurrent.futures
 import os
 import signal
 import subprocess
 import sys
 import threading
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ..project import gagefile
 from ..types import GageError, Run
 from ..util import console, run_exec
+
+if TYPE_CHECKING:
+    import concurrent.futures
 
 __all__ = [
     "ENGINES",
@@ -156,6 +158,10 @@ class LocalEngine:
         self.prefix = jobs > 1 if prefix is None else prefix
         show = jobs > 1 and console.isatty(sys.stderr) if progress is None else progress
         self.console = console.RunsConsole(show)
+        # Imported here: `gage run` of one run in its own process needs
+        # no pool (engine_settings is all it uses of this module).
+        import concurrent.futures
+
         self._pool = concurrent.futures.ThreadPoolExecutor(
             max_workers=jobs, thread_name_prefix="gage-run"
         )
@@ -189,6 +195,8 @@ class LocalEngine:
                 p.wait(_TERM_WAIT)
             except subprocess.TimeoutExpired:
                 run_exec.killpg(p.pid, signal.SIGKILL)
+        import concurrent.futures
+
         concurrent.futures.wait(self._futures, timeout=_TERM_WAIT)
 
     def close(self) -> None:

@@ -149,6 +149,18 @@ def runs_home(
 # List and select
 
 
+# An id or name prefix as index ranges (substr keeps the answer exact).
+_PREFIX = (
+    "(id >= ? AND id < ? AND substr(id, 1, ?) = ?)"
+    " OR (name >= ? AND name < ? AND substr(name, 1, ?) = ?)"
+)
+
+
+def _prefix_params(spec: str) -> tuple[Any, ...]:
+    upper = spec + "\U0010ffff"
+    return (spec, upper, len(spec), spec) * 2
+
+
 def select_run(
     home: str, spec: str | None = None, status: str | None = None, what: str = "run"
 ) -> Run:
@@ -232,10 +244,7 @@ def _candidates(home: str, spec: str) -> tuple[list[runs_index.Entry], bool, boo
     found = runs_index.entries(home, "op = ?", (spec,))
     if found:
         return found, False, True
-    n = len(spec)
-    found = runs_index.entries(
-        home, "substr(id, 1, ?) = ? OR substr(name, 1, ?) = ?", (n, spec, n, spec)
-    )
+    found = runs_index.entries(home, _PREFIX, _prefix_params(spec))
     return found, False, False
 
 
@@ -448,11 +457,10 @@ def deleted_run(run: Run) -> bool:
     (`clean_trash`). This is the one function that deletes runs. False
     when another process deleted the run first (nothing to count).
     """
-    import secrets
 
     trash = run_meta.trash_dir(run.runs_home)
     clean_trash(run.runs_home)
-    token = secrets.token_hex(4)
+    token = os.urandom(4).hex()
     meta_dest = os.path.join(trash, f"{run.id}.{token}{META_SUFFIX}")
     moved = _to_trash(run.meta_dir, meta_dest)
     fault_point("delete")

@@ -43,6 +43,7 @@ from .index_rows import STATES as STATES
 from .index_rows import Entry as Entry
 from .index_rows import meta_state as meta_state
 from .index_rows import read_entry as read_entry
+from .progress import counted
 
 __all__ = [
     "Entry",
@@ -330,6 +331,9 @@ _DDL = (
     # (input_key, op): find_run's "no key recorded, same op" is a seek
     # too, not a scan of every run staged before keys were recorded.
     "CREATE INDEX runs_key ON runs (input_key, op)",
+    # A run by id, name or their prefix (select_run) is a seek.
+    "CREATE INDEX runs_id ON runs (id)",
+    "CREATE INDEX runs_name ON runs (name)",
     "CREATE TABLE home (stamp TEXT)",
 )
 
@@ -374,7 +378,7 @@ def _sync(db: Any, home: str) -> None:
     if relisted:
         names = _list_run_dirs(home)
         known = {r[0] for r in db.execute("SELECT dir FROM runs")}
-        rows.extend(read_row(home, d) for d in names - known)
+        rows.extend(_read_rows(home, sorted(names - known)))
         gone.extend(known - names)
     for dir, mtime in db.execute("SELECT dir, mtime FROM runs WHERE final = 0"):
         if dir in gone:
@@ -405,6 +409,12 @@ def _rollback(db: Any) -> None:
     # sqlite ends a transaction itself on some errors (a full disk).
     if db.in_transaction:
         db.execute("ROLLBACK")
+
+
+def _read_rows(home: str, dirs: list[str]) -> list[tuple[Any, ...]]:
+    """Rows of runs read from meta, counted on a terminal (a first
+    listing of many runs builds the index)."""
+    return [read_row(home, d) for d in counted("Indexing runs", dirs)]
 
 
 def _home_stamp(home: str) -> str:

@@ -10,8 +10,6 @@
 from __future__ import annotations
 
 import os
-import pprint
-import secrets
 import stat
 import threading
 import time
@@ -109,7 +107,7 @@ def _new_run_id() -> str:
     with _id_lock:
         us = max(time.time_ns() // 1000, _last_us + 1)
         _last_us = us
-    return f"{secrets.token_hex(9)}{us:014x}"
+    return f"{os.urandom(9).hex()}{us:014x}"
 
 
 _CONSONANTS = "bdfgklmnprstvz"
@@ -332,6 +330,16 @@ def _incl(rule: str) -> bool:
 
 
 def _pformat(val: list[str]) -> str:
+    """`pprint.pformat(val, width=72)`, without importing pprint for the
+    usual rules (each fits on a line)."""
+    whole = repr(val)
+    if len(whole) <= 72:
+        return whole
+    items = [repr(v) for v in val]
+    if all(len(item) <= 69 for item in items):
+        return "[" + ",\n ".join(items) + "]"
+    import pprint
+
     return pprint.pformat(val, width=72)
 
 

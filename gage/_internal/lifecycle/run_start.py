@@ -32,7 +32,7 @@ from ..store.run_meta import (
     write_timestamp,
 )
 from ..types import OpDef, Run, RunError, RunLockedError, VerifyError
-from ..util import file_util, run_exec
+from ..util import file_lock, file_util, run_exec
 from ..util.console import terminal_progress
 from . import provenance
 from .run_stage import check_run_dirs
@@ -62,14 +62,11 @@ def start_run(
     command starts (the CLI names the run then); `warn` with a line when
     the run's output was cut (a full disk).
     """
-    import filelock
-
     fault_point("starting")
     check_run_dirs(run, RunError)
-    lock = filelock.FileLock(run_meta.lock_path(run))
     try:
-        lock.acquire(timeout=0)
-    except filelock.Timeout:
+        lock = file_lock.try_lock(run_meta.lock_path(run))
+    except file_lock.Locked:
         raise RunLockedError(_locked_msg(run)) from None
     except PermissionError:
         raise RunError(
@@ -79,7 +76,7 @@ def start_run(
     try:
         return _start_locked(run, quiet, verify, on_start, warn)
     finally:
-        lock.release()
+        file_lock.unlock(lock)
 
 
 def _locked_msg(run: Run) -> str:

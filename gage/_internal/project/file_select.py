@@ -205,6 +205,35 @@ class _Compiled:
     spec: pathspec.PathSpec
     matches: int = 0
 
+    def __post_init__(self) -> None:
+        self.match = _matcher(self.spec)
+
+
+def _matcher(spec: pathspec.PathSpec) -> Callable[[str], bool]:
+    """`spec.match_file` for a path relative to the walk's root (`/`
+    separators, no leading `/` or `./`: nothing to normalize), matched
+    with its patterns' regexes directly: what pathspec's default
+    backend does for regex patterns, without its per-call layers."""
+    try:
+        pats = [(p.regex, p.include) for p in spec.patterns if p.include is not None]
+        plain = all(
+            type(p).match_file is pathspec.RegexPattern.match_file
+            for p in spec.patterns
+        )
+    except AttributeError:
+        plain = False
+    if not plain or any(regex is None for regex, _ in pats):
+        return spec.match_file
+
+    def match(path: str) -> bool:
+        found = False
+        for regex, include in pats:
+            if regex.search(path) is not None:
+                found = include
+        return bool(found)
+
+    return match
+
 
 def select_files(
     src_dir: str,
@@ -220,7 +249,8 @@ def select_files(
     `known_text` gives the text verdict of a file by its stat when it is
     known (the digest cache), so the file is not read to check it;
     `prefetch`, when given, is told the (device, inode) of each dir's
-    files as the walk enters it, so it can look them up in one go.
+    files that an include rule's pattern matches as the walk enters it,
+    so it can look them up in one go.
     """
     compiled = [
         _Compiled(r, pathspec.PathSpec.from_lines("gitignore", [r.pattern]))
@@ -230,8 +260,16 @@ def select_files(
     file_rules = [c for c in compiled if c.rule.type != "dir"]
     sel = Selection([], [])
     real_root = os.path.realpath(src_dir)
+    includes = [c.match for c in file_rules if c.rule.include]
     walk = _walk(
-        src_dir, "", dir_rules, sel.skipped, real_root, frozenset(never), prefetch
+        src_dir,
+        "",
+        dir_rules,
+        sel.skipped,
+        real_root,
+        frozenset(never),
+        prefetch,
+        lambda path: any(match(path) for match in includes),
     )
     kept = [0]
     for relpath, entry, kind in walk:
@@ -277,6 +315,7 @@ def _walk(
     real_root: str,
     never: frozenset[str],
     prefetch: Prefetch | None = None,
+    wanted: Callable[[str], bool] = lambda path: True,
 ) -> Iterator[tuple[str, os.DirEntry[str], str]]:
     """Files under `root/reldir`, pruned by `dir_rules`, level by level:
     the top level first, then each dir's files before deeper ones, so a
@@ -286,7 +325,7 @@ def _walk(
     """
     top = _entries(root, reldir, skipped)
     if prefetch and top:
-        _prefetch(prefetch, os.stat(root).st_dev, top)
+        _prefetch(prefetch, os.stat(root).st_dev, reldir, top, wanted)
     queue = collections.deque([(reldir, iter(top or []))])
     while queue:
         parent, entries = queue[0]
@@ -298,18 +337,19 @@ def _walk(
         is_link = False
         try:
             is_link = entry.is_symlink()
-            st = entry.stat(follow_symlinks=True)
+            # The entry's type, no stat, unless it is a link.
+            mode = _entry_mode(entry, is_link)
         except OSError as e:
             reason = "symlink" if is_link else "unreadable"
             detail = "broken link" if is_link else _err(e)
             skipped.append(Skipped(relpath, reason, detail=detail))
             continue
         if is_link:
-            problem = _link_problem(entry.path, st, real_root)
+            problem = _link_problem(entry.path, entry.stat(), real_root)
             if problem:
                 skipped.append(Skipped(relpath, "symlink", detail=problem))
                 continue
-        if stat.S_ISDIR(st.st_mode):
+        if stat.S_ISDIR(mode):
             if relpath in never:
                 skipped.append(Skipped(relpath + "/", "runs", detail="runs home"))
                 continue
@@ -320,19 +360,39 @@ def _walk(
                 sub = _entries(root, relpath, skipped)
                 if sub is not None:
                     if prefetch:
-                        _prefetch(prefetch, st.st_dev, sub)
+                        _prefetch(prefetch, entry.stat().st_dev, relpath, sub, wanted)
                     queue.append((relpath, iter(sub)))
-        elif stat.S_ISREG(st.st_mode):
+        elif stat.S_ISREG(mode):
             yield relpath, entry, "file"
         else:
             skipped.append(Skipped(relpath, "special", detail="not a regular file"))
 
 
-def _prefetch(prefetch: Prefetch, dev: int, entries: list[os.DirEntry[str]]) -> None:
+def _entry_mode(entry: os.DirEntry[str], is_link: bool) -> int:
+    """The file type bits of an entry (a link followed): from the dir
+    listing (no stat) for anything but a link."""
+    if is_link:
+        return entry.stat().st_mode
+    if entry.is_dir(follow_symlinks=False):
+        return stat.S_IFDIR
+    if entry.is_file(follow_symlinks=False):
+        return stat.S_IFREG
+    return entry.stat(follow_symlinks=False).st_mode
+
+
+def _prefetch(
+    prefetch: Prefetch,
+    dev: int,
+    reldir: str,
+    entries: list[os.DirEntry[str]],
+    wanted: Callable[[str], bool],
+) -> None:
+    """Prefetch the dir's files that an include rule could select."""
     keys = []
     for e in entries:
         try:
-            if e.is_file(follow_symlinks=False):
+            path = reldir + "/" + e.name if reldir else e.name
+            if e.is_file(follow_symlinks=False) and wanted(path):
                 keys.append((dev, e.inode()))
         except OSError:
             pass
@@ -371,7 +431,7 @@ def _link_problem(path: str, st: os.stat_result, real_root: str) -> str | None:
 def _dir_rule(relpath: str, path: str, dir_rules: list[_Compiled]) -> SourceRule | None:
     candidate = relpath + "/"
     for c in reversed(dir_rules):
-        if not c.spec.match_file(candidate):
+        if not c.match(candidate):
             continue
         r = c.rule
         if r.sentinel and not os.path.exists(os.path.join(path, r.sentinel)):
@@ -393,7 +453,7 @@ def _select_file(
     data: bytes | None = None
     text: bool | None = None
     for c in reversed(file_rules):
-        if not c.spec.match_file(relpath):
+        if not c.match(relpath):
             continue
         r = c.rule
         size = entry.stat().st_size

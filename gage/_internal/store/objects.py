@@ -30,16 +30,15 @@ object that no run links (link count 1) can be removed (`prune`).
 from __future__ import annotations
 
 import errno
-import hashlib
 import os
 import stat
 import time
 from dataclasses import dataclass
-from typing import Callable, Iterator
+from typing import Iterator
 
 from ..util import file_util
 from ..util.console import Progress
-from . import hash_cache, pins
+from . import copy_hash, hash_cache, pins
 from .run_meta import object_path, objects_dir, objects_tmp_dir
 
 __all__ = [
@@ -83,12 +82,7 @@ def add_file(
     stat is what gage recorded. Otherwise `src` is read once, into a new
     object. Raises SourceChanged when `src` changed while it was read.
     """
-    digest = hash_cache.lookup(cache, st)
-    if digest is not None and _object_ok(runs_home, digest, cache):
-        if progress:
-            progress.add(files=1)
-        return digest
-    return _ingest(runs_home, src, st, cache, progress)
+    return add_files(runs_home, [(src, st)], cache, progress)[0]
 
 
 def has_object(runs_home: str, digest: str, cache: hash_cache.HashCache) -> bool:
@@ -97,16 +91,63 @@ def has_object(runs_home: str, digest: str, cache: hash_cache.HashCache) -> bool
     return _object_ok(runs_home, digest, cache)
 
 
-def _object_ok(runs_home: str, digest: str, cache: hash_cache.HashCache) -> bool:
+def add_files(
+    runs_home: str,
+    files: list[tuple[str, os.stat_result]],
+    cache: hash_cache.HashCache,
+    progress: Progress | None = None,
+) -> list[str]:
+    """`add_file` for many files (path, stat), in order: the digest
+    cache's rows for the files and their objects are read in a few
+    queries, and each directory is made once."""
+    hash_cache.prefetch(cache, [(st.st_dev, st.st_ino) for _src, st in files])
+    known = [hash_cache.lookup(cache, st) for _src, st in files]
+    objs = _object_stats(runs_home, {d for d in known if d}, cache)
+    made: set[str] = set()
+    digests = []
+    for (src, st), digest in zip(files, known):
+        if digest is not None and _object_ok(
+            runs_home, digest, cache, objs.pop(digest, None)
+        ):
+            if progress:
+                progress.add(files=1)
+        else:
+            digest = _ingest(runs_home, src, st, cache, progress, made)
+        digests.append(digest)
+    return digests
+
+
+def _object_stats(
+    runs_home: str, digests: set[str], cache: hash_cache.HashCache
+) -> dict[str, os.stat_result | None]:
+    """The stat of each object in `digests` (None: no object), with the
+    digest cache's rows for them read in a few queries."""
+    found: dict[str, os.stat_result | None] = {}
+    for digest in digests:
+        try:
+            found[digest] = os.lstat(object_path(runs_home, digest))
+        except FileNotFoundError:
+            found[digest] = None
+    sts = [st for st in found.values() if st is not None]
+    hash_cache.prefetch(cache, [(st.st_dev, st.st_ino) for st in sts])
+    return found
+
+
+def _object_ok(
+    runs_home: str,
+    digest: str,
+    cache: hash_cache.HashCache,
+    known: os.stat_result | None = None,
+) -> bool:
     """True when the object for `digest` exists with that content.
 
     An object whose stat is not what gage recorded is re-hashed; one
     that no longer has its digest is removed (runs that link it keep
-    their file).
+    their file). `known`: the object's stat, just taken.
     """
     path = object_path(runs_home, digest)
     try:
-        st = os.lstat(path)
+        st = known or os.lstat(path)
     except FileNotFoundError:
         return False
     if not stat.S_ISREG(st.st_mode):
@@ -140,86 +181,100 @@ def _ingest(
     st: os.stat_result,
     cache: hash_cache.HashCache,
     progress: Progress | None,
+    made: set[str] | None = None,
 ) -> str:
-    if st.st_size < hash_cache.MIN_SIZE:
-        digest = _ingest_small(runs_home, src, st, cache)
-        if digest is not None:
+    """Read `src` once into a new object (a small file is read whole and
+    written from memory; a large one copied while hashed); the digest.
+    `made`: dirs this caller has already made."""
+    made = set() if made is None else made
+    data = _read_small(src, st) if st.st_size < hash_cache.MIN_SIZE else None
+    if data is not None:
+        digest = file_util.sha256_bytes(data)
+        if _object_ok(runs_home, digest, cache):
+            hash_cache.store(cache, st, digest)
             if progress:
                 progress.add(st.st_size, 1)
             return digest
     tmp_dir = objects_tmp_dir(runs_home)
-    os.makedirs(tmp_dir, exist_ok=True)
+    if tmp_dir not in made:
+        os.makedirs(tmp_dir, exist_ok=True)
+        made.add(tmp_dir)
     tmp = os.path.join(tmp_dir, f"{os.getpid()}-{time.time_ns()}")
     try:
-        digest = _copy_hashing(src, tmp, progress)
-        after = os.stat(src)
-        if file_util.stat_key(st) != file_util.stat_key(after):
-            raise SourceChanged(src)
-        os.chmod(tmp, _READONLY)
-        os.utime(tmp, ns=(st.st_atime_ns, st.st_mtime_ns))
+        if data is None:
+            digest = _copy_hashing(src, tmp, progress)
+            after = os.stat(src)
+            if file_util.stat_key(st) != file_util.stat_key(after):
+                raise SourceChanged(src)
+            os.chmod(tmp, _READONLY)
+            os.utime(tmp, ns=(st.st_atime_ns, st.st_mtime_ns))
+        else:
+            _write_new(tmp, data, st)
+            if progress:
+                progress.add(len(data))
         dest = object_path(runs_home, digest)
-        os.makedirs(os.path.dirname(dest), exist_ok=True)
+        if os.path.dirname(dest) not in made:
+            os.makedirs(os.path.dirname(dest), exist_ok=True)
+            made.add(os.path.dirname(dest))
         if _object_ok(runs_home, digest, cache):
             # The same content came from another file: keep the object
             # runs already share.
             _remove(tmp)
         else:
             os.replace(tmp, dest)
-            hash_cache.store(cache, os.stat(dest), digest)
+            # A new inode: recorded without a lookup.
+            hash_cache.record(cache, os.stat(dest), digest)
     except BaseException:
         _remove(tmp)
         raise
-    hash_cache.store(cache, after, digest)
+    hash_cache.store(cache, st, digest)
     if progress:
         progress.add(files=1)
     return digest
 
 
-def _ingest_small(
-    runs_home: str, src: str, st: os.stat_result, cache: hash_cache.HashCache
-) -> str | None:
-    """The digest of a small file whose object exists (read whole, nothing
-    written); None when it has no object yet."""
+def _read_small(src: str, st: os.stat_result) -> bytes:
+    """The content of a small file, read whole; SourceChanged when its
+    stat is no longer `st`."""
     with file_util.open_regular(src) as f:
         data = f.read()
-    if file_util.stat_key(st) != file_util.stat_key(os.stat(src)):
-        raise SourceChanged(src)
-    digest = file_util.sha256_bytes(data)
-    return digest if _object_ok(runs_home, digest, cache) else None
+        if file_util.stat_key(st) != file_util.stat_key(os.fstat(f.fileno())):
+            raise SourceChanged(src)
+    return data
+
+
+def _write_new(path: str, data: bytes, st: os.stat_result) -> None:
+    """A new read-only file with `data` and the times of `st`."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+        os.fchmod(fd, _READONLY)
+        os.utime(fd, ns=(st.st_atime_ns, st.st_mtime_ns))
+    finally:
+        os.close(fd)
 
 
 def _copy_hashing(src: str, dest: str, progress: Progress | None) -> str:
-    """Copy `src` to a new file `dest` and return its sha256: a reflink
-    then one read of the clone, else one pass that reads, hashes and
-    writes each block."""
+    """Copy `src` to a new file `dest` and return the sha256 of what was
+    written: a reflink, else a copy by the kernel (`copy_file_range`)
+    while this thread hashes each block of `dest` as soon as it is
+    written (so a copy costs about the larger of copying and hashing,
+    not their sum), else one pass that reads, hashes and writes each
+    block. The digest is always of `dest`'s bytes."""
     if _reflink(src, dest):
         with file_util.open_regular(dest) as f:
-            return _hash_stream(f, None, progress)
+            return copy_hash.hash_stream(f, None, progress)
     with file_util.open_regular(src) as f:
-        fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        fd = os.open(dest, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
         try:
-            return _hash_stream(f, fd, progress)
+            digest = copy_hash.kernel_copy_hashing(f.fileno(), fd, progress)
+            if digest is None:
+                return copy_hash.hash_stream(f, fd, progress)
+            return digest
         finally:
             os.close(fd)
-
-
-def _hash_stream(f: object, fd: int | None, progress: Progress | None) -> str:
-    h = hashlib.sha256()
-    buf = bytearray(_BUF_SIZE)
-    view = memoryview(buf)
-    readinto: Callable[[memoryview], int] = f.readinto  # type: ignore[attr-defined]
-    while True:
-        n = readinto(view)
-        if not n:
-            break
-        chunk = view[:n]
-        h.update(chunk)
-        if fd is not None:
-            while chunk:
-                chunk = chunk[os.write(fd, chunk) :]
-        if progress:
-            progress.add(n)
-    return h.hexdigest()
 
 
 # ---------------------------------------------------------------------------
@@ -239,26 +294,62 @@ def place_object(
     read-only with the object's mtime. `hardlink=False` never shares
     the object's inode.
     """
-    obj = object_path(runs_home, digest)
+    return place_objects(runs_home, [(digest, dest)], cache, hardlink)[0][0]
+
+
+def place_objects(
+    runs_home: str,
+    items: list[tuple[str, str]],
+    cache: hash_cache.HashCache,
+    hardlink: bool = True,
+) -> list[tuple[str, os.stat_result]]:
+    """`place_object` for many (digest, dest), in order: how each was
+    placed and the placed file's stat. The device of each dest dir is
+    read once."""
+    devs: dict[str, int] = {}
+    obj_dev = None
+    placed = []
+    for digest, dest in items:
+        obj = object_path(runs_home, digest)
+        parent = os.path.dirname(dest) or "."
+        dev = devs.get(parent)
+        if dev is None:
+            dev = devs[parent] = os.stat(parent).st_dev
+        if obj_dev is None:
+            obj_dev = os.lstat(obj).st_dev
+        placed.append(_place_one(obj, digest, dest, cache, hardlink, (dev, obj_dev)))
+    return placed
+
+
+def _place_one(
+    obj: str,
+    digest: str,
+    dest: str,
+    cache: hash_cache.HashCache,
+    hardlink: bool,
+    devs: tuple[int, int],
+) -> tuple[str, os.stat_result]:
     _check_regular(obj)
-    if _reflink(obj, dest):
+    if devs not in _no_reflink and _reflink(obj, dest, devs):
         os.chmod(dest, _READONLY)
         st = os.stat(obj)
         os.utime(dest, ns=(st.st_atime_ns, st.st_mtime_ns))
-        hash_cache.remember(dest, digest)
-        hash_cache.store(cache, os.stat(dest), digest)
-        return "reflink"
-    if hardlink and _link(obj, dest):
-        # A link changes the object's ctime: record its new stat so the
-        # next placement need not read it again.
-        hash_cache.store(cache, os.stat(obj), digest)
-        hash_cache.remember(dest, digest)
-        return "hardlink"
+        st = os.stat(dest)
+        hash_cache.record(cache, st, digest)
+        return "reflink", st
+    if hardlink and devs[0] not in _no_link and _link(obj, dest, devs[0]):
+        # A link changes the object's ctime: record its new stat (the
+        # placed file's: the same inode) so the next placement need not
+        # read it again.
+        st = os.stat(dest)
+        hash_cache.record(cache, st, digest)
+        return "hardlink", st
     file_util.copy_file(obj, dest)
     os.chmod(dest, _READONLY)
-    hash_cache.remember(dest, digest)
-    hash_cache.store(cache, os.stat(dest), digest)
-    return "copy"
+    st = os.stat(dest)
+    hash_cache.remember(dest, digest, st)
+    hash_cache.store(cache, st, digest)
+    return "copy", st
 
 
 def _check_regular(obj: str) -> None:
@@ -361,8 +452,10 @@ def adopt_file(
     hash_cache.record(cache, st, digest)
 
 
-def _link(src: str, dest: str) -> bool:
-    if _no_link and _dev(dest) in _no_link:
+def _link(src: str, dest: str, dev: int | None = None) -> bool:
+    """Hardlink `src` at `dest`; False where links fail. `dev`: the
+    device of `dest`'s dir, when the caller has it."""
+    if _no_link and (dev if dev is not None else _dev(dest)) in _no_link:
         return False
     try:
         os.link(src, dest, follow_symlinks=False)
@@ -372,7 +465,7 @@ def _link(src: str, dest: str) -> bool:
         if e.errno not in (errno.EMLINK, errno.ENOENT):
             # No links on this device (ENOENT: the object went, e.g. a
             # concurrent prune, and only this placement falls back).
-            _no_link.add(_dev(dest))
+            _no_link.add(dev if dev is not None else _dev(dest))
         return False
     return True
 
@@ -384,14 +477,16 @@ def _dev(path: str) -> int:
 _no_link: set[int] = set()
 
 
-def _reflink(src: str, dest: str) -> bool:
-    """Clone `src` to a new file `dest` where the file system can."""
+def _reflink(src: str, dest: str, devs: tuple[int, int] | None = None) -> bool:
+    """Clone `src` to a new file `dest` where the file system can.
+    `devs`: the devices of `dest`'s dir and of `src`, when known."""
     try:
         import fcntl
     except ImportError:  # pragma: no cover - Windows
         return False
-    dev = os.stat(os.path.dirname(dest) or ".").st_dev
-    if (dev, os.stat(src).st_dev) in _no_reflink:
+    if devs is None:
+        devs = (os.stat(os.path.dirname(dest) or ".").st_dev, os.stat(src).st_dev)
+    if devs in _no_reflink:
         return False
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
     with file_util.open_regular(src) as fsrc:
@@ -401,7 +496,7 @@ def _reflink(src: str, dest: str) -> bool:
         except OSError:
             os.close(fd)
             os.unlink(dest)
-            _no_reflink.add((dev, os.fstat(fsrc.fileno()).st_dev))
+            _no_reflink.add(devs)
             return False
         os.close(fd)
     return True

@@ -28,6 +28,7 @@ from .meta_format import (
     append_text,
     files_log_text,
     json_lines_text,
+    json_records_text,
     manifest_text,
     numbered_lines,
     open_regular_or_none,
@@ -594,7 +595,7 @@ def write_patched(run: Run, diff: str) -> None:
 
 
 def write_deps(run: Run, deps: list[dict[str, Any]]) -> None:
-    write_json(run_meta_path(run, "deps.json"), deps, readonly=True)
+    write_text(run_meta_path(run, "deps.json"), json_records_text(deps), readonly=True)
 
 
 def read_deps(run: Run) -> list[dict[str, Any]]:
@@ -619,7 +620,9 @@ def read_batch(run: Run) -> str | None:
 def write_inputs(run: Run, inputs: dict[str, Any], key: str) -> None:
     """`inputs.json` (what decides the run's result, per file) and
     `input_key` (its sha256, small so that many runs compare fast)."""
-    write_json(run_meta_path(run, "inputs.json"), inputs, readonly=True)
+    write_text(
+        run_meta_path(run, "inputs.json"), json_records_text(inputs), readonly=True
+    )
     write_text(run_meta_path(run, "input_key"), key + "\n", readonly=True)
 
 

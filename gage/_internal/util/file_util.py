@@ -7,12 +7,12 @@ import errno
 import hashlib
 import os
 import re
-import shutil
 import stat
 import sys
 from typing import IO, Any, Iterator
 
 __all__ = [
+    "which",
     "remove_tree",
     "NotRegularFile",
     "copy_file",
@@ -178,6 +178,8 @@ def copy_file(
         raise FileExistsError(errno.EEXIST, "file exists", dest)
     if st.st_dev in _no_reflink or not _try_reflink(src, dest):
         _no_reflink.add(st.st_dev)
+        import shutil  # only here: a simple run need not import it
+
         shutil.copyfile(src, dest)
     os.chmod(dest, mode)
     os.utime(dest, ns=times)
@@ -399,3 +401,17 @@ def _force_remove(func: Any, path: str, ignore_errors: bool) -> None:
             from ..types import GageError
 
             raise GageError(f"cannot delete {path}: {e.strerror}", path=path) from None
+
+
+def which(prog: str, path: str | None = None) -> str | None:
+    """The executable `prog` names on `path` (PATH by default), as
+    `shutil.which` finds it, without importing shutil on a run's path."""
+    if os.sep in prog:
+        return prog if os.access(prog, os.X_OK) and os.path.isfile(prog) else None
+    for d in (os.environ.get("PATH", os.defpath) if path is None else path).split(
+        os.pathsep
+    ):
+        full = os.path.join(d or ".", prog)
+        if os.access(full, os.X_OK) and os.path.isfile(full):
+            return full
+    return None

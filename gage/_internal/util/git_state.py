@@ -22,11 +22,12 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-import shutil
 import subprocess
 import time
 from dataclasses import dataclass
 from typing import Any
+
+from . import file_util
 
 __all__ = ["BUDGET", "DIFF_LIMIT", "GitState", "git_state", "strip_credentials"]
 
@@ -88,7 +89,7 @@ def git_state(
 ) -> GitState:
     """The git state of directory `path` (see the module doc)."""
     t0 = time.monotonic()
-    git = shutil.which("git")
+    git = file_util.which("git")
     if git is None:
         return GitState("no-git", note="git not found on PATH")
     call = _Caller(git, path, t0 + budget)

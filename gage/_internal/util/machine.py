@@ -8,9 +8,10 @@ command runs is `python_env`'s.
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 from typing import Any, Mapping
+
+from . import file_util
 
 __all__ = ["GPU_TIMEOUT", "gpus", "host_facts"]
 
@@ -54,7 +55,7 @@ def gpus(
     """GPUs `nvidia-smi` lists (name, memory in MiB, driver) and a note
     when it could not say; ([], None) without nvidia-smi on PATH."""
     path = (env or os.environ).get("PATH")
-    smi = shutil.which("nvidia-smi", path=path)
+    smi = file_util.which("nvidia-smi", path)
     if smi is None:
         return [], None
     args = [

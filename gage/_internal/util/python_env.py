@@ -25,10 +25,11 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import subprocess
 import time
 from typing import Any, Mapping, Sequence
+
+from . import file_util
 
 __all__ = ["PYTHON_TIMEOUT", "command_python", "python_facts"]
 
@@ -62,7 +63,7 @@ def command_python(
         if not (path and os.access(path, os.X_OK) and os.path.isfile(path)):
             path = None
     else:
-        path = shutil.which(prog, path=env.get("PATH", os.defpath))
+        path = file_util.which(prog, env.get("PATH", os.defpath))
     if path is None:
         return None, False
     names = {os.path.basename(path), os.path.basename(os.path.realpath(path))}
