@@ -14,6 +14,7 @@ import pytest
 from gage._internal.cli import main as cli
 from gage._internal.engines import dask_starter
 from gage._internal.store import run_meta
+from gage._internal.store import run_records
 from gage._internal.home import runs
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="fork")
@@ -84,7 +85,7 @@ def test_worker_gone_ends_its_runs(stage):
     child.stderr.read()
     assert child.wait() is None  # the starter ended first: no status
     assert runs.run_status(run) == "terminated"
-    assert run_meta.read_proc_signal(run) == "SIGTERM"
+    assert run_records.read_proc_signal(run) == "SIGTERM"
     # Ended, not left to run its 30 s (recorded times, not wall time).
     took = run_meta.read_timestamp(run, "stopped") - run_meta.read_timestamp(
         run, "started"

@@ -24,6 +24,7 @@ import pytest
 from gage._internal.cli import main as cli
 from gage._internal.engines import dask_task, engine_dask, run_archive
 from gage._internal.store import run_meta
+from gage._internal.store import run_records
 from gage._internal.home import runs
 from gage._internal.lifecycle.run_verify import verify_run
 
@@ -199,7 +200,7 @@ def _assert_returned(run, code=0, status="completed"):
     assert len(open(index).read().splitlines()) == len(lines)
     manifest = {e.path: e.type for e in run_meta.read_manifest(run)}
     assert manifest["trial.py"] == "s"
-    worker = run_meta.read_worker(run)
+    worker = run_records.read_worker(run)
     assert worker and worker["engine"] == "dask" and worker["host"]
     return worker
 
@@ -460,7 +461,7 @@ def test_ctrl_c_terminates_runs_on_cluster(cluster, project):
     assert p.returncode == 130, "".join(out) + rest
     assert "interrupted" in rest
     assert runs.run_status(run) == "terminated"
-    assert run_meta.read_worker(run)["engine"] == "dask"
+    assert run_records.read_worker(run)["engine"] == "dask"
     assert verify_run(run) == []
 
 

@@ -15,6 +15,7 @@ from wait_util import wait_for
 from gage._internal.engines import engine
 from gage._internal.project import gagefile, graph as pipeline
 from gage._internal.store import run_meta
+from gage._internal.store import run_records
 from gage._internal import run_util
 from gage._internal.home import runs
 from gage._internal.types import GageError, GagefileError, OpDef
@@ -163,7 +164,7 @@ def test_local_engine_cancel(tmp_path):
     assert futs[2].cancelled()
     # Ended by the cancel, not by running their 30 s (recorded times).
     for r in staged[:2]:
-        assert run_meta.read_proc_signal(r) == "SIGTERM"
+        assert run_records.read_proc_signal(r) == "SIGTERM"
         took = run_meta.read_timestamp(r, "stopped") - run_meta.read_timestamp(
             r, "started"
         )

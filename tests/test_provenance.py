@@ -21,6 +21,7 @@ from gage._internal import run_util
 from gage._internal.home import runs as runs_mod
 from gage._internal.project import gagefile, provenance_spec
 from gage._internal.store import run_meta
+from gage._internal.store import run_records
 from gage._internal.types import GagefileError, OpCmd, OpDef, OpRef
 from gage._internal.util import git_state, python_env
 
@@ -329,20 +330,20 @@ def _run(tmp_path, args, opdata=None, env=None, project=None):
 def test_command_not_python(tmp_path):
     run = _run(tmp_path, ["sh", "hello.sh"], env={"CUDA_VISIBLE_DEVICES": "1"})
     assert run_util.start_run(run, quiet=True) == 0
-    envd = run_meta.read_environment(run)
+    envd = run_records.read_environment(run)
     assert envd["python"] is None
     assert envd["command"] == {"program": shutil.which("sh"), "python": False}
     assert envd["notes"] == ["command sh is not Python: no interpreter facts"]
     assert envd["host"]["cpus"] == os.cpu_count()
     assert envd["env"] == {"CUDA_VISIBLE_DEVICES": "1"}
-    assert run_meta.read_git(run)["status"] == "not-a-repo"
+    assert run_records.read_git(run)["status"] == "not-a-repo"
 
 
 def test_command_not_found_still_records(tmp_path):
     run = _run(tmp_path, ["no-such-program-24"])
     with pytest.raises(Exception):
         run_util.start_run(run, quiet=True)
-    envd = run_meta.read_environment(run)
+    envd = run_records.read_environment(run)
     assert envd["command"] == {"program": "no-such-program-24", "python": False}
     assert envd["notes"] == ["command no-such-program-24 not found on the run's PATH"]
 
@@ -352,7 +353,7 @@ def test_env_list_and_python_of_the_run(tmp_path, monkeypatch):
     opdata = {"provenance": {"env": ["OMP_NUM_THREADS", "UNSET_24"]}}
     run = _run(tmp_path, [sys.executable, "-c", "pass"], opdata)
     assert run_util.start_run(run, quiet=True) == 0
-    envd = run_meta.read_environment(run)
+    envd = run_records.read_environment(run)
     assert envd["env"] == {"OMP_NUM_THREADS": "3", "UNSET_24": None}
     assert envd["python"]["executable"] == sys.executable
     assert "gage-runs" in envd["python"]["packages"]
@@ -361,8 +362,8 @@ def test_env_list_and_python_of_the_run(tmp_path, monkeypatch):
 def test_provenance_false_adds_nothing(tmp_path):
     run = _run(tmp_path, ["sh", "hello.sh"], {"provenance": False})
     run_util.start_run(run, quiet=True)
-    assert run_meta.read_git(run) is None
-    assert run_meta.read_environment(run) is None
+    assert run_records.read_git(run) is None
+    assert run_records.read_environment(run) is None
 
 
 def test_user_config_turns_it_off(tmp_path, monkeypatch):
@@ -371,12 +372,12 @@ def test_user_config_turns_it_off(tmp_path, monkeypatch):
     monkeypatch.setenv("GAGE_CONFIG", str(config))
     run = _run(tmp_path, ["sh", "hello.sh"])
     run_util.start_run(run, quiet=True)
-    assert run_meta.read_git(run) is None
-    assert run_meta.read_environment(run) is None
+    assert run_records.read_git(run) is None
+    assert run_records.read_environment(run) is None
     # The op's own setting wins.
     run = _run(tmp_path, ["sh", "hello.sh"], {"provenance": True})
     run_util.start_run(run, quiet=True)
-    assert run_meta.read_environment(run) is not None
+    assert run_records.read_environment(run) is not None
 
 
 def test_user_config_broken_after_staging(tmp_path, monkeypatch):
@@ -387,7 +388,7 @@ def test_user_config_broken_after_staging(tmp_path, monkeypatch):
     config.write_text("[provenance\n")
     monkeypatch.setenv("GAGE_CONFIG", str(config))
     assert run_util.start_run(run, quiet=True) == 0
-    assert run_meta.read_environment(run) is None
+    assert run_records.read_environment(run) is None
     with open(run_meta.run_meta_path(run, "log", "runner")) as f:
         assert "cannot read the user config" in f.read()
 
@@ -434,9 +435,9 @@ def test_git_sealed_and_checked(tmp_path):
     project = _repo(tmp_path / "project", {"hello.sh": "echo hi\n"})
     (project / "hello.sh").write_text("echo changed\n")
     run = _run(tmp_path, ["sh", "hello.sh"], project=project)
-    git = run_meta.read_git(run)
+    git = run_records.read_git(run)
     assert git["dirty"] is True and git["branch"] == "main"
-    assert run_meta.read_git_diff(run).startswith(b"diff --git a/hello.sh")
+    assert run_records.read_git_diff(run).startswith(b"diff --git a/hello.sh")
     assert run_util.verify_run(run) == []
     path = run_meta.meta_file_path(run, "git.json")
     os.chmod(path, 0o644)
@@ -448,7 +449,7 @@ def test_git_sealed_and_checked(tmp_path):
 
 def test_planted_environment_refused(tmp_path):
     run = _run(tmp_path, ["sh", "hello.sh"])
-    run_meta.write_environment(run, {"python": None})
+    run_records.write_environment(run, {"python": None})
     with pytest.raises(Exception, match="environment.json"):
         run_util.start_run(run, quiet=True)
 

@@ -10,6 +10,7 @@ import pytest
 from gage._internal.history import run_compare, run_delete, run_diff
 from gage._internal.util import run_exec
 from gage._internal.store import run_meta
+from gage._internal.store import run_records
 from gage._internal.home import runs
 from gage._internal.store.run_meta import ManifestEntry
 from gage._internal.run_util import init_run_meta, make_run
@@ -41,7 +42,7 @@ def _run(home, op="train", config=None, summary=None, manifest=(), status="compl
     run_meta.write_timestamp(run, "started")
     if status == "running":
         pid = os.getpid()
-        run_meta.write_proc_lock(run, pid, run_exec.proc_start_time(pid))
+        run_records.write_proc_lock(run, pid, run_exec.proc_start_time(pid))
         return run
     run_meta.write_timestamp(run, "stopped")
     run_meta.write_exit_code(run, 0 if status == "completed" else 1)

@@ -11,6 +11,8 @@ import tempfile
 import pytest
 
 from gage._internal.store import run_meta
+
+from gage._internal.store import run_records
 from gage._internal import run_util
 from gage._internal.util.run_exec import proc_start_time
 from gage._internal.types import (
@@ -85,14 +87,14 @@ def test_locked_by_this_process(tmp_path):
     run = _staged(tmp_path, {}, _py("pass"))
     lock = filelock.FileLock(run_meta.lock_path(run))
     with lock.acquire(timeout=0):
-        run_meta.write_proc_lock(run, 4242, None)
+        run_records.write_proc_lock(run, 4242, None)
         with pytest.raises(RunLockedError) as e:
             run_util.start_run(run, quiet=True)
     assert f"Run {run.name} ({run.id}) is held by another process (pid 4242)" in str(
         e.value
     )
     # Free again: the run starts.
-    run_meta.delete_proc_lock(run)
+    run_records.delete_proc_lock(run)
     assert run_util.start_run(run, quiet=True) == 0
 
 
@@ -105,13 +107,13 @@ def test_status_of_every_meta_state(tmp_path):
     run_meta.write_timestamp(run, "started")
     assert run_util.run_status(run) == "abandoned"
     pid = os.getpid()
-    run_meta.write_proc_lock(run, pid, proc_start_time(pid))
+    run_records.write_proc_lock(run, pid, proc_start_time(pid))
     assert run_util.run_status(run) == "running"
     start = proc_start_time(pid)
     if start is not None:
-        run_meta.write_proc_lock(run, pid, start - 1)
+        run_records.write_proc_lock(run, pid, start - 1)
         assert run_util.run_status(run) == "abandoned"
-    run_meta.write_proc_lock(run, 2**22 + 12345, None)  # above pid_max default
+    run_records.write_proc_lock(run, 2**22 + 12345, None)  # above pid_max default
     assert run_util.run_status(run) == "abandoned"
     run_meta.write_exit_code(run, 0)
     run_meta.write_timestamp(run, "stopped")
@@ -131,15 +133,15 @@ def test_status_error_and_terminated_from_exit_code(tmp_path):
 
 def test_proc_lock_format(tmp_path):
     run = Run("x", str(tmp_path / "x"), "x")
-    assert run_meta.read_proc_lock(run) is None
-    run_meta.write_proc_lock(run, 12, 345)
+    assert run_records.read_proc_lock(run) is None
+    run_records.write_proc_lock(run, 12, 345)
     assert open(run_meta.proc_lock_path(run)).read() == "12 345\n"
-    assert run_meta.read_proc_lock(run) == (12, 345)
-    run_meta.write_proc_lock(run, 12, None)
-    assert run_meta.read_proc_lock(run) == (12, None)
-    run_meta.delete_proc_lock(run)
-    run_meta.delete_proc_lock(run)
-    assert run_meta.read_proc_lock(run) is None
+    assert run_records.read_proc_lock(run) == (12, 345)
+    run_records.write_proc_lock(run, 12, None)
+    assert run_records.read_proc_lock(run) == (12, None)
+    run_records.delete_proc_lock(run)
+    run_records.delete_proc_lock(run)
+    assert run_records.read_proc_lock(run) is None
 
 
 def test_verify_unstaged_is_an_error(tmp_path):

@@ -14,6 +14,7 @@ from gage._internal.home import run_where, runs_select
 from gage._internal.home.run_where import And, Cmp, Not, Or, Value, WhereError
 from gage._internal.lifecycle.run_stage import init_run_meta, make_run
 from gage._internal.store import run_meta
+from gage._internal.store import run_records
 from gage._internal.types import OpCmd, OpDef, OpRef
 
 
@@ -283,7 +284,7 @@ def test_one_rule_for_several_runs(tmp_path):
     opdef = OpDef("train", {"exec": "python train.py"})
     dead = make_run(home)
     init_run_meta(dead, OpRef("p", "train"), opdef, OpCmd(["x"], {}), {}, {})
-    run_meta.write_stager(dead, 999_999_999, 0)  # a stager that is gone
+    run_records.write_stager(dead, 999_999_999, 0)  # a stager that is gone
     page, _ = runs_select.select_runs(home)
     by_status = {r["status"] for _n, r in page}
     assert by_status == {"abandoned", "completed", "error"}

@@ -17,6 +17,7 @@ from gage._internal.lifecycle import scalars, scalars_capture
 from gage._internal.lifecycle.scalars_capture import Capture, compile_patterns
 from gage._internal.project.gagefile import load_gagefile
 from gage._internal.store import run_meta
+from gage._internal.store import run_records
 from gage._internal.types import GagefileError, Run
 
 BIN = os.path.dirname(sys.executable)
@@ -120,7 +121,7 @@ def test_jsonl_file(tmp_path):
     assert got == {"loss": [(1, 0.5), (1, 0.4), (3, 0.3)], "acc": [(3, 1.0)]}
     cap_log = [line for line in log.lines if "scalars-file" in line]
     assert cap_log == []  # reported by stop(), not _pass
-    assert run_meta.read_scalar_keys(run) == ["loss", "acc"]
+    assert run_records.read_scalar_keys(run) == ["loss", "acc"]
 
 
 def test_tail_waits_for_whole_lines(tmp_path):
@@ -163,20 +164,20 @@ def test_recorder_bounds(tmp_path, monkeypatch):
     for i in range(20):
         rec.add("k0", i, float(i))
     rec.flush()
-    assert run_meta.read_scalar_keys(run) == ["k0", "k1", "k2"]
+    assert run_records.read_scalar_keys(run) == ["k0", "k1", "k2"]
     assert rec.points == 10 and rec.dropped == 2 + 13
-    points, _end = run_meta.read_scalar_points(run)
+    points, _end = run_records.read_scalar_points(run)
     assert len(points) == 10
 
 
 def test_partial_record_left_for_next_read(tmp_path):
     run = _run(tmp_path)
-    run_meta.append_scalar_points(run, [(0, 1, 1.0), (0, 2, 2.0)])
+    run_records.append_scalar_points(run, [(0, 1, 1.0), (0, 2, 2.0)])
     with open(run_meta.run_meta_path(run, "scalars", "points"), "ab") as f:
         f.write(b"\x00" * 7)
-    points, end = run_meta.read_scalar_points(run)
+    points, end = run_records.read_scalar_points(run)
     assert points == [(0, 1, 1.0), (0, 2, 2.0)] and end == 40
-    assert run_meta.sample_scalar_points(run, 1) == [(0, 1, 1.0)]
+    assert run_records.sample_scalar_points(run, 1) == [(0, 1, 1.0)]
 
 
 def test_sampled_series(tmp_path):

@@ -8,10 +8,10 @@ from typing import Any
 def print_environment(run: Any, full: bool = False) -> None:
     """Print where `run` came from: git state, interpreter, machine;
     nothing for a run that recorded none."""
-    from ..store import run_meta
+    from ..store import run_records
 
-    git = _read(run_meta.read_git, run)
-    envd = _read(run_meta.read_environment, run)
+    git = _read(run_records.read_git, run)
+    envd = _read(run_records.read_environment, run)
     if git is None and envd is None:
         if full:
             print("Environment: not recorded")
@@ -91,7 +91,7 @@ def _gib(n: int) -> str:
 
 
 def _full_rows(run: Any, git: dict, envd: dict) -> list[tuple[str, str]]:
-    from ..store import run_meta
+    from ..store import run_records
 
     rows = []
     if git:
@@ -107,7 +107,7 @@ def _full_rows(run: Any, git: dict, envd: dict) -> list[tuple[str, str]]:
             kept = diff.get("kept") or 0
             if kept:
                 more = "" if kept == diff.get("size") else f", first {kept} bytes"
-                rows.append(("git diff file", run_meta.git_diff_path(run) + more))
+                rows.append(("git diff file", run_records.git_diff_path(run) + more))
     if envd:
         rows.extend(_env_rows(envd))
     return rows

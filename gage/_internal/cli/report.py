@@ -69,9 +69,9 @@ def _cmd_report(args) -> int:
     if not records:
         raise common.usage("no runs match: nothing to report (see gage runs)")
     if args.output is None:
-        from ..store import run_meta
+        from ..store import run_records
 
-        args.output = run_meta.report_path(home)
+        args.output = run_records.report_path(home)
         os.makedirs(os.path.dirname(args.output), exist_ok=True)
     path = os.path.abspath(args.output)
     if os.path.isdir(path):

@@ -115,7 +115,7 @@ def _config_summary(config: dict) -> str:
 def _cmd_show(args) -> int:
     from ..home import runs
     from ..lifecycle import scalars
-    from ..store import run_meta
+    from ..store import run_meta, run_records
 
     run = select_run(args, args.run)
     if args.output:
@@ -126,14 +126,14 @@ def _cmd_show(args) -> int:
         import json
 
         record["deps"] = run_meta.read_deps(run)
-        record["comments"] = run_meta.read_comments(run)
-        record["worker"] = run_meta.read_worker(run)
-        record["slurm"] = run_meta.read_slurm(run)
-        record["remote"] = run_meta.read_remote(run)
+        record["comments"] = run_records.read_comments(run)
+        record["worker"] = run_records.read_worker(run)
+        record["slurm"] = run_records.read_slurm(run)
+        record["remote"] = run_records.read_remote(run)
         record["manifest_counts"] = _manifest_counts(manifest)
         record["scalars"] = scalars.read_aggs(run)
-        record["git"] = run_meta.read_git(run)
-        record["environment"] = run_meta.read_environment(run)
+        record["git"] = run_records.read_git(run)
+        record["environment"] = run_records.read_environment(run)
         if args.files:
             record["manifest"] = [e._asdict() for e in manifest]
         print(json.dumps(record, indent=2, sort_keys=True))
@@ -154,13 +154,13 @@ def _cmd_show(args) -> int:
 
         # The code gage exits with for the run (130 for Ctrl-C, not -2).
         print(f"Exit:     {run_start.run_exit(run)[0]}")
-    worker = run_meta.read_worker(run)
+    worker = run_records.read_worker(run)
     if worker:
         print(
             f"Worker:   {worker.get('host')} ({worker.get('worker')}, {worker.get('engine')})"
         )
-    _show_slurm(run_meta.read_slurm(run))
-    origin = run_meta.read_remote(run)
+    _show_slurm(run_records.read_slurm(run))
+    origin = run_records.read_remote(run)
     if origin:
         print(
             f"Remote:   pulled from '{origin.get('remote')}' ({origin.get('url')}) "
@@ -176,7 +176,7 @@ def _cmd_show(args) -> int:
     from . import provenance as cli_provenance
 
     cli_provenance.print_environment(run, args.env)
-    _show_comments(run_meta.read_comments(run))
+    _show_comments(run_records.read_comments(run))
     _show_output(run)
     return 0
 

@@ -41,7 +41,7 @@ import threading
 import uuid
 from typing import Any
 
-from ..store import run_meta
+from ..store import run_meta, run_records
 from ..types import Run, RunError
 from ..util import console, file_util
 from . import dask_task, run_archive
@@ -366,7 +366,7 @@ def place_result(
     try:
         back = run_archive.unpack_run(archive, incoming, run.id)
         _check_generated(back)
-        run_meta.write_worker(back, worker)
+        run_records.write_worker(back, worker)
         run_meta.runner_log(back).info(
             f"Ran on Dask worker {worker.get('worker')} (host {worker.get('host')}, "
             f"scheduler {worker.get('scheduler')}); record brought home"

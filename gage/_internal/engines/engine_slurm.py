@@ -42,7 +42,7 @@ import time
 from typing import Any, Callable
 
 from ..project import slurm_settings
-from ..store import run_meta
+from ..store import run_meta, run_records
 from ..types import Run, RunError
 from ..util import console, slurm_cmd
 from . import engine
@@ -112,7 +112,7 @@ def sbatch_args(run: Run, settings: dict[str, Any]) -> list[str]:
     """sbatch's command line for a run's job (besides --parsable)."""
     return [
         f"--job-name=gage-{run.name}",
-        f"--output={run_meta.slurm_output_path(run)}",
+        f"--output={run_records.slurm_output_path(run)}",
         "--open-mode=append",
         f"--chdir={run.run_dir}",
     ] + list(settings.get("args", []))
@@ -215,7 +215,7 @@ class SlurmEngine:
         if after:
             args.append(f"--dependency=afterany:{after}")
         job_id = slurm_cmd.submit(job_script(run, settings), args)
-        run_meta.write_slurm(run, {"job_id": job_id})
+        run_records.write_slurm(run, {"job_id": job_id})
         return job_id
 
     # -- one run, waited for
@@ -307,7 +307,7 @@ class SlurmEngine:
         if job is not None and ended:
             record = {"job_id": job.id, "state": job.state, "reason": job.reason}
             record["exit_code"] = job.exit_code
-            _try(run_meta.write_slurm, run, {k: v for k, v in record.items() if v})
+            _try(run_records.write_slurm, run, {k: v for k, v in record.items() if v})
         code = engine.run_exit_code(run, 1)
         self.console.update(running=-1, done=1, failed=int(code != 0))
         if job is None or not ended or self._cancelled:
@@ -328,7 +328,7 @@ class SlurmEngine:
         return code
 
     def _not_started(self, run: Run, job_id: str, why: str) -> None:
-        path = run_meta.slurm_output_path(run)
+        path = run_records.slurm_output_path(run)
         for line in _last_lines(path, 10):
             self.console.line(sys.stderr, run.name, line)
         print(

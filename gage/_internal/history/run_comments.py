@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from ..store import run_meta
+from ..store import run_meta, run_records
 from ..types import GageError, Run
 
 __all__ = ["comment_run", "delete_comment", "list_comments"]
@@ -33,21 +33,21 @@ def comment_run(
         "time": time if time is not None else run_meta.timestamp(),
         "text": text,
     }
-    run_meta.append_comment(run, comment)
+    run_records.append_comment(run, comment)
     return comment
 
 
 def list_comments(run: Run) -> list[dict[str, Any]]:
     """The run's comments, oldest first (numbered from 1 in `gage
     comment --list`)."""
-    return run_meta.read_comments(run)
+    return run_records.read_comments(run)
 
 
 def delete_comment(run: Run, n: int) -> dict[str, Any]:
     """Delete comment number `n` (1 = oldest) and return it. Raises
     GageError when the run has no comment `n`."""
-    with run_meta.comments_lock(run):
-        comments = run_meta.read_comments(run)
+    with run_records.comments_lock(run):
+        comments = run_records.read_comments(run)
         if not 1 <= n <= len(comments):
             have = (
                 f"it has {len(comments)} (1 to {len(comments)})"
@@ -56,7 +56,7 @@ def delete_comment(run: Run, n: int) -> dict[str, Any]:
             )
             raise GageError(f"run {run.name} has no comment {n}: {have}", run=run.id)
         removed = comments.pop(n - 1)
-        run_meta.write_comments(run, comments)
+        run_records.write_comments(run, comments)
     return removed
 
 

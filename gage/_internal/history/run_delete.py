@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from typing import Callable, Iterable, Sequence
 
 from ..home import runs
-from ..store import pins, run_meta
+from ..store import pins, run_meta, run_records
 from ..types import GageError, Run
 from ..util import run_exec
 
@@ -153,7 +153,7 @@ def _live_reason(run: Run, status: str, held: set[str]) -> str | None:
 
 
 def being_staged(run: Run) -> bool:
-    stager = run_meta.read_stager(run)
+    stager = run_records.read_stager(run)
     return bool(stager and run_exec.pid_alive(stager.pid, stager.start_time))
 
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..home import runs
-from ..store import run_meta
+from ..store import run_meta, run_records
 from ..types import Run
 
 __all__ = [
@@ -172,7 +172,7 @@ def _provenance(run: Run) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any
             return {}
         return data if isinstance(data, dict) else {}
 
-    git_data, env_data = read(run_meta.read_git), read(run_meta.read_environment)
+    git_data, env_data = read(run_records.read_git), read(run_records.read_environment)
     keys = ("status", "commit", "branch", "dirty")
     git = {k: v for k, v in git_data.items() if k in keys}
     if git_data.get("dirty"):

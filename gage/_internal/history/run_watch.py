@@ -22,7 +22,7 @@ from typing import Any, Generator, Union
 
 from ..home.runs import run_status
 from ..lifecycle import scalars
-from ..store import run_meta
+from ..store import run_meta, run_records
 from ..types import Run
 
 __all__ = ["BLOCK", "Ended", "Output", "Scalars", "WAITING", "watch"]
@@ -63,7 +63,7 @@ def watch(run: Run, interval: float = 0.25) -> Generator[Event, None, None]:
             offset += len(data)
             yield Output(data)
             data = _read(output, offset)
-        stat = run_meta.scalars_stat(run)
+        stat = run_records.scalars_stat(run)
         if stat != seen:
             seen = stat
             aggs = scalars.read_aggs(run)

@@ -10,7 +10,7 @@ import os
 import time
 from typing import Any, NamedTuple
 
-from ..store import run_meta
+from ..store import run_meta, run_records
 from ..types import Run
 
 __all__ = [
@@ -124,10 +124,10 @@ def read_row(home: str, dir: str) -> tuple[Any, ...]:
     }
     exit_code = _exit_code(run) if ts["stopped"] is not None else None
     signal = (
-        _text(run_meta.read_proc_signal, run) if ts["started"] is not None else None
+        _text(run_records.read_proc_signal, run) if ts["started"] is not None else None
     )
     state = meta_state(ts["staged"], ts["started"], ts["stopped"], exit_code, signal)
-    if state == "terminated" and _text(run_meta.read_pruned, run):
+    if state == "terminated" and _text(run_records.read_pruned, run):
         state = "pruned"
     created = ts["initialized"] or st.st_mtime_ns // 1000
     input_key = (

@@ -18,7 +18,7 @@ import stat
 from typing import Any, Callable, TypeVar
 
 from ..faults import fault_point
-from ..store import pins, run_meta
+from ..store import pins, run_meta, run_records
 from ..store.run_meta import META_SUFFIX, read_id, read_name, read_opref
 from ..types import GageError, Run, RunSelectError
 from ..util import file_util
@@ -327,10 +327,10 @@ def run_status(run: Run) -> str:
     stopped = _safe(run_meta.read_timestamp, run, "stopped") if started else None
     if stopped is not None:
         exit_code = _safe(run_meta.read_exit_code, run)
-        signal = _safe(run_meta.read_proc_signal, run)
+        signal = _safe(run_records.read_proc_signal, run)
     staged = _safe(run_meta.read_timestamp, run, "staged") if started is None else None
     state = runs_index.meta_state(staged, started, stopped, exit_code, signal)
-    if state == "terminated" and _safe(run_meta.read_pruned, run) is not None:
+    if state == "terminated" and _safe(run_records.read_pruned, run) is not None:
         state = "pruned"
     return _live_status(run, state)
 
@@ -352,11 +352,11 @@ def _live_status(run: Run, state: str) -> str:
     from ..util import run_exec
 
     if state == "pending":
-        stager = run_meta.read_stager(run)
+        stager = run_records.read_stager(run)
         if stager and not run_exec.pid_alive(stager.pid, stager.start_time):
             return "abandoned"
         return "pending"
-    lock = run_meta.read_proc_lock(run)
+    lock = run_records.read_proc_lock(run)
     if lock and run_exec.pid_alive(lock.pid, lock.start_time):
         return "running"
     return "running" if _slurm_job_live(run) else "abandoned"
@@ -365,7 +365,7 @@ def _live_status(run: Run, state: str) -> str:
 def _slurm_job_live(run: Run) -> bool:
     """Whether the run's Slurm job (if any) has not ended: one squeue for
     all runs, only when a run has a job whose end is not recorded."""
-    job = _safe(run_meta.read_slurm, run)
+    job = _safe(run_records.read_slurm, run)
     if not job or not job.get("job_id") or job.get("state"):
         return False
     from ..util import slurm_cmd

@@ -25,7 +25,7 @@ from __future__ import annotations
 import os
 from typing import Any, Sequence
 
-from ..store import run_meta
+from ..store import run_records
 from ..types import GageError, Run
 from . import run_where, runs, runs_index
 
@@ -229,7 +229,7 @@ def comments_text(run_dir: str) -> str | None:
     it has none: the `comments` column."""
     run = Run("", run_dir, "")
     try:
-        texts = [c["text"] for c in run_meta.read_comments(run)]
+        texts = [c["text"] for c in run_records.read_comments(run)]
     except (OSError, ValueError):
         return None
     return "; ".join(texts) or None

@@ -28,7 +28,7 @@ import time
 from typing import Any, Callable, Mapping, Sequence
 
 from ..project import provenance_spec
-from ..store import run_meta
+from ..store import run_meta, run_records
 from ..types import OpDef, Run
 from ..util import git_state, machine, python_env
 
@@ -102,7 +102,7 @@ def begin_git(run: Run, project_dir: str, opdef: OpDef) -> Pending:
         return _NOTHING
 
     def write(state: git_state.GitState) -> None:
-        run_meta.write_git(run, state.data(), state.diff)
+        run_records.write_git(run, state.data(), state.diff)
         if state.note:
             run_meta.runner_log(run).info(f"Git state: {state.note}")
 
@@ -129,7 +129,7 @@ def begin_environment(run: Run, args: Sequence[str], env: Mapping[str, str]) -> 
     env = dict(env)
 
     def write(facts: dict[str, Any]) -> None:
-        run_meta.write_environment(run, facts)
+        run_records.write_environment(run, facts)
 
     cache = run_meta.python_cache_path(run.runs_home)
     return Pending(
@@ -146,7 +146,7 @@ def environment(
     names: Sequence[str],
     cache: str | None = None,
 ) -> dict[str, Any]:
-    """The facts `environment.json` holds (see run_meta.write_environment)."""
+    """The facts `environment.json` holds (see run_records.write_environment)."""
     t0 = time.monotonic()
     notes: list[str] = []
     program, is_python = python_env.command_python(args, env, cwd)
@@ -193,11 +193,11 @@ def columns(run: Run) -> dict[str, Any]:
     """A run's provenance as compare columns: `git.commit`, `git.branch`,
     `git.dirty`, `git.remote`, `python`, `host`, `pkg.NAME`."""
     vals: dict[str, Any] = {}
-    git = _read(run_meta.read_git, run) or {}
+    git = _read(run_records.read_git, run) or {}
     for key in ("commit", "branch", "dirty", "remote"):
         if key in git or git.get("status") == "ok":
             vals[f"git.{key}"] = git.get(key)  # None: no commit, detached
-    envd = _read(run_meta.read_environment, run) or {}
+    envd = _read(run_records.read_environment, run) or {}
     python = envd.get("python") or {}
     if python.get("version"):
         vals["python"] = python["version"]
@@ -219,7 +219,7 @@ def _read(read: Callable[[Run], Any], run: Run) -> Any:
 
 def packages(run: Run) -> dict[str, str] | None:
     """The packages a run's interpreter had (None when not recorded)."""
-    envd = _read(run_meta.read_environment, run) or {}
+    envd = _read(run_records.read_environment, run) or {}
     python = envd.get("python")
     if not isinstance(python, dict) or not isinstance(python.get("packages"), dict):
         return None
@@ -242,7 +242,7 @@ def packages_filter(
     want = (now.get("version"), now.get("packages"))
 
     def accept(run: Run) -> bool:
-        envd = _read(run_meta.read_environment, run) or {}
+        envd = _read(run_records.read_environment, run) or {}
         python = envd.get("python") or {}
         return (python.get("version"), python.get("packages")) == want
 

@@ -25,7 +25,7 @@ from ..project.sourcecode import (
     select_sourcecode,
     sourcecode_rules,
 )
-from ..store import hash_cache, objects, pins, run_meta
+from ..store import hash_cache, objects, pins, run_meta, run_records
 from ..store.run_meta import (
     FileEvent,
     ManifestEntry,
@@ -176,7 +176,7 @@ def stage_run(
     """
     check_run_dirs(run)
     pid = os.getpid()
-    run_meta.write_stager(run, pid, run_exec.proc_start_time(pid))
+    run_records.write_stager(run, pid, run_exec.proc_start_time(pid))
     pins.pin_run(run.runs_home, run.id)  # rm leaves it until it starts
     try:
         fault_point("staging")
@@ -409,7 +409,7 @@ def finalize_staged_run(run: Run) -> None:
     fault_point("sealing")
     seal_run(run, modes)
     write_timestamp(run, "staged")
-    run_meta.delete_stager(run)
+    run_records.delete_stager(run)
     runner_log(run).info(f"Staged run {run.id} ({len(entries)} files in manifest)")
 
 

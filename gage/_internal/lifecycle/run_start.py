@@ -22,7 +22,7 @@ from typing import Any, Callable, Iterator
 from ..faults import fault_point
 from ..home.runs import run_status
 from ..project.op_exec import op_cmd
-from ..store import pins, run_meta
+from ..store import pins, run_meta, run_records
 from ..store.run_meta import (
     FileEvent,
     ManifestEntry,
@@ -82,10 +82,10 @@ def start_run(
 def _locked_msg(run: Run) -> str:
     # The holder writes proc/lock right after it takes the lock.
     deadline = time.monotonic() + _LOCK_PID_WAIT
-    proc_lock = run_meta.read_proc_lock(run)
+    proc_lock = run_records.read_proc_lock(run)
     while proc_lock is None and time.monotonic() < deadline:
         time.sleep(0.02)
-        proc_lock = run_meta.read_proc_lock(run)
+        proc_lock = run_records.read_proc_lock(run)
     pid = str(proc_lock.pid) if proc_lock else "unknown"
     return (
         f"Run {run.name} ({run.id}) is held by another process (pid {pid}): "
@@ -106,10 +106,10 @@ def _start_locked(
         raise RunError(_not_startable_msg(run, status))
     # proc/lock first: a process refused the lock reads the pid here.
     pid = os.getpid()
-    run_meta.write_proc_lock(run, pid, run_exec.proc_start_time(pid))
+    run_records.write_proc_lock(run, pid, run_exec.proc_start_time(pid))
     deferred: list[int] = []
     # Space to complete the record if the run fills the disk.
-    file_util.reserve_space(run_meta.reserve_path(run), _RESERVE)
+    file_util.reserve_space(run_records.reserve_path(run), _RESERVE)
     try:
         # Verified files match the manifest: only files the run touches
         # need hashing again. Unverified ones may not: hash all at the end.
@@ -161,7 +161,7 @@ def _start_locked(
         return exit_code
     finally:
         _free_reserve(run)
-        run_meta.delete_proc_lock(run)
+        run_records.delete_proc_lock(run)
         _raise_deferred(deferred)
 
 
@@ -256,7 +256,7 @@ def _not_startable_msg(run: Run, status: str) -> str:
             "that staged it ended first); stage a new run"
         )
     if status == "running":
-        lock = run_meta.read_proc_lock(run)
+        lock = run_records.read_proc_lock(run)
         pid = lock.pid if lock else "unknown"
         return f"{what} is already running (pid {pid})"
     return (
@@ -304,7 +304,7 @@ _RESERVE = 256 * 1024
 
 def _free_reserve(run: Run) -> None:
     with contextlib.suppress(FileNotFoundError):
-        os.unlink(run_meta.reserve_path(run))
+        os.unlink(run_records.reserve_path(run))
 
 
 def _on_cut(run: Run, msg: str, warn: Callable[[str], None] | None) -> None:
@@ -316,8 +316,8 @@ def _on_cut(run: Run, msg: str, warn: Callable[[str], None] | None) -> None:
 def _on_signal(run: Run, sig: int) -> None:
 
     name = signal.Signals(sig).name
-    if run_meta.read_proc_signal(run) is None:
-        run_meta.write_proc_signal(run, name)
+    if run_records.read_proc_signal(run) is None:
+        run_records.write_proc_signal(run, name)
     if sig == signal.SIGKILL:
         runner_log(run).info(
             "The run did not end on the signal it was passed (a second "
@@ -430,7 +430,7 @@ def run_exit(run: Run) -> tuple[int, str | None]:
 
 def _signal_exit(run: Run, code: int | None) -> int | None:
     """128 + the number of the signal that ended a run, as shells do."""
-    name = run_meta.read_proc_signal(run)
+    name = run_records.read_proc_signal(run)
     if name is not None and name in signal.Signals.__members__:
         return 128 + signal.Signals[name].value
     if code is not None and code < 0:

@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from ..store import run_meta
+from ..store import run_records
 from ..types import Run
 
 __all__ = [
@@ -48,7 +48,7 @@ def aggregates(run: Run) -> dict[str, float]:
     aggregate file; {} for a run without scalars (or whose file cannot
     be read)."""
     try:
-        aggs = run_meta.read_scalar_aggs(run)
+        aggs = run_records.read_scalar_aggs(run)
     except (OSError, ValueError):
         return {}
     return flat_aggs(aggs)
@@ -81,7 +81,7 @@ def read_aggs(run: Run) -> dict[str, dict[str, Any]]:
     """Per key: first, last, last_step, min, min_step, max, max_step,
     count ({} when the run has none or they cannot be read)."""
     try:
-        return run_meta.read_scalar_aggs(run)
+        return run_records.read_scalar_aggs(run)
     except (OSError, ValueError):
         return {}
 
@@ -101,12 +101,12 @@ def series(
     """A run's points: key -> (steps, values), in recorded order. With
     `max_points`, about that many of all points, evenly spread (read by
     seeking: for a sparkline or a chart of a long run)."""
-    keys = run_meta.read_scalar_keys(run)
+    keys = run_records.read_scalar_keys(run)
     out: dict[str, tuple[list[int], list[float]]] = {k: ([], []) for k in keys}
     if max_points is None:
-        points, _end = run_meta.read_scalar_points(run)
+        points, _end = run_records.read_scalar_points(run)
     else:
-        points = run_meta.sample_scalar_points(run, max_points)
+        points = run_records.sample_scalar_points(run, max_points)
     for n, step, val in points:
         if n < len(keys):
             steps, vals = out[keys[n]]
@@ -126,7 +126,7 @@ class Recorder:
     def __init__(self, run: Run):
         self.run = run
         self.keys: dict[str, int] = {
-            k: i for i, k in enumerate(run_meta.read_scalar_keys(run))
+            k: i for i, k in enumerate(run_records.read_scalar_keys(run))
         }
         self.aggs: dict[str, dict[str, Any]] = read_aggs(run)
         self.points = sum(int(a.get("count", 0)) for a in self.aggs.values())
@@ -136,7 +136,7 @@ class Recorder:
         self._changed = False
 
     def add(self, key: str, step: int | None, value: float) -> None:
-        key = key[: run_meta.SCALARS_MAX_KEY]
+        key = key[: run_records.SCALARS_MAX_KEY]
         n = self.keys.get(key)
         if n is None:
             if len(self.keys) >= MAX_KEYS:
@@ -164,9 +164,9 @@ class Recorder:
         anything was written."""
         if not self._changed:
             return False
-        run_meta.append_scalar_keys(self.run, self._new_keys)
-        run_meta.append_scalar_points(self.run, self._pending)
-        run_meta.write_scalar_aggs(self.run, self.aggs)
+        run_records.append_scalar_keys(self.run, self._new_keys)
+        run_records.append_scalar_points(self.run, self._pending)
+        run_records.write_scalar_aggs(self.run, self.aggs)
         self._new_keys.clear()
         self._pending.clear()
         self._changed = False

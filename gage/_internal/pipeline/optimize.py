@@ -34,7 +34,7 @@ from ..engines.engine import LocalEngine
 from ..home import runs
 from ..lifecycle import scalars, stage_op
 from ..project import gagefile
-from ..store import run_meta
+from ..store import run_meta, run_records
 from ..types import GageError, OpDef, Run
 from ..util import run_exec
 from .batch import Axis, Range
@@ -243,11 +243,11 @@ class _Search:
         if f.pruned:
             return
         if f.key_n is None:
-            keys = run_meta.read_scalar_keys(f.run)
+            keys = run_records.read_scalar_keys(f.run)
             if self.key not in keys:
                 return
             f.key_n = keys.index(self.key)
-        points, f.offset = run_meta.read_scalar_points(f.run, f.offset)
+        points, f.offset = run_records.read_scalar_points(f.run, f.offset)
         new = [(step, val) for n, step, val in points if n == f.key_n]
         for step, val in new:
             if step > f.step:  # Optuna takes one value a step
@@ -255,11 +255,11 @@ class _Search:
                 f.step = step
         if not new or not f.ot.should_prune():
             return
-        lock = run_meta.read_proc_lock(f.run)
+        lock = run_records.read_proc_lock(f.run)
         if lock is None:
             return  # not started yet, or already stopped
         f.pruned = True
-        run_meta.write_pruned(f.run, f"{self.spec.prune} at step {new[-1][0]}")
+        run_records.write_pruned(f.run, f"{self.spec.prune} at step {new[-1][0]}")
         run_exec.killpg(lock.pid, signal.SIGTERM)  # the runner leads its group
 
 

@@ -29,7 +29,7 @@ from typing import Any
 from ..engines import run_archive
 from ..faults import fault_point
 from ..lifecycle import run_verify
-from ..store import hash_cache, objects, run_meta
+from ..store import hash_cache, objects, run_meta, run_records
 from ..types import META_SUFFIX, RemoteError, Run, RunSelectError
 from ..util import file_util
 from ..util.console import Progress
@@ -263,7 +263,7 @@ def _assemble(
                 f"{diffs[0]}{more}: refused, nothing of it was pulled",
                 run=run_id,
             )
-        run_meta.write_remote(run, _origin(b, e))
+        run_records.write_remote(run, _origin(b, e))
         return _move_in(home, run)
     except run_archive.ArchiveError as err:
         raise RemoteError(f"{b.label}: {err}", run=run_id) from None

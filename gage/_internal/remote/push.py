@@ -25,7 +25,7 @@ from ..engines import run_archive
 from ..faults import fault_point
 from ..home import runs as runs_mod
 from ..lifecycle import run_verify
-from ..store import run_meta
+from ..store import run_meta, run_records
 from ..types import RemoteError, Run, RunError
 from ..util import file_util
 from ..util.console import Progress
@@ -94,7 +94,7 @@ def plan_push(b: Backend, runs: list[Run], force: bool = False) -> Plan:
         if status not in PUSHABLE:
             plan.items.append(Item(run.id, run.name, op, status, f"skipped ({status})"))
             continue
-        meta = run_archive.pack_meta(run, skip=[run_meta.REMOTE_META])
+        meta = run_archive.pack_meta(run, skip=[run_records.REMOTE_META])
         meta_digest = hashlib.sha256(meta).hexdigest()
         if not force and run.id in on_remote and _same_meta(b, run.id, meta_digest):
             plan.items.append(Item(run.id, run.name, op, status, "up to date"))
