@@ -229,22 +229,7 @@ def _add_run(sub: argparse._SubParsersAction, name: str, help: str) -> None:
         "manifest, as they are",
     )
     _add_inputs_args(run)
-    run.add_argument(
-        "--needed",
-        action="store_true",
-        help="skip when a completed run has the same config and inputs",
-    )
-    run.add_argument(
-        "--strict-env",
-        action="store_true",
-        help="with --needed: the completed run must also have had the same "
-        "Python and packages as the op's command has now",
-    )
-    run.add_argument(
-        "--remote",
-        metavar="NAME",
-        help="with --needed: also look on this remote, and pull a run found there",
-    )
+    _add_needed_args(run)
     run.add_argument(
         "-y", "--yes", action="store_true", help="do not ask for confirmation"
     )
@@ -262,6 +247,26 @@ def _add_run(sub: argparse._SubParsersAction, name: str, help: str) -> None:
     cli_batch.add_args(run)
     common.runs_dir_arg(run)
     run.set_defaults(func=_verb("run", "_cmd_run"))
+
+
+def _add_needed_args(run: argparse.ArgumentParser) -> None:
+    """--needed and what else it may compare or where else it may look."""
+    run.add_argument(
+        "--needed",
+        action="store_true",
+        help="skip when a completed run has the same config and inputs",
+    )
+    run.add_argument(
+        "--strict-env",
+        action="store_true",
+        help="with --needed: the completed run must also have had the same "
+        "Python and packages as the op's command has now",
+    )
+    run.add_argument(
+        "--remote",
+        metavar="NAME",
+        help="with --needed: also look on this remote, and pull a run found there",
+    )
 
 
 def _add_inputs_args(run: argparse.ArgumentParser) -> None:

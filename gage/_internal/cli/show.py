@@ -123,21 +123,7 @@ def _cmd_show(args) -> int:
     record = runs.run_record(run)
     manifest = run_meta.read_manifest(run)
     if args.json:
-        import json
-
-        record["deps"] = run_meta.read_deps(run)
-        record["comments"] = run_records.read_comments(run)
-        record["worker"] = run_records.read_worker(run)
-        record["slurm"] = run_records.read_slurm(run)
-        record["remote"] = run_records.read_remote(run)
-        record["manifest_counts"] = _manifest_counts(manifest)
-        record["scalars"] = scalars.read_aggs(run)
-        record["git"] = run_records.read_git(run)
-        record["environment"] = run_records.read_environment(run)
-        if args.files:
-            record["manifest"] = [e._asdict() for e in manifest]
-        print(json.dumps(record, indent=2, sort_keys=True))
-        return 0
+        return _show_json(run, record, manifest, args.files)
     print(f"Run:      {run.name} ({run.id})")
     print(f"Op:       {record['op_ns']}:{record['op']}")
     _print_status("Status:   ", record["status"])
@@ -178,6 +164,28 @@ def _cmd_show(args) -> int:
     cli_provenance.print_environment(run, args.env)
     _show_comments(run_records.read_comments(run))
     _show_output(run)
+    return 0
+
+
+def _show_json(run, record: dict, manifest: list, files: bool) -> int:
+    """`gage show --json`: the run record with what its meta adds."""
+    import json
+
+    from ..lifecycle import scalars
+    from ..store import run_meta, run_records
+
+    record["deps"] = run_meta.read_deps(run)
+    record["comments"] = run_records.read_comments(run)
+    record["worker"] = run_records.read_worker(run)
+    record["slurm"] = run_records.read_slurm(run)
+    record["remote"] = run_records.read_remote(run)
+    record["manifest_counts"] = _manifest_counts(manifest)
+    record["scalars"] = scalars.read_aggs(run)
+    record["git"] = run_records.read_git(run)
+    record["environment"] = run_records.read_environment(run)
+    if files:
+        record["manifest"] = [e._asdict() for e in manifest]
+    print(json.dumps(record, indent=2, sort_keys=True))
     return 0
 
 

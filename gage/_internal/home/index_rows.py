@@ -122,13 +122,7 @@ def read_row(home: str, dir: str) -> tuple[Any, ...]:
         name_: _timestamp(run, name_)
         for name_ in ("initialized", "staged", "started", "stopped")
     }
-    exit_code = _exit_code(run) if ts["stopped"] is not None else None
-    signal = (
-        _text(run_records.read_proc_signal, run) if ts["started"] is not None else None
-    )
-    state = meta_state(ts["staged"], ts["started"], ts["stopped"], exit_code, signal)
-    if state == "terminated" and _text(run_records.read_pruned, run):
-        state = "pruned"
+    exit_code, signal, state = _ending(run, ts)
     created = ts["initialized"] or st.st_mtime_ns // 1000
     input_key = (
         _text(run_meta.read_input_key, run) if ts["staged"] is not None else None
@@ -157,6 +151,18 @@ def read_row(home: str, dir: str) -> tuple[Any, ...]:
         mtime,
         1 if final else 0,
     )
+
+
+def _ending(run: Run, ts: dict[str, int | None]) -> tuple[Any, Any, str]:
+    """(exit code, signal, state) of a run with timestamps `ts`."""
+    exit_code = _exit_code(run) if ts["stopped"] is not None else None
+    signal = (
+        _text(run_records.read_proc_signal, run) if ts["started"] is not None else None
+    )
+    state = meta_state(ts["staged"], ts["started"], ts["stopped"], exit_code, signal)
+    if state == "terminated" and _text(run_records.read_pruned, run):
+        state = "pruned"
+    return exit_code, signal, state
 
 
 def _op(run: Run) -> tuple[str | None, str | None]:

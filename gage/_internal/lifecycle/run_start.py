@@ -101,23 +101,12 @@ def _start_locked(
     warn: Callable[[str], None] | None,
 ) -> int:
     log = runner_log(run)
-    status = run_status(run)
-    if status not in ("staged", "queued"):  # queued: its Slurm job starts it
-        raise RunError(_not_startable_msg(run, status))
-    # proc/lock first: a process refused the lock reads the pid here.
-    pid = os.getpid()
-    run_records.write_proc_lock(run, pid, run_exec.proc_start_time(pid))
+    _claim(run)
     deferred: list[int] = []
     # Space to complete the record if the run fills the disk.
     file_util.reserve_space(run_records.reserve_path(run), _RESERVE)
     try:
-        # Verified files match the manifest: only files the run touches
-        # need hashing again. Unverified ones may not: hash all at the end.
-        before = None
-        if verify:
-            stats = file_util.snapshot_stats(run.run_dir)
-            before = {p: (st.st_size, st.st_mtime_ns) for p, st in stats.items()}
-            _verify_for_start(run, log, before, quiet, stats)
+        before = _verified_files(run, log, quiet) if verify else None
         args = run_meta.read_proc_cmd(run)
         env = _run_env(run)
         if on_start:
@@ -163,6 +152,26 @@ def _start_locked(
         _free_reserve(run)
         run_records.delete_proc_lock(run)
         _raise_deferred(deferred)
+
+
+def _claim(run: Run) -> None:
+    """Refuse a run that is not staged, else write `proc/lock` (first: a
+    process refused the lock reads the pid there)."""
+    status = run_status(run)
+    if status not in ("staged", "queued"):  # queued: its Slurm job starts it
+        raise RunError(_not_startable_msg(run, status))
+    pid = os.getpid()
+    run_records.write_proc_lock(run, pid, run_exec.proc_start_time(pid))
+
+
+def _verified_files(run: Run, log: Any, quiet: bool) -> dict[str, tuple[int, int]]:
+    """Verify a run before it starts; its files' (size, mtime). Verified
+    files match the manifest: only files the run touches need hashing
+    again at the end (unverified ones may not: all are hashed then)."""
+    stats = file_util.snapshot_stats(run.run_dir)
+    before = {p: (st.st_size, st.st_mtime_ns) for p, st in stats.items()}
+    _verify_for_start(run, log, before, quiet, stats)
+    return before
 
 
 def _exec(

@@ -36,7 +36,7 @@ from ..types import (
     describe,
 )
 from ..util import file_util
-from . import graph, remote_spec
+from . import graph, remote_spec, scalars_spec, toml_lines
 from .dep_spec import DEPENDENCY_TYPES, check_dependency
 from .op_exec import PHASES, op_cmd, split_exec
 from .slurm_settings import problem as slurm_problem
@@ -197,7 +197,7 @@ def key_location(gf: Gagefile, op: str, key: str) -> str:
     """`gage.toml:LINE` of `key` in op `op` (`gage.toml` when not found)."""
     try:
         with open(gf.path, encoding="utf-8") as f:
-            line = _Validator(gf.path, f.read())._line(op, key)
+            line = toml_lines.key_line(f.read().splitlines(), op, key)
     except (OSError, ValueError):
         line = None
     path = _display_path(gf.path)
@@ -281,7 +281,7 @@ class _Validator:
                 None,
                 None,
                 f"op name {name!r} {problem}: rename the op's table (e.g. [train])",
-                line=self._find(_table_header(name), 0),
+                line=toml_lines.find(self.lines, toml_lines.table_header(name), 0),
             )
 
     def _setting(self, name: str, val: Any) -> Any:
@@ -511,40 +511,14 @@ class _Validator:
             self.fail(op, key, f"'{key}' is not a valid regular expression: {e}")
 
     def _output_scalars(self, op: str, key: str, val: Any) -> None:
-        if val is False:
-            return
-        items = [val] if isinstance(val, str) else val
-        if not isinstance(items, list) or not all(isinstance(v, str) for v in items):
-            self.fail(
-                op,
-                key,
-                f"'{key}' must be a regular expression, a list of them, or "
-                f"false, got {describe(val)}",
-            )
-        for pattern in items:
-            try:
-                compiled = re.compile(pattern)
-            except re.error as e:
-                self.fail(op, key, f"'{key}' {pattern!r} is not a valid regex: {e}")
-            if not compiled.groupindex:
-                self.fail(
-                    op,
-                    key,
-                    f"'{key}' {pattern!r} has no named group: name each value "
-                    "it captures, as in 'loss=(?P<loss>\\S+)'",
-                )
+        problem = scalars_spec.output_scalars_problem(val)
+        if problem:
+            self.fail(op, key, f"'{key}' {problem}")
 
     def _scalars_file(self, op: str, key: str, val: Any) -> None:
-        if not isinstance(val, str) or not val.strip():
-            self.fail(op, key, f"'{key}' must be a file name, got {describe(val)}")
-        norm = os.path.normpath(val)
-        if os.path.isabs(val) or norm == ".." or norm.startswith(".." + os.sep):
-            self.fail(
-                op,
-                key,
-                f"'{key}' {val!r} must be a path inside the run dir "
-                "(relative, no '..')",
-            )
+        problem = scalars_spec.scalars_file_problem(val)
+        if problem:
+            self.fail(op, key, f"'{key}' {problem}")
 
     def _provenance(self, op: str, key: str, val: Any) -> None:
         from .provenance_spec import check_setting
@@ -566,63 +540,11 @@ class _Validator:
     def fail(
         self, op: str | None, key: str | None, msg: str, line: int | None = None
     ) -> NoReturn:
-        line = self._line(op, key) if line is None else line + 1
+        line = toml_lines.key_line(self.lines, op, key) if line is None else line + 1
         path = _display_path(self.path)
         where = f"{path}:{line}" if line else path
         prefix = f"op '{op}': " if op else ""
         raise GagefileError(f"{where}: {prefix}{msg}")
-
-    def _line(self, op: str | None, key: str | None) -> int | None:
-        """Best-effort line of `key` in `[op]` (or of the op or top-level key)."""
-        op_line = None
-        if op is not None:
-            op_line = self._find(_table_header(op), 0)
-            if op_line is None:
-                # Op defined with dotted keys or inline table at top level.
-                op_line = self._find(_key_line(op), 0, stop_at_table=True)
-        if key is None:
-            return op_line + 1 if op_line is not None else None
-        start = op_line + 1 if op_line is not None else 0
-        key_name = key.split(".", 1)[0]
-        found = self._find(_key_line(key_name), start, stop_at_table=True)
-        if found is None and op is not None:
-            found = self._find(_dotted_table(op, key_name), 0)
-            if found is not None and "." in key:
-                sub = key.split(".", 1)[1]
-                found = self._find(_key_line(sub), found + 1, True) or found
-        if found is not None:
-            return found + 1
-        return op_line + 1 if op_line is not None else None
-
-    def _find(
-        self, pattern: re.Pattern[str], start: int, stop_at_table: bool = False
-    ) -> int | None:
-        for i in range(start, len(self.lines)):
-            line = self.lines[i]
-            if stop_at_table and _TABLE_RE.match(line):
-                return None
-            if pattern.match(line):
-                return i
-        return None
-
-
-_TABLE_RE = re.compile(r"\s*\[")
-
-
-def _key_pat(name: str) -> str:
-    return rf"(?:{re.escape(name)}|\"{re.escape(name)}\"|'{re.escape(name)}')"
-
-
-def _table_header(op: str) -> re.Pattern[str]:
-    return re.compile(rf"\s*\[\s*{_key_pat(op)}\s*\]")
-
-
-def _key_line(name: str) -> re.Pattern[str]:
-    return re.compile(rf"\s*{_key_pat(name)}\s*[=.]")
-
-
-def _dotted_table(op: str, key: str) -> re.Pattern[str]:
-    return re.compile(rf"\s*\[\[?\s*{_key_pat(op)}\s*\.\s*{_key_pat(key)}\s*[\].]")
 
 
 _CHECKS = {

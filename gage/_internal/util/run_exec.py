@@ -93,22 +93,7 @@ def exec_proc(
     for sig in early_signals or ():
         forward.handle(sig, None)
     try:
-        try:
-            p = subprocess.Popen(
-                args,
-                cwd=cwd,
-                env=env,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                start_new_session=True,
-                preexec_fn=_die_with_parent(),
-            )
-        except OSError as e:
-            raise ExecError(_start_error(args, e)) from None
-        except ValueError as e:
-            # A NUL byte in argv or env, or an env name with '='.
-            raise ExecError(f"Cannot run {args[:1]!r}: {e}") from None
+        p = _spawn(args, cwd, env)
         forward.set_proc(p)
         watchdog = _watchdog(p.pid)
         if on_start:
@@ -123,6 +108,27 @@ def exec_proc(
         return code
     finally:
         forward.restore()
+
+
+def _spawn(args: list[str], cwd: str, env: dict[str, str]) -> subprocess.Popen[bytes]:
+    """The process of `args` in a session of its own, output piped; one
+    that cannot start is an ExecError that says why."""
+    try:
+        return subprocess.Popen(
+            args,
+            cwd=cwd,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+            preexec_fn=_die_with_parent(),
+        )
+    except OSError as e:
+        raise ExecError(_start_error(args, e)) from None
+    except ValueError as e:
+        # A NUL byte in argv or env, or an env name with '='.
+        raise ExecError(f"Cannot run {args[:1]!r}: {e}") from None
 
 
 def _start_error(args: list[str], e: OSError) -> str:
