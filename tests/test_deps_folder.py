@@ -135,22 +135,3 @@ def test_link_inside_followed(project, tmp_path):
     run = _stage(str(tmp_path / "runs"), project)
     files = {f["path"]: f["sha256"] for f in read_deps(run)[0]["files"]}
     assert files["data/d0/alias.bin"] == files["data/d1/f001.bin"]
-
-
-def test_file_digests_batch(project, tmp_path):
-    """file_digests: cached digests by stat, reading a file only when
-    its stat is unknown."""
-    paths = sorted(
-        os.path.join(d, f)
-        for d, _, files in os.walk(os.path.join(project, "data"))
-        for f in files
-    )
-    cache = hash_cache.open_cache(str(tmp_path / "cache.sqlite3"))
-    digests = hash_cache.file_digests([(p, None) for p in paths], cache)
-    assert digests == [file_util.sha256_file(p) for p in paths]
-    cache.close()
-    cache = hash_cache.open_cache(str(tmp_path / "cache.sqlite3"))
-    assert hash_cache.lookup(cache, os.stat(paths[0])) == digests[0]
-    cache.close()
-
-
