@@ -144,7 +144,7 @@ def _move(args, plan, home: str, verb: str, where: str, move) -> int:
                 "use -y (no terminal to ask on)",
                 2,
             )
-        if not _confirm(f"{verb.capitalize()} {runs_text}? (y/N) "):
+        if not common.confirm(f"{verb.capitalize()} {runs_text}? (y/N) "):
             return common.error("cancelled: nothing moved", 1)
     moved = move()
     print(f"{verb.capitalize()}d {common.count(moved, 'run')}")
@@ -154,19 +154,6 @@ def _move(args, plan, home: str, verb: str, where: str, move) -> int:
 def _print_runs(items, home: str) -> None:
     """The runs that move, numbered as 'gage runs' lists `home`."""
     from ..home import runs
-    from . import table as cli_table
 
     numbers = {run.id: i for i, run in enumerate(reversed(runs.list_runs(home)), 1)}
-    rows = [
-        (f"  {numbers.get(run.id, '')}", run.name, runs.op_name(run) or "?", status)
-        for run, status in items
-    ]
-    cli_table.print_table(("  #", "name", "op", "status"), rows)
-
-
-def _confirm(prompt: str) -> bool:
-    try:
-        answer = input(prompt)
-    except EOFError:
-        return False
-    return answer.strip().lower() in ("y", "yes")
+    common.print_runs(items, numbers)

@@ -205,3 +205,25 @@ def needed_filter(args, gf, home, opdef, cmd):
     return provenance.strict_filter(
         opdef, cmd.args, env, gf.project_dir, home, args.strict_env
     )
+
+
+def confirm(prompt: str) -> bool:
+    """Ask on the terminal; only `y` or `yes` goes on (the default is no)."""
+    try:
+        answer = input(prompt)
+    except EOFError:
+        return False
+    return answer.strip().lower() in ("y", "yes")
+
+
+def print_runs(items, numbers: dict[str, int]) -> None:
+    """(run, status) pairs as a table: the # 'gage runs' shows, name, op,
+    status (what a verb will delete or move)."""
+    from ..home import runs
+    from . import table as cli_table
+
+    rows = [
+        (f"  {numbers.get(run.id, '')}", run.name, runs.op_name(run) or "?", status)
+        for run, status in items
+    ]
+    cli_table.print_table(("  #", "name", "op", "status"), rows)

@@ -203,7 +203,7 @@ def _delete(args, home: str, selected) -> int:
         numbers = {r.id: i for i, r in enumerate(reversed(runs.list_runs(home)), 1)}
         verb = "Would delete" if args.preview else "Deleting"
         print(f"{verb} {common.count(n, 'run')}:")
-        _print_runs(plan.delete, numbers)
+        common.print_runs(plan.delete, numbers)
     for run, users in plan.used_by:
         names = ", ".join(f"{u.name} ({runs.op_name(u) or '?'})" for u in users[:5])
         more = f" and {len(users) - 5} more" if len(users) > 5 else ""
@@ -222,30 +222,11 @@ def _delete(args, home: str, selected) -> int:
                 "use -y (no terminal to ask on)",
                 2,
             )
-        if not _confirm(f"Delete {common.count(n, 'run')}? (y/N) "):
+        if not common.confirm(f"Delete {common.count(n, 'run')}? (y/N) "):
             return common.error("cancelled: nothing deleted", 1)
     deleted = run_delete.delete_runs(plan)
     say(f"Deleted {common.count(deleted, 'run')}")
     return code if deleted == n else 1
-
-
-def _print_runs(items, numbers: dict[str, int]) -> None:
-    from ..home import runs
-    from . import table as cli_table
-
-    rows = [
-        (f"  {numbers.get(run.id, '')}", run.name, runs.op_name(run) or "?", status)
-        for run, status in items
-    ]
-    cli_table.print_table(("  #", "name", "op", "status"), rows)
-
-
-def _confirm(prompt: str) -> bool:
-    try:
-        answer = input(prompt)
-    except EOFError:
-        return False
-    return answer.strip().lower() in ("y", "yes")
 
 
 # ---------------------------------------------------------------------------
