@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from . import common
+
 _ARCHIVE_HELP = """\
 Move runs out of the runs listing into an archive: RUN... (as
 elsewhere), or every run of --op OP, with --status S[,S], matching
