@@ -52,7 +52,7 @@ from __future__ import annotations
 import contextlib
 import os
 import stat
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from ..faults import fault_point
@@ -87,10 +87,13 @@ __all__ = [
 
 @dataclass(frozen=True)
 class DepFile:
-    """A dependency file: `source` relative to its root, `path` in the run dir."""
+    """A dependency file: `source` relative to its root, `path` in the run
+    dir; `st` its stat (links followed) when the walk that found it took
+    one (staging and `--needed` then take none)."""
 
     source: str
     path: str
+    st: os.stat_result | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -164,8 +167,8 @@ def _resolve(
         if "files" in spec:
             relpaths = _match(root, _patterns(spec), where, f"run {up.id}")
         else:
-            relpaths = _generated_files(up)
-    files = [DepFile(rel, _join(target, rel)) for rel in relpaths]
+            relpaths = dict.fromkeys(_generated_files(up))
+    files = [DepFile(rel, _join(target, rel), st) for rel, st in relpaths.items()]
     return ResolvedDep(dict(spec), source, root, bool(spec.get("link")), files, why)
 
 
@@ -187,9 +190,16 @@ def _join(target: str, rel: str) -> str:
 # Matching files under a root
 
 
-def _match(root: str, globs: list[str], where: str, root_desc: str) -> list[str]:
+def _match(
+    root: str, globs: list[str], where: str, root_desc: str
+) -> dict[str, os.stat_result | None]:
+    """Path relative to root -> stat (links followed) of each file the
+    patterns name, in path order. A folder is walked once (`_walk`);
+    containment is checked once per dir a match is in and for each link,
+    not per file."""
     real_root = os.path.realpath(root)
-    found: dict[str, None] = {}
+    inside = _Inside(real_root, root, where, root_desc)
+    found: dict[str, os.stat_result | None] = {}
     for pat in globs:
         if patterns.has_magic(pat):
             matches = patterns.matches(root, pat)
@@ -201,47 +211,85 @@ def _match(root: str, globs: list[str], where: str, root_desc: str) -> list[str]
             matches = [os.path.normpath(pat)]
         for rel in matches:
             rel = os.path.normpath(rel)
-            full = os.path.join(root, rel)
-            _check_inside(real_root, full, rel, where, root_desc)
-            if not os.path.exists(full):
-                raise DependencyError(
-                    f"{where}: file '{rel}' not found in {root_desc} ({root})"
-                )
-            if os.path.isdir(full):
-                for sub in _walk(real_root, root, rel, where, root_desc):
-                    found[sub] = None
+            st = inside.stat(rel)
+            if stat.S_ISDIR(st.st_mode):
+                found.update(_walk(inside, rel))
             else:
-                found[rel] = None
-    return sorted(found)
+                found[rel] = st
+    return dict(sorted(found.items()))
 
 
-def _check_inside(
-    real_root: str, full: str, rel: str, where: str, root_desc: str
-) -> None:
-    real = os.path.realpath(full)
-    if real != real_root and not real.startswith(real_root + os.sep):
-        raise DependencyError(
-            f"{where}: '{rel}' resolves to {real}, outside {root_desc}: "
-            f"a dependency must stay inside its root"
-        )
+@dataclass
+class _Inside:
+    """Containment of paths under a root, each dir's checked once."""
+
+    real_root: str
+    root: str
+    where: str
+    root_desc: str
+    dirs: dict[str, bool] = field(default_factory=dict)
+
+    def stat(self, rel: str) -> os.stat_result:
+        """The stat of `rel` (a link followed), refused when it, or a
+        dir it is in, leads outside the root; not found: raised."""
+        full = os.path.join(self.root, rel)
+        parent = os.path.dirname(full)
+        ok = self.dirs.get(parent)
+        if ok is None:
+            ok = self.dirs[parent] = self._ok(os.path.realpath(parent))
+        try:
+            st: os.stat_result | None = os.lstat(full)
+        except OSError:
+            st = None
+        if not ok or (st and stat.S_ISLNK(st.st_mode)):
+            self.check(full, rel)
+            with contextlib.suppress(OSError):
+                st = os.stat(full)  # a link followed
+        if st is None or stat.S_ISLNK(st.st_mode):
+            raise DependencyError(
+                f"{self.where}: file '{rel}' not found in {self.root_desc} "
+                f"({self.root})"
+            )
+        return st
+
+    def check(self, full: str, rel: str) -> None:
+        real = os.path.realpath(full)
+        if not self._ok(real):
+            raise DependencyError(
+                f"{self.where}: '{rel}' resolves to {real}, outside "
+                f"{self.root_desc}: a dependency must stay inside its root"
+            )
+
+    def target(self, full: str, rel: str) -> os.stat_result:
+        """The stat of what the link `full` leads to (checked inside)."""
+        try:
+            return os.stat(full)
+        except OSError:
+            raise DependencyError(
+                f"{self.where}: '{rel}' is a broken link in {self.root_desc}"
+            ) from None
+
+    def _ok(self, real: str) -> bool:
+        return real == self.real_root or real.startswith(self.real_root + os.sep)
 
 
-def _walk(
-    real_root: str, root: str, reldir: str, where: str, root_desc: str
-) -> list[str]:
-    """Files under a dir (links followed when they stay inside the root)."""
-    files = []
-    for sub, entry in file_util.walk_files(root, reldir, follow_links=True):
+def _walk(inside: _Inside, reldir: str) -> dict[str, os.stat_result]:
+    """Files under a dir and their stats (links followed when they stay
+    inside the root): one scandir walk, a file's stat from its entry
+    (one lstat, no path resolved); a link alone is resolved. The dirs
+    walked are inside the root (the walk follows no link it has not
+    checked), so no file's containment is checked again."""
+    files = {}
+    for sub, entry in file_util.walk_files(inside.root, reldir, follow_links=True):
         if entry.is_symlink():
-            _check_inside(real_root, entry.path, sub, where, root_desc)
-            if not os.path.exists(entry.path):
-                raise DependencyError(
-                    f"{where}: '{sub}' is a broken link in {root_desc}"
-                )
-            if entry.is_dir():
+            inside.check(entry.path, sub)
+            st = inside.target(entry.path, sub)
+            if stat.S_ISDIR(st.st_mode):
                 continue
-        files.append(sub)
-    return sorted(files)
+        else:
+            st = entry.stat(follow_symlinks=False)
+        files[sub] = st
+    return files
 
 
 # ---------------------------------------------------------------------------
@@ -419,30 +467,38 @@ def _hash_files(
     progress: console.Progress,
 ) -> list[str]:
     """The digest of each file; a copied dependency's files are added to
-    the object cache (read once when new, not at all when known)."""
-    result = []
-    for f in dep.files:
-        full = os.path.join(dep.root, f.source)
-        st = os.stat(full)
-        if not stat.S_ISREG(st.st_mode):
-            # Reading a FIFO or a device would hang staging.
-            raise DependencyError(
-                f"{where}: '{f.source}' is a {file_util.file_kind(st)}, not a "
-                "regular file: a dependency must be files or directories of files"
-            )
-        if dep.link:
-            result.append(hash_cache.file_sha256(full, cache))
-            continue
+    the object cache (read once when new, not at all when known), their
+    rows read in a few queries, and pinned until placed (prune leaves
+    them)."""
+    files = [
+        (os.path.join(dep.root, f.source), _file_stat(dep, f, where)) for f in dep.files
+    ]
+    if dep.link:
+        result = hash_cache.file_digests(files, cache)
+    else:
         try:
-            digest = objects.add_file(runs_home, full, st, cache, progress)
-            pins.pin(runs_home, digest)  # until placed: prune leaves it
-            result.append(digest)
-        except objects.SourceChanged:
+            result = objects.add_files(runs_home, files, cache, progress)
+        except objects.SourceChanged as e:
+            source = os.path.relpath(str(e), dep.root)
             raise DependencyError(
-                f"{where}: '{f.source}' changed while the run was staged: stage again"
+                f"{where}: '{source}' changed while the run was staged: stage again"
             ) from None
+        pins.pin_all(runs_home, sorted(set(result)))
     _check_pins(dep, result, where)
     return result
+
+
+def _file_stat(dep: ResolvedDep, f: DepFile, where: str) -> os.stat_result:
+    """A dependency file's stat (links followed), the walk's when it took
+    one; a regular file only: reading a FIFO or a device would hang
+    staging."""
+    st = f.st or os.stat(os.path.join(dep.root, f.source))
+    if not stat.S_ISREG(st.st_mode):
+        raise DependencyError(
+            f"{where}: '{f.source}' is a {file_util.file_kind(st)}, not a "
+            "regular file: a dependency must be files or directories of files"
+        )
+    return st
 
 
 def _check_pins(dep: ResolvedDep, digests: list[str], where: str) -> None:
@@ -491,34 +547,20 @@ def _place(
         log.info(
             f"Using run {src['id']} ({src['name']}, op {src['op']}) for {where}{why}"
         )
-    events = []
+    events = _clear_dests(run, dep, where, placed)
+    if dep.link:
+        hows = []
+        for f in dep.files:
+            dest = os.path.join(run.run_dir, f.path)
+            os.symlink(os.path.abspath(os.path.join(dep.root, f.source)), dest)
+            hows.append(("symlink", os.lstat(dest)))
+    else:
+        hows = _place_objects(run, dep, digests, cache, where)
     files = []
     counts: dict[str, int] = {}
-    for f, digest in zip(dep.files, digests):
-        src_path = os.path.join(dep.root, f.source)
-        dest = os.path.join(run.run_dir, f.path)
-        if not file_util.is_inside(run.run_dir, dest):
-            raise DependencyError(
-                f"{where}: '{f.path}' would be placed outside the run dir "
-                "(a link in the run dir leads out of it): dependencies are "
-                "placed in the run dir only"
-            )
-        if f.path in placed:
-            raise DependencyError(
-                f"{where}: '{f.path}' is also placed by {placed[f.path]}: "
-                f"set target-path to place one of them elsewhere"
-            )
-        placed[f.path] = where
-        if os.path.lexists(dest):
-            events.append(_replace_staged(run, dest, f.path, where))
-        file_util.make_dirs(os.path.dirname(dest))
-        if dep.link:
-            os.symlink(os.path.abspath(src_path), dest)
-            how = "symlink"
-        else:
-            how = _place_object(run, digest, dest, cache, src_path, where)
+    for f, digest, (how, st) in zip(dep.files, digests, hows):
         counts[how] = counts.get(how, 0) + 1
-        events.append(FileEvent("a", "d", os.lstat(dest).st_mtime_ns, f.path, how))
+        events.append(FileEvent("a", "d", st.st_mtime_ns, f.path, how))
         files.append(
             {"path": f.path, "source": f.source, "sha256": digest, "placed": how}
         )
@@ -536,32 +578,66 @@ def _place(
     return {"spec": dep.spec, "source": dep.source, "files": files}
 
 
-def _place_object(
+def _clear_dests(
+    run: Run, dep: ResolvedDep, where: str, placed: dict[str, str]
+) -> list[FileEvent]:
+    """Make the dirs of the dependency's files in the run dir (each dir
+    once, checked to stay inside it) and remove files an earlier phase
+    staged where they go (a dir made here holds none)."""
+    events = []
+    made: dict[str, bool] = {}  # dir -> made here
+    for f in dep.files:
+        dest = os.path.join(run.run_dir, f.path)
+        parent = os.path.dirname(dest)
+        if parent not in made:
+            if not file_util.is_inside(run.run_dir, dest):
+                raise DependencyError(
+                    f"{where}: '{f.path}' would be placed outside the run dir "
+                    "(a link in the run dir leads out of it): dependencies are "
+                    "placed in the run dir only"
+                )
+            made[parent] = not os.path.isdir(parent)
+            if made[parent]:
+                file_util.make_dirs(parent)
+        if f.path in placed:
+            raise DependencyError(
+                f"{where}: '{f.path}' is also placed by {placed[f.path]}: "
+                f"set target-path to place one of them elsewhere"
+            )
+        placed[f.path] = where
+        if not made[parent] and os.path.lexists(dest):
+            events.append(_replace_staged(run, dest, f.path, where))
+    return events
+
+
+def _place_objects(
     run: Run,
-    digest: str,
-    dest: str,
+    dep: ResolvedDep,
+    digests: list[str],
     cache: hash_cache.HashCache,
-    src: str,
     where: str,
-) -> str:
-    """Place the object for `digest`; one that went since it was added (a
-    `gage cache prune`) or is not a file is added again from `src`."""
-    try:
-        return objects.place_object(run.runs_home, digest, dest, cache)
-    except FileNotFoundError:
-        pass
-    with contextlib.suppress(FileNotFoundError):
-        os.unlink(dest)  # a copy cut short
-    try:
-        again = objects.add_file(run.runs_home, src, os.stat(src), cache)
-    except (OSError, objects.SourceChanged):
-        again = None
-    if again != digest:
-        raise DependencyError(
-            f"{where}: '{os.path.basename(src)}' changed or went while the "
-            "run was staged: stage again"
-        )
-    return objects.place_object(run.runs_home, digest, dest, cache)
+) -> list[tuple[str, os.stat_result]]:
+    """Place the objects for `digests` in one pass; one that went since
+    it was added (a `gage cache prune`) or is not a file is added again
+    from its source."""
+    dests = [os.path.join(run.run_dir, f.path) for f in dep.files]
+
+    def again(i: int) -> None:
+        src = os.path.join(dep.root, dep.files[i].source)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(dests[i])  # a copy cut short
+        try:
+            digest = objects.add_file(run.runs_home, src, os.stat(src), cache)
+        except (OSError, objects.SourceChanged):
+            digest = None
+        if digest != digests[i]:
+            raise DependencyError(
+                f"{where}: '{dep.files[i].source}' changed or went while the "
+                "run was staged: stage again"
+            )
+
+    items = list(zip(digests, dests))
+    return objects.place_objects(run.runs_home, items, cache, again=again)
 
 
 def _replace_staged(run: Run, dest: str, path: str, where: str) -> FileEvent:

@@ -44,7 +44,7 @@ import sqlite3
 import stat as statlib
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Sequence
 
 from ..util import file_util, sqlite_wait
 from ..util.file_util import stat_key
@@ -53,6 +53,7 @@ __all__ = [
     "MIN_SIZE",
     "RACY_SECONDS",
     "HashCache",
+    "file_digests",
     "file_sha256",
     "lookup",
     "lookup_text",
@@ -249,6 +250,28 @@ def file_sha256(
     if st.st_size >= MIN_SIZE and stat_key(st) == stat_key(os.stat(path)):
         _store(cache, st, digest)
     return digest
+
+
+def file_digests(
+    files: Sequence[tuple[str, os.stat_result | None]], cache: HashCache | None
+) -> list[str]:
+    """sha256 of many files (path and stat, or None: not taken; links
+    followed), in order: `file_sha256` batch-wise. The cache's rows for
+    them are read in a few queries (`prefetch`); a file it does not know
+    is read, and its digest stored whatever its size (a dependency file
+    is looked up again with every run: worth a row)."""
+    stats = [st or os.stat(path) for path, st in files]
+    prefetch(cache, [(st.st_dev, st.st_ino) for st in stats])
+    digests = []
+    for (path, _st), st in zip(files, stats):
+        digest = lookup(cache, st)
+        if digest is None:
+            digest = file_util.sha256_file(path)
+            if cache is not None and not cache.failed:
+                if stat_key(st) == stat_key(os.stat(path)):
+                    _store(cache, st, digest)
+        digests.append(digest)
+    return digests
 
 
 def lookup(cache: HashCache | None, st: os.stat_result) -> str | None:

@@ -34,7 +34,7 @@ import os
 import stat
 import time
 from dataclasses import dataclass
-from typing import Iterator
+from typing import Callable, Iterator
 
 from ..util import file_util
 from ..util.console import Progress
@@ -46,10 +46,12 @@ __all__ = [
     "CacheInfo",
     "SourceChanged",
     "add_file",
+    "add_files",
     "cache_info",
     "adopt_file",
     "has_object",
     "place_object",
+    "place_objects",
     "place_source",
     "source_object_stats",
     "prune",
@@ -302,22 +304,33 @@ def place_objects(
     items: list[tuple[str, str]],
     cache: hash_cache.HashCache,
     hardlink: bool = True,
+    again: Callable[[int], None] | None = None,
 ) -> list[tuple[str, os.stat_result]]:
     """`place_object` for many (digest, dest), in order: how each was
     placed and the placed file's stat. The device of each dest dir is
-    read once."""
+    read once. `again(i)`: called when the object of item `i` is gone
+    (a prune) to add it again; the placement is then tried once more
+    (without it, FileNotFoundError)."""
     devs: dict[str, int] = {}
     obj_dev = None
     placed = []
-    for digest, dest in items:
+    for i, (digest, dest) in enumerate(items):
         obj = object_path(runs_home, digest)
         parent = os.path.dirname(dest) or "."
         dev = devs.get(parent)
         if dev is None:
             dev = devs[parent] = os.stat(parent).st_dev
-        if obj_dev is None:
-            obj_dev = os.lstat(obj).st_dev
-        placed.append(_place_one(obj, digest, dest, cache, hardlink, (dev, obj_dev)))
+        for last in (again is None, True):
+            try:
+                if obj_dev is None:
+                    obj_dev = os.lstat(obj).st_dev
+                how = _place_one(obj, digest, dest, cache, hardlink, (dev, obj_dev))
+                break
+            except FileNotFoundError:
+                if last or again is None:
+                    raise
+                again(i)
+        placed.append(how)
     return placed
 
 
