@@ -79,12 +79,14 @@ def _run_one(args, gf, home: str, opdef, config: dict, pins: dict) -> int:
 
     # Before anything is staged (staging checks it again): upstream runs
     # that disagree, config files the source rules leave out.
-    stage_op.check_op(gf, home, opdef, config, pins)
+    resolved = stage_op.check_op(gf, home, opdef, config, pins)
     found = None
     accept = common.needed_filter(args, gf, home, opdef, gagefile.op_cmd(opdef))
     if args.needed:
         # Decided before anything is staged (see op_inputs).
-        found = stage_op.lookup(gf, home, opdef, config, pins, accept=accept)
+        found = stage_op.lookup(
+            gf, home, opdef, config, pins, accept=accept, resolved=resolved
+        )
         if found.match:
             return _not_needed(args, found.match)
         if found.key and args.remote:
@@ -104,6 +106,7 @@ def _run_one(args, gf, home: str, opdef, config: dict, pins: dict) -> int:
             upstream=pins,
             warn=warn,
             progress=not args.quiet,
+            checked=True,
         )
     except BaseException:
         if engine is not None:

@@ -139,22 +139,25 @@ def op_inputs(
     opdef: OpDef,
     config: dict[str, Any],
     upstream: Mapping[str, Run] | None = None,
+    resolved: list[Any] | None = None,
 ) -> Inputs | None:
     """The inputs a run of `opdef` with `config` would have if staged now.
 
     `upstream` maps an op name in a `run-files` `run-select` to the exact
     run to use (else the latest completed run, as staging selects it).
-    None for an op with staging hooks. Raises DependencyError when a
-    dependency cannot be resolved, as staging would.
+    `resolved`: its dependencies as `run_deps.preview_dependencies` just
+    gave them. None for an op with staging hooks. Raises DependencyError
+    when a dependency cannot be resolved, as staging would.
     """
     exec_ = opdef.get_exec()
     if any(exec_.get(h) is not None for h in _HOOKS):
         return None
-    from . import run_deps
+    if resolved is None:
+        from . import run_deps
 
-    resolved = run_deps.preview_dependencies(
-        runs_home, project_dir, opdef, upstream=upstream
-    )
+        resolved = run_deps.preview_dependencies(
+            runs_home, project_dir, opdef, upstream=upstream
+        )
     with hash_cache.open_cache(run_meta.hash_cache_path(runs_home)) as cache:
         deps = [_dep_inputs(dep, cache) for dep in resolved]
         placed = {path for d in deps for path in d["files"]}
