@@ -31,6 +31,7 @@ and callers stage first and compare the staged run's inputs.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -73,8 +74,10 @@ class Inputs:
     """Source files that config patched: not part of the key (config
     and digests are), kept to explain a difference."""
 
-    @property
+    @functools.cached_property
     def key(self) -> str:
+        """sha256 of the inputs but `patched` (taken once: a folder of
+        many files makes it long)."""
         data = self.data()
         del data["patched"]
         return _digest(data)

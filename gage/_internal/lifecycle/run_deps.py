@@ -122,6 +122,7 @@ def preview_dependencies(
     project_dir: str,
     opdef: OpDef,
     upstream: Mapping[str, Run] | None = None,
+    stats: bool = True,
 ) -> list[ResolvedDep]:
     """Which source (project or upstream run) and files each dependency uses.
 
@@ -131,12 +132,13 @@ def preview_dependencies(
     the latest completed (`run_lineage.choose`; `why` says which).
     Nothing is copied or hashed; raises DependencyError as staging would
     (an invalid spec, no upstream run, runs that disagree, missing file,
-    escaping path).
+    escaping path). `stats`: take each file's stat (`DepFile.st`);
+    without, a folder's files are known from its listing alone.
     """
     check_dependencies(opdef)
     chosen = run_lineage.choose(runs_home, opdef, upstream)
     return [
-        _resolve(runs_home, project_dir, opdef, i, spec, chosen)
+        _resolve(runs_home, project_dir, opdef, i, spec, chosen, stats)
         for i, spec in enumerate(opdef.get_dependencies())
     ]
 
@@ -148,6 +150,7 @@ def _resolve(
     i: int,
     spec: dict[str, Any],
     chosen: Mapping[str, run_lineage.Choice],
+    stats: bool = True,
 ) -> ResolvedDep:
     where = dependency_where(opdef.name, i, spec)
     why = ""
@@ -155,7 +158,7 @@ def _resolve(
     if spec["type"] == "project-files":
         root = os.path.abspath(project_dir)
         source = {"type": "project", "dir": root}
-        relpaths = _match(root, _patterns(spec), where, "project")
+        relpaths = _match(root, _patterns(spec), where, "project", stats)
     else:
         choice = chosen.get(spec["run-select"])
         if choice is not None:
@@ -165,7 +168,7 @@ def _resolve(
         root = up.run_dir
         source = _run_source(up)
         if "files" in spec:
-            relpaths = _match(root, _patterns(spec), where, f"run {up.id}")
+            relpaths = _match(root, _patterns(spec), where, f"run {up.id}", stats)
         else:
             relpaths = dict.fromkeys(_generated_files(up))
     files = [DepFile(rel, _join(target, rel), st) for rel, st in relpaths.items()]
@@ -191,14 +194,14 @@ def _join(target: str, rel: str) -> str:
 
 
 def _match(
-    root: str, globs: list[str], where: str, root_desc: str
+    root: str, globs: list[str], where: str, root_desc: str, stats: bool = True
 ) -> dict[str, os.stat_result | None]:
     """Path relative to root -> stat (links followed) of each file the
     patterns name, in path order. A folder is walked once (`_walk`);
     containment is checked once per dir a match is in and for each link,
-    not per file."""
+    not per file. Without `stats`, a folder's files have none (None)."""
     real_root = os.path.realpath(root)
-    inside = _Inside(real_root, root, where, root_desc)
+    inside = _Inside(real_root, root, where, root_desc, stats)
     found: dict[str, os.stat_result | None] = {}
     for pat in globs:
         if patterns.has_magic(pat):
@@ -227,6 +230,7 @@ class _Inside:
     root: str
     where: str
     root_desc: str
+    stats: bool = True
     dirs: dict[str, bool] = field(default_factory=dict)
 
     def stat(self, rel: str) -> os.stat_result:
@@ -273,22 +277,23 @@ class _Inside:
         return real == self.real_root or real.startswith(self.real_root + os.sep)
 
 
-def _walk(inside: _Inside, reldir: str) -> dict[str, os.stat_result]:
+def _walk(inside: _Inside, reldir: str) -> dict[str, os.stat_result | None]:
     """Files under a dir and their stats (links followed when they stay
     inside the root): one scandir walk, a file's stat from its entry
-    (one lstat, no path resolved); a link alone is resolved. The dirs
-    walked are inside the root (the walk follows no link it has not
-    checked), so no file's containment is checked again."""
-    files = {}
+    (one lstat, no path resolved; none without `inside.stats`); a link
+    alone is resolved. The dirs walked are inside the root (the walk
+    follows no link it has not checked), so no file's containment is
+    checked again."""
+    files: dict[str, os.stat_result | None] = {}
     for sub, entry in file_util.walk_files(inside.root, reldir, follow_links=True):
         if entry.is_symlink():
             inside.check(entry.path, sub)
             st = inside.target(entry.path, sub)
             if stat.S_ISDIR(st.st_mode):
                 continue
+            files[sub] = st
         else:
-            st = entry.stat(follow_symlinks=False)
-        files[sub] = st
+            files[sub] = entry.stat(follow_symlinks=False) if inside.stats else None
     return files
 
 

@@ -80,10 +80,13 @@ def check_op(
     run, upstream runs that disagree, a missing file) or that would
     replace a config file. `stage_op` calls it unless told it was
     (`checked`); callers that ask for a confirmation call it first.
-    Returns the dependencies resolved (for `lookup`)."""
+    Returns the dependencies resolved (for `lookup`): a folder's files
+    from its listing, no stat taken (staging takes its own)."""
     if not opdef.get_dependencies():
         return []
-    resolved = run_deps.preview_dependencies(home, gf.project_dir, opdef, upstream)
+    resolved = run_deps.preview_dependencies(
+        home, gf.project_dir, opdef, upstream, stats=False
+    )
     if config:
         run_deps.check_config_files(resolved, gf.project_dir, opdef)
     return resolved
