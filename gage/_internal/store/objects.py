@@ -342,21 +342,28 @@ def _place_one(
     hardlink: bool,
     devs: tuple[int, int],
 ) -> tuple[str, os.stat_result]:
-    _check_regular(obj)
-    if devs not in _no_reflink and _reflink(obj, dest, devs):
-        os.chmod(dest, _READONLY)
-        st = os.stat(obj)
-        os.utime(dest, ns=(st.st_atime_ns, st.st_mtime_ns))
-        st = os.stat(dest)
-        hash_cache.record(cache, st, digest)
-        return "reflink", st
+    if devs not in _no_reflink:
+        _check_regular(obj)
+        if _reflink(obj, dest, devs):
+            os.chmod(dest, _READONLY)
+            st = os.stat(obj)
+            os.utime(dest, ns=(st.st_atime_ns, st.st_mtime_ns))
+            st = os.stat(dest)
+            hash_cache.record(cache, st, digest)
+            return "reflink", st
     if hardlink and devs[0] not in _no_link and _link(obj, dest, devs[0]):
         # A link changes the object's ctime: record its new stat (the
         # placed file's: the same inode) so the next placement need not
-        # read it again.
-        st = os.stat(dest)
+        # read it again. The placed file's type is checked here, not
+        # the object's before: one lstat for both.
+        st = os.lstat(dest)
+        if not stat.S_ISREG(st.st_mode):
+            _remove(dest)
+            _remove(obj)  # a link or special file put there: never placed
+            raise FileNotFoundError(errno.ENOENT, "not a regular file", obj)
         hash_cache.record(cache, st, digest)
         return "hardlink", st
+    _check_regular(obj)
     file_util.copy_file(obj, dest)
     os.chmod(dest, _READONLY)
     st = os.stat(dest)
