@@ -146,11 +146,13 @@ def _write(db: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> None:
 
 def _gave_up(cache: HashCache, e: Exception) -> None:
     """After a lock held past the bound: no more waits in this process's
-    use of the cache (every later lookup would wait again)."""
+    use of the cache, whichever handle (every later lookup would wait
+    again)."""
     if isinstance(e, sqlite_wait.Locked) and cache.db is not None:
         cache.db.close()
         cache.db = None
         cache.failed = True
+        _locked.add(cache.path)
 
 
 def open_cache(path: str) -> HashCache:
@@ -163,6 +165,9 @@ def _db(cache: HashCache, create: bool = False) -> sqlite3.Connection | None:
     """The open database; None when it cannot be opened, or does not
     exist and `create` is false (a lookup never makes one)."""
     if cache.db is None and not cache.failed:
+        if cache.path in _locked:  # waited for in vain once: not again
+            cache.failed = True
+            return None
         if not create and (cache.missing or not os.path.exists(cache.path)):
             cache.missing = True
             return None
@@ -177,6 +182,9 @@ def _connect(path: str, again: bool = True) -> sqlite3.Connection | None:
     try:
         db = sqlite_wait.connect(path)
         sqlite_wait.call(db, path, lambda: db.execute(_SCHEMA))
+    except sqlite_wait.Locked:
+        _locked.add(path)  # past the bound: this process does without it
+        return None
     except (sqlite3.OperationalError, OSError):
         return None  # locked, unwritable: do without
     except sqlite3.DatabaseError:
@@ -190,6 +198,9 @@ def _connect(path: str, again: bool = True) -> sqlite3.Connection | None:
             return None
         return _connect(path, again=False)
     return db
+
+
+_locked: set[str] = set()
 
 
 def remember(path: str, digest: str, st: os.stat_result | None = None) -> None:
