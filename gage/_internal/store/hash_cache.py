@@ -39,6 +39,7 @@ closed (or `flush`ed): a row written per file would cost a transaction
 
 from __future__ import annotations
 
+import itertools
 import os
 import sqlite3
 import stat as statlib
@@ -212,18 +213,14 @@ def remember(path: str, digest: str, st: os.stat_result | None = None) -> None:
     later change to the file (a write, a chmod, a utime) misses. `st`:
     the file's stat, when the caller has just taken it.
     """
-    if len(_memo) >= _MEMO_MAX:
-        _memo.clear()
-    _memo[stat_key(st or os.stat(path))] = digest
+    _memo_put(stat_key(st or os.stat(path)), digest)
 
 
 def record(cache: HashCache | None, st: os.stat_result, digest: str) -> None:
     """`remember` and `store` a file this process just placed (stat `st`)
     at once: its digest is known, its text verdict is not needed."""
     key = stat_key(st)
-    if len(_memo) >= _MEMO_MAX:
-        _memo.clear()
-    _memo[key] = digest
+    _memo_put(key, digest)
     if cache is None or cache.failed or not statlib.S_ISREG(st.st_mode):
         return
     if st.st_mtime_ns > time.time_ns() - int(RACY_SECONDS * 1e9):
@@ -235,6 +232,16 @@ def remembered(st: os.stat_result, digest: str) -> bool:
     """True when this process recorded `digest` for a file with stat `st`
     (`remember`: gage wrote or placed it, and stored what it needs)."""
     return _memo.get(stat_key(st)) == digest
+
+
+def _memo_put(key: tuple[int, int, int, int, int], digest: str) -> None:
+    """Remember `digest` by `key`; when full, the oldest quarter goes (a
+    file placed after it was added has a newer entry: the staging of a
+    folder of 100,000 files keeps what finalizing it looks up)."""
+    if len(_memo) >= _MEMO_MAX:
+        for old in list(itertools.islice(_memo, _MEMO_MAX // 4)):
+            del _memo[old]
+    _memo[key] = digest
 
 
 _memo: dict[tuple[int, int, int, int, int], str] = {}
