@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import time
 
 import pytest
@@ -162,3 +163,121 @@ def test_link_inside_followed(project, tmp_path):
     run = _stage(str(tmp_path / "runs"), project)
     files = {f["path"]: f["sha256"] for f in read_deps(run)[0]["files"]}
     assert files["data/d0/alias.bin"] == files["data/d1/f001.bin"]
+
+
+@pytest.fixture
+def queries(monkeypatch):
+    """The SELECT statements the digest cache runs (every connection is
+    made by hash_cache._connect)."""
+    seen: list[str] = []
+    real = hash_cache._connect
+
+    def spy(path, again=True):
+        db = real(path, again)
+        if db is not None:
+            db.set_trace_callback(
+                lambda sql: (
+                    seen.append(sql) if sql.lstrip().startswith("SELECT") else None
+                )
+            )
+        return db
+
+    monkeypatch.setattr(hash_cache, "_connect", spy)
+    return seen
+
+
+def _folder_rows(home: str) -> int:
+    import sqlite3
+
+    db = sqlite3.connect(run_meta.hash_cache_path(home))
+    try:
+        return db.execute("SELECT count(*) FROM folders_v1").fetchone()[0]
+    finally:
+        db.close()
+
+
+def test_needed_one_query_for_unchanged_folder(project, tmp_path, queries, opened):
+    """Staging stores the folder's record; --needed then decides the
+    folder with one query: no per-file digest lookup."""
+    home = str(tmp_path / "runs")
+    run = _stage(home, project)
+    queries.clear()
+    opened.clear()
+    again = op_inputs.op_inputs(home, project, _opdef(), {})
+    assert again is not None and again.key == run_meta.read_input_key(run)
+    folder = [q for q in queries if "folders_v1" in q]
+    assert len(folder) == 1, queries
+    inodes = {
+        str(os.stat(os.path.join(d, n)).st_ino)
+        for d, _s, names in os.walk(os.path.join(project, "data"))
+        for n in names
+    }
+    per_file = [
+        q for q in queries if "digests_v3" in q and inodes & set(re.findall(r"\d+", q))
+    ]
+    assert per_file == [], per_file  # train.py's row alone is looked up
+    assert opened == []
+    assert _folder_rows(home) == 1
+
+
+def test_changed_stat_invalidates_folder_record(project, tmp_path, opened):
+    """A file rewritten with the same size and its old mtime restored
+    (only ctime tells) misses the folder's record: it alone is read."""
+    home = str(tmp_path / "runs")
+    run = _stage(home, project)
+    assert _folder_rows(home) == 1  # staging stored the record
+    changed = os.path.join(project, "data", "d3", "f003.bin")
+    st = os.stat(changed)
+    with open(changed, "wb") as f:
+        f.write(os.urandom(st.st_size))
+    os.utime(changed, ns=(st.st_atime_ns, st.st_mtime_ns))
+    opened.clear()
+    inputs = op_inputs.op_inputs(home, project, _opdef(), {})
+    assert inputs is not None
+    assert inputs.key != run_meta.read_input_key(run)
+    assert opened == [changed]
+    digest = inputs.deps[0]["files"]["data/d3/f003.bin"]
+    assert digest == file_util.sha256_file(changed)
+
+
+def test_folder_record_not_stored_in_racy_window(project, tmp_path):
+    """A folder with a file modified within the racy window has no
+    record (as a file's row is not stored then)."""
+    home = str(tmp_path / "runs")
+    fresh = os.path.join(project, "data", "d0", "f000.bin")
+    with open(fresh, "ab") as f:
+        f.write(b"new")
+    _stage(home, project)
+    op_inputs.op_inputs(home, project, _opdef(), {})
+    assert _folder_rows(home) == 0
+    old = time.time() - 3600
+    os.utime(fresh, (old, old))
+    op_inputs.op_inputs(home, project, _opdef(), {})
+    assert _folder_rows(home) == 1
+
+
+def test_source_walk_skips_folder_placed_whole(project, tmp_path, monkeypatch):
+    """A folder a dependency places whole (no link in it) is not walked
+    for source code, and the key is the one staging records, even with
+    a source-looking file in it; a folder with a link is walked."""
+    with open(os.path.join(project, "data", "d1", "util.py"), "w") as f:
+        f.write("x = 1\n")
+    home = str(tmp_path / "runs")
+    run = _stage(home, project)
+    resolved = run_deps.preview_dependencies(home, project, _opdef(), stats=False)
+    assert resolved[0].folders == ("data",)
+    walked: list[str] = []
+    real = os.scandir
+
+    def spy(path="."):
+        walked.append(os.path.relpath(str(path), project))
+        return real(path)
+
+    monkeypatch.setattr(os, "scandir", spy)
+    inputs = op_inputs.op_inputs(home, project, _opdef(), {}, resolved=resolved)
+    monkeypatch.setattr(os, "scandir", real)
+    assert inputs is not None and inputs.key == run_meta.read_input_key(run)
+    assert not [p for p in walked if p.startswith("data")], walked
+    os.symlink("f001.bin", os.path.join(project, "data", "d1", "alias.bin"))
+    resolved = run_deps.preview_dependencies(home, project, _opdef(), stats=False)
+    assert resolved[0].folders == ()

@@ -24,12 +24,20 @@ __all__ = ["match_files"]
 
 
 def match_files(
-    root: str, globs: list[str], where: str, root_desc: str, stats: bool = True
+    root: str,
+    globs: list[str],
+    where: str,
+    root_desc: str,
+    stats: bool = True,
+    walked: list[str] | None = None,
 ) -> dict[str, os.stat_result | None]:
     """Path relative to root -> stat (links followed) of each file the
     patterns name, in path order. A folder is walked once (`_walk`);
     containment is checked once per dir a match is in and for each link,
-    not per file. Without `stats`, a folder's files have none (None)."""
+    not per file. Without `stats`, a folder's files have none (None).
+    `walked`: given a list, each folder walked in which no link was met
+    is added to it (every regular file under it is then matched, by its
+    own path)."""
     real_root = os.path.realpath(root)
     inside = _Inside(real_root, root, where, root_desc, stats)
     found: dict[str, os.stat_result | None] = {}
@@ -46,7 +54,10 @@ def match_files(
             rel = os.path.normpath(rel)
             st = inside.stat(rel)
             if stat.S_ISDIR(st.st_mode):
-                found.update(_walk(inside, rel))
+                files, linked = _walk(inside, rel)
+                found.update(files)
+                if walked is not None and not linked:
+                    walked.append(rel)
             else:
                 found[rel] = st
     return dict(sorted(found.items()))
@@ -107,16 +118,20 @@ class _Inside:
         return real == self.real_root or real.startswith(self.real_root + os.sep)
 
 
-def _walk(inside: _Inside, reldir: str) -> dict[str, os.stat_result | None]:
+def _walk(
+    inside: _Inside, reldir: str
+) -> tuple[dict[str, os.stat_result | None], bool]:
     """Files under a dir and their stats (links followed when they stay
     inside the root): one scandir walk, a file's stat from its entry
     (one lstat, no path resolved; none without `inside.stats`); a link
     alone is resolved. The dirs walked are inside the root (the walk
     follows no link it has not checked), so no file's containment is
-    checked again."""
+    checked again. Also whether a link was met."""
     files: dict[str, os.stat_result | None] = {}
+    linked = False
     for sub, entry in file_util.walk_files(inside.root, reldir, follow_links=True):
         if entry.is_symlink():
+            linked = True
             inside.check(entry.path, sub)
             st = inside.target(entry.path, sub)
             if stat.S_ISDIR(st.st_mode):
@@ -124,4 +139,4 @@ def _walk(inside: _Inside, reldir: str) -> dict[str, os.stat_result | None]:
             files[sub] = st
         else:
             files[sub] = entry.stat(follow_symlinks=False) if inside.stats else None
-    return files
+    return files, linked

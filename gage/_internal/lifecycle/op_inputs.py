@@ -163,8 +163,11 @@ def op_inputs(
         )
     with hash_cache.open_cache(run_meta.hash_cache_path(runs_home)) as cache:
         deps = [_dep_inputs(dep, cache) for dep in resolved]
-        placed = {path for d in deps for path in d["files"]}
-        found = _source_inputs(runs_home, project_dir, opdef, config, placed, cache)
+        placed = _Placed([d["files"] for d in deps])
+        skip = _replaced_dirs(project_dir, resolved)
+        found = _source_inputs(
+            runs_home, project_dir, opdef, config, placed, cache, skip
+        )
     if found is None:
         return None
     sources, patched = found
@@ -183,15 +186,57 @@ def _dep_inputs(dep: Any, cache: hash_cache.HashCache) -> dict[str, Any]:
             for f in dep.files
         }
         return _run_dep(dep.source, files)
-    # The walk's stats and the cache's rows, read in a few queries: a
-    # folder whose files kept their stat is decided without a read.
-    digests = hash_cache.file_digests(
-        [(os.path.join(dep.root, f.source), f.st) for f in dep.files], cache
-    )
-    return {
-        "source": "project",
-        "files": dict(zip((f.path for f in dep.files), digests)),
-    }
+    return {"source": "project", "files": _project_files(dep, cache)}
+
+
+def _project_files(dep: Any, cache: hash_cache.HashCache) -> dict[str, str]:
+    """Path -> sha256 of a project dependency's files. A folder whose
+    files all kept their stat is decided by one lookup of its record in
+    the digest cache (`hash_cache.folder_digests`); else the cache's rows
+    are read in a few queries and only files it does not know are read,
+    and the folder's record is stored for next time."""
+    root = dep.root
+    sources = [f.source for f in dep.files]
+    prefix = os.path.join(root, "")  # a join per file costs more than its stat
+    stats = [f.st or os.stat(prefix + f.source) for f in dep.files]
+    from .run_deps import folder_scope
+
+    scope = folder_scope(dep)
+    listing = hash_cache.listing_digest(sources, stats)
+    digests = hash_cache.folder_digests(cache, scope, listing)
+    if digests is None or len(digests) != len(stats):
+        digests = hash_cache.file_digests(
+            [(os.path.join(root, src), st) for src, st in zip(sources, stats)], cache
+        )
+        hash_cache.store_folder(cache, scope, listing, stats, digests)
+    return dict(zip((f.path for f in dep.files), digests))
+
+
+@dataclass(frozen=True)
+class _Placed:
+    """The paths dependencies place (their files dicts: no set of a
+    folder's many paths is built to look up a few source files)."""
+
+    files: list[dict[str, str]]
+
+    def __contains__(self, path: object) -> bool:
+        return any(path in f for f in self.files)
+
+
+def _replaced_dirs(project_dir: str, resolved: list[Any]) -> list[str]:
+    """Project folders a dependency places whole at the same path, with
+    no link in them: every source file under them is replaced by the
+    dependency's, so the source walk need not descend them (the key is
+    the same)."""
+    root = os.path.abspath(project_dir)
+    dirs: list[str] = []
+    for dep in resolved:
+        if dep.source.get("type") != "project" or dep.root != root:
+            continue
+        if dep.spec.get("target-path", "") not in ("", "."):
+            continue  # placed elsewhere
+        dirs.extend(d.replace(os.sep, "/") for d in dep.folders if d != ".")
+    return dirs
 
 
 def _run_dep(source: dict[str, Any], files: dict[str, str]) -> dict[str, Any]:
@@ -208,8 +253,9 @@ def _source_inputs(
     project_dir: str,
     opdef: OpDef,
     config: dict[str, Any],
-    placed: set[str],
+    placed: _Placed,
     cache: hash_cache.HashCache,
+    skip: list[str] | None = None,
 ) -> tuple[dict[str, str], list[str]] | None:
     """Source path -> sha256 as staging would copy and patch them, and
     the paths config patches; None when that cannot be known. A file the
@@ -222,6 +268,7 @@ def _source_inputs(
         runs_home,
         lambda st: hash_cache.lookup_text(cache, st),
         lambda keys: hash_cache.prefetch(cache, keys),
+        skip,
     )
     sources: dict[str, str] = {}
     for path in sel.files:

@@ -53,6 +53,7 @@ how it was placed (`placed`: reflink, hardlink, copy or symlink; the
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import stat
 from dataclasses import dataclass, field
@@ -85,6 +86,7 @@ __all__ = [
     "check_config_files",
     "ResolvedDep",
     "preview_dependencies",
+    "folder_scope",
     "resolve_deps",
 ]
 
@@ -115,6 +117,9 @@ class ResolvedDep:
     link: bool
     files: list[DepFile]
     why: str = ""
+    folders: tuple[str, ...] = ()
+    """Folders (relative to `root`) walked whole with no link met: every
+    regular file under them is in `files`."""
 
 
 # ---------------------------------------------------------------------------
@@ -159,10 +164,11 @@ def _resolve(
     where = dependency_where(opdef.name, i, spec)
     why = ""
     target = _target_path(spec)
+    walked: list[str] = []
     if spec["type"] == "project-files":
         root = os.path.abspath(project_dir)
         source = {"type": "project", "dir": root}
-        relpaths = match_files(root, _patterns(spec), where, "project", stats)
+        relpaths = match_files(root, _patterns(spec), where, "project", stats, walked)
     else:
         choice = chosen.get(spec["run-select"])
         if choice is not None:
@@ -176,7 +182,8 @@ def _resolve(
         else:
             relpaths = dict.fromkeys(_generated_files(up))
     files = [DepFile(rel, _join(target, rel), st) for rel, st in relpaths.items()]
-    return ResolvedDep(dict(spec), source, root, bool(spec.get("link")), files, why)
+    link = bool(spec.get("link"))
+    return ResolvedDep(dict(spec), source, root, link, files, why, tuple(walked))
 
 
 def _patterns(spec: dict[str, Any]) -> list[str]:
@@ -386,7 +393,17 @@ def _hash_files(
             ) from None
         pins.pin_all(runs_home, sorted(set(result)))
     _check_pins(dep, result, where)
+    if dep.source.get("type") == "project":  # for --needed: one lookup
+        stats = [st for _path, st in files]
+        listing = hash_cache.listing_digest([f.source for f in dep.files], stats)
+        hash_cache.store_folder(cache, folder_scope(dep), listing, stats, result)
     return result
+
+
+def folder_scope(dep: ResolvedDep) -> str:
+    """What a project dependency's record in the digest cache is stored
+    under (`hash_cache.store_folder`): its root and its patterns."""
+    return f"{dep.root}\0{json.dumps(dep.spec.get('files'))}"
 
 
 def _file_stat(dep: ResolvedDep, f: DepFile, where: str) -> os.stat_result:

@@ -69,11 +69,14 @@ def select_sourcecode(
     runs_home: str | None = None,
     known_text: KnownText | None = None,
     prefetch: file_select.Prefetch | None = None,
+    skip: list[str] | None = None,
 ) -> file_select.Selection:
     """The source code selection staging would copy (nothing copied):
-    what the rules select and the files the op needs (`required_files`)."""
+    what the rules select and the files the op needs (`required_files`).
+    `skip`: dirs not walked, for a caller to whom nothing under them is
+    source code (a folder a dependency replaces whole)."""
     rules = sourcecode_rules(opdef)
-    sel = select_rules(src_dir, rules, runs_home, known_text, prefetch)
+    sel = select_rules(src_dir, rules, runs_home, known_text, prefetch, skip)
     file_select.add_files(sel, src_dir, required_files(src_dir, opdef))
     return sel
 
@@ -111,9 +114,11 @@ def select_rules(
     runs_home: str | None,
     known_text: KnownText | None = None,
     prefetch: file_select.Prefetch | None = None,
+    skip: list[str] | None = None,
 ) -> file_select.Selection:
     """The files `rules` select under `src_dir`; a `runs_home` inside
-    it is pruned whatever the rules say."""
+    it is pruned whatever the rules say, as are the dirs in `skip` (not
+    listed as skipped: the caller knows why)."""
     if not os.path.isdir(src_dir):
         raise StageError(f"Source code dir does not exist: {src_dir}")
     never = []
@@ -121,6 +126,14 @@ def select_rules(
         rel = os.path.relpath(os.path.realpath(runs_home), os.path.realpath(src_dir))
         if rel != "." and not rel.startswith(".."):
             never.append(rel.replace(os.sep, "/"))
-    return file_select.select_files(
-        src_dir, file_select.parse_rules(rules), never, known_text, prefetch
+    sel = file_select.select_files(
+        src_dir,
+        file_select.parse_rules(rules),
+        never + (skip or []),
+        known_text,
+        prefetch,
     )
+    if skip:
+        quiet = {d + "/" for d in skip} - {d + "/" for d in never}
+        sel.skipped[:] = [s for s in sel.skipped if s.path not in quiet]
+    return sel

@@ -35,10 +35,20 @@ are per inode, so they do not grow with the number of runs.
 Writes are collected and written in one transaction when the cache is
 closed (or `flush`ed): a row written per file would cost a transaction
 (and a sync) per file. Until then, lookups in this process see them.
+
+A folder of many files has a record of its own (`folder_digests`,
+`store_folder`): keyed by a scope (the folder, or the patterns that
+name its files, under a root) and a digest of its listing's stats
+(names, device, inode, size, mtime, ctime), it holds its files'
+digests in listing order, so a folder whose files all kept their stat
+is decided with one lookup instead of one per file. It follows the
+same rule on recent mtimes: a listing with a file modified in the last
+`RACY_SECONDS` is not stored.
 """
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import os
 import sqlite3
@@ -56,6 +66,8 @@ __all__ = [
     "HashCache",
     "file_digests",
     "file_sha256",
+    "folder_digests",
+    "listing_digest",
     "lookup",
     "lookup_text",
     "prefetch",
@@ -64,6 +76,7 @@ __all__ = [
     "remember",
     "remembered",
     "store",
+    "store_folder",
 ]
 
 MIN_SIZE = 1024 * 1024
@@ -79,6 +92,11 @@ CREATE TABLE IF NOT EXISTS digests_v3 (
   sha256 TEXT NOT NULL,
   text INTEGER,
   PRIMARY KEY (dev, ino)
+);
+CREATE TABLE IF NOT EXISTS folders_v1 (
+  scope TEXT PRIMARY KEY,
+  listing TEXT NOT NULL,
+  digests TEXT NOT NULL
 )
 """
 
@@ -111,18 +129,23 @@ class HashCache:
     missing: bool = False
     pending: dict[tuple[int, int], tuple[Any, ...]] = field(default_factory=dict)
     rows: dict[tuple[int, int], tuple[Any, ...] | None] = field(default_factory=dict)
+    folders: dict[str, tuple[str, str]] = field(default_factory=dict)
+    """Folder records stored but not yet written, by scope."""
 
     def flush(self) -> None:
         """Write pending rows, in one transaction."""
-        if not self.pending or _db(self, create=True) is None:
+        if not (self.pending or self.folders) or _db(self, create=True) is None:
             self.pending.clear()
+            self.folders.clear()
             return
         assert self.db is not None
         rows = list(self.pending.values())
+        folders = [(k, *v) for k, v in self.folders.items()]
         self.pending.clear()
+        self.folders.clear()
         db = self.db
         try:
-            sqlite_wait.call(db, self.path, lambda: _write(db, rows))
+            sqlite_wait.call(db, self.path, lambda: _write(db, rows, folders))
         except sqlite3.Error as e:
             _gave_up(self, e)  # a cache: the next use hashes again
 
@@ -139,10 +162,15 @@ class HashCache:
         self.close()
 
 
-def _write(db: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> None:
+def _write(
+    db: sqlite3.Connection,
+    rows: list[tuple[Any, ...]],
+    folders: list[tuple[str, str, str]],
+) -> None:
     with db:
         db.execute("BEGIN IMMEDIATE")
         db.executemany(_UPSERT, rows)
+        db.executemany("INSERT OR REPLACE INTO folders_v1 VALUES (?, ?, ?)", folders)
 
 
 def _gave_up(cache: HashCache, e: Exception) -> None:
@@ -182,7 +210,7 @@ def _connect(path: str, again: bool = True) -> sqlite3.Connection | None:
     made again (a cache: it is rebuilt as files are hashed)."""
     try:
         db = sqlite_wait.connect(path)
-        sqlite_wait.call(db, path, lambda: db.execute(_SCHEMA))
+        sqlite_wait.call(db, path, lambda: db.executescript(_SCHEMA))
     except sqlite_wait.Locked:
         _locked.add(path)  # past the bound: this process does without it
         return None
@@ -290,6 +318,70 @@ def file_digests(
                     _store(cache, st, digest)
         digests.append(digest)
     return digests
+
+
+def listing_digest(names: Sequence[str], stats: Sequence[os.stat_result]) -> str:
+    """sha256 of a folder's listing: each file's name and stat identity
+    (device, inode, size, mtime, ctime), in order. Any change to a
+    file's content, and any file added, removed or renamed, changes it."""
+    data = repr(
+        [
+            (n, st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+            for n, st in zip(names, stats)
+        ]
+    )
+    return hashlib.sha256(data.encode("utf-8", "surrogateescape")).hexdigest()
+
+
+def folder_digests(
+    cache: HashCache | None, scope: str, listing: str
+) -> list[str] | None:
+    """The digests of a folder's files, in listing order, as stored for
+    `scope` with the listing digest `listing` (`listing_digest`); None
+    when not stored or the listing differs. One query."""
+    if cache is None:
+        return None
+    row = cache.folders.get(scope)
+    if row is None:
+        if _db(cache) is None:
+            return None
+        assert cache.db is not None
+        db = cache.db
+        try:
+            row = sqlite_wait.call(
+                db,
+                cache.path,
+                lambda: db.execute(
+                    "SELECT listing, digests FROM folders_v1 WHERE scope = ?",
+                    (scope,),
+                ).fetchone(),
+            )
+        except sqlite3.Error as e:
+            _gave_up(cache, e)
+            return None
+    if row is None or row[0] != listing or len(row[1]) % 64:
+        return None
+    text = row[1]
+    return [text[i : i + 64] for i in range(0, len(text), 64)]
+
+
+def store_folder(
+    cache: HashCache | None,
+    scope: str,
+    listing: str,
+    stats: Sequence[os.stat_result],
+    digests: Sequence[str],
+) -> None:
+    """Record a folder's file digests for `scope` and `listing` (the
+    digest of its listing, with `stats`), unless a file in it was
+    modified in the last `RACY_SECONDS` (the rule `store` follows) or is
+    not a regular file."""
+    if cache is None or cache.failed or len(stats) != len(digests):
+        return
+    racy = time.time_ns() - int(RACY_SECONDS * 1e9)
+    if any(st.st_mtime_ns > racy or not statlib.S_ISREG(st.st_mode) for st in stats):
+        return
+    cache.folders[scope] = (listing, "".join(digests))
 
 
 def lookup(cache: HashCache | None, st: os.stat_result) -> str | None:
