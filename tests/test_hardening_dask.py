@@ -1,0 +1,236 @@
+"""Hardening of the dask engine (issue 19, items 11-13) on real clusters:
+a `dask scheduler` and `dask worker` processes on 127.0.0.1, a cluster
+of its own for each test (each test kills part of it), ended by pid.
+
+- 11: a worker SIGKILLed mid-run takes its copy of the run with it (the
+  run's whole process group), while the scheduler starts the run again
+  on another worker: never two copies at once;
+- 12: a scheduler killed mid-batch is one `gage:` line, exit 1; the runs
+  that started end `abandoned` (their record, as far as it came home),
+  the others stay `staged`;
+- 13: a worker that reads another archive format refuses the run naming
+  both formats and is given no more runs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+
+import pytest
+
+from gage._internal.cli import main as cli
+from gage._internal.engines import engine_dask
+from gage._internal.home import runs
+from gage._internal.store import run_meta
+
+pytestmark = pytest.mark.skipif(
+    not sys.platform.startswith("linux"), reason="process groups, /proc"
+)
+
+_START_TIMEOUT = 30.0
+
+# Writes its pid to MARKS/<pid> and a line every 0.1 s; ignores SIGTERM
+# and starts a grandchild that does the same (both must die with the
+# worker that runs them).
+_OP = """\
+import os, signal, subprocess, sys, time
+secs = 0.5
+marks = ""
+signal.signal(signal.SIGTERM, signal.SIG_IGN)
+if marks:
+    open(os.path.join(marks, str(os.getpid())), "w").close()
+    code = (
+        "import os, signal, time\\n"
+        "signal.signal(signal.SIGTERM, signal.SIG_IGN)\\n"
+        f"open(os.path.join({marks!r}, 'g' + str(os.getpid())), 'w').close()\\n"
+        f"time.sleep({secs})\\n"
+    )
+    subprocess.Popen([sys.executable, "-c", code])
+print("ready", flush=True)
+end = time.monotonic() + secs
+while time.monotonic() < end:
+    print("tick", flush=True)
+    time.sleep(0.1)
+print("done", flush=True)
+"""
+
+
+@dataclass
+class Cluster:
+    dir: str
+    scheduler_file: str
+    scheduler: subprocess.Popen | None = None
+    workers: dict[str, subprocess.Popen] = field(default_factory=dict)
+
+    def start_worker(
+        self, name: str, env: dict[str, str] | None = None, nanny: bool = False
+    ) -> None:
+        scratch = os.path.join(self.dir, name)
+        os.mkdir(scratch)
+        args = ["--host", "127.0.0.1", "--nthreads", "1"]
+        args += [] if nanny else ["--no-nanny"]
+        args += ["--no-dashboard", "--local-directory", scratch, "--name", name]
+        self.workers[name] = _spawn(
+            self, name, "dask_worker", args, dict(os.environ, **(env or {}))
+        )
+
+    def wait_for_workers(self, n: int) -> None:
+        from distributed import Client
+
+        with Client(scheduler_file=self.scheduler_file, timeout=10) as client:
+            client.wait_for_workers(n, timeout=_START_TIMEOUT)
+
+    def close(self) -> None:
+        for p in [*self.workers.values(), self.scheduler]:
+            if p is not None:
+                _kill(p)
+
+
+def _spawn(c: Cluster, name, cli_name, args, env=None):
+    with open(os.path.join(c.dir, f"{name}.log"), "wb") as log:
+        return subprocess.Popen(
+            [sys.executable, "-m", f"distributed.cli.{cli_name}", *args]
+            + ["--scheduler-file", c.scheduler_file],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            env=env,
+        )
+
+
+def _kill(p):
+    if p.poll() is None:
+        p.send_signal(signal.SIGTERM)
+        try:
+            p.wait(5)
+        except subprocess.TimeoutExpired:
+            os.killpg(p.pid, signal.SIGKILL)
+            p.wait(5)
+
+
+def _wait_for(cond, what, timeout=_START_TIMEOUT):
+    deadline = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+@pytest.fixture
+def cluster(tmp_path_factory):
+    dir = str(tmp_path_factory.mktemp("dask-cluster"))
+    c = Cluster(dir, os.path.join(dir, "scheduler.json"))
+    try:
+        c.scheduler = _spawn(
+            c,
+            "scheduler",
+            "dask_scheduler",
+            ["--host", "127.0.0.1", "--port", "0", "--no-dashboard"],
+        )
+        _wait_for(lambda: os.path.exists(c.scheduler_file), "scheduler file")
+        yield c
+    finally:
+        c.close()
+
+
+@pytest.fixture
+def project(tmp_path, monkeypatch):
+    (tmp_path / "gage.toml").write_text(
+        '[op]\nexec = "python op.py"\nconfig = "op.py"\n'
+    )
+    (tmp_path / "op.py").write_text(_OP)
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    monkeypatch.chdir(tmp_path)
+    for name in ("GAGE_RUNS", "GAGE_ENGINE", "GAGE_SCHEDULER", "GAGE_SCHEDULER_FILE"):
+        monkeypatch.delenv(name, raising=False)
+    return tmp_path
+
+
+def _stage(*assigns: str):
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        assert cli.main(["run", "op", *assigns, "--stage", "-y"]) == 0
+    return runs.load_run(out.getvalue().splitlines()[-1])
+
+
+def _marks(project) -> dict[str, list[int]]:
+    """Pids of the runs' copies (`run`) and their grandchildren (`grand`)."""
+    names = os.listdir(project / "marks")
+    return {
+        "run": sorted(int(n) for n in names if n.isdigit()),
+        "grand": sorted(int(n[1:]) for n in names if n.startswith("g")),
+    }
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            state = f.read().rsplit(b")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state not in (b"Z", b"X")
+
+
+def _starters(worker: int) -> list[int]:
+    """The run starters a worker process started (from /proc)."""
+    found = []
+    for name in os.listdir("/proc"):
+        try:
+            with open(f"/proc/{name}/stat", "rb") as f:
+                ppid = int(f.read().rsplit(b")", 1)[1].split()[1])
+            with open(f"/proc/{name}/cmdline", "rb") as f:
+                cmdline = f.read()
+        except (OSError, ValueError):
+            continue
+        if ppid == worker and b"engines.dask_starter" in cmdline:
+            found.append(int(name))
+    assert found, "no run starter"
+    return found
+
+
+# ---------------------------------------------------------------------------
+# Item 11: a run dies with its worker
+
+
+@pytest.mark.parametrize(
+    "nanny, starter", [(False, False), (True, False), (False, True)]
+)
+def test_run_dies_with_its_killed_worker(cluster, project, nanny, starter):
+    """The worker alone, under a nanny or not, or the worker and its run
+    starter at once (a tree killed together)."""
+    cluster.start_worker("w1", nanny=nanny)
+    cluster.start_worker("w2", nanny=nanny)
+    cluster.wait_for_workers(2)
+    marks = str(project / "marks")
+    run = _stage("secs=6", f"marks={marks}")
+    engine = engine_dask.make_engine(1, scheduler_file=cluster.scheduler_file)
+    try:
+        fut = engine.submit(run)
+        _wait_for(lambda: engine._lines.get(run.id, 0) >= 3, "the run's output")
+        _wait_for(lambda: _marks(project)["grand"], "the run's grandchild")
+        first = _marks(project)
+        assert len(first["run"]) == 1 and len(first["grand"]) == 1
+        key = f"gage-run-{run.id}-{engine.token[:8]}"
+        (addr,) = [w for w, k in engine.client.processing().items() if key in k]
+        pid = engine.client.run(os.getpid)[addr]
+        doomed = [pid, *(_starters(pid) if starter else [])]
+        for p in doomed:
+            os.kill(p, signal.SIGKILL)
+        # The orphaned copy and what it started end at once (they
+        # ignore SIGTERM), well before the 6 s they would run.
+        orphans = first["run"] + first["grand"]
+        _wait_for(lambda: not any(_alive(p) for p in orphans), "the orphans", 3.0)
+        assert fut.result(timeout=60) == 0
+    finally:
+        engine.close()
+    assert runs.run_status(run) == "completed"
+    assert len(_marks(project)["run"]) == 2
