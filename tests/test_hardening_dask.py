@@ -28,7 +28,7 @@ import pytest
 from gage._internal.cli import main as cli
 from gage._internal.engines import engine_dask
 from gage._internal.home import runs
-from gage._internal.store import run_meta
+from gage._internal.store import run_meta, run_records
 
 pytestmark = pytest.mark.skipif(
     not sys.platform.startswith("linux"), reason="process groups, /proc"
@@ -234,3 +234,66 @@ def test_run_dies_with_its_killed_worker(cluster, project, nanny, starter):
         engine.close()
     assert runs.run_status(run) == "completed"
     assert len(_marks(project)["run"]) == 2
+
+
+# ---------------------------------------------------------------------------
+# Item 12: the scheduler killed mid-batch
+
+
+def test_scheduler_killed_mid_batch(cluster, project):
+    cluster.start_worker("w1")
+    cluster.start_worker("w2")
+    cluster.wait_for_workers(2)
+    marks = str(project / "marks")
+    p = subprocess.Popen(
+        [sys.executable, "-m", "gage", "run", "op", "secs=[20,21,22,23]"]
+        + [f"marks={marks}", "-y", "--jobs", "2", "--engine", "dask"]
+        + ["--scheduler-file", cluster.scheduler_file],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=dict(os.environ, GAGE_DASK_RECONNECT="3"),
+    )
+    try:
+        ready = 0
+        out = []
+        for line in p.stdout:
+            out.append(line)
+            ready += line.rstrip().endswith("| ready")
+            if ready == 2:
+                break
+        os.kill(cluster.scheduler.pid, signal.SIGKILL)
+        rest, err = p.communicate(timeout=90)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    out.append(rest)
+    assert p.returncode == 1, "".join(out) + err
+    lines = err.splitlines()
+    gage_lines = [line for line in lines if "|" not in line]
+    assert len(gage_lines) == 1, err
+    assert gage_lines[0].startswith("gage: "), err
+    assert "scheduler" in gage_lines[0]
+    trials = runs.list_runs(str(project / ".gage" / "runs"))
+    assert len(trials) == 4
+    status = sorted(runs.run_status(r) for r in trials)
+    assert status[2:] == ["staged", "staged"], status
+    assert set(status[:2]) <= {"abandoned", "terminated"}, status
+    assert "lost the Dask scheduler" in gage_lines[0]
+    for run in trials:
+        if runs.run_status(run) == "staged":
+            assert run.name in gage_lines[0].split("still staged")[1]
+            continue
+        # What came back is in the record: where it ran, its output.
+        assert "ready" in run_meta.read_output_tail(run, lines=1000)
+        log = open(run_meta.run_meta_path(run, "log", "runner")).read()
+        assert "was lost while it ran" in log
+        assert run_records.read_worker(run)["engine"] == "dask"
+    for run in trials:
+        done = subprocess.run(
+            [sys.executable, "-m", "gage", "check", run.id],
+            capture_output=True,
+            text=True,
+        )
+        assert done.returncode == 0, done.stderr

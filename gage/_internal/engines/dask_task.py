@@ -51,9 +51,18 @@ _cancelled: set[str] = set()
 
 
 def run_task(
-    data: bytes, digest: str, run_id: str, token: str, topic: str | None
+    data: bytes,
+    digest: str,
+    run_id: str,
+    token: str,
+    topic: str | None,
+    **options: Any,
 ) -> dict[str, Any]:
     """Run the staged run in `data` here; what happened, for the client.
+
+    Events go to `topic` (None: none): one when the run starts, then its
+    output lines unless option `quiet` (options a worker does not know
+    are ignored: clients and workers of other gage versions meet).
 
     The result is a dict: `status` (`ran`, `refused` or `cancelled`),
     `host`, `worker`, and for a run that ran `exit_code`, `archive` (tar
@@ -74,7 +83,8 @@ def run_task(
             run = run_archive.unpack_run(data, scratch, run_id, digests)
         except run_archive.ArchiveError as e:
             return dict(where, status="refused", error=str(e))
-        return dict(where, **_run(run, token, topic, where))
+        quiet = bool(options.get("quiet"))
+        return dict(where, **_run(run, token, topic, where, quiet))
     finally:
         file_util.remove_tree(scratch, ignore_errors=True)
 
@@ -127,7 +137,7 @@ def _local_dir() -> str | None:
 
 
 def _run(
-    run: Any, token: str, topic: str | None, where: dict[str, Any]
+    run: Any, token: str, topic: str | None, where: dict[str, Any], quiet: bool
 ) -> dict[str, Any]:
     files_before = len(run_meta.read_files_log(run))
     with _lock:
@@ -143,7 +153,9 @@ def _run(
         events.send(event)
         pumps = [
             threading.Thread(
-                target=_pump, args=(src, n, event, events, counts, stderr), daemon=True
+                target=_pump,
+                args=(src, n, event, None if quiet else events, counts, stderr),
+                daemon=True,
             )
             for n, src in enumerate((child.stdout, child.stderr))
         ]
@@ -172,7 +184,7 @@ def _pump(
     src: IO[bytes],
     stream: int,
     event: dict[str, Any],
-    events: _Events,
+    events: _Events | None,
     counts: list[int],
     stderr: list[str],
 ) -> None:
@@ -180,7 +192,7 @@ def _pump(
         line = raw.decode("utf-8", errors="replace").rstrip("\n")
         if stream == 1:
             stderr.append(line + "\n")
-        if events.send(dict(event, stream=stream, line=line)):
+        if events and events.send(dict(event, stream=stream, line=line)):
             counts[stream] += 1
     src.close()
 

@@ -24,7 +24,16 @@ No filesystem is shared with the workers. For each run:
    record at home is complete and true (`gage check` passes).
 
 Output lines are worker events on a topic of this engine
-(`Worker.log_event`, `Client.subscribe_topic`), printed as `name| line`.
+(`Worker.log_event`, `Client.subscribe_topic`), printed as `name| line`;
+the last of them (up to `dask_lost.TAIL_BYTES` a run) are kept until the run's
+record comes home.
+
+A scheduler lost while runs are in flight (killed, its host gone) is one
+error for every run (`DaskEngineError`), once the records at home say
+what is known: a run that had started is `abandoned` (`started`, the
+worker, the output that came back and a runner log line: its copy on the
+worker may still run, so it is not started again), the others stay
+`staged`. Distributed's own log line about it is not shown.
 
 With no scheduler, the engine starts a local cluster of `jobs` worker
 processes on 127.0.0.1. A scheduler that cannot be reached is one error
@@ -44,7 +53,7 @@ from typing import Any
 from ..store import run_meta, run_records
 from ..types import Run, RunError
 from ..util import console, file_util
-from . import dask_task, run_archive
+from . import dask_lost, dask_task, run_archive
 
 __all__ = ["CONNECT_TIMEOUT", "DaskEngine", "DaskEngineError", "make_engine"]
 
@@ -53,6 +62,7 @@ CONNECT_TIMEOUT = 5.0
 
 _CANCEL_WAIT = 30.0
 _LINES_WAIT = 5.0
+_CONNECTION_LOST = "scheduler-connection-lost"
 
 
 class DaskEngineError(RunError):
@@ -117,8 +127,14 @@ class DaskEngine:
         self._lines: dict[str, int] = {}
         self._accepted: set[str] = set()
         self._futures: list[concurrent.futures.Future[int]] = []
+        self._runs: dict[str, tuple[Run, bool]] = {}  # id -> run, quiet
+        self._dfuts: dict[str, Any] = {}
+        self._tails: dict[str, dask_lost.Tail] = {}
+        self._lost: DaskEngineError | None = None
         self._cancelled = False
         self._closed = False
+        self._log_filter = dask_lost.LostLogFilter()
+        self._log_filter.install()
         self.client.subscribe_topic(self.topic, self._on_event)
 
     def submit(
@@ -126,6 +142,13 @@ class DaskEngine:
     ) -> concurrent.futures.Future[int]:
         """Send a staged run to the cluster; its exit code once its record
         is complete here."""
+        with self._lock:
+            lost = self._lost
+            self._runs[run.id] = (run, quiet)
+        if lost is not None:
+            fut: concurrent.futures.Future[int] = concurrent.futures.Future()
+            fut.set_exception(lost)
+            return fut
         self.console.update(queued=1)
         fut = self._pool.submit(self._run, run, quiet)
         self._futures.append(fut)
@@ -152,7 +175,8 @@ class DaskEngine:
         self._pool.shutdown(wait=True)
         self.console.clear()
         try:
-            self.client.unsubscribe_topic(self.topic)
+            if self._lost is None:
+                self.client.unsubscribe_topic(self.topic)
         except Exception:
             pass
         if self.cluster is not None:
@@ -165,6 +189,7 @@ class DaskEngine:
                 wait = 0.0
             self.cluster.close(wait)
         self.client.close()
+        self._log_filter.remove()
 
     # -- one run
 
@@ -180,10 +205,14 @@ class DaskEngine:
                 return 130
             self._names[run.id] = run.name
         try:
+            self._check_connected()
             dfut = self._submit(run, data, digest, quiet)
         except BaseException:
             self._slots.release()
+            self.console.update(queued=-1)
             raise
+        with self._lock:
+            self._dfuts[run.id] = dfut
         self.console.update(queued=-1, running=1)
         code = 1
         try:
@@ -199,7 +228,8 @@ class DaskEngine:
             digest,
             run.id,
             self.token,
-            None if quiet else self.topic,
+            self.topic,
+            quiet=quiet,
             key=f"gage-run-{run.id}-{self.token[:8]}",
             pure=False,
         )
@@ -209,7 +239,10 @@ class DaskEngine:
     def _result(self, run: Run, dfut: Any) -> int:
         try:
             result = dfut.result()
-        except concurrent.futures.CancelledError:
+        except concurrent.futures.CancelledError as e:
+            if getattr(e, "reason", None) == _CONNECTION_LOST:
+                raise self._lose() from None
+            self._check_connected()
             return 130
         except Exception as e:
             # KilledWorker (workers died running it too often) and the like.
@@ -224,6 +257,7 @@ class DaskEngine:
             if run.id in self._accepted:
                 return run_meta.read_exit_code(run) or 0
             self._accepted.add(run.id)
+            self._tails.pop(run.id, None)
         where = f"{result.get('host')} ({result.get('worker')})"
         if result["status"] == "cancelled":
             return 130
@@ -255,9 +289,14 @@ class DaskEngine:
                 again = run_id in self._attempts
                 self._attempts[run_id] = attempt
                 self._lines[run_id] = 0
+                self._tails[run_id] = dask_lost.Tail(_time, msg)
             else:
                 again = False
-        if again:
+            tail = self._tails.get(run_id)
+            if tail is not None and "line" in msg:
+                tail.add(_time, msg.get("stream") or 0, msg["line"])
+            quiet = self._runs.get(run_id, (None, True))[1]
+        if again and not quiet:
             self.console.line(
                 sys.stderr,
                 name,
@@ -284,6 +323,44 @@ class DaskEngine:
 
     def _warn(self, msg: str) -> None:
         self.console.line(sys.stderr, "gage", msg)
+
+    # -- a lost scheduler
+
+    def _check_connected(self) -> None:
+        """Raise the lost scheduler's error when the client lost it."""
+        if self._lost is not None or self.client.status in (
+            "connecting",
+            "closing",
+            "closed",
+        ):
+            raise self._lose()
+
+    def _lose(self) -> DaskEngineError:
+        """The error of a lost scheduler, the same for every run; made
+        once, after the records of the runs in flight say what is known."""
+        with self._lock:
+            if self._lost is None:
+                self._log_filter.lost = True
+                self._lost = self._lost_error()
+            return self._lost
+
+    def _lost_error(self) -> DaskEngineError:
+        abandoned: list[str] = []
+        staged: list[str] = []
+        for run_id, (run, _quiet) in self._runs.items():
+            dfut = self._dfuts.get(run_id)
+            if run_id in self._accepted or (
+                dfut is not None and dfut.status == "finished"
+            ):
+                continue  # its record is home, or on its way
+            self._accepted.add(run_id)
+            tail = self._tails.pop(run_id, None)
+            if tail is None:
+                staged.append(run.name)
+            else:
+                dask_lost.abandon(run, tail, self.address)
+                abandoned.append(run.name)
+        return DaskEngineError(dask_lost.message(self.address, abandoned, staged))
 
 
 def _pack(run: Run) -> bytes:
