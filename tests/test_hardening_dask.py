@@ -70,16 +70,15 @@ class Cluster:
     workers: dict[str, subprocess.Popen] = field(default_factory=dict)
 
     def start_worker(
-        self, name: str, env: dict[str, str] | None = None, nanny: bool = False
+        self, name: str, nanny: bool = False, preload: str | None = None
     ) -> None:
         scratch = os.path.join(self.dir, name)
         os.mkdir(scratch)
         args = ["--host", "127.0.0.1", "--nthreads", "1"]
         args += [] if nanny else ["--no-nanny"]
+        args += ["--preload", preload] if preload else []
         args += ["--no-dashboard", "--local-directory", scratch, "--name", name]
-        self.workers[name] = _spawn(
-            self, name, "dask_worker", args, dict(os.environ, **(env or {}))
-        )
+        self.workers[name] = _spawn(self, name, "dask_worker", args)
 
     def wait_for_workers(self, n: int) -> None:
         from distributed import Client
@@ -297,3 +296,83 @@ def test_scheduler_killed_mid_batch(cluster, project):
             text=True,
         )
         assert done.returncode == 0, done.stderr
+
+
+# ---------------------------------------------------------------------------
+# Item 13: a worker of another gage
+
+# A worker preload: this worker's gage is an older one, which reads
+# archive format 1 only (the module is gage's own, patched in the real
+# worker process before it takes a task).
+_OLD_GAGE = """\
+import gage
+from gage._internal.engines import run_archive
+
+gage.__version__ = "0.0.1"
+run_archive.FORMAT = 1
+"""
+
+
+@pytest.fixture
+def old_gage(tmp_path):
+    path = tmp_path / "old_gage.py"
+    path.write_text(_OLD_GAGE)
+    return str(path)
+
+
+def _batch(cluster, n: int, jobs: int) -> subprocess.CompletedProcess:
+    secs = ",".join(f"0.{i}" for i in range(1, n + 1))
+    return subprocess.run(
+        [sys.executable, "-m", "gage", "run", "op", f"secs=[{secs}]", "-y"]
+        + ["--jobs", str(jobs), "--engine", "dask"]
+        + ["--scheduler-file", cluster.scheduler_file],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def _refusals(run) -> int:
+    log = open(run_meta.run_meta_path(run, "log", "runner")).read()
+    return log.count("Refused by Dask worker")
+
+
+def test_worker_of_another_gage_gets_no_more_runs(cluster, project, old_gage):
+    cluster.start_worker("old", preload=old_gage)
+    cluster.start_worker("new")
+    cluster.wait_for_workers(2)
+    from distributed import Client
+
+    with Client(scheduler_file=cluster.scheduler_file, timeout=10) as client:
+        names = {i["name"]: a for a, i in client.scheduler_info()["workers"].items()}
+    done = _batch(cluster, 6, 2)
+    assert done.returncode == 0, done.stdout + done.stderr
+    trials = runs.list_runs(str(project / ".gage" / "runs"))
+    assert len(trials) == 6
+    for run in trials:
+        assert runs.run_status(run) == "completed"
+        assert run_records.read_worker(run)["worker"] == names["new"]
+    # The old worker refused what it was given before its first refusal
+    # came back (at most a run per slot), then nothing more.
+    refused = sum(_refusals(r) for r in trials)
+    assert 1 <= refused <= 2, done.stderr
+    notes = [line for line in done.stderr.splitlines() if "no more runs" in line]
+    assert len(notes) == 1, done.stderr
+    assert names["old"] in notes[0]
+    assert "archive format 2 (gage " in notes[0]
+    assert "this worker reads format 1 (gage 0.0.1)" in notes[0]
+    assert "changed on its way" not in done.stderr
+
+
+def test_no_worker_of_this_gage(cluster, project, old_gage):
+    cluster.start_worker("old", preload=old_gage)
+    cluster.wait_for_workers(1)
+    done = _batch(cluster, 3, 2)
+    assert done.returncode == 1, done.stdout + done.stderr
+    err = done.stderr.splitlines()
+    assert len(err) == 1, done.stderr
+    assert err[0].startswith("gage: no Dask worker can start run ")
+    assert "archive format 2 (gage " in err[0]
+    assert "this worker reads format 1 (gage 0.0.1)" in err[0]
+    trials = runs.list_runs(str(project / ".gage" / "runs"))
+    assert [runs.run_status(r) for r in trials] == ["staged"] * 3

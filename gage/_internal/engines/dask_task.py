@@ -4,7 +4,10 @@
 only gage (and distributed, which the worker runs) installed there, and
 no filesystem shared with the client:
 
-1. the archive's digest is checked, then it is unpacked into a scratch
+1. the archive's format is checked (a worker with another gage version
+   refuses it naming both formats, raising `IncompatibleWorker`: the
+   client gives this worker no more runs), then its digest, then it is
+   unpacked into a scratch
    dir of its own under the worker's local directory (`dask worker
    --local-directory`), a fresh one for each attempt; the files' digests
    that the check computed go to the scratch dir's digest cache, so start
@@ -41,9 +44,15 @@ from ..store import run_meta
 from ..util import file_util
 from . import dask_starter, run_archive
 
-__all__ = ["cancel_runs", "run_task"]
+__all__ = ["IncompatibleWorker", "cancel_runs", "run_task"]
 
 _TERM_WAIT = 10.0
+
+
+class IncompatibleWorker(Exception):
+    """This worker reads another run archive format than the client
+    writes; args: the message (naming both), the worker, its host."""
+
 
 _lock = threading.Lock()
 _procs: dict[str, dict[str, dask_starter.Child]] = {}
@@ -68,11 +77,16 @@ def run_task(
     `host`, `worker`, and for a run that ran `exit_code`, `archive` (tar
     bytes: meta dir and changed files), `deleted` (paths) and `lines`
     (how many output lines were sent); for a refused run `error`.
+    IncompatibleWorker when this worker reads another archive format.
     """
     where = dict(_where(), attempt=uuid.uuid4().hex)
     with _lock:
         if token in _cancelled:
             return dict(where, status="cancelled")
+    try:
+        run_archive.check_format(data, "this worker")
+    except run_archive.FormatError as e:
+        raise IncompatibleWorker(str(e), where["worker"], where["host"]) from None
     try:
         digests = run_archive.check_digest(data, digest, f"run {run_id}")
     except run_archive.ArchiveError as e:

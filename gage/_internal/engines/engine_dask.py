@@ -126,6 +126,8 @@ class DaskEngine:
         self._attempts: dict[str, str] = {}
         self._lines: dict[str, int] = {}
         self._accepted: set[str] = set()
+        self._retired: dict[str, str] = {}  # worker -> why it gets no runs
+        self._notes: dict[str, list[str]] = {}  # run id -> runner log lines
         self._futures: list[concurrent.futures.Future[int]] = []
         self._runs: dict[str, tuple[Run, bool]] = {}  # id -> run, quiet
         self._dfuts: dict[str, Any] = {}
@@ -196,61 +198,131 @@ class DaskEngine:
     def _run(self, run: Run, quiet: bool) -> int:
         # Packed while the runs before it are in flight: a free slot
         # sends it at once.
-        data = _pack(run)
-        digest = run_archive.archive_digest(data)
-        self._slots.acquire()
+        sent = _Sent(run, _pack(run), quiet)
         with self._lock:
-            if self._cancelled:
-                self._slots.release()
-                return 130
             self._names[run.id] = run.name
         try:
-            self._check_connected()
-            dfut = self._submit(run, data, digest, quiet)
+            dfut = self._submit(sent)
         except BaseException:
-            self._slots.release()
             self.console.update(queued=-1)
             raise
-        with self._lock:
-            self._dfuts[run.id] = dfut
+        if dfut is None:
+            self.console.update(queued=-1)
+            return 130
         self.console.update(queued=-1, running=1)
         code = 1
         try:
-            code = self._result(run, dfut)
+            code = self._result(sent, dfut)
         finally:
             self.console.update(running=-1, done=1, failed=int(code != 0))
         return code
 
-    def _submit(self, run: Run, data: bytes, digest: str, quiet: bool) -> Any:
-        dfut = self.client.submit(
-            dask_task.run_task,
-            data,
-            digest,
-            run.id,
-            self.token,
-            self.topic,
-            quiet=quiet,
-            key=f"gage-run-{run.id}-{self.token[:8]}",
-            pure=False,
-        )
-        dfut.add_done_callback(lambda _f: self._slots.release())
+    def _submit(self, sent: _Sent) -> Any:
+        """Submit a run once a slot is free, to the workers that read
+        this gage's archives; None when cancelled."""
+        self._slots.acquire()
+        try:
+            with self._lock:
+                if self._cancelled:
+                    self._slots.release()
+                    return None
+            self._check_connected()
+            sent.attempts += 1
+            again = f"-{sent.attempts}" if sent.attempts > 1 else ""
+            dfut = self.client.submit(
+                dask_task.run_task,
+                sent.data,
+                sent.digest,
+                sent.run.id,
+                self.token,
+                self.topic,
+                quiet=sent.quiet,
+                key=f"gage-run-{sent.run.id}-{self.token[:8]}{again}",
+                pure=False,
+                workers=self._workers(sent.run),
+                allow_other_workers=False,
+            )
+        except BaseException:
+            self._slots.release()
+            raise
+        dfut.add_done_callback(self._task_done)
+        with self._lock:
+            self._dfuts[sent.run.id] = dfut
         return dfut
 
-    def _result(self, run: Run, dfut: Any) -> int:
+    def _task_done(self, dfut: Any) -> None:
+        # A task that failed keeps its slot until its run's thread knows
+        # why: a worker that refused it is retired before the slot takes
+        # the next run.
+        if dfut.status != "error":
+            self._slots.release()
+
+    def _result(self, sent: _Sent, dfut: Any) -> int:
+        while True:
+            result = self._wait(sent.run, dfut)
+            if isinstance(result, dict):
+                return self._accept(sent.run, result)
+            if result is not None:
+                return result
+            dfut = self._submit(sent)
+            if dfut is None:
+                return 130
+
+    def _wait(self, run: Run, dfut: Any) -> dict[str, Any] | int | None:
+        """The result of a run's task, the exit code when it has none, or
+        None when it is to be sent again (its worker was retired)."""
         try:
-            result = dfut.result()
+            return dfut.result()
         except concurrent.futures.CancelledError as e:
             if getattr(e, "reason", None) == _CONNECTION_LOST:
                 raise self._lose() from None
             self._check_connected()
             return 130
+        except dask_task.IncompatibleWorker as e:
+            try:
+                self._retire(run, *e.args)
+            finally:
+                self._slots.release()
+            return None
         except Exception as e:
             # KilledWorker (workers died running it too often) and the like.
+            self._slots.release()
             msg = f"run {run.name} did not complete on the cluster: {_reason(e)}"
             run_meta.runner_log(run).info(msg)
             self._warn(msg)
             return 1
-        return self._accept(run, result)
+
+    # -- workers of another gage
+
+    def _retire(self, run: Run, error: str, worker: str, host: str) -> None:
+        """A worker that reads another archive format is given no more
+        runs; DaskEngineError when no worker is left."""
+        where = f"{worker} (host {host})"
+        with self._lock:
+            new = worker not in self._retired
+            self._retired[worker] = error
+        note = f"Refused by Dask worker {where}: {error}"
+        with self._lock:
+            self._notes.setdefault(run.id, []).append(note)
+        run_meta.runner_log(run).info(note)
+        if not self._workers(run):
+            raise DaskEngineError(
+                f"no Dask worker can start run {run.name}: worker {where} "
+                f"refused it: {error}; the run stays staged",
+                run=run.id,
+            )
+        if new:
+            self._warn(f"Dask worker {where} is given no more runs: {error}")
+
+    def _workers(self, run: Run) -> list[str] | None:
+        """The workers a run may go to: all (None) until one is retired."""
+        if not self._retired:
+            return None
+        try:
+            known = self.client.scheduler_info()["workers"]
+        except Exception:
+            raise self._lose() from None
+        return sorted(w for w in known if w not in self._retired)
 
     def _accept(self, run: Run, result: dict[str, Any]) -> int:
         with self._lock:
@@ -273,7 +345,10 @@ class DaskEngine:
             "worker": result.get("worker"),
             "scheduler": self.address,
         }
-        place_result(run, result["archive"], result.get("deleted") or [], worker)
+        with self._lock:
+            notes = self._notes.pop(run.id, [])
+        deleted = result.get("deleted") or []
+        place_result(run, result["archive"], deleted, worker, notes)
         code = run_meta.read_exit_code(run)
         return code if code is not None else 1
 
@@ -363,6 +438,17 @@ class DaskEngine:
         return DaskEngineError(dask_lost.message(self.address, abandoned, staged))
 
 
+class _Sent:
+    """A run as sent to the cluster (again, to another worker)."""
+
+    def __init__(self, run: Run, data: bytes, quiet: bool) -> None:
+        self.run = run
+        self.data = data
+        self.digest = run_archive.archive_digest(data)
+        self.quiet = quiet
+        self.attempts = 0
+
+
 def _pack(run: Run) -> bytes:
     return run_archive.pack_run(run)
 
@@ -434,16 +520,23 @@ def _client(scheduler: str | None, scheduler_file: str | None, timeout: float) -
 
 
 def place_result(
-    run: Run, archive: bytes, deleted: list[str], worker: dict[str, Any]
+    run: Run,
+    archive: bytes,
+    deleted: list[str],
+    worker: dict[str, Any],
+    notes: list[str] | None = None,
 ) -> None:
     """Bring a run's result home: generated and modified files into its
     run dir, deleted ones out, then the returned meta dir (with
-    `worker.json`) in place of the staged one, swapped in one rename."""
+    `worker.json`, and `notes` in its runner log: what happened here
+    before) in place of the staged one, swapped in one rename."""
     incoming = tempfile.mkdtemp(prefix=f".incoming-{run.id[:12]}-", dir=run.runs_home)
     try:
         back = run_archive.unpack_run(archive, incoming, run.id)
         _check_generated(back)
         run_records.write_worker(back, worker)
+        for note in notes or ():
+            run_meta.runner_log(back).info(note)
         run_meta.runner_log(back).info(
             f"Ran on Dask worker {worker.get('worker')} (host {worker.get('host')}, "
             f"scheduler {worker.get('scheduler')}); record brought home"
