@@ -113,3 +113,50 @@ def test_concurrent_rm_counts_its_own(project, tmp_path):
     ]
     assert sum(counts) == 3, (out, err, second.stdout, second.stderr)
     assert "?" not in out + second.stdout
+
+
+def test_rm_removes_links_never_follows_them(project, tmp_path):
+    """Runs whose dirs are links (out of the runs home, dangling, a
+    loop) and a `.trash` that is a link: `runs rm` leaves no link in the
+    trash and nothing outside the runs home is moved, changed or removed."""
+    (project / "gage.toml").write_text("[t]\nexec = \"python -c pass\"\n")
+    for _ in range(4):
+        assert gage(project, "run", "t", "-y", "-q").returncode == 0
+    home = project.parent / "runs"
+    ids = sorted(p.name for p in home.iterdir() if len(p.name) == 32)
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "keep.txt").write_text("precious\n")
+    os.rename(home / ids[0], outside / "run0")
+    os.symlink(outside / "run0", home / ids[0])  # run dir out of the home
+    os.rename(home / (ids[1] + ".meta"), outside / "meta1")
+    os.symlink(outside / "meta1", home / (ids[1] + ".meta"))
+    _replace_with_link(home / ids[2], "nonexistent")  # dangling
+    _replace_with_link(home / ids[3], ids[3])  # a loop
+    before = _tree(outside)
+    os.symlink(outside, home / ".trash")  # the trash, a link out
+    p = gage(project, "runs", "rm", "-y", *ids)
+    assert p.returncode == 0, p.stderr
+    assert "Deleted 4 runs" in p.stdout, p.stdout
+    trash = home / ".trash"
+    assert trash.is_dir() and not trash.is_symlink()
+    assert os.listdir(trash) == []
+    assert [n for n in os.listdir(home) if not n.startswith(".")] == []
+    assert _tree(outside) == before  # nothing followed
+
+
+def _replace_with_link(path, target):
+    import shutil
+
+    shutil.rmtree(path)
+    os.symlink(target, path)
+
+
+def _tree(root):
+    out = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in dirnames + filenames:
+            full = os.path.join(dirpath, name)
+            st = os.lstat(full)
+            out[os.path.relpath(full, root)] = (st.st_mode, st.st_size, st.st_mtime_ns)
+    return out
