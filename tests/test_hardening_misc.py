@@ -160,3 +160,29 @@ def _tree(root):
             st = os.lstat(full)
             out[os.path.relpath(full, root)] = (st.st_mode, st.st_size, st.st_mtime_ns)
     return out
+
+
+@pytest.mark.parametrize("form", ["list", "string"])
+def test_huge_exec_refused_at_load(project, form):
+    """A command over 1 MiB could never start (ARG_MAX), and each run
+    kept copies of it: gage.toml is refused with one line naming the
+    file, line and key; nothing is staged. Just under the bound loads."""
+    import json
+
+    def write(n):
+        words = ["python", "-c", "pass"] + ["x" * 999] * n
+        val = json.dumps(words if form == "list" else " ".join(words))
+        (project / "gage.toml").write_text(f"[big]\nexec = {val}\n")
+
+    write(3000)  # about 3 MB
+    p = gage(project, "run", "big", "-y")
+    assert p.returncode == 2, p.stderr
+    lines = p.stderr.splitlines()
+    assert len(lines) == 1, p.stderr
+    assert lines[0].startswith("gage: gage.toml:2: op 'big': 'exec' is 2.9 MiB")
+    assert "over the 1.0 MiB a command may have" in lines[0]
+    home = project.parent / "runs"
+    assert not home.exists() or not [n for n in os.listdir(home) if len(n) >= 32]
+    write(1000)  # about 1 MB, under the bound
+    p = gage(project, "ops")
+    assert p.returncode == 0, p.stderr
