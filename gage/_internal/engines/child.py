@@ -39,6 +39,7 @@ def start(run_dir: str, quiet: bool = False, once: bool = False) -> int:
     from ..store import run_meta
     from ..types import GageError, RunError
 
+    _print_notices()
     try:
         run = runs.select_run(os.path.dirname(os.path.abspath(run_dir)), run_dir)
         if once and run_meta.has_timestamp(run, "started"):
@@ -72,6 +73,19 @@ def print_starting(run) -> None:
 
     op = runs.op_name(run) or "run"
     print(f"Running {op} as {run.name} ({run.id})", flush=True)
+
+
+def _print_notices() -> None:
+    """Library notices as `gage:` lines, as the `gage` command prints them."""
+    from ..util import console
+
+    def wait(msg: str) -> None:
+        if console.isatty():
+            print(f"gage: {msg}", file=sys.stderr)
+
+    console.set_notices(
+        wait=wait, warn=lambda msg: print(f"gage: warning: {msg}", file=sys.stderr)
+    )
 
 
 def _die_with_parent(sig: int) -> None:
