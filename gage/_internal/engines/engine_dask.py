@@ -257,6 +257,11 @@ class DaskEngine:
         if dfut.status != "error":
             self._slots.release()
 
+    def _release_failed(self, dfut: Any) -> None:
+        # The slot of a failed task (see _task_done); once.
+        if dfut.status == "error":
+            self._slots.release()
+
     def _result(self, sent: _Sent, dfut: Any) -> int:
         while True:
             result = self._wait(sent.run, dfut)
@@ -282,11 +287,11 @@ class DaskEngine:
             try:
                 self._retire(run, *e.args)
             finally:
-                self._slots.release()
+                self._release_failed(dfut)
             return None
         except Exception as e:
             # KilledWorker (workers died running it too often) and the like.
-            self._slots.release()
+            self._release_failed(dfut)
             msg = f"run {run.name} did not complete on the cluster: {_reason(e)}"
             run_meta.runner_log(run).info(msg)
             self._warn(msg)
@@ -298,11 +303,10 @@ class DaskEngine:
         """A worker that reads another archive format is given no more
         runs; DaskEngineError when no worker is left."""
         where = f"{worker} (host {host})"
+        note = f"Refused by Dask worker {where}: {error}"
         with self._lock:
             new = worker not in self._retired
             self._retired[worker] = error
-        note = f"Refused by Dask worker {where}: {error}"
-        with self._lock:
             self._notes.setdefault(run.id, []).append(note)
         run_meta.runner_log(run).info(note)
         if not self._workers(run):
