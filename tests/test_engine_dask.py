@@ -386,7 +386,9 @@ def test_tampered_archive_is_refused(cluster, project, monkeypatch, capsys):
 def _replace_member(data: bytes, name: str, content: bytes) -> bytes:
     src = tarfile.open(fileobj=io.BytesIO(data))
     buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as dst:
+    with tarfile.open(
+        fileobj=buf, mode="w", format=tarfile.PAX_FORMAT, pax_headers=src.pax_headers
+    ) as dst:
         for m in src.getmembers():
             if m.name == name:
                 m.size = len(content)
@@ -399,7 +401,9 @@ def _replace_member(data: bytes, name: str, content: bytes) -> bytes:
 def _add_member(data: bytes, name: str, content: bytes) -> bytes:
     src = tarfile.open(fileobj=io.BytesIO(data))
     buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as dst:
+    with tarfile.open(
+        fileobj=buf, mode="w", format=tarfile.PAX_FORMAT, pax_headers=src.pax_headers
+    ) as dst:
         for m in src.getmembers():
             dst.addfile(m, src.extractfile(m) if m.isreg() else None)
         info = tarfile.TarInfo(name)

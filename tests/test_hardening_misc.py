@@ -113,3 +113,76 @@ def test_concurrent_rm_counts_its_own(project, tmp_path):
     ]
     assert sum(counts) == 3, (out, err, second.stdout, second.stderr)
     assert "?" not in out + second.stdout
+
+
+def test_rm_removes_links_never_follows_them(project, tmp_path):
+    """Runs whose dirs are links (out of the runs home, dangling, a
+    loop) and a `.trash` that is a link: `runs rm` leaves no link in the
+    trash and nothing outside the runs home is moved, changed or removed."""
+    (project / "gage.toml").write_text("[t]\nexec = \"python -c pass\"\n")
+    for _ in range(4):
+        assert gage(project, "run", "t", "-y", "-q").returncode == 0
+    home = project.parent / "runs"
+    ids = sorted(p.name for p in home.iterdir() if len(p.name) == 32)
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "keep.txt").write_text("precious\n")
+    os.rename(home / ids[0], outside / "run0")
+    os.symlink(outside / "run0", home / ids[0])  # run dir out of the home
+    os.rename(home / (ids[1] + ".meta"), outside / "meta1")
+    os.symlink(outside / "meta1", home / (ids[1] + ".meta"))
+    _replace_with_link(home / ids[2], "nonexistent")  # dangling
+    _replace_with_link(home / ids[3], ids[3])  # a loop
+    before = _tree(outside)
+    os.symlink(outside, home / ".trash")  # the trash, a link out
+    p = gage(project, "runs", "rm", "-y", *ids)
+    assert p.returncode == 0, p.stderr
+    assert "Deleted 4 runs" in p.stdout, p.stdout
+    trash = home / ".trash"
+    assert trash.is_dir() and not trash.is_symlink()
+    assert os.listdir(trash) == []
+    assert [n for n in os.listdir(home) if not n.startswith(".")] == []
+    assert _tree(outside) == before  # nothing followed
+
+
+def _replace_with_link(path, target):
+    import shutil
+
+    shutil.rmtree(path)
+    os.symlink(target, path)
+
+
+def _tree(root):
+    out = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in dirnames + filenames:
+            full = os.path.join(dirpath, name)
+            st = os.lstat(full)
+            out[os.path.relpath(full, root)] = (st.st_mode, st.st_size, st.st_mtime_ns)
+    return out
+
+
+@pytest.mark.parametrize("form", ["list", "string"])
+def test_huge_exec_refused_at_load(project, form):
+    """A command over 1 MiB could never start (ARG_MAX), and each run
+    kept copies of it: gage.toml is refused with one line naming the
+    file, line and key; nothing is staged. Just under the bound loads."""
+    import json
+
+    def write(n):
+        words = ["python", "-c", "pass"] + ["x" * 999] * n
+        val = json.dumps(words if form == "list" else " ".join(words))
+        (project / "gage.toml").write_text(f"[big]\nexec = {val}\n")
+
+    write(3000)  # about 3 MB
+    p = gage(project, "run", "big", "-y")
+    assert p.returncode == 2, p.stderr
+    lines = p.stderr.splitlines()
+    assert len(lines) == 1, p.stderr
+    assert lines[0].startswith("gage: gage.toml:2: op 'big': 'exec' is 2.9 MiB")
+    assert "over the 1.0 MiB a command may have" in lines[0]
+    home = project.parent / "runs"
+    assert not home.exists() or not [n for n in os.listdir(home) if len(n) >= 32]
+    write(1000)  # about 1 MB, under the bound
+    p = gage(project, "ops")
+    assert p.returncode == 0, p.stderr

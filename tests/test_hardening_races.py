@@ -261,6 +261,60 @@ def test_locked_caches_bounded(project, locker):
         assert took < 9, (argv, took)  # bound 2 s per file, not 10-30 s
 
 
+def test_lock_notices_through_the_hook(tmp_path, locker, capsys, monkeypatch):
+    """Library code never prints: a lock's wait and warning go to the
+    notice handlers the program installed (the `gage` command prints
+    them as `gage:` lines; see above), and nowhere without them."""
+    import sqlite3
+
+    from gage._internal.util import console, sqlite_wait
+
+    path = tmp_path / "cache.sqlite3"
+    sqlite3.connect(path).execute("CREATE TABLE t (x)")
+    locker(path)
+    monkeypatch.setenv("GAGE_LOCK_TIMEOUT", "1.5")
+    # None installed (a test before may have run the command in-process).
+    monkeypatch.setattr(console, "_notices", {}, raising=False)
+    db = sqlite_wait.connect(str(path))
+
+    def write():
+        return sqlite_wait.call(db, str(path), lambda: db.execute("INSERT INTO t VALUES (1)"))
+
+    with pytest.raises(sqlite_wait.Locked):
+        write()  # no handlers (a library user): nothing said
+    assert capsys.readouterr() == ("", "")
+    got: list[tuple[str, str]] = []
+    monkeypatch.setattr(sqlite_wait, "_warned", set())
+    console.set_notices(
+        wait=lambda m: got.append(("wait", m)),
+        warn=lambda m: got.append(("warn", m)),
+    )
+    with pytest.raises(sqlite_wait.Locked):
+        write()
+    assert capsys.readouterr() == ("", "")
+    assert [kind for kind, _msg in got] == ["wait", "warn"]
+    assert all(str(path) in msg for _kind, msg in got)
+    assert "waiting for" in got[0][1]
+
+
+def test_lock_wait_shown_on_a_terminal(project, locker):
+    from pty_util import run_in_pty
+
+    assert gage(project, "run", "prep", "-y", "-q").returncode == 0
+    assert gage(project, "runs").returncode == 0
+    index = project.parent / "runs" / ".gage-index" / "runs.sqlite3"
+    locker(index)
+    env = dict(os.environ, GAGE_RUNS=str(project.parent / "runs"))
+    code, out = run_in_pty(
+        [sys.executable, "-m", "gage", "runs"],
+        cwd=project,
+        env=dict(env, GAGE_LOCK_TIMEOUT="2"),
+    )
+    assert code == 0, out
+    assert f"gage: waiting for {index} (locked by another process)" in out
+    assert "gage: warning: " in out
+
+
 # ---------------------------------------------------------------------------
 # Item 9: a garbage digest cache is rebuilt
 

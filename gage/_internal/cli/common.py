@@ -178,6 +178,18 @@ def warn(msg: str) -> None:
     print(f"gage: warning: {msg}", file=sys.stderr)
 
 
+def install_notices() -> None:
+    """Library notices (`util.console.notice`) as `gage:` lines on
+    stderr: a wait on a terminal only, a warning always."""
+    from ..util import console
+
+    def wait(msg: str) -> None:
+        if console.isatty():
+            print(f"gage: {msg}", file=sys.stderr)
+
+    console.set_notices(wait=wait, warn=warn)
+
+
 def usage(msg: str):
     from ..types import GageError
 

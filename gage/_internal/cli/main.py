@@ -94,6 +94,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     from ..types import GageError
 
+    common.install_notices()
     try:
         return args.func(args)
     except GageError as e:

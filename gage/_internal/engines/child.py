@@ -21,9 +21,15 @@ import sys
 __all__ = ["main", "print_starting", "start"]
 
 
-def main(argv: list[str]) -> int:
-    """Start the staged run at argv[0] (`--quiet`: no name, no output)."""
-    _die_with_parent()
+def main(argv: list[str], parent_death: int = signal.SIGTERM) -> int:
+    """Start the staged run at argv[0] (`--quiet`: no name, no output).
+
+    `parent_death`: the signal this process gets when its parent ends
+    (SIGTERM: the run is ended and its record completed; SIGKILL, from a
+    Dask worker's starter: nobody is left to read the record, and the
+    runner's watchdog ends the run's process group at once).
+    """
+    _die_with_parent(parent_death)
     return start(argv[0], quiet="--quiet" in argv[1:], once="--once" in argv[1:])
 
 
@@ -33,6 +39,7 @@ def start(run_dir: str, quiet: bool = False, once: bool = False) -> int:
     from ..store import run_meta
     from ..types import GageError, RunError
 
+    _print_notices()
     try:
         run = runs.select_run(os.path.dirname(os.path.abspath(run_dir)), run_dir)
         if once and run_meta.has_timestamp(run, "started"):
@@ -68,14 +75,27 @@ def print_starting(run) -> None:
     print(f"Running {op} as {run.name} ({run.id})", flush=True)
 
 
-def _die_with_parent() -> None:
+def _print_notices() -> None:
+    """Library notices as `gage:` lines, as the `gage` command prints them."""
+    from ..util import console
+
+    def wait(msg: str) -> None:
+        if console.isatty():
+            print(f"gage: {msg}", file=sys.stderr)
+
+    console.set_notices(
+        wait=wait, warn=lambda msg: print(f"gage: warning: {msg}", file=sys.stderr)
+    )
+
+
+def _die_with_parent(sig: int) -> None:
     from ..util import run_exec
 
-    set_pdeathsig = run_exec.die_with_parent()
+    set_pdeathsig = run_exec.die_with_parent(sig)
     if set_pdeathsig:
         set_pdeathsig()
     if os.getppid() == 1:  # the parent ended before the call
-        os.kill(os.getpid(), signal.SIGTERM)
+        os.kill(os.getpid(), sig)
 
 
 if __name__ == "__main__":

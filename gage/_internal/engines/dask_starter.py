@@ -19,9 +19,13 @@ cwd or gage.toml reaches a run. Each child:
 - writes its stdout and stderr to pipes the worker made and sent with
   the request (SCM_RIGHTS), so the worker forwards its lines as they
   come;
-- ends when the starter does (PR_SET_PDEATHSIG on Linux); the starter
-  ends its children (SIGTERM to each session) and itself when the
-  worker goes away (its end of the socket closes).
+- is SIGKILLed when the starter ends (PR_SET_PDEATHSIG on Linux); the
+  starter SIGKILLs its children and ends itself when the worker goes
+  away (its end of the socket closes). A run whose worker is gone has
+  nobody to bring its record home, and the scheduler starts it again
+  elsewhere: its copy here ends at once, whatever signals it ignores,
+  by the one mechanism that ends a run with its runner (the runner's
+  watchdog, `run_exec`, SIGKILLs the run's process group).
 
 The worker learns a child's exit status from a third pipe: the starter
 writes it there once it has reaped the child (nothing, if the starter
@@ -235,7 +239,7 @@ def _serve(sock: socket.socket) -> None:
                     msg = b""
                 if not msg:  # the worker is gone: so are its runs
                     for pid in children:
-                        run_exec.killpg(pid, signal.SIGTERM)
+                        run_exec.killpg(pid, signal.SIGKILL)
                     return
             else:
                 while _read_nonblocking(wake_r):
@@ -303,7 +307,7 @@ def _child(
         os.chdir(req["runs_home"])
         from . import child
 
-        code = child.main([req["run_dir"]])
+        code = child.main([req["run_dir"]], parent_death=signal.SIGKILL)
     except SystemExit as e:
         code = e.code if isinstance(e.code, int) else 1
     except BaseException:

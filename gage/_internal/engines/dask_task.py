@@ -4,7 +4,10 @@
 only gage (and distributed, which the worker runs) installed there, and
 no filesystem shared with the client:
 
-1. the archive's digest is checked, then it is unpacked into a scratch
+1. the archive's format is checked (a worker with another gage version
+   refuses it naming both formats, raising `IncompatibleWorker`: the
+   client gives this worker no more runs), then its digest, then it is
+   unpacked into a scratch
    dir of its own under the worker's local directory (`dask worker
    --local-directory`), a fresh one for each attempt; the files' digests
    that the check computed go to the scratch dir's digest cache, so start
@@ -41,9 +44,15 @@ from ..store import run_meta
 from ..util import file_util
 from . import dask_starter, run_archive
 
-__all__ = ["cancel_runs", "run_task"]
+__all__ = ["IncompatibleWorker", "cancel_runs", "run_task"]
 
 _TERM_WAIT = 10.0
+
+
+class IncompatibleWorker(Exception):
+    """This worker reads another run archive format than the client
+    writes; args: the message (naming both), the worker, its host."""
+
 
 _lock = threading.Lock()
 _procs: dict[str, dict[str, dask_starter.Child]] = {}
@@ -51,19 +60,33 @@ _cancelled: set[str] = set()
 
 
 def run_task(
-    data: bytes, digest: str, run_id: str, token: str, topic: str | None
+    data: bytes,
+    digest: str,
+    run_id: str,
+    token: str,
+    topic: str | None,
+    **options: Any,
 ) -> dict[str, Any]:
     """Run the staged run in `data` here; what happened, for the client.
+
+    Events go to `topic` (None: none): one when the run starts, then its
+    output lines unless option `quiet` (options a worker does not know
+    are ignored: clients and workers of other gage versions meet).
 
     The result is a dict: `status` (`ran`, `refused` or `cancelled`),
     `host`, `worker`, and for a run that ran `exit_code`, `archive` (tar
     bytes: meta dir and changed files), `deleted` (paths) and `lines`
     (how many output lines were sent); for a refused run `error`.
+    IncompatibleWorker when this worker reads another archive format.
     """
     where = dict(_where(), attempt=uuid.uuid4().hex)
     with _lock:
         if token in _cancelled:
             return dict(where, status="cancelled")
+    try:
+        run_archive.check_format(data, "this worker")
+    except run_archive.FormatError as e:
+        raise IncompatibleWorker(str(e), where["worker"], where["host"]) from None
     try:
         digests = run_archive.check_digest(data, digest, f"run {run_id}")
     except run_archive.ArchiveError as e:
@@ -74,7 +97,8 @@ def run_task(
             run = run_archive.unpack_run(data, scratch, run_id, digests)
         except run_archive.ArchiveError as e:
             return dict(where, status="refused", error=str(e))
-        return dict(where, **_run(run, token, topic, where))
+        quiet = bool(options.get("quiet"))
+        return dict(where, **_run(run, token, topic, where, quiet))
     finally:
         file_util.remove_tree(scratch, ignore_errors=True)
 
@@ -127,7 +151,7 @@ def _local_dir() -> str | None:
 
 
 def _run(
-    run: Any, token: str, topic: str | None, where: dict[str, Any]
+    run: Any, token: str, topic: str | None, where: dict[str, Any], quiet: bool
 ) -> dict[str, Any]:
     files_before = len(run_meta.read_files_log(run))
     with _lock:
@@ -143,7 +167,9 @@ def _run(
         events.send(event)
         pumps = [
             threading.Thread(
-                target=_pump, args=(src, n, event, events, counts, stderr), daemon=True
+                target=_pump,
+                args=(src, n, event, None if quiet else events, counts, stderr),
+                daemon=True,
             )
             for n, src in enumerate((child.stdout, child.stderr))
         ]
@@ -172,7 +198,7 @@ def _pump(
     src: IO[bytes],
     stream: int,
     event: dict[str, Any],
-    events: _Events,
+    events: _Events | None,
     counts: list[int],
     stderr: list[str],
 ) -> None:
@@ -180,7 +206,7 @@ def _pump(
         line = raw.decode("utf-8", errors="replace").rstrip("\n")
         if stream == 1:
             stderr.append(line + "\n")
-        if events.send(dict(event, stream=stream, line=line)):
+        if events and events.send(dict(event, stream=stream, line=line)):
             counts[stream] += 1
     src.close()
 

@@ -24,7 +24,16 @@ No filesystem is shared with the workers. For each run:
    record at home is complete and true (`gage check` passes).
 
 Output lines are worker events on a topic of this engine
-(`Worker.log_event`, `Client.subscribe_topic`), printed as `name| line`.
+(`Worker.log_event`, `Client.subscribe_topic`), printed as `name| line`;
+the last of them (up to `dask_lost.TAIL_BYTES` a run) are kept until the run's
+record comes home.
+
+A scheduler lost while runs are in flight (killed, its host gone) is one
+error for every run (`DaskEngineError`), once the records at home say
+what is known: a run that had started is `abandoned` (`started`, the
+worker, the output that came back and a runner log line: its copy on the
+worker may still run, so it is not started again), the others stay
+`staged`. Distributed's own log line about it is not shown.
 
 With no scheduler, the engine starts a local cluster of `jobs` worker
 processes on 127.0.0.1. A scheduler that cannot be reached is one error
@@ -36,15 +45,15 @@ from __future__ import annotations
 import concurrent.futures
 import os
 import sys
-import tempfile
 import threading
 import uuid
 from typing import Any
 
-from ..store import run_meta, run_records
+from ..store import run_meta
 from ..types import Run, RunError
-from ..util import console, file_util
-from . import dask_task, run_archive
+from ..util import console
+from . import dask_lost, dask_task, run_archive
+from .dask_result import place_result
 
 __all__ = ["CONNECT_TIMEOUT", "DaskEngine", "DaskEngineError", "make_engine"]
 
@@ -53,6 +62,7 @@ CONNECT_TIMEOUT = 5.0
 
 _CANCEL_WAIT = 30.0
 _LINES_WAIT = 5.0
+_CONNECTION_LOST = "scheduler-connection-lost"
 
 
 class DaskEngineError(RunError):
@@ -116,9 +126,17 @@ class DaskEngine:
         self._attempts: dict[str, str] = {}
         self._lines: dict[str, int] = {}
         self._accepted: set[str] = set()
+        self._retired: dict[str, str] = {}  # worker -> why it gets no runs
+        self._notes: dict[str, list[str]] = {}  # run id -> runner log lines
         self._futures: list[concurrent.futures.Future[int]] = []
+        self._runs: dict[str, tuple[Run, bool]] = {}  # id -> run, quiet
+        self._dfuts: dict[str, Any] = {}
+        self._tails: dict[str, dask_lost.Tail] = {}
+        self._lost: DaskEngineError | None = None
         self._cancelled = False
         self._closed = False
+        self._log_filter = dask_lost.LostLogFilter()
+        self._log_filter.install()
         self.client.subscribe_topic(self.topic, self._on_event)
 
     def submit(
@@ -126,6 +144,13 @@ class DaskEngine:
     ) -> concurrent.futures.Future[int]:
         """Send a staged run to the cluster; its exit code once its record
         is complete here."""
+        with self._lock:
+            lost = self._lost
+            self._runs[run.id] = (run, quiet)
+        if lost is not None:
+            fut: concurrent.futures.Future[int] = concurrent.futures.Future()
+            fut.set_exception(lost)
+            return fut
         self.console.update(queued=1)
         fut = self._pool.submit(self._run, run, quiet)
         self._futures.append(fut)
@@ -152,7 +177,8 @@ class DaskEngine:
         self._pool.shutdown(wait=True)
         self.console.clear()
         try:
-            self.client.unsubscribe_topic(self.topic)
+            if self._lost is None:
+                self.client.unsubscribe_topic(self.topic)
         except Exception:
             pass
         if self.cluster is not None:
@@ -165,65 +191,149 @@ class DaskEngine:
                 wait = 0.0
             self.cluster.close(wait)
         self.client.close()
+        self._log_filter.remove()
 
     # -- one run
 
     def _run(self, run: Run, quiet: bool) -> int:
         # Packed while the runs before it are in flight: a free slot
         # sends it at once.
-        data = _pack(run)
-        digest = run_archive.archive_digest(data)
-        self._slots.acquire()
+        sent = _Sent(run, _pack(run), quiet)
         with self._lock:
-            if self._cancelled:
-                self._slots.release()
-                return 130
             self._names[run.id] = run.name
         try:
-            dfut = self._submit(run, data, digest, quiet)
+            dfut = self._submit(sent)
         except BaseException:
-            self._slots.release()
+            self.console.update(queued=-1)
             raise
+        if dfut is None:
+            self.console.update(queued=-1)
+            return 130
         self.console.update(queued=-1, running=1)
         code = 1
         try:
-            code = self._result(run, dfut)
+            code = self._result(sent, dfut)
         finally:
             self.console.update(running=-1, done=1, failed=int(code != 0))
         return code
 
-    def _submit(self, run: Run, data: bytes, digest: str, quiet: bool) -> Any:
-        dfut = self.client.submit(
-            dask_task.run_task,
-            data,
-            digest,
-            run.id,
-            self.token,
-            None if quiet else self.topic,
-            key=f"gage-run-{run.id}-{self.token[:8]}",
-            pure=False,
-        )
-        dfut.add_done_callback(lambda _f: self._slots.release())
+    def _submit(self, sent: _Sent) -> Any:
+        """Submit a run once a slot is free, to the workers that read
+        this gage's archives; None when cancelled."""
+        self._slots.acquire()
+        try:
+            with self._lock:
+                if self._cancelled:
+                    self._slots.release()
+                    return None
+            self._check_connected()
+            sent.attempts += 1
+            again = f"-{sent.attempts}" if sent.attempts > 1 else ""
+            dfut = self.client.submit(
+                dask_task.run_task,
+                sent.data,
+                sent.digest,
+                sent.run.id,
+                self.token,
+                self.topic,
+                quiet=sent.quiet,
+                key=f"gage-run-{sent.run.id}-{self.token[:8]}{again}",
+                pure=False,
+                workers=self._workers(sent.run),
+                allow_other_workers=False,
+            )
+        except BaseException:
+            self._slots.release()
+            raise
+        dfut.add_done_callback(self._task_done)
+        with self._lock:
+            self._dfuts[sent.run.id] = dfut
         return dfut
 
-    def _result(self, run: Run, dfut: Any) -> int:
+    def _task_done(self, dfut: Any) -> None:
+        # A task that failed keeps its slot until its run's thread knows
+        # why: a worker that refused it is retired before the slot takes
+        # the next run.
+        if dfut.status != "error":
+            self._slots.release()
+
+    def _release_failed(self, dfut: Any) -> None:
+        # The slot of a failed task (see _task_done); once.
+        if dfut.status == "error":
+            self._slots.release()
+
+    def _result(self, sent: _Sent, dfut: Any) -> int:
+        while True:
+            result = self._wait(sent.run, dfut)
+            if isinstance(result, dict):
+                return self._accept(sent.run, result)
+            if result is not None:
+                return result
+            dfut = self._submit(sent)
+            if dfut is None:
+                return 130
+
+    def _wait(self, run: Run, dfut: Any) -> dict[str, Any] | int | None:
+        """The result of a run's task, the exit code when it has none, or
+        None when it is to be sent again (its worker was retired)."""
         try:
-            result = dfut.result()
-        except concurrent.futures.CancelledError:
+            return dfut.result()
+        except concurrent.futures.CancelledError as e:
+            if getattr(e, "reason", None) == _CONNECTION_LOST:
+                raise self._lose() from None
+            self._check_connected()
             return 130
+        except dask_task.IncompatibleWorker as e:
+            try:
+                self._retire(run, *e.args)
+            finally:
+                self._release_failed(dfut)
+            return None
         except Exception as e:
             # KilledWorker (workers died running it too often) and the like.
+            self._release_failed(dfut)
             msg = f"run {run.name} did not complete on the cluster: {_reason(e)}"
             run_meta.runner_log(run).info(msg)
             self._warn(msg)
             return 1
-        return self._accept(run, result)
+
+    # -- workers of another gage
+
+    def _retire(self, run: Run, error: str, worker: str, host: str) -> None:
+        """A worker that reads another archive format is given no more
+        runs; DaskEngineError when no worker is left."""
+        where = f"{worker} (host {host})"
+        note = f"Refused by Dask worker {where}: {error}"
+        with self._lock:
+            new = worker not in self._retired
+            self._retired[worker] = error
+            self._notes.setdefault(run.id, []).append(note)
+        run_meta.runner_log(run).info(note)
+        if not self._workers(run):
+            raise DaskEngineError(
+                f"no Dask worker can start run {run.name}: worker {where} "
+                f"refused it: {error}; the run stays staged",
+                run=run.id,
+            )
+        if new:
+            self._warn(f"Dask worker {where} is given no more runs: {error}")
+
+    def _workers(self, run: Run) -> list[str] | None:
+        """The workers a run may go to: all (None) until one is retired."""
+        if not self._retired:
+            return None
+        try:
+            known = self.client.scheduler_info()["workers"]
+        except Exception:
+            raise self._lose() from None
+        return sorted(w for w in known if w not in self._retired)
 
     def _accept(self, run: Run, result: dict[str, Any]) -> int:
         with self._lock:
             if run.id in self._accepted:
                 return run_meta.read_exit_code(run) or 0
             self._accepted.add(run.id)
+            self._tails.pop(run.id, None)
         where = f"{result.get('host')} ({result.get('worker')})"
         if result["status"] == "cancelled":
             return 130
@@ -239,7 +349,10 @@ class DaskEngine:
             "worker": result.get("worker"),
             "scheduler": self.address,
         }
-        place_result(run, result["archive"], result.get("deleted") or [], worker)
+        with self._lock:
+            notes = self._notes.pop(run.id, [])
+        deleted = result.get("deleted") or []
+        place_result(run, result["archive"], deleted, worker, notes)
         code = run_meta.read_exit_code(run)
         return code if code is not None else 1
 
@@ -255,9 +368,14 @@ class DaskEngine:
                 again = run_id in self._attempts
                 self._attempts[run_id] = attempt
                 self._lines[run_id] = 0
+                self._tails[run_id] = dask_lost.Tail(_time, msg)
             else:
                 again = False
-        if again:
+            tail = self._tails.get(run_id)
+            if tail is not None and "line" in msg:
+                tail.add(_time, msg.get("stream") or 0, msg["line"])
+            quiet = self._runs.get(run_id, (None, True))[1]
+        if again and not quiet:
             self.console.line(
                 sys.stderr,
                 name,
@@ -284,6 +402,55 @@ class DaskEngine:
 
     def _warn(self, msg: str) -> None:
         self.console.line(sys.stderr, "gage", msg)
+
+    # -- a lost scheduler
+
+    def _check_connected(self) -> None:
+        """Raise the lost scheduler's error when the client lost it."""
+        if self._lost is not None or self.client.status in (
+            "connecting",
+            "closing",
+            "closed",
+        ):
+            raise self._lose()
+
+    def _lose(self) -> DaskEngineError:
+        """The error of a lost scheduler, the same for every run; made
+        once, after the records of the runs in flight say what is known."""
+        with self._lock:
+            if self._lost is None:
+                self._log_filter.lost = True
+                self._lost = self._lost_error()
+            return self._lost
+
+    def _lost_error(self) -> DaskEngineError:
+        abandoned: list[str] = []
+        staged: list[str] = []
+        for run_id, (run, _quiet) in self._runs.items():
+            dfut = self._dfuts.get(run_id)
+            if run_id in self._accepted or (
+                dfut is not None and dfut.status == "finished"
+            ):
+                continue  # its record is home, or on its way
+            self._accepted.add(run_id)
+            tail = self._tails.pop(run_id, None)
+            if tail is None:
+                staged.append(run.name)
+            else:
+                dask_lost.abandon(run, tail, self.address)
+                abandoned.append(run.name)
+        return DaskEngineError(dask_lost.message(self.address, abandoned, staged))
+
+
+class _Sent:
+    """A run as sent to the cluster (again, to another worker)."""
+
+    def __init__(self, run: Run, data: bytes, quiet: bool) -> None:
+        self.run = run
+        self.data = data
+        self.digest = run_archive.archive_digest(data)
+        self.quiet = quiet
+        self.attempts = 0
 
 
 def _pack(run: Run) -> bytes:
@@ -350,86 +517,3 @@ def _client(scheduler: str | None, scheduler_file: str | None, timeout: float) -
     if scheduler_file:
         return Client(scheduler_file=scheduler_file, timeout=timeout)
     return Client(scheduler, timeout=timeout)
-
-
-# ---------------------------------------------------------------------------
-# Accept a result
-
-
-def place_result(
-    run: Run, archive: bytes, deleted: list[str], worker: dict[str, Any]
-) -> None:
-    """Bring a run's result home: generated and modified files into its
-    run dir, deleted ones out, then the returned meta dir (with
-    `worker.json`) in place of the staged one, swapped in one rename."""
-    incoming = tempfile.mkdtemp(prefix=f".incoming-{run.id[:12]}-", dir=run.runs_home)
-    try:
-        back = run_archive.unpack_run(archive, incoming, run.id)
-        _check_generated(back)
-        run_records.write_worker(back, worker)
-        run_meta.runner_log(back).info(
-            f"Ran on Dask worker {worker.get('worker')} (host {worker.get('host')}, "
-            f"scheduler {worker.get('scheduler')}); record brought home"
-        )
-        _move_files(back.run_dir, run.run_dir)
-        for path in deleted:
-            full = os.path.join(run.run_dir, path)
-            if os.path.lexists(full) and not os.path.isdir(full):
-                os.unlink(full)
-        _exchange(back.meta_dir, run.meta_dir)
-    finally:
-        file_util.remove_tree(incoming, ignore_errors=True)
-
-
-def _check_generated(run: Run) -> None:
-    from ..lifecycle.run_verify import file_digest
-
-    for e in run_meta.read_manifest(run):
-        full = os.path.join(run.run_dir, e.path)
-        if e.type == "g" and os.path.lexists(full) and file_digest(full) != e.sha256:
-            raise DaskEngineError(
-                f"result of run {run.name} is damaged: {e.path} does not match "
-                "its manifest digest; the run keeps its staged record",
-                run=run.id,
-                path=e.path,
-            )
-
-
-def _move_files(src_root: str, dest_root: str) -> None:
-    for dirpath, dirnames, filenames in os.walk(src_root):
-        rel = os.path.relpath(dirpath, src_root)
-        dest_dir = os.path.normpath(os.path.join(dest_root, rel))
-        os.makedirs(dest_dir, exist_ok=True)
-        names = filenames + [
-            d for d in dirnames if os.path.islink(os.path.join(dirpath, d))
-        ]
-        for name in names:
-            os.replace(os.path.join(dirpath, name), os.path.join(dest_dir, name))
-
-
-def _exchange(new: str, old: str) -> None:
-    """Swap two dirs: `old`'s path gets `new`'s content in one rename
-    (renameat2 RENAME_EXCHANGE on Linux), `new`'s path the old one."""
-    if _rename_exchange(new, old):
-        return
-    tmp = new + ".old"
-    os.rename(old, tmp)
-    os.rename(new, old)
-    os.rename(tmp, new)
-
-
-def _rename_exchange(a: str, b: str) -> bool:
-    if not sys.platform.startswith("linux"):
-        return False
-    try:
-        import ctypes
-
-        libc = ctypes.CDLL(None, use_errno=True)
-        renameat2 = libc.renameat2
-    except (OSError, AttributeError):
-        return False
-    at_fdcwd, rename_exchange = -100, 2
-    return (
-        renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange)
-        == 0
-    )

@@ -24,6 +24,14 @@ nothing is extracted. The digest of the bytes travels beside them
 (`archive_digest`), so a changed archive is refused before anything in
 it is extracted.
 
+Each archive that `pack_run` and `pack_paths` make says which format it
+is in, and which gage made it (`gage.archive` and `gage.version` in a
+pax global header, which any tar reader reads without knowing the rest
+of the format): a gage that reads another format says so, naming both
+(`check_format`), instead of failing on what it misreads (its digest,
+say, which is then "changed on its way"). Format 1 is an archive with
+no such header (a gage from before formats).
+
 The archive digest is the sha256 of the archive with each regular
 file's content replaced by its offset, size and own sha256: every byte
 counts, once. Checking it (`check_digest`) therefore yields each file's
@@ -46,9 +54,13 @@ from typing import Iterable
 from ..types import META_SUFFIX, GageError, Run
 
 __all__ = [
+    "FORMAT",
     "ArchiveError",
+    "FormatError",
+    "archive_format",
     "archive_digest",
     "check_digest",
+    "check_format",
     "pack_meta",
     "pack_paths",
     "pack_run",
@@ -59,6 +71,59 @@ __all__ = [
 
 class ArchiveError(GageError):
     """An archive of a run is not valid or does not match its digest."""
+
+
+class FormatError(ArchiveError):
+    """An archive in a format this gage does not read."""
+
+
+FORMAT = 2
+"""The run archive format this gage writes and reads (see the module doc)."""
+
+_FORMAT_KEY = "gage.archive"
+_VERSION_KEY = "gage.version"
+
+
+def archive_format(data: bytes) -> tuple[int | None, str | None]:
+    """The format of an archive and the version of gage that made it
+    (1 and None for an archive with no header; None for no tar)."""
+    try:
+        with tarfile.open(fileobj=io.BytesIO(data), mode="r:") as tar:
+            headers = tar.pax_headers
+    except tarfile.TarError:
+        return None, None
+    text = headers.get(_FORMAT_KEY)
+    if text is None:
+        return 1, None
+    return (int(text) if text.isdigit() else -1), headers.get(_VERSION_KEY)
+
+
+def check_format(data: bytes, reader: str = "this gage") -> None:
+    """Raise FormatError naming both formats when `data` is an archive of
+    another format than FORMAT (a tar that is no archive is left to the
+    digest and member checks)."""
+    fmt, version = archive_format(data)
+    if fmt is None or fmt == FORMAT:
+        return
+    made = f"gage {version}" if version else "an older gage"
+    raise FormatError(
+        f"archive format {fmt} ({made}), {reader} reads format {FORMAT} "
+        f"(gage {_version()}): install the same gage on the client and the "
+        "workers; nothing was extracted or started"
+    )
+
+
+def _version() -> str:
+    from gage import __version__
+
+    return __version__
+
+
+def _tar(buf: io.BytesIO) -> tarfile.TarFile:
+    headers = {_FORMAT_KEY: str(FORMAT), _VERSION_KEY: _version()}
+    return tarfile.open(
+        fileobj=buf, mode="w", format=tarfile.PAX_FORMAT, pax_headers=headers
+    )
 
 
 _DIGEST_TAG = b"gage run archive 1\n"
@@ -113,7 +178,7 @@ def _digests(data: bytes) -> tuple[str, dict[str, str]]:
 def pack_run(run: Run) -> bytes:
     """The run dir and meta dir of `run` as tar bytes (`<id>/`, `<id>.meta/`)."""
     buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
+    with _tar(buf) as tar:
         for root, top in ((run.run_dir, run.id), (run.meta_dir, run.id + META_SUFFIX)):
             _add_tree(tar, root, top)
     return buf.getvalue()
@@ -123,7 +188,7 @@ def pack_paths(run: Run, paths: Iterable[str]) -> bytes:
     """The meta dir of `run` and `paths` (relative to its run dir) as tar
     bytes: what a run sends back after it ran."""
     buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
+    with _tar(buf) as tar:
         _add_tree(tar, run.meta_dir, run.id + META_SUFFIX)
         _add_dir(tar, run.run_dir, run.id)
         for path in sorted(set(paths)):

@@ -458,8 +458,8 @@ def deleted_run(run: Run) -> bool:
     when another process deleted the run first (nothing to count).
     """
 
-    trash = run_meta.trash_dir(run.runs_home)
     clean_trash(run.runs_home)
+    trash = _trash_dir(run.runs_home)
     token = os.urandom(4).hex()
     meta_dest = os.path.join(trash, f"{run.id}.{token}{META_SUFFIX}")
     moved = _to_trash(run.meta_dir, meta_dest)
@@ -478,6 +478,8 @@ def clean_trash(runs_home: str) -> None:
     every entry is removed. Safe to run while another process deletes.
     """
     trash = run_meta.trash_dir(runs_home)
+    if os.path.islink(trash):
+        _unlink(trash)  # never followed: what it leads to is not gage's
     try:
         names = os.listdir(trash)
     except (FileNotFoundError, NotADirectoryError):
@@ -493,14 +495,46 @@ def clean_trash(runs_home: str) -> None:
     _remove_trash(trash)
 
 
+def _trash_dir(runs_home: str) -> str:
+    """The trash, a dir in the runs home: a link or a file at its path
+    (not gage's) is removed first, never followed."""
+    trash = run_meta.trash_dir(runs_home)
+    try:
+        st = os.lstat(trash)
+    except FileNotFoundError:
+        st = None
+    if st is not None and not stat.S_ISDIR(st.st_mode):
+        _unlink(trash)
+    try:
+        os.mkdir(trash)
+    except FileExistsError:
+        pass
+    return trash
+
+
+def _unlink(path: str) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+    except OSError as e:
+        raise GageError(
+            f"cannot remove {path} (not a dir, in the place of gage's trash): "
+            f"{e.strerror}: remove it",
+            path=path,
+        ) from None
+
+
 def _to_trash(path: str, dest: str) -> bool:
     """Move `path` to `dest`; False when it was gone already."""
-    os.makedirs(os.path.dirname(dest), exist_ok=True)
     try:
         try:
             os.rename(path, dest)
         except PermissionError:
-            # Moving a dir to another parent needs write access to it.
+            # Moving a dir to another parent needs write access to it (a
+            # link is moved as it is: its target is never changed).
+            if os.path.islink(path):
+                raise
             os.chmod(path, stat.S_IMODE(os.lstat(path).st_mode) | stat.S_IRWXU)
             os.rename(path, dest)
         return True

@@ -38,7 +38,7 @@ from ..types import (
 from ..util import file_util
 from . import graph, remote_spec, scalars_spec, toml_lines
 from .dep_spec import DEPENDENCY_TYPES, check_dependency
-from .op_exec import PHASES, op_cmd, split_exec
+from .op_exec import PHASES, exec_size_problem, op_cmd, split_exec
 from .slurm_settings import problem as slurm_problem
 
 __all__ = [
@@ -355,6 +355,9 @@ class _Validator:
             self._cmd(op, key, val)
 
     def _cmd(self, op: str, key: str, val: Any) -> None:
+        too_big = exec_size_problem(val)
+        if too_big:
+            self.fail(op, key, f"'{key}' {too_big}")
         if isinstance(val, str):
             try:
                 args, _env = split_exec(val)

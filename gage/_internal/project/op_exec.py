@@ -18,11 +18,26 @@ from typing import Any
 
 from ..types import GagefileError, OpCmd, OpDef
 
-__all__ = ["PHASES", "op_cmd", "op_env", "split_exec"]
+__all__ = [
+    "MAX_EXEC_BYTES",
+    "PHASES",
+    "exec_size_problem",
+    "op_cmd",
+    "op_env",
+    "split_exec",
+]
 
 PHASES = ("stage-sourcecode", "stage-runtime", "stage-dependencies", "run", "finalize")
 
 _ENV_WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*=")
+
+MAX_EXEC_BYTES = 1 << 20
+"""The most bytes one command of gage.toml may have (its words, with
+their NAME=VALUE words). The system refuses to start a command whose
+arguments and environment are over ARG_MAX (2 MiB on Linux by default),
+so a longer one could never start; a run keeps copies of its command,
+which made each such run weigh several times its size. Half of ARG_MAX
+leaves room for the environment, and is far above any real command."""
 
 
 def op_cmd(opdef: OpDef, phase: str = "run") -> OpCmd:
@@ -41,6 +56,31 @@ def op_cmd(opdef: OpDef, phase: str = "run") -> OpCmd:
         return OpCmd([], {})
     args, env = split_exec(val)
     return OpCmd(args, {**op_env(opdef), **env})
+
+
+def exec_size_problem(val: Any) -> str | None:
+    """What is wrong with the size of one `exec` value, or None; checked
+    before the value is split (a huge line is not worth splitting)."""
+    if isinstance(val, str):
+        size = len(val.encode("utf-8", errors="replace"))
+    elif isinstance(val, list):
+        size = sum(
+            len(a.encode("utf-8", errors="replace")) + 1
+            for a in val
+            if isinstance(a, str)
+        )
+    else:
+        return None
+    if size <= MAX_EXEC_BYTES:
+        return None
+    from ..util.fmt import format_size
+
+    return (
+        f"is {format_size(size)}, over the {format_size(MAX_EXEC_BYTES)} a command "
+        "may have (the system cannot start a command with arguments over "
+        "about 2 MiB, so it would never run): pass long inputs in a file "
+        "the command reads"
+    )
 
 
 def split_exec(val: str | list[Any]) -> tuple[list[str], dict[str, str]]:

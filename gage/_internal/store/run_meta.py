@@ -85,6 +85,19 @@ def open_output(run: Run, phase: str = "run") -> BinaryIO | None:
     return open_regular_or_none(output_paths(run, phase)[0])
 
 
+def write_output(
+    run: Run, lines: Iterable[tuple[int, int, str]], phase: str = "run"
+) -> None:
+    """A phase's output (file and index, as the runner writes them) from
+    lines that came back from elsewhere: `(timestamp, stream, line)`."""
+    path, index_path = output_paths(run, phase)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "wb") as out, open(index_path, "wb") as index:
+        for ts, stream, line in lines:
+            out.write(line.encode("utf-8", errors="replace") + b"\n")
+            index.write(b"%d %d\n" % (ts, stream))
+
+
 OUTPUT_TAIL_BYTES = 64 * 1024
 OUTPUT_LINE_CHARS = 500
 

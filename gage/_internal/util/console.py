@@ -5,6 +5,12 @@ place, with other lines printed above it.
 (runs' prefixed output and a `[N done, M running, K waiting]` line, for
 engines) both draw through `StatusLine`, the one place that knows how a
 line is erased and redrawn.
+
+Notices (`notice`) are what library code has to tell a person while it
+works: that it waits for another process (`wait`), or went on without
+something (`warn`). Library code never prints them: they go where the
+program installed (`set_notices`; the `gage` command and a run's child
+process print them as `gage:` lines), and nowhere otherwise.
 """
 
 from __future__ import annotations
@@ -13,7 +19,7 @@ import sys
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import IO, Any
+from typing import IO, Any, Callable
 
 from .fmt import format_size
 
@@ -22,6 +28,8 @@ __all__ = [
     "RunsConsole",
     "StatusLine",
     "isatty",
+    "notice",
+    "set_notices",
     "terminal_progress",
 ]
 
@@ -162,3 +170,29 @@ class RunsConsole:
 
     def clear(self) -> None:
         self.status.clear()
+
+
+# ---------------------------------------------------------------------------
+# Notices
+
+_notices: dict[str, Callable[[str], None]] = {}
+
+
+def set_notices(
+    wait: Callable[[str], None] | None = None,
+    warn: Callable[[str], None] | None = None,
+) -> None:
+    """Where notices go: `wait` (a wait for another process, worth a line
+    on a terminal) and `warn` (gage went on without something). None
+    drops them."""
+    _notices.clear()
+    for kind, fn in (("wait", wait), ("warn", warn)):
+        if fn is not None:
+            _notices[kind] = fn
+
+
+def notice(kind: str, msg: str) -> None:
+    """Pass `msg` to the notice handler of `kind` (`wait`, `warn`), if any."""
+    fn = _notices.get(kind)
+    if fn is not None:
+        fn(msg)

@@ -141,14 +141,15 @@ def _start_error(args: list[str], e: OSError) -> str:
 # Parent death
 
 
-def die_with_parent() -> Callable[[], None] | None:
-    """A `preexec_fn` that ends a child when its parent dies (see below)."""
-    return _die_with_parent()
+def die_with_parent(sig: int = signal.SIGTERM) -> Callable[[], None] | None:
+    """A `preexec_fn` that ends a child when its parent dies (see below);
+    `sig` is the signal the child gets then."""
+    return _die_with_parent(sig)
 
 
-def _die_with_parent() -> Callable[[], None] | None:
-    """On Linux, a function that asks the kernel to SIGTERM the child when
-    the runner dies.
+def _die_with_parent(sig: int = signal.SIGTERM) -> Callable[[], None] | None:
+    """On Linux, a function that asks the kernel to send `sig` (SIGTERM)
+    to the child when the runner dies.
 
     The child runs in its own session (so a Ctrl-C reaches it once, through
     the runner), which also means it would outlive a runner that crashed or
@@ -166,7 +167,7 @@ def _die_with_parent() -> Callable[[], None] | None:
         return None
 
     def set_pdeathsig() -> None:
-        prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+        prctl(_PR_SET_PDEATHSIG, sig)
 
     return set_pdeathsig
 

@@ -4,25 +4,25 @@ gage keeps caches in sqlite files that any number of processes share
 (the digest cache, the runs index). A process that holds one's write
 lock (a long transaction, a stopped process) must not make a command
 wait silently: `call` runs an operation with a short busy timeout, then
-says on a terminal that it waits, then gives up after a bound
-(`GAGE_LOCK_TIMEOUT` seconds, 10 by default) with one line naming the
-file, raising `Locked`. Callers fall back (their files are caches).
+says that it waits (a `wait` notice, `console.notice`: the command shows
+it on a terminal), then gives up after a bound (`GAGE_LOCK_TIMEOUT`
+seconds, 10 by default) with one `warn` notice naming the file, raising
+`Locked`. Callers fall back (their files are caches).
 """
 
 from __future__ import annotations
 
 import os
 import sqlite3
-import sys
 from typing import Callable, TypeVar
 
-from .console import isatty
+from . import console
 
 __all__ = ["NOTICE", "Locked", "call", "connect", "lock_timeout"]
 
 T = TypeVar("T")
 
-NOTICE = 1.0  # seconds before a wait is shown on a terminal
+NOTICE = 1.0  # seconds before a wait is noticed
 
 
 class Locked(sqlite3.OperationalError):
@@ -48,15 +48,14 @@ def lock_timeout() -> float:
 
 
 def call(db: sqlite3.Connection, path: str, op: Callable[[], T]) -> T:
-    """`op()`; when `path` is locked, tell a terminal, wait up to the
-    bound, then warn once and raise `Locked`."""
+    """`op()`; when `path` is locked, a `wait` notice, a wait up to the
+    bound, then one `warn` notice (once a file) and `Locked`."""
     try:
         return op()
     except sqlite3.OperationalError as e:
         if not _locked(e):
             raise
-    if isatty():
-        print(f"gage: waiting for {path} (locked by another process)", file=sys.stderr)
+    console.notice("wait", f"waiting for {path} (locked by another process)")
     rest = int((lock_timeout() - NOTICE) * 1000)
     db.execute(f"PRAGMA busy_timeout = {rest}")
     try:
@@ -79,10 +78,10 @@ def _warn(path: str) -> None:
     if path in _warned:
         return
     _warned.add(path)
-    print(
-        f"gage: warning: {path} is locked by another process: going on "
-        "without it (a cache); stop that process if this repeats",
-        file=sys.stderr,
+    console.notice(
+        "warn",
+        f"{path} is locked by another process: going on without it (a "
+        "cache); stop that process if this repeats",
     )
 
 
