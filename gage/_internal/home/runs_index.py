@@ -411,10 +411,49 @@ def _rollback(db: Any) -> None:
         db.execute("ROLLBACK")
 
 
+_READERS = 8
+"""Threads that read the meta of many runs at once (a first index
+build): reading meta is waiting on the file system (open and read let
+other threads run), so a few readers cut the wait, even on one core."""
+
+_READERS_MIN = 200
+
+
 def _read_rows(home: str, dirs: list[str]) -> list[tuple[Any, ...]]:
-    """Rows of runs read from meta, counted on a terminal (a first
-    listing of many runs builds the index)."""
-    return [read_row(home, d) for d in counted("Indexing runs", dirs)]
+    """Rows of runs read from meta, in the order of `dirs`, counted on a
+    terminal (a first listing of many runs builds the index)."""
+    if len(dirs) < _READERS_MIN:
+        return [read_row(home, d) for d in counted("Indexing runs", dirs)]
+    import threading
+
+    rows: list[tuple[Any, ...]] = [()] * len(dirs)
+    todo = counted("Indexing runs", range(len(dirs)))
+    lock = threading.Lock()
+    failed: list[BaseException] = []
+
+    def read() -> None:
+        while not failed:
+            with lock:
+                i = next(todo, None)
+            if i is None:
+                return
+            try:
+                rows[i] = read_row(home, dirs[i])
+            except BaseException as e:
+                failed.append(e)
+
+    readers = [
+        threading.Thread(target=read, name="gage-index", daemon=True)
+        for _ in range(_READERS - 1)
+    ]
+    for t in readers:
+        t.start()
+    read()
+    for t in readers:
+        t.join()
+    if failed:
+        raise failed[0]
+    return rows
 
 
 def _home_stamp(home: str) -> str:

@@ -17,11 +17,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
-from ..home import runs
 from ..project import gagefile
-from ..store import run_meta
 from ..types import OpDef, Run
-from . import op_inputs, run_deps, run_stage
+from . import op_inputs
+
+# Staging's modules (run_stage and what it imports: the file selection,
+# objects, provenance, hooks, verification) are imported by `stage_op`
+# and `check_op` only: `--needed` that finds a run never loads them.
 
 __all__ = ["Lookup", "Staged", "check_op", "lookup", "stage_op"]
 
@@ -77,6 +79,8 @@ def check_op(
     confirmation call it first."""
     if not opdef.get_dependencies():
         return
+    from . import run_deps
+
     resolved = run_deps.preview_dependencies(home, gf.project_dir, opdef, upstream)
     if config:
         run_deps.check_config_files(resolved, gf.project_dir, opdef)
@@ -98,6 +102,10 @@ def stage_op(
     None), an op that could not be predicted is compared once staged."""
     if found is not None and found.match is not None:
         return Staged(found.match, needed=False)
+    from ..home import runs
+    from ..store import run_meta
+    from . import run_stage
+
     check_op(gf, home, opdef, config, upstream)
     run = run_stage.make_run(home)
     cmd = gagefile.op_cmd(opdef)
