@@ -96,7 +96,20 @@ def count(home: str, where: str = "", params: tuple[Any, ...] = ()) -> int:
     with _synced(home) as db:
         if db is None:
             return 0
+        if not where:
+            return _total(db)
         return db.execute(sql, params).fetchone()[0]
+
+
+def _total(db: Any) -> int:
+    """How many entries are listed, without a scan of every row: sqlite
+    counts a whole table from its b-tree, and rows not listed (ok = 0)
+    are never final, so the unfinished index finds them."""
+    rows = db.execute("SELECT count(*) FROM runs").fetchone()[0]
+    unlisted = db.execute(
+        "SELECT count(*) FROM runs WHERE final = 0 AND ok = 0"
+    ).fetchone()[0]
+    return rows - unlisted
 
 
 def exists(home: str, wheres: Sequence[str]) -> list[bool]:
@@ -137,6 +150,8 @@ def numbered(
         found = [row_entry(row) for row in db.execute(sql, params)]
         if limit is None or len(found) < limit:
             total = len(found)
+        elif not where:
+            total = _total(db)
         else:
             count = "SELECT count(*) FROM runs WHERE ok = 1" + cond
             total = db.execute(count, params).fetchone()[0]
