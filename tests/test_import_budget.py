@@ -35,6 +35,7 @@ NEVER_ON_RUN = {
     "distributed",
     "numpy",
     "pandas",
+    "pathspec",  # an op with the default source rules (KNOWN_PATTERNS)
 }
 
 # Not imported before staging begins for an op without config.
@@ -70,7 +71,6 @@ NOT_ON_LOOKUP = NEVER_ON_RUN | {
 NOT_ON_SHOW = NOT_ON_LOOKUP | {
     "gage._internal.lifecycle.provenance",
     "gage._internal.project.file_select",
-    "pathspec",
 }
 
 NOT_ON_HELP = NOT_BEFORE_STAGING | {
