@@ -69,9 +69,12 @@ def read_regular(path: str) -> bytes:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
             raise NotRegularFile(errno.EINVAL, _not_regular(st), path)
-        chunks = []
-        size = max(st.st_size + 1, 4096)  # one read, and one to see the end
-        while chunk := os.read(fd, size):
+        size = max(st.st_size + 1, 4096)
+        data = os.read(fd, size)
+        if len(data) < size:  # a regular file reads short only at its end
+            return data
+        chunks = [data]
+        while chunk := os.read(fd, size):  # it grew since the fstat
             chunks.append(chunk)
         return b"".join(chunks)
     finally:
