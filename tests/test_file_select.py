@@ -304,3 +304,48 @@ def test_matcher_same_as_pathspec():
         assert match is not spec.match_file
         for path in paths:
             assert match(path) == spec.match_file(path), (pat, path)
+
+
+def test_known_patterns_are_pathspecs_regexes():
+    """The default rules' globs match without pathspec (KNOWN_PATTERNS):
+    each is the regex pathspec compiles the glob to, an include pattern,
+    and the default rules use no other glob."""
+    import pathspec
+
+    from gage._internal.project.file_select import (
+        DEFAULT_RULES,
+        KNOWN_PATTERNS,
+        _pattern_matcher,
+    )
+
+    assert {parse_rule(r).pattern for r in DEFAULT_RULES} <= set(KNOWN_PATTERNS)
+    for pat, regex in KNOWN_PATTERNS.items():
+        (compiled,) = pathspec.PathSpec.from_lines("gitignore", [pat]).patterns
+        assert (compiled.regex.pattern, compiled.include) == (regex, True), pat
+        spec = pathspec.PathSpec.from_lines("gitignore", [pat])
+        for path in ("a.py", "x/.h/y", ".git/", "a/b/c", "x/", ".hidden", "a"):
+            assert _pattern_matcher(pat)(path) == spec.match_file(path), (pat, path)
+
+
+def test_default_rules_select_without_pathspec(tmp_path):
+    import subprocess
+    import sys
+
+    (tmp_path / "a.py").write_text("x = 1\n")
+    (tmp_path / ".hidden").mkdir()
+    (tmp_path / ".hidden" / "b.py").write_text("y = 2\n")
+    code = (
+        "import sys\n"
+        "from gage._internal.project import file_select as fs\n"
+        "rules = fs.parse_rules(fs.DEFAULT_RULES)\n"
+        "sel = fs.select_files(sys.argv[1], rules)\n"
+        "print(sel.files, 'pathspec' in sys.modules)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path)],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    ).stdout
+    assert out.strip() == "['a.py'] False"

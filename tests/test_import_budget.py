@@ -35,6 +35,7 @@ NEVER_ON_RUN = {
     "distributed",
     "numpy",
     "pandas",
+    "pathspec",  # an op with the default source rules (KNOWN_PATTERNS)
 }
 
 # Not imported before staging begins for an op without config.
@@ -59,6 +60,19 @@ HELP_GAGE_MODULES = {
     "gage._internal.util",
     "gage._internal.util.fmt",  # values as the CLI prints them: no imports
 }
+# Not imported by `gage run --needed` that finds its run (nothing is
+# staged, started or copied), nor by `gage show RUN` (issue 21).
+NOT_ON_LOOKUP = NEVER_ON_RUN | {
+    "gage._internal.lifecycle.run_stage",
+    "gage._internal.lifecycle.run_start",
+    "gage._internal.lifecycle.run_verify",
+    "subprocess",  # util/git_state and util/machine import it on use
+}
+NOT_ON_SHOW = NOT_ON_LOOKUP | {
+    "gage._internal.lifecycle.provenance",
+    "gage._internal.project.file_select",
+}
+
 NOT_ON_HELP = NOT_BEFORE_STAGING | {
     "dataclasses",
     "json",
@@ -135,6 +149,32 @@ def test_run_imports(project, tmp_path):
     names = _imported(p.stderr)
     assert "gage._internal.lifecycle.run_start" in names
     assert _heavy(names, NEVER_ON_RUN) == []
+
+
+def _gage_importtime(args: list[str], project: str, tmp_path) -> tuple[str, list[str]]:
+    p = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "gage"] + args,
+        cwd=project,
+        env=_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert p.returncode == 0, p.stderr[-2000:]
+    return p.stdout, _imported(p.stderr)
+
+
+def test_needed_and_show_imports(project, tmp_path):
+    out, _names = _gage_importtime(["run", "train", "-y"], project, tmp_path)
+    assert "ok" in out
+    out, names = _gage_importtime(["run", "train", "--needed", "-y"], project, tmp_path)
+    assert "Run not needed" in out
+    assert "gage._internal.lifecycle.op_inputs" in names
+    assert _heavy(names, NOT_ON_LOOKUP) == []
+    out, names = _gage_importtime(["show", "1"], project, tmp_path)
+    assert "Exit:     0" in out
+    assert "gage._internal.home.runs" in names
+    assert _heavy(names, NOT_ON_SHOW) == []
 
 
 _STOP_AT_STAGING = textwrap.dedent(

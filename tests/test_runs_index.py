@@ -131,6 +131,19 @@ def test_paging_numbers_and_total(tmp_path):
     assert (page, total) == ([], 0)
 
 
+def test_total_leaves_out_runs_not_listed(tmp_path, settled):
+    """The total of all runs (no filter) is counted without a scan of
+    every row: runs whose identity is not written yet are left out."""
+    made = [_run(tmp_path) for _ in range(4)]
+    for _ in range(2):
+        os.mkdir(make_run(str(tmp_path)).meta_dir)  # identity not written yet
+    assert runs_index.count(str(tmp_path)) == 4
+    page, total = runs.runs_page(str(tmp_path), limit=3)
+    assert total == 4
+    assert [r["id"] for _n, r in page] == [r.id for r in made[:0:-1]]
+    assert runs_index.count(str(tmp_path), "op = ?", ("train",)) == 4
+
+
 def test_old_format_ids_load_and_list_in_creation_order(tmp_path):
     first = _run(tmp_path)
     # An id as older gage made them: time first, then random.

@@ -136,10 +136,8 @@ def _cmd_show(args) -> int:
     print(f"Started:  {local_time(record['started'])}")
     print(f"Duration: {duration(record['duration'])}")
     if record["exit_code"] is not None:
-        from ..lifecycle import run_start
-
         # The code gage exits with for the run (130 for Ctrl-C, not -2).
-        print(f"Exit:     {run_start.run_exit(run)[0]}")
+        print(f"Exit:     {runs.run_exit(run)[0]}")
     worker = run_records.read_worker(run)
     if worker:
         print(

@@ -36,6 +36,7 @@ __all__ = [
     "entry_record",
     "entry_status",
     "run_record",
+    "run_exit",
     "runs_page",
     "RUN_STATUSES",
     "run_status",
@@ -333,6 +334,39 @@ def run_status(run: Run) -> str:
     if state == "terminated" and _safe(run_records.read_pruned, run) is not None:
         state = "pruned"
     return _live_status(run, state)
+
+
+def run_exit(run: Run) -> tuple[int, str | None]:
+    """The exit code gage gives for a run that has ended, and the line
+    that says why when it is not 0: the command's own code (1-255), 128+N
+    for a run ended by signal N (130 for Ctrl-C), 1 for any other failure
+    or a run that never started."""
+    status = run_status(run)
+    code = run_meta.read_exit_code(run)
+    if status == "completed":
+        return 0, None
+    if status == "staged":
+        return 1, f"run {run.name} did not start (status staged)"
+    signal_code = _signal_exit(run, code) if status == "terminated" else None
+    if signal_code is not None:
+        what = "interrupted" if signal_code == 130 else "terminated by a signal"
+        return signal_code, f"run {run.name} {what} (status {status})"
+    return (
+        code if code is not None and 0 < code < 256 else 1,
+        f"run {run.name} failed with exit code {code} (status {status})",
+    )
+
+
+def _signal_exit(run: Run, code: int | None) -> int | None:
+    """128 + the number of the signal that ended a run, as shells do."""
+    import signal
+
+    name = run_records.read_proc_signal(run)
+    if name is not None and name in signal.Signals.__members__:
+        return 128 + signal.Signals[name].value
+    if code is not None and code < 0:
+        return 128 - code
+    return None
 
 
 def entry_status(home: str, entry: runs_index.Entry) -> str:

@@ -96,7 +96,20 @@ def count(home: str, where: str = "", params: tuple[Any, ...] = ()) -> int:
     with _synced(home) as db:
         if db is None:
             return 0
+        if not where:
+            return _total(db)
         return db.execute(sql, params).fetchone()[0]
+
+
+def _total(db: Any) -> int:
+    """How many entries are listed, without a scan of every row: sqlite
+    counts a whole table from its b-tree, and rows not listed (ok = 0)
+    are never final, so the unfinished index finds them."""
+    rows = db.execute("SELECT count(*) FROM runs").fetchone()[0]
+    unlisted = db.execute(
+        "SELECT count(*) FROM runs WHERE final = 0 AND ok = 0"
+    ).fetchone()[0]
+    return rows - unlisted
 
 
 def exists(home: str, wheres: Sequence[str]) -> list[bool]:
@@ -137,6 +150,8 @@ def numbered(
         found = [row_entry(row) for row in db.execute(sql, params)]
         if limit is None or len(found) < limit:
             total = len(found)
+        elif not where:
+            total = _total(db)
         else:
             count = "SELECT count(*) FROM runs WHERE ok = 1" + cond
             total = db.execute(count, params).fetchone()[0]
@@ -411,10 +426,49 @@ def _rollback(db: Any) -> None:
         db.execute("ROLLBACK")
 
 
+_READERS = 8
+"""Threads that read the meta of many runs at once (a first index
+build): reading meta is waiting on the file system (open and read let
+other threads run), so a few readers cut the wait, even on one core."""
+
+_READERS_MIN = 200
+
+
 def _read_rows(home: str, dirs: list[str]) -> list[tuple[Any, ...]]:
-    """Rows of runs read from meta, counted on a terminal (a first
-    listing of many runs builds the index)."""
-    return [read_row(home, d) for d in counted("Indexing runs", dirs)]
+    """Rows of runs read from meta, in the order of `dirs`, counted on a
+    terminal (a first listing of many runs builds the index)."""
+    if len(dirs) < _READERS_MIN:
+        return [read_row(home, d) for d in counted("Indexing runs", dirs)]
+    import threading
+
+    rows: list[tuple[Any, ...]] = [()] * len(dirs)
+    todo = counted("Indexing runs", range(len(dirs)))
+    lock = threading.Lock()
+    failed: list[BaseException] = []
+
+    def read() -> None:
+        while not failed:
+            with lock:
+                i = next(todo, None)
+            if i is None:
+                return
+            try:
+                rows[i] = read_row(home, dirs[i])
+            except BaseException as e:
+                failed.append(e)
+
+    readers = [
+        threading.Thread(target=read, name="gage-index", daemon=True)
+        for _ in range(_READERS - 1)
+    ]
+    for t in readers:
+        t.start()
+    read()
+    for t in readers:
+        t.join()
+    if failed:
+        raise failed[0]
+    return rows
 
 
 def _home_stamp(home: str) -> str:

@@ -20,6 +20,7 @@ import time
 from typing import Any, Callable, Iterator
 
 from ..faults import fault_point
+from ..home.runs import run_exit as run_exit
 from ..home.runs import run_status
 from ..project.op_exec import op_cmd
 from ..store import pins, run_meta, run_records
@@ -414,34 +415,3 @@ def _log_run_files(run: Run, before: dict[str, tuple[int, int]] | None) -> None:
     append_files_log(run, events)
     if generated:
         run_meta.append_manifest(run, generated)
-
-
-def run_exit(run: Run) -> tuple[int, str | None]:
-    """The exit code gage gives for a run that has ended, and the line
-    that says why when it is not 0: the command's own code (1-255), 128+N
-    for a run ended by signal N (130 for Ctrl-C), 1 for any other failure
-    or a run that never started."""
-    status = run_status(run)
-    code = run_meta.read_exit_code(run)
-    if status == "completed":
-        return 0, None
-    if status == "staged":
-        return 1, f"run {run.name} did not start (status staged)"
-    signal_code = _signal_exit(run, code) if status == "terminated" else None
-    if signal_code is not None:
-        what = "interrupted" if signal_code == 130 else "terminated by a signal"
-        return signal_code, f"run {run.name} {what} (status {status})"
-    return (
-        code if code is not None and 0 < code < 256 else 1,
-        f"run {run.name} failed with exit code {code} (status {status})",
-    )
-
-
-def _signal_exit(run: Run, code: int | None) -> int | None:
-    """128 + the number of the signal that ended a run, as shells do."""
-    name = run_records.read_proc_signal(run)
-    if name is not None and name in signal.Signals.__members__:
-        return 128 + signal.Signals[name].value
-    if code is not None and code < 0:
-        return 128 - code
-    return None

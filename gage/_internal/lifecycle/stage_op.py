@@ -15,13 +15,18 @@ The error is raised as it came, and the runner log records it.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Mapping
 
-from ..home import runs
 from ..project import gagefile
-from ..store import run_meta
 from ..types import OpDef, Run
-from . import op_inputs, run_deps, run_stage
+from . import op_inputs
+
+if TYPE_CHECKING:
+    from . import run_deps
+
+# Staging's modules (run_stage and what it imports: the file selection,
+# objects, provenance, hooks, verification) are imported by `stage_op`
+# and `check_op` only: `--needed` that finds a run never loads them.
 
 __all__ = ["Lookup", "Staged", "check_op", "lookup", "stage_op"]
 
@@ -84,6 +89,8 @@ def check_op(
     from its listing, no stat taken (staging takes its own)."""
     if not opdef.get_dependencies():
         return []
+    from . import run_deps
+
     resolved = run_deps.preview_dependencies(
         home, gf.project_dir, opdef, upstream, stats=False
     )
@@ -110,6 +117,10 @@ def stage_op(
     `checked`: the caller has just called `check_op` with these args."""
     if found is not None and found.match is not None:
         return Staged(found.match, needed=False)
+    from ..home import runs
+    from ..store import run_meta
+    from . import run_stage
+
     if not checked:
         check_op(gf, home, opdef, config, upstream)
     run = run_stage.make_run(home)

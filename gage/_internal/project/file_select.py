@@ -17,14 +17,16 @@ from __future__ import annotations
 
 import collections
 import os
+import re
 import stat
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Iterator
-
-import pathspec
+from typing import TYPE_CHECKING, Callable, Iterable, Iterator
 
 from ..types import SourceRule, StageError
 from ..util import file_util
+
+if TYPE_CHECKING:
+    import pathspec
 
 __all__ = [
     "DEFAULT_RULES",
@@ -43,6 +45,15 @@ DEFAULT_RULES = [
     "-**/* dir sentinel=bin/activate",
     "-**/* dir sentinel=.nocopy",
 ]
+
+KNOWN_PATTERNS = {
+    "**/*": ".",
+    "**/.*": r"^(?:.+/)?\.[^/]*(?:/|$)",
+}
+"""The regexes pathspec compiles the default rules' globs to (an include
+pattern each): the default rules select without importing pathspec,
+which costs a small run more than the rest of its selection.
+tests/test_file_select.py checks them against pathspec."""
 
 # Told the (device, inode) of files about to be visited.
 Prefetch = Callable[[list[tuple[int, int]]], None]
@@ -171,7 +182,8 @@ def parse_rule(text: str) -> SourceRule:
                 "or sentinel=PATH)"
             )
     try:
-        pathspec.PathSpec.from_lines("gitignore", [pattern])
+        if pattern not in KNOWN_PATTERNS:
+            _spec(pattern)
     except Exception as e:
         raise StageError(f"source code rule '{text}': bad pattern: {e}") from None
     return SourceRule(text=text, include=include, pattern=pattern, **kw)  # type: ignore[arg-type]
@@ -202,11 +214,25 @@ def _applies_to_dirs(rule: SourceRule) -> bool:
 @dataclass
 class _Compiled:
     rule: SourceRule
-    spec: pathspec.PathSpec
     matches: int = 0
 
     def __post_init__(self) -> None:
-        self.match = _matcher(self.spec)
+        self.match = _pattern_matcher(self.rule.pattern)
+
+
+def _spec(pattern: str) -> pathspec.PathSpec:
+    import pathspec  # here: the default rules' globs are KNOWN_PATTERNS
+
+    return pathspec.PathSpec.from_lines("gitignore", [pattern])
+
+
+def _pattern_matcher(pattern: str) -> Callable[[str], bool]:
+    """Whether a path matches the glob `pattern` (gitignore style)."""
+    known = KNOWN_PATTERNS.get(pattern)
+    if known is None:
+        return _matcher(_spec(pattern))
+    search = re.compile(known).search
+    return lambda path: search(path) is not None
 
 
 def _matcher(spec: pathspec.PathSpec) -> Callable[[str], bool]:
@@ -214,6 +240,8 @@ def _matcher(spec: pathspec.PathSpec) -> Callable[[str], bool]:
     separators, no leading `/` or `./`: nothing to normalize), matched
     with its patterns' regexes directly: what pathspec's default
     backend does for regex patterns, without its per-call layers."""
+    import pathspec
+
     try:
         pats = [(p.regex, p.include) for p in spec.patterns if p.include is not None]
         plain = all(
@@ -252,10 +280,7 @@ def select_files(
     files that an include rule's pattern matches as the walk enters it,
     so it can look them up in one go.
     """
-    compiled = [
-        _Compiled(r, pathspec.PathSpec.from_lines("gitignore", [r.pattern]))
-        for r in rules
-    ]
+    compiled = [_Compiled(r) for r in rules]
     dir_rules = [c for c in compiled if _applies_to_dirs(c.rule)]
     file_rules = [c for c in compiled if c.rule.type != "dir"]
     sel = Selection([], [])

@@ -195,8 +195,7 @@ def read_text(path: str) -> str:
     """A meta file's text; MetaError when it is not UTF-8 or not a file
     (never blocks on a FIFO)."""
     try:
-        with file_util.open_regular(path) as f:
-            data = f.read()
+        data = file_util.read_regular(path)
     except file_util.NotRegularFile as e:
         raise MetaError(f"{path}: {e.strerror}", path=path) from None
     try:

@@ -22,10 +22,12 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-import subprocess
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import subprocess
 
 from . import file_util
 
@@ -216,6 +218,8 @@ class _Caller:
         return [self.git, "-c", "core.fsmonitor=false", "--no-pager", *args]
 
     def start(self, *args: str) -> subprocess.Popen[bytes]:
+        import subprocess  # git runs only for a git project: not on import
+
         try:
             p = subprocess.Popen(
                 self._args(*args),
@@ -241,6 +245,8 @@ class _Caller:
     def result(self, p: subprocess.Popen[bytes]) -> tuple[int, bytes]:
         """Exit code and output of a started call, by the deadline (else
         it is killed and the state is out of time)."""
+        import subprocess
+
         left = max(0.0, self.deadline - time.monotonic())
         try:
             out, err = p.communicate(timeout=left)
@@ -269,6 +275,8 @@ class _Caller:
             base,
             "--",
         )
+        import subprocess
+
         try:
             p = subprocess.Popen(
                 args,

@@ -8,7 +8,6 @@ command runs is `python_env`'s.
 from __future__ import annotations
 
 import os
-import subprocess
 from typing import Any, Mapping
 
 from . import file_util
@@ -63,6 +62,8 @@ def gpus(
         "--query-gpu=name,memory.total,driver_version",
         "--format=csv,noheader,nounits",
     ]
+    import subprocess  # only with nvidia-smi on PATH: not on import
+
     try:
         p = subprocess.run(
             args,

@@ -25,7 +25,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import subprocess
 import time
 from typing import Any, Mapping, Sequence
 
@@ -167,6 +166,8 @@ def python_facts(
 
 def _ask(exe: str, env: Mapping[str, str], cwd: str, timeout: float) -> dict[str, Any]:
     env = dict(env, PYTHONDONTWRITEBYTECODE="1")
+    import subprocess  # a Python is asked only when not cached
+
     try:
         p = subprocess.run(
             [exe, "-c", _QUERY],
