@@ -237,6 +237,23 @@ def cluster(tmp_path_factory):
         c.stop()
 
 
+@pytest.fixture(autouse=True)
+def _cancel_left_jobs(request, tmp_path):
+    """A cluster test that fails leaves no job behind to hold the node's
+    CPUs for the tests after it: its runs' jobs are cancelled."""
+    yield
+    if "cluster" not in request.fixturenames:
+        return
+    cluster = request.getfixturevalue("cluster")
+    jobs = []
+    for root, _dirs, files in os.walk(tmp_path):
+        if "slurm.json" in files:
+            with open(os.path.join(root, "slurm.json")) as f:
+                jobs.append(str(json.load(f)["job_id"]))
+    if jobs:
+        cluster.run("scancel", *jobs, check=False)
+
+
 @pytest.fixture(scope="module")
 def timed_out(cluster, tmp_path_factory):
     """A run whose job has a 1 minute time limit, started now, checked
@@ -317,17 +334,35 @@ def _wait_status(d, env, want: dict[str, int], timeout=60.0) -> list[dict]:
     while True:
         runs = _runs(d, env)
         counts = {s: sum(r["status"] == s for r in runs) for s in want}
-        if counts == want or time.monotonic() > deadline:
+        if counts == want:
             return runs
+        if time.monotonic() > deadline:
+            seen = sorted(r["status"] for r in runs)
+            raise AssertionError(f"runs {seen} after {timeout} s, waiting for {want}")
         time.sleep(0.2)
+
+
+def _idle_cpus(cluster, timeout=120.0) -> int:
+    """The node's idle CPUs once no job but the time limit test's (one
+    CPU, for a minute) holds any: at least `cluster.cpus - 1`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        out = cluster.run("sinfo", "-h", "-o", "%C").stdout.strip()
+        idle = int(out.split("/")[1])
+        if idle >= cluster.cpus - 1:
+            return idle
+        if time.monotonic() > deadline:
+            raise AssertionError(f"CPUs still allocated after {timeout} s: {out}")
+        time.sleep(0.5)
 
 
 def test_ctrl_c_cancels_queued_and_running_jobs(cluster, tmp_path):
     d = _project(tmp_path / "p")
     env = _gage_env(cluster)
-    # Half the node's CPUs each: one job runs (the time limit test holds
-    # a CPU), the others wait in the queue.
-    cpus = cluster.cpus // 2
+    # Each job asks for every idle CPU (all, or all but the time limit
+    # test's one): one runs, the others wait in the queue, whatever ran
+    # before this test and in whatever order.
+    cpus = _idle_cpus(cluster)
     args = [sys.executable, "-m", "gage", "run", "sleep", "secs=[101,102,103]"]
     args += ["--engine", "slurm", "-j", "3", "-y", "--slurm", f"cpus={cpus}"]
     p = subprocess.Popen(
