@@ -372,8 +372,6 @@ def test_remote_config_errors(tmp_path):
     assert "(remotes: x)" in p.stderr
     p = m2.gage("push", check=False)
     assert p.returncode == 2 and "no remote given: use --remote NAME" in p.stderr
-    p = m2.gage("run", "prep", "--remote", "x", check=False)
-    assert p.returncode == 2 and "--remote applies to --needed" in p.stderr
 
 
 def test_remote_dir_parent_missing(tmp_path):

@@ -125,6 +125,7 @@ def _cmd_repro(args) -> int:
         from ..remote import api
 
         remote = api.open_remote(args.remote, gf)
+    fetch = _fetcher(gf, home, remote)
     engine = make_engine(args, gf)
     results: list[repro.Result] = []
     try:
@@ -142,6 +143,7 @@ def _cmd_repro(args) -> int:
             warn=common.warn,
             on_error=lambda msg: common.error(msg, 1),
             remote=remote,
+            fetch=fetch,
         )
     except KeyboardInterrupt:
         engine.cancel()
@@ -152,6 +154,23 @@ def _cmd_repro(args) -> int:
     _summary(results, ops)
     failed = [r for r in results if r.status == "failed"]
     return failed[0].code if failed else 0
+
+
+def _fetcher(gf, home: str, remote):
+    """What fetches pinned files missing from the project: from the
+    --remote given (open), else from "$remote"; None without either."""
+    from ..remote.config import default_remote
+
+    name = default_remote(gf)
+    if remote is None and not name:
+        return None
+
+    def fetch(absent) -> None:
+        from ..remote import api
+
+        api.fetch_files(home, absent, remote or name, gf, say=print)
+
+    return fetch
 
 
 def _split(words: list[str]) -> tuple[list[str], list[str]]:

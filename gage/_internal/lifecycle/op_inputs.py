@@ -177,8 +177,10 @@ def _dep_inputs(dep: Any, cache: hash_cache.HashCache) -> dict[str, Any]:
             for f in dep.files
         }
         return _run_dep(dep.source, files)
+    absent = {a.source: a.digest for a in dep.absent}  # its pin: see dep_pins
     files = {
-        f.path: hash_cache.file_sha256(os.path.join(dep.root, f.source), cache)
+        f.path: absent.get(f.source)
+        or hash_cache.file_sha256(os.path.join(dep.root, f.source), cache)
         for f in dep.files
     }
     return {"source": "project", "files": files}

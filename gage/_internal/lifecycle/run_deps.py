@@ -33,6 +33,8 @@ file itself is never linked or chmodded.
 - `sha256`: a pin. A string pins the dependency's only file; a table
   pins files by their path relative to the root
   (`sha256 = { "data/raw.csv" = "..." }`). A mismatch fails staging.
+  A pinned project file missing from the project is placed from the
+  object cache, where a remote can fetch it (see `dep_pins`).
 
 Globs are shell-like (`*`, `?`, `[...]`, `**` for any number of dirs;
 wildcards do not match names that start with `.`). A pattern or target
@@ -73,7 +75,7 @@ from ..store.run_meta import (
 )
 from ..types import DependencyError, OpDef, Run, RunSelectError
 from ..util import console, file_util, patterns
-from . import run_lineage
+from . import dep_pins, run_lineage
 
 __all__ = [
     "DepFile",
@@ -108,6 +110,7 @@ class ResolvedDep:
     link: bool
     files: list[DepFile]
     why: str = ""
+    absent: tuple[dep_pins.Absent, ...] = ()  # pinned, not in the project
 
 
 # ---------------------------------------------------------------------------
@@ -149,10 +152,17 @@ def _resolve(
     where = dependency_where(opdef.name, i, spec)
     why = ""
     target = _target_path(spec)
+    absent: tuple[dep_pins.Absent, ...] = ()
     if spec["type"] == "project-files":
         root = os.path.abspath(project_dir)
         source = {"type": "project", "dir": root}
-        relpaths = _match(root, _patterns(spec), where, "project")
+        pinned = dep_pins.pinned_paths(spec)
+        relpaths = _match(root, _patterns(spec), where, "project", pinned)
+        absent = tuple(
+            dep_pins.Absent(where, rel, pinned[rel], root)
+            for rel in relpaths
+            if rel in pinned and not os.path.lexists(os.path.join(root, rel))
+        )
     else:
         choice = chosen.get(spec["run-select"])
         if choice is not None:
@@ -166,7 +176,8 @@ def _resolve(
         else:
             relpaths = _generated_files(up)
     files = [DepFile(rel, _join(target, rel)) for rel in relpaths]
-    return ResolvedDep(dict(spec), source, root, bool(spec.get("link")), files, why)
+    link = bool(spec.get("link"))
+    return ResolvedDep(dict(spec), source, root, link, files, why, absent)
 
 
 def _patterns(spec: dict[str, Any]) -> list[str]:
@@ -187,7 +198,15 @@ def _join(target: str, rel: str) -> str:
 # Matching files under a root
 
 
-def _match(root: str, globs: list[str], where: str, root_desc: str) -> list[str]:
+def _match(
+    root: str,
+    globs: list[str],
+    where: str,
+    root_desc: str,
+    pinned: Mapping[str, str] | None = None,
+) -> list[str]:
+    """Files that `globs` match under `root`; a plain path in `pinned`
+    may be missing (it comes from the object cache)."""
     real_root = os.path.realpath(root)
     found: dict[str, None] = {}
     for pat in globs:
@@ -203,6 +222,9 @@ def _match(root: str, globs: list[str], where: str, root_desc: str) -> list[str]
             rel = os.path.normpath(rel)
             full = os.path.join(root, rel)
             _check_inside(real_root, full, rel, where, root_desc)
+            if pinned and rel in pinned and not os.path.lexists(full):
+                found[rel] = None
+                continue
             if not os.path.exists(full):
                 raise DependencyError(
                     f"{where}: file '{rel}' not found in {root_desc} ({root})"
@@ -421,7 +443,14 @@ def _hash_files(
     """The digest of each file; a copied dependency's files are added to
     the object cache (read once when new, not at all when known)."""
     result = []
+    absent = {a.source: a for a in dep.absent}
+    for a in dep_pins.unfetched(runs_home, list(dep.absent), cache):
+        raise dep_pins.absent_error(a)
     for f in dep.files:
+        if f.source in absent:
+            result.append(absent[f.source].digest)
+            pins.pin(runs_home, absent[f.source].digest)
+            continue
         full = os.path.join(dep.root, f.source)
         st = os.stat(full)
         if not stat.S_ISREG(st.st_mode):
@@ -441,39 +470,9 @@ def _hash_files(
             raise DependencyError(
                 f"{where}: '{f.source}' changed while the run was staged: stage again"
             ) from None
-    _check_pins(dep, result, where)
+    sources = [f.source for f in dep.files]
+    dep_pins.check_pins(dep.spec, sources, result, where)
     return result
-
-
-def _check_pins(dep: ResolvedDep, digests: list[str], where: str) -> None:
-    pins = _pins(dep, where)
-    by_source = {f.source: d for f, d in zip(dep.files, digests)}
-    for source, expected in pins.items():
-        actual = by_source.get(source)
-        if actual is None:
-            raise DependencyError(
-                f"{where}: sha256 pin for '{source}' names a file the "
-                f"dependency does not have"
-            )
-        if actual != expected:
-            raise DependencyError(
-                f"{where}: sha256 mismatch for '{source}': pinned {expected}, "
-                f"file has {actual}: restore the file or update the pin"
-            )
-
-
-def _pins(dep: ResolvedDep, where: str) -> dict[str, str]:
-    val = dep.spec.get("sha256")
-    if val is None:
-        return {}
-    if isinstance(val, str):
-        if len(dep.files) != 1:
-            raise DependencyError(
-                f"{where}: a sha256 string pins a single file but the "
-                f"dependency has {len(dep.files)}: use a table path -> sha256"
-            )
-        return {dep.files[0].source: val}
-    return {os.path.normpath(k): v for k, v in val.items()}
 
 
 def _place(
@@ -523,6 +522,12 @@ def _place(
             {"path": f.path, "source": f.source, "sha256": digest, "placed": how}
         )
     append_files_log(run, events)
+    if dep.absent:
+        names = ", ".join(a.source for a in dep.absent)
+        log.info(
+            f"Not in the project, placed from the object cache by their sha256 "
+            f"pin: {names} ({where})"
+        )
     if dep.link:
         log.info(f"Linked {len(files)} file(s) for {where}")
     else:

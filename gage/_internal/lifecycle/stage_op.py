@@ -21,9 +21,9 @@ from ..home import runs
 from ..project import gagefile
 from ..store import run_meta
 from ..types import OpDef, Run
-from . import op_inputs, run_deps, run_stage
+from . import dep_pins, op_inputs, run_deps, run_stage
 
-__all__ = ["Lookup", "Staged", "check_op", "lookup", "stage_op"]
+__all__ = ["Lookup", "Staged", "absent_files", "check_op", "lookup", "stage_op"]
 
 
 @dataclass(frozen=True)
@@ -78,8 +78,27 @@ def check_op(
     if not opdef.get_dependencies():
         return
     resolved = run_deps.preview_dependencies(home, gf.project_dir, opdef, upstream)
+    absent = [a for dep in resolved for a in dep.absent]
+    for a in dep_pins.unfetched(home, absent):
+        raise dep_pins.absent_error(a)
     if config:
         run_deps.check_config_files(resolved, gf.project_dir, opdef)
+
+
+def absent_files(
+    gf: gagefile.Gagefile,
+    home: str,
+    opdef: OpDef,
+    upstream: Mapping[str, Run] | None = None,
+) -> list[dep_pins.Absent]:
+    """Pinned project files that are neither in the project nor in the
+    object cache: what a remote must fetch before `opdef` can be staged
+    (see dep_pins). A dependency that cannot be resolved raises as
+    `check_op` would."""
+    if not opdef.get_dependencies():
+        return []
+    resolved = run_deps.preview_dependencies(home, gf.project_dir, opdef, upstream)
+    return dep_pins.unfetched(home, [a for dep in resolved for a in dep.absent])
 
 
 def stage_op(

@@ -181,6 +181,7 @@ def repro(
     warn: run_stage.Warn | None = None,
     on_error: Say | None = None,
     remote: Any = None,
+    fetch: Callable[[list[Any]], object] | None = None,
 ) -> list[Result]:
     """Bring `ops` (in dependency order) up to date; append to `results`
     as each op is decided or ends (so a caller that is interrupted has
@@ -191,7 +192,9 @@ def repro(
     are skipped. `say` is told what happens; `on_error` gets the line of
     an op that could not be staged (its Result has it too). With `remote`
     (an open remote), a completed run there with the inputs an op would
-    have is pulled instead of run (`pulled`).
+    have is pulled instead of run (`pulled`). `fetch` gets the pinned
+    project files an op needs that are neither in the project nor in the
+    object cache (dep_pins.Absent), before the op is staged.
     """
     st = _Repro(
         gf,
@@ -208,6 +211,7 @@ def repro(
         warn,
         on_error,
         remote,
+        fetch,
         graph.op_graph(gf.opdefs),
         list(ops),
         set(ops),
@@ -245,6 +249,7 @@ class _Repro:
     warn: run_stage.Warn | None
     on_error: Say | None
     remote: Any
+    fetch: Callable[[list[Any]], object] | None
     edges: dict[str, list[str]]
     todo: list[str]
     wanted: set[str]
@@ -276,9 +281,7 @@ def _next(st: _Repro, op: str) -> None:
     try:
         config = _config(st.gf, op, st.configs)
         upstream = _runs_of(ups, st.resolved)
-        run = _start_op(
-            st.gf, st.home, op, config, upstream, st.force, st.warn, st.remote
-        )
+        run = _start_op(st, op, config, upstream)
     except GageError as e:
         if st.on_error:
             st.on_error(f"{op}: {e}")
@@ -324,18 +327,12 @@ def _exit(code: int) -> int:
 
 
 def _start_op(
-    gf: gagefile.Gagefile,
-    home: str,
-    op: str,
-    config: dict[str, Any],
-    upstream: Mapping[str, Run],
-    force: bool,
-    warn: run_stage.Warn | None,
-    remote: Any = None,
+    st: _Repro, op: str, config: dict[str, Any], upstream: Mapping[str, Run]
 ) -> Run | Step:
     """The completed run that is up to date (as a Step; `pulled` when it
-    came from `remote`), else a new staged run of `op` that uses exactly
+    came from the remote), else a new staged run of `op` that uses exactly
     the `upstream` runs."""
+    gf, home, force, remote = st.gf, st.home, st.force, st.remote
     opdef = gf.get_opdef(op)
     accept = None if force else _strict(gf, home, opdef)
     found = (
@@ -349,8 +346,12 @@ def _start_op(
         match = pull_matching(home, remote, found.key)
         if match:
             return Step(op, "pulled", match)
+    if st.fetch is not None:
+        absent = stage_op.absent_files(gf, home, opdef, upstream)
+        if absent:
+            st.fetch(absent)
     staged = stage_op.stage_op(
-        gf, home, opdef, config, found, upstream=upstream, warn=warn
+        gf, home, opdef, config, found, upstream=upstream, warn=st.warn
     )
     if not staged.needed:
         return Step(op, "up to date", staged.run)

@@ -37,7 +37,15 @@ from . import layout
 from .backend import Backend, run_all
 from .push import Item, Plan
 
-__all__ = ["PULL_DIR", "plan_pull", "pull", "pull_matching", "select_entries"]
+__all__ = [
+    "PULL_DIR",
+    "ObjectMismatch",
+    "download",
+    "plan_pull",
+    "pull",
+    "pull_matching",
+    "select_entries",
+]
 
 PULL_DIR = ".gage-pull"
 
@@ -148,9 +156,27 @@ def pull_matching(home: str, b: Backend, key: str) -> Run | None:
 
 
 def _download(home: str, b: Backend, plan: Plan, progress: Progress | None) -> None:
+    owner = {d: e for e in plan.entries.values() for d in _digests(e)}
+
+    def name(digest: str, e: RemoteError) -> RemoteError:
+        return _object_error(b, digest, owner.get(digest), e)
+
+    download(home, b, plan.objects, progress, name)
+
+
+def download(
+    home: str,
+    b: Backend,
+    sizes: dict[str, int],
+    progress: Progress | None = None,
+    name: Any = None,
+) -> None:
+    """Download the objects `sizes` names (digest -> size) into the
+    object cache of `home`, each verified against its sha256 on arrival.
+    `name(digest, error)`: the RemoteError to raise for an object that is
+    missing or does not match (else the error as it is)."""
     tmp_dir = run_meta.objects_tmp_dir(home)
     os.makedirs(tmp_dir, exist_ok=True)
-    owner = {d: e for e in plan.entries.values() for d in _digests(e)}
 
     def fetch(digest: str) -> os.stat_result:
         tmp = os.path.join(tmp_dir, f"pull-{os.getpid()}-{time.time_ns()}")
@@ -160,7 +186,7 @@ def _download(home: str, b: Backend, plan: Plan, progress: Progress | None) -> N
             fault_point("remote-pull")
             return st
         except RemoteError as e:
-            raise _object_error(b, digest, owner.get(digest), e) from None
+            raise (name(digest, e) if name else e) from None
         except OSError as e:
             raise _local_error(home, e) from None
         finally:
@@ -172,9 +198,9 @@ def _download(home: str, b: Backend, plan: Plan, progress: Progress | None) -> N
         def done(digest: str, st: os.stat_result) -> None:
             hash_cache.store(cache, st, digest, extracted=True)
             if progress:
-                progress.add(plan.objects[digest], 1)
+                progress.add(sizes[digest], 1)
 
-        run_all(b.spec.jobs, fetch, sorted(plan.objects), done)
+        run_all(b.spec.jobs, fetch, sorted(sizes), done)
     if progress:
         progress.done()
 
@@ -182,8 +208,8 @@ def _download(home: str, b: Backend, plan: Plan, progress: Progress | None) -> N
 _REPAIR = "'gage push --force {}' from a runs home that has it repairs it"
 
 
-class _Mismatch(RemoteError):
-    pass
+class ObjectMismatch(RemoteError):
+    """An object whose bytes are not its sha256 (refused on arrival)."""
 
 
 def _adopt(home: str, tmp: str, digest: str) -> os.stat_result:
@@ -191,7 +217,7 @@ def _adopt(home: str, tmp: str, digest: str) -> os.stat_result:
     the object's stat."""
     actual = file_util.sha256_file(tmp)
     if actual != digest:
-        raise _Mismatch(f"its content has sha256 {actual[:12]}")
+        raise ObjectMismatch(f"its content has sha256 {actual[:12]}")
     os.chmod(tmp, 0o444)
     then = time.time() - 60  # earlier than now: see hash_cache.store
     os.utime(tmp, (then, then))
@@ -213,7 +239,7 @@ def _object_error(
         what = next((f[0] for f in entry["files"] if f[1] == digest), None)
     run = f"run {entry['name']} ({entry['id']})" if entry else "a run"
     of = f"object {digest[:12]} ({what}) of {run}"
-    if isinstance(e, _Mismatch):
+    if isinstance(e, ObjectMismatch):
         return RemoteError(
             f"{b.label}: {of} does not match its sha256 ({e}): refused; "
             f"{_REPAIR.format(entry['name'] if entry else 'RUN')}",
