@@ -113,5 +113,5 @@ def absent_error(a: Absent) -> DependencyError:
     return DependencyError(
         f"{a.where}: file '{a.source}' not found in project ({a.root}): it is "
         f"pinned by sha256 ({a.digest[:12]}): restore it, or fetch it from a "
-        "remote with --remote NAME (or set \"$remote\" in gage.toml)"
+        'remote with --remote NAME (or set "$remote" in gage.toml)'
     )

@@ -40,15 +40,18 @@ __all__ = ["Result", "Step", "plan", "repro", "select_ops"]
 @dataclass(frozen=True)
 class Step:
     """What `repro` would do for an op: `action` is `run` or `up to date`;
-    `run` is the completed run that is up to date, else the closest
-    completed run (or None); `reasons` say why it would run; `blocked`
-    why it could not be staged (a dependency that cannot be resolved)."""
+    with a remote also `pull` (`pull` names the run there, `name (id)`)
+    or `later` (an upstream op is pulled first: decided then); `run` is
+    the completed run that is up to date, else the closest completed run
+    (or None); `reasons` say why it would run; `blocked` why it could not
+    be staged (a dependency that cannot be resolved)."""
 
     op: str
     action: str
     run: Run | None = None
     reasons: list[str] = field(default_factory=list)
     blocked: str = ""
+    pull: str = ""
 
 
 @dataclass
@@ -88,12 +91,19 @@ def plan(
     ops: list[str],
     configs: Mapping[str, dict[str, Any]] | None = None,
     force: bool = False,
+    remote: Any = None,
 ) -> list[Step]:
-    """What `repro` would do for `ops` (in dependency order), and why."""
+    """What `repro` would do for `ops` (in dependency order), and why.
+    With `remote` (an open remote), an op that is not up to date here
+    and whose inputs key a completed run on the remote has is `pull`, as
+    `repro` would pull it (`pull.matching_entry`); ops downstream of it
+    are `later`: their inputs are known once it is here."""
     edges = graph.op_graph(gf.opdefs)
     configs = configs or {}
     resolved: dict[str, Run] = {}
     stale: set[str] = set()
+    later: set[str] = set()
+    entries: list[Any] = []
     steps = []
     wanted = set(ops)
     for op in ops:
@@ -103,15 +113,54 @@ def plan(
         elif any(u in stale for u in ups):
             names = ", ".join(u for u in ups if u in stale)
             step = Step(op, "run", reasons=[f"upstream {names} will run first"])
+        elif any(u in later for u in ups):
+            names = ", ".join(u for u in ups if u in later)
+            step = Step(op, "later", reasons=[f"upstream {names} is pulled first"])
         else:
             config = _config(gf, op, configs)
             step = _decide(gf, home, op, config, _runs_of(ups, resolved))
+            if step.action == "run" and remote is not None and not step.blocked:
+                step = _remote_step(
+                    gf, home, op, config, ups, resolved, step, remote, entries
+                )
         if step.action == "run":
             stale.add(op)
+        elif step.action in ("pull", "later"):
+            later.add(op)
         elif step.run is not None:
             resolved[op] = step.run
         steps.append(step)
     return steps
+
+
+def _remote_step(
+    gf: gagefile.Gagefile,
+    home: str,
+    op: str,
+    config: dict[str, Any],
+    ups: list[str],
+    resolved: Mapping[str, Run],
+    step: Step,
+    remote: Any,
+    entries: list[Any],
+) -> Step:
+    """`pull` when the remote has a completed run with the inputs key
+    `stage_op.lookup` gives (`entries`: the remote's, listed once), else
+    `step`."""
+    from ..remote import layout
+    from ..remote.pull import matching_entry
+
+    found = stage_op.lookup(gf, home, gf.get_opdef(op), config, _runs_of(ups, resolved))
+    if not found.key:
+        return step
+    if not entries:  # listed once per plan
+        entries.append(layout.list_entries(remote))
+    e = matching_entry(entries[0], found.key)
+    if e is None:
+        return step
+    where = f"remote '{remote.spec.name}'"
+    why = f"run {e['name']} on {where} completed with the same inputs"
+    return Step(op, "pull", step.run, [why], pull=f"{e['name']} ({e['id']})")
 
 
 def _config(

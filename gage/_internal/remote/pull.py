@@ -41,6 +41,7 @@ __all__ = [
     "PULL_DIR",
     "ObjectMismatch",
     "download",
+    "matching_entry",
     "plan_pull",
     "pull",
     "pull_matching",
@@ -131,18 +132,24 @@ def pull(
     return pulled
 
 
-def pull_matching(home: str, b: Backend, key: str) -> Run | None:
-    """Pull the newest completed run on the remote with inputs key `key`
-    (see op_inputs.find_run); None when it has none."""
-    entries = layout.list_entries(b)
+def matching_entry(entries: list[dict[str, Any]], key: str) -> dict[str, Any] | None:
+    """The newest completed run of `entries` (oldest first) with inputs
+    key `key`: the one rule of --needed --remote, repro --remote and its
+    --dry plan."""
     found = [
         e
         for e in entries
         if e.get("input_key") == key and e["run"].get("status") == "completed"
     ]
-    if not found:
+    return found[-1] if found else None
+
+
+def pull_matching(home: str, b: Backend, key: str) -> Run | None:
+    """Pull the newest completed run on the remote with inputs key `key`
+    (see op_inputs.find_run); None when it has none."""
+    e = matching_entry(layout.list_entries(b), key)
+    if e is None:
         return None
-    e = found[-1]
     local = os.path.join(home, e["id"])
     if not os.path.isdir(local + META_SUFFIX):
         pull(home, b, plan_pull(home, b, [e]))
