@@ -188,8 +188,8 @@ def download(
     def fetch(digest: str) -> os.stat_result:
         tmp = os.path.join(tmp_dir, f"pull-{os.getpid()}-{time.time_ns()}")
         try:
-            b.get_file(layout.object_path(b, digest), tmp)
-            st = _adopt(home, tmp, digest)
+            actual = b.get_file(layout.object_path(b, digest), tmp)
+            st = _adopt(home, tmp, digest, actual)
             fault_point("remote-pull")
             return st
         except RemoteError as e:
@@ -207,7 +207,7 @@ def download(
             if progress:
                 progress.add(sizes[digest], 1)
 
-        run_all(b.spec.jobs, fetch, sorted(sizes), done)
+        run_all(b.jobs, fetch, sorted(sizes), done)
     if progress:
         progress.done()
 
@@ -219,19 +219,28 @@ class ObjectMismatch(RemoteError):
     """An object whose bytes are not its sha256 (refused on arrival)."""
 
 
-def _adopt(home: str, tmp: str, digest: str) -> os.stat_result:
+def _adopt(
+    home: str, tmp: str, digest: str, actual: str | None = None
+) -> os.stat_result:
     """Make the downloaded `tmp` the object for `digest` when it is;
-    the object's stat."""
-    actual = file_util.sha256_file(tmp)
+    the object's stat. `actual`: the sha256 of `tmp`'s bytes when the
+    download computed it as it wrote them (else `tmp` is read)."""
+    actual = actual or file_util.sha256_file(tmp)
     if actual != digest:
         raise ObjectMismatch(f"its content has sha256 {actual[:12]}")
     os.chmod(tmp, 0o444)
     then = time.time() - 60  # earlier than now: see hash_cache.store
     os.utime(tmp, (then, then))
     dest = run_meta.object_path(home, digest)
-    os.makedirs(os.path.dirname(dest), exist_ok=True)
+    parent = os.path.dirname(dest)
+    if parent not in _made:
+        os.makedirs(parent, exist_ok=True)
+        _made.add(parent)
     os.replace(tmp, dest)
     return os.stat(dest)
+
+
+_made: set[str] = set()  # object cache dirs made by this process
 
 
 def _digests(entry: dict) -> list[str]:
@@ -313,13 +322,16 @@ def _place_files(home: str, run: Run, e: dict, cache: hash_cache.HashCache) -> N
     are not sealed); any other file is a copy with its own mode."""
     generated = {m.path for m in run_meta.read_manifest(run) if m.type == "g"}
     parents: set[str] = set()
+    linked = []
     for path, digest, _size, mode in e["files"]:
         dest = _dest(run, path, parents)
-        link = mode == 0o444 or (path in generated and not mode & 0o111)
-        objects.place_object(home, digest, dest, cache, hardlink=link)
-        if not link:
-            os.chmod(dest, mode & 0o7777)
-            hash_cache.store(cache, os.stat(dest), digest)
+        if mode == 0o444 or (path in generated and not mode & 0o111):
+            linked.append((digest, dest))
+            continue
+        objects.place_object(home, digest, dest, cache, hardlink=False)
+        os.chmod(dest, mode & 0o7777)
+        hash_cache.store(cache, os.stat(dest), digest)
+    objects.place_objects(home, linked, cache)
     for path, target in e["links"]:
         os.symlink(target, _dest(run, path, parents))
 

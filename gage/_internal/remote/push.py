@@ -166,24 +166,36 @@ def _drop_present(b: Backend, plan: Plan, force: bool = False) -> None:
     needed = set(plan.sources)
     if not needed:
         return
-    if force:
-        needed = set()
-    if len(needed) > 64:
-        present = {p.replace("/", "") for p in b.find(layout.objects_root(b))}
-    else:
-        present = set()
-
-        def check(d: str) -> None:
-            if b.exists(layout.object_path(b, d)):
-                present.add(d)
-
-        run_all(b.spec.jobs, check, sorted(needed))
-    for digest in needed & present:
+    for digest in set() if force else _present(b, needed):
         del plan.sources[digest]
     for digest, src in plan.sources.items():
         plan.objects[digest] = (
             len(src) if isinstance(src, bytes) else os.path.getsize(src)
         )
+
+
+def _present(b: Backend, needed: set[str]) -> set[str]:
+    """Which of `needed` the remote has: a look per object when they are
+    few, else one listing per fan-out dir (`objects/sha256/ab`) that
+    holds any of them."""
+    present: set[str] = set()
+    if len(needed) <= 16:
+
+        def check(d: str) -> None:
+            if b.exists(layout.object_path(b, d)):
+                present.add(d)
+
+        run_all(b.jobs, check, sorted(needed))
+        return present
+
+    def listing(fan: str) -> list[str]:
+        return b.names(b.path("objects", "sha256", fan))
+
+    def got(fan: str, names: list[str]) -> None:
+        present.update(fan + name for name in names)
+
+    run_all(b.jobs, listing, sorted({d[:2] for d in needed}), got)
+    return present & needed
 
 
 def push(b: Backend, plan: Plan, progress: Progress | None = None) -> Plan:
@@ -202,14 +214,14 @@ def push(b: Backend, plan: Plan, progress: Progress | None = None) -> Plan:
         if progress:
             progress.add(plan.objects[digest], 1)
 
-    run_all(b.spec.jobs, send, sorted(plan.sources), sent)
+    run_all(b.jobs, send, sorted(plan.sources), sent)
     import json
 
     def write(run_id: str) -> None:
         data = json.dumps(plan.entries[run_id], sort_keys=True).encode()
         b.put_bytes(data, layout.entry_path(b, run_id))
 
-    run_all(b.spec.jobs, write, sorted(plan.entries))
+    run_all(b.jobs, write, sorted(plan.entries))
     if progress:
         progress.done()
     return plan
