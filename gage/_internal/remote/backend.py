@@ -77,11 +77,11 @@ class Backend:
 
     def get_file(self, path: str, local: str) -> str | None:
         """Copy `path` to a new local file `local`: the sha256 of what
-        was written when it is known on the way (a small file from a
-        directory remote), else None."""
+        was written when it is known on the way (from a directory
+        remote), else None."""
         with self.errors(path):
             if self.local:
-                return file_util.copy_file(path, local)
+                return _copy_hashing(path, local)
             self.fs.get_file(path, local)
         return None
 
@@ -179,6 +179,30 @@ class Backend:
 
     def _error(self, e: BaseException, path: str) -> RemoteError:
         return RemoteError(f"{self.label}: {describe_error(e, self.spec, path)}")
+
+
+def _copy_hashing(src: str, dest: str) -> str:
+    """Copy `src` to a new file `dest`: the sha256 of the bytes written
+    (a small file read once; a big one copied by the kernel while this
+    thread hashes the copy)."""
+    from ..store import copy_hash
+
+    st = os.stat(src)
+    if st.st_size <= _SMALL:
+        digest = file_util.copy_file(src, dest, st)
+        if digest:
+            return digest
+        return file_util.sha256_file(dest)  # pragma: no cover - never small
+    with file_util.open_regular(src) as f:
+        fd = os.open(dest, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        try:
+            digest = copy_hash.kernel_copy_hashing(f.fileno(), fd, None)
+            return digest or copy_hash.hash_stream(f, fd, None)
+        finally:
+            os.close(fd)
+
+
+_SMALL = 256 * 1024  # file_util.copy_file reads a file this small whole
 
 
 def _write_new(path: str, data: bytes) -> None:

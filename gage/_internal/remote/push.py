@@ -81,33 +81,63 @@ class Plan:
         }
 
 
-def plan_push(b: Backend, runs: list[Run], force: bool = False) -> Plan:
-    """What pushing `runs` to `b` would send. RemoteError when a run to
+def plan_push(b: Any, runs: list[Run], force: bool = False) -> Plan:
+    """What pushing `runs` to `b` (a Backend, or a function that returns
+    one: see api.open_remote_soon) would send. RemoteError when a run to
     send does not verify (nothing is sent). `force`: send every run and
     every object again, whatever the remote has (to repair a remote
-    whose objects were changed or removed)."""
-    plan = Plan(b.spec.name, b.spec.url)
-    on_remote = layout.remote_ids(b)
+    whose objects were changed or removed). Runs are read before the
+    remote is asked anything."""
+    local = []
     for run in runs:
         status = runs_mod.run_status(run)
         op = runs_mod.op_name(run) or "?"
         if status not in PUSHABLE:
-            plan.items.append(Item(run.id, run.name, op, status, f"skipped ({status})"))
+            local.append((run, op, status, None))
             continue
         meta = run_archive.pack_meta(run, skip=[run_records.REMOTE_META])
-        meta_digest = hashlib.sha256(meta).hexdigest()
-        if not force and run.id in on_remote and _same_meta(b, run.id, meta_digest):
+        local.append((run, op, status, meta))
+    b = b if isinstance(b, Backend) else b()
+    plan = Plan(b.spec.name, b.spec.url)
+    same = set() if force else _up_to_date(b, local)
+    for run, op, status, meta in local:
+        if meta is None:
+            plan.items.append(Item(run.id, run.name, op, status, f"skipped ({status})"))
+            continue
+        if run.id in same:
             plan.items.append(Item(run.id, run.name, op, status, "up to date"))
             continue
         _verify(run, b)
-        entry, files = _entry(run, meta_digest, status)
+        entry, files = _entry(run, hashlib.sha256(meta).hexdigest(), status)
         entry["meta_size"] = len(meta)
         plan.items.append(Item(run.id, run.name, op, status, "push"))
         plan.entries[run.id] = entry
-        plan.sources[meta_digest] = meta
+        plan.sources[entry["meta"]] = meta
         plan.sources.update(files)
     _drop_present(b, plan, force)
     return plan
+
+
+def _up_to_date(b: Backend, local: list[tuple]) -> set[str]:
+    """Ids of the runs whose entry on the remote has their meta (the
+    entries read at once)."""
+    on_remote = layout.remote_ids(b)
+    digests = {
+        run.id: hashlib.sha256(meta).hexdigest()
+        for run, _op, _status, meta in local
+        if meta is not None and run.id in on_remote
+    }
+    same: set[str] = set()
+
+    def check(run_id: str) -> bool:
+        return _same_meta(b, run_id, digests[run_id])
+
+    def done(run_id: str, ok: bool) -> None:
+        if ok:
+            same.add(run_id)
+
+    run_all(b.jobs, check, sorted(digests), done)
+    return same
 
 
 def _same_meta(b: Backend, run_id: str, digest: str) -> bool:
