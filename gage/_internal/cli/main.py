@@ -266,7 +266,7 @@ def _add_needed_args(run: argparse.ArgumentParser) -> None:
         "--remote",
         metavar="NAME",
         help="fetch pinned dependency files missing from the project from this "
-        "remote (default: \"$remote\"); with --needed: also look on it, and "
+        'remote (default: "$remote"); with --needed: also look on it, and '
         "pull a run found there",
     )
 

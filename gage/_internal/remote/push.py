@@ -88,14 +88,13 @@ def plan_push(b: Any, runs: list[Run], force: bool = False) -> Plan:
     every object again, whatever the remote has (to repair a remote
     whose objects were changed or removed). Runs are read before the
     remote is asked anything."""
-    local = []
+    local: list[tuple[Run, str, str, bytes | None]] = []
     for run in runs:
         status = runs_mod.run_status(run)
         op = runs_mod.op_name(run) or "?"
-        if status not in PUSHABLE:
-            local.append((run, op, status, None))
-            continue
-        meta = run_archive.pack_meta(run, skip=[run_records.REMOTE_META])
+        meta = None
+        if status in PUSHABLE:
+            meta = run_archive.pack_meta(run, skip=[run_records.REMOTE_META])
         local.append((run, op, status, meta))
     b = b if isinstance(b, Backend) else b()
     plan = Plan(b.spec.name, b.spec.url)
