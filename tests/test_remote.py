@@ -372,6 +372,10 @@ def test_remote_config_errors(tmp_path):
     assert "(remotes: x)" in p.stderr
     p = m2.gage("push", check=False)
     assert p.returncode == 2 and "no remote given: use --remote NAME" in p.stderr
+    # run --remote names a remote even when nothing is to be fetched.
+    p = m2.gage("run", "prep", "--remote", "nope", "-y", check=False)
+    assert p.returncode == 2 and "no remote named 'nope'" in p.stderr
+    assert m2.runs() == []
 
 
 def test_remote_dir_parent_missing(tmp_path):

@@ -243,11 +243,13 @@ def _fetch_absent(args, gf, home: str, opdef, pins: dict) -> None:
     remote (--remote, else "$remote") into the object cache; with no
     remote, check_op says what is missing and how to fetch it."""
     from ..lifecycle import stage_op
+    from ..remote.config import default_remote, resolve_remote
 
+    if args.remote:
+        resolve_remote(args.remote, gf)  # a name that is not a remote: say so
     absent = stage_op.absent_files(gf, home, opdef, pins)
     if not absent:
         return
-    from ..remote.config import default_remote
 
     remote = args.remote or default_remote(gf)
     if not remote:
