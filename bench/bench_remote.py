@@ -10,7 +10,9 @@ pull` into an empty runs home; the floor copies the run dir and meta dir
 there and back; DVC (`dvc push`/`dvc pull` of the same files after `dvc
 add`, untimed; found as $GAGE_BENCH_DVC or `dvc` on PATH, e.g. a venv
 made with `pip install dvc dvc-ssh`; GAGE_BENCH_DVC=none: no DVC
-column) does the same. Ratios are printed per row.
+column) does the same. Ratios are printed per row: of wall times, and
+of CPU time (user + system of the processes this side starts: on a
+busy machine, wall time is mostly waiting on others).
 
 The machine may be busy: gage and the floor are timed GAGE_BENCH_REPEAT
 times each (default 3, alternating, a fresh remote and runs home each
@@ -85,7 +87,7 @@ def main() -> None:
               f"median of {REPEAT}")
         header = ("row", "gage push", "push again", "gage pull", "floor push",
                   "floor pull", "dvc push", "dvc pull", "push/floor", "pull/floor",
-                  "push/dvc", "pull/dvc")
+                  "push/dvc", "pull/dvc", "cpu push/floor", "cpu pull/floor")
         rows = []
         for kind, server in remotes.items():
             for op, run_dir in runs.items():
@@ -130,9 +132,21 @@ def _check(cmd: list[str], cwd: str, env: dict | None = None) -> str:
 
 
 def _timed(cmd: list[str], cwd: str, env: dict | None = None) -> float:
+    """Wall time of `cmd`; its CPU time (user + system, of this side's
+    processes) is added to CPU[cmd's first word]."""
+    import resource
+
+    r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     _check(cmd, cwd, env)
-    return time.perf_counter() - t0
+    wall = time.perf_counter() - t0
+    r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    global LAST_CPU
+    LAST_CPU = (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
+    return wall
+
+
+LAST_CPU = 0.0
 
 
 def _run_dir(project: str, env: dict, op: str) -> str:
@@ -156,7 +170,7 @@ def _rows(work, project, env, kind, server, op, run_dir, dvc) -> list[tuple]:
         base = os.path.join(work, f"{kind}-{op}-{i}-floor")
         os.makedirs(base)
         floors.append(_floor(base, server, run_dir))
-    fpush, fpull = (_median([f[k] for f in floors]) for k in (0, 1))
+    fpush, fpull, fcpush, fcpull = (_median([f[k] for f in floors]) for k in range(4))
     dpush = dpull = None
     if dvc:
         base = os.path.join(work, f"{kind}-{op}-dvc")
@@ -164,11 +178,12 @@ def _rows(work, project, env, kind, server, op, run_dir, dvc) -> list[tuple]:
         dpush, dpull = _dvc_times(base, server, run_dir, dvc)
     rows = []
     for v in variants:
-        push, again, pull = (_median([t[k] for t in times[v]]) for k in (0, 1, 2))
+        push, again, pull, cpush, cpull = (
+            _median([t[k] for t in times[v]]) for k in range(5))
         rows.append((
             f"{op} -> {kind}{v}", push, again, pull, fpush, fpull, dpush, dpull,
             _ratio(push, fpush), _ratio(pull, fpull), _ratio(push, dpush),
-            _ratio(pull, dpull),
+            _ratio(pull, dpull), _ratio(cpush, fcpush), _ratio(cpull, fcpull),
         ))
     return rows
 
@@ -178,7 +193,7 @@ def _median(vals: list[float]) -> float:
     return vals[len(vals) // 2]
 
 
-def _gage_times(base, project, env, server, run_dir) -> tuple[float, float, float]:
+def _gage_times(base, project, env, server, run_dir) -> tuple[float, ...]:
     os.makedirs(base)
     remote_path = os.path.join(base, "remote")
     url = server.url(remote_path) if server else remote_path
@@ -191,13 +206,14 @@ def _gage_times(base, project, env, server, run_dir) -> tuple[float, float, floa
     gage = [sys.executable, "-m", "gage"]
     env_a = dict(env, GAGE_CONFIG=config)
     push = _timed(gage + ["push", run_id, "-r", "r", "-y"], project, env_a)
+    cpu_push = LAST_CPU
     again = _timed(gage + ["push", run_id, "-r", "r", "-y"], project, env_a)
     env_b = dict(env_a, GAGE_RUNS=os.path.join(base, "home-b"))
     pull = _timed(gage + ["pull", run_id, "-r", "r", "-y"], project, env_b)
-    return push, again, pull
+    return push, again, pull, cpu_push, LAST_CPU
 
 
-def _floor(base: str, server, run_dir: str) -> tuple[float, float]:
+def _floor(base: str, server, run_dir: str) -> tuple[float, ...]:
     dest = os.path.join(base, "floor-remote")
     back = os.path.join(base, "floor-back")
     os.makedirs(dest)
@@ -205,14 +221,17 @@ def _floor(base: str, server, run_dir: str) -> tuple[float, float]:
     srcs = [run_dir, run_dir + ".meta"]
     if server is None:
         push = _timed(["cp", "-a", *srcs, dest], base)
+        cpu_push = LAST_CPU
         pulled = [os.path.join(dest, os.path.basename(p)) for p in srcs]
-        return push, _timed(["cp", "-a", *pulled, back], base)
+        return push, _timed(["cp", "-a", *pulled, back], base), cpu_push, LAST_CPU
     ssh = (f"ssh -i {server.key} -p {server.port} -o UserKnownHostsFile={server.known_hosts}"
            " -o BatchMode=yes")
     host = f"{server.user}@127.0.0.1"
     push = _timed(["rsync", "-a", "-e", ssh, *srcs, f"{host}:{dest}/"], base)
+    cpu_push = LAST_CPU
     pulled = [f"{host}:{os.path.join(dest, os.path.basename(p))}" for p in srcs]
-    return push, _timed(["rsync", "-a", "-e", ssh, *pulled, back + "/"], base)
+    pull = _timed(["rsync", "-a", "-e", ssh, *pulled, back + "/"], base)
+    return push, pull, cpu_push, LAST_CPU
 
 
 def _dvc() -> str | None:
