@@ -206,7 +206,7 @@ def _drop_present(b: Backend, plan: Plan, force: bool = False) -> None:
 def _present(b: Backend, needed: set[str]) -> set[str]:
     """Which of `needed` the remote has: a look per object when they are
     few, else one listing per fan-out dir (`objects/sha256/ab`) that
-    holds any of them."""
+    holds any of them and exists (an empty remote: one listing)."""
     present: set[str] = set()
     if len(needed) <= 16:
 
@@ -223,7 +223,8 @@ def _present(b: Backend, needed: set[str]) -> set[str]:
     def got(fan: str, names: list[str]) -> None:
         present.update(fan + name for name in names)
 
-    run_all(b.jobs, listing, sorted({d[:2] for d in needed}), got)
+    fans = set(b.names(b.path("objects", "sha256")))
+    run_all(b.jobs, listing, sorted({d[:2] for d in needed} & fans), got)
     return present & needed
 
 
