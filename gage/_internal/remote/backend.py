@@ -22,7 +22,6 @@ refused, bucket missing, permission denied, no space left.
 from __future__ import annotations
 
 import errno
-import itertools
 import os
 import socket
 import threading
@@ -454,9 +453,8 @@ def _open_s3(spec: RemoteSpec) -> Backend:
 
 def run_all(jobs: int, fn: Any, items: list, done: Any = None) -> None:
     """`fn(item)` for each of `items`, `jobs` at once (in this thread
-    when 1); `done(item, result)` in this thread as each ends. At most a
-    few per job are queued at a time (a wait costs what is pending). The
-    first error cancels what has not started, waits for what has, and is
+    when 1); `done(item, result)` in this thread as each ends. The first
+    error stops what has not started, waits for what has, and is
     raised."""
     if not items:
         return
@@ -470,20 +468,52 @@ def run_all(jobs: int, fn: Any, items: list, done: Any = None) -> None:
 
 
 def _run_pool(jobs: int, fn: Any, items: list, done: Any) -> None:
-    from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+    """`jobs` threads take the next item as they finish one; results come
+    back on a queue (no future and no wait per item)."""
+    import queue
 
     todo = iter(items)
-    pool = ThreadPoolExecutor(jobs)
+    take = threading.Lock()
+    stop = threading.Event()
+    results: queue.SimpleQueue = queue.SimpleQueue()
+    end = object()
+
+    def work() -> None:
+        try:
+            while not stop.is_set():
+                with take:
+                    item = next(todo, end)
+                if item is end:
+                    break
+                try:
+                    results.put((item, fn(item), None))
+                except BaseException as e:
+                    stop.set()  # the others take nothing more
+                    results.put((item, None, e))
+                    break
+        finally:
+            results.put(end)
+
+    threads = [threading.Thread(target=work, daemon=True) for _ in range(jobs)]
+    for t in threads:
+        t.start()
+    first: BaseException | None = None
     try:
-        pending = {pool.submit(fn, i): i for i in itertools.islice(todo, jobs * 4)}
-        while pending:
-            finished, _ = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
-            for f in finished:
-                item = pending.pop(f)
-                result = f.result()
-                if done is not None:
-                    done(item, result)
-                for nxt in itertools.islice(todo, 1):
-                    pending[pool.submit(fn, nxt)] = nxt
+        live = jobs
+        while live:
+            got = results.get()
+            if got is end:
+                live -= 1
+                continue
+            item, result, error = got
+            if error is not None:
+                first = first or error
+                stop.set()
+            elif first is None and done is not None:
+                done(item, result)
     finally:
-        pool.shutdown(wait=True, cancel_futures=True)
+        stop.set()
+        for t in threads:
+            t.join()
+    if first is not None:
+        raise first
