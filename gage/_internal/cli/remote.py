@@ -71,7 +71,7 @@ def _cmd_push(args) -> int:
     from ..remote.push import plan_push, push
 
     gf, home = _project(args)
-    remote = api.open_remote_soon(args.remote, gf)  # while runs are read
+    remote = api.open_remote(args.remote, gf)
     if args.runs:
         selected = [runs.select_run(home, spec) for spec in args.runs]
     else:
@@ -80,7 +80,7 @@ def _cmd_push(args) -> int:
     stop = _stop(args, plan, "push", "to")
     if stop is not None:
         return stop
-    push(remote(), plan, _progress(args, "Pushing"))
+    push(remote, plan, _progress(args, "Pushing"))
     return _done(args, plan, "Pushed", "to")
 
 

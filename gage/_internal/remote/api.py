@@ -9,7 +9,7 @@ that names remotes, if any.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any
 
 from ..project.remote_spec import RemoteSpec
 from ..types import Run
@@ -22,7 +22,6 @@ __all__ = [
     "Plan",
     "fetch_files",
     "open_remote",
-    "open_remote_soon",
     "pull_needed",
     "pull_runs",
     "push_runs",
@@ -36,40 +35,6 @@ def open_remote(remote: Any = None, gf: Any = None) -> Backend:
         return remote
     spec = remote if isinstance(remote, RemoteSpec) else resolve_remote(remote, gf)
     return open_backend(spec)
-
-
-def open_remote_soon(remote: Any = None, gf: Any = None) -> Callable[[], Backend]:
-    """`open_remote` started now, in a thread (an SSH or S3 remote's
-    library is imported and the connection made while the caller does
-    its local work): a function that waits for it and returns the open
-    remote, or raises what opening it raised. A remote that is not
-    found in the config raises here."""
-    if isinstance(remote, Backend):
-        return lambda: remote
-    spec = remote if isinstance(remote, RemoteSpec) else resolve_remote(remote, gf)
-    if spec.scheme == "file":
-        b = open_backend(spec)
-        return lambda: b
-    import threading
-
-    got: list[Any] = []
-
-    def run() -> None:
-        try:
-            got.append(open_backend(spec))
-        except BaseException as e:  # raised in the caller's thread
-            got.append(e)
-
-    t = threading.Thread(target=run, name="gage-remote-open", daemon=True)
-    t.start()
-
-    def result() -> Backend:
-        t.join()
-        if isinstance(got[0], BaseException):
-            raise got[0]
-        return got[0]
-
-    return result
 
 
 def push_runs(

@@ -81,9 +81,8 @@ class Plan:
         }
 
 
-def plan_push(b: Any, runs: list[Run], force: bool = False) -> Plan:
-    """What pushing `runs` to `b` (a Backend, or a function that returns
-    one: see api.open_remote_soon) would send. RemoteError when a run to
+def plan_push(b: Backend, runs: list[Run], force: bool = False) -> Plan:
+    """What pushing `runs` to `b` would send. RemoteError when a run to
     send does not verify (nothing is sent). `force`: send every run and
     every object again, whatever the remote has (to repair a remote
     whose objects were changed or removed). Runs are read before the
@@ -96,7 +95,6 @@ def plan_push(b: Any, runs: list[Run], force: bool = False) -> Plan:
         if status in PUSHABLE:
             meta = run_archive.pack_meta(run, skip=[run_records.REMOTE_META])
         local.append((run, op, status, meta))
-    b = b if isinstance(b, Backend) else b()
     plan = Plan(b.spec.name, b.spec.url)
     same = set() if force else _up_to_date(b, local)
     for run, op, status, meta in local:
