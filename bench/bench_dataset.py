@@ -157,43 +157,55 @@ def _dvc_bin() -> str:
     return ""
 
 
+# Each gage row: (its floor rows, summed; its DVC row; the target as a
+# multiple of the floor, or in seconds when the floor is None).
+_BESIDE = {
+    "gage first run": (("cp -a (floor)", "sha256sum (floor)"), "dvc add (first)", 1.5),
+    "gage repeat run": (("cp -a (floor)",), "dvc checkout (folder removed)", 0.5),
+    "gage run --needed": (None, "dvc status", 0.3),
+    "gage repro --dry": (None, "dvc status", 0.3),
+    "gage run, one file changed": (("cp -a (floor)",), "", None),
+}
+
+
 def _report(
     n: int, rounds: int, rows: dict[str, tuple[float, float]], dvc: bool
 ) -> None:
-    cp = rows["cp -a (floor)"][0]
-    sha = rows["sha256sum (floor)"][0]
-    print(f"{n} files of 4 KiB in 100 dirs; medians of {rounds}")
-    print(f"{'':32} {'wall s':>7} {'cpu s':>7}  {'x cp -a':>7}")
+    """Every row, then each gage row beside its floor and DVC's row, with
+    the ratios (wall and CPU) and the target."""
+    print(f"{n} files of 4 KiB in 100 dirs; medians of {rounds}; load {_load()}")
+    print(f"{'':32} {'wall s':>7} {'cpu s':>7}")
     for name, (wall, cpu) in rows.items():
-        print(f"{name:32} {wall:7.2f} {cpu:7.2f}  {wall / cp:7.2f}")
-    targets = [
-        (
-            "first run / (cp -a + sha256sum)",
-            rows["gage first run"][0] / (cp + sha),
-            1.5,
-        ),
-        ("repeat run / cp -a", rows["gage repeat run"][0] / cp, 0.5),
-        ("--needed, s", rows["gage run --needed"][0], 0.3),
-        ("repro --dry, s", rows["gage repro --dry"][0], 0.3),
-    ]
-    if dvc:
-        targets.append(
-            (
-                "first run / dvc add",
-                rows["gage first run"][0] / rows["dvc add (first)"][0],
-                1.0,
-            )
-        )
-        targets.append(
-            (
-                "--needed / dvc status",
-                rows["gage run --needed"][0] / rows["dvc status"][0],
-                1.0,
-            )
-        )
-    for name, val, target in targets:
-        mark = "ok" if val <= target else "MISSED"
-        print(f"{name:34} {val:6.2f}  target <= {target}  {mark}")
+        print(f"{name:32} {wall:7.2f} {cpu:7.2f}")
+    print()
+    head = f"{'gage':28} {'s':>6} {'floor s':>8} {'x floor':>8} {'cpu x':>6}"
+    print(head + f" {'dvc s':>6} {'x dvc':>6}  target")
+    for name, (floor, peer, target) in _BESIDE.items():
+        wall, cpu = rows[name]
+        line = f"{name[5:]:28} {wall:6.2f}"
+        if floor:
+            fwall = sum(rows[f][0] for f in floor)
+            fcpu = sum(rows[f][1] for f in floor)
+            line += f" {fwall:8.2f} {wall / fwall:8.2f} {cpu / fcpu:6.2f}"
+        else:
+            line += f" {'-':>8} {'-':>8} {'-':>6}"
+        if dvc and peer:
+            line += f" {rows[peer][0]:6.2f} {wall / rows[peer][0]:6.2f}"
+        else:
+            line += f" {'-':>6} {'-':>6}"
+        if target is not None:
+            val = wall / fwall if floor else wall
+            unit = "x floor" if floor else "s"
+            mark = "ok" if val <= target else "MISSED"
+            line += f"  <= {target} {unit} {mark}"
+        print(line)
+
+
+def _load() -> str:
+    try:
+        return " ".join(f"{x:.1f}" for x in os.getloadavg())
+    except OSError:
+        return "?"
 
 
 def _make_project(project: str, n: int) -> None:

@@ -109,6 +109,33 @@ def test_needed_reads_nothing(project, tmp_path, opened):
     assert opened == []
 
 
+def test_needed_after_one_change_reads_only_it(project, tmp_path, opened):
+    home = str(tmp_path / "runs")
+    run = _stage(home, project)
+    changed = os.path.join(project, "data", "d2", "f020.bin")
+    with open(changed, "wb") as f:
+        f.write(b"changed")
+    old = time.time() - 3600
+    os.utime(changed, (old, old))
+    opened.clear()
+    inputs = op_inputs.op_inputs(home, project, _opdef(), {})
+    assert inputs is not None
+    assert inputs.key != run_meta.read_input_key(run)
+    assert opened == [changed]
+
+
+def test_check_op_walk_takes_no_stats(project, tmp_path, monkeypatch):
+    """What check_op resolves (and --needed reuses) comes from the
+    folder's listing: no stat per file; staging's resolution has them."""
+    resolved = run_deps.preview_dependencies(
+        str(tmp_path / "runs"), project, _opdef(), stats=False
+    )
+    assert len(resolved[0].files) == N
+    assert all(f.st is None for f in resolved[0].files)
+    resolved = run_deps.preview_dependencies(str(tmp_path / "runs"), project, _opdef())
+    assert all(f.st is not None for f in resolved[0].files)
+
+
 def test_deps_json_a_file_per_line(project, tmp_path):
     run = _stage(str(tmp_path / "runs"), project)
     path = run_meta.run_meta_path(run, "deps.json")

@@ -192,3 +192,15 @@ def test_in_place_edit_restoring_mtime_rehashed(tmp_path, count_hashes):
     with hash_cache.open_cache(hash_cache_path(str(tmp_path))) as cache:
         assert hash_cache.file_sha256(path, cache) == expected
     assert len(count_hashes) == 2
+
+
+def test_memo_full_drops_the_oldest_only(monkeypatch):
+    """A staging of 100,000 files remembers more than the memo holds:
+    the newest entries (files just placed) stay, so finalizing does not
+    read them again."""
+    monkeypatch.setattr(hash_cache, "_memo", {})
+    monkeypatch.setattr(hash_cache, "_MEMO_MAX", 8)
+    for i in range(20):
+        hash_cache._memo_put((i, 0, 0, 0, 0), str(i))
+    kept = sorted(key[0] for key in hash_cache._memo)
+    assert kept == list(range(12, 20))

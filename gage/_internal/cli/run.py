@@ -75,22 +75,23 @@ def _run_one(args, gf, home: str, opdef, config: dict, pins: dict) -> int:
     from ..lifecycle import stage_op
     from ..project import gagefile
 
+    # Before anything is staged (staging checks it again): upstream runs
+    # that disagree, config files the source rules leave out.
+    resolved = stage_op.check_op(gf, home, opdef, config, pins)
     found = None
     accept = common.needed_filter(args, gf, home, opdef, gagefile.op_cmd(opdef))
     if args.needed:
         # Decided before anything is staged (see op_inputs).
-        found = stage_op.lookup(gf, home, opdef, config, pins, accept=accept)
+        found = stage_op.lookup(
+            gf, home, opdef, config, pins, accept=accept, resolved=resolved
+        )
         if found.match:
             return _not_needed(args, found.match)
         if found.key and args.remote:
             pulled = _pulled_needed(args, gf, home, found.key)
             if pulled is not None:
                 return pulled
-    _fetch_absent(args, gf, home, opdef, pins)
-    # Before anything is staged (staging checks it again): upstream runs
-    # that disagree, config files the source rules leave out, pinned
-    # files that are neither in the project nor fetched.
-    stage_op.check_op(gf, home, opdef, config, pins)
+    _fetch_absent(args, gf, home, opdef, pins, resolved)
     if not args.yes and not _confirm(opdef, config, args):
         return error("cancelled: nothing staged", 1)
     # Connected before anything is staged: a cluster that cannot be
@@ -106,6 +107,7 @@ def _run_one(args, gf, home: str, opdef, config: dict, pins: dict) -> int:
             upstream=pins,
             warn=warn,
             progress=not args.quiet,
+            checked=True,
         )
     except BaseException:
         if engine is not None:
@@ -238,22 +240,21 @@ def _pulled_needed(args, gf, home: str, key: str) -> int | None:
     return _print_json(args, match, 0)
 
 
-def _fetch_absent(args, gf, home: str, opdef, pins: dict) -> None:
+def _fetch_absent(args, gf, home: str, opdef, pins: dict, resolved) -> None:
     """Pinned dependency files missing from the project come from the
     remote (--remote, else "$remote") into the object cache; with no
-    remote, check_op says what is missing and how to fetch it."""
-    from ..lifecycle import stage_op
+    remote, the line says what is missing and how to fetch it."""
+    from ..lifecycle import dep_pins, stage_op
     from ..remote.config import default_remote, resolve_remote
 
     if args.remote:
         resolve_remote(args.remote, gf)  # a name that is not a remote: say so
-    absent = stage_op.absent_files(gf, home, opdef, pins)
+    absent = stage_op.absent_files(gf, home, opdef, pins, resolved)
     if not absent:
         return
-
     remote = args.remote or default_remote(gf)
     if not remote:
-        return
+        raise dep_pins.absent_error(absent[0])
     from ..remote import api
 
     out = sys.stderr if args.json else sys.stdout

@@ -25,9 +25,9 @@ from ..util import patterns
 __all__ = [
     "Absent",
     "absent_error",
-    "check_pins",
+    "merge_digests",
     "pinned_paths",
-    "pins_of",
+    "split_absent",
     "unfetched",
 ]
 
@@ -59,38 +59,35 @@ def pinned_paths(spec: dict[str, Any]) -> dict[str, str]:
     return {os.path.normpath(k): v for k, v in val.items()}
 
 
-def pins_of(spec: dict[str, Any], sources: list[str], where: str) -> dict[str, str]:
-    """Path -> sha256 the dependency pins (its files: `sources`)."""
-    val = spec.get("sha256")
-    if val is None:
-        return {}
-    if isinstance(val, str):
-        if len(sources) != 1:
-            raise DependencyError(
-                f"{where}: a sha256 string pins a single file but the "
-                f"dependency has {len(sources)}: use a table path -> sha256"
-            )
-        return {sources[0]: val}
-    return {os.path.normpath(k): v for k, v in val.items()}
+def split_absent(
+    root: str, globs: list[str], spec: dict[str, Any], where: str
+) -> tuple[list[str], tuple[Absent, ...]]:
+    """The patterns to match in the project, and the pinned plain paths
+    that are not there (`Absent`)."""
+    pinned = pinned_paths(spec)
+    if not pinned:
+        return globs, ()
+    absent: dict[str, Absent] = {}
+    for pat in globs:
+        rel = os.path.normpath(pat)
+        if patterns.has_magic(pat) or rel not in pinned:
+            continue
+        if not os.path.lexists(os.path.join(root, rel)):
+            absent[rel] = Absent(where, rel, pinned[rel], root)
+    rest = [
+        p for p in globs if patterns.has_magic(p) or os.path.normpath(p) not in absent
+    ]
+    return rest, tuple(absent.values())
 
 
-def check_pins(
-    spec: dict[str, Any], sources: list[str], digests: list[str], where: str
-) -> None:
-    """DependencyError when a file's digest is not its pin."""
-    by_source = dict(zip(sources, digests))
-    for source, expected in pins_of(spec, sources, where).items():
-        actual = by_source.get(source)
-        if actual is None:
-            raise DependencyError(
-                f"{where}: sha256 pin for '{source}' names a file the "
-                f"dependency does not have"
-            )
-        if actual != expected:
-            raise DependencyError(
-                f"{where}: sha256 mismatch for '{source}': pinned {expected}, "
-                f"file has {actual}: restore the file or update the pin"
-            )
+def merge_digests(
+    sources: list[str], present: list[str], absent: tuple[Absent, ...]
+) -> list[str]:
+    """Digests in `sources` order: each absent file's pin, the others'
+    from `present` (in order)."""
+    pins = {a.source: a.digest for a in absent}
+    rest = iter(present)
+    return [pins[s] if s in pins else next(rest) for s in sources]
 
 
 def unfetched(

@@ -31,6 +31,7 @@ and callers stage first and compare the staged run's inputs.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -41,6 +42,7 @@ from ..store import hash_cache, run_meta
 from ..types import OpDef, Run
 from ..util import file_util
 from ..util.fmt import fmt_val
+from . import dep_pins
 
 __all__ = [
     "Inputs",
@@ -73,8 +75,10 @@ class Inputs:
     """Source files that config patched: not part of the key (config
     and digests are), kept to explain a difference."""
 
-    @property
+    @functools.cached_property
     def key(self) -> str:
+        """sha256 of the inputs but `patched` (taken once: a folder of
+        many files makes it long)."""
         data = self.data()
         del data["patched"]
         return _digest(data)
@@ -139,22 +143,25 @@ def op_inputs(
     opdef: OpDef,
     config: dict[str, Any],
     upstream: Mapping[str, Run] | None = None,
+    resolved: list[Any] | None = None,
 ) -> Inputs | None:
     """The inputs a run of `opdef` with `config` would have if staged now.
 
     `upstream` maps an op name in a `run-files` `run-select` to the exact
     run to use (else the latest completed run, as staging selects it).
-    None for an op with staging hooks. Raises DependencyError when a
-    dependency cannot be resolved, as staging would.
+    `resolved`: its dependencies as `run_deps.preview_dependencies` just
+    gave them. None for an op with staging hooks. Raises DependencyError
+    when a dependency cannot be resolved, as staging would.
     """
     exec_ = opdef.get_exec()
     if any(exec_.get(h) is not None for h in _HOOKS):
         return None
-    from . import run_deps
+    if resolved is None:
+        from . import run_deps
 
-    resolved = run_deps.preview_dependencies(
-        runs_home, project_dir, opdef, upstream=upstream
-    )
+        resolved = run_deps.preview_dependencies(
+            runs_home, project_dir, opdef, upstream=upstream
+        )
     with hash_cache.open_cache(run_meta.hash_cache_path(runs_home)) as cache:
         deps = [_dep_inputs(dep, cache) for dep in resolved]
         placed = {path for d in deps for path in d["files"]}
@@ -177,13 +184,22 @@ def _dep_inputs(dep: Any, cache: hash_cache.HashCache) -> dict[str, Any]:
             for f in dep.files
         }
         return _run_dep(dep.source, files)
-    absent = {a.source: a.digest for a in dep.absent}  # its pin: see dep_pins
-    files = {
-        f.path: absent.get(f.source)
-        or hash_cache.file_sha256(os.path.join(dep.root, f.source), cache)
-        for f in dep.files
+    # The walk's stats and the cache's rows, read in a few queries: a
+    # folder whose files kept their stat is decided without a read.
+    gone = {a.source for a in dep.absent}  # its pin: see dep_pins
+    digests = hash_cache.file_digests(
+        [
+            (os.path.join(dep.root, f.source), f.st)
+            for f in dep.files
+            if f.source not in gone
+        ],
+        cache,
+    )
+    digests = dep_pins.merge_digests([f.source for f in dep.files], digests, dep.absent)
+    return {
+        "source": "project",
+        "files": dict(zip((f.path for f in dep.files), digests)),
     }
-    return {"source": "project", "files": files}
 
 
 def _run_dep(source: dict[str, Any], files: dict[str, str]) -> dict[str, Any]:

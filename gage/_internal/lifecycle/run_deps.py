@@ -36,10 +36,13 @@ file itself is never linked or chmodded.
   A pinned project file missing from the project is placed from the
   object cache, where a remote can fetch it (see `dep_pins`).
 
-Globs are shell-like (`*`, `?`, `[...]`, `**` for any number of dirs;
-wildcards do not match names that start with `.`). A pattern or target
-path that is absolute or uses `..`, and a symlink that resolves outside
-its root, is refused.
+Patterns are gage's one pattern language (`util.patterns`: gitignore
+globs anchored at the root). A pattern or target path that is absolute
+or uses `..`, and a symlink that resolves outside its root, is refused.
+A folder is walked once and its files' stats kept (`dep_match`): rows
+of the digest cache are read, objects added and pinned, and files
+placed in batches, so a folder of many files that did not change is
+placed without a read.
 
 Staging resolves every dependency (and checks every pin) before it
 places any file, then records `deps.json` in meta: per dependency its
@@ -54,7 +57,7 @@ from __future__ import annotations
 import contextlib
 import os
 import stat
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from ..faults import fault_point
@@ -74,8 +77,9 @@ from ..store.run_meta import (
     write_deps,
 )
 from ..types import DependencyError, OpDef, Run, RunSelectError
-from ..util import console, file_util, patterns
+from ..util import console, file_util
 from . import dep_pins, run_lineage
+from .dep_match import match_files
 
 __all__ = [
     "DepFile",
@@ -89,10 +93,13 @@ __all__ = [
 
 @dataclass(frozen=True)
 class DepFile:
-    """A dependency file: `source` relative to its root, `path` in the run dir."""
+    """A dependency file: `source` relative to its root, `path` in the run
+    dir; `st` its stat (links followed) when the walk that found it took
+    one (staging and `--needed` then take none)."""
 
     source: str
     path: str
+    st: os.stat_result | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -122,6 +129,7 @@ def preview_dependencies(
     project_dir: str,
     opdef: OpDef,
     upstream: Mapping[str, Run] | None = None,
+    stats: bool = True,
 ) -> list[ResolvedDep]:
     """Which source (project or upstream run) and files each dependency uses.
 
@@ -131,12 +139,13 @@ def preview_dependencies(
     the latest completed (`run_lineage.choose`; `why` says which).
     Nothing is copied or hashed; raises DependencyError as staging would
     (an invalid spec, no upstream run, runs that disagree, missing file,
-    escaping path).
+    escaping path). `stats`: take each file's stat (`DepFile.st`);
+    without, a folder's files are known from its listing alone.
     """
     check_dependencies(opdef)
     chosen = run_lineage.choose(runs_home, opdef, upstream)
     return [
-        _resolve(runs_home, project_dir, opdef, i, spec, chosen)
+        _resolve(runs_home, project_dir, opdef, i, spec, chosen, stats)
         for i, spec in enumerate(opdef.get_dependencies())
     ]
 
@@ -148,6 +157,7 @@ def _resolve(
     i: int,
     spec: dict[str, Any],
     chosen: Mapping[str, run_lineage.Choice],
+    stats: bool = True,
 ) -> ResolvedDep:
     where = dependency_where(opdef.name, i, spec)
     why = ""
@@ -156,12 +166,10 @@ def _resolve(
     if spec["type"] == "project-files":
         root = os.path.abspath(project_dir)
         source = {"type": "project", "dir": root}
-        pinned = dep_pins.pinned_paths(spec)
-        relpaths = _match(root, _patterns(spec), where, "project", pinned)
-        absent = tuple(
-            dep_pins.Absent(where, rel, pinned[rel], root)
-            for rel in relpaths
-            if rel in pinned and not os.path.lexists(os.path.join(root, rel))
+        globs, absent = dep_pins.split_absent(root, _patterns(spec), spec, where)
+        relpaths = match_files(root, globs, where, "project", stats) if globs else {}
+        relpaths = dict(
+            sorted({**relpaths, **{a.source: None for a in absent}}.items())
         )
     else:
         choice = chosen.get(spec["run-select"])
@@ -172,10 +180,10 @@ def _resolve(
         root = up.run_dir
         source = _run_source(up)
         if "files" in spec:
-            relpaths = _match(root, _patterns(spec), where, f"run {up.id}")
+            relpaths = match_files(root, _patterns(spec), where, f"run {up.id}", stats)
         else:
-            relpaths = _generated_files(up)
-    files = [DepFile(rel, _join(target, rel)) for rel in relpaths]
+            relpaths = dict.fromkeys(_generated_files(up))
+    files = [DepFile(rel, _join(target, rel), st) for rel, st in relpaths.items()]
     link = bool(spec.get("link"))
     return ResolvedDep(dict(spec), source, root, link, files, why, absent)
 
@@ -192,78 +200,6 @@ def _target_path(spec: dict[str, Any]) -> str:
 
 def _join(target: str, rel: str) -> str:
     return os.path.join(target, rel) if target else rel
-
-
-# ---------------------------------------------------------------------------
-# Matching files under a root
-
-
-def _match(
-    root: str,
-    globs: list[str],
-    where: str,
-    root_desc: str,
-    pinned: Mapping[str, str] | None = None,
-) -> list[str]:
-    """Files that `globs` match under `root`; a plain path in `pinned`
-    may be missing (it comes from the object cache)."""
-    real_root = os.path.realpath(root)
-    found: dict[str, None] = {}
-    for pat in globs:
-        if patterns.has_magic(pat):
-            matches = patterns.matches(root, pat)
-            if not matches:
-                raise DependencyError(
-                    f"{where}: no files match '{pat}' in {root_desc} ({root})"
-                )
-        else:
-            matches = [os.path.normpath(pat)]
-        for rel in matches:
-            rel = os.path.normpath(rel)
-            full = os.path.join(root, rel)
-            _check_inside(real_root, full, rel, where, root_desc)
-            if pinned and rel in pinned and not os.path.lexists(full):
-                found[rel] = None
-                continue
-            if not os.path.exists(full):
-                raise DependencyError(
-                    f"{where}: file '{rel}' not found in {root_desc} ({root})"
-                )
-            if os.path.isdir(full):
-                for sub in _walk(real_root, root, rel, where, root_desc):
-                    found[sub] = None
-            else:
-                found[rel] = None
-    return sorted(found)
-
-
-def _check_inside(
-    real_root: str, full: str, rel: str, where: str, root_desc: str
-) -> None:
-    real = os.path.realpath(full)
-    if real != real_root and not real.startswith(real_root + os.sep):
-        raise DependencyError(
-            f"{where}: '{rel}' resolves to {real}, outside {root_desc}: "
-            f"a dependency must stay inside its root"
-        )
-
-
-def _walk(
-    real_root: str, root: str, reldir: str, where: str, root_desc: str
-) -> list[str]:
-    """Files under a dir (links followed when they stay inside the root)."""
-    files = []
-    for sub, entry in file_util.walk_files(root, reldir, follow_links=True):
-        if entry.is_symlink():
-            _check_inside(real_root, entry.path, sub, where, root_desc)
-            if not os.path.exists(entry.path):
-                raise DependencyError(
-                    f"{where}: '{sub}' is a broken link in {root_desc}"
-                )
-            if entry.is_dir():
-                continue
-        files.append(sub)
-    return sorted(files)
 
 
 # ---------------------------------------------------------------------------
@@ -441,38 +377,75 @@ def _hash_files(
     progress: console.Progress,
 ) -> list[str]:
     """The digest of each file; a copied dependency's files are added to
-    the object cache (read once when new, not at all when known)."""
-    result = []
-    absent = {a.source: a for a in dep.absent}
+    the object cache (read once when new, not at all when known), their
+    rows read in a few queries, and pinned until placed (prune leaves
+    them)."""
     for a in dep_pins.unfetched(runs_home, list(dep.absent), cache):
         raise dep_pins.absent_error(a)
-    for f in dep.files:
-        if f.source in absent:
-            result.append(absent[f.source].digest)
-            pins.pin(runs_home, absent[f.source].digest)
-            continue
-        full = os.path.join(dep.root, f.source)
-        st = os.stat(full)
-        if not stat.S_ISREG(st.st_mode):
-            # Reading a FIFO or a device would hang staging.
-            raise DependencyError(
-                f"{where}: '{f.source}' is a {file_util.file_kind(st)}, not a "
-                "regular file: a dependency must be files or directories of files"
-            )
-        if dep.link:
-            result.append(hash_cache.file_sha256(full, cache))
-            continue
+    gone = {a.source for a in dep.absent}  # placed from the object cache
+    files = [
+        (os.path.join(dep.root, f.source), _file_stat(dep, f, where))
+        for f in dep.files
+        if f.source not in gone
+    ]
+    if dep.link:
+        result = hash_cache.file_digests(files, cache)
+    else:
         try:
-            digest = objects.add_file(runs_home, full, st, cache, progress)
-            pins.pin(runs_home, digest)  # until placed: prune leaves it
-            result.append(digest)
-        except objects.SourceChanged:
+            result = objects.add_files(runs_home, files, cache, progress)
+        except objects.SourceChanged as e:
+            source = os.path.relpath(str(e), dep.root)
             raise DependencyError(
-                f"{where}: '{f.source}' changed while the run was staged: stage again"
+                f"{where}: '{source}' changed while the run was staged: stage again"
             ) from None
-    sources = [f.source for f in dep.files]
-    dep_pins.check_pins(dep.spec, sources, result, where)
+        pins.pin_all(runs_home, sorted(set(result) | {a.digest for a in dep.absent}))
+    result = dep_pins.merge_digests([f.source for f in dep.files], result, dep.absent)
+    _check_pins(dep, result, where)
     return result
+
+
+def _file_stat(dep: ResolvedDep, f: DepFile, where: str) -> os.stat_result:
+    """A dependency file's stat (links followed), the walk's when it took
+    one; a regular file only: reading a FIFO or a device would hang
+    staging."""
+    st = f.st or os.stat(os.path.join(dep.root, f.source))
+    if not stat.S_ISREG(st.st_mode):
+        raise DependencyError(
+            f"{where}: '{f.source}' is a {file_util.file_kind(st)}, not a "
+            "regular file: a dependency must be files or directories of files"
+        )
+    return st
+
+
+def _check_pins(dep: ResolvedDep, digests: list[str], where: str) -> None:
+    pins = _pins(dep, where)
+    by_source = {f.source: d for f, d in zip(dep.files, digests)}
+    for source, expected in pins.items():
+        actual = by_source.get(source)
+        if actual is None:
+            raise DependencyError(
+                f"{where}: sha256 pin for '{source}' names a file the "
+                f"dependency does not have"
+            )
+        if actual != expected:
+            raise DependencyError(
+                f"{where}: sha256 mismatch for '{source}': pinned {expected}, "
+                f"file has {actual}: restore the file or update the pin"
+            )
+
+
+def _pins(dep: ResolvedDep, where: str) -> dict[str, str]:
+    val = dep.spec.get("sha256")
+    if val is None:
+        return {}
+    if isinstance(val, str):
+        if len(dep.files) != 1:
+            raise DependencyError(
+                f"{where}: a sha256 string pins a single file but the "
+                f"dependency has {len(dep.files)}: use a table path -> sha256"
+            )
+        return {dep.files[0].source: val}
+    return {os.path.normpath(k): v for k, v in val.items()}
 
 
 def _place(
@@ -490,34 +463,20 @@ def _place(
         log.info(
             f"Using run {src['id']} ({src['name']}, op {src['op']}) for {where}{why}"
         )
-    events = []
+    events = _clear_dests(run, dep, where, placed)
+    if dep.link:
+        hows = []
+        for f in dep.files:
+            dest = os.path.join(run.run_dir, f.path)
+            os.symlink(os.path.abspath(os.path.join(dep.root, f.source)), dest)
+            hows.append(("symlink", os.lstat(dest)))
+    else:
+        hows = _place_objects(run, dep, digests, cache, where)
     files = []
     counts: dict[str, int] = {}
-    for f, digest in zip(dep.files, digests):
-        src_path = os.path.join(dep.root, f.source)
-        dest = os.path.join(run.run_dir, f.path)
-        if not file_util.is_inside(run.run_dir, dest):
-            raise DependencyError(
-                f"{where}: '{f.path}' would be placed outside the run dir "
-                "(a link in the run dir leads out of it): dependencies are "
-                "placed in the run dir only"
-            )
-        if f.path in placed:
-            raise DependencyError(
-                f"{where}: '{f.path}' is also placed by {placed[f.path]}: "
-                f"set target-path to place one of them elsewhere"
-            )
-        placed[f.path] = where
-        if os.path.lexists(dest):
-            events.append(_replace_staged(run, dest, f.path, where))
-        file_util.make_dirs(os.path.dirname(dest))
-        if dep.link:
-            os.symlink(os.path.abspath(src_path), dest)
-            how = "symlink"
-        else:
-            how = _place_object(run, digest, dest, cache, src_path, where)
+    for f, digest, (how, st) in zip(dep.files, digests, hows):
         counts[how] = counts.get(how, 0) + 1
-        events.append(FileEvent("a", "d", os.lstat(dest).st_mtime_ns, f.path, how))
+        events.append(FileEvent("a", "d", st.st_mtime_ns, f.path, how))
         files.append(
             {"path": f.path, "source": f.source, "sha256": digest, "placed": how}
         )
@@ -541,32 +500,66 @@ def _place(
     return {"spec": dep.spec, "source": dep.source, "files": files}
 
 
-def _place_object(
+def _clear_dests(
+    run: Run, dep: ResolvedDep, where: str, placed: dict[str, str]
+) -> list[FileEvent]:
+    """Make the dirs of the dependency's files in the run dir (each dir
+    once, checked to stay inside it) and remove files an earlier phase
+    staged where they go (a dir made here holds none)."""
+    events = []
+    made: dict[str, bool] = {}  # dir -> made here
+    for f in dep.files:
+        dest = os.path.join(run.run_dir, f.path)
+        parent = os.path.dirname(dest)
+        if parent not in made:
+            if not file_util.is_inside(run.run_dir, dest):
+                raise DependencyError(
+                    f"{where}: '{f.path}' would be placed outside the run dir "
+                    "(a link in the run dir leads out of it): dependencies are "
+                    "placed in the run dir only"
+                )
+            made[parent] = not os.path.isdir(parent)
+            if made[parent]:
+                file_util.make_dirs(parent)
+        if f.path in placed:
+            raise DependencyError(
+                f"{where}: '{f.path}' is also placed by {placed[f.path]}: "
+                f"set target-path to place one of them elsewhere"
+            )
+        placed[f.path] = where
+        if not made[parent] and os.path.lexists(dest):
+            events.append(_replace_staged(run, dest, f.path, where))
+    return events
+
+
+def _place_objects(
     run: Run,
-    digest: str,
-    dest: str,
+    dep: ResolvedDep,
+    digests: list[str],
     cache: hash_cache.HashCache,
-    src: str,
     where: str,
-) -> str:
-    """Place the object for `digest`; one that went since it was added (a
-    `gage cache prune`) or is not a file is added again from `src`."""
-    try:
-        return objects.place_object(run.runs_home, digest, dest, cache)
-    except FileNotFoundError:
-        pass
-    with contextlib.suppress(FileNotFoundError):
-        os.unlink(dest)  # a copy cut short
-    try:
-        again = objects.add_file(run.runs_home, src, os.stat(src), cache)
-    except (OSError, objects.SourceChanged):
-        again = None
-    if again != digest:
-        raise DependencyError(
-            f"{where}: '{os.path.basename(src)}' changed or went while the "
-            "run was staged: stage again"
-        )
-    return objects.place_object(run.runs_home, digest, dest, cache)
+) -> list[tuple[str, os.stat_result]]:
+    """Place the objects for `digests` in one pass; one that went since
+    it was added (a `gage cache prune`) or is not a file is added again
+    from its source."""
+    dests = [os.path.join(run.run_dir, f.path) for f in dep.files]
+
+    def again(i: int) -> None:
+        src = os.path.join(dep.root, dep.files[i].source)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(dests[i])  # a copy cut short
+        try:
+            digest = objects.add_file(run.runs_home, src, os.stat(src), cache)
+        except (OSError, objects.SourceChanged):
+            digest = None
+        if digest != digests[i]:
+            raise DependencyError(
+                f"{where}: '{dep.files[i].source}' changed or went while the "
+                "run was staged: stage again"
+            )
+
+    items = list(zip(digests, dests))
+    return objects.place_objects(run.runs_home, items, cache, again=again)
 
 
 def _replace_staged(run: Run, dest: str, path: str, where: str) -> FileEvent:

@@ -54,9 +54,14 @@ def lookup(
     config: Mapping[str, Any],
     upstream: Mapping[str, Run] | None = None,
     accept: Callable[[Run], bool] | None = None,
+    resolved: list[run_deps.ResolvedDep] | None = None,
 ) -> Lookup:
-    """`accept`: what else a completed run must pass (`--strict-env`)."""
-    inputs = op_inputs.op_inputs(home, gf.project_dir, opdef, dict(config), upstream)
+    """`accept`: what else a completed run must pass (`--strict-env`).
+    `resolved`: the dependencies as `check_op` just resolved them (a
+    folder of many files is not walked again)."""
+    inputs = op_inputs.op_inputs(
+        home, gf.project_dir, opdef, dict(config), upstream, resolved
+    )
     if inputs is None:
         return Lookup(None, predicted=False, accept=accept)
     match = op_inputs.find_run(home, inputs, accept=accept)
@@ -69,20 +74,22 @@ def check_op(
     opdef: OpDef,
     config: Mapping[str, Any],
     upstream: Mapping[str, Run] | None = None,
-) -> None:
+) -> list[run_deps.ResolvedDep]:
     """Raise, before anything is staged, what staging would refuse and
     can be known now: a dependency that cannot be resolved (no upstream
     run, upstream runs that disagree, a missing file) or that would
-    replace a config file. `stage_op` calls it; callers that ask for a
-    confirmation call it first."""
+    replace a config file. `stage_op` calls it unless told it was
+    (`checked`); callers that ask for a confirmation call it first.
+    Returns the dependencies resolved (for `lookup`): a folder's files
+    from its listing, no stat taken (staging takes its own)."""
     if not opdef.get_dependencies():
-        return
-    resolved = run_deps.preview_dependencies(home, gf.project_dir, opdef, upstream)
-    absent = [a for dep in resolved for a in dep.absent]
-    for a in dep_pins.unfetched(home, absent):
-        raise dep_pins.absent_error(a)
+        return []
+    resolved = run_deps.preview_dependencies(
+        home, gf.project_dir, opdef, upstream, stats=False
+    )
     if config:
         run_deps.check_config_files(resolved, gf.project_dir, opdef)
+    return resolved
 
 
 def absent_files(
@@ -90,14 +97,17 @@ def absent_files(
     home: str,
     opdef: OpDef,
     upstream: Mapping[str, Run] | None = None,
+    resolved: list[run_deps.ResolvedDep] | None = None,
 ) -> list[dep_pins.Absent]:
     """Pinned project files that are neither in the project nor in the
     object cache: what a remote must fetch before `opdef` can be staged
-    (see dep_pins). A dependency that cannot be resolved raises as
-    `check_op` would."""
-    if not opdef.get_dependencies():
-        return []
-    resolved = run_deps.preview_dependencies(home, gf.project_dir, opdef, upstream)
+    (see dep_pins). `resolved`: as `check_op` returned them."""
+    if resolved is None:
+        if not opdef.get_dependencies():
+            return []
+        resolved = run_deps.preview_dependencies(
+            home, gf.project_dir, opdef, upstream, stats=False
+        )
     return dep_pins.unfetched(home, [a for dep in resolved for a in dep.absent])
 
 
@@ -111,13 +121,16 @@ def stage_op(
     batch: str | None = None,
     warn: Callable[[str], None] | None = None,
     progress: bool = False,
+    checked: bool = False,
 ) -> Staged:
     """Stage a run of `opdef` with `config` (resolved) and exactly the
     `upstream` runs given. With `found` (a `lookup` whose match was
-    None), an op that could not be predicted is compared once staged."""
+    None), an op that could not be predicted is compared once staged.
+    `checked`: the caller has just called `check_op` with these args."""
     if found is not None and found.match is not None:
         return Staged(found.match, needed=False)
-    check_op(gf, home, opdef, config, upstream)
+    if not checked:
+        check_op(gf, home, opdef, config, upstream)
     run = run_stage.make_run(home)
     cmd = gagefile.op_cmd(opdef)
     run_stage.init_run_meta(

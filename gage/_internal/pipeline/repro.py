@@ -30,7 +30,7 @@ from typing import Any, Callable, Mapping
 
 from ..engines.engine import Engine
 from ..home import runs
-from ..lifecycle import op_inputs, run_stage, stage_op
+from ..lifecycle import dep_pins, op_inputs, run_stage, stage_op
 from ..project import gagefile, graph
 from ..types import DependencyError, GageError, Run
 
@@ -395,10 +395,11 @@ def _start_op(
         match = pull_matching(home, remote, found.key)
         if match:
             return Step(op, "pulled", match)
-    if st.fetch is not None:
-        absent = stage_op.absent_files(gf, home, opdef, upstream)
-        if absent:
-            st.fetch(absent)
+    absent = stage_op.absent_files(gf, home, opdef, upstream)
+    if absent and st.fetch is None:
+        raise dep_pins.absent_error(absent[0])  # nothing staged
+    if absent and st.fetch is not None:
+        st.fetch(absent)
     staged = stage_op.stage_op(
         gf, home, opdef, config, found, upstream=upstream, warn=st.warn
     )

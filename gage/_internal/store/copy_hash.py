@@ -7,7 +7,9 @@ import hashlib
 import os
 from typing import Any, Callable, Protocol
 
-__all__ = ["Counter", "hash_stream", "kernel_copy_hashing"]
+from ..util import file_util
+
+__all__ = ["Counter", "copy_hashing", "hash_stream", "kernel_copy_hashing"]
 
 _BUF_SIZE = 4 * 1024 * 1024
 
@@ -16,6 +18,29 @@ class Counter(Protocol):
     """What counts bytes done (`objects.Progress`)."""
 
     def add(self, nbytes: int = 0, files: int = 0) -> None: ...
+
+
+def copy_hashing(
+    src: str, dest: str, progress: Counter | None, reflink: Callable[[str, str], bool]
+) -> str:
+    """Copy `src` to a new file `dest` and return the sha256 of what was
+    written: a reflink (`reflink(src, dest)`), else a copy by the kernel
+    (`copy_file_range`) while this thread hashes each block of `dest` as
+    soon as it is written (so a copy costs about the larger of copying
+    and hashing, not their sum), else one pass that reads, hashes and
+    writes each block. The digest is always of `dest`'s bytes."""
+    if reflink(src, dest):
+        with file_util.open_regular(dest) as f:
+            return hash_stream(f, None, progress)
+    with file_util.open_regular(src) as f:
+        fd = os.open(dest, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        try:
+            digest = kernel_copy_hashing(f.fileno(), fd, progress)
+            if digest is None:
+                return hash_stream(f, fd, progress)
+            return digest
+        finally:
+            os.close(fd)
 
 
 def hash_stream(f: object, fd: int | None, progress: Counter | None) -> str:

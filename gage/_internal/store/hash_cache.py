@@ -39,12 +39,13 @@ closed (or `flush`ed): a row written per file would cost a transaction
 
 from __future__ import annotations
 
+import itertools
 import os
 import sqlite3
 import stat as statlib
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Sequence
 
 from ..util import file_util, sqlite_wait
 from ..util.file_util import stat_key
@@ -53,6 +54,7 @@ __all__ = [
     "MIN_SIZE",
     "RACY_SECONDS",
     "HashCache",
+    "file_digests",
     "file_sha256",
     "lookup",
     "lookup_text",
@@ -145,11 +147,13 @@ def _write(db: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> None:
 
 def _gave_up(cache: HashCache, e: Exception) -> None:
     """After a lock held past the bound: no more waits in this process's
-    use of the cache (every later lookup would wait again)."""
+    use of the cache, whichever handle (every later lookup would wait
+    again)."""
     if isinstance(e, sqlite_wait.Locked) and cache.db is not None:
         cache.db.close()
         cache.db = None
         cache.failed = True
+        _locked.add(cache.path)
 
 
 def open_cache(path: str) -> HashCache:
@@ -162,6 +166,9 @@ def _db(cache: HashCache, create: bool = False) -> sqlite3.Connection | None:
     """The open database; None when it cannot be opened, or does not
     exist and `create` is false (a lookup never makes one)."""
     if cache.db is None and not cache.failed:
+        if cache.path in _locked:  # waited for in vain once: not again
+            cache.failed = True
+            return None
         if not create and (cache.missing or not os.path.exists(cache.path)):
             cache.missing = True
             return None
@@ -176,6 +183,9 @@ def _connect(path: str, again: bool = True) -> sqlite3.Connection | None:
     try:
         db = sqlite_wait.connect(path)
         sqlite_wait.call(db, path, lambda: db.execute(_SCHEMA))
+    except sqlite_wait.Locked:
+        _locked.add(path)  # past the bound: this process does without it
+        return None
     except (sqlite3.OperationalError, OSError):
         return None  # locked, unwritable: do without
     except sqlite3.DatabaseError:
@@ -191,6 +201,9 @@ def _connect(path: str, again: bool = True) -> sqlite3.Connection | None:
     return db
 
 
+_locked: set[str] = set()
+
+
 def remember(path: str, digest: str, st: os.stat_result | None = None) -> None:
     """Remember, in this process, that the file at `path` has `digest`.
 
@@ -200,18 +213,14 @@ def remember(path: str, digest: str, st: os.stat_result | None = None) -> None:
     later change to the file (a write, a chmod, a utime) misses. `st`:
     the file's stat, when the caller has just taken it.
     """
-    if len(_memo) >= _MEMO_MAX:
-        _memo.clear()
-    _memo[stat_key(st or os.stat(path))] = digest
+    _memo_put(stat_key(st or os.stat(path)), digest)
 
 
 def record(cache: HashCache | None, st: os.stat_result, digest: str) -> None:
     """`remember` and `store` a file this process just placed (stat `st`)
     at once: its digest is known, its text verdict is not needed."""
     key = stat_key(st)
-    if len(_memo) >= _MEMO_MAX:
-        _memo.clear()
-    _memo[key] = digest
+    _memo_put(key, digest)
     if cache is None or cache.failed or not statlib.S_ISREG(st.st_mode):
         return
     if st.st_mtime_ns > time.time_ns() - int(RACY_SECONDS * 1e9):
@@ -223,6 +232,16 @@ def remembered(st: os.stat_result, digest: str) -> bool:
     """True when this process recorded `digest` for a file with stat `st`
     (`remember`: gage wrote or placed it, and stored what it needs)."""
     return _memo.get(stat_key(st)) == digest
+
+
+def _memo_put(key: tuple[int, int, int, int, int], digest: str) -> None:
+    """Remember `digest` by `key`; when full, the oldest quarter goes (a
+    file placed after it was added has a newer entry: the staging of a
+    folder of 100,000 files keeps what finalizing it looks up)."""
+    if len(_memo) >= _MEMO_MAX:
+        for old in list(itertools.islice(_memo, _MEMO_MAX // 4)):
+            del _memo[old]
+    _memo[key] = digest
 
 
 _memo: dict[tuple[int, int, int, int, int], str] = {}
@@ -249,6 +268,28 @@ def file_sha256(
     if st.st_size >= MIN_SIZE and stat_key(st) == stat_key(os.stat(path)):
         _store(cache, st, digest)
     return digest
+
+
+def file_digests(
+    files: Sequence[tuple[str, os.stat_result | None]], cache: HashCache | None
+) -> list[str]:
+    """sha256 of many files (path and stat, or None: not taken; links
+    followed), in order: `file_sha256` batch-wise. The cache's rows for
+    them are read in a few queries (`prefetch`); a file it does not know
+    is read, and its digest stored whatever its size (a dependency file
+    is looked up again with every run: worth a row)."""
+    stats = [st or os.stat(path) for path, st in files]
+    prefetch(cache, [(st.st_dev, st.st_ino) for st in stats])
+    digests = []
+    for (path, _st), st in zip(files, stats):
+        digest = lookup(cache, st)
+        if digest is None:
+            digest = file_util.sha256_file(path)
+            if cache is not None and not cache.failed:
+                if stat_key(st) == stat_key(os.stat(path)):
+                    _store(cache, st, digest)
+        digests.append(digest)
+    return digests
 
 
 def lookup(cache: HashCache | None, st: os.stat_result) -> str | None:

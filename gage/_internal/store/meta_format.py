@@ -522,6 +522,9 @@ def json_records_text(data: Any) -> str:
     return "".join(out)
 
 
+_SORTED = json.JSONEncoder(sort_keys=True)  # one encoder, not one a record
+
+
 def _json_append(val: Any, pad: str, out: list[str]) -> None:
     if isinstance(val, str):
         out.append(json.encoder.encode_basestring_ascii(val))
@@ -530,7 +533,7 @@ def _json_append(val: Any, pad: str, out: list[str]) -> None:
         isinstance(v, (dict, list)) for v in val.values()
     )
     if not val or not isinstance(val, (dict, list)) or (flat and len(val) <= 8):
-        out.append(json.dumps(val, sort_keys=True))
+        out.append(_SORTED.encode(val))  # json.dumps(val, sort_keys=True)
         return
     inner = ",\n" + pad + "  "
     out.append("{" if isinstance(val, dict) else "[")

@@ -34,7 +34,7 @@ import os
 import stat
 import time
 from dataclasses import dataclass
-from typing import Iterator
+from typing import Callable, Iterator
 
 from ..util import file_util
 from ..util.console import Progress
@@ -46,10 +46,12 @@ __all__ = [
     "CacheInfo",
     "SourceChanged",
     "add_file",
+    "add_files",
     "cache_info",
     "adopt_file",
     "has_object",
     "place_object",
+    "place_objects",
     "place_source",
     "source_object_stats",
     "prune",
@@ -257,24 +259,8 @@ def _write_new(path: str, data: bytes, st: os.stat_result) -> None:
 
 
 def _copy_hashing(src: str, dest: str, progress: Progress | None) -> str:
-    """Copy `src` to a new file `dest` and return the sha256 of what was
-    written: a reflink, else a copy by the kernel (`copy_file_range`)
-    while this thread hashes each block of `dest` as soon as it is
-    written (so a copy costs about the larger of copying and hashing,
-    not their sum), else one pass that reads, hashes and writes each
-    block. The digest is always of `dest`'s bytes."""
-    if _reflink(src, dest):
-        with file_util.open_regular(dest) as f:
-            return copy_hash.hash_stream(f, None, progress)
-    with file_util.open_regular(src) as f:
-        fd = os.open(dest, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-        try:
-            digest = copy_hash.kernel_copy_hashing(f.fileno(), fd, progress)
-            if digest is None:
-                return copy_hash.hash_stream(f, fd, progress)
-            return digest
-        finally:
-            os.close(fd)
+    """Copy `src` to a new file `dest` while hashing it (`copy_hash`)."""
+    return copy_hash.copy_hashing(src, dest, progress, _reflink)
 
 
 # ---------------------------------------------------------------------------
@@ -302,22 +288,34 @@ def place_objects(
     items: list[tuple[str, str]],
     cache: hash_cache.HashCache,
     hardlink: bool = True,
+    again: Callable[[int], None] | None = None,
 ) -> list[tuple[str, os.stat_result]]:
     """`place_object` for many (digest, dest), in order: how each was
-    placed and the placed file's stat. The device of each dest dir is
-    read once."""
+    placed and the placed file's stat; each dest dir's device read once.
+    `again(i)`: adds the object of item `i` again when it is gone (a
+    prune), and the placement is tried once more."""
     devs: dict[str, int] = {}
-    obj_dev = None
+    obj_dev = 0
     placed = []
-    for digest, dest in items:
+    for i, (digest, dest) in enumerate(items):
         obj = object_path(runs_home, digest)
         parent = os.path.dirname(dest) or "."
-        dev = devs.get(parent)
-        if dev is None:
-            dev = devs[parent] = os.stat(parent).st_dev
-        if obj_dev is None:
+        if parent not in devs:
+            devs[parent] = os.stat(parent).st_dev
+        try:
+            obj_dev = obj_dev or os.lstat(obj).st_dev
+            how = _place_one(
+                obj, digest, dest, cache, hardlink, (devs[parent], obj_dev)
+            )
+        except FileNotFoundError:
+            if again is None:
+                raise
+            again(i)
             obj_dev = os.lstat(obj).st_dev
-        placed.append(_place_one(obj, digest, dest, cache, hardlink, (dev, obj_dev)))
+            how = _place_one(
+                obj, digest, dest, cache, hardlink, (devs[parent], obj_dev)
+            )
+        placed.append(how)
     return placed
 
 
@@ -329,21 +327,27 @@ def _place_one(
     hardlink: bool,
     devs: tuple[int, int],
 ) -> tuple[str, os.stat_result]:
-    _check_regular(obj)
-    if devs not in _no_reflink and _reflink(obj, dest, devs):
-        os.chmod(dest, _READONLY)
-        st = os.stat(obj)
-        os.utime(dest, ns=(st.st_atime_ns, st.st_mtime_ns))
-        st = os.stat(dest)
-        hash_cache.record(cache, st, digest)
-        return "reflink", st
+    if devs not in _no_reflink:
+        _check_regular(obj)
+        if _reflink(obj, dest, devs):
+            os.chmod(dest, _READONLY)
+            st = os.stat(obj)
+            os.utime(dest, ns=(st.st_atime_ns, st.st_mtime_ns))
+            st = os.stat(dest)
+            hash_cache.record(cache, st, digest)
+            return "reflink", st
     if hardlink and devs[0] not in _no_link and _link(obj, dest, devs[0]):
         # A link changes the object's ctime: record its new stat (the
-        # placed file's: the same inode) so the next placement need not
-        # read it again.
-        st = os.stat(dest)
+        # same inode's), so the next placement need not read it; its
+        # type checked here, not the object's before (one lstat).
+        st = os.lstat(dest)
+        if not stat.S_ISREG(st.st_mode):
+            _remove(dest)
+            _remove(obj)  # a link or special file put there: never placed
+            raise FileNotFoundError(errno.ENOENT, "not a regular file", obj)
         hash_cache.record(cache, st, digest)
         return "hardlink", st
+    _check_regular(obj)
     file_util.copy_file(obj, dest)
     os.chmod(dest, _READONLY)
     st = os.stat(dest)

@@ -19,12 +19,19 @@ from typing import IO
 
 from .run_meta import objects_pins_dir
 
-__all__ = ["pin", "pin_run", "pinned", "run_pinned", "unpin", "unpin_run"]
+__all__ = ["pin", "pin_all", "pin_run", "pinned", "run_pinned", "unpin", "unpin_run"]
 
 
 def pin(runs_home: str, key: str, group: str = "") -> None:
     """Pin `key` (a digest, or `run:<id>`) until `unpin(runs_home, group)`
     or until this process ends."""
+    pin_all(runs_home, [key], group)
+
+
+def pin_all(runs_home: str, keys: list[str], group: str = "") -> None:
+    """`pin` each of `keys`, in one write."""
+    if not keys:
+        return
     f = _files.get((runs_home, group))
     if f is None:
         f = _open(runs_home, group)
@@ -32,7 +39,7 @@ def pin(runs_home: str, key: str, group: str = "") -> None:
             return
         _files[(runs_home, group)] = f
     try:
-        f.write(key + "\n")
+        f.write("".join(key + "\n" for key in keys))
         f.flush()
     except OSError:
         pass
