@@ -9,8 +9,17 @@ remote, a second `gage push` (nothing to send: goal under 0.5 s), `gage
 pull` into an empty runs home; the floor copies the run dir and meta dir
 there and back; DVC (`dvc push`/`dvc pull` of the same files after `dvc
 add`, untimed; found as $GAGE_BENCH_DVC or `dvc` on PATH, e.g. a venv
-made with `pip install dvc dvc-ssh`) does the same. Ratios are printed
-per row.
+made with `pip install dvc dvc-ssh`; GAGE_BENCH_DVC=none: no DVC
+column) does the same. Ratios are printed per row: of wall times, and
+of CPU time (user + system of the processes this side starts: on a
+busy machine, wall time is mostly waiting on others).
+
+The machine may be busy: gage and the floor are timed GAGE_BENCH_REPEAT
+times each (default 3, alternating, a fresh remote and runs home each
+time) and the median is shown; DVC once. GAGE_BENCH_REMOTES (dir,ssh)
+and GAGE_BENCH_OPS (big,small) choose rows. GAGE_BENCH_BASE=DIR adds a
+row per row for the gage source tree in DIR (e.g. main, checked out
+elsewhere), timed in the same run: before and after side by side.
 """
 
 from __future__ import annotations
@@ -27,6 +36,10 @@ sys.path.insert(0, os.path.join(_ROOT, "tests"))
 
 BIG_MIB = int(os.environ.get("GAGE_BENCH_BIG_MIB", "256"))
 SMALL = int(os.environ.get("GAGE_BENCH_SMALL", "5000"))
+REPEAT = int(os.environ.get("GAGE_BENCH_REPEAT", "3"))
+REMOTES = os.environ.get("GAGE_BENCH_REMOTES", "dir,ssh").split(",")
+OPS = os.environ.get("GAGE_BENCH_OPS", "big,small").split(",")
+BASE = os.environ.get("GAGE_BENCH_BASE")
 
 GAGE_TOML = """\
 [big]
@@ -55,9 +68,11 @@ def main() -> None:
         env = _env(home, os.path.join(work, "config.toml"))
         for op in ("big", "small"):
             _check([sys.executable, "-m", "gage", "run", op, "-y", "-q"], project, env)
-        runs = {op: _run_dir(project, env, op) for op in ("big", "small")}
-        remotes = {"dir": None}
+        runs = {op: _run_dir(project, env, op) for op in ("big", "small") if op in OPS}
+        remotes = {"dir": None} if "dir" in REMOTES else {}
         try:
+            if "ssh" not in REMOTES:
+                raise RuntimeError("not in GAGE_BENCH_REMOTES")
             from remote_servers import start_sshd
 
             os.makedirs(os.path.join(work, "sshd"))
@@ -68,14 +83,15 @@ def main() -> None:
         dvc = _dvc()
         if not dvc:
             print("(no DVC column: set GAGE_BENCH_DVC or put dvc on PATH)")
-        print(f"big: {BIG_MIB} MiB dependency; small: {SMALL} files")
+        print(f"big: {BIG_MIB} MiB dependency; small: {SMALL} files; "
+              f"median of {REPEAT}")
         header = ("row", "gage push", "push again", "gage pull", "floor push",
                   "floor pull", "dvc push", "dvc pull", "push/floor", "pull/floor",
-                  "push/dvc", "pull/dvc")
+                  "push/dvc", "pull/dvc", "cpu push/floor", "cpu pull/floor")
         rows = []
         for kind, server in remotes.items():
             for op, run_dir in runs.items():
-                rows.append(_row(work, project, env, kind, server, op, run_dir, dvc))
+                rows.extend(_rows(work, project, env, kind, server, op, run_dir, dvc))
         _print(header, rows)
     finally:
         if sshd:
@@ -102,6 +118,8 @@ def _project(work: str) -> str:
 
 def _env(home: str, config: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("GAGE_")}
+    # As a user runs gage: its modules' bytecode cached after the first run.
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
     env.update(GAGE_RUNS=home, GAGE_CONFIG=config)
     return env
 
@@ -114,9 +132,21 @@ def _check(cmd: list[str], cwd: str, env: dict | None = None) -> str:
 
 
 def _timed(cmd: list[str], cwd: str, env: dict | None = None) -> float:
+    """Wall time of `cmd`; its CPU time (user + system, of this side's
+    processes) is added to CPU[cmd's first word]."""
+    import resource
+
+    r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     _check(cmd, cwd, env)
-    return time.perf_counter() - t0
+    wall = time.perf_counter() - t0
+    r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    global LAST_CPU
+    LAST_CPU = (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
+    return wall
+
+
+LAST_CPU = 0.0
 
 
 def _run_dir(project: str, env: dict, op: str) -> str:
@@ -126,8 +156,44 @@ def _run_dir(project: str, env: dict, op: str) -> str:
     return json.loads(out)[0]["run_dir"]
 
 
-def _row(work, project, env, kind, server, op, run_dir, dvc) -> tuple:
-    base = os.path.join(work, f"{kind}-{op}")
+def _rows(work, project, env, kind, server, op, run_dir, dvc) -> list[tuple]:
+    """A row for gage (and one for BASE), with the floor and DVC."""
+    variants = {"": {}}
+    if BASE:
+        variants[" (base)"] = {"PYTHONPATH": BASE}
+    times: dict[str, list] = {v: [] for v in variants}
+    floors = []
+    for i in range(REPEAT):
+        for v, extra in variants.items():
+            base = os.path.join(work, f"{kind}-{op}-{i}{v.strip(' ()')}")
+            times[v].append(_gage_times(base, project, dict(env, **extra), server, run_dir))
+        base = os.path.join(work, f"{kind}-{op}-{i}-floor")
+        os.makedirs(base)
+        floors.append(_floor(base, server, run_dir))
+    fpush, fpull, fcpush, fcpull = (_median([f[k] for f in floors]) for k in range(4))
+    dpush = dpull = None
+    if dvc:
+        base = os.path.join(work, f"{kind}-{op}-dvc")
+        os.makedirs(base)
+        dpush, dpull = _dvc_times(base, server, run_dir, dvc)
+    rows = []
+    for v in variants:
+        push, again, pull, cpush, cpull = (
+            _median([t[k] for t in times[v]]) for k in range(5))
+        rows.append((
+            f"{op} -> {kind}{v}", push, again, pull, fpush, fpull, dpush, dpull,
+            _ratio(push, fpush), _ratio(pull, fpull), _ratio(push, dpush),
+            _ratio(pull, dpull), _ratio(cpush, fcpush), _ratio(cpull, fcpull),
+        ))
+    return rows
+
+
+def _median(vals: list[float]) -> float:
+    vals = sorted(vals)
+    return vals[len(vals) // 2]
+
+
+def _gage_times(base, project, env, server, run_dir) -> tuple[float, ...]:
     os.makedirs(base)
     remote_path = os.path.join(base, "remote")
     url = server.url(remote_path) if server else remote_path
@@ -140,18 +206,14 @@ def _row(work, project, env, kind, server, op, run_dir, dvc) -> tuple:
     gage = [sys.executable, "-m", "gage"]
     env_a = dict(env, GAGE_CONFIG=config)
     push = _timed(gage + ["push", run_id, "-r", "r", "-y"], project, env_a)
+    cpu_push = LAST_CPU
     again = _timed(gage + ["push", run_id, "-r", "r", "-y"], project, env_a)
     env_b = dict(env_a, GAGE_RUNS=os.path.join(base, "home-b"))
     pull = _timed(gage + ["pull", run_id, "-r", "r", "-y"], project, env_b)
-    fpush, fpull = _floor(base, server, run_dir)
-    dpush, dpull = _dvc_times(base, server, run_dir, dvc) if dvc else (None, None)
-    return (
-        f"{op} -> {kind}", push, again, pull, fpush, fpull, dpush, dpull,
-        _ratio(push, fpush), _ratio(pull, fpull), _ratio(push, dpush), _ratio(pull, dpull),
-    )
+    return push, again, pull, cpu_push, LAST_CPU
 
 
-def _floor(base: str, server, run_dir: str) -> tuple[float, float]:
+def _floor(base: str, server, run_dir: str) -> tuple[float, ...]:
     dest = os.path.join(base, "floor-remote")
     back = os.path.join(base, "floor-back")
     os.makedirs(dest)
@@ -159,22 +221,28 @@ def _floor(base: str, server, run_dir: str) -> tuple[float, float]:
     srcs = [run_dir, run_dir + ".meta"]
     if server is None:
         push = _timed(["cp", "-a", *srcs, dest], base)
+        cpu_push = LAST_CPU
         pulled = [os.path.join(dest, os.path.basename(p)) for p in srcs]
-        return push, _timed(["cp", "-a", *pulled, back], base)
+        return push, _timed(["cp", "-a", *pulled, back], base), cpu_push, LAST_CPU
     ssh = (f"ssh -i {server.key} -p {server.port} -o UserKnownHostsFile={server.known_hosts}"
            " -o BatchMode=yes")
     host = f"{server.user}@127.0.0.1"
     push = _timed(["rsync", "-a", "-e", ssh, *srcs, f"{host}:{dest}/"], base)
+    cpu_push = LAST_CPU
     pulled = [f"{host}:{os.path.join(dest, os.path.basename(p))}" for p in srcs]
-    return push, _timed(["rsync", "-a", "-e", ssh, *pulled, back + "/"], base)
+    pull = _timed(["rsync", "-a", "-e", ssh, *pulled, back + "/"], base)
+    return push, pull, cpu_push, LAST_CPU
 
 
 def _dvc() -> str | None:
+    if os.environ.get("GAGE_BENCH_DVC") == "none":
+        return None
     path = os.environ.get("GAGE_BENCH_DVC") or shutil.which("dvc")
     if path and not os.access(path, os.X_OK):
         path = None
-    if not path and os.path.exists("/tmp/gage-bench-dvc/bin/dvc"):
-        path = "/tmp/gage-bench-dvc/bin/dvc"
+    for venv in ("/tmp/gage-bench-dvc", "/tmp/peer-dvc"):
+        if not path and os.path.exists(f"{venv}/bin/dvc"):
+            path = f"{venv}/bin/dvc"
     return path
 
 

@@ -121,3 +121,40 @@ def sha256(path: str) -> str:
 
     with open(path, "rb") as f:
         return hashlib.sha256(f.read()).hexdigest()
+
+
+def pin_data(project: str) -> str:
+    """Pin prep's data.bin by its sha256 in gage.toml; the digest."""
+    digest = sha256(os.path.join(project, "data.bin"))
+    path = os.path.join(project, "gage.toml")
+    with open(path) as f:
+        text = f.read()
+    old = 'files = "data.bin" }'
+    assert old in text
+    with open(path, "w") as f:
+        f.write(text.replace(old, f'files = "data.bin", sha256 = "{digest}" }}'))
+    return digest
+
+
+def fresh_clone(tmp, name: str, src: Machine, config_text: str) -> Machine:
+    """A machine whose project is `src`'s without its data (a fresh clone
+    of a repository that does not hold the data)."""
+    import shutil
+
+    project = os.path.join(str(tmp), name, "project")
+    shutil.copytree(src.project, project, ignore=shutil.ignore_patterns("data.bin"))
+    return machine(tmp, name, config_text, project=project)
+
+
+def check_fetched(m: Machine, digest: str, remote: str) -> None:
+    """`m` has no data.bin: `gage run prep --remote` fetches it (object
+    cache, never the project) and the run has it."""
+    out = m.gage("run", "prep", "-y", "--remote", remote).stdout
+    assert f"Fetched data.bin (sha256 {digest[:12]}) from remote '{remote}'" in out
+    assert not os.path.exists(os.path.join(m.project, "data.bin"))
+    obj = os.path.join(m.home, ".objects", "sha256", digest[:2], digest[2:])
+    assert sha256(obj) == digest
+    [run] = m.runs()
+    assert run["status"] == "completed"
+    assert sha256(os.path.join(run["run_dir"], "data.bin")) == digest
+    m.gage("check", run["id"])

@@ -372,8 +372,10 @@ def test_remote_config_errors(tmp_path):
     assert "(remotes: x)" in p.stderr
     p = m2.gage("push", check=False)
     assert p.returncode == 2 and "no remote given: use --remote NAME" in p.stderr
-    p = m2.gage("run", "prep", "--remote", "x", check=False)
-    assert p.returncode == 2 and "--remote applies to --needed" in p.stderr
+    # run --remote names a remote even when nothing is to be fetched.
+    p = m2.gage("run", "prep", "--remote", "nope", "-y", check=False)
+    assert p.returncode == 2 and "no remote named 'nope'" in p.stderr
+    assert m2.runs() == []
 
 
 def test_remote_dir_parent_missing(tmp_path):
@@ -390,9 +392,29 @@ def test_repro_pulls_instead_of_running(two):
     a.gage("repro", "-q")
     runs_a = {r["op"]: r for r in a.runs()}
     a.gage("push", "-y")
+    # --dry consults the remote: prep would be pulled, train is decided
+    # once prep is here; nothing moves.
+    out = b.gage("repro", "--dry", "--remote", "team").stdout
+    prep = runs_a["prep"]
+    assert out.splitlines() == [
+        f"prep: pull from team (run {prep['name']} ({prep['id']}))",
+        "train: pull from team or run (upstream prep is pulled first; decided then)",
+        "Nothing run (--dry).",
+    ]
+    assert b.runs() == []
+    out = b.gage("repro", "--dry").stdout
+    assert "prep: would run" in out
     out = b.gage("repro", "--remote", "team").stdout
     assert f"prep pulled from remote 'team': run {runs_a['prep']['name']}" in out
     assert f"train pulled from remote 'team': run {runs_a['train']['name']}" in out
     assert {r["id"] for r in b.runs()} == {r["id"] for r in runs_a.values()}
     out = b.gage("repro", "--dry").stdout
     assert "prep: up to date" in out and "train: up to date" in out
+    # With prep here, the remote's train is found by --dry too; a config
+    # no run on the remote has would run.
+    a.gage("run", "train", "lr=0.3", "-y", "-q")
+    a.gage("push", "-y")
+    out = b.gage("repro", "--dry", "--remote", "team", "train.lr=0.3").stdout
+    assert out.splitlines()[1].startswith("train: pull from team (run ")
+    out = b.gage("repro", "--dry", "--remote", "team", "train.lr=0.4").stdout
+    assert out.splitlines()[1].startswith("train: would run")

@@ -9,7 +9,7 @@ import time
 
 import pytest
 from remote_servers import s3_server, s3_server_auth  # noqa: F401
-from remote_util import machine
+from remote_util import check_fetched, fresh_clone, machine, pin_data
 
 
 def _client(server):
@@ -123,3 +123,17 @@ def test_s3_bad_credentials(s3_server_auth, tmp_path):  # noqa: F811
     [line] = p.stderr.splitlines()
     assert line.startswith("gage: remote 's3' (s3://bucket/x): access refused at bucket: "), line
     assert "bad credentials or no permission" in line
+
+
+def test_s3_fetch_pinned_file(s3_server, tmp_path):  # noqa: F811
+    """A fresh clone (no data) stages prep with its pinned data.bin from
+    the S3 remote's objects."""
+    bucket = f"gage-{tmp_path.name.lower().replace('_', '-')[-40:]}"
+    s3_server.make_bucket(bucket)
+    cfg = s3_server.table("s3", f"s3://{bucket}/team")
+    a = machine(tmp_path, "a", cfg)
+    digest = pin_data(a.project)
+    a.gage("run", "prep", "-y", "-q")
+    a.gage("push", "-y", "--remote", "s3")
+    b = fresh_clone(tmp_path, "b", a, cfg)
+    check_fetched(b, digest, "s3")

@@ -10,7 +10,7 @@ import time
 
 import pytest
 from remote_servers import free_port, sshd  # noqa: F401
-from remote_util import machine, remote_objects, sha256
+from remote_util import check_fetched, fresh_clone, machine, pin_data, remote_objects, sha256
 
 
 @pytest.fixture
@@ -125,3 +125,16 @@ def test_ssh_unknown_host_key(sshd, tmp_path):  # noqa: F811
     m = machine(tmp_path, "a", cfg)
     line = _one_line_error(m, "runs", "--remote", "box")
     assert "host key" in line and "is not known" in line, line
+
+
+def test_ssh_fetch_pinned_file(sshd, tmp_path):  # noqa: F811
+    """A fresh clone (no data) stages prep with its pinned data.bin from
+    the SSH remote's objects."""
+    remote = str(tmp_path / "remote")
+    cfg = sshd.table("box", remote)
+    a = machine(tmp_path, "a", cfg)
+    digest = pin_data(a.project)
+    a.gage("run", "prep", "-y", "-q")
+    a.gage("push", "-y", "--remote", "box")
+    b = fresh_clone(tmp_path, "b", a, cfg)
+    check_fetched(b, digest, "box")

@@ -266,7 +266,9 @@ def _add_needed_args(run: argparse.ArgumentParser) -> None:
     run.add_argument(
         "--remote",
         metavar="NAME",
-        help="with --needed: also look on this remote, and pull a run found there",
+        help="fetch pinned dependency files missing from the project from this "
+        'remote (default: "$remote"); with --needed: also look on it, and '
+        "pull a run found there",
     )
 
 

@@ -71,16 +71,16 @@ def _cmd_push(args) -> int:
     from ..remote.push import plan_push, push
 
     gf, home = _project(args)
-    b = api.open_remote(args.remote, gf)
+    remote = api.open_remote(args.remote, gf)
     if args.runs:
         selected = [runs.select_run(home, spec) for spec in args.runs]
     else:
         selected = runs.list_runs(home)
-    plan = plan_push(b, selected, args.force)
+    plan = plan_push(remote, selected, args.force)
     stop = _stop(args, plan, "push", "to")
     if stop is not None:
         return stop
-    push(b, plan, _progress(args, "Pushing"))
+    push(remote, plan, _progress(args, "Pushing"))
     return _done(args, plan, "Pushed", "to")
 
 

@@ -61,7 +61,8 @@ def add_parser(sub: argparse._SubParsersAction, name: str, help: str) -> None:
         "--remote",
         metavar="NAME",
         help="pull a completed run with the same inputs from this remote "
-        "instead of running the op",
+        "instead of running the op (with --dry: say which), and fetch pinned "
+        "dependency files missing from the project from it",
     )
     add_jobs_args(p)
     p.add_argument("-q", "--quiet", action="store_true", help="do not show run output")
@@ -118,13 +119,14 @@ def _cmd_repro(args) -> int:
     targets, assigns = _split(args.words)
     ops = repro.select_ops(gf, targets, args.downstream)
     configs = _configs(gf, ops, assigns, targets)
-    if args.dry:
-        return _dry(repro.plan(gf, home, ops, configs, args.force))
     remote = None
     if args.remote:
         from ..remote import api
 
         remote = api.open_remote(args.remote, gf)
+    if args.dry:
+        return _dry(repro.plan(gf, home, ops, configs, args.force, remote), remote)
+    fetch = _fetcher(gf, home, remote)
     engine = make_engine(args, gf)
     results: list[repro.Result] = []
     try:
@@ -142,6 +144,7 @@ def _cmd_repro(args) -> int:
             warn=common.warn,
             on_error=lambda msg: common.error(msg, 1),
             remote=remote,
+            fetch=fetch,
         )
     except KeyboardInterrupt:
         engine.cancel()
@@ -152,6 +155,23 @@ def _cmd_repro(args) -> int:
     _summary(results, ops)
     failed = [r for r in results if r.status == "failed"]
     return failed[0].code if failed else 0
+
+
+def _fetcher(gf, home: str, remote):
+    """What fetches pinned files missing from the project: from the
+    --remote given (open), else from "$remote"; None without either."""
+    from ..remote.config import default_remote
+
+    name = default_remote(gf)
+    if remote is None and not name:
+        return None
+
+    def fetch(absent) -> None:
+        from ..remote import api
+
+        api.fetch_files(home, absent, remote or name, gf, say=print)
+
+    return fetch
 
 
 def _split(words: list[str]) -> tuple[list[str], list[str]]:
@@ -192,10 +212,19 @@ def _configs(
     }
 
 
-def _dry(steps) -> int:
+def _dry(steps, remote=None) -> int:
     for step in steps:
         if step.action == "up to date":
             print(f"{step.op}: up to date (run {step.run.name})")
+            continue
+        if step.action == "pull":
+            print(f"{step.op}: pull from {remote.spec.name} (run {step.pull})")
+            continue
+        if step.action == "later":
+            print(
+                f"{step.op}: pull from {remote.spec.name} or run "
+                f"({step.reasons[0]}; decided then)"
+            )
             continue
         closest = f" (compared with run {step.run.name})" if step.run else ""
         print(f"{step.op}: would run{closest}")

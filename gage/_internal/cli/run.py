@@ -27,8 +27,6 @@ from .common import (
 def _cmd_run(args) -> int:
     if args.start == "":
         raise usage("--start needs a run: give a run id or name (see 'gage runs')")
-    if args.remote and not args.needed:
-        raise usage("--remote applies to --needed: give both (or neither)")
     if args.no_verify and not args.start:
         raise usage("--no-verify applies to --start RUN: a new run is verified")
     if args.start:
@@ -90,7 +88,10 @@ def _run_one(args, gf, home: str, opdef, config: dict, pins: dict) -> int:
         if found.match:
             return _not_needed(args, found.match)
         if found.key and args.remote:
-            return _pulled_needed(args, gf, home, found.key)
+            pulled = _pulled_needed(args, gf, home, found.key)
+            if pulled is not None:
+                return pulled
+    _fetch_absent(args, gf, home, opdef, pins, resolved)
     if not args.yes and not _confirm(opdef, config, args):
         return error("cancelled: nothing staged", 1)
     # Connected before anything is staged: a cluster that cannot be
@@ -224,20 +225,40 @@ def _clash(e, opdef, assigns: list[str]):
     )
 
 
-def _pulled_needed(args, gf, home: str, key: str) -> int:
-    """A run found on the remote is pulled; else the run goes ahead
-    (`_cmd_run` without --remote)."""
+def _pulled_needed(args, gf, home: str, key: str) -> int | None:
+    """A run found on the remote is pulled (the exit code); else None:
+    the run goes ahead."""
     from ..remote import api
 
     match = api.pull_needed(home, key, args.remote, gf)
     if match is None:
-        args.remote = None
-        return _cmd_run(args)
+        return None
     print(
         f"Run not needed: pulled {match.name} ({match.id}) from remote "
         f"'{args.remote}': it completed with the same config and inputs"
     )
     return _print_json(args, match, 0)
+
+
+def _fetch_absent(args, gf, home: str, opdef, pins: dict, resolved) -> None:
+    """Pinned dependency files missing from the project come from the
+    remote (--remote, else "$remote") into the object cache; with no
+    remote, the line says what is missing and how to fetch it."""
+    from ..lifecycle import dep_pins, stage_op
+    from ..remote.config import default_remote, resolve_remote
+
+    if args.remote:
+        resolve_remote(args.remote, gf)  # a name that is not a remote: say so
+    absent = stage_op.absent_files(gf, home, opdef, pins, resolved)
+    if not absent:
+        return
+    remote = args.remote or default_remote(gf)
+    if not remote:
+        raise dep_pins.absent_error(absent[0])
+    from ..remote import api
+
+    out = sys.stderr if args.json else sys.stdout
+    api.fetch_files(home, absent, remote, gf, say=lambda line: print(line, file=out))
 
 
 def _split_words(words: list[str]) -> tuple[str | None, list[str]]:

@@ -42,6 +42,7 @@ from ..store import hash_cache, run_meta
 from ..types import OpDef, Run
 from ..util import file_util
 from ..util.fmt import fmt_val
+from . import dep_pins
 
 __all__ = [
     "Inputs",
@@ -196,6 +197,15 @@ def _project_files(dep: Any, cache: hash_cache.HashCache) -> dict[str, str]:
     are read in a few queries and only files it does not know are read,
     and the folder's record is stored for next time."""
     root = dep.root
+    if dep.absent:  # pinned files not in the project: their pins
+        gone = {a.source for a in dep.absent}
+        present = [f for f in dep.files if f.source not in gone]
+        found = hash_cache.file_digests(
+            [(os.path.join(root, f.source), f.st) for f in present], cache
+        )
+        sources = [f.source for f in dep.files]
+        merged = dep_pins.merge_digests(sources, found, dep.absent)
+        return dict(zip((f.path for f in dep.files), merged))
     sources = [f.source for f in dep.files]
     prefix = os.path.join(root, "")  # a join per file costs more than its stat
     stats = [f.st or os.stat(prefix + f.source) for f in dep.files]
@@ -203,12 +213,13 @@ def _project_files(dep: Any, cache: hash_cache.HashCache) -> dict[str, str]:
 
     scope = folder_scope(dep)
     listing = hash_cache.listing_digest(sources, stats)
-    digests = hash_cache.folder_digests(cache, scope, listing)
-    if digests is None or len(digests) != len(stats):
-        digests = hash_cache.file_digests(
-            [(os.path.join(root, src), st) for src, st in zip(sources, stats)], cache
-        )
-        hash_cache.store_folder(cache, scope, listing, stats, digests)
+    known = hash_cache.folder_digests(cache, scope, listing)
+    if known is not None and len(known) == len(stats):
+        return dict(zip((f.path for f in dep.files), known))
+    digests = hash_cache.file_digests(
+        [(os.path.join(root, src), st) for src, st in zip(sources, stats)], cache
+    )
+    hash_cache.store_folder(cache, scope, listing, stats, digests)
     return dict(zip((f.path for f in dep.files), digests))
 
 

@@ -33,6 +33,8 @@ file itself is never linked or chmodded.
 - `sha256`: a pin. A string pins the dependency's only file; a table
   pins files by their path relative to the root
   (`sha256 = { "data/raw.csv" = "..." }`). A mismatch fails staging.
+  A pinned project file missing from the project is placed from the
+  object cache, where a remote can fetch it (see `dep_pins`).
 
 Patterns are gage's one pattern language (`util.patterns`: gitignore
 globs anchored at the root). A pattern or target path that is absolute
@@ -77,7 +79,7 @@ from ..store.run_meta import (
 )
 from ..types import DependencyError, OpDef, Run, RunSelectError
 from ..util import console, file_util
-from . import run_lineage
+from . import dep_pins, run_lineage
 from .dep_match import match_files
 
 __all__ = [
@@ -120,6 +122,7 @@ class ResolvedDep:
     folders: tuple[str, ...] = ()
     """Folders (relative to `root`) walked whole with no link met: every
     regular file under them is in `files`."""
+    absent: tuple[dep_pins.Absent, ...] = ()  # pinned, not in the project
 
 
 # ---------------------------------------------------------------------------
@@ -165,10 +168,18 @@ def _resolve(
     why = ""
     target = _target_path(spec)
     walked: list[str] = []
+    absent: tuple[dep_pins.Absent, ...] = ()
     if spec["type"] == "project-files":
         root = os.path.abspath(project_dir)
         source = {"type": "project", "dir": root}
-        relpaths = match_files(root, _patterns(spec), where, "project", stats, walked)
+        globs, absent = dep_pins.split_absent(root, _patterns(spec), spec, where)
+        relpaths = (
+            match_files(root, globs, where, "project", stats, walked) if globs else {}
+        )
+        if absent:
+            relpaths = dict(
+                sorted({**relpaths, **{a.source: None for a in absent}}.items())
+            )
     else:
         choice = chosen.get(spec["run-select"])
         if choice is not None:
@@ -183,7 +194,9 @@ def _resolve(
             relpaths = dict.fromkeys(_generated_files(up))
     files = [DepFile(rel, _join(target, rel), st) for rel, st in relpaths.items()]
     link = bool(spec.get("link"))
-    return ResolvedDep(dict(spec), source, root, link, files, why, tuple(walked))
+    return ResolvedDep(
+        dict(spec), source, root, link, files, why, tuple(walked), absent
+    )
 
 
 def _patterns(spec: dict[str, Any]) -> list[str]:
@@ -378,8 +391,13 @@ def _hash_files(
     the object cache (read once when new, not at all when known), their
     rows read in a few queries, and pinned until placed (prune leaves
     them)."""
+    for a in dep_pins.unfetched(runs_home, list(dep.absent), cache):
+        raise dep_pins.absent_error(a)
+    gone = {a.source for a in dep.absent}  # placed from the object cache
     files = [
-        (os.path.join(dep.root, f.source), _file_stat(dep, f, where)) for f in dep.files
+        (os.path.join(dep.root, f.source), _file_stat(dep, f, where))
+        for f in dep.files
+        if f.source not in gone
     ]
     if dep.link:
         result = hash_cache.file_digests(files, cache)
@@ -391,9 +409,10 @@ def _hash_files(
             raise DependencyError(
                 f"{where}: '{source}' changed while the run was staged: stage again"
             ) from None
-        pins.pin_all(runs_home, sorted(set(result)))
+        pins.pin_all(runs_home, sorted(set(result) | {a.digest for a in dep.absent}))
+    result = dep_pins.merge_digests([f.source for f in dep.files], result, dep.absent)
     _check_pins(dep, result, where)
-    if dep.source.get("type") == "project":  # for --needed: one lookup
+    if dep.source.get("type") == "project" and not dep.absent:  # --needed: one lookup
         stats = [st for _path, st in files]
         listing = hash_cache.listing_digest([f.source for f in dep.files], stats)
         hash_cache.store_folder(cache, folder_scope(dep), listing, stats, result)
@@ -483,6 +502,12 @@ def _place(
             {"path": f.path, "source": f.source, "sha256": digest, "placed": how}
         )
     append_files_log(run, events)
+    if dep.absent:
+        names = ", ".join(a.source for a in dep.absent)
+        log.info(
+            f"Not in the project, placed from the object cache by their sha256 "
+            f"pin: {names} ({where})"
+        )
     if dep.link:
         log.info(f"Linked {len(files)} file(s) for {where}")
     else:

@@ -22,13 +22,13 @@ from ..types import OpDef, Run
 from . import op_inputs
 
 if TYPE_CHECKING:
-    from . import run_deps
+    from . import dep_pins, run_deps
 
 # Staging's modules (run_stage and what it imports: the file selection,
 # objects, provenance, hooks, verification) are imported by `stage_op`
 # and `check_op` only: `--needed` that finds a run never loads them.
 
-__all__ = ["Lookup", "Staged", "check_op", "lookup", "stage_op"]
+__all__ = ["Lookup", "Staged", "absent_files", "check_op", "lookup", "stage_op"]
 
 
 @dataclass(frozen=True)
@@ -97,6 +97,27 @@ def check_op(
     if config:
         run_deps.check_config_files(resolved, gf.project_dir, opdef)
     return resolved
+
+
+def absent_files(
+    gf: gagefile.Gagefile,
+    home: str,
+    opdef: OpDef,
+    upstream: Mapping[str, Run] | None = None,
+    resolved: list[run_deps.ResolvedDep] | None = None,
+) -> list[dep_pins.Absent]:
+    """Pinned project files that are neither in the project nor in the
+    object cache: what a remote must fetch before `opdef` can be staged
+    (see dep_pins). `resolved`: as `check_op` returned them."""
+    from . import dep_pins, run_deps
+
+    if resolved is None:
+        if not opdef.get_dependencies():
+            return []
+        resolved = run_deps.preview_dependencies(
+            home, gf.project_dir, opdef, upstream, stats=False
+        )
+    return dep_pins.unfetched(home, [a for dep in resolved for a in dep.absent])
 
 
 def stage_op(

@@ -30,7 +30,7 @@ from typing import Any, Callable, Mapping
 
 from ..engines.engine import Engine
 from ..home import runs
-from ..lifecycle import op_inputs, run_stage, stage_op
+from ..lifecycle import dep_pins, op_inputs, run_stage, stage_op
 from ..project import gagefile, graph
 from ..types import DependencyError, GageError, Run
 
@@ -40,15 +40,18 @@ __all__ = ["Result", "Step", "plan", "repro", "select_ops"]
 @dataclass(frozen=True)
 class Step:
     """What `repro` would do for an op: `action` is `run` or `up to date`;
-    `run` is the completed run that is up to date, else the closest
-    completed run (or None); `reasons` say why it would run; `blocked`
-    why it could not be staged (a dependency that cannot be resolved)."""
+    with a remote also `pull` (`pull` names the run there, `name (id)`)
+    or `later` (an upstream op is pulled first: decided then); `run` is
+    the completed run that is up to date, else the closest completed run
+    (or None); `reasons` say why it would run; `blocked` why it could not
+    be staged (a dependency that cannot be resolved)."""
 
     op: str
     action: str
     run: Run | None = None
     reasons: list[str] = field(default_factory=list)
     blocked: str = ""
+    pull: str = ""
 
 
 @dataclass
@@ -88,12 +91,19 @@ def plan(
     ops: list[str],
     configs: Mapping[str, dict[str, Any]] | None = None,
     force: bool = False,
+    remote: Any = None,
 ) -> list[Step]:
-    """What `repro` would do for `ops` (in dependency order), and why."""
+    """What `repro` would do for `ops` (in dependency order), and why.
+    With `remote` (an open remote), an op that is not up to date here
+    and whose inputs key a completed run on the remote has is `pull`, as
+    `repro` would pull it (`pull.matching_entry`); ops downstream of it
+    are `later`: their inputs are known once it is here."""
     edges = graph.op_graph(gf.opdefs)
     configs = configs or {}
     resolved: dict[str, Run] = {}
     stale: set[str] = set()
+    later: set[str] = set()
+    entries: list[Any] = []
     steps = []
     wanted = set(ops)
     for op in ops:
@@ -103,15 +113,54 @@ def plan(
         elif any(u in stale for u in ups):
             names = ", ".join(u for u in ups if u in stale)
             step = Step(op, "run", reasons=[f"upstream {names} will run first"])
+        elif any(u in later for u in ups):
+            names = ", ".join(u for u in ups if u in later)
+            step = Step(op, "later", reasons=[f"upstream {names} is pulled first"])
         else:
             config = _config(gf, op, configs)
             step = _decide(gf, home, op, config, _runs_of(ups, resolved))
+            if step.action == "run" and remote is not None and not step.blocked:
+                step = _remote_step(
+                    gf, home, op, config, ups, resolved, step, remote, entries
+                )
         if step.action == "run":
             stale.add(op)
+        elif step.action in ("pull", "later"):
+            later.add(op)
         elif step.run is not None:
             resolved[op] = step.run
         steps.append(step)
     return steps
+
+
+def _remote_step(
+    gf: gagefile.Gagefile,
+    home: str,
+    op: str,
+    config: dict[str, Any],
+    ups: list[str],
+    resolved: Mapping[str, Run],
+    step: Step,
+    remote: Any,
+    entries: list[Any],
+) -> Step:
+    """`pull` when the remote has a completed run with the inputs key
+    `stage_op.lookup` gives (`entries`: the remote's, listed once), else
+    `step`."""
+    from ..remote import layout
+    from ..remote.pull import matching_entry
+
+    found = stage_op.lookup(gf, home, gf.get_opdef(op), config, _runs_of(ups, resolved))
+    if not found.key:
+        return step
+    if not entries:  # listed once per plan
+        entries.append(layout.list_entries(remote))
+    e = matching_entry(entries[0], found.key)
+    if e is None:
+        return step
+    where = f"remote '{remote.spec.name}'"
+    why = f"run {e['name']} on {where} completed with the same inputs"
+    return Step(op, "pull", step.run, [why], pull=f"{e['name']} ({e['id']})")
 
 
 def _config(
@@ -181,6 +230,7 @@ def repro(
     warn: run_stage.Warn | None = None,
     on_error: Say | None = None,
     remote: Any = None,
+    fetch: Callable[[list[Any]], object] | None = None,
 ) -> list[Result]:
     """Bring `ops` (in dependency order) up to date; append to `results`
     as each op is decided or ends (so a caller that is interrupted has
@@ -191,7 +241,9 @@ def repro(
     are skipped. `say` is told what happens; `on_error` gets the line of
     an op that could not be staged (its Result has it too). With `remote`
     (an open remote), a completed run there with the inputs an op would
-    have is pulled instead of run (`pulled`).
+    have is pulled instead of run (`pulled`). `fetch` gets the pinned
+    project files an op needs that are neither in the project nor in the
+    object cache (dep_pins.Absent), before the op is staged.
     """
     st = _Repro(
         gf,
@@ -208,6 +260,7 @@ def repro(
         warn,
         on_error,
         remote,
+        fetch,
         graph.op_graph(gf.opdefs),
         list(ops),
         set(ops),
@@ -245,6 +298,7 @@ class _Repro:
     warn: run_stage.Warn | None
     on_error: Say | None
     remote: Any
+    fetch: Callable[[list[Any]], object] | None
     edges: dict[str, list[str]]
     todo: list[str]
     wanted: set[str]
@@ -276,9 +330,7 @@ def _next(st: _Repro, op: str) -> None:
     try:
         config = _config(st.gf, op, st.configs)
         upstream = _runs_of(ups, st.resolved)
-        run = _start_op(
-            st.gf, st.home, op, config, upstream, st.force, st.warn, st.remote
-        )
+        run = _start_op(st, op, config, upstream)
     except GageError as e:
         if st.on_error:
             st.on_error(f"{op}: {e}")
@@ -324,18 +376,12 @@ def _exit(code: int) -> int:
 
 
 def _start_op(
-    gf: gagefile.Gagefile,
-    home: str,
-    op: str,
-    config: dict[str, Any],
-    upstream: Mapping[str, Run],
-    force: bool,
-    warn: run_stage.Warn | None,
-    remote: Any = None,
+    st: _Repro, op: str, config: dict[str, Any], upstream: Mapping[str, Run]
 ) -> Run | Step:
     """The completed run that is up to date (as a Step; `pulled` when it
-    came from `remote`), else a new staged run of `op` that uses exactly
+    came from the remote), else a new staged run of `op` that uses exactly
     the `upstream` runs."""
+    gf, home, force, remote = st.gf, st.home, st.force, st.remote
     opdef = gf.get_opdef(op)
     accept = None if force else _strict(gf, home, opdef)
     found = (
@@ -349,8 +395,13 @@ def _start_op(
         match = pull_matching(home, remote, found.key)
         if match:
             return Step(op, "pulled", match)
+    absent = stage_op.absent_files(gf, home, opdef, upstream)
+    if absent and st.fetch is None:
+        raise dep_pins.absent_error(absent[0])  # nothing staged
+    if absent and st.fetch is not None:
+        st.fetch(absent)
     staged = stage_op.stage_op(
-        gf, home, opdef, config, found, upstream=upstream, warn=warn
+        gf, home, opdef, config, found, upstream=upstream, warn=st.warn
     )
     if not staged.needed:
         return Step(op, "up to date", staged.run)

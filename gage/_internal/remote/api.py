@@ -20,6 +20,7 @@ from .push import Plan
 
 __all__ = [
     "Plan",
+    "fetch_files",
     "open_remote",
     "pull_needed",
     "pull_runs",
@@ -93,3 +94,19 @@ def pull_needed(
     from .pull import pull_matching
 
     return pull_matching(runs_home, open_remote(remote, gf), key)
+
+
+def fetch_files(
+    runs_home: str,
+    absent: list[Any],
+    remote: Any = None,
+    gf: Any = None,
+    say: Any = None,
+) -> None:
+    """Fetch pinned project files that are missing (`absent`, from
+    stage_op.absent_files) from `remote` into the object cache of
+    `runs_home`, verified against their sha256 (see remote/fetch.py)."""
+    from .fetch import fetch_absent
+
+    if absent:
+        fetch_absent(runs_home, open_remote(remote, gf), absent, say)

@@ -10,6 +10,10 @@ Nothing is ever visible under its final name before it is whole: a
 file goes to a temp name under `tmp/` and is renamed in place (a POSIX
 rename on SFTP), except on S3, where a PUT is atomic by itself.
 
+A directory remote moves bytes with the kernel (`file_util.copy_file`:
+one read and write for a small file, else reflink or `sendfile`), in
+this thread: for many small files, threads cost more than they give.
+
 Every failure leaves here as a RemoteError whose message names the
 remote and says what to do: host not reachable, authentication
 refused, bucket missing, permission denied, no space left.
@@ -28,6 +32,7 @@ from typing import Any, Iterator
 
 from ..project.remote_spec import RemoteSpec
 from ..types import RemoteError
+from ..util import file_util
 
 __all__ = ["Backend", "open_backend"]
 
@@ -49,6 +54,15 @@ class Backend:
     def label(self) -> str:
         return f"remote '{self.spec.name}' ({self.spec.url})"
 
+    @property
+    def local(self) -> bool:
+        return self.spec.scheme == "file"
+
+    @property
+    def jobs(self) -> int:
+        """Transfers at once: one for a directory (see the module doc)."""
+        return 1 if self.local else self.spec.jobs
+
     def path(self, *parts: str) -> str:
         return (
             "/".join((self.root.rstrip("/"),) + parts) if self.root else "/".join(parts)
@@ -60,13 +74,21 @@ class Backend:
         with self.errors(path):
             return self.fs.cat_file(path)
 
-    def get_file(self, path: str, local: str) -> None:
+    def get_file(self, path: str, local: str) -> str | None:
+        """Copy `path` to a new local file `local`: the sha256 of what
+        was written when it is known on the way (from a directory
+        remote), else None."""
         with self.errors(path):
+            if self.local:
+                return _copy_hashing(path, local)
             self.fs.get_file(path, local)
+        return None
 
     def names(self, path: str) -> list[str]:
         """Names in dir `path`; [] when there is none."""
         with self.errors(path, missing_ok=True):
+            if self.local:
+                return os.listdir(path)
             return [
                 os.path.basename(p.rstrip("/")) for p in self.fs.ls(path, detail=False)
             ]
@@ -84,6 +106,8 @@ class Backend:
 
     def exists(self, path: str) -> bool:
         with self.errors(path):
+            if self.local:
+                return os.path.lexists(path)
             return bool(self.fs.exists(path))
 
     # -- writing
@@ -92,11 +116,16 @@ class Backend:
         """Copy local file `local` to `path`, never partly visible there."""
         if self.spec.scheme in ("ssh", "sftp"):
             self._put(path, lambda dest: _sftp_put(self.fs, local, dest))
+        elif self.local:
+            self._put(path, lambda dest: file_util.copy_file(local, dest))
         else:
             self._put(path, lambda dest: self.fs.put_file(local, dest))
 
     def put_bytes(self, data: bytes, path: str) -> None:
-        self._put(path, lambda dest: self.fs.pipe_file(dest, data))
+        if self.local:
+            self._put(path, lambda dest: _write_new(dest, data))
+        else:
+            self._put(path, lambda dest: self.fs.pipe_file(dest, data))
 
     def _put(self, path: str, write: Any) -> None:
         with self.errors(path):
@@ -108,10 +137,13 @@ class Backend:
             self._makedirs(path.rsplit("/", 1)[0])
             try:
                 write(tmp)
-                self.fs.mv(tmp, path)
+                if self.local:
+                    os.replace(tmp, path)
+                else:
+                    self.fs.mv(tmp, path)
             except BaseException:
                 try:
-                    self.fs.rm_file(tmp)
+                    os.unlink(tmp) if self.local else self.fs.rm_file(tmp)
                 except Exception:
                     pass
                 raise
@@ -120,7 +152,10 @@ class Backend:
         with self._lock:
             if path in self._dirs:
                 return
-        self.fs.makedirs(path, exist_ok=True)
+        if self.local:
+            os.makedirs(path, exist_ok=True)
+        else:
+            self.fs.makedirs(path, exist_ok=True)
         with self._lock:
             self._dirs.add(path)
 
@@ -143,6 +178,40 @@ class Backend:
 
     def _error(self, e: BaseException, path: str) -> RemoteError:
         return RemoteError(f"{self.label}: {describe_error(e, self.spec, path)}")
+
+
+def _copy_hashing(src: str, dest: str) -> str:
+    """Copy `src` to a new file `dest`: the sha256 of the bytes written
+    (a small file read once; a big one copied by the kernel while this
+    thread hashes the copy)."""
+    from ..store import copy_hash
+
+    st = os.stat(src)
+    if st.st_size <= _SMALL:
+        digest = file_util.copy_file(src, dest, st)
+        if digest:
+            return digest
+        return file_util.sha256_file(dest)  # pragma: no cover - never small
+    with file_util.open_regular(src) as f:
+        fd = os.open(dest, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        try:
+            digest = copy_hash.kernel_copy_hashing(f.fileno(), fd, None)
+            return digest or copy_hash.hash_stream(f, fd, None)
+        finally:
+            os.close(fd)
+
+
+_SMALL = 256 * 1024  # file_util.copy_file reads a file this small whole
+
+
+def _write_new(path: str, data: bytes) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+    finally:
+        os.close(fd)
 
 
 def _sftp_put(fs: Any, local: str, dest: str) -> None:
@@ -383,22 +452,68 @@ def _open_s3(spec: RemoteSpec) -> Backend:
 
 
 def run_all(jobs: int, fn: Any, items: list, done: Any = None) -> None:
-    """`fn(item)` for each of `items`, `jobs` at once; `done(item,
-    result)` in this thread as each ends. The first error cancels what
-    has not started, waits for what has, and is raised."""
-    from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
-
+    """`fn(item)` for each of `items`, `jobs` at once (in this thread
+    when 1); `done(item, result)` in this thread as each ends. The first
+    error stops what has not started, waits for what has, and is
+    raised."""
     if not items:
         return
-    pool = ThreadPoolExecutor(max(1, min(jobs, len(items))))
+    if jobs <= 1 or len(items) == 1:
+        for item in items:
+            result = fn(item)
+            if done is not None:
+                done(item, result)
+        return
+    _run_pool(min(jobs, len(items)), fn, items, done)
+
+
+def _run_pool(jobs: int, fn: Any, items: list, done: Any) -> None:
+    """`jobs` threads take the next item as they finish one; results come
+    back on a queue (no future and no wait per item)."""
+    import queue
+
+    todo = iter(items)
+    take = threading.Lock()
+    stop = threading.Event()
+    results: queue.SimpleQueue = queue.SimpleQueue()
+    end = object()
+
+    def work() -> None:
+        try:
+            while not stop.is_set():
+                with take:
+                    item = next(todo, end)
+                if item is end:
+                    break
+                try:
+                    results.put((item, fn(item), None))
+                except BaseException as e:
+                    stop.set()  # the others take nothing more
+                    results.put((item, None, e))
+                    break
+        finally:
+            results.put(end)
+
+    threads = [threading.Thread(target=work, daemon=True) for _ in range(jobs)]
+    for t in threads:
+        t.start()
+    first: BaseException | None = None
     try:
-        futures = {pool.submit(fn, item): item for item in items}
-        pending = set(futures)
-        while pending:
-            finished, pending = wait(pending, timeout=0.2, return_when=FIRST_EXCEPTION)
-            for f in finished:
-                result = f.result()
-                if done is not None:
-                    done(futures[f], result)
+        live = jobs
+        while live:
+            got = results.get()
+            if got is end:
+                live -= 1
+                continue
+            item, result, error = got
+            if error is not None:
+                first = first or error
+                stop.set()
+            elif first is None and done is not None:
+                done(item, result)
     finally:
-        pool.shutdown(wait=True, cancel_futures=True)
+        stop.set()
+        for t in threads:
+            t.join()
+    if first is not None:
+        raise first

@@ -16,7 +16,7 @@ from ..project import remote_spec
 from ..project.remote_spec import RemoteSpec
 from ..types import GagefileError
 
-__all__ = ["remote_names", "resolve_remote"]
+__all__ = ["default_remote", "remote_names", "resolve_remote"]
 
 
 def resolve_remote(name: str | None, gf: Any = None) -> RemoteSpec:
@@ -40,6 +40,11 @@ def resolve_remote(name: str | None, gf: Any = None) -> RemoteSpec:
         f'({_known(remotes)}): add a ["$remotes".{name}] table with a url',
         key=name,
     )
+
+
+def default_remote(gf: Any = None) -> str | None:
+    """The `$remote` default of gage.toml, else of the user config."""
+    return (gf.remote if gf is not None else None) or remote_spec.read_user_config()[0]
 
 
 def remote_names(gf: Any = None) -> list[str]:

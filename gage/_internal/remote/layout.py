@@ -77,7 +77,7 @@ def read_entry(b: Backend, run_id: str) -> dict[str, Any]:
 def list_entries(b: Backend, ids: set[str] | None = None) -> list[dict[str, Any]]:
     """Entries of the remote's runs (or of `ids`), oldest first."""
     ids = remote_ids(b) if ids is None else ids
-    with ThreadPoolExecutor(b.spec.jobs) as pool:
+    with ThreadPoolExecutor(b.jobs) as pool:
         entries = list(pool.map(lambda i: read_entry(b, i), sorted(ids)))
     return sorted(entries, key=lambda e: (e["run"].get("initialized") or "", e["id"]))
 

@@ -37,7 +37,16 @@ from . import layout
 from .backend import Backend, run_all
 from .push import Item, Plan
 
-__all__ = ["PULL_DIR", "plan_pull", "pull", "pull_matching", "select_entries"]
+__all__ = [
+    "PULL_DIR",
+    "ObjectMismatch",
+    "download",
+    "matching_entry",
+    "plan_pull",
+    "pull",
+    "pull_matching",
+    "select_entries",
+]
 
 PULL_DIR = ".gage-pull"
 
@@ -123,18 +132,24 @@ def pull(
     return pulled
 
 
-def pull_matching(home: str, b: Backend, key: str) -> Run | None:
-    """Pull the newest completed run on the remote with inputs key `key`
-    (see op_inputs.find_run); None when it has none."""
-    entries = layout.list_entries(b)
+def matching_entry(entries: list[dict[str, Any]], key: str) -> dict[str, Any] | None:
+    """The newest completed run of `entries` (oldest first) with inputs
+    key `key`: the one rule of --needed --remote, repro --remote and its
+    --dry plan."""
     found = [
         e
         for e in entries
         if e.get("input_key") == key and e["run"].get("status") == "completed"
     ]
-    if not found:
+    return found[-1] if found else None
+
+
+def pull_matching(home: str, b: Backend, key: str) -> Run | None:
+    """Pull the newest completed run on the remote with inputs key `key`
+    (see op_inputs.find_run); None when it has none."""
+    e = matching_entry(layout.list_entries(b), key)
+    if e is None:
         return None
-    e = found[-1]
     local = os.path.join(home, e["id"])
     if not os.path.isdir(local + META_SUFFIX):
         pull(home, b, plan_pull(home, b, [e]))
@@ -148,19 +163,37 @@ def pull_matching(home: str, b: Backend, key: str) -> Run | None:
 
 
 def _download(home: str, b: Backend, plan: Plan, progress: Progress | None) -> None:
+    owner = {d: e for e in plan.entries.values() for d in _digests(e)}
+
+    def name(digest: str, e: RemoteError) -> RemoteError:
+        return _object_error(b, digest, owner.get(digest), e)
+
+    download(home, b, plan.objects, progress, name)
+
+
+def download(
+    home: str,
+    b: Backend,
+    sizes: dict[str, int],
+    progress: Progress | None = None,
+    name: Any = None,
+) -> None:
+    """Download the objects `sizes` names (digest -> size) into the
+    object cache of `home`, each verified against its sha256 on arrival.
+    `name(digest, error)`: the RemoteError to raise for an object that is
+    missing or does not match (else the error as it is)."""
     tmp_dir = run_meta.objects_tmp_dir(home)
     os.makedirs(tmp_dir, exist_ok=True)
-    owner = {d: e for e in plan.entries.values() for d in _digests(e)}
 
     def fetch(digest: str) -> os.stat_result:
         tmp = os.path.join(tmp_dir, f"pull-{os.getpid()}-{time.time_ns()}")
         try:
-            b.get_file(layout.object_path(b, digest), tmp)
-            st = _adopt(home, tmp, digest)
+            actual = b.get_file(layout.object_path(b, digest), tmp)
+            st = _adopt(home, tmp, digest, actual)
             fault_point("remote-pull")
             return st
         except RemoteError as e:
-            raise _object_error(b, digest, owner.get(digest), e) from None
+            raise (name(digest, e) if name else e) from None
         except OSError as e:
             raise _local_error(home, e) from None
         finally:
@@ -172,9 +205,9 @@ def _download(home: str, b: Backend, plan: Plan, progress: Progress | None) -> N
         def done(digest: str, st: os.stat_result) -> None:
             hash_cache.store(cache, st, digest, extracted=True)
             if progress:
-                progress.add(plan.objects[digest], 1)
+                progress.add(sizes[digest], 1)
 
-        run_all(b.spec.jobs, fetch, sorted(plan.objects), done)
+        run_all(b.jobs, fetch, sorted(sizes), done)
     if progress:
         progress.done()
 
@@ -182,23 +215,32 @@ def _download(home: str, b: Backend, plan: Plan, progress: Progress | None) -> N
 _REPAIR = "'gage push --force {}' from a runs home that has it repairs it"
 
 
-class _Mismatch(RemoteError):
-    pass
+class ObjectMismatch(RemoteError):
+    """An object whose bytes are not its sha256 (refused on arrival)."""
 
 
-def _adopt(home: str, tmp: str, digest: str) -> os.stat_result:
+def _adopt(
+    home: str, tmp: str, digest: str, actual: str | None = None
+) -> os.stat_result:
     """Make the downloaded `tmp` the object for `digest` when it is;
-    the object's stat."""
-    actual = file_util.sha256_file(tmp)
+    the object's stat. `actual`: the sha256 of `tmp`'s bytes when the
+    download computed it as it wrote them (else `tmp` is read)."""
+    actual = actual or file_util.sha256_file(tmp)
     if actual != digest:
-        raise _Mismatch(f"its content has sha256 {actual[:12]}")
+        raise ObjectMismatch(f"its content has sha256 {actual[:12]}")
     os.chmod(tmp, 0o444)
     then = time.time() - 60  # earlier than now: see hash_cache.store
     os.utime(tmp, (then, then))
     dest = run_meta.object_path(home, digest)
-    os.makedirs(os.path.dirname(dest), exist_ok=True)
+    parent = os.path.dirname(dest)
+    if parent not in _made:
+        os.makedirs(parent, exist_ok=True)
+        _made.add(parent)
     os.replace(tmp, dest)
     return os.stat(dest)
+
+
+_made: set[str] = set()  # object cache dirs made by this process
 
 
 def _digests(entry: dict) -> list[str]:
@@ -213,7 +255,7 @@ def _object_error(
         what = next((f[0] for f in entry["files"] if f[1] == digest), None)
     run = f"run {entry['name']} ({entry['id']})" if entry else "a run"
     of = f"object {digest[:12]} ({what}) of {run}"
-    if isinstance(e, _Mismatch):
+    if isinstance(e, ObjectMismatch):
         return RemoteError(
             f"{b.label}: {of} does not match its sha256 ({e}): refused; "
             f"{_REPAIR.format(entry['name'] if entry else 'RUN')}",
@@ -280,13 +322,16 @@ def _place_files(home: str, run: Run, e: dict, cache: hash_cache.HashCache) -> N
     are not sealed); any other file is a copy with its own mode."""
     generated = {m.path for m in run_meta.read_manifest(run) if m.type == "g"}
     parents: set[str] = set()
+    linked = []
     for path, digest, _size, mode in e["files"]:
         dest = _dest(run, path, parents)
-        link = mode == 0o444 or (path in generated and not mode & 0o111)
-        objects.place_object(home, digest, dest, cache, hardlink=link)
-        if not link:
-            os.chmod(dest, mode & 0o7777)
-            hash_cache.store(cache, os.stat(dest), digest)
+        if mode == 0o444 or (path in generated and not mode & 0o111):
+            linked.append((digest, dest))
+            continue
+        objects.place_object(home, digest, dest, cache, hardlink=False)
+        os.chmod(dest, mode & 0o7777)
+        hash_cache.store(cache, os.stat(dest), digest)
+    objects.place_objects(home, linked, cache)
     for path, target in e["links"]:
         os.symlink(target, _dest(run, path, parents))
 

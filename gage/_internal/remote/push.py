@@ -85,29 +85,56 @@ def plan_push(b: Backend, runs: list[Run], force: bool = False) -> Plan:
     """What pushing `runs` to `b` would send. RemoteError when a run to
     send does not verify (nothing is sent). `force`: send every run and
     every object again, whatever the remote has (to repair a remote
-    whose objects were changed or removed)."""
-    plan = Plan(b.spec.name, b.spec.url)
-    on_remote = layout.remote_ids(b)
+    whose objects were changed or removed). Runs are read before the
+    remote is asked anything."""
+    local: list[tuple[Run, str, str, bytes | None]] = []
     for run in runs:
         status = runs_mod.run_status(run)
         op = runs_mod.op_name(run) or "?"
-        if status not in PUSHABLE:
+        meta = None
+        if status in PUSHABLE:
+            meta = run_archive.pack_meta(run, skip=[run_records.REMOTE_META])
+        local.append((run, op, status, meta))
+    plan = Plan(b.spec.name, b.spec.url)
+    same = set() if force else _up_to_date(b, local)
+    for run, op, status, meta in local:
+        if meta is None:
             plan.items.append(Item(run.id, run.name, op, status, f"skipped ({status})"))
             continue
-        meta = run_archive.pack_meta(run, skip=[run_records.REMOTE_META])
-        meta_digest = hashlib.sha256(meta).hexdigest()
-        if not force and run.id in on_remote and _same_meta(b, run.id, meta_digest):
+        if run.id in same:
             plan.items.append(Item(run.id, run.name, op, status, "up to date"))
             continue
         _verify(run, b)
-        entry, files = _entry(run, meta_digest, status)
+        entry, files = _entry(run, hashlib.sha256(meta).hexdigest(), status)
         entry["meta_size"] = len(meta)
         plan.items.append(Item(run.id, run.name, op, status, "push"))
         plan.entries[run.id] = entry
-        plan.sources[meta_digest] = meta
+        plan.sources[entry["meta"]] = meta
         plan.sources.update(files)
     _drop_present(b, plan, force)
     return plan
+
+
+def _up_to_date(b: Backend, local: list[tuple]) -> set[str]:
+    """Ids of the runs whose entry on the remote has their meta (the
+    entries read at once)."""
+    on_remote = layout.remote_ids(b)
+    digests = {
+        run.id: hashlib.sha256(meta).hexdigest()
+        for run, _op, _status, meta in local
+        if meta is not None and run.id in on_remote
+    }
+    same: set[str] = set()
+
+    def check(run_id: str) -> bool:
+        return _same_meta(b, run_id, digests[run_id])
+
+    def done(run_id: str, ok: bool) -> None:
+        if ok:
+            same.add(run_id)
+
+    run_all(b.jobs, check, sorted(digests), done)
+    return same
 
 
 def _same_meta(b: Backend, run_id: str, digest: str) -> bool:
@@ -166,24 +193,37 @@ def _drop_present(b: Backend, plan: Plan, force: bool = False) -> None:
     needed = set(plan.sources)
     if not needed:
         return
-    if force:
-        needed = set()
-    if len(needed) > 64:
-        present = {p.replace("/", "") for p in b.find(layout.objects_root(b))}
-    else:
-        present = set()
-
-        def check(d: str) -> None:
-            if b.exists(layout.object_path(b, d)):
-                present.add(d)
-
-        run_all(b.spec.jobs, check, sorted(needed))
-    for digest in needed & present:
+    for digest in set() if force else _present(b, needed):
         del plan.sources[digest]
     for digest, src in plan.sources.items():
         plan.objects[digest] = (
             len(src) if isinstance(src, bytes) else os.path.getsize(src)
         )
+
+
+def _present(b: Backend, needed: set[str]) -> set[str]:
+    """Which of `needed` the remote has: a look per object when they are
+    few, else one listing per fan-out dir (`objects/sha256/ab`) that
+    holds any of them and exists (an empty remote: one listing)."""
+    present: set[str] = set()
+    if len(needed) <= 16:
+
+        def check(d: str) -> None:
+            if b.exists(layout.object_path(b, d)):
+                present.add(d)
+
+        run_all(b.jobs, check, sorted(needed))
+        return present
+
+    def listing(fan: str) -> list[str]:
+        return b.names(b.path("objects", "sha256", fan))
+
+    def got(fan: str, names: list[str]) -> None:
+        present.update(fan + name for name in names)
+
+    fans = set(b.names(b.path("objects", "sha256")))
+    run_all(b.jobs, listing, sorted({d[:2] for d in needed} & fans), got)
+    return present & needed
 
 
 def push(b: Backend, plan: Plan, progress: Progress | None = None) -> Plan:
@@ -202,14 +242,14 @@ def push(b: Backend, plan: Plan, progress: Progress | None = None) -> Plan:
         if progress:
             progress.add(plan.objects[digest], 1)
 
-    run_all(b.spec.jobs, send, sorted(plan.sources), sent)
+    run_all(b.jobs, send, sorted(plan.sources), sent)
     import json
 
     def write(run_id: str) -> None:
         data = json.dumps(plan.entries[run_id], sort_keys=True).encode()
         b.put_bytes(data, layout.entry_path(b, run_id))
 
-    run_all(b.spec.jobs, write, sorted(plan.entries))
+    run_all(b.jobs, write, sorted(plan.entries))
     if progress:
         progress.done()
     return plan
