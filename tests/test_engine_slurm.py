@@ -329,13 +329,18 @@ def test_failing_run(cluster, tmp_path):
     assert job["state"] == "FAILED" and job["exit_code"] == "3:0"
 
 
-def _wait_status(d, env, want: dict[str, int], timeout=60.0) -> list[dict]:
+def _wait_status(d, env, want: dict[str, int], timeout=60.0, proc=None) -> list[dict]:
+    """The runs once their statuses count `want`; fails when `timeout`
+    runs out or `proc` (the gage that makes them) ends first."""
     deadline = time.monotonic() + timeout
     while True:
         runs = _runs(d, env)
         counts = {s: sum(r["status"] == s for r in runs) for s in want}
         if counts == want:
             return runs
+        if proc is not None and proc.poll() is not None:
+            out, err = proc.communicate()
+            raise AssertionError(f"gage ended ({proc.returncode}): {out}{err}")
         if time.monotonic() > deadline:
             seen = sorted(r["status"] for r in runs)
             raise AssertionError(f"runs {seen} after {timeout} s, waiting for {want}")
@@ -369,7 +374,7 @@ def test_ctrl_c_cancels_queued_and_running_jobs(cluster, tmp_path):
         args, cwd=d, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
     try:
-        runs = _wait_status(d, env, {"running": 1, "queued": 2})
+        runs = _wait_status(d, env, {"running": 1, "queued": 2}, proc=p)
         assert sorted(r["status"] for r in runs) == ["queued", "queued", "running"]
         running = [r for r in runs if r["status"] == "running"][0]
         deadline = time.monotonic() + 30
@@ -436,7 +441,7 @@ def test_killed_job_ends_its_run_abandoned(cluster, tmp_path):
         args, cwd=d, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
     try:
-        [run] = _wait_status(d, env, {"running": 1})
+        [run] = _wait_status(d, env, {"running": 1}, proc=p)
         job = json.loads(_meta(d, run, "slurm.json"))["job_id"]
         runner = int(_meta(d, run, "proc/lock").split()[0])
         os.kill(runner, signal.SIGKILL)
@@ -474,7 +479,7 @@ def test_requeued_job_does_not_start_its_run_again(cluster, tmp_path):
         text=True,
     )
     try:
-        [run] = _wait_status(d, env, {"running": 1})
+        [run] = _wait_status(d, env, {"running": 1}, proc=p)
         job = json.loads(_meta(d, run, "slurm.json"))["job_id"]
         started = _meta(d, run, "started")
         cluster.run("scontrol", "requeue", job)
