@@ -343,21 +343,10 @@ def folder_digests(
         return None
     row = cache.folders.get(scope)
     if row is None:
-        if _db(cache) is None:
-            return None
-        assert cache.db is not None
-        db = cache.db
-        try:
-            row = sqlite_wait.call(
-                db,
-                cache.path,
-                lambda: db.execute(
-                    "SELECT listing, digests FROM folders_v1 WHERE scope = ?",
-                    (scope,),
-                ).fetchone(),
-            )
-        except sqlite3.Error as e:
-            _gave_up(cache, e)
+        ok, row = _query_one(
+            cache, "SELECT listing, digests FROM folders_v1 WHERE scope = ?", (scope,)
+        )
+        if not ok:
             return None
     if row is None or row[0] != listing or len(row[1]) % 64:
         return None
@@ -459,29 +448,36 @@ def store(
         _store(cache, st, digest, racy_ok=extracted, text=text)
 
 
+def _query_one(cache: HashCache, sql: str, args: tuple) -> tuple[bool, Any]:
+    """(True, the row or None) of a one-row query; (False, None) when the
+    cache has no database or was given up on (locked past the bound)."""
+    if _db(cache) is None:
+        return False, None
+    db = cache.db
+    assert db is not None
+    try:
+        return True, sqlite_wait.call(
+            db, cache.path, lambda: db.execute(sql, args).fetchone()
+        )
+    except sqlite3.Error as e:
+        _gave_up(cache, e)
+        return False, None
+
+
 def _lookup(cache: HashCache, st: os.stat_result) -> tuple[str, bool | None] | None:
     key = (st.st_dev, st.st_ino)
     row = cache.pending.get(key)
     if row is None:
         if key in cache.rows:
             row = cache.rows[key]
-        elif _db(cache) is None:
-            return None
         else:
-            assert cache.db is not None
-            db = cache.db
-            try:
-                row = sqlite_wait.call(
-                    db,
-                    cache.path,
-                    lambda: db.execute(
-                        "SELECT dev, ino, size, mtime_ns, ctime_ns, sha256, text"
-                        " FROM digests_v3 WHERE dev = ? AND ino = ?",
-                        key,
-                    ).fetchone(),
-                )
-            except sqlite3.Error as e:
-                _gave_up(cache, e)
+            ok, row = _query_one(
+                cache,
+                "SELECT dev, ino, size, mtime_ns, ctime_ns, sha256, text"
+                " FROM digests_v3 WHERE dev = ? AND ino = ?",
+                key,
+            )
+            if not ok:
                 return None
             cache.rows[key] = row
     if row and tuple(row[2:5]) == (st.st_size, st.st_mtime_ns, st.st_ctime_ns):
