@@ -10,6 +10,7 @@ line, expected and actual output.
 from __future__ import annotations
 
 import os
+import shutil
 
 import pytest
 
@@ -37,6 +38,29 @@ class TopicFile(pytest.File):
 
 class TopicItem(pytest.Item):
     def runtest(self):
+        # A topic's temp dirs (`make_temp_dir`, `tempfile`) go in a dir of
+        # its own, removed when it ends: the suite leaves nothing in /tmp.
+        import tempfile
+
+        from gage._internal.test import delete_temp_dir
+
+        tmp = tempfile.mkdtemp(prefix="gage-topic-")
+        os.chmod(tmp, 0o1777)  # as /tmp: a topic may run a step as another user
+        before = os.environ.get("TMPDIR")
+        os.environ["TMPDIR"] = tmp
+        try:
+            self._run()
+        finally:
+            if before is None:
+                del os.environ["TMPDIR"]
+            else:
+                os.environ["TMPDIR"] = before
+            try:
+                delete_temp_dir(tmp)
+            except OSError:
+                shutil.rmtree(tmp, ignore_errors=True)
+
+    def _run(self):
         import groktest
 
         lines: list[str] = []

@@ -45,8 +45,6 @@ __all__ = [
 # Topics show permissions; make them the same on every machine.
 os.umask(0o002)
 
-_temp_dirs: list[str] = []
-
 
 def _parse_type(name: str, pattern: str):
     def decorator(f):
@@ -101,9 +99,7 @@ def parse_duration(s: str) -> str:
 
 
 def make_temp_dir(prefix: str = "gage-test-") -> str:
-    path = tempfile.mkdtemp(prefix=prefix)
-    _temp_dirs.append(path)
-    return path
+    return tempfile.mkdtemp(prefix=prefix)
 
 
 def delete_temp_dir(path: str) -> None:
