@@ -47,6 +47,8 @@ def _which(cmd: str) -> str | None:
 
 @dataclass
 class Cluster:
+    """A Slurm cluster the tests started (its dir, config and env)."""
+
     dir: str
     conf: str
     env: dict[str, str]

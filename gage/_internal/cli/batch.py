@@ -2,37 +2,10 @@
 
 from __future__ import annotations
 
-import argparse
 import sys
 from typing import Any
 
-from . import common
-
-
-def add_args(p: argparse.ArgumentParser) -> None:
-    """Batch options of `gage run`."""
-    from .repro import add_jobs_args
-
-    p.add_argument(
-        "-b",
-        "--batch-file",
-        dest="batch_files",
-        action="append",
-        default=[],
-        metavar="FILE",
-        help="trials from a .csv or .json file (repeatable)",
-    )
-    p.add_argument(
-        "--random", type=int, metavar="N", help="draw N trials from lists and ranges"
-    )
-    p.add_argument("--seed", type=int, metavar="S", help="seed for --random")
-    p.add_argument(
-        "--max-trials", type=int, metavar="N", help="run at most N trials of a batch"
-    )
-    add_jobs_args(p, detach=True)
-    from . import optimize
-
-    optimize.add_args(p)
+from . import common, run_args
 
 
 def maybe_batch(
@@ -40,7 +13,7 @@ def maybe_batch(
 ) -> int | None:
     """Run the batch that `assigns` and the batch options ask for; None
     when they ask for a single run."""
-    if not _maybe(args, assigns):
+    if not run_args.batch_asked(args, assigns):
         return None
     from ..config import run_config
     from ..lifecycle import op_inputs
@@ -81,17 +54,6 @@ def maybe_batch(
         slurm_args.preview(args, gf, opdef, home)  # the job of each trial
         return _preview(opdef, names, configs, bool(args.random))
     return _run(args, gf, home, opdef, configs, names, pins or {})
-
-
-def _maybe(args, assigns: list[str]) -> bool:
-    if (
-        args.optimize
-        or args.batch_files
-        or args.random is not None
-        or args.max_trials is not None
-    ):
-        return True
-    return any(w.split("=", 1)[1].strip().startswith("[") for w in assigns)
 
 
 def _config(base: dict, trial: dict, defaults: dict, opdef) -> dict:

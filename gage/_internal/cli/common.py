@@ -206,13 +206,15 @@ def needed_filter(args, gf, home, opdef, cmd):
     the op's command has now (None: nothing else). Reads the provenance
     settings first, so a bad user config stops before anything is
     staged."""
-    from ..lifecycle import provenance
+    from ..project import provenance_spec
 
     if getattr(args, "strict_env", False) and not args.needed:
         raise usage("--strict-env applies to --needed")
-    provenance.op_settings(opdef)  # a bad user config: before staging
-    if not args.needed:
-        return None
+    settings = provenance_spec.op_settings(opdef)  # a bad user config: now
+    if not args.needed or not (args.strict_env or settings.strict_env):
+        return None  # (provenance, git and package reading not imported)
+    from ..lifecycle import provenance
+
     env = dict(os.environ, **cmd.env)
     return provenance.strict_filter(
         opdef, cmd.args, env, gf.project_dir, home, args.strict_env

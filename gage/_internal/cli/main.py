@@ -80,12 +80,35 @@ gage.toml/config error.
 """
 
 
+def _lazy_inspect() -> None:
+    """`inspect` loaded on first use: the `dataclasses` module imports it
+    (ast, dis, tokenize: a fifth of what `gage runs` imports) and uses
+    it only for a class without a docstring (every gage dataclass has
+    one; tests/test_import_budget.py checks that `inspect` stays out).
+    Until an attribute is asked for, `sys.modules["inspect"]` is a
+    stand-in that then imports the real module and puts it there."""
+    if "inspect" not in sys.modules:
+        sys.modules["inspect"] = _Deferred("inspect")
+
+
+class _Deferred(type(sys)):  # a module
+    __spec__ = None  # read by `import`: no load for that
+
+    def __getattr__(self, attr: str):
+        import importlib
+
+        if sys.modules.get(self.__name__) is self:
+            del sys.modules[self.__name__]
+        return getattr(importlib.import_module(self.__name__), attr)
+
+
 def main(argv: list[str] | None = None) -> int:
     # Names that are not UTF-8 (paths, a project dir) print escaped.
     for stream in (sys.stdout, sys.stderr):
         reconfigure = getattr(stream, "reconfigure", None)
         if reconfigure:
             reconfigure(errors="backslashreplace")
+    _lazy_inspect()
     words = _sort_values(argv)
     parser = _parser(_verb_word(words))
     args = _parse_args(parser, words)
@@ -176,7 +199,9 @@ def _verb_word(words: list[str]) -> str | None:
 def _parser(verb: str | None = None) -> argparse.ArgumentParser:
     """The parser, with the options of `verb` only: the other verbs are a
     name and a line of help, all that `gage --help` or an unknown verb's
-    error shows. A command builds (and imports) one verb's parser."""
+    error shows; a known verb needs no other (argparse reads the verb
+    first and hands the rest to its parser). A command builds (and
+    imports) one verb's parser."""
     from gage import __version__
 
     p = common.Parser(
@@ -189,6 +214,8 @@ def _parser(verb: str | None = None) -> argparse.ArgumentParser:
     sub = p.add_subparsers(title="commands", metavar="COMMAND")
     for name, (help, add) in _VERBS.items():
         if name != verb:
+            if verb in _VERBS:
+                continue
             sub.add_parser(name, help=help, formatter_class=common.HelpFormatter)
         elif callable(add):
             add(sub, name, help)
@@ -243,9 +270,9 @@ def _add_run(sub: argparse._SubParsersAction, name: str, help: str) -> None:
     run.add_argument(
         "--json", action="store_true", help="print the run record as JSON at the end"
     )
-    from . import batch as cli_batch
+    from . import run_args
 
-    cli_batch.add_args(run)
+    run_args.add_batch_args(run)
     common.runs_dir_arg(run)
     run.set_defaults(func=_verb("run", "_cmd_run"))
 

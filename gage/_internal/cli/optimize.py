@@ -3,43 +3,9 @@ a sampler chooses (see pipeline/optimize.py)."""
 
 from __future__ import annotations
 
-import argparse
 from typing import Any
 
 from . import common
-
-
-def add_args(p: argparse.ArgumentParser) -> None:
-    """Search options of `gage run`."""
-    p.add_argument(
-        "--optimize",
-        metavar="NAME",
-        help="choose each trial's values from the results so far: tpe, gp, "
-        "cmaes or random (needs gage[tune])",
-    )
-    goal = p.add_mutually_exclusive_group()
-    goal.add_argument(
-        "--minimize",
-        metavar="COL",
-        help="with --optimize: the objective, a summary metric or a scalar "
-        "aggregate (loss, loss.min, acc.last)",
-    )
-    goal.add_argument(
-        "--maximize", metavar="COL", help="with --optimize: the objective to maximize"
-    )
-    p.add_argument(
-        "--prune",
-        metavar="RULE",
-        help="with --optimize: stop a trial whose objective per step is worse "
-        "than RULE allows: median, halving or hyperband (local engine)",
-    )
-    p.add_argument(
-        "--batch",
-        dest="batch_id",
-        metavar="ID",
-        help="with --optimize: continue the search of this batch up to "
-        "--max-trials trials in all",
-    )
 
 
 def run(args, gf, home: str, opdef, axes: dict, base: dict, defaults: dict) -> int:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from . import common
+from . import common, run_args
 
 _HELP = """\
 Bring OP and every op upstream of it up to date, in dependency order
@@ -64,42 +64,10 @@ def add_parser(sub: argparse._SubParsersAction, name: str, help: str) -> None:
         "instead of running the op (with --dry: say which), and fetch pinned "
         "dependency files missing from the project from it",
     )
-    add_jobs_args(p)
+    run_args.add_jobs_args(p)
     p.add_argument("-q", "--quiet", action="store_true", help="do not show run output")
     common.runs_dir_arg(p)
     p.set_defaults(func=_cmd_repro)
-
-
-def add_jobs_args(p: argparse.ArgumentParser, detach: bool = False) -> None:
-    p.add_argument(
-        "-j",
-        "--jobs",
-        type=int,
-        default=1,
-        metavar="N",
-        help="run up to N runs at once (default 1)",
-    )
-    p.add_argument(
-        "--engine",
-        metavar="NAME",
-        help="where runs start: local (default), dask or slurm (else $GAGE_ENGINE, "
-        "else $engine in gage.toml)",
-    )
-    p.add_argument(
-        "--scheduler",
-        metavar="ADDRESS",
-        help="with --engine dask: the Dask scheduler (default: a local "
-        "cluster of --jobs workers)",
-    )
-    p.add_argument(
-        "--scheduler-file",
-        metavar="FILE",
-        help="with --engine dask: the scheduler's file (dask scheduler "
-        "--scheduler-file FILE)",
-    )
-    from . import slurm_args
-
-    slurm_args.add_args(p, detach)
 
 
 def make_engine(args, gf):

@@ -43,12 +43,15 @@ def _cmd_run(args) -> int:
     opdef = gf.get_opdef(op_name)
     pins = _pins(args, home, opdef)
     from ..types import ConfigError
-    from . import batch as cli_batch
+    from . import run_args
 
     try:
-        code = cli_batch.maybe_batch(args, gf, home, opdef, assigns, pins)
-        if code is not None:
-            return code
+        if run_args.batch_asked(args, assigns):
+            from . import batch as cli_batch
+
+            code = cli_batch.maybe_batch(args, gf, home, opdef, assigns, pins)
+            if code is not None:
+                return code
         config = _resolve_config(gf, opdef, assigns)
     except ConfigError as e:
         raise _clash(e, opdef, assigns) from None

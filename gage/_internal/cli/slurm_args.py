@@ -1,37 +1,11 @@
-"""Slurm options of `gage run` and `gage repro` (`--engine slurm`):
+"""Slurm options of `gage run` and `gage repro` (`--engine slurm`, defined
+in `run_args`):
 `--slurm KEY=VALUE`, `--slurm-partition`, `--slurm-time`, `--detach`,
 and the job script `--preview` shows."""
 
 from __future__ import annotations
 
-import argparse
 from typing import Any
-
-
-def add_args(p: argparse.ArgumentParser, detach: bool = False) -> None:
-    p.add_argument(
-        "--slurm",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="with --engine slurm: a Slurm setting (partition, time, cpus, "
-        "mem, gres, account, qos, args, setup) over $slurm and the op's "
-        "(repeatable)",
-    )
-    p.add_argument(
-        "--slurm-partition", metavar="NAME", help="with --engine slurm: the partition"
-    )
-    p.add_argument(
-        "--slurm-time",
-        metavar="TIME",
-        help="with --engine slurm: the time limit (minutes or [D-]HH:MM:SS)",
-    )
-    if detach:
-        p.add_argument(
-            "--detach",
-            action="store_true",
-            help="with --engine slurm: submit the runs and return (see gage runs)",
-        )
 
 
 def overrides(args) -> dict[str, Any] | None:

@@ -88,6 +88,8 @@ def config_files(root: str, opdef: OpDef) -> set[str]:
 
 @dataclass(frozen=True)
 class _Rule:
+    """A config rule: files (and keys) included or excluded."""
+
     include: bool
     file_glob: str
     key_globs: tuple[str, ...] | None

@@ -37,6 +37,8 @@ _STOP_WAIT = 5.0
 
 @dataclass
 class LocalCluster:
+    """A local Dask cluster: its dir, scheduler file and processes."""
+
     dir: str
     scheduler_file: str
     procs: list[subprocess.Popen[bytes]]

@@ -104,6 +104,8 @@ class Child:
 
 @dataclass
 class _Starter:
+    """A starter process and its socket."""
+
     proc: subprocess.Popen[bytes]
     sock: socket.socket
 

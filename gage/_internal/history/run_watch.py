@@ -34,16 +34,22 @@ WAITING = ("pending", "staged", "running")
 
 @dataclass(frozen=True)
 class Output:
+    """Output a run wrote since the last event."""
+
     data: bytes
 
 
 @dataclass(frozen=True)
 class Scalars:
+    """Scalar aggregates that changed."""
+
     aggs: dict[str, Any]
 
 
 @dataclass(frozen=True)
 class Ended:
+    """The run ended with `status`."""
+
     status: str
 
 

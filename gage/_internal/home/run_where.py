@@ -90,16 +90,22 @@ class Cmp:
 
 @dataclass(frozen=True)
 class Not:
+    """`not EXPR`."""
+
     expr: Expr
 
 
 @dataclass(frozen=True)
 class And:
+    """`EXPR and EXPR ...`."""
+
     items: tuple[Expr, ...]
 
 
 @dataclass(frozen=True)
 class Or:
+    """`EXPR or EXPR ...`."""
+
     items: tuple[Expr, ...]
 
 
@@ -125,6 +131,8 @@ _NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
 
 @dataclass(frozen=True)
 class _Tok:
+    """A token of a `--where` expression."""
+
     kind: str  # str, op, punct, word, end
     text: str
     pos: int

@@ -32,7 +32,6 @@ and callers stage first and compare the staged run's inputs.
 from __future__ import annotations
 
 import functools
-import hashlib
 import json
 import os
 from dataclasses import dataclass, field
@@ -109,7 +108,7 @@ class Inputs:
 
 def _digest(data: Any) -> str:
     text = json.dumps(data, sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+    return file_util.sha256_bytes(text.encode("utf-8"))
 
 
 def opdef_digest(opdef: OpDef) -> str:

@@ -213,6 +213,8 @@ def _applies_to_dirs(rule: SourceRule) -> bool:
 
 @dataclass
 class _Compiled:
+    """A source rule and how many files it matched."""
+
     rule: SourceRule
     matches: int = 0
 

@@ -55,6 +55,8 @@ class UserConfigError(GageError):
 
 @dataclass(frozen=True)
 class ProvenanceSettings:
+    """What runs of an op record of where they came from."""
+
     enabled: bool = True
     env: tuple[str, ...] = DEFAULT_ENV
     strict_env: bool = False

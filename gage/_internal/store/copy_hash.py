@@ -1,17 +1,23 @@
-"""Copying a file while hashing it: the bytes of the copy, each read
-once (the object cache's big files; see `objects`)."""
+"""Copying a file while hashing it (the object cache's big files; see
+`objects`): a big copy costs about the larger of copying and hashing."""
 
 from __future__ import annotations
 
-import hashlib
 import os
-from typing import Any, Callable, Protocol
+import time
+from typing import Callable, Protocol
 
 from ..util import file_util
 
 __all__ = ["Counter", "copy_hashing", "hash_stream", "kernel_copy_hashing"]
 
 _BUF_SIZE = 4 * 1024 * 1024
+# The first `copy_file_range` only asks whether the kernel copies these
+# files: small, so that hashing starts at once.
+_FIRST_SIZE = 256 * 1024
+# A file changed less than this long ago is not trusted to show a later
+# change in its stat (as `hash_cache.RACY_SECONDS`).
+SETTLED_NS = 1_000_000_000
 
 
 class Counter(Protocol):
@@ -25,10 +31,11 @@ def copy_hashing(
 ) -> str:
     """Copy `src` to a new file `dest` and return the sha256 of what was
     written: a reflink (`reflink(src, dest)`), else a copy by the kernel
-    (`copy_file_range`) while this thread hashes each block of `dest` as
-    soon as it is written (so a copy costs about the larger of copying
-    and hashing, not their sum), else one pass that reads, hashes and
-    writes each block. The digest is always of `dest`'s bytes."""
+    (`copy_file_range`) in a second thread while this one hashes (so a
+    copy costs about the larger of copying and hashing, not their sum),
+    else one pass that reads, hashes and writes each block. The digest
+    is always of `dest`'s bytes (`kernel_copy_hashing` says when they
+    are read from `src`)."""
     if reflink(src, dest):
         with file_util.open_regular(dest) as f:
             return hash_stream(f, None, progress)
@@ -44,6 +51,8 @@ def copy_hashing(
 
 
 def hash_stream(f: object, fd: int | None, progress: Counter | None) -> str:
+    import hashlib
+
     h = hashlib.sha256()
     buf = bytearray(_BUF_SIZE)
     view = memoryview(buf)
@@ -64,62 +73,108 @@ def hash_stream(f: object, fd: int | None, progress: Counter | None) -> str:
 
 def kernel_copy_hashing(src: int, dest: int, progress: Counter | None) -> str | None:
     """Copy `src` to the empty `dest` by `copy_file_range` in a second
-    thread while this one hashes `dest` up to what is copied; None
-    (nothing written) where the kernel cannot copy these files."""
+    thread; None (nothing written) where the kernel cannot copy these
+    files. The digest is of `dest`'s bytes.
+
+    While the kernel copies, this thread hashes `src` (page cache to
+    hash, never waiting on the copy: the run costs the larger of copy
+    and hash) when `src` is settled: its ctime older than `SETTLED_NS`
+    (file times are coarse: a write within a tick of the last one could
+    leave them as they were) and its stat the same after the copy as
+    before. Otherwise it hashes `dest` up to what is copied (a `src`
+    changed in the last second) or again from the start (a `src` whose
+    stat changed: the caller's check says so)."""
     copy_range = getattr(os, "copy_file_range", None)
     if copy_range is None:
         return None
+    before = os.fstat(src)
     try:
-        first = copy_range(src, dest, _BUF_SIZE)
+        first = copy_range(src, dest, _FIRST_SIZE)
     except OSError:
         return None
-    import threading
-
-    state = {"copied": first, "done": first == 0}
-    cond = threading.Condition()
-    failed: list[BaseException] = []
-
-    def copy() -> None:
-        try:
-            while n := copy_range(src, dest, _BUF_SIZE):
-                with cond:
-                    state["copied"] += n
-                    cond.notify()
-        except BaseException as e:
-            failed.append(e)
-        finally:
-            with cond:
-                state["done"] = True
-                cond.notify()
-
-    copier = threading.Thread(target=copy, name="gage-copy", daemon=True)
-    copier.start()
+    settled = before.st_ctime_ns < time.time_ns() - SETTLED_NS
+    copy = _Copy(copy_range, src, dest, first)
+    copy.start()
     try:
-        digest = _hash_copied(dest, state, cond, progress)
+        if settled:
+            digest = _hash_fd(src, None, progress)
+        else:
+            digest = _hash_fd(dest, copy, progress)
     finally:
-        copier.join()
-    if failed:
-        raise failed[0]
+        copy.join()
+    if copy.failed:
+        raise copy.failed[0]
+    if settled and file_util.stat_key(before) != file_util.stat_key(os.fstat(src)):
+        return _hash_fd(dest, None, None)
     return digest
 
 
-def _hash_copied(
-    fd: int, state: dict[str, Any], cond: Any, progress: Counter | None
-) -> str:
+class _Copy:
+    """`copy_file_range` of `src` to `dest` in a thread of its own, from
+    what `first` copied on; what is copied so far, under `cond`."""
+
+    def __init__(self, copy_range: Callable[..., int], src: int, dest: int, first: int):
+        import threading
+
+        self.copied = first
+        self.done = first == 0
+        self.failed: list[BaseException] = []
+        self.cond = threading.Condition()
+        self._args = copy_range, src, dest
+        self._thread = threading.Thread(target=self._run, name="gage-copy", daemon=True)
+
+    def start(self) -> None:
+        if not self.done:
+            self._thread.start()
+
+    def join(self) -> None:
+        if self._thread.ident is not None:
+            self._thread.join()
+
+    def _run(self) -> None:
+        copy_range, src, dest = self._args
+        try:
+            while n := copy_range(src, dest, _BUF_SIZE):
+                with self.cond:
+                    self.copied += n
+                    self.cond.notify()
+        except BaseException as e:
+            self.failed.append(e)
+        finally:
+            with self.cond:
+                self.done = True
+                self.cond.notify()
+
+    def wait(self, hashed: int) -> int:
+        """Bytes copied, once more than `hashed` are or the copy ended."""
+        with self.cond:
+            while self.copied == hashed and not self.done:
+                self.cond.wait()
+            return self.copied
+
+
+def _hash_fd(fd: int, copy: _Copy | None, progress: Counter | None) -> str:
+    """The sha256 of file `fd` from its start, read with `preadv` (the
+    file position is the copier's): to its end, or with `copy` up to
+    what it has copied until it ends."""
+    import hashlib
+
     h = hashlib.sha256()
     buf = bytearray(_BUF_SIZE)
     view = memoryview(buf)
     hashed = 0
+    limit = -1
     while True:
-        with cond:
-            while state["copied"] == hashed and not state["done"]:
-                cond.wait()
-            copied, done = state["copied"], state["done"]
-        if copied == hashed and done:
-            return h.hexdigest()
-        n = os.preadv(fd, [view[: min(_BUF_SIZE, copied - hashed)]], hashed)
+        if copy is not None:
+            limit = copy.wait(hashed)
+            if limit == hashed:
+                return h.hexdigest()
+        want = _BUF_SIZE if limit < 0 else min(_BUF_SIZE, limit - hashed)
+        n = os.preadv(fd, [view[:want]], hashed)
         if not n:
-            raise OSError(f"short read of a copy at {hashed}")
+            if copy is not None:
+                raise OSError(f"short read of a copy at {hashed}")
+            return h.hexdigest()
         h.update(view[:n])
         hashed += n
         if progress:

@@ -48,7 +48,6 @@ same rule on recent mtimes: a listing with a file modified in the last
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 import os
 import sqlite3
@@ -330,7 +329,7 @@ def listing_digest(names: Sequence[str], stats: Sequence[os.stat_result]) -> str
             for n, st in zip(names, stats)
         ]
     )
-    return hashlib.sha256(data.encode("utf-8", "surrogateescape")).hexdigest()
+    return file_util.sha256_bytes(data.encode("utf-8", "surrogateescape"))
 
 
 def folder_digests(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import hashlib
+import importlib
 import os
 import re
 import stat
@@ -107,6 +107,8 @@ def file_kind(st: os.stat_result) -> str:
 
 def sha256_file(path: str) -> str:
     """Hex sha256 digest of a regular file's content (see `open_regular`)."""
+    import hashlib
+
     with open_regular(path) as f:
         if hasattr(hashlib, "file_digest"):  # Python 3.11+
             return hashlib.file_digest(f, "sha256").hexdigest()
@@ -117,7 +119,34 @@ def sha256_file(path: str) -> str:
 
 
 def sha256_bytes(data: bytes) -> str:
+    """Hex sha256 digest of `data`. Small data is hashed by Python's own
+    sha256: `hashlib` loads and sets up OpenSSL first (a few ms, more
+    than hashing kilobytes; `gage run --needed` hashes only small data),
+    which pays only for big data."""
+    if len(data) < _SMALL_HASH:
+        return _builtin_sha256()(data).hexdigest()
+    import hashlib
+
     return hashlib.sha256(data).hexdigest()
+
+
+_SMALL_HASH = 256 * 1024
+
+
+def _builtin_sha256() -> Any:
+    """Python's own sha256 (`_sha256`, `_sha2` from 3.12), else hashlib's."""
+    global _sha256
+    if _sha256 is None:
+        for name in ("_sha2", "_sha256", "hashlib"):
+            try:
+                _sha256 = importlib.import_module(name).sha256
+                break
+            except (ImportError, AttributeError):
+                continue
+    return _sha256
+
+
+_sha256: Any = None
 
 
 def write_atomic(path: str, data: bytes, mode: int = 0o644) -> None:
