@@ -1,10 +1,11 @@
 """copy_hash: the digest is of the copy's bytes, however it was read.
 
-`kernel_copy_hashing` hashes the source while the kernel copies it when
-the source is settled (its ctime older than `SETTLED_NS`) and unchanged
-after the copy; else it hashes the copy. These tests check which file
-was hashed (by the fds `os.preadv` read) and that the digest is always
-the sha256 of what was written.
+`kernel_copy_hashing` hashes the copy just behind the kernel, and reads
+a block from the source where it catches up with the copy, when the
+source is settled (its ctime older than `SETTLED_NS`) and unchanged
+after the copy. These tests check which file was hashed (by the fds
+`os.preadv` read) and that the digest is always the sha256 of what was
+written.
 """
 
 from __future__ import annotations
@@ -70,18 +71,47 @@ class _Count:
         self.nbytes += nbytes
 
 
-def test_settled_source_hashed_while_copied(src, tmp_path, preads, monkeypatch):
+def _slow_copy(monkeypatch, delay: float) -> None:
+    """A kernel copy that sleeps before each block after the first (as
+    one held back by writeback)."""
+    import time
+
+    copy_range = os.copy_file_range
+    calls = []
+
+    def slow(fd_in, fd_out, count, *a):
+        calls.append(count)
+        if len(calls) > 1:
+            time.sleep(delay)
+        return copy_range(fd_in, fd_out, count, *a)
+
+    monkeypatch.setattr(os, "copy_file_range", slow)
+
+
+def test_settled_source_read_where_the_copy_lags(src, tmp_path, preads, monkeypatch):
     monkeypatch.setattr(copy_hash, "SETTLED_NS", 0)
+    _slow_copy(monkeypatch, 0.2)
     dest = str(tmp_path / "dest.bin")
     count = _Count()
     digest, fd_in, fd_out = _copy(src, dest, count)
     assert digest == _sha256(dest) == _sha256(src)
-    assert set(preads) == {fd_in}
+    assert fd_in in preads  # read ahead of the copy, not waiting on it
     assert count.nbytes == SIZE
+
+
+def test_copy_ahead_hashes_the_copy(src, tmp_path, preads, monkeypatch):
+    """A copy that keeps ahead: only `dest` is read (just written)."""
+    monkeypatch.setattr(copy_hash, "SETTLED_NS", 0)
+    monkeypatch.setattr(copy_hash, "_FIRST_SIZE", SIZE)
+    dest = str(tmp_path / "dest.bin")
+    digest, fd_in, fd_out = _copy(src, dest)
+    assert digest == _sha256(dest) == _sha256(src)
+    assert set(preads) == {fd_out}
 
 
 def test_recent_source_hashes_the_copy(src, tmp_path, preads, monkeypatch):
     monkeypatch.setattr(copy_hash, "SETTLED_NS", 10**15)
+    _slow_copy(monkeypatch, 0.05)
     dest = str(tmp_path / "dest.bin")
     count = _Count()
     digest, fd_in, fd_out = _copy(src, dest, count)
@@ -91,16 +121,20 @@ def test_recent_source_hashes_the_copy(src, tmp_path, preads, monkeypatch):
 
 
 def test_source_changed_during_copy_hashes_the_copy(src, tmp_path, preads, monkeypatch):
-    """A source written while it is copied: its stat changes, and the
-    digest is of the bytes the copy holds (the caller's stat check then
-    refuses the copy)."""
+    """A source written while it is copied, after the hash read it: its
+    stat changes, and the digest is of the bytes the copy holds (the
+    caller's stat check then refuses the copy)."""
     monkeypatch.setattr(copy_hash, "SETTLED_NS", 0)
     copy_range = os.copy_file_range
     calls = []
 
     def changing(fd_in, fd_out, count, *a):
+        import time
+
         calls.append(count)
-        if len(calls) == 2:
+        if len(calls) > 1:
+            time.sleep(0.1)  # the hash reads ahead from the source
+        if len(calls) == 3:  # the hash has read the source's end by now
             with open(src, "r+b") as f:
                 f.seek(SIZE - 10)
                 f.write(b"x" * 20)

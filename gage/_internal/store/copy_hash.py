@@ -73,17 +73,18 @@ def hash_stream(f: object, fd: int | None, progress: Counter | None) -> str:
 
 def kernel_copy_hashing(src: int, dest: int, progress: Counter | None) -> str | None:
     """Copy `src` to the empty `dest` by `copy_file_range` in a second
-    thread; None (nothing written) where the kernel cannot copy these
-    files. The digest is of `dest`'s bytes.
+    thread while this one hashes; None (nothing written) where the kernel
+    cannot copy these files. The digest is of `dest`'s bytes.
 
-    While the kernel copies, this thread hashes `src` (page cache to
-    hash, never waiting on the copy: the run costs the larger of copy
-    and hash) when `src` is settled: its ctime older than `SETTLED_NS`
-    (file times are coarse: a write within a tick of the last one could
-    leave them as they were) and its stat the same after the copy as
-    before. Otherwise it hashes `dest` up to what is copied (a `src`
-    changed in the last second) or again from the start (a `src` whose
-    stat changed: the caller's check says so)."""
+    The hash reads `dest` just behind the copy (pages still in the CPU's
+    cache). Where it catches up with the copy (the kernel slowed by
+    writeback), it reads the next block from `src` instead of waiting, so
+    a copy costs the larger of copying and hashing; only when `src` is
+    settled: its ctime older than `SETTLED_NS` (file times are coarse: a
+    write within a tick of the last one could leave them as they were)
+    and its stat the same after the copy as before, else `dest` is
+    hashed again from its start (the caller's stat check then refuses
+    the copy)."""
     copy_range = getattr(os, "copy_file_range", None)
     if copy_range is None:
         return None
@@ -96,16 +97,13 @@ def kernel_copy_hashing(src: int, dest: int, progress: Counter | None) -> str | 
     copy = _Copy(copy_range, src, dest, first)
     copy.start()
     try:
-        if settled:
-            digest = _hash_fd(src, None, progress)
-        else:
-            digest = _hash_fd(dest, copy, progress)
+        digest, from_src = _hash_copy(dest, src if settled else None, copy, progress)
     finally:
         copy.join()
     if copy.failed:
         raise copy.failed[0]
-    if settled and file_util.stat_key(before) != file_util.stat_key(os.fstat(src)):
-        return _hash_fd(dest, None, None)
+    if from_src and file_util.stat_key(before) != file_util.stat_key(os.fstat(src)):
+        return _hash_copy(dest, None, None, None)[0]
     return digest
 
 
@@ -145,36 +143,54 @@ class _Copy:
                 self.done = True
                 self.cond.notify()
 
-    def wait(self, hashed: int) -> int:
-        """Bytes copied, once more than `hashed` are or the copy ended."""
+    def wait(self, hashed: int) -> tuple[int, bool]:
+        """(bytes copied, done), once more than `hashed` are copied or
+        the copy ended."""
         with self.cond:
             while self.copied == hashed and not self.done:
                 self.cond.wait()
-            return self.copied
+            return self.copied, self.done
 
 
-def _hash_fd(fd: int, copy: _Copy | None, progress: Counter | None) -> str:
-    """The sha256 of file `fd` from its start, read with `preadv` (the
-    file position is the copier's): to its end, or with `copy` up to
-    what it has copied until it ends."""
+def _hash_copy(
+    dest: int, src: int | None, copy: _Copy | None, progress: Counter | None
+) -> tuple[str, bool]:
+    """The sha256 of `dest` from its start, read with `preadv` (file
+    positions are the copier's), and whether a block came from `src`:
+    up to what `copy` has copied until it ends (with `src`, a block the
+    copy has not reached is read from `src`), or without `copy` to the
+    end of `dest`."""
     import hashlib
 
     h = hashlib.sha256()
     buf = bytearray(_BUF_SIZE)
     view = memoryview(buf)
     hashed = 0
-    limit = -1
+    from_src = False
     while True:
+        fd, want = dest, _BUF_SIZE
         if copy is not None:
-            limit = copy.wait(hashed)
-            if limit == hashed:
-                return h.hexdigest()
-        want = _BUF_SIZE if limit < 0 else min(_BUF_SIZE, limit - hashed)
+            # A look without the lock: `done` first, as it is set after
+            # the last count (done and copied == hashed: all is hashed).
+            done = copy.done
+            copied = copy.copied
+            if copied == hashed and not done and src is None:
+                copied, done = copy.wait(hashed)
+            if copied > hashed:
+                want = min(_BUF_SIZE, copied - hashed)
+            elif done:
+                return h.hexdigest(), from_src
+            else:
+                fd = src
         n = os.preadv(fd, [view[:want]], hashed)
         if not n:
-            if copy is not None:
+            if copy is None:
+                return h.hexdigest(), from_src
+            if fd == dest:
                 raise OSError(f"short read of a copy at {hashed}")
-            return h.hexdigest()
+            copy.wait(hashed)  # `src` ends here: the copy too, soon
+            continue
+        from_src = from_src or fd != dest
         h.update(view[:n])
         hashed += n
         if progress:
