@@ -23,11 +23,14 @@ and `comments` in `--where`) is tested on every candidate's record.
 from __future__ import annotations
 
 import os
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 from ..store import run_records
 from ..types import GageError, Run
-from . import run_where, runs, runs_index
+from . import runs, runs_index
+
+if TYPE_CHECKING:
+    from . import run_where
 
 __all__ = ["Numbered", "resolve_where", "select_runs"]
 
@@ -93,6 +96,8 @@ def resolve_where(
     resolves names). Raises WhereError."""
     if where is None:
         return None, {}
+    from . import run_where
+
     expr = run_where.parse(where)
     cols = run_where.columns(expr)
     has = _has_keys(home, cols)
@@ -109,6 +114,8 @@ def _has_keys(home: str, cols: list[str]) -> dict[tuple[str, str], bool]:
     """Whether a run has each config and summary key the columns may
     name, asked of the index at once (keys it cannot ask about: of the
     runs' records)."""
+    from . import run_where
+
     keys: dict[tuple[str, str], None] = {}
     for col in cols:
         kind, dot, key = col.partition(".")
@@ -128,6 +135,8 @@ def _has_keys(home: str, cols: list[str]) -> dict[tuple[str, str], bool]:
 def _key_sql(kind: str, key: str) -> str:
     """Whether a row has a config or summary key (`SAFE_KEY`): instr
     first, so a row without the key's name is not parsed."""
+    from . import run_where
+
     paths = run_where.json_paths(kind, key)
     if kind == "config":
         tests = [f"json_type(config, '{p}') IS NOT NULL" for p in paths]
@@ -144,6 +153,8 @@ def _key_sql(kind: str, key: str) -> str:
 
 
 def _known(home: str) -> set[str]:
+    from . import run_where
+
     names: set[str] = set()
     for entry in runs_index.entries(home):
         names.update(run_where.record_values(runs.entry_record(home, entry, "")))
@@ -180,6 +191,8 @@ class _Filter:
             params.extend(states)
             exact = not any(s in ("pending", "started", "staged") for s in states)
         if self.expr is not None:
+            from . import run_where
+
             where = run_where.to_sql(self.expr, self.names)
             if where is None:
                 exact = False
@@ -201,6 +214,8 @@ class _Filter:
             return False
         if self.expr is None:
             return True
+        from . import run_where  # on use: a plain `gage runs` needs none
+
         values = run_where.record_values(_with_comments(record, self))
         return run_where.matches(self.expr, values, self.names)
 

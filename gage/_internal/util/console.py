@@ -16,7 +16,6 @@ process print them as `gage:` lines), and nowhere otherwise.
 from __future__ import annotations
 
 import sys
-import threading
 import time
 from dataclasses import dataclass, field
 from typing import IO, Any, Callable
@@ -48,6 +47,8 @@ class StatusLine:
     writes a line of output above it. Thread-safe."""
 
     def __init__(self, enabled: bool) -> None:
+        import threading  # on use: `gage runs` draws no status line
+
         self.enabled = enabled
         self.lock = threading.RLock()
         self.text = ""

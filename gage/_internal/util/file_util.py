@@ -63,22 +63,36 @@ def read_regular(path: str) -> bytes:
     """The bytes of a regular file, as `open_regular` would read them
     (NotRegularFile for anything else, never blocking), with plain
     descriptor calls: reading the meta of many runs (a first index
-    build) spends its time here."""
+    build) spends its time here, so a small file costs an open, one read
+    and a close: a read that is short and not empty is a whole regular
+    file (it reads short only at its end; a directory, a device, an
+    empty FIFO or a full read go on to the type check; a FIFO whose
+    writer left less is taken as it is, never waited on)."""
     fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     try:
+        try:
+            data: bytes | None = os.read(fd, _FIRST_READ)
+        except OSError:
+            data = None  # a directory, a device that would block: see below
+        if data and len(data) < _FIRST_READ:
+            return data
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
             raise NotRegularFile(errno.EINVAL, _not_regular(st), path)
-        size = max(st.st_size + 1, 4096)
-        data = os.read(fd, size)
-        if len(data) < size:  # a regular file reads short only at its end
+        if data is None:
+            data = os.read(fd, _FIRST_READ)  # a regular file's read error
+        if len(data) < _FIRST_READ:
             return data
+        size = max(st.st_size + 1, 4096)
         chunks = [data]
         while chunk := os.read(fd, size):  # it grew since the fstat
             chunks.append(chunk)
         return b"".join(chunks)
     finally:
         os.close(fd)
+
+
+_FIRST_READ = 4096  # a page: most meta files are a line
 
 
 def _not_regular(st: os.stat_result) -> str:
