@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from types import ModuleType
 
 from . import common
 
@@ -91,7 +92,7 @@ def _lazy_inspect() -> None:
         sys.modules["inspect"] = _Deferred("inspect")
 
 
-class _Deferred(type(sys)):  # a module
+class _Deferred(ModuleType):
     __spec__ = None  # read by `import`: no load for that
 
     def __getattr__(self, attr: str):

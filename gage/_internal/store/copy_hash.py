@@ -180,8 +180,10 @@ def _hash_copy(
                 want = min(_BUF_SIZE, copied - hashed)
             elif done:
                 return h.hexdigest(), from_src
-            else:
+            elif src is not None:
                 fd = src
+            else:
+                continue  # (waited above: not reached)
         n = os.preadv(fd, [view[:want]], hashed)
         if not n:
             if copy is None:
