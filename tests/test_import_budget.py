@@ -81,6 +81,10 @@ NOT_ON_LOOKUP |= {
     "gage._internal.cli.repro",
     "gage._internal.cli.optimize",
     "gage._internal.cli.slurm_args",
+    "gage._internal.config.run_config",  # an op with config only
+    "gage._internal.home.run_where",  # --where only
+    "threading",  # a status line only (util.console)
+    "_strptime",  # run times read with fromisoformat
 }
 NOT_ON_SHOW = NOT_ON_LOOKUP | {
     "gage._internal.project.file_select",

@@ -85,7 +85,6 @@ def required_files(src_dir: str, opdef: OpDef) -> list[str]:
     """Files copied whatever the source code rules say: the project
     files the op's `exec` names (`python train.py`: train.py, in every
     phase) and its config files (config is applied to the copies)."""
-    from ..config import run_config
     from ..types import GageError
     from .op_exec import split_exec
 
@@ -101,6 +100,8 @@ def required_files(src_dir: str, opdef: OpDef) -> list[str]:
             if os.path.isfile(os.path.join(src_dir, word)):
                 found.append(word)
     if opdef.get_config():
+        from ..config import run_config
+
         try:
             found.extend(sorted(run_config.config_files(src_dir, opdef)))
         except GageError:
