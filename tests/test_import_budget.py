@@ -82,6 +82,8 @@ NOT_ON_LOOKUP |= {
     "gage._internal.cli.optimize",
     "gage._internal.cli.slurm_args",
     "gage._internal.config.run_config",  # an op with config only
+    "gage._internal.lifecycle.dep_pins",  # pinned dependency files only
+    "gage._internal.store.objects",
     "gage._internal.home.run_where",  # --where only
     "threading",  # a status line only (util.console)
     "_strptime",  # run times read with fromisoformat

@@ -41,7 +41,6 @@ from ..store import hash_cache, run_meta
 from ..types import OpDef, Run
 from ..util import file_util
 from ..util.fmt import fmt_val
-from . import dep_pins
 
 __all__ = [
     "Inputs",
@@ -203,6 +202,8 @@ def _project_files(dep: Any, cache: hash_cache.HashCache) -> dict[str, str]:
             [(os.path.join(root, f.source), f.st) for f in present], cache
         )
         sources = [f.source for f in dep.files]
+        from . import dep_pins  # (and the object cache) for pinned files only
+
         merged = dep_pins.merge_digests(sources, found, dep.absent)
         return dict(zip((f.path for f in dep.files), merged))
     sources = [f.source for f in dep.files]
