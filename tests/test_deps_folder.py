@@ -52,16 +52,19 @@ def _stage(home: str, project: str):
 @pytest.fixture
 def opened(monkeypatch):
     """Paths of data files gage opens (every read goes through
-    open_regular)."""
+    open_regular, or read_sized for a small file)."""
     paths: list[str] = []
-    real = file_util.open_regular
 
-    def spy(path):
-        if os.sep + "data" + os.sep in path and ".objects" not in path:
-            paths.append(path)
-        return real(path)
+    def spy(real):
+        def opened(path, *args):
+            if os.sep + "data" + os.sep in path and ".objects" not in path:
+                paths.append(path)
+            return real(path, *args)
 
-    monkeypatch.setattr(file_util, "open_regular", spy)
+        return opened
+
+    for name in ("open_regular", "read_sized"):
+        monkeypatch.setattr(file_util, name, spy(getattr(file_util, name)))
     return paths
 
 

@@ -77,7 +77,7 @@ def _run_one(args, gf, home: str, opdef, config: dict, pins: dict) -> int:
 
     # Before anything is staged (staging checks it again): upstream runs
     # that disagree, config files the source rules leave out.
-    resolved = stage_op.check_op(gf, home, opdef, config, pins)
+    resolved = stage_op.check_op(gf, home, opdef, config, pins, stats=args.needed)
     found = None
     accept = common.needed_filter(args, gf, home, opdef, gagefile.op_cmd(opdef))
     if args.needed:
