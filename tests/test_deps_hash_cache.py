@@ -257,3 +257,23 @@ def test_prefetch_waits_once_for_a_locked_cache(tmp_path, monkeypatch):
         locker.kill()
         locker.wait()
         hash_cache._locked.discard(path)
+
+
+def test_listing_digest_changes_with_any_name_or_stat(tmp_path):
+    from types import SimpleNamespace
+
+    def st(**kw):
+        base = dict(st_dev=1, st_ino=2, st_size=3, st_mtime_ns=4, st_ctime_ns=5)
+        return SimpleNamespace(**{**base, **kw})
+
+    one = hash_cache.listing_digest(["a", "b"], [st(), st(st_ino=3)])
+    assert one == hash_cache.listing_digest(["a", "b"], [st(), st(st_ino=3)])
+    others = [
+        hash_cache.listing_digest(["a", "c"], [st(), st(st_ino=3)]),
+        hash_cache.listing_digest(["a\0b"], [st()]),
+        hash_cache.listing_digest(["a", "b"], [st(), st(st_ino=3, st_ctime_ns=6)]),
+        hash_cache.listing_digest(["a", "b"], [st(st_size=4), st(st_ino=3)]),
+        # An inode past 2**63 (as text, not packed) is a listing too.
+        hash_cache.listing_digest(["a", "b"], [st(), st(st_ino=2**64 - 1)]),
+    ]
+    assert len({one, *others}) == len(others) + 1
