@@ -19,14 +19,17 @@ sees the same load; then what places them.
 The issue's targets, printed against `cp -a`: first <= 1.5 x (cp -a +
 sha256sum); repeat <= 0.5 x cp -a; --needed and repro --dry < 0.3 s;
 one changed file: one new object. The ratios against `cp -r` and `tar`
-are printed beside them, because `cp -a` is the slowest floor: strace
-shows it makes the same calls as `cp -r` (open, copy_file_range,
-close) plus, per file, two flistxattr, an fgetxattr and an fsetxattr of
-`system.posix_acl_access` (the mode, set as an ACL: ext4 takes its
-xattr path and journal handle for it) and a utimensat. Most of any
-copy's time on this machine is file creation (openat with O_CREAT),
-which varies twentyfold with what else runs (20 us to 900 us a file,
-measured a minute apart): hence the rounds in turn.
+are printed beside them. `cp -a` was measured slower than both (4.6 s
+of system time for 20,000 files against 0.6 s for `cp -r`), but that
+is not `cp -a`'s doing: strace shows it makes the calls `cp -r` makes
+(open, copy_file_range, close) plus, per file, two flistxattr, an
+fgetxattr and an fsetxattr of `system.posix_acl_access` (the mode, set
+as an ACL) and a utimensat, a few microseconds in all. Nearly all of
+any copy's time on this machine is file creation (openat with
+O_CREAT: 87 to 93% under strace -c), which varies twentyfold with what
+else the machine does (20 us to 900 us a file, a minute apart, in any
+dir); in one run of this bench `cp -a` took 12.2 s and `cp -r` 16.9 s.
+Hence the rounds in turn, and the ratios against each floor.
 
 Usage: .venv/bin/python bench/bench_dataset.py [FILES] [ROUNDS]
 GAGE_BENCH_PYTHONPATH=DIR benches the gage package under DIR instead;
@@ -84,10 +87,12 @@ def _bench(tmp: str, n: int, rounds: int) -> int:
     for name, path in trees:
         made[f"{name} first run"] = _first(tmp, project, name, path)
     rows = _interleaved(rounds, made)
+    placed: dict[str, Callable[[int], tuple[float, float]]] = {}
     for name, path in trees:
         home = os.path.join(tmp, f"runs-{name}")
         _gage(project, home, path, "run", "train", "-y")
-        rows.update(_interleaved(rounds, _placed_rows(project, home, name, path)))
+        placed.update(_placed_rows(project, home, name, path))
+    rows.update(_interleaved(rounds, placed))
     rows["cp -al, hardlinks (floor)"] = _median(
         rounds, _floor(tmp, imgs, ["cp", "-al"])
     )
@@ -210,8 +215,8 @@ def _dvc_bin() -> str:
 
 
 # Each gage row: its target floor (rows summed), the target as a
-# multiple of it (or in seconds, without a floor), the faster floors
-# beside it (cp -a is slow here: see the module doc) and DVC's row.
+# multiple of it (or in seconds, without a floor), the other floors
+# beside it (see the module doc) and DVC's row.
 _ROWS = {
     "first run": (
         ("cp -a", "sha256sum"),
