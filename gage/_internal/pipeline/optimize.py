@@ -307,7 +307,9 @@ def _optuna() -> Any:
     try:
         import optuna
     except ImportError:
-        raise GageError("--optimize needs Optuna: pip install 'gage-runs[tune]'") from None
+        raise GageError(
+            "--optimize needs Optuna: pip install 'gage-runs[tune]'"
+        ) from None
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     return optuna
 
