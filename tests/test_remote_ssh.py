@@ -10,7 +10,7 @@ import time
 
 import pytest
 from remote_servers import free_port, sshd  # noqa: F401
-from remote_util import check_fetched, fresh_clone, machine, pin_data, remote_objects, sha256
+from remote_util import check_fetched, fresh_clone, machine, pin_data, remote_objects, sha256, temp_files
 
 
 @pytest.fixture
@@ -35,7 +35,7 @@ def test_ssh_round_trip(two):
     assert plan["objects"] == len(objects) > 50
     for digest, path in objects.items():
         assert sha256(path) == digest
-    assert os.listdir(os.path.join(remote, "tmp")) == []
+    assert temp_files(remote) == []
     t0 = time.monotonic()
     again = a.gage_json("push", "-y")
     assert again["objects"] == 0 and {r["action"] for r in again["runs"]} == {"up to date"}
