@@ -106,7 +106,9 @@ def plan_push(b: Backend, runs: list[Run], force: bool = False) -> Plan:
             plan.items.append(Item(run.id, run.name, op, status, "up to date"))
             continue
         stats, kept = _verify(run, b)
-        entry, files = _entry(run, hashlib.sha256(meta).hexdigest(), status, stats, kept)
+        entry, files = _entry(
+            run, hashlib.sha256(meta).hexdigest(), status, stats, kept
+        )
         entry["meta_size"] = len(meta)
         plan.items.append(Item(run.id, run.name, op, status, "push"))
         plan.entries[run.id] = entry
@@ -147,9 +149,7 @@ def _same_meta(b: Backend, run_id: str, digest: str) -> bool:
         return False  # an entry that is not valid is replaced
 
 
-def _verify(
-    run: Run, b: Backend
-) -> tuple[dict[str, os.stat_result], dict[str, bytes]]:
+def _verify(run: Run, b: Backend) -> tuple[dict[str, os.stat_result], dict[str, bytes]]:
     """The run dir's lstats and the bytes of its small files, read once
     to verify them and kept to be sent (`run_verify.verify_files`);
     RemoteError when the run does not verify."""
