@@ -393,20 +393,42 @@ def test_remote_dir_parent_missing(tmp_path):
     )
 
 
+def _entry(remote: str, run_id: str) -> dict:
+    with open(os.path.join(remote, "runs", run_id + ".json")) as f:
+        return json.load(f)
+
+
 def test_repro_pulls_instead_of_running(two):
     a, b, remote = two
     a.gage("repro", "-q")
     runs_a = {r["op"]: r for r in a.runs()}
     a.gage("push", "-y")
-    # --dry consults the remote: prep would be pulled, train is decided
-    # once prep is here; nothing moves.
+    # --dry consults the remote: prep would be pulled, and train is
+    # decided with the run prep would pull as its upstream (its meta and
+    # file names read from the remote); nothing moves.
     out = b.gage("repro", "--dry", "--remote", "team").stdout
-    prep = runs_a["prep"]
+    prep, train = runs_a["prep"], runs_a["train"]
     assert out.splitlines() == [
         f"prep: pull from team (run {prep['name']} ({prep['id']}))",
-        "train: pull from team or run (upstream prep is pulled first; decided then)",
+        f"train: pull from team (run {train['name']} ({train['id']}))",
         "Nothing run (--dry).",
     ]
+    out = b.gage("repro", "--dry", "--remote", "team", "train.lr=0.9").stdout
+    lines = out.splitlines()
+    assert lines[1:] == ["train: would run", "  no completed run of train", "Nothing run (--dry)."]
+    assert b.runs() == [] and os.listdir(os.path.join(b.home, ".gage-pull")) == []
+    # Where prep's run cannot be read before it is pulled (its meta object
+    # is gone from the remote), the line says so.
+    meta = remote_objects(remote)[_entry(remote, prep["id"])["meta"]]
+    os.rename(meta, meta + ".away")
+    out = b.gage("repro", "--dry", "--remote", "team").stdout
+    line = out.splitlines()[1]
+    assert line.startswith(
+        "train: pull from team or run (upstream prep is pulled first, and its run "
+        "cannot be read before ("
+    ), line
+    assert "is missing" in line and line.endswith("; decided then)")
+    os.rename(meta + ".away", meta)
     assert b.runs() == []
     out = b.gage("repro", "--dry").stdout
     assert "prep: would run" in out

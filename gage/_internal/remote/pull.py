@@ -25,7 +25,8 @@ import os
 import shutil
 import stat
 import time
-from typing import Any, Mapping
+from contextlib import contextmanager
+from typing import Any, Callable, Iterator, Mapping
 
 from ..engines import run_archive
 from ..faults import fault_point
@@ -44,6 +45,8 @@ __all__ = [
     "download",
     "matching_entry",
     "plan_pull",
+    "preview_run",
+    "previews",
     "pull",
     "pull_matching",
     "select_entries",
@@ -172,6 +175,50 @@ def pull_matching(home: str, b: Backend, key: str) -> Run | None:
     from ..home.runs import load_run
 
     return load_run(local)
+
+
+@contextmanager
+def previews(home: str, b: Backend) -> Iterator[Callable[[dict], Run]]:
+    """A function that gives a stand-in for the run of an entry, put
+    together in the runs home's `.gage-pull` without its files' bytes
+    (removed when the block ends): what deciding a downstream op's
+    inputs reads before the run is pulled (`repro --dry --remote`)."""
+    work = os.path.join(home, PULL_DIR, f"plan-{os.getpid()}-{time.time_ns()}")
+    try:
+        yield lambda e: preview_run(b, e, work)
+    finally:
+        _remove_tree(work)
+
+
+def preview_run(b: Backend, e: dict, work: str) -> Run:
+    """The run of entry `e` under `work` as its inputs are read: its meta
+    dir (the meta object, checked against its sha256 on arrival) and
+    its run dir with an empty file for each of its files (every one is
+    in its manifest, with its digest: push sends only runs that verify)
+    and its links. RemoteError when the meta cannot be had."""
+    try:
+        data = b.cat(layout.object_path(b, e["meta"]))
+    except RemoteError as err:
+        raise _object_error(b, e["meta"], e, err) from None
+    actual = file_util.sha256_bytes(data)
+    if actual != e["meta"]:
+        mismatch = ObjectMismatch(f"its content has sha256 {actual[:12]}")
+        raise _object_error(b, e["meta"], e, mismatch)
+    os.makedirs(work, exist_ok=True)
+    try:
+        run_archive.unpack_meta(data, work, e["id"])
+    except run_archive.ArchiveError as err:
+        raise RemoteError(f"{b.label}: {err}", run=e["id"]) from None
+    run = Run(e["id"], os.path.join(work, e["id"]), e["name"])
+    os.mkdir(run.run_dir)
+    parents: set[str] = set()
+    for path, _digest, _size, _mode in e["files"]:
+        os.close(
+            os.open(_dest(run, path, parents), os.O_WRONLY | os.O_CREAT | os.O_EXCL)
+        )
+    for path, target in e["links"]:
+        os.symlink(target, _dest(run, path, parents))
+    return run
 
 
 # ---------------------------------------------------------------------------
