@@ -65,6 +65,11 @@ class Backend:
         return self.spec.scheme == "file"
 
     @property
+    def pipelined(self) -> bool:
+        """Many files go in one call (`sftp.put_all`, `cat_all`)."""
+        return self.spec.scheme in ("ssh", "sftp")
+
+    @property
     def jobs(self) -> int:
         """Transfers at once: for a directory, one per core (up to 4:
         the kernel does the work; see the module doc)."""
@@ -154,7 +159,7 @@ class Backend:
                 write(path)
                 return
             parent = path.rsplit("/", 1)[0]
-            tmp = f"{parent}/{TMP_PREFIX}{_tmp_name()}"
+            tmp = f"{parent}/{TMP_PREFIX}{tmp_name()}"
             self._makedirs(parent)
             try:
                 write(tmp)
@@ -204,7 +209,7 @@ class Backend:
 TMP_PREFIX = ".tmp-"  # a file on its way, beside its final name
 
 
-def _tmp_name() -> str:
+def tmp_name() -> str:
     """A name no other process (here or on another host) and no other
     file of this one takes: host, pid and start time, then a count."""
     global _tmp_prefix

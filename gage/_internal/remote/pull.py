@@ -253,11 +253,12 @@ def download(
     prefix = f"pull-{os.getpid()}-{time.time_ns()}-"
     count = itertools.count()
 
-    def fetch(digest: str) -> os.stat_result:
+    def fetch(digest: str, data: bytes | None = None) -> os.stat_result:
         tmp = f"{tmp_dir}/{prefix}{next(count)}"
         path = layout.object_path(b, digest)
         try:
-            data = b.read_small(path, sizes[digest])
+            if data is None:
+                data = b.read_small(path, sizes[digest])
             if data is not None:
                 st = _adopt_bytes(home, tmp, digest, data)
             else:
@@ -281,9 +282,38 @@ def download(
             if progress:
                 progress.add(st.st_size, 1)
 
-        run_all(b.jobs, fetch, sorted(sizes), done)
+        rest = sorted(sizes)
+        if b.pipelined:
+            rest = _cat_small(b, sizes, fetch, done, name)
+        run_all(b.jobs, fetch, rest, done)
     if progress:
         progress.done()
+
+
+def _cat_small(
+    b: Backend, sizes: Mapping[str, int | None], fetch: Any, done: Any, name: Any
+) -> list[str]:
+    """Read the objects known to be small in one call (`sftp.cat_all`),
+    each landed by `fetch(digest, data)` as it arrives; the others."""
+    from .backend import SMALL
+    from .sftp import cat_all
+
+    small = {
+        layout.object_path(b, d): d
+        for d in sorted(sizes)
+        if 0 < (sizes[d] or 0) <= SMALL
+    }
+
+    def got(path: str, data: bytes) -> None:
+        done(small[path], fetch(small[path], data))
+
+    def named(path: str, e: BaseException) -> BaseException:
+        if name and isinstance(e, RemoteError) and path in small:
+            return name(small[path], e)
+        return e
+
+    cat_all(b, {p: sizes[d] or 0 for p, d in small.items()}, got, named)
+    return sorted(set(sizes) - set(small.values()))
 
 
 def _discard(tmp: str) -> None:

@@ -247,6 +247,8 @@ def _present(b: Backend, needed: set[str]) -> set[str]:
 
 def push(b: Backend, plan: Plan, progress: Progress | None = None) -> Plan:
     """Send what `plan` says: objects first, then entries."""
+    if b.pipelined:
+        return _push_pipelined(b, plan, progress)
 
     def send(digest: str) -> None:
         src = plan.sources[digest]
@@ -269,6 +271,33 @@ def push(b: Backend, plan: Plan, progress: Progress | None = None) -> Plan:
         b.put_bytes(data, layout.entry_path(b, run_id))
 
     run_all(b.jobs, write, sorted(plan.entries))
+    if progress:
+        progress.done()
+    return plan
+
+
+def _push_pipelined(b: Backend, plan: Plan, progress: Progress | None) -> Plan:
+    """`push` in one call per phase (see `sftp`): objects, then entries."""
+    import json
+
+    from . import sftp
+
+    digests = {layout.object_path(b, d): d for d in plan.sources}
+
+    def sent(path: str) -> None:
+        if progress:
+            progress.add(plan.objects[digests[path]], 1)
+        fault_point("remote-push")
+
+    sftp.put_all(b, [(p, plan.sources[d]) for p, d in sorted(digests.items())], sent)
+    entries = [
+        (
+            layout.entry_path(b, run_id),
+            json.dumps(plan.entries[run_id], sort_keys=True).encode(),
+        )
+        for run_id in sorted(plan.entries)
+    ]
+    sftp.put_all(b, entries)
     if progress:
         progress.done()
     return plan
