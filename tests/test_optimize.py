@@ -13,7 +13,7 @@ import pytest
 
 from gage._internal.pipeline import batch, optimize
 
-pytest.importorskip("optuna", reason="the tune extra (pip install 'gage[tune]')")
+pytest.importorskip("optuna", reason="the tune extra (pip install 'gage-runs[tune]')")
 
 _QUAD = """\
 import math, random

@@ -175,19 +175,17 @@ def duration(seconds: float | None) -> str:
 
 
 def warn(msg: str) -> None:
-    print(f"gage: warning: {msg}", file=sys.stderr)
+    from ..util import console
+
+    console.warn_line(msg)
 
 
 def install_notices() -> None:
     """Library notices (`util.console.notice`) as `gage:` lines on
-    stderr: a wait on a terminal only, a warning always."""
+    stderr."""
     from ..util import console
 
-    def wait(msg: str) -> None:
-        if console.isatty():
-            print(f"gage: {msg}", file=sys.stderr)
-
-    console.set_notices(wait=wait, warn=warn)
+    console.gage_lines()
 
 
 def usage(msg: str):

@@ -15,7 +15,7 @@ def add_args(p: argparse.ArgumentParser) -> None:
         "--optimize",
         metavar="NAME",
         help="choose each trial's values from the results so far: tpe, gp, "
-        "cmaes or random (needs gage[tune])",
+        "cmaes or random (needs gage-runs[tune])",
     )
     goal = p.add_mutually_exclusive_group()
     goal.add_argument(

@@ -38,8 +38,9 @@ def start(run_dir: str, quiet: bool = False, once: bool = False) -> int:
     from ..lifecycle import run_start
     from ..store import run_meta
     from ..types import GageError, RunError
+    from ..util import console
 
-    _print_notices()
+    console.gage_lines()
     try:
         run = runs.select_run(os.path.dirname(os.path.abspath(run_dir)), run_dir)
         if once and run_meta.has_timestamp(run, "started"):
@@ -53,7 +54,7 @@ def start(run_dir: str, quiet: bool = False, once: bool = False) -> int:
             run,
             quiet=quiet,
             on_start=None if quiet else lambda: print_starting(run),
-            warn=lambda msg: print(f"gage: warning: {msg}", file=sys.stderr),
+            warn=console.warn_line,
         )
     except GageError as e:
         print(f"gage: {e}", file=sys.stderr)
@@ -73,19 +74,6 @@ def print_starting(run) -> None:
 
     op = runs.op_name(run) or "run"
     print(f"Running {op} as {run.name} ({run.id})", flush=True)
-
-
-def _print_notices() -> None:
-    """Library notices as `gage:` lines, as the `gage` command prints them."""
-    from ..util import console
-
-    def wait(msg: str) -> None:
-        if console.isatty():
-            print(f"gage: {msg}", file=sys.stderr)
-
-    console.set_notices(
-        wait=wait, warn=lambda msg: print(f"gage: warning: {msg}", file=sys.stderr)
-    )
 
 
 def _die_with_parent(sig: int) -> None:

@@ -213,7 +213,7 @@ class LocalEngine:
                 p = self._spawn(run, quiet)
             except OSError as e:
                 self.console.update(queued=-1, done=1, failed=1)
-                print(f"gage: cannot start run {run.name}: {e}", file=sys.stderr)
+                self.console.error(f"cannot start run {run.name}: {e}")
                 return 1
             self._procs[p.pid] = p
         self.console.update(queued=-1, running=1)

@@ -181,9 +181,7 @@ class SlurmEngine:
         try:
             slurm_cmd.cancel(ids)
         except slurm_cmd.SlurmError as e:
-            print(
-                f"gage: cannot cancel Slurm jobs {' '.join(ids)}: {e}", file=sys.stderr
-            )
+            self.console.error(f"cannot cancel Slurm jobs {' '.join(ids)}: {e}")
         concurrent.futures.wait(self._futures, timeout=_CANCEL_WAIT)
 
     def close(self) -> None:
@@ -200,7 +198,7 @@ class SlurmEngine:
         try:
             job_id = self._sbatch(run, after)
         except slurm_cmd.SlurmError as e:
-            print(f"gage: cannot submit run {run.name}: {e}", file=sys.stderr)
+            self.console.error(f"cannot submit run {run.name}: {e}")
             fut.set_result(1)
             return fut
         self._submitted.append(job_id)
@@ -228,13 +226,13 @@ class SlurmEngine:
             job_id = self._sbatch(run)
         except slurm_cmd.SlurmError as e:
             self.console.update(queued=-1, done=1, failed=1)
-            print(f"gage: cannot submit run {run.name}: {e}", file=sys.stderr)
+            self.console.error(f"cannot submit run {run.name}: {e}")
             return 1
         with self._lock:
             self._live[job_id] = run
             cancelled = self._cancelled
         if cancelled:  # cancel() ran while sbatch did
-            _try(slurm_cmd.cancel, [job_id])
+            _try(self.console, slurm_cmd.cancel, [job_id])
         if not quiet:
             self.console.line(sys.stdout, run.name, f"queued as Slurm job {job_id}")
         try:
@@ -307,7 +305,12 @@ class SlurmEngine:
         if job is not None and ended:
             record = {"job_id": job.id, "state": job.state, "reason": job.reason}
             record["exit_code"] = job.exit_code
-            _try(run_records.write_slurm, run, {k: v for k, v in record.items() if v})
+            _try(
+                self.console,
+                run_records.write_slurm,
+                run,
+                {k: v for k, v in record.items() if v},
+            )
         code = engine.run_exit_code(run, 1)
         self.console.update(running=-1, done=1, failed=int(code != 0))
         if job is None or not ended or self._cancelled:
@@ -316,25 +319,21 @@ class SlurmEngine:
         if not run_meta.has_timestamp(run, "started"):
             self._not_started(run, job.id, why)
         elif not run_meta.has_timestamp(run, "stopped"):
-            print(
-                f"gage: run {run.name}: Slurm job {job.id} ended {why} before "
-                "the run could complete its record (status abandoned)",
-                file=sys.stderr,
+            self.console.error(
+                f"run {run.name}: Slurm job {job.id} ended {why} before "
+                "the run could complete its record (status abandoned)"
             )
         elif job.state not in ("COMPLETED", "FAILED"):
-            print(
-                f"gage: run {run.name}: Slurm job {job.id} ended {why}", file=sys.stderr
-            )
+            self.console.error(f"run {run.name}: Slurm job {job.id} ended {why}")
         return code
 
     def _not_started(self, run: Run, job_id: str, why: str) -> None:
         path = run_records.slurm_output_path(run)
         for line in _last_lines(path, 10):
             self.console.line(sys.stderr, run.name, line)
-        print(
-            f"gage: run {run.name} did not start: Slurm job {job_id} ended "
-            f"{why}; its output is in {path}",
-            file=sys.stderr,
+        self.console.error(
+            f"run {run.name} did not start: Slurm job {job_id} ended "
+            f"{why}; its output is in {path}"
         )
 
 
@@ -386,11 +385,11 @@ def _wait_for(cond: Callable[[], bool], timeout: float) -> None:
         time.sleep(_TICK)
 
 
-def _try(func: Callable[..., Any], *args: Any) -> None:
+def _try(out: console.RunsConsole, func: Callable[..., Any], *args: Any) -> None:
     try:
         func(*args)
     except (OSError, slurm_cmd.SlurmError) as e:
-        print(f"gage: {e}", file=sys.stderr)
+        out.error(str(e))
 
 
 def _poll_interval() -> float:

@@ -307,7 +307,7 @@ def _optuna() -> Any:
     try:
         import optuna
     except ImportError:
-        raise GageError("--optimize needs Optuna: pip install 'gage[tune]'") from None
+        raise GageError("--optimize needs Optuna: pip install 'gage-runs[tune]'") from None
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     return optuna
 
@@ -358,7 +358,7 @@ def _gp_sampler(optuna: Any, seed: int | None) -> Any:
     gp = getattr(optuna.samplers, "GPSampler", None)
     if gp is None:
         raise GageError(
-            "--optimize gp needs Optuna 3.6 or later: pip install -U 'gage[tune]'"
+            "--optimize gp needs Optuna 3.6 or later: pip install -U 'gage-runs[tune]'"
         )
     _needs("torch", "torch (Optuna's GP sampler is written with it)")
     return gp(seed=seed)

@@ -423,7 +423,7 @@ def open_backend(spec: RemoteSpec) -> Backend:
     except ImportError as e:
         raise RemoteError(
             f"remote '{spec.name}' ({spec.url}) needs the 'remote' extra "
-            f"({e.name} is missing): pip install 'gage[remote]'"
+            f"({e.name} is missing): pip install 'gage-runs[remote]'"
         ) from None
     except RemoteError:
         raise

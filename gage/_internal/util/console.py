@@ -29,7 +29,9 @@ __all__ = [
     "StatusLine",
     "isatty",
     "notice",
+    "gage_lines",
     "set_notices",
+    "warn_line",
     "terminal_progress",
 ]
 
@@ -157,6 +159,11 @@ class RunsConsole:
         """Print one line of run `name`'s output as `name| line`."""
         self.status.print(dest, f"{name}| {line.rstrip(chr(10))}")
 
+    def error(self, msg: str) -> None:
+        """A `gage: msg` line about a run the engine holds (it could not
+        start, or its job ended early), printed above the status line."""
+        self.status.print(sys.stderr, f"gage: {msg}")
+
     def update(self, **delta: int) -> None:
         with self.status.lock:
             for k, v in delta.items():
@@ -189,6 +196,23 @@ def set_notices(
     for kind, fn in (("wait", wait), ("warn", warn)):
         if fn is not None:
             _notices[kind] = fn
+
+
+def gage_lines() -> None:
+    """Notices as `gage:` lines on stderr, as the `gage` command and a
+    run's child process print them: a wait on a terminal only, a warning
+    always."""
+
+    def wait(msg: str) -> None:
+        if isatty():
+            print(f"gage: {msg}", file=sys.stderr)
+
+    set_notices(wait=wait, warn=warn_line)
+
+
+def warn_line(msg: str) -> None:
+    """A warning as the `gage` command prints it."""
+    print(f"gage: warning: {msg}", file=sys.stderr)
 
 
 def notice(kind: str, msg: str) -> None:
