@@ -91,7 +91,7 @@ def _run_one(args, gf, home: str, opdef, config: dict, pins: dict) -> int:
             pulled = _pulled_needed(args, gf, home, found.key)
             if pulled is not None:
                 return pulled
-    _fetch_absent(args, gf, home, opdef, pins, resolved)
+    fetch_absent(args, gf, home, opdef, pins, resolved)
     if not args.yes and not _confirm(opdef, config, args):
         return error("cancelled: nothing staged", 1)
     # Connected before anything is staged: a cluster that cannot be
@@ -240,10 +240,11 @@ def _pulled_needed(args, gf, home: str, key: str) -> int | None:
     return _print_json(args, match, 0)
 
 
-def _fetch_absent(args, gf, home: str, opdef, pins: dict, resolved) -> None:
+def fetch_absent(args, gf, home: str, opdef, pins: dict, resolved=None) -> None:
     """Pinned dependency files missing from the project come from the
-    remote (--remote, else "$remote") into the object cache; with no
-    remote, the line says what is missing and how to fetch it."""
+    remote (--remote, else "$remote") into the object cache, once for a
+    run or a batch; with no remote, the line says what is missing and
+    how to fetch it. `resolved`: as `stage_op.check_op` gave them."""
     from ..lifecycle import dep_pins, stage_op
     from ..remote.config import default_remote, resolve_remote
 
