@@ -112,8 +112,19 @@ def remote_objects(root: str) -> dict[str, str]:
     top = os.path.join(root, "objects", "sha256")
     for sub in os.listdir(top) if os.path.isdir(top) else []:
         for name in os.listdir(os.path.join(top, sub)):
-            out[sub + name] = os.path.join(top, sub, name)
+            if not name.startswith(".tmp-"):  # a file on its way
+                out[sub + name] = os.path.join(top, sub, name)
     return out
+
+
+def temp_files(root: str) -> list[str]:
+    """Files on their way (a temp name) anywhere on a directory remote."""
+    return [
+        os.path.join(d, name)
+        for d, _dirs, names in os.walk(root)
+        for name in names
+        if name.startswith(".tmp-")
+    ]
 
 
 def sha256(path: str) -> str:

@@ -52,16 +52,19 @@ def _stage(home: str, project: str):
 @pytest.fixture
 def opened(monkeypatch):
     """Paths of data files gage opens (every read goes through
-    open_regular)."""
+    open_regular, or read_sized for a small file)."""
     paths: list[str] = []
-    real = file_util.open_regular
 
-    def spy(path):
-        if os.sep + "data" + os.sep in path and ".objects" not in path:
-            paths.append(path)
-        return real(path)
+    def spy(real):
+        def opened(path, *args):
+            if os.sep + "data" + os.sep in path and ".objects" not in path:
+                paths.append(path)
+            return real(path, *args)
 
-    monkeypatch.setattr(file_util, "open_regular", spy)
+        return opened
+
+    for name in ("open_regular", "read_sized"):
+        monkeypatch.setattr(file_util, name, spy(getattr(file_util, name)))
     return paths
 
 
@@ -281,3 +284,28 @@ def test_source_walk_skips_folder_placed_whole(project, tmp_path, monkeypatch):
     os.symlink("f001.bin", os.path.join(project, "data", "d1", "alias.bin"))
     resolved = run_deps.preview_dependencies(home, project, _opdef(), stats=False)
     assert resolved[0].folders == ()
+
+
+def test_source_walk_skips_a_folder_placed_whole(project, tmp_path, monkeypatch):
+    """Staging's source walk does not descend a folder a dependency
+    places whole at its own path: a source file there would be replaced;
+    the run has the dependency's file, recorded as such."""
+    with open(os.path.join(project, "data", "d0", "prep.py"), "w") as f:
+        f.write("pass\n")
+    from gage._internal.project import file_select
+
+    walked: list[str] = []
+    real = file_select._entries
+
+    def spy(root, reldir, skipped):
+        walked.append(reldir)
+        return real(root, reldir, skipped)
+
+    monkeypatch.setattr(file_select, "_entries", spy)
+    run = _stage(str(tmp_path / "runs"), project)
+    assert not [d for d in walked if d.startswith("data")]
+    events = run_meta.read_files_log(run)
+    assert [e.type for e in events if e.path == "data/d0/prep.py"] == ["d"]
+    entries = {e.path: e.type for e in read_manifest(run)}
+    assert entries["data/d0/prep.py"] == "d" and entries["train.py"] == "s"
+    assert len(read_deps(run)[0]["files"]) == N + 1

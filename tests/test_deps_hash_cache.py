@@ -204,3 +204,76 @@ def test_memo_full_drops_the_oldest_only(monkeypatch):
         hash_cache._memo_put((i, 0, 0, 0, 0), str(i))
     kept = sorted(key[0] for key in hash_cache._memo)
     assert kept == list(range(12, 20))
+
+
+def test_prefetch_waits_once_for_a_locked_cache(tmp_path, monkeypatch):
+    """A cache another process holds locked: the first prefetch waits up
+    to the bound once for all its rows, then the cache is given up on
+    (later prefetches and lookups wait no more, files are read)."""
+    import sqlite3
+    import subprocess
+    import sys
+
+    path = str(tmp_path / "cache.sqlite3")
+    files = []
+    for i in range(3):
+        p = str(tmp_path / f"f{i}")
+        _write(p, os.urandom(100))
+        files.append((p, os.stat(p)))
+    with hash_cache.open_cache(path) as cache:
+        hash_cache.file_digests(files, cache)
+    assert sqlite3.connect(path).execute("SELECT count(*) FROM digests_v3").fetchone()
+    hash_cache._memo.clear()
+    cache = hash_cache.open_cache(path)
+    assert hash_cache._db(cache) is not None  # opened before the lock
+    locker = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sqlite3, sys, time\n"
+            "db = sqlite3.connect(sys.argv[1], isolation_level=None)\n"
+            "db.execute('BEGIN EXCLUSIVE'); print('locked', flush=True)\n"
+            "time.sleep(60)",
+            path,
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert locker.stdout and locker.stdout.readline() == "locked\n"
+        monkeypatch.setenv("GAGE_LOCK_TIMEOUT", "1.5")
+        t0 = time.monotonic()
+        keys = [(st.st_dev, st.st_ino) for _p, st in files]
+        hash_cache.prefetch(cache, keys[:1])
+        first = time.monotonic() - t0
+        assert cache.failed
+        hash_cache.prefetch(cache, keys)
+        digests = hash_cache.file_digests(files, cache)
+        took = time.monotonic() - t0
+        assert len(digests) == 3
+        assert 1.0 <= first < 3.0 and took - first < 0.5, (first, took)
+    finally:
+        cache.close()
+        locker.kill()
+        locker.wait()
+        hash_cache._locked.discard(path)
+
+
+def test_listing_digest_changes_with_any_name_or_stat(tmp_path):
+    from types import SimpleNamespace
+
+    def st(**kw):
+        base = dict(st_dev=1, st_ino=2, st_size=3, st_mtime_ns=4, st_ctime_ns=5)
+        return SimpleNamespace(**{**base, **kw})
+
+    one = hash_cache.listing_digest(["a", "b"], [st(), st(st_ino=3)])
+    assert one == hash_cache.listing_digest(["a", "b"], [st(), st(st_ino=3)])
+    others = [
+        hash_cache.listing_digest(["a", "c"], [st(), st(st_ino=3)]),
+        hash_cache.listing_digest(["a\0b"], [st()]),
+        hash_cache.listing_digest(["a", "b"], [st(), st(st_ino=3, st_ctime_ns=6)]),
+        hash_cache.listing_digest(["a", "b"], [st(st_size=4), st(st_ino=3)]),
+        # An inode past 2**63 (as text, not packed) is a listing too.
+        hash_cache.listing_digest(["a", "b"], [st(), st(st_ino=2**64 - 1)]),
+    ]
+    assert len({one, *others}) == len(others) + 1

@@ -9,7 +9,7 @@ import json
 import os
 
 import pytest
-from remote_util import check_fetched, fresh_clone, machine, pin_data, remote_objects
+from remote_util import check_fetched, fresh_clone, machine, pin_data, remote_objects, sha256
 
 
 def _config(remote: str, default: bool = True) -> str:
@@ -114,3 +114,64 @@ def test_needed_remote_pulls_without_fetching(pushed, tmp_path):
     assert [r["id"] for r in b.runs()] == [r["id"] for r in a.runs()]
     info = json.loads(b.gage("runs", "--json").stdout)
     assert info[0]["status"] == "completed"
+
+
+def _add_sweep(m, digest: str) -> None:
+    """An op `sweep` with config `x` and data.bin pinned (never pushed:
+    no run of it is on the remote)."""
+    with open(os.path.join(m.project, "sweep.py"), "w") as f:
+        f.write("x = 1\nprint('x', x, len(open('data.bin', 'rb').read()))\n")
+    with open(os.path.join(m.project, "gage.toml"), "a") as f:
+        f.write(
+            '\n[sweep]\nexec = "python sweep.py"\nconfig = "sweep.py#x"\n'
+            f'depends = {{ type = "project-files", files = "data.bin", sha256 = "{digest}" }}\n'
+        )
+
+
+def _check_sweep_runs(m, digest: str, n: int) -> None:
+    runs = [r for r in m.runs() if r["op"] == "sweep"]
+    assert len(runs) == n and {r["status"] for r in runs} == {"completed"}
+    for r in runs:
+        assert sha256(os.path.join(r["run_dir"], "data.bin")) == digest
+    assert not os.path.exists(os.path.join(m.project, "data.bin"))
+
+
+def test_batch_fetches_once(pushed, tmp_path):
+    """A batch whose op pins a file missing from the project fetches it
+    from --remote once, before any trial is staged; every trial has it."""
+    a, digest, remote = pushed
+    b = fresh_clone(tmp_path, "b", a, _config(remote, default=False))
+    _add_sweep(b, digest)
+    p = b.gage("run", "sweep", "x=[1,2,3]", "-y", "--remote", "team")
+    assert p.stdout.count(f"Fetched data.bin (sha256 {digest[:12]})") == 1, p.stdout
+    _check_sweep_runs(b, digest, 3)
+
+
+def test_batch_file_default_remote(pushed, tmp_path):
+    """A batch file with "$remote" set fetches too; without any remote
+    the batch stages nothing and says what is missing."""
+    a, digest, remote = pushed
+    b = fresh_clone(tmp_path, "b", a, _config(remote, default=False))
+    _add_sweep(b, digest)
+    batch = os.path.join(b.project, "trials.json")
+    with open(batch, "w") as f:
+        json.dump([{"x": 4}, {"x": 5}], f)
+    p = b.gage("run", "sweep", "-y", "--batch-file", batch, check=False)
+    assert p.returncode != 0 and "--remote NAME" in p.stderr
+    assert b.runs() == []
+    with open(b.config, "w") as f:
+        f.write(_config(remote))
+    out = b.gage("run", "sweep", "-y", "--batch-file", batch).stdout
+    assert out.count("Fetched data.bin") == 1, out
+    _check_sweep_runs(b, digest, 2)
+
+
+def test_repro_remote_fetches(pushed, tmp_path):
+    """`gage repro OP --remote NAME` (no "$remote") for an op with no run
+    on the remote fetches the pinned file and runs the op."""
+    a, digest, remote = pushed
+    b = fresh_clone(tmp_path, "b", a, _config(remote, default=False))
+    _add_sweep(b, digest)
+    out = b.gage("repro", "sweep", "--remote", "team").stdout
+    assert f"Fetched data.bin (sha256 {digest[:12]}) from remote 'team'" in out
+    _check_sweep_runs(b, digest, 1)

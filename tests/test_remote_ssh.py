@@ -10,7 +10,7 @@ import time
 
 import pytest
 from remote_servers import free_port, sshd  # noqa: F401
-from remote_util import check_fetched, fresh_clone, machine, pin_data, remote_objects, sha256
+from remote_util import check_fetched, fresh_clone, machine, pin_data, remote_objects, sha256, temp_files
 
 
 @pytest.fixture
@@ -35,7 +35,7 @@ def test_ssh_round_trip(two):
     assert plan["objects"] == len(objects) > 50
     for digest, path in objects.items():
         assert sha256(path) == digest
-    assert os.listdir(os.path.join(remote, "tmp")) == []
+    assert temp_files(remote) == []
     t0 = time.monotonic()
     again = a.gage_json("push", "-y")
     assert again["objects"] == 0 and {r["action"] for r in again["runs"]} == {"up to date"}
@@ -138,3 +138,49 @@ def test_ssh_fetch_pinned_file(sshd, tmp_path):  # noqa: F811
     a.gage("push", "-y", "--remote", "box")
     b = fresh_clone(tmp_path, "b", a, cfg)
     check_fetched(b, digest, "box")
+
+
+def test_ssh_missing_small_object(two):
+    """A small object read in the batch (`sftp.cat_all`) that the remote
+    lacks is named in one line; nothing of its run comes."""
+    a, b, remote = two
+    runs_a = _make_runs(a, N_SMALL="40")
+    a.gage("push", "-y")
+    with open(os.path.join(remote, "runs", runs_a["prep"]["id"] + ".json")) as f:
+        entry = json.load(f)
+    path, digest = next((f[0], f[1]) for f in entry["files"] if f[2] < 1024)
+    os.unlink(remote_objects(remote)[digest])
+    p = b.gage("pull", "-y", runs_a["prep"]["id"], check=False)
+    assert p.returncode == 1
+    [line] = p.stderr.splitlines()
+    assert f"object {digest[:12]} ({path}) of run" in line and "is missing" in line
+    assert b.runs() == []
+
+
+def test_ssh_interrupted_push_resumes(two, tmp_path):
+    """A push killed after an object (all in one batch: `sftp.put_all`)
+    lists no run; the next push sends only what is missing."""
+    import signal
+    import uuid
+
+    a, b, remote = two
+    _make_runs(a, N_SMALL="40")
+    total = a.gage_json("push", "--dry-run")["objects"]
+    marker = str(tmp_path / f"paused-{uuid.uuid4().hex}")
+    proc = a.popen("push", "-y", GAGE_TEST_PAUSE="remote-push", GAGE_TEST_PAUSE_FILE=marker)
+    deadline = time.monotonic() + 60
+    while not os.path.exists(marker):
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline, "never paused"
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate()
+    sent = len(remote_objects(remote))
+    assert 1 <= sent < total
+    assert not os.path.exists(os.path.join(remote, "runs"))
+    for digest, path in remote_objects(remote).items():
+        assert sha256(path) == digest
+    again = a.gage_json("push", "-y")
+    assert again["objects"] == total - sent
+    b.gage("pull", "-y")
+    assert len(b.runs()) == 2

@@ -32,6 +32,11 @@ def maybe_batch(
     if not axes and not (args.batch_files or args.random or args.max_trials):
         return None
     base = op_inputs.op_config(gf.project_dir, opdef, fixed)
+    if not args.preview:
+        from .run import fetch_absent
+
+        # Once for every trial (dependencies do not depend on config).
+        fetch_absent(args, gf, home, opdef, pins or {})
     if args.optimize:
         from . import optimize
 

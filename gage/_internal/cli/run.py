@@ -80,7 +80,7 @@ def _run_one(args, gf, home: str, opdef, config: dict, pins: dict) -> int:
 
     # Before anything is staged (staging checks it again): upstream runs
     # that disagree, config files the source rules leave out.
-    resolved = stage_op.check_op(gf, home, opdef, config, pins)
+    resolved = stage_op.check_op(gf, home, opdef, config, pins, stats=args.needed)
     found = None
     accept = common.needed_filter(args, gf, home, opdef, gagefile.op_cmd(opdef))
     if args.needed:
@@ -94,7 +94,7 @@ def _run_one(args, gf, home: str, opdef, config: dict, pins: dict) -> int:
             pulled = _pulled_needed(args, gf, home, found.key)
             if pulled is not None:
                 return pulled
-    _fetch_absent(args, gf, home, opdef, pins, resolved)
+    fetch_absent(args, gf, home, opdef, pins, resolved)
     if not args.yes and not _confirm(opdef, config, args):
         return error("cancelled: nothing staged", 1)
     # Connected before anything is staged: a cluster that cannot be
@@ -243,10 +243,11 @@ def _pulled_needed(args, gf, home: str, key: str) -> int | None:
     return _print_json(args, match, 0)
 
 
-def _fetch_absent(args, gf, home: str, opdef, pins: dict, resolved) -> None:
+def fetch_absent(args, gf, home: str, opdef, pins: dict, resolved=None) -> None:
     """Pinned dependency files missing from the project come from the
-    remote (--remote, else "$remote") into the object cache; with no
-    remote, the line says what is missing and how to fetch it."""
+    remote (--remote, else "$remote") into the object cache, once for a
+    run or a batch; with no remote, the line says what is missing and
+    how to fetch it. `resolved`: as `stage_op.check_op` gave them."""
     from ..lifecycle import dep_pins, stage_op
     from ..remote.config import default_remote, resolve_remote
 

@@ -16,11 +16,12 @@ import contextlib
 import os
 import stat
 from dataclasses import dataclass, field
+from typing import Any
 
 from ..types import DependencyError
 from ..util import file_util, patterns
 
-__all__ = ["match_files"]
+__all__ = ["match_files", "replaced_folders"]
 
 
 def match_files(
@@ -140,3 +141,28 @@ def _walk(
         else:
             files[sub] = entry.stat(follow_symlinks=False) if inside.stats else None
     return files, linked
+
+
+def replaced_folders(root: str, specs: list[dict[str, Any]]) -> list[str]:
+    """Folders under `root` (the project) that a project-files
+    dependency names by their path (no pattern) and places whole at the
+    same path: each of their files is replaced by the dependency's, so
+    the source code walk of staging need not descend them (a dependency
+    that cannot be placed fails staging)."""
+    found = []
+    for spec in specs:
+        if not isinstance(spec, dict) or spec.get("type") != "project-files":
+            continue
+        if spec.get("target-path", "") not in ("", "."):
+            continue  # placed elsewhere
+        val = spec.get("files")
+        for pat in [val] if isinstance(val, str) else val or []:
+            if not isinstance(pat, str) or patterns.has_magic(pat):
+                continue
+            rel = os.path.normpath(pat)
+            full = os.path.join(root, rel)
+            if rel in (".", "..") or rel.startswith(("..", os.sep)):
+                continue
+            if os.path.isdir(full) and not os.path.islink(full):
+                found.append(rel.replace(os.sep, "/"))
+    return found

@@ -125,8 +125,11 @@ def choose(
     name (pins for other ops are ignored). Raises LineageError when runs
     disagree; an op without a completed run is left out (run_deps says
     so where it resolves the dependency)."""
-    ops = [op for op in selected_ops(opdef) if _is_op(home, op)]
-    chosen = {op: Choice(run, "pinned") for op, run in (pins or {}).items()}
+    pins = pins or {}
+    # A pinned op is one even with no run of it here yet (a run on a
+    # remote that `repro --dry --remote` would pull).
+    ops = [op for op in selected_ops(opdef) if op in pins or _is_op(home, op)]
+    chosen = {op: Choice(run, "pinned") for op, run in pins.items()}
     _follow(home, chosen, ops)
     while True:
         rest = [op for op in ops if op not in chosen]

@@ -48,6 +48,7 @@ from ..store.run_meta import (
 from ..types import OpCmd, OpDef, OpRef, Run, StageError
 from ..util import file_util, run_exec
 from . import provenance, run_deps, run_hooks
+from .dep_match import replaced_folders
 from .run_verify import file_mode, seal_run
 
 __all__ = [
@@ -243,6 +244,7 @@ def copy_sourcecode(
             home,
             (lambda st: hash_cache.lookup_text(cache, st)) if share else None,
             (lambda keys: hash_cache.prefetch(cache, keys)) if share else None,
+            replaced_folders(src_dir, opdef.get_dependencies()),
         )
         known = _known_sources(sel, cache) if share else {}
         objs = objects.source_object_stats(home, sorted(set(known.values())), cache)

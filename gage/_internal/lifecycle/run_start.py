@@ -33,7 +33,7 @@ from ..store.run_meta import (
     write_timestamp,
 )
 from ..types import OpDef, Run, RunError, RunLockedError, VerifyError
-from ..util import file_lock, file_util, run_exec
+from ..util import file_lock, file_util, gc_pause, run_exec
 from ..util.console import terminal_progress
 from . import provenance
 from .run_stage import check_run_dirs
@@ -169,9 +169,10 @@ def _verified_files(run: Run, log: Any, quiet: bool) -> dict[str, tuple[int, int
     """Verify a run before it starts; its files' (size, mtime). Verified
     files match the manifest: only files the run touches need hashing
     again at the end (unverified ones may not: all are hashed then)."""
-    stats = file_util.snapshot_stats(run.run_dir)
-    before = {p: (st.st_size, st.st_mtime_ns) for p, st in stats.items()}
-    _verify_for_start(run, log, before, quiet, stats)
+    with gc_pause.paused():  # a run of many files: see gc_pause
+        stats = file_util.snapshot_stats(run.run_dir)
+        before = {p: (st.st_size, st.st_mtime_ns) for p, st in stats.items()}
+        _verify_for_start(run, log, before, quiet, stats)
     return before
 
 
@@ -359,7 +360,8 @@ def finalize_run(
     try:
         if opdef.get_exec().get("finalize") is not None:
             _run_finalize_hook(run, opdef, exit_code, quiet, log)
-        _log_run_files(run, _before)
+        with gc_pause.paused():
+            _log_run_files(run, _before)
         read_run_summary(run, opdef, log)
     except OSError as e:
         if e.errno not in (errno.ENOSPC, errno.EDQUOT):

@@ -63,7 +63,11 @@ class Difference:
 
 
 def verify_run(
-    run: Run, full: bool = False, progress: Progress | None = None
+    run: Run,
+    full: bool = False,
+    progress: Progress | None = None,
+    stats: Mapping[str, os.stat_result] | None = None,
+    keep: dict[str, bytes] | None = None,
 ) -> list[Difference]:
     """Re-hash run dir files against the manifest and sealed meta against
     the seal: every difference, meta first, then by path.
@@ -73,17 +77,21 @@ def verify_run(
     what runs is as it was staged. A large file whose full stat (device,
     inode, size, mtime, ctime) is what the runs home's digest cache
     recorded (at staging) is not read again; `full` reads every file.
-    `progress` counts the files and bytes checked.
+    `progress` counts the files and bytes checked. `stats`: the run dir's
+    `file_util.snapshot_stats`, when the caller took it; `keep`: see
+    `verify_files`.
     """
     if not run_meta.has_timestamp(run, "staged"):
         raise RunError(
             f"Run {run.name} ({run.id}) is not staged: it has no manifest to verify"
         )
-    files = file_util.snapshot_dir(run.run_dir)
+    if stats is None:
+        stats = file_util.snapshot_stats(run.run_dir)
+    files = {path: (st.st_size, st.st_mtime_ns) for path, st in stats.items()}
     if full:
-        return verify_files(run, files, progress=progress)
+        return verify_files(run, files, progress=progress, stats=stats)
     with digest_cache(run) as cache:
-        return verify_files(run, files, cache, progress)
+        return verify_files(run, files, cache, progress, stats, keep)
 
 
 def digest_cache(run: Run) -> hash_cache.HashCache:
@@ -101,12 +109,16 @@ def verify_files(
     cache: hash_cache.HashCache | None = None,
     progress: Progress | None = None,
     stats: Mapping[str, os.stat_result] | None = None,
+    keep: dict[str, bytes] | None = None,
 ) -> list[Difference]:
     """Differences of sealed meta (`verify_meta`), then between `files` (a
     snapshot of the run dir) and the manifest, re-hashing each listed
     file and checking the mode of each staged one. With `cache`, a file
     whose stat the digest cache knows is not read. `stats`: the lstat of
-    each file in the snapshot, when the caller took them."""
+    each file in the snapshot, when the caller took them. `keep`: gets
+    path -> bytes of the small files read (below the digest cache's
+    `MIN_SIZE`, up to `KEEP_MAX` bytes in all), hashed from those bytes:
+    a caller that copies them next (a push) reads each once."""
     meta_diffs = verify_meta(run)
     if any(d.path in ("seal", "manifest") for d in meta_diffs):
         # The manifest cannot be trusted to list the files.
@@ -116,6 +128,7 @@ def verify_files(
     manifest = run_meta.read_manifest(run)
     staged = _staged_count(run, seal)
     diffs = []
+    room = [KEEP_MAX if keep is not None else 0]
     for i, e in enumerate(manifest):
         path = f"{run.run_dir}/{e.path}"
         if e.path not in files:
@@ -130,7 +143,10 @@ def verify_files(
         if st and stat.S_ISLNK(st.st_mode) and not os.path.exists(path):
             if _link_digest(path) != e.sha256:  # recorded as this link: same
                 diffs.append(Difference("dangling", e.path, os.readlink(path)))
-        elif _digest(path, cache, progress, files[e.path][0], st) != e.sha256:
+        elif (
+            _kept_digest(path, e.path, st, keep, room)
+            or _digest(path, cache, progress, files[e.path][0], st)
+        ) != e.sha256:
             diffs.append(Difference("changed", e.path))
         elif modes is not None and i < staged:
             mode = file_mode(path, st)
@@ -141,6 +157,32 @@ def verify_files(
     listed = {e.path for e in manifest}
     diffs.extend(Difference("added", path) for path in files if path not in listed)
     return meta_diffs + sorted(diffs, key=lambda d: d.path)
+
+
+KEEP_MAX = 64 * 1024 * 1024
+
+
+def _kept_digest(
+    path: str,
+    rel: str,
+    st: os.stat_result | None,
+    keep: dict[str, bytes] | None,
+    room: list[int],
+) -> str | None:
+    """The sha256 of a small regular file read whole, its bytes kept in
+    `keep[rel]` while `room[0]` (bytes left) allows; None when it is not
+    one (or cannot be read: `_digest` says what it is)."""
+    if keep is None or st is None or not stat.S_ISREG(st.st_mode):
+        return None
+    if st.st_size >= min(room[0], hash_cache.MIN_SIZE):
+        return None
+    try:
+        data = file_util.read_regular(path)
+    except OSError:
+        return None
+    keep[rel] = data
+    room[0] -= len(data)
+    return file_util.sha256_bytes(data)
 
 
 def _link_digest(path: str) -> str | None:

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 from ..project import gagefile
 from ..types import OpDef, Run
+from ..util import gc_pause
 from . import op_inputs
 
 if TYPE_CHECKING:
@@ -64,9 +65,10 @@ def lookup(
     """`accept`: what else a completed run must pass (`--strict-env`).
     `resolved`: the dependencies as `check_op` just resolved them (a
     folder of many files is not walked again)."""
-    inputs = op_inputs.op_inputs(
-        home, gf.project_dir, opdef, dict(config), upstream, resolved
-    )
+    with gc_pause.paused():  # a folder of many files: see gc_pause
+        inputs = op_inputs.op_inputs(
+            home, gf.project_dir, opdef, dict(config), upstream, resolved
+        )
     if inputs is None:
         return Lookup(None, predicted=False, accept=accept)
     match = op_inputs.find_run(home, inputs, accept=accept)
@@ -79,6 +81,7 @@ def check_op(
     opdef: OpDef,
     config: Mapping[str, Any],
     upstream: Mapping[str, Run] | None = None,
+    stats: bool = False,
 ) -> list[run_deps.ResolvedDep]:
     """Raise, before anything is staged, what staging would refuse and
     can be known now: a dependency that cannot be resolved (no upstream
@@ -86,13 +89,14 @@ def check_op(
     replace a config file. `stage_op` calls it unless told it was
     (`checked`); callers that ask for a confirmation call it first.
     Returns the dependencies resolved (for `lookup`): a folder's files
-    from its listing, no stat taken (staging takes its own)."""
+    from its listing, no stat taken (staging takes its own), unless
+    `stats` (for `lookup`: its walk's stats, none taken again)."""
     if not opdef.get_dependencies():
         return []
     from . import run_deps
 
     resolved = run_deps.preview_dependencies(
-        home, gf.project_dir, opdef, upstream, stats=False
+        home, gf.project_dir, opdef, upstream, stats=stats
     )
     if config:
         run_deps.check_config_files(resolved, gf.project_dir, opdef)
@@ -152,9 +156,10 @@ def stage_op(
     if batch:
         run_meta.write_batch(run, batch)
     try:
-        run_stage.stage_run(
-            run, gf.project_dir, warn=warn, upstream=upstream, progress=progress
-        )
+        with gc_pause.paused():
+            run_stage.stage_run(
+                run, gf.project_dir, warn=warn, upstream=upstream, progress=progress
+            )
     except Exception as e:
         run_meta.runner_log(run).error("staging failed: %s", e)
         raise

@@ -40,8 +40,9 @@ __all__ = ["Result", "Step", "plan", "repro", "select_ops"]
 @dataclass(frozen=True)
 class Step:
     """What `repro` would do for an op: `action` is `run` or `up to date`;
-    with a remote also `pull` (`pull` names the run there, `name (id)`)
-    or `later` (an upstream op is pulled first: decided then); `run` is
+    with a remote also `pull` (`pull` names the run there, `name (id)`;
+    `entry` is its entry) or `later` (an upstream op is pulled first and
+    its run cannot be read before: decided then); `run` is
     the completed run that is up to date, else the closest completed run
     (or None); `reasons` say why it would run; `blocked` why it could not
     be staged (a dependency that cannot be resolved)."""
@@ -52,6 +53,7 @@ class Step:
     reasons: list[str] = field(default_factory=list)
     blocked: str = ""
     pull: str = ""
+    entry: dict[str, Any] | None = field(default=None, repr=False, compare=False)
 
 
 @dataclass
@@ -96,14 +98,30 @@ def plan(
     """What `repro` would do for `ops` (in dependency order), and why.
     With `remote` (an open remote), an op that is not up to date here
     and whose inputs key a completed run on the remote has is `pull`, as
-    `repro` would pull it (`pull.matching_entry`); ops downstream of it
-    are `later`: their inputs are known once it is here."""
+    `repro` would pull it (`pull.matching_entry`). An op downstream of
+    it is decided with that run as its upstream: its meta and file names
+    are read from the remote (`pull.previews`, no file's bytes); `later`
+    (with why) only when they cannot be."""
+    if remote is None:
+        return _plan(gf, home, ops, configs or {}, force, None)
+    from ..remote.pull import previews
+
+    with previews(home, remote) as preview:
+        return _plan(gf, home, ops, configs or {}, force, (remote, preview, []))
+
+
+def _plan(
+    gf: gagefile.Gagefile,
+    home: str,
+    ops: list[str],
+    configs: Mapping[str, dict[str, Any]],
+    force: bool,
+    remote: tuple[Any, Callable[[dict], Run], list] | None,
+) -> list[Step]:
     edges = graph.op_graph(gf.opdefs)
-    configs = configs or {}
     resolved: dict[str, Run] = {}
     stale: set[str] = set()
-    later: set[str] = set()
-    entries: list[Any] = []
+    later: dict[str, str] = {}  # op -> why it is decided only after a pull
     steps = []
     wanted = set(ops)
     for op in ops:
@@ -114,23 +132,43 @@ def plan(
             names = ", ".join(u for u in ups if u in stale)
             step = Step(op, "run", reasons=[f"upstream {names} will run first"])
         elif any(u in later for u in ups):
-            names = ", ".join(u for u in ups if u in later)
-            step = Step(op, "later", reasons=[f"upstream {names} is pulled first"])
+            u = next(u for u in ups if u in later)
+            step = Step(op, "later", reasons=[later[u]])
         else:
-            config = _config(gf, op, configs)
-            step = _decide(gf, home, op, config, _runs_of(ups, resolved))
-            if step.action == "run" and remote is not None and not step.blocked:
-                step = _remote_step(
-                    gf, home, op, config, ups, resolved, step, remote, entries
-                )
+            step = _op_step(
+                gf, home, op, _config(gf, op, configs), ups, resolved, remote
+            )
         if step.action == "run":
             stale.add(op)
-        elif step.action in ("pull", "later"):
-            later.add(op)
+        elif step.action == "pull" and remote and step.entry:
+            try:
+                resolved[op] = remote[1](step.entry)
+            except (GageError, OSError) as e:
+                later[op] = (
+                    f"upstream {op} is pulled first, and its run cannot be "
+                    f"read before ({e})"
+                )
+        elif step.action == "later":
+            later[op] = step.reasons[0]
         elif step.run is not None:
             resolved[op] = step.run
         steps.append(step)
     return steps
+
+
+def _op_step(
+    gf: gagefile.Gagefile,
+    home: str,
+    op: str,
+    config: dict[str, Any],
+    ups: list[str],
+    resolved: Mapping[str, Run],
+    remote: tuple[Any, Callable[[dict], Run], list] | None,
+) -> Step:
+    step = _decide(gf, home, op, config, _runs_of(ups, resolved))
+    if step.action == "run" and remote is not None and not step.blocked:
+        step = _remote_step(gf, home, op, config, ups, resolved, step, remote)
+    return step
 
 
 def _remote_step(
@@ -141,26 +179,26 @@ def _remote_step(
     ups: list[str],
     resolved: Mapping[str, Run],
     step: Step,
-    remote: Any,
-    entries: list[Any],
+    remote: tuple[Any, Callable[[dict], Run], list],
 ) -> Step:
     """`pull` when the remote has a completed run with the inputs key
-    `stage_op.lookup` gives (`entries`: the remote's, listed once), else
-    `step`."""
+    `stage_op.lookup` gives (the remote's entries listed once per plan),
+    else `step`."""
     from ..remote import layout
     from ..remote.pull import matching_entry
 
+    b, _preview, entries = remote
     found = stage_op.lookup(gf, home, gf.get_opdef(op), config, _runs_of(ups, resolved))
     if not found.key:
         return step
     if not entries:  # listed once per plan
-        entries.append(layout.list_entries(remote))
+        entries.append(layout.list_entries(b))
     e = matching_entry(entries[0], found.key)
     if e is None:
         return step
-    where = f"remote '{remote.spec.name}'"
+    where = f"remote '{b.spec.name}'"
     why = f"run {e['name']} on {where} completed with the same inputs"
-    return Step(op, "pull", step.run, [why], pull=f"{e['name']} ({e['id']})")
+    return Step(op, "pull", step.run, [why], pull=f"{e['name']} ({e['id']})", entry=e)
 
 
 def _config(

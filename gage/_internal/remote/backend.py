@@ -7,12 +7,16 @@ mounted one), `sshfs` (asyncssh) for `ssh://`, `s3fs` for `s3://`
 `remote` extra, imported only here, when a remote is opened.
 
 Nothing is ever visible under its final name before it is whole: a
-file goes to a temp name under `tmp/` and is renamed in place (a POSIX
-rename on SFTP), except on S3, where a PUT is atomic by itself.
+file goes to a temp name beside it (`.tmp-HOST-PID-...`, never a sha256
+or run id) and is renamed in place (a POSIX rename on SFTP), except on
+S3, where a PUT is atomic by itself. A temp name in the file's own dir
+(not one shared dir) lets two threads create files at once: a
+directory's creates are serialized by its lock.
 
-A directory remote moves bytes with the kernel (`file_util.copy_file`:
-one read and write for a small file, else reflink or `sendfile`), in
-this thread: for many small files, threads cost more than they give.
+A directory remote moves bytes with the kernel (small files read and
+written whole, open/write/close/rename; big ones by reflink or
+`sendfile`), a thread per core: the kernel's work of creating files is
+what takes the time, and it runs in parallel.
 
 Every failure leaves here as a RemoteError whose message names the
 remote and says what to do: host not reachable, authentication
@@ -22,8 +26,10 @@ refused, bucket missing, permission denied, no space left.
 from __future__ import annotations
 
 import errno
+import itertools
 import os
 import socket
+import stat
 import threading
 import time
 from contextlib import contextmanager
@@ -59,9 +65,17 @@ class Backend:
         return self.spec.scheme == "file"
 
     @property
+    def pipelined(self) -> bool:
+        """Many files go in one call (`sftp.put_all`, `cat_all`)."""
+        return self.spec.scheme in ("ssh", "sftp")
+
+    @property
     def jobs(self) -> int:
-        """Transfers at once: one for a directory (see the module doc)."""
-        return 1 if self.local else self.spec.jobs
+        """Transfers at once: for a directory, one per core (up to 4:
+        the kernel does the work; see the module doc)."""
+        if self.local:
+            return max(1, min(self.spec.jobs, os.cpu_count() or 1, 4))
+        return self.spec.jobs
 
     def path(self, *parts: str) -> str:
         return (
@@ -82,6 +96,18 @@ class Backend:
             if self.local:
                 return _copy_hashing(path, local)
             self.fs.get_file(path, local)
+        return None
+
+    def read_small(self, path: str, size: int | None) -> bytes | None:
+        """The bytes of `path` when it is small (at most SMALL bytes: a
+        directory remote's file by its fstat, another's by `size`, what
+        its entry says), read whole in one request; else None (see
+        `get_file`)."""
+        with self.errors(path):
+            if self.local:
+                return _read_small(path)
+            if size is not None and 0 < size <= SMALL:
+                return self.fs.cat_file(path)
         return None
 
     def names(self, path: str) -> list[str]:
@@ -132,9 +158,9 @@ class Backend:
             if self.atomic_put:
                 write(path)
                 return
-            tmp = self.path("tmp", f"{_host}-{os.getpid()}-{time.time_ns()}")
-            self._makedirs(self.path("tmp"))
-            self._makedirs(path.rsplit("/", 1)[0])
+            parent = path.rsplit("/", 1)[0]
+            tmp = f"{parent}/{TMP_PREFIX}{tmp_name()}"
+            self._makedirs(parent)
             try:
                 write(tmp)
                 if self.local:
@@ -180,6 +206,46 @@ class Backend:
         return RemoteError(f"{self.label}: {describe_error(e, self.spec, path)}")
 
 
+TMP_PREFIX = ".tmp-"  # a file on its way, beside its final name
+
+
+def tmp_name() -> str:
+    """A name no other process (here or on another host) and no other
+    file of this one takes: host, pid and start time, then a count."""
+    global _tmp_prefix
+    if _tmp_prefix is None:
+        _tmp_prefix = f"{_host}-{os.getpid()}-{time.time_ns()}"
+    return f"{_tmp_prefix}-{next(_tmp_count)}"
+
+
+def _forget_prefix() -> None:
+    global _tmp_prefix
+    _tmp_prefix = None
+
+
+_tmp_prefix: str | None = None
+_tmp_count = itertools.count()
+os.register_at_fork(after_in_child=_forget_prefix)
+
+
+def _read_small(path: str) -> bytes | None:
+    """A regular file's bytes when it has at most SMALL (else None),
+    never blocking on a special file: open, fstat, read, close."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise file_util.NotRegularFile(errno.EINVAL, "not a regular file", path)
+        if st.st_size > SMALL:
+            return None
+        data = os.read(fd, st.st_size + 1)
+        # A regular file reads short only at its end; one that grew since
+        # the fstat is copied as a big one.
+        return data if len(data) <= st.st_size else None
+    finally:
+        os.close(fd)
+
+
 def _copy_hashing(src: str, dest: str) -> str:
     """Copy `src` to a new file `dest`: the sha256 of the bytes written
     (a small file read once; a big one copied by the kernel while this
@@ -187,7 +253,7 @@ def _copy_hashing(src: str, dest: str) -> str:
     from ..store import copy_hash
 
     st = os.stat(src)
-    if st.st_size <= _SMALL:
+    if st.st_size <= SMALL:
         digest = file_util.copy_file(src, dest, st)
         if digest:
             return digest
@@ -201,7 +267,7 @@ def _copy_hashing(src: str, dest: str) -> str:
             os.close(fd)
 
 
-_SMALL = 256 * 1024  # file_util.copy_file reads a file this small whole
+SMALL = 256 * 1024  # file_util.copy_file reads a file this small whole
 
 
 def _write_new(path: str, data: bytes) -> None:

@@ -48,7 +48,7 @@ def fetch_absent(
             )
         return e
 
-    download(home, b, {d: 0 for d in by_digest}, None, name)
+    download(home, b, {d: None for d in by_digest}, None, name)
     if say:
         for a in absent:
             say(

@@ -2,7 +2,7 @@
 
     <remote>/objects/sha256/ab/cdef...   a file's bytes, named by their sha256
     <remote>/runs/<id>.json              a run's entry: written last
-    <remote>/tmp/                        files on their way (then renamed)
+    <remote>/.../.tmp-HOST-PID-...       a file on its way (then renamed)
 
 A run on a remote is its entry: the run's record (as `gage runs --json`
 gives it), the sha256 of its meta dir packed as a tar

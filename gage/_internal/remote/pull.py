@@ -20,11 +20,13 @@ run dir first, meta dir last: a run is listed only when whole.
 
 from __future__ import annotations
 
+import itertools
 import os
 import shutil
 import stat
 import time
-from typing import Any
+from contextlib import contextmanager
+from typing import Any, Callable, Iterator, Mapping
 
 from ..engines import run_archive
 from ..faults import fault_point
@@ -43,6 +45,8 @@ __all__ = [
     "download",
     "matching_entry",
     "plan_pull",
+    "preview_run",
+    "previews",
     "pull",
     "pull_matching",
     "select_entries",
@@ -101,11 +105,26 @@ def plan_pull(home: str, b: Backend, entries: list[dict[str, Any]]) -> Plan:
         for _path, digest, size, _mode in e["files"]:
             needed[digest] = size
     if needed:
-        with hash_cache.open_cache(run_meta.hash_cache_path(home)) as cache:
-            for digest, size in needed.items():
-                if not objects.has_object(home, digest, cache):
-                    plan.objects[digest] = size
+        _drop_here(home, needed)
+        plan.objects.update(needed)
     return plan
+
+
+def _drop_here(home: str, needed: dict[str, int]) -> None:
+    """Drop from `needed` the objects `home`'s object cache has, intact:
+    only those in a fan-out dir it has are looked at (an empty cache:
+    one listing)."""
+    try:
+        fans = set(os.listdir(os.path.join(run_meta.objects_dir(home), "sha256")))
+    except (FileNotFoundError, NotADirectoryError):
+        return
+    maybe = [d for d in needed if d[:2] in fans]
+    if not maybe:
+        return
+    with hash_cache.open_cache(run_meta.hash_cache_path(home)) as cache:
+        for digest in maybe:
+            if objects.has_object(home, digest, cache):
+                del needed[digest]
 
 
 def pull(
@@ -158,6 +177,50 @@ def pull_matching(home: str, b: Backend, key: str) -> Run | None:
     return load_run(local)
 
 
+@contextmanager
+def previews(home: str, b: Backend) -> Iterator[Callable[[dict], Run]]:
+    """A function that gives a stand-in for the run of an entry, put
+    together in the runs home's `.gage-pull` without its files' bytes
+    (removed when the block ends): what deciding a downstream op's
+    inputs reads before the run is pulled (`repro --dry --remote`)."""
+    work = os.path.join(home, PULL_DIR, f"plan-{os.getpid()}-{time.time_ns()}")
+    try:
+        yield lambda e: preview_run(b, e, work)
+    finally:
+        _remove_tree(work)
+
+
+def preview_run(b: Backend, e: dict, work: str) -> Run:
+    """The run of entry `e` under `work` as its inputs are read: its meta
+    dir (the meta object, checked against its sha256 on arrival) and
+    its run dir with an empty file for each of its files (every one is
+    in its manifest, with its digest: push sends only runs that verify)
+    and its links. RemoteError when the meta cannot be had."""
+    try:
+        data = b.cat(layout.object_path(b, e["meta"]))
+    except RemoteError as err:
+        raise _object_error(b, e["meta"], e, err) from None
+    actual = file_util.sha256_bytes(data)
+    if actual != e["meta"]:
+        mismatch = ObjectMismatch(f"its content has sha256 {actual[:12]}")
+        raise _object_error(b, e["meta"], e, mismatch)
+    os.makedirs(work, exist_ok=True)
+    try:
+        run_archive.unpack_meta(data, work, e["id"])
+    except run_archive.ArchiveError as err:
+        raise RemoteError(f"{b.label}: {err}", run=e["id"]) from None
+    run = Run(e["id"], os.path.join(work, e["id"]), e["name"])
+    os.mkdir(run.run_dir)
+    parents: set[str] = set()
+    for path, _digest, _size, _mode in e["files"]:
+        os.close(
+            os.open(_dest(run, path, parents), os.O_WRONLY | os.O_CREAT | os.O_EXCL)
+        )
+    for path, target in e["links"]:
+        os.symlink(target, _dest(run, path, parents))
+    return run
+
+
 # ---------------------------------------------------------------------------
 # Objects
 
@@ -174,42 +237,90 @@ def _download(home: str, b: Backend, plan: Plan, progress: Progress | None) -> N
 def download(
     home: str,
     b: Backend,
-    sizes: dict[str, int],
+    sizes: Mapping[str, int | None],
     progress: Progress | None = None,
     name: Any = None,
 ) -> None:
-    """Download the objects `sizes` names (digest -> size) into the
-    object cache of `home`, each verified against its sha256 on arrival.
-    `name(digest, error)`: the RemoteError to raise for an object that is
-    missing or does not match (else the error as it is)."""
+    """Download the objects `sizes` names (digest -> size, None when not
+    known) into the object cache of `home`, each verified against its
+    sha256 on arrival: a small one hashed from the bytes read (read
+    once, nothing written when they differ), a big one as it is written
+    or from the file. `name(digest, error)`: the RemoteError to raise
+    for an object that is missing or does not match (else the error as
+    it is)."""
     tmp_dir = run_meta.objects_tmp_dir(home)
     os.makedirs(tmp_dir, exist_ok=True)
+    prefix = f"pull-{os.getpid()}-{time.time_ns()}-"
+    count = itertools.count()
 
-    def fetch(digest: str) -> os.stat_result:
-        tmp = os.path.join(tmp_dir, f"pull-{os.getpid()}-{time.time_ns()}")
+    def fetch(digest: str, data: bytes | None = None) -> os.stat_result:
+        tmp = f"{tmp_dir}/{prefix}{next(count)}"
+        path = layout.object_path(b, digest)
         try:
-            actual = b.get_file(layout.object_path(b, digest), tmp)
-            st = _adopt(home, tmp, digest, actual)
+            if data is None:
+                data = b.read_small(path, sizes[digest])
+            if data is not None:
+                st = _adopt_bytes(home, tmp, digest, data)
+            else:
+                st = _adopt(home, tmp, digest, b.get_file(path, tmp))
             fault_point("remote-pull")
             return st
         except RemoteError as e:
+            _discard(tmp)
             raise (name(digest, e) if name else e) from None
         except OSError as e:
+            _discard(tmp)
             raise _local_error(home, e) from None
-        finally:
-            if os.path.lexists(tmp):
-                os.unlink(tmp)
+        except BaseException:
+            _discard(tmp)
+            raise
 
     with hash_cache.open_cache(run_meta.hash_cache_path(home)) as cache:
 
         def done(digest: str, st: os.stat_result) -> None:
             hash_cache.store(cache, st, digest, extracted=True)
             if progress:
-                progress.add(sizes[digest], 1)
+                progress.add(st.st_size, 1)
 
-        run_all(b.jobs, fetch, sorted(sizes), done)
+        rest = sorted(sizes)
+        if b.pipelined:
+            rest = _cat_small(b, sizes, fetch, done, name)
+        run_all(b.jobs, fetch, rest, done)
     if progress:
         progress.done()
+
+
+def _cat_small(
+    b: Backend, sizes: Mapping[str, int | None], fetch: Any, done: Any, name: Any
+) -> list[str]:
+    """Read the objects known to be small in one call (`sftp.cat_all`),
+    each landed by `fetch(digest, data)` as it arrives; the others."""
+    from .backend import SMALL
+    from .sftp import cat_all
+
+    small = {
+        layout.object_path(b, d): d
+        for d in sorted(sizes)
+        if 0 < (sizes[d] or 0) <= SMALL
+    }
+
+    def got(path: str, data: bytes) -> None:
+        done(small[path], fetch(small[path], data))
+
+    def named(path: str, e: BaseException) -> BaseException:
+        if name and isinstance(e, RemoteError) and path in small:
+            return name(small[path], e)
+        return e
+
+    cat_all(b, {p: sizes[d] or 0 for p, d in small.items()}, got, named)
+    return sorted(set(sizes) - set(small.values()))
+
+
+def _discard(tmp: str) -> None:
+    try:
+        os.unlink(tmp)
+    except FileNotFoundError:
+        pass
 
 
 _REPAIR = "'gage push --force {}' from a runs home that has it repairs it"
@@ -231,6 +342,30 @@ def _adopt(
     os.chmod(tmp, 0o444)
     then = time.time() - 60  # earlier than now: see hash_cache.store
     os.utime(tmp, (then, then))
+    return _rename_object(home, tmp, digest)
+
+
+def _adopt_bytes(home: str, tmp: str, digest: str, data: bytes) -> os.stat_result:
+    """The object for `digest` written from `data` when it is (checked
+    before anything is written): a new read-only file `tmp` (open,
+    write, utime, close), renamed in place; the object's stat."""
+    actual = file_util.sha256_bytes(data)
+    if actual != digest:
+        raise ObjectMismatch(f"its content has sha256 {actual[:12]}")
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+    fd = os.open(tmp, flags, 0o444)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+        then = time.time_ns() - 60 * 10**9  # earlier than now: hash_cache.store
+        os.utime(fd, ns=(then, then))
+    finally:
+        os.close(fd)
+    return _rename_object(home, tmp, digest)
+
+
+def _rename_object(home: str, tmp: str, digest: str) -> os.stat_result:
     dest = run_meta.object_path(home, digest)
     parent = os.path.dirname(dest)
     if parent not in _made:
@@ -297,7 +432,9 @@ def _assemble(
         os.mkdir(run.run_dir)
         _place_files(home, run, e, cache)
         cache.flush()
-        diffs = run_verify.verify_files(run, file_util.snapshot_dir(run.run_dir), cache)
+        stats = file_util.snapshot_stats(run.run_dir)
+        files = {p: (st.st_size, st.st_mtime_ns) for p, st in stats.items()}
+        diffs = run_verify.verify_files(run, files, cache, stats=stats)
         if diffs:
             more = f" (and {len(diffs) - 1} more)" if len(diffs) > 1 else ""
             raise RemoteError(

@@ -97,6 +97,7 @@ def plan_push(b: Backend, runs: list[Run], force: bool = False) -> Plan:
         local.append((run, op, status, meta))
     plan = Plan(b.spec.name, b.spec.url)
     same = set() if force else _up_to_date(b, local)
+    sizes: dict[str, int] = {}
     for run, op, status, meta in local:
         if meta is None:
             plan.items.append(Item(run.id, run.name, op, status, f"skipped ({status})"))
@@ -104,14 +105,18 @@ def plan_push(b: Backend, runs: list[Run], force: bool = False) -> Plan:
         if run.id in same:
             plan.items.append(Item(run.id, run.name, op, status, "up to date"))
             continue
-        _verify(run, b)
-        entry, files = _entry(run, hashlib.sha256(meta).hexdigest(), status)
+        stats, kept = _verify(run, b)
+        entry, files = _entry(
+            run, hashlib.sha256(meta).hexdigest(), status, stats, kept
+        )
         entry["meta_size"] = len(meta)
         plan.items.append(Item(run.id, run.name, op, status, "push"))
         plan.entries[run.id] = entry
         plan.sources[entry["meta"]] = meta
         plan.sources.update(files)
-    _drop_present(b, plan, force)
+        sizes[entry["meta"]] = len(meta)
+        sizes.update((digest, size) for _path, digest, size, _mode in entry["files"])
+    _drop_present(b, plan, sizes, force)
     return plan
 
 
@@ -144,9 +149,14 @@ def _same_meta(b: Backend, run_id: str, digest: str) -> bool:
         return False  # an entry that is not valid is replaced
 
 
-def _verify(run: Run, b: Backend) -> None:
+def _verify(run: Run, b: Backend) -> tuple[dict[str, os.stat_result], dict[str, bytes]]:
+    """The run dir's lstats and the bytes of its small files, read once
+    to verify them and kept to be sent (`run_verify.verify_files`);
+    RemoteError when the run does not verify."""
+    stats = file_util.snapshot_stats(run.run_dir)
+    kept: dict[str, bytes] = {}
     try:
-        diffs = run_verify.verify_run(run)
+        diffs = run_verify.verify_run(run, stats=stats, keep=kept)
     except RunError as e:
         raise RemoteError(f"cannot push run {run.name} ({run.id}): {e}") from None
     if diffs:
@@ -156,20 +166,29 @@ def _verify(run: Run, b: Backend) -> None:
             f"see 'gage check {run.name}'; nothing was pushed to {b.label}",
             run=run.id,
         )
+    return stats, kept
 
 
-def _entry(run: Run, meta_digest: str, status: str) -> tuple[dict, dict[str, str]]:
-    """The entry of `run` and its files' objects (digest -> path)."""
+def _entry(
+    run: Run,
+    meta_digest: str,
+    status: str,
+    stats: dict[str, os.stat_result],
+    kept: dict[str, bytes],
+) -> tuple[dict, dict[str, str | bytes]]:
+    """The entry of `run` and its files' objects (digest -> the bytes
+    verified, else the path)."""
     digests = {e.path: e.sha256 for e in run_meta.read_manifest(run)}
-    files, links, sources = [], [], {}
-    for path, st in sorted(file_util.snapshot_stats(run.run_dir).items()):
+    files, links = [], []
+    sources: dict[str, str | bytes] = {}
+    for path, st in sorted(stats.items()):
         full = os.path.join(run.run_dir, path)
         if stat.S_ISLNK(st.st_mode):
             links.append([path, os.readlink(full)])
         elif stat.S_ISREG(st.st_mode) and path in digests:
             digest = digests[path]
             files.append([path, digest, st.st_size, stat.S_IMODE(st.st_mode)])
-            sources[digest] = full
+            sources[digest] = kept.get(path, full)
     record = runs_mod.run_record(run, status)
     record.pop("run_dir", None)
     entry = {
@@ -187,7 +206,9 @@ def _entry(run: Run, meta_digest: str, status: str) -> tuple[dict, dict[str, str
     return entry, sources
 
 
-def _drop_present(b: Backend, plan: Plan, force: bool = False) -> None:
+def _drop_present(
+    b: Backend, plan: Plan, sizes: dict[str, int], force: bool = False
+) -> None:
     """Keep in `plan.sources` only the objects the remote lacks (all
     with `force`), with their sizes in `plan.objects`."""
     needed = set(plan.sources)
@@ -195,10 +216,8 @@ def _drop_present(b: Backend, plan: Plan, force: bool = False) -> None:
         return
     for digest in set() if force else _present(b, needed):
         del plan.sources[digest]
-    for digest, src in plan.sources.items():
-        plan.objects[digest] = (
-            len(src) if isinstance(src, bytes) else os.path.getsize(src)
-        )
+    for digest in plan.sources:
+        plan.objects[digest] = sizes[digest]
 
 
 def _present(b: Backend, needed: set[str]) -> set[str]:
@@ -228,6 +247,8 @@ def _present(b: Backend, needed: set[str]) -> set[str]:
 
 def push(b: Backend, plan: Plan, progress: Progress | None = None) -> Plan:
     """Send what `plan` says: objects first, then entries."""
+    if b.pipelined:
+        return _push_pipelined(b, plan, progress)
 
     def send(digest: str) -> None:
         src = plan.sources[digest]
@@ -250,6 +271,33 @@ def push(b: Backend, plan: Plan, progress: Progress | None = None) -> Plan:
         b.put_bytes(data, layout.entry_path(b, run_id))
 
     run_all(b.jobs, write, sorted(plan.entries))
+    if progress:
+        progress.done()
+    return plan
+
+
+def _push_pipelined(b: Backend, plan: Plan, progress: Progress | None) -> Plan:
+    """`push` in one call per phase (see `sftp`): objects, then entries."""
+    import json
+
+    from . import sftp
+
+    digests = {layout.object_path(b, d): d for d in plan.sources}
+
+    def sent(path: str) -> None:
+        if progress:
+            progress.add(plan.objects[digests[path]], 1)
+        fault_point("remote-push")
+
+    sftp.put_all(b, [(p, plan.sources[d]) for p, d in sorted(digests.items())], sent)
+    entries = [
+        (
+            layout.entry_path(b, run_id),
+            json.dumps(plan.entries[run_id], sort_keys=True).encode(),
+        )
+        for run_id in sorted(plan.entries)
+    ]
+    sftp.put_all(b, entries)
     if progress:
         progress.done()
     return plan

@@ -48,7 +48,9 @@ same rule on recent mtimes: a listing with a file modified in the last
 
 from __future__ import annotations
 
+import array
 import itertools
+import operator
 import os
 import sqlite3
 import stat as statlib
@@ -322,14 +324,23 @@ def file_digests(
 def listing_digest(names: Sequence[str], stats: Sequence[os.stat_result]) -> str:
     """sha256 of a folder's listing: each file's name and stat identity
     (device, inode, size, mtime, ctime), in order. Any change to a
-    file's content, and any file added, removed or renamed, changes it."""
-    data = repr(
-        [
-            (n, st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
-            for n, st in zip(names, stats)
-        ]
-    )
-    return file_util.sha256_bytes(data.encode("utf-8", "surrogateescape"))
+    file's content, and any file added, removed or renamed, changes it.
+    The names, then the stats packed as 64-bit ints (taken in C: a
+    folder of 20,000 files in a few ms; stats that do not fit, as text)."""
+    import hashlib  # on use: `gage run --needed` of an op without folders
+
+    h = hashlib.sha256("\0".join(names).encode("utf-8", "surrogateescape"))
+    idents = map(_IDENT, stats)
+    try:
+        h.update(array.array("q", itertools.chain.from_iterable(idents)).tobytes())
+    except OverflowError:
+        h.update(repr(list(map(_IDENT, stats))).encode())
+    return h.hexdigest()
+
+
+_IDENT = operator.attrgetter(
+    "st_dev", "st_ino", "st_size", "st_mtime_ns", "st_ctime_ns"
+)
 
 
 def folder_digests(
@@ -386,30 +397,43 @@ def lookup(cache: HashCache | None, st: os.stat_result) -> str | None:
 
 def prefetch(cache: HashCache | None, keys: list[tuple[int, int]]) -> None:
     """Read the rows of many files, by (device, inode), in a few queries,
-    so the lookups that follow need none."""
+    so the lookups that follow need none. A cache another process holds
+    locked is waited for once, for all of them (`sqlite_wait`), then
+    given up on (later lookups do not wait)."""
     if cache is None or _db(cache) is None:
         return
-    assert cache.db is not None
+    db = cache.db
+    assert db is not None
     todo = [k for k in keys if k not in cache.rows and k not in cache.pending]
+    if not todo:
+        return
     by_dev: dict[int, list[int]] = {}
     for dev, ino in todo:
         by_dev.setdefault(dev, []).append(ino)
-    for dev, inos in by_dev.items():
-        for i in range(0, len(inos), _PREFETCH_CHUNK):
-            chunk = inos[i : i + _PREFETCH_CHUNK]
-            marks = ",".join("?" * len(chunk))
-            try:
-                rows = cache.db.execute(
-                    "SELECT dev, ino, size, mtime_ns, ctime_ns, sha256, text"
-                    f" FROM digests_v3 WHERE dev = ? AND ino IN ({marks})",
-                    (dev, *chunk),
-                ).fetchall()
-            except sqlite3.Error:
-                return
-            for ino in chunk:
-                cache.rows[(dev, ino)] = None
-            for row in rows:
-                cache.rows[(row[0], row[1])] = row
+    found: list[tuple[Any, ...]] = []
+
+    def read() -> None:
+        found.clear()
+        for dev, inos in by_dev.items():
+            for i in range(0, len(inos), _PREFETCH_CHUNK):
+                chunk = inos[i : i + _PREFETCH_CHUNK]
+                marks = ",".join("?" * len(chunk))
+                found.extend(
+                    db.execute(
+                        "SELECT dev, ino, size, mtime_ns, ctime_ns, sha256, text"
+                        f" FROM digests_v3 WHERE dev = ? AND ino IN ({marks})",
+                        (dev, *chunk),
+                    ).fetchall()
+                )
+
+    try:
+        sqlite_wait.call(db, cache.path, read)
+    except sqlite3.Error as e:
+        _gave_up(cache, e)
+        return
+    cache.rows.update(dict.fromkeys(todo))
+    for row in found:
+        cache.rows[(row[0], row[1])] = row
 
 
 _PREFETCH_CHUNK = 500

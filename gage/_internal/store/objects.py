@@ -59,7 +59,6 @@ __all__ = [
 
 PLACEMENTS = ("reflink", "hardlink", "copy", "symlink")
 
-_BUF_SIZE = 4 * 1024 * 1024
 _READONLY = 0o444
 
 
@@ -201,7 +200,7 @@ def _ingest(
     if tmp_dir not in made:
         os.makedirs(tmp_dir, exist_ok=True)
         made.add(tmp_dir)
-    tmp = os.path.join(tmp_dir, f"{os.getpid()}-{time.time_ns()}")
+    tmp = os.path.join(tmp_dir, f"{_PID[0]}-{time.time_ns()}")
     try:
         if data is None:
             digest = _copy_hashing(src, tmp, progress)
@@ -218,7 +217,10 @@ def _ingest(
         if os.path.dirname(dest) not in made:
             os.makedirs(os.path.dirname(dest), exist_ok=True)
             made.add(os.path.dirname(dest))
-        if _object_ok(runs_home, digest, cache):
+        # A small file's object was looked for just before it was
+        # written (another process adding the same content meanwhile is
+        # replaced by the same bytes).
+        if data is None and _object_ok(runs_home, digest, cache):
             # The same content came from another file: keep the object
             # runs already share.
             _remove(tmp)
@@ -235,13 +237,20 @@ def _ingest(
     return digest
 
 
+# This process's id, asked once (a temp name per object); a forked
+# child asks again.
+_PID = [os.getpid()]
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=lambda: _PID.__setitem__(0, os.getpid()))
+
+
 def _read_small(src: str, st: os.stat_result) -> bytes:
-    """The content of a small file, read whole; SourceChanged when its
-    stat is no longer `st`."""
-    with file_util.open_regular(src) as f:
-        data = f.read()
-        if file_util.stat_key(st) != file_util.stat_key(os.fstat(f.fileno())):
-            raise SourceChanged(src)
+    """The content of a small file, read whole with plain descriptor
+    calls (`file_util.read_sized`); SourceChanged when its stat is no
+    longer `st` (also for what is no longer a regular file)."""
+    data, after = file_util.read_sized(src, st.st_size)
+    if len(data) != st.st_size or file_util.stat_key(st) != file_util.stat_key(after):
+        raise SourceChanged(src)
     return data
 
 

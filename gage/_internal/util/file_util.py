@@ -27,6 +27,7 @@ __all__ = [
     "snapshot_stats",
     "walk_files",
     "sha256_file",
+    "read_sized",
     "sha256_bytes",
     "stat_key",
     "write_atomic",
@@ -93,6 +94,19 @@ def read_regular(path: str) -> bytes:
 
 
 _FIRST_READ = 4096  # a page: most meta files are a line
+
+
+def read_sized(path: str, size: int) -> tuple[bytes, os.stat_result]:
+    """Up to `size` + 1 bytes of the file at `path` in one read, and its
+    fstat after the read: four calls (open, read, fstat, close), for a
+    small file whose size the caller knows (a caller compares both to
+    see it unchanged). Opened without blocking: a FIFO reads nothing."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        data = os.read(fd, size + 1)
+        return data, os.fstat(fd)
+    finally:
+        os.close(fd)
 
 
 def _not_regular(st: os.stat_result) -> str:
