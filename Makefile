@@ -13,8 +13,8 @@ install: $(VENV)/.installed
 
 # ruff (lint and format), the layer contract (import-linter), mypy.
 lint: install
-	$(VENV)/bin/ruff check gage
-	$(VENV)/bin/ruff format --check gage
+	$(VENV)/bin/ruff check gage tests bench conftest.py
+	$(VENV)/bin/ruff format --check gage tests bench conftest.py
 	$(VENV)/bin/lint-imports --no-cache
 
 typecheck: install

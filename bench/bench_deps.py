@@ -23,11 +23,11 @@ import sys
 import tempfile
 import time
 
-from gage._internal.util import file_util
-from gage._internal.store import hash_cache
 from gage._internal.run_util import init_run_meta, make_run, stage_run
+from gage._internal.store import hash_cache
 from gage._internal.test import delete_temp_dir
 from gage._internal.types import OpCmd, OpDef, OpRef
+from gage._internal.util import file_util
 
 MIB = 1024 * 1024
 

@@ -28,7 +28,6 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
 
 from gage._internal.test import delete_temp_dir
 

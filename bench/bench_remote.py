@@ -83,11 +83,25 @@ def main() -> None:
         dvc = _dvc()
         if not dvc:
             print("(no DVC column: set GAGE_BENCH_DVC or put dvc on PATH)")
-        print(f"big: {BIG_MIB} MiB dependency; small: {SMALL} files; "
-              f"median of {REPEAT}")
-        header = ("row", "gage push", "push again", "gage pull", "floor push",
-                  "floor pull", "dvc push", "dvc pull", "push/floor", "pull/floor",
-                  "push/dvc", "pull/dvc", "cpu push/floor", "cpu pull/floor")
+        print(
+            f"big: {BIG_MIB} MiB dependency; small: {SMALL} files; median of {REPEAT}"
+        )
+        header = (
+            "row",
+            "gage push",
+            "push again",
+            "gage pull",
+            "floor push",
+            "floor pull",
+            "dvc push",
+            "dvc pull",
+            "push/floor",
+            "pull/floor",
+            "push/dvc",
+            "pull/dvc",
+            "cpu push/floor",
+            "cpu pull/floor",
+        )
         rows = []
         for kind, server in remotes.items():
             for op, run_dir in runs.items():
@@ -152,7 +166,9 @@ LAST_CPU = 0.0
 def _run_dir(project: str, env: dict, op: str) -> str:
     import json
 
-    out = _check([sys.executable, "-m", "gage", "runs", "--json", "-o", op], project, env)
+    out = _check(
+        [sys.executable, "-m", "gage", "runs", "--json", "-o", op], project, env
+    )
     return json.loads(out)[0]["run_dir"]
 
 
@@ -166,7 +182,9 @@ def _rows(work, project, env, kind, server, op, run_dir, dvc) -> list[tuple]:
     for i in range(REPEAT):
         for v, extra in variants.items():
             base = os.path.join(work, f"{kind}-{op}-{i}{v.strip(' ()')}")
-            times[v].append(_gage_times(base, project, dict(env, **extra), server, run_dir))
+            times[v].append(
+                _gage_times(base, project, dict(env, **extra), server, run_dir)
+            )
         base = os.path.join(work, f"{kind}-{op}-{i}-floor")
         os.makedirs(base)
         floors.append(_floor(base, server, run_dir))
@@ -179,12 +197,26 @@ def _rows(work, project, env, kind, server, op, run_dir, dvc) -> list[tuple]:
     rows = []
     for v in variants:
         push, again, pull, cpush, cpull = (
-            _median([t[k] for t in times[v]]) for k in range(5))
-        rows.append((
-            f"{op} -> {kind}{v}", push, again, pull, fpush, fpull, dpush, dpull,
-            _ratio(push, fpush), _ratio(pull, fpull), _ratio(push, dpush),
-            _ratio(pull, dpull), _ratio(cpush, fcpush), _ratio(cpull, fcpull),
-        ))
+            _median([t[k] for t in times[v]]) for k in range(5)
+        )
+        rows.append(
+            (
+                f"{op} -> {kind}{v}",
+                push,
+                again,
+                pull,
+                fpush,
+                fpull,
+                dpush,
+                dpull,
+                _ratio(push, fpush),
+                _ratio(pull, fpull),
+                _ratio(push, dpush),
+                _ratio(pull, dpull),
+                _ratio(cpush, fcpush),
+                _ratio(cpull, fcpull),
+            )
+        )
     return rows
 
 
@@ -201,7 +233,9 @@ def _gage_times(base, project, env, server, run_dir) -> tuple[float, ...]:
     with open(config, "w") as f:
         f.write(f'["$remotes".r]\nurl = "{url}"\n')
         if server:
-            f.write(f'key-file = "{server.key}"\nknown-hosts = "{server.known_hosts}"\n')
+            f.write(
+                f'key-file = "{server.key}"\nknown-hosts = "{server.known_hosts}"\n'
+            )
     run_id = os.path.basename(run_dir)
     gage = [sys.executable, "-m", "gage"]
     env_a = dict(env, GAGE_CONFIG=config)
@@ -224,8 +258,10 @@ def _floor(base: str, server, run_dir: str) -> tuple[float, ...]:
         cpu_push = LAST_CPU
         pulled = [os.path.join(dest, os.path.basename(p)) for p in srcs]
         return push, _timed(["cp", "-a", *pulled, back], base), cpu_push, LAST_CPU
-    ssh = (f"ssh -i {server.key} -p {server.port} -o UserKnownHostsFile={server.known_hosts}"
-           " -o BatchMode=yes")
+    ssh = (
+        f"ssh -i {server.key} -p {server.port} -o UserKnownHostsFile={server.known_hosts}"
+        " -o BatchMode=yes"
+    )
     host = f"{server.user}@127.0.0.1"
     push = _timed(["rsync", "-a", "-e", ssh, *srcs, f"{host}:{dest}/"], base)
     cpu_push = LAST_CPU
@@ -276,7 +312,10 @@ def _ratio(a: float | None, b: float | None) -> str:
 
 def _print(header: tuple, rows: list[tuple]) -> None:
     cells = [header] + [
-        tuple(f"{c:.2f}s" if isinstance(c, float) else ("-" if c is None else str(c)) for c in r)
+        tuple(
+            f"{c:.2f}s" if isinstance(c, float) else ("-" if c is None else str(c))
+            for c in r
+        )
         for r in rows
     ]
     widths = [max(len(r[i]) for r in cells) for i in range(len(header))]

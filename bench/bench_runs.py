@@ -37,8 +37,8 @@ import sys
 import tempfile
 import time
 
-from gage._internal.store import run_meta
 from gage._internal.lifecycle.run_stage import init_run_meta, make_run
+from gage._internal.store import run_meta
 from gage._internal.test import delete_temp_dir
 from gage._internal.types import OpCmd, OpDef, OpRef
 

@@ -23,7 +23,9 @@ def run_in_pty(
     When `prompt` appears in the output, `answer` is typed once.
     """
     master, slave = pty.openpty()
-    p = subprocess.Popen(args, cwd=cwd, env=env, stdin=slave, stdout=slave, stderr=slave)
+    p = subprocess.Popen(
+        args, cwd=cwd, env=env, stdin=slave, stdout=slave, stderr=slave
+    )
     os.close(slave)
     out = b""
     sent = False

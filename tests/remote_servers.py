@@ -75,7 +75,10 @@ class SSHServer:
             f'key-file = "{self.key}"',
             f'known-hosts = "{self.known_hosts}"',
         ]
-        lines += [f"{k} = {v!r}" if isinstance(v, str) else f"{k} = {v}" for k, v in extra.items()]
+        lines += [
+            f"{k} = {v!r}" if isinstance(v, str) else f"{k} = {v}"
+            for k, v in extra.items()
+        ]
         return "\n".join(lines).replace("'", '"') + "\n"
 
 
@@ -95,7 +98,16 @@ def start_sshd(d: str) -> tuple[SSHServer, subprocess.Popen]:
     os.chmod(d, 0o755)
     for name in ("host_key", "user_key"):
         subprocess.run(
-            ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", os.path.join(d, name)],
+            [
+                "ssh-keygen",
+                "-q",
+                "-t",
+                "ed25519",
+                "-N",
+                "",
+                "-f",
+                os.path.join(d, name),
+            ],
             check=True,
         )
     shutil.copy(os.path.join(d, "user_key.pub"), os.path.join(d, "authorized_keys"))
@@ -130,7 +142,9 @@ def start_sshd(d: str) -> tuple[SSHServer, subprocess.Popen]:
     except RuntimeError:
         stop(proc)
         raise
-    server = SSHServer(port, getpass.getuser(), os.path.join(d, "user_key"), known_hosts, d)
+    server = SSHServer(
+        port, getpass.getuser(), os.path.join(d, "user_key"), known_hosts, d
+    )
     return server, proc
 
 
@@ -168,9 +182,9 @@ class S3Server:
     def make_bucket(self, name: str) -> None:
         import boto3
 
-        boto3.client("s3", endpoint_url=self.endpoint, region_name="us-east-1").create_bucket(
-            Bucket=name
-        )
+        boto3.client(
+            "s3", endpoint_url=self.endpoint, region_name="us-east-1"
+        ).create_bucket(Bucket=name)
 
 
 S3_ENV = {

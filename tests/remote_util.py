@@ -63,7 +63,9 @@ class Machine:
             stdin=subprocess.DEVNULL,
         )
         if check and p.returncode != 0:
-            raise AssertionError(f"gage {' '.join(args)}: {p.returncode}\n{p.stdout}\n{p.stderr}")
+            raise AssertionError(
+                f"gage {' '.join(args)}: {p.returncode}\n{p.stdout}\n{p.stderr}"
+            )
         return p
 
     def gage_json(self, *args: str, **env: str):
@@ -88,7 +90,11 @@ def make_project(path: str, data_size: int = 100_000, seed: int = 1) -> str:
     import random
 
     os.makedirs(path, exist_ok=True)
-    for name, text in (("gage.toml", GAGE_TOML), ("prep.py", PREP), ("train.py", TRAIN)):
+    for name, text in (
+        ("gage.toml", GAGE_TOML),
+        ("prep.py", PREP),
+        ("train.py", TRAIN),
+    ):
         with open(os.path.join(path, name), "w") as f:
             f.write(text)
     with open(os.path.join(path, "data.bin"), "wb") as f:
@@ -96,7 +102,13 @@ def make_project(path: str, data_size: int = 100_000, seed: int = 1) -> str:
     return path
 
 
-def machine(tmp, name: str, config_text: str = "", home: str | None = None, project: str | None = None) -> Machine:
+def machine(
+    tmp,
+    name: str,
+    config_text: str = "",
+    home: str | None = None,
+    project: str | None = None,
+) -> Machine:
     base = os.path.join(str(tmp), name)
     project = project or make_project(os.path.join(base, "project"))
     config = os.path.join(base, "config.toml")

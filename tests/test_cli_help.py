@@ -34,5 +34,7 @@ def _verb_parsers():
 @pytest.mark.parametrize("verb,parser", list(_verb_parsers()), ids=lambda x: str(x))
 def test_help_formatter(verb, parser):
     text = parser.format_help()
-    assert not re.search(r"\s-\w [A-Z][A-Z_]*, --", text), f"gage {verb} --help:\n{text}"
+    assert not re.search(r"\s-\w [A-Z][A-Z_]*, --", text), (
+        f"gage {verb} --help:\n{text}"
+    )
     assert parser.formatter_class.__module__.endswith("cli.common"), verb

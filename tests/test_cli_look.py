@@ -9,7 +9,6 @@ import os
 import re
 import subprocess
 import sys
-import time
 
 import pytest
 from pty_util import run_in_pty
@@ -31,7 +30,7 @@ def home(tmp_path_factory):
     runs_dir = tmp_path_factory.mktemp("runs")
     (project / "gage.toml").write_text(
         '[ok]\nexec = "python -c pass"\n\n'
-        '[bad]\nexec = "python -c \'raise SystemExit(3)\'"\n'
+        "[bad]\nexec = \"python -c 'raise SystemExit(3)'\"\n"
     )
     env = {**os.environ, "GAGE_RUNS": str(runs_dir), "TERM": "xterm-256color"}
     env.pop("NO_COLOR", None)
@@ -53,7 +52,15 @@ def test_terminal_table_is_coloured_and_aligned(home):
     out = _in_pty([GAGE, "runs"], home)
     assert ESC in out
     lines = _plain(out).splitlines()
-    assert lines[0].split() == ["#", "name", "op", "status", "started", "time", "config"]
+    assert lines[0].split() == [
+        "#",
+        "name",
+        "op",
+        "status",
+        "started",
+        "time",
+        "config",
+    ]
     status_col = lines[0].index("status")
     assert [line[status_col:].split()[0] for line in lines[1:4]] == [
         "staged",
@@ -76,7 +83,9 @@ def test_no_color_and_pipes_are_plain(home):
 def test_show_status_coloured_on_terminal_only(home):
     out = _in_pty([GAGE, "show", "2"], home)
     assert "Status:   \x1b[31merror" in out
-    piped = subprocess.run([GAGE, "show", "2"], env=home, capture_output=True, text=True)
+    piped = subprocess.run(
+        [GAGE, "show", "2"], env=home, capture_output=True, text=True
+    )
     assert "Status:   error\n" in piped.stdout
 
 

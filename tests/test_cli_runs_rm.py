@@ -17,8 +17,7 @@ GAGE = os.path.join(os.path.dirname(sys.executable), "gage")
 @pytest.fixture
 def project(tmp_path):
     (tmp_path / "gage.toml").write_text(
-        '[quick]\nexec = "python -c pass"\n\n'
-        '[wait]\nexec = "python wait.py"\n'
+        '[quick]\nexec = "python -c pass"\n\n[wait]\nexec = "python wait.py"\n'
     )
     (tmp_path / "wait.py").write_text(
         "import os, time\n"

@@ -12,14 +12,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from gage._internal import run_util
 from gage._internal.cli import main as cli
 from gage._internal.config import run_config
-from gage._internal.store import run_meta
-from gage._internal import run_util
-from gage._internal.home import runs
 from gage._internal.config.apply import same_value
 from gage._internal.config.assigns import parse_value
 from gage._internal.config.run_config import coerce, parse_assigns, resolve_config
+from gage._internal.home import runs
+from gage._internal.store import run_meta
 from gage._internal.types import ConfigError, OpCmd, OpDef, OpRef
 
 floats = st.floats(allow_nan=False, allow_infinity=False)
@@ -423,4 +423,3 @@ def test_key_in_several_files_cli(multi, capsys):
     assert "  lr: 0.5\n" in _read(run.run_dir, "b.yaml")
     patched = _read(run.meta_dir, "log", "patched")
     assert "+++ a.json" in patched and "+++ b.yaml" in patched
-

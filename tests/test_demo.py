@@ -14,9 +14,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 @pytest.mark.parametrize("fail", [False, True])
 def test_demo_leaves_no_temp_dir(tmp_path, fail):
-    env = {
-        k: v for k, v in os.environ.items() if k not in ("GAGE_RUNS", "TMPDIR")
-    }
+    env = {k: v for k, v in os.environ.items() if k not in ("GAGE_RUNS", "TMPDIR")}
     env["TMPDIR"] = str(tmp_path)
     env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env["PATH"]
     if fail:

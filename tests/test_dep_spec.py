@@ -9,8 +9,8 @@ import os
 import pytest
 
 from gage._internal.cli import main as cli
-from gage._internal.project import dep_spec, gagefile
 from gage._internal.lifecycle import run_deps
+from gage._internal.project import dep_spec, gagefile
 from gage._internal.types import DependencyError, GagefileError, OpDef
 
 DIGEST = "0" * 64

@@ -10,13 +10,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from gage._internal.lifecycle import run_deps
 from gage._internal.project import dep_spec, op_exec
-from gage._internal.util import file_util
-from gage._internal.store import hash_cache, objects
-from gage._internal.lifecycle import run_deps, run_hooks
-from gage._internal.store.run_meta import read_deps, read_manifest
 from gage._internal.run_util import init_run_meta, make_run, stage_run
+from gage._internal.store import hash_cache, objects
+from gage._internal.store.run_meta import read_deps, read_manifest
 from gage._internal.types import DependencyError, OpCmd, OpDef, OpRef
+from gage._internal.util import file_util
 
 # ---------------------------------------------------------------------------
 # Paths never leave their root

@@ -10,9 +10,9 @@ import time
 import pytest
 from wait_util import wait_for
 
-from gage._internal.util import file_util
 from gage._internal.store import hash_cache
 from gage._internal.store.run_meta import hash_cache_path
+from gage._internal.util import file_util
 
 BIG = hash_cache.MIN_SIZE
 

@@ -10,23 +10,21 @@ client's paths instead of the bytes it was sent would fail.
 from __future__ import annotations
 
 import io
-import json
 import os
 import signal
 import subprocess
 import sys
 import tarfile
 import time
-
 from dataclasses import dataclass
+
 import pytest
 
 from gage._internal.cli import main as cli
 from gage._internal.engines import dask_task, engine_dask, run_archive
-from gage._internal.store import run_meta
-from gage._internal.store import run_records
 from gage._internal.home import runs
 from gage._internal.lifecycle.run_verify import verify_run
+from gage._internal.store import run_meta, run_records
 
 _START_TIMEOUT = 30.0
 

@@ -11,10 +11,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gage._internal.project import file_select
-from gage._internal.store import run_meta
 from gage._internal import run_util
+from gage._internal.project import file_select
 from gage._internal.project.file_select import parse_rule, select_files
+from gage._internal.store import run_meta
 from gage._internal.types import OpCmd, OpDef, OpRef, StageError
 
 

@@ -183,7 +183,9 @@ def test_bad_op_defs(project, tmp_path, capsys, toml, parts):
 
 
 def test_config_error_names_gagefile_line(project, capsys):
-    write_toml(project, '[t]\nexec = "python train.py"\n\nconfig = "train.py#lr,nope"\n')
+    write_toml(
+        project, '[t]\nexec = "python train.py"\n\nconfig = "train.py#lr,nope"\n'
+    )
     code, _out, err = gage(capsys, "run", "t", "-y")
     assert code == 2
     assert_one_line_error(err, "gage.toml:4", "op 't'", "'nope'", "train.py")
@@ -395,8 +397,8 @@ def test_project_dir_with_space(tmp_path, monkeypatch, capsys):
 
 
 def test_opref_round_trips_any_name(tmp_path):
-    from gage._internal.store import run_meta
     from gage._internal.lifecycle.run_stage import make_run
+    from gage._internal.store import run_meta
     from gage._internal.types import OpRef
 
     for ns, name, version in [
@@ -435,8 +437,8 @@ def test_config_file_also_dependency(project, tmp_path, capsys):
 
 def test_config_file_also_dependency_when_staged(project, tmp_path):
     """Through the API (no CLI check first), staging refuses it too."""
-    from gage._internal.project import gagefile
     from gage._internal import run_util
+    from gage._internal.project import gagefile
     from gage._internal.types import DependencyError
 
     (project / "params.json").write_text('{"scale": 3}\n')
@@ -480,7 +482,9 @@ def test_hostile_file_names_staged(project, tmp_path, capsys):
     assert code == 0
     assert '"new\\nline.txt"' in out and '"bad\\udcffname.txt"' in out
     [run_dir] = [p for p in runs(tmp_path) if "." not in p]
-    copied = set(os.listdir(os.path.join(os.fsencode(tmp_path / "runs"), run_dir.encode())))
+    copied = set(
+        os.listdir(os.path.join(os.fsencode(tmp_path / "runs"), run_dir.encode()))
+    )
     assert set(names) <= copied
 
 

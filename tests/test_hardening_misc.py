@@ -63,7 +63,7 @@ def test_table_cells_escaped(name):
 
 
 def test_symlinked_meta_dir_refused(project, tmp_path):
-    (project / "gage.toml").write_text("[t]\nexec = \"python -c pass\"\n")
+    (project / "gage.toml").write_text('[t]\nexec = "python -c pass"\n')
     assert gage(project, "run", "t", "--stage", "-y", "-q").returncode == 0
     home = project.parent / "runs"
     [meta] = [p for p in home.iterdir() if p.name.endswith(".meta")]
@@ -82,7 +82,7 @@ def test_symlinked_meta_dir_refused(project, tmp_path):
 def test_concurrent_rm_counts_its_own(project, tmp_path):
     import re
 
-    (project / "gage.toml").write_text("[t]\nexec = \"python -c pass\"\n")
+    (project / "gage.toml").write_text('[t]\nexec = "python -c pass"\n')
     for _ in range(3):
         assert gage(project, "run", "t", "-y", "-q").returncode == 0
     marker = tmp_path / "paused"
@@ -119,7 +119,7 @@ def test_rm_removes_links_never_follows_them(project, tmp_path):
     """Runs whose dirs are links (out of the runs home, dangling, a
     loop) and a `.trash` that is a link: `runs rm` leaves no link in the
     trash and nothing outside the runs home is moved, changed or removed."""
-    (project / "gage.toml").write_text("[t]\nexec = \"python -c pass\"\n")
+    (project / "gage.toml").write_text('[t]\nexec = "python -c pass"\n')
     for _ in range(4):
         assert gage(project, "run", "t", "-y", "-q").returncode == 0
     home = project.parent / "runs"

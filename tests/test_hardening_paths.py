@@ -19,8 +19,8 @@ import sys
 import pytest
 
 from gage._internal.cli import main as cli
-from gage._internal.store import run_meta
 from gage._internal.home import runs
+from gage._internal.store import run_meta
 
 NAMES = [
     b"my proj",
@@ -127,7 +127,13 @@ def test_paths_gage_process(tmp_path, name):
     with open(os.path.join(proj, b"gage.toml"), "wb") as f:
         f.write(GAGEFILE)
     env = {k: v for k, v in os.environ.items() if k != "GAGE_RUNS"}
-    for argv in (["run", "prep", "-y"], ["run", "train", "-y"], ["runs"], ["show", "--files"], ["check", "1"]):
+    for argv in (
+        ["run", "prep", "-y"],
+        ["run", "train", "-y"],
+        ["runs"],
+        ["show", "--files"],
+        ["check", "1"],
+    ):
         p = subprocess.run(
             [sys.executable, "-m", "gage"] + argv,
             cwd=proj,

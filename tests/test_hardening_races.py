@@ -278,7 +278,9 @@ def test_lock_notices_through_the_hook(tmp_path, locker, capsys, monkeypatch):
     db = sqlite_wait.connect(str(path))
 
     def write():
-        return sqlite_wait.call(db, str(path), lambda: db.execute("INSERT INTO t VALUES (1)"))
+        return sqlite_wait.call(
+            db, str(path), lambda: db.execute("INSERT INTO t VALUES (1)")
+        )
 
     with pytest.raises(sqlite_wait.Locked):
         write()  # no handlers (a library user): nothing said

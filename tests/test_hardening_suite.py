@@ -129,7 +129,9 @@ def run_gage(box: Sandbox, capfd, argv: list[str]) -> tuple[int, str, str]:
     out, err = capfd.readouterr()
     check_result(argv, code, out, err)
     after = box.snapshot()
-    changed = sorted(k for k in set(before) | set(after) if before.get(k) != after.get(k))
+    changed = sorted(
+        k for k in set(before) | set(after) if before.get(k) != after.get(k)
+    )
     assert not changed, (argv, changed)
     return code, out, err
 
@@ -150,9 +152,7 @@ def check_result(argv: list[str], code: int, out: str, err: str) -> None:
 
 HOSTILE_TEXT = st.sampled_from(
     ["", " ", "a b", "a\nb", "a=b", "-x", "*", "[x]", "é", "\u2028", "\t", "$x", '"q"']
-) | st.text(
-    alphabet=st.characters(blacklist_categories=["Cs"]), max_size=12
-)
+) | st.text(alphabet=st.characters(blacklist_categories=["Cs"]), max_size=12)
 
 OP_NAMES = st.sampled_from(["train", "prep", "t", "default"]) | HOSTILE_TEXT
 
@@ -253,7 +253,11 @@ VALID_OP = st.fixed_dictionaries(
                 "python train.py",
                 ["python", "-c", "import sys; sys.exit(3)"],
                 ["python", "-c", "open('out.txt', 'w').write('x')"],
-                ["python", "-c", "import os; os.mkfifo('p'); os.symlink('/dev/zero', 'z')"],
+                [
+                    "python",
+                    "-c",
+                    "import os; os.mkfifo('p'); os.symlink('/dev/zero', 'z')",
+                ],
             ]
         )
     },
@@ -351,7 +355,12 @@ def _example_toml(config: str, extra: str = "") -> str:
     return f'[t]\nexec = "python train.py"\nconfig = "{config}"\n{extra}'
 
 
-@given(gagefile=GAGEFILES, op=st.none() | OP_NAMES, assigns=st.lists(ASSIGNS, max_size=2), opts=RUN_OPTS)
+@given(
+    gagefile=GAGEFILES,
+    op=st.none() | OP_NAMES,
+    assigns=st.lists(ASSIGNS, max_size=2),
+    opts=RUN_OPTS,
+)
 # The escapes found by hand (issue 11), always tried.
 @example(_example_toml("{project}/train.py#lr"), "t", ["lr=0.5"], [])
 @example(_example_toml("../../proj/train.py#lr"), "t", ["lr=0.5"], [])
@@ -401,48 +410,56 @@ default = true
 exec = ["python", "-c", "import sys; sys.exit(3)"]
 """
 
-WORDS = st.sampled_from(
-    [
-        "run",
-        "runs",
-        "show",
-        "check",
-        "train",
-        "prep",
-        "fail",
-        "nope",
-        "1",
-        "-1",
-        "0",
-        "--start",
-        "--stage",
-        "--needed",
-        "--preview",
-        "-y",
-        "-q",
-        "--json",
-        "--files",
-        "--runs-dir",
-        "-o",
-        "-s",
-        "--status",
-        "completed",
-        "--",
-        "",
-        " ",
-        "*",
-        "../x",
-        "/",
-        "/dev/null",
-        "\x7f",
-        "é",
-    ]
-) | ASSIGNS | HOSTILE_TEXT.filter(lambda s: "\x00" not in s)
+WORDS = (
+    st.sampled_from(
+        [
+            "run",
+            "runs",
+            "show",
+            "check",
+            "train",
+            "prep",
+            "fail",
+            "nope",
+            "1",
+            "-1",
+            "0",
+            "--start",
+            "--stage",
+            "--needed",
+            "--preview",
+            "-y",
+            "-q",
+            "--json",
+            "--files",
+            "--runs-dir",
+            "-o",
+            "-s",
+            "--status",
+            "completed",
+            "--",
+            "",
+            " ",
+            "*",
+            "../x",
+            "/",
+            "/dev/null",
+            "\x7f",
+            "é",
+        ]
+    )
+    | ASSIGNS
+    | HOSTILE_TEXT.filter(lambda s: "\x00" not in s)
+)
 
 VERBS = st.sampled_from(["run", "runs", "show", "check"])
 
 
-@given(verb=VERBS, words=st.lists(WORDS, max_size=5), runs_dir=st.sampled_from([None, "", "file", "home", "sub"]))
+@given(
+    verb=VERBS,
+    words=st.lists(WORDS, max_size=5),
+    runs_dir=st.sampled_from([None, "", "file", "home", "sub"]),
+)
 @SETTINGS
 def test_generated_command_lines(sandbox, capfd, verb, words, runs_dir):
     sandbox.write_gagefile(PROJECT_TOML)
@@ -491,4 +508,3 @@ def test_gage_processes(sandbox):
         check_result(argv, p.returncode, p.stdout, p.stderr)
         assert "Traceback" not in p.stderr, (argv, p.stderr)
         assert sandbox.snapshot() == before, argv
-

@@ -10,14 +10,14 @@ import time
 
 import pytest
 
-from gage._internal.util import console, file_util
-from gage._internal.store import hash_cache, objects
 from gage._internal.lifecycle import run_deps
-from gage._internal.store.run_meta import read_deps, read_files_log, read_manifest
 from gage._internal.lifecycle.run_start import start_run
-from gage._internal.run_util import init_run_meta, make_run, stage_run
 from gage._internal.lifecycle.run_verify import verify_run
+from gage._internal.run_util import init_run_meta, make_run, stage_run
+from gage._internal.store import hash_cache, objects
+from gage._internal.store.run_meta import read_deps, read_files_log, read_manifest
 from gage._internal.types import DependencyError, OpCmd, OpDef, OpRef
+from gage._internal.util import console, file_util
 
 _SIZE = hash_cache.MIN_SIZE * 2
 
@@ -289,8 +289,9 @@ def test_pins_checked_before_placing(tmp_path):
     with pytest.raises(DependencyError, match="sha256 mismatch"):
         _stage(tmp_path, project, opdef)
     [run_dir] = [
-        d for d in os.listdir(tmp_path / "runs") if not d.startswith(".")
-        and not d.endswith(".meta")
+        d
+        for d in os.listdir(tmp_path / "runs")
+        if not d.startswith(".") and not d.endswith(".meta")
     ]
     assert not os.path.exists(tmp_path / "runs" / run_dir / "data")
     assert run_deps  # the module under test

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import os
 
-from gage._internal.project import gagefile
-from gage._internal.lifecycle import op_inputs
-from gage._internal.store import run_meta
 from gage._internal import run_util
+from gage._internal.lifecycle import op_inputs
+from gage._internal.project import gagefile
+from gage._internal.store import run_meta
 
 GAGE_TOML = """
 [prep]

@@ -23,11 +23,11 @@ import tracemalloc
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gage._internal.util import run_exec
-from gage._internal.store import run_meta
 from gage._internal.lifecycle import run_summary
+from gage._internal.store import run_meta
 from gage._internal.store.run_meta import read_output_tail
 from gage._internal.types import OpDef, Run
+from gage._internal.util import run_exec
 
 _MB = 1 << 20
 
@@ -99,8 +99,8 @@ def _run_with_output(tmp_path, data: bytes) -> Run:
 def test_summary_after_large_output_is_read_in_bounded_memory(tmp_path):
     line = b"y" * 99 + b"\n"
     # An earlier summary block, then 40 MB of lines, then the last block.
-    data = b"--- summary ---\n{\"loss\": 9}\n" + line * (400 * 1024)
-    data += b"--- summary ---\n{\"loss\": 0.25, \"acc\": 0.9}\nbye\n"
+    data = b'--- summary ---\n{"loss": 9}\n' + line * (400 * 1024)
+    data += b'--- summary ---\n{"loss": 0.25, "acc": 0.9}\nbye\n'
     run = _run_with_output(tmp_path, data)
     del data
     log = _Log()
@@ -111,7 +111,7 @@ def test_summary_after_large_output_is_read_in_bounded_memory(tmp_path):
 
 def test_summary_marker_far_from_the_end(tmp_path):
     line = b"z" * 63 + b"\n"
-    data = b"start\n--- summary ---\n{\"a\": 1}\n" + line * (64 * 1024)
+    data = b'start\n--- summary ---\n{"a": 1}\n' + line * (64 * 1024)
     run = _run_with_output(tmp_path, data)
     run_summary.read_run_summary(run, OpDef("t"), _Log())
     assert run_meta.read_summary(run) == {"a": 1}
@@ -127,7 +127,7 @@ def test_summary_json_is_bounded(tmp_path):
 
 
 def test_summary_marker_after_an_overlong_line(tmp_path):
-    data = b"--- summary ---\n{\"b\": 2}\n" + b"q" * (3 * _MB) + b"\nend\n"
+    data = b'--- summary ---\n{"b": 2}\n' + b"q" * (3 * _MB) + b"\nend\n"
     run = _run_with_output(tmp_path, data)
     run_summary.read_run_summary(run, OpDef("t"), _Log())
     assert run_meta.read_summary(run) == {"b": 2}
@@ -210,4 +210,7 @@ def test_gage_show_prints_a_capped_tail(tmp_path, capsys):
     assert cli.main(["show", run.run_dir]) == 0
     out = capsys.readouterr().out
     assert len(out) < 5000, len(out)
-    assert "Output (last 2 lines):\n  ok\n  " + "x" * 500 + " [... 19500 more chars]" in out
+    assert (
+        "Output (last 2 lines):\n  ok\n  " + "x" * 500 + " [... 19500 more chars]"
+        in out
+    )

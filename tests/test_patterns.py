@@ -16,7 +16,9 @@ def _tree(root, paths):
 
 
 def test_matches(tmp_path):
-    _tree(tmp_path, ["a.csv", "d/b.csv", "d/.c.csv", "d/e/f.csv", "d/e/g.txt", ".h/i.csv"])
+    _tree(
+        tmp_path, ["a.csv", "d/b.csv", "d/.c.csv", "d/e/f.csv", "d/e/g.txt", ".h/i.csv"]
+    )
     root = str(tmp_path)
     assert patterns.matches(root, "*.csv") == ["a.csv"]
     assert patterns.matches(root, "d/*.csv") == ["d/.c.csv", "d/b.csv"]
@@ -45,5 +47,9 @@ def test_links_not_descended(tmp_path):
 
 
 def test_has_magic():
-    assert patterns.has_magic("d/*.csv") and patterns.has_magic("a?") and patterns.has_magic("[ab]")
+    assert (
+        patterns.has_magic("d/*.csv")
+        and patterns.has_magic("a?")
+        and patterns.has_magic("[ab]")
+    )
     assert not patterns.has_magic("data/train.csv")

@@ -12,12 +12,12 @@ import pytest
 from pty_util import run_in_pty
 from wait_util import wait_for
 
-from gage._internal.engines import engine
-from gage._internal.project import gagefile, graph as pipeline
-from gage._internal.store import run_meta
-from gage._internal.store import run_records
 from gage._internal import run_util
+from gage._internal.engines import engine
 from gage._internal.home import runs
+from gage._internal.project import gagefile
+from gage._internal.project import graph as pipeline
+from gage._internal.store import run_meta, run_records
 from gage._internal.types import GageError, GagefileError, OpDef
 
 
@@ -226,9 +226,7 @@ def test_progress_line_on_a_terminal(tmp_path):
 
     project = tmp_path / "p"
     project.mkdir()
-    (project / "gage.toml").write_text(
-        '[a]\nexec = "python a.py"\nconfig = "a.py#x"\n'
-    )
+    (project / "gage.toml").write_text('[a]\nexec = "python a.py"\nconfig = "a.py#x"\n')
     # The first two runs wait for each other: the line must show both
     # running and the third waiting.
     (project / "a.py").write_text("x = 0\n" + _barrier(tmp_path, 2) + "print(x)\n")

@@ -20,8 +20,7 @@ import pytest
 from gage._internal import run_util
 from gage._internal.home import runs as runs_mod
 from gage._internal.project import gagefile, provenance_spec
-from gage._internal.store import run_meta
-from gage._internal.store import run_records
+from gage._internal.store import run_meta, run_records
 from gage._internal.types import GagefileError, OpCmd, OpDef, OpRef
 from gage._internal.util import git_state, python_env
 

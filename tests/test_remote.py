@@ -93,7 +93,10 @@ def test_push_pull_round_trip(two):
     # A pulled run is an upstream run like any other.
     b.gage("run", "train", "lr=0.3", "-y", "-q")
     new = b.runs()[0]
-    assert b.gage_json("show", new["id"])["deps"][0]["source"]["id"] == runs_a["prep"]["id"]
+    assert (
+        b.gage_json("show", new["id"])["deps"][0]["source"]["id"]
+        == runs_a["prep"]["id"]
+    )
     assert "lr" in b.gage("compare").stdout
     # Pulling again moves nothing; pushing a pulled run sends nothing.
     assert b.gage_json("pull", "-y")["objects"] == 0
@@ -149,7 +152,9 @@ def test_tampered_object_refused(two):
     assert line.startswith("gage: remote 'team'") and "(data.bin)" in line
     assert "does not match its sha256" in line and "refused" in line
     _assert_nothing_pulled(b)
-    assert not os.path.exists(os.path.join(b.home, ".objects", "sha256", digest[:2], digest[2:]))
+    assert not os.path.exists(
+        os.path.join(b.home, ".objects", "sha256", digest[:2], digest[2:])
+    )
 
 
 def test_missing_object_refused(two):
@@ -207,7 +212,10 @@ def test_changed_sealed_meta_refused(two):
     assert "does not verify: changed meta proc/cmd" in line, line
     # The run that verifies came; the other did not.
     assert [r["op"] for r in b.runs()] == ["prep"]
-    assert _home_runs(b.home) == [runs_a["prep"]["id"], runs_a["prep"]["id"] + META_SUFFIX]
+    assert _home_runs(b.home) == [
+        runs_a["prep"]["id"],
+        runs_a["prep"]["id"] + META_SUFFIX,
+    ]
 
 
 def test_file_not_in_manifest_refused(two):
@@ -321,7 +329,10 @@ def test_two_concurrent_pushers(tmp_path):
 
 def test_pull_into_home_on_another_device(two):
     a, _b, remote = two
-    if not os.path.isdir("/dev/shm") or os.stat("/dev/shm").st_dev == os.stat(remote.rsplit("/", 1)[0]).st_dev:
+    if (
+        not os.path.isdir("/dev/shm")
+        or os.stat("/dev/shm").st_dev == os.stat(remote.rsplit("/", 1)[0]).st_dev
+    ):
         pytest.skip("no second device (/dev/shm) here")
     home = f"/dev/shm/gage-test-{uuid.uuid4().hex}"
     try:
@@ -371,7 +382,10 @@ def test_remote_config_errors(tmp_path):
     m2 = machine(tmp_path, "b", '["$remotes".x]\nurl = "s3://b"\nkey-file = "k"\n')
     p = m2.gage("push", "--remote", "x", check=False)
     assert p.returncode == 2
-    assert p.stderr == f"gage: {m2.config}:3: remote 'x': 'key-file' applies to ssh:// urls only\n"
+    assert (
+        p.stderr
+        == f"gage: {m2.config}:3: remote 'x': 'key-file' applies to ssh:// urls only\n"
+    )
     m2 = machine(tmp_path, "c", '["$remotes".x]\nurl = "s3://b"\n')
     p = m2.gage("push", "--remote", "nope", check=False)
     assert p.returncode == 2 and "no remote named 'nope'" in p.stderr
@@ -415,7 +429,11 @@ def test_repro_pulls_instead_of_running(two):
     ]
     out = b.gage("repro", "--dry", "--remote", "team", "train.lr=0.9").stdout
     lines = out.splitlines()
-    assert lines[1:] == ["train: would run", "  no completed run of train", "Nothing run (--dry)."]
+    assert lines[1:] == [
+        "train: would run",
+        "  no completed run of train",
+        "Nothing run (--dry).",
+    ]
     assert b.runs() == [] and os.listdir(os.path.join(b.home, ".gage-pull")) == []
     # Where prep's run cannot be read before it is pulled (its meta object
     # is gone from the remote), the line says so.

@@ -9,7 +9,14 @@ import json
 import os
 
 import pytest
-from remote_util import check_fetched, fresh_clone, machine, pin_data, remote_objects, sha256
+from remote_util import (
+    check_fetched,
+    fresh_clone,
+    machine,
+    pin_data,
+    remote_objects,
+    sha256,
+)
 
 
 def _config(remote: str, default: bool = True) -> str:
@@ -49,7 +56,10 @@ def test_missing_without_remote(pushed, tmp_path):
     assert p.returncode != 0
     lines = p.stderr.splitlines()
     assert len(lines) == 1, p.stderr
-    assert lines[0].startswith("gage: dependency 'data.bin' of op 'prep'") or "data.bin" in lines[0]
+    assert (
+        lines[0].startswith("gage: dependency 'data.bin' of op 'prep'")
+        or "data.bin" in lines[0]
+    )
     assert f"file 'data.bin' not found in project ({b.project})" in lines[0]
     assert f"pinned by sha256 ({digest[:12]})" in lines[0]
     assert "--remote NAME" in lines[0]
@@ -89,7 +99,9 @@ def test_tampered_object_refused(pushed, tmp_path):
     assert f"the object for 'data.bin' (sha256 {digest[:12]}" in line
     assert "does not match its sha256" in line and "refused" in line
     assert b.runs() == []
-    assert not os.path.exists(os.path.join(b.home, ".objects", "sha256", digest[:2], digest[2:]))
+    assert not os.path.exists(
+        os.path.join(b.home, ".objects", "sha256", digest[:2], digest[2:])
+    )
 
 
 def test_object_missing_on_remote(pushed, tmp_path):

@@ -68,7 +68,9 @@ def test_s3_tampered_object_refused(two, s3_server):  # noqa: F811
     client = _client(s3_server)
     import json
 
-    body = client.get_object(Bucket=bucket, Key=f"team/runs/{runs_a['train']['id']}.json")
+    body = client.get_object(
+        Bucket=bucket, Key=f"team/runs/{runs_a['train']['id']}.json"
+    )
     entry = json.loads(body["Body"].read())
     [digest] = [f[1] for f in entry["files"] if f[0] == "model.txt"]
     key = f"team/objects/sha256/{digest[:2]}/{digest[2:]}"
@@ -105,7 +107,14 @@ def test_s3_unreachable(tmp_path):
     )
     m = machine(tmp_path, "a", cfg)
     t0 = time.monotonic()
-    p = m.gage("push", "--remote", "s3", check=False, AWS_ACCESS_KEY_ID="x", AWS_SECRET_ACCESS_KEY="y")
+    p = m.gage(
+        "push",
+        "--remote",
+        "s3",
+        check=False,
+        AWS_ACCESS_KEY_ID="x",
+        AWS_SECRET_ACCESS_KEY="y",
+    )
     assert time.monotonic() - t0 < 60
     assert p.returncode == 1
     [line] = p.stderr.splitlines()
@@ -116,12 +125,18 @@ def test_s3_bad_credentials(s3_server_auth, tmp_path):  # noqa: F811
     cfg = s3_server_auth.table("s3", "s3://bucket/x")
     m = machine(tmp_path, "a", cfg)
     p = m.gage(
-        "runs", "--remote", "s3", check=False,
-        AWS_ACCESS_KEY_ID="nobody", AWS_SECRET_ACCESS_KEY="wrong",
+        "runs",
+        "--remote",
+        "s3",
+        check=False,
+        AWS_ACCESS_KEY_ID="nobody",
+        AWS_SECRET_ACCESS_KEY="wrong",
     )
     assert p.returncode == 1
     [line] = p.stderr.splitlines()
-    assert line.startswith("gage: remote 's3' (s3://bucket/x): access refused at bucket: "), line
+    assert line.startswith(
+        "gage: remote 's3' (s3://bucket/x): access refused at bucket: "
+    ), line
     assert "bad credentials or no permission" in line
 
 

@@ -24,7 +24,10 @@ def test_remotes_in_gagefile(tmp_path):
     )
     assert gf.remote == "team"
     team, share = gf.remotes["team"], gf.remotes["share"]
-    assert (team.url, team.options) == ("s3://b/p", {"endpoint-url": "http://127.0.0.1:9000"})
+    assert (team.url, team.options) == (
+        "s3://b/p",
+        {"endpoint-url": "http://127.0.0.1:9000"},
+    )
     assert share.url == str(tmp_path / "shared")  # relative to gage.toml
     assert share.timeout == 30 and share.jobs == 8
 
@@ -32,12 +35,28 @@ def test_remotes_in_gagefile(tmp_path):
 @pytest.mark.parametrize(
     "text,line,msg",
     [
-        ('["$remotes".t]\nurl = "/x"\nbogus = 1\n', 3, "remote 't': unknown key 'bogus'"),
+        (
+            '["$remotes".t]\nurl = "/x"\nbogus = 1\n',
+            3,
+            "remote 't': unknown key 'bogus'",
+        ),
         ('["$remotes".t]\nendpoint-url = "x"\n', 1, "remote 't' has no url"),
         ('["$remotes".t]\nurl = "ftp://h/x"\n', 2, "url scheme 'ftp' is not supported"),
-        ('["$remotes".t]\nurl = "/x"\nregion = "eu"\n', 3, "'region' applies to s3:// urls"),
-        ('["$remotes".t]\nurl = "/x"\njobs = 0\n', 3, "'jobs' must be a positive integer"),
-        ('["$remotes".t]\nurl = "/x"\ntimeout = "5"\n', 3, "'timeout' must be a positive"),
+        (
+            '["$remotes".t]\nurl = "/x"\nregion = "eu"\n',
+            3,
+            "'region' applies to s3:// urls",
+        ),
+        (
+            '["$remotes".t]\nurl = "/x"\njobs = 0\n',
+            3,
+            "'jobs' must be a positive integer",
+        ),
+        (
+            '["$remotes".t]\nurl = "/x"\ntimeout = "5"\n',
+            3,
+            "'timeout' must be a positive",
+        ),
         ('"$remote" = 1\n', 1, "'$remote' must be a remote name"),
         ('"$remotes" = "x"\n', 1, "'$remotes' must hold tables"),
     ],
@@ -65,7 +84,10 @@ def test_user_config(tmp_path, monkeypatch):
     cfg.write_text('["$remotes".mine]\nurl = "/x"\nkey-file = "k"\n')
     with pytest.raises(GagefileError) as e:
         remote_config.resolve_remote("mine", None)
-    assert str(e.value) == f"{cfg}:3: remote 'mine': 'key-file' applies to ssh:// urls only"
+    assert (
+        str(e.value)
+        == f"{cfg}:3: remote 'mine': 'key-file' applies to ssh:// urls only"
+    )
     cfg.write_text("remotes = 1\n")
     with pytest.raises(GagefileError, match=r":1: unknown key 'remotes'"):
         remote_spec.read_user_config()

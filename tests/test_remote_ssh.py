@@ -10,7 +10,15 @@ import time
 
 import pytest
 from remote_servers import free_port, sshd  # noqa: F401
-from remote_util import check_fetched, fresh_clone, machine, pin_data, remote_objects, sha256, temp_files
+from remote_util import (
+    check_fetched,
+    fresh_clone,
+    machine,
+    pin_data,
+    remote_objects,
+    sha256,
+    temp_files,
+)
 
 
 @pytest.fixture
@@ -38,7 +46,9 @@ def test_ssh_round_trip(two):
     assert temp_files(remote) == []
     t0 = time.monotonic()
     again = a.gage_json("push", "-y")
-    assert again["objects"] == 0 and {r["action"] for r in again["runs"]} == {"up to date"}
+    assert again["objects"] == 0 and {r["action"] for r in again["runs"]} == {
+        "up to date"
+    }
     assert time.monotonic() - t0 < 10
     listed = b.gage_json("runs", "--remote", "box")
     assert {r["id"] for r in listed} == {r["id"] for r in runs_a.values()}
@@ -104,14 +114,18 @@ def test_ssh_unreachable(sshd, tmp_path):  # noqa: F811
     cfg = f'["$remotes".gone]\nurl = "ssh://127.0.0.1:{port}/x"\ntimeout = 5\n'
     m = machine(tmp_path, "a", cfg)
     line = _one_line_error(m, "runs", "--remote", "gone")
-    assert line.startswith(f"gage: remote 'gone' (ssh://127.0.0.1:{port}/x): cannot reach")
+    assert line.startswith(
+        f"gage: remote 'gone' (ssh://127.0.0.1:{port}/x): cannot reach"
+    )
 
 
 def test_ssh_bad_credentials(sshd, tmp_path):  # noqa: F811
     import subprocess
 
     key = str(tmp_path / "other_key")
-    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", key], check=True)
+    subprocess.run(
+        ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", key], check=True
+    )
     cfg = sshd.table("box", str(tmp_path / "r")).replace(sshd.key, key)
     m = machine(tmp_path, "a", cfg + "timeout = 10\n")
     line = _one_line_error(m, "runs", "--remote", "box")
@@ -167,7 +181,9 @@ def test_ssh_interrupted_push_resumes(two, tmp_path):
     _make_runs(a, N_SMALL="40")
     total = a.gage_json("push", "--dry-run")["objects"]
     marker = str(tmp_path / f"paused-{uuid.uuid4().hex}")
-    proc = a.popen("push", "-y", GAGE_TEST_PAUSE="remote-push", GAGE_TEST_PAUSE_FILE=marker)
+    proc = a.popen(
+        "push", "-y", GAGE_TEST_PAUSE="remote-push", GAGE_TEST_PAUSE_FILE=marker
+    )
     deadline = time.monotonic() + 60
     while not os.path.exists(marker):
         assert proc.poll() is None, proc.communicate()

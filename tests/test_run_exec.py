@@ -155,7 +155,7 @@ def test_sigterm_forwarded(tmp_path):
              "signal.signal(signal.SIGTERM, h)\\n"
              "print('ready', flush=True)\\n"
              "time.sleep(30)"],
-            {str(tmp_path)!r}, dict(os.environ), {str(tmp_path / 'out')!r},
+            {str(tmp_path)!r}, dict(os.environ), {str(tmp_path / "out")!r},
             on_signal=got.append,
         )
         print("exit", code, "signals", got, flush=True)
@@ -198,7 +198,8 @@ def test_child_ends_when_runner_is_killed(tmp_path):
     # A runner that starts a long child, which writes its pid and sleeps.
     pid_file = tmp_path / "child.pid"
     runner = tmp_path / "runner.py"
-    runner.write_text(textwrap.dedent(f"""
+    runner.write_text(
+        textwrap.dedent(f"""
             import sys
             from gage._internal.util import run_exec
             child = [sys.executable, "-c",
@@ -206,7 +207,8 @@ def test_child_ends_when_runner_is_killed(tmp_path):
                      "time.sleep(60)"]
             run_exec.exec_proc(child, {str(tmp_path)!r}, {{}}, {str(tmp_path / "out")!r},
                                quiet=True)
-            """))
+            """)
+    )
     p = subprocess.Popen([sys.executable, str(runner)])
     deadline = time.time() + 10
     while not pid_file.exists() or not pid_file.read_text():

@@ -8,19 +8,26 @@ import os
 import pytest
 
 from gage._internal.history import run_compare, run_delete, run_diff
-from gage._internal.util import run_exec
-from gage._internal.store import run_meta
-from gage._internal.store import run_records
 from gage._internal.home import runs
-from gage._internal.store.run_meta import ManifestEntry
 from gage._internal.run_util import init_run_meta, make_run
+from gage._internal.store import run_meta, run_records
+from gage._internal.store.run_meta import ManifestEntry
 from gage._internal.types import GageError, OpCmd, OpDef, OpRef
+from gage._internal.util import run_exec
 
 SHA_A = "a" * 64
 SHA_B = "b" * 64
 
 
-def _run(home, op="train", config=None, summary=None, manifest=(), status="completed", deps=()):
+def _run(
+    home,
+    op="train",
+    config=None,
+    summary=None,
+    manifest=(),
+    status="completed",
+    deps=(),
+):
     run = make_run(str(home))
     init_run_meta(
         run, OpRef("p", op), OpDef(op, {}), OpCmd(["x"], {}), config or {}, {}
@@ -30,7 +37,16 @@ def _run(home, op="train", config=None, summary=None, manifest=(), status="compl
         run_meta.write_deps(
             run,
             [
-                {"spec": {"type": "run-files", "run-select": u.name}, "source": {"type": "run", "id": u.id, "name": u.name, "op": runs.op_name(u)}, "files": []}
+                {
+                    "spec": {"type": "run-files", "run-select": u.name},
+                    "source": {
+                        "type": "run",
+                        "id": u.id,
+                        "name": u.name,
+                        "op": runs.op_name(u),
+                    },
+                    "files": [],
+                }
                 for u in deps
             ],
         )
@@ -61,7 +77,11 @@ def test_compare_columns_sort_top_only_changed(tmp_path):
     c = _run(tmp_path, config={"lr": 0.3, "epochs": 5}, status="staged")
     table = run_compare.compare([c, b, a])
     assert [col.name for col in table.columns] == [
-        "op", "status", "config.epochs", "config.lr", "summary.loss"
+        "op",
+        "status",
+        "config.epochs",
+        "config.lr",
+        "summary.loss",
     ]
     assert [r.values[-1] for r in table.rows] == [None, 0.2, 0.5]
     # descending: values first, largest first; no value last either way
@@ -71,14 +91,21 @@ def test_compare_columns_sort_top_only_changed(tmp_path):
     table = run_compare.compare([c, b, a], ["lr", "loss"], ["loss"], top=1)
     assert [r.run for r in table.rows] == [b]
     table = run_compare.compare([c, b, a], only_changed=True)
-    assert [col.name for col in table.columns] == ["status", "config.lr", "summary.loss"]
+    assert [col.name for col in table.columns] == [
+        "status",
+        "config.lr",
+        "summary.loss",
+    ]
 
 
 def test_compare_plain_names_resolve_config_first(tmp_path):
     a = _run(tmp_path, config={"x": 1}, summary={"x": 2, "val": {"loss": 3}})
     table = run_compare.compare([a], ["x", "summary.x", "val.loss", "status"])
     assert [c.name for c in table.columns] == [
-        "config.x", "summary.x", "summary.val.loss", "status"
+        "config.x",
+        "summary.x",
+        "summary.val.loss",
+        "status",
     ]
     assert table.labels() == ["config.x", "summary.x", "val.loss", "status"]
     assert table.rows[0].values == (1, 2, 3, "completed")
@@ -110,25 +137,37 @@ def test_diff_sections(tmp_path):
         tmp_path,
         config={"lr": 0.1},
         summary={"loss": 1},
-        manifest=[("s", SHA_A, "train.py"), ("d", SHA_A, "data.csv"), ("g", SHA_A, "model")],
+        manifest=[
+            ("s", SHA_A, "train.py"),
+            ("d", SHA_A, "data.csv"),
+            ("g", SHA_A, "model"),
+        ],
         deps=[up1],
     )
     b = _run(
         tmp_path,
         config={"lr": 0.2, "new": 1},
         summary={"loss": 1},
-        manifest=[("s", SHA_A, "train.py"), ("d", SHA_B, "data.csv"), ("g", SHA_B, "extra")],
+        manifest=[
+            ("s", SHA_A, "train.py"),
+            ("d", SHA_B, "data.csv"),
+            ("g", SHA_B, "extra"),
+        ],
         deps=[up2],
     )
     diff = run_diff.diff_runs(a, b)
-    assert [(c.key, c.kind) for c in diff.config] == [("lr", "changed"), ("new", "added")]
+    assert [(c.key, c.kind) for c in diff.config] == [
+        ("lr", "changed"),
+        ("new", "added"),
+    ]
     assert [(c.key, c.old["id"], c.new["id"]) for c in diff.upstream] == [
         (up1.name, up1.id, up2.id)
     ]
     assert [(c.key, c.kind) for c in diff.deps] == [("data.csv", "changed")]
     assert diff.sources == ()
     assert [(c.key, c.kind) for c in diff.generated] == [
-        ("extra", "added"), ("model", "removed")
+        ("extra", "added"),
+        ("model", "removed"),
     ]
     assert diff.summary == ()
     assert run_diff.diff_runs(a, a).same()

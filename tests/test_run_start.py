@@ -10,11 +10,8 @@ import tempfile
 
 import pytest
 
-from gage._internal.store import run_meta
-
-from gage._internal.store import run_records
 from gage._internal import run_util
-from gage._internal.util.run_exec import proc_start_time
+from gage._internal.store import run_meta, run_records
 from gage._internal.types import (
     OpCmd,
     OpDef,
@@ -24,6 +21,7 @@ from gage._internal.types import (
     RunLockedError,
     RunSelectError,
 )
+from gage._internal.util.run_exec import proc_start_time
 
 
 def _staged(

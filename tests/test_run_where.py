@@ -13,8 +13,7 @@ from hypothesis import strategies as st
 from gage._internal.home import run_where, runs_select
 from gage._internal.home.run_where import And, Cmp, Not, Or, Value, WhereError
 from gage._internal.lifecycle.run_stage import init_run_meta, make_run
-from gage._internal.store import run_meta
-from gage._internal.store import run_records
+from gage._internal.store import run_meta, run_records
 from gage._internal.types import OpCmd, OpDef, OpRef
 
 

@@ -6,11 +6,11 @@ import os
 
 import pytest
 
-from gage._internal.lifecycle import op_inputs
-from gage._internal.store import run_meta
 from gage._internal.home import runs
-from gage._internal.store.run_meta import ManifestEntry
+from gage._internal.lifecycle import op_inputs
 from gage._internal.run_util import init_run_meta, make_run
+from gage._internal.store import run_meta
+from gage._internal.store.run_meta import ManifestEntry
 from gage._internal.types import GageError, OpCmd, OpDef, OpRef
 
 SHA_A = "a" * 64

@@ -11,15 +11,17 @@ import time
 
 import pytest
 
-from gage._internal.store import run_meta
 from gage._internal.home import runs, runs_index
 from gage._internal.run_util import init_run_meta, make_run
+from gage._internal.store import run_meta
 from gage._internal.types import OpCmd, OpDef, OpRef, Run
 
 
 def _run(home, op="train", config=None, exit_code=0, run=None):
     run = run or make_run(str(home))
-    init_run_meta(run, OpRef("p", op), OpDef(op, {}), OpCmd(["x"], {}), config or {}, {})
+    init_run_meta(
+        run, OpRef("p", op), OpDef(op, {}), OpCmd(["x"], {}), config or {}, {}
+    )
     run_meta.write_timestamp(run, "staged")
     if exit_code is not None:
         _finish(run, exit_code)

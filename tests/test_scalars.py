@@ -16,8 +16,7 @@ from gage._internal.history import run_compare
 from gage._internal.lifecycle import scalars, scalars_capture
 from gage._internal.lifecycle.scalars_capture import Capture, compile_patterns
 from gage._internal.project.gagefile import load_gagefile
-from gage._internal.store import run_meta
-from gage._internal.store import run_records
+from gage._internal.store import run_meta, run_records
 from gage._internal.types import GagefileError, Run
 
 BIN = os.path.dirname(sys.executable)
@@ -249,9 +248,20 @@ def test_compare_columns_and_summary(tmp_path):
             check=True,
         )
     p = subprocess.run(
-        ["gage", "compare", "--cols", "lr,loss.min,loss.step,loss", "--sort",
-         "-loss.min", "--json"],
-        cwd=project, env=env, capture_output=True, text=True, check=True,
+        [
+            "gage",
+            "compare",
+            "--cols",
+            "lr,loss.min,loss.step,loss",
+            "--sort",
+            "-loss.min",
+            "--json",
+        ],
+        cwd=project,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
     )
     rows = json.loads(p.stdout)
     assert [(r["config.lr"], r["loss.min"], r["loss.step"]) for r in rows] == [
@@ -273,22 +283,34 @@ def test_watch_ctrl_c_stops_watching_not_the_run(tmp_path):
         "    time.sleep(0.05)\n",
     )
     runner = subprocess.Popen(
-        ["gage", "run", "train", "-y", "-q"], cwd=project, env=env,
+        ["gage", "run", "train", "-y", "-q"],
+        cwd=project,
+        env=env,
         start_new_session=True,
     )
     watch = None
     try:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
-            p = subprocess.run(["gage", "runs", "--json"], cwd=project, env=env,
-                               capture_output=True, text=True)
+            p = subprocess.run(
+                ["gage", "runs", "--json"],
+                cwd=project,
+                env=env,
+                capture_output=True,
+                text=True,
+            )
             recs = json.loads(p.stdout or "[]")
             if recs and recs[0]["status"] == "running":
                 break
             time.sleep(0.2)
         watch = subprocess.Popen(
-            ["gage", "watch"], cwd=project, env=env, stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE, text=True, start_new_session=True,
+            ["gage", "watch"],
+            cwd=project,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
         )
         assert watch.stdout
         seen = [watch.stdout.readline() for _ in range(3)]
@@ -299,8 +321,14 @@ def test_watch_ctrl_c_stops_watching_not_the_run(tmp_path):
         assert "Stopped watching; run " in err and "goes on" in err
         assert runner.poll() is None  # the run goes on
         assert runner.wait(timeout=60) == 0
-        p = subprocess.run(["gage", "watch"], cwd=project, env=env,
-                           capture_output=True, text=True, timeout=30)
+        p = subprocess.run(
+            ["gage", "watch"],
+            cwd=project,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
         # A watch of an ended run: its output, its scalars, how it ended.
         assert p.returncode == 0
         assert p.stdout.startswith("step 0: loss=1.0\n")
@@ -331,10 +359,14 @@ def test_sparse_and_dense_blocks_agree(tmp_path):
     for name, text in (("sparse", sparse), ("dense", dense)):
         run, _log = _capture(tmp_path / name, text)
         got.append({k: list(zip(*v)) for k, v in scalars.series(run).items()})
-    assert got[0] == got[1] == {
-        "loss": [(3, 0.5)],
-        "acc": [(7, 0.25)],
-        "val/loss": [(7, -0.0015)],
-        "x" * 200: [(7, 1.0)],
-        "word": [(7, 2.0)],
-    }
+    assert (
+        got[0]
+        == got[1]
+        == {
+            "loss": [(3, 0.5)],
+            "acc": [(7, 0.25)],
+            "val/loss": [(7, -0.0015)],
+            "x" * 200: [(7, 1.0)],
+            "word": [(7, 2.0)],
+        }
+    )

@@ -23,7 +23,9 @@ def chain(tmp_path, monkeypatch):
     for i in range(N):
         lines.append(f'[op{i}]\nexec = "python -c pass"\n')
         if i:
-            lines.append(f'depends = {{type = "run-files", run-select = "op{i - 1}"}}\n')
+            lines.append(
+                f'depends = {{type = "run-files", run-select = "op{i - 1}"}}\n'
+            )
     (tmp_path / "gage.toml").write_text("".join(lines))
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("GAGE_RUNS", str(tmp_path / "runs"))

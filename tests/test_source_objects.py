@@ -10,14 +10,14 @@ import time
 
 import pytest
 
+from gage._internal.lifecycle.run_start import start_run
+from gage._internal.lifecycle.run_verify import verify_run
 from gage._internal.project import file_select
-from gage._internal.util import file_util
+from gage._internal.run_util import init_run_meta, make_run, stage_run
 from gage._internal.store import hash_cache, objects
 from gage._internal.store.run_meta import object_path, read_files_log, read_manifest
-from gage._internal.lifecycle.run_start import start_run
-from gage._internal.run_util import init_run_meta, make_run, stage_run
-from gage._internal.lifecycle.run_verify import verify_run
 from gage._internal.types import OpCmd, OpDef, OpRef
+from gage._internal.util import file_util
 
 _OPDEF = OpDef("t", {})
 

@@ -20,8 +20,8 @@ import sys
 import pytest
 
 from gage._internal.cli import main as cli
-from gage._internal.store import run_meta
 from gage._internal.home import runs
+from gage._internal.store import run_meta
 from gage._internal.store.run_meta import SEALED_META
 
 _GAGE_TOML = """
