@@ -5,11 +5,13 @@ holds, what is refused, and what a killed push or pull leaves behind.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import tarfile
 import time
@@ -464,3 +466,38 @@ def test_repro_pulls_instead_of_running(two):
     assert out.splitlines()[1].startswith("train: pull from team (run ")
     out = b.gage("repro", "--dry", "--remote", "team", "train.lr=0.4").stdout
     assert out.splitlines()[1].startswith("train: would run")
+
+
+def test_push_removes_temps_a_killed_push_left(two, tmp_path):
+    # A killed push leaves files under temp names beside the objects. The
+    # next push from this host removes those whose process has ended, in
+    # the dirs it lists; a live process's and another host's stay.
+    a, _b, remote = two
+    with open(os.path.join(a.project, "many.py"), "w") as f:
+        f.write("for i in range(40):\n    open(f'out{i}.txt', 'w').write(str(i))\n")
+    with open(os.path.join(a.project, "gage.toml"), "a") as f:
+        f.write('\n[many]\nexec = "python many.py"\n')
+    a.gage("run", "many", "-y", "-q")
+    fans = {sha256(os.path.join(a.project, "many.py"))[:2]}
+    fans |= {_sha256_bytes(str(i).encode())[:2] for i in range(40)}
+    ended = subprocess.Popen(["true"])
+    ended.wait()
+    host = socket.gethostname()
+    dead = f".tmp-{host}-{ended.pid}-1-0"
+    live = f".tmp-{host}-{os.getpid()}-1-0"
+    other = f".tmp-another-host-{ended.pid}-1-0"
+    for fan in fans:
+        d = os.path.join(remote, "objects", "sha256", fan)
+        os.makedirs(d)
+        for name in (dead, live, other):
+            with open(os.path.join(d, name), "w") as f:
+                f.write("partial")
+    assert a.gage_json("push", "-y")["objects"] > 16  # the listing path
+    left = {os.path.basename(p) for p in temp_files(remote)}
+    assert left == {live, other}
+    assert len(temp_files(remote)) == 2 * len(fans)
+    _assert_whole(remote)
+
+
+def _sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()

@@ -138,6 +138,13 @@ class Backend:
 
     # -- writing
 
+    def remove_quietly(self, path: str) -> None:
+        """Remove file `path` if it can be; whatever fails is left."""
+        try:
+            os.unlink(path) if self.local else self.fs.rm_file(path)
+        except Exception:
+            pass
+
     def put_file(self, local: str, path: str) -> None:
         """Copy local file `local` to `path`, never partly visible there."""
         if self.spec.scheme in ("ssh", "sftp"):
@@ -216,6 +223,20 @@ def tmp_name() -> str:
     if _tmp_prefix is None:
         _tmp_prefix = f"{_host}-{os.getpid()}-{time.time_ns()}"
     return f"{_tmp_prefix}-{next(_tmp_count)}"
+
+
+def stale_temp(name: str) -> bool:
+    """True for the temp name of a file that a process of this host left
+    on its way and can no longer finish (it has ended: killed mid-push).
+    Another host's temps are never judged."""
+    if not name.startswith(TMP_PREFIX):
+        return False
+    host, pid, _ns, _count = (name[len(TMP_PREFIX) :].rsplit("-", 3) + ["", "", ""])[:4]
+    if host != _host or not pid.isdigit() or int(pid) == os.getpid():
+        return False
+    from ..util import run_exec
+
+    return not run_exec.pid_alive(int(pid))
 
 
 def _forget_prefix() -> None:

@@ -30,7 +30,7 @@ from ..types import RemoteError, Run, RunError
 from ..util import file_util
 from ..util.console import Progress
 from . import layout
-from .backend import Backend, run_all
+from .backend import Backend, run_all, stale_temp
 
 __all__ = ["Item", "Plan", "plan_push", "push"]
 
@@ -63,6 +63,8 @@ class Plan:
     # push: digest -> local path or bytes; run id -> entry to write
     sources: dict[str, Any] = field(default_factory=dict)
     entries: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # push: temp files a killed push of this host left (removed after)
+    stale: list[str] = field(default_factory=list)
 
     @property
     def size(self) -> int:
@@ -214,16 +216,17 @@ def _drop_present(
     needed = set(plan.sources)
     if not needed:
         return
-    for digest in set() if force else _present(b, needed):
+    for digest in set() if force else _present(b, needed, plan.stale):
         del plan.sources[digest]
     for digest in plan.sources:
         plan.objects[digest] = sizes[digest]
 
 
-def _present(b: Backend, needed: set[str]) -> set[str]:
+def _present(b: Backend, needed: set[str], stale: list[str]) -> set[str]:
     """Which of `needed` the remote has: a look per object when they are
     few, else one listing per fan-out dir (`objects/sha256/ab`) that
-    holds any of them and exists (an empty remote: one listing)."""
+    holds any of them and exists (an empty remote: one listing). Temp
+    files there that a killed push of this host left go in `stale`."""
     present: set[str] = set()
     if len(needed) <= 16:
 
@@ -239,6 +242,9 @@ def _present(b: Backend, needed: set[str]) -> set[str]:
 
     def got(fan: str, names: list[str]) -> None:
         present.update(fan + name for name in names)
+        stale.extend(
+            b.path("objects", "sha256", fan, name) for name in names if stale_temp(name)
+        )
 
     fans = set(b.names(b.path("objects", "sha256")))
     run_all(b.jobs, listing, sorted({d[:2] for d in needed} & fans), got)
@@ -271,6 +277,7 @@ def push(b: Backend, plan: Plan, progress: Progress | None = None) -> Plan:
         b.put_bytes(data, layout.entry_path(b, run_id))
 
     run_all(b.jobs, write, sorted(plan.entries))
+    run_all(b.jobs, b.remove_quietly, plan.stale)
     if progress:
         progress.done()
     return plan
@@ -298,6 +305,7 @@ def _push_pipelined(b: Backend, plan: Plan, progress: Progress | None) -> Plan:
         for run_id in sorted(plan.entries)
     ]
     sftp.put_all(b, entries)
+    run_all(b.jobs, b.remove_quietly, plan.stale)
     if progress:
         progress.done()
     return plan
