@@ -24,7 +24,10 @@ def _seed() -> str | None:
     return paths[0] if paths else None
 
 
-def test_seed_runs_as_written():
+def test_seed_runs_as_written(monkeypatch, tmp_path):
+    # Its temp dirs (the runs home, the project) go where pytest removes
+    # them.
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
     seed = _seed()
     if seed is None:
         if os.environ.get("CI"):
