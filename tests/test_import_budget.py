@@ -269,3 +269,16 @@ def test_dataclasses_have_docstrings():
                 if ast.get_docstring(node) is None:
                     missing.append(f"{path}:{node.lineno} {node.name}")
     assert missing == []
+
+
+def test_directory_remote_imports_no_fsspec(project, tmp_path):
+    # A directory remote is read and written with the kernel's calls:
+    # fsspec (and what it pulls in) is for servers (ssh, s3).
+    out, _names = _gage_importtime(["run", "train", "-y"], project, tmp_path)
+    remote = str(tmp_path / "remote")
+    for verb in ("push", "pull"):
+        _out, names = _gage_importtime(
+            [verb, "--remote", remote, "-y"], project, tmp_path
+        )
+        assert "gage._internal.remote.backend" in names
+        assert _heavy(names, {"fsspec"}) == [], verb

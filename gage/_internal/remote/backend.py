@@ -1,10 +1,11 @@
 """A remote's file system: open it through fsspec, move bytes, say what
 went wrong in one line.
 
-fsspec does the talking: its local file system for a directory (or a
-mounted one), `sshfs` (asyncssh) for `ssh://`, `s3fs` for `s3://`
-(with `endpoint-url` for an S3-compatible store). The last two are the
-`remote` extra, imported only here, when a remote is opened.
+fsspec does the talking to a server: `sshfs` (asyncssh) for `ssh://`,
+`s3fs` for `s3://` (with `endpoint-url` for an S3-compatible store),
+the `remote` extra, imported only here, when a remote is opened. A
+directory (or a mounted one) needs no client: it is read and written
+with the kernel's own calls, and nothing from fsspec is imported.
 
 Nothing is ever visible under its final name before it is whole: a
 file goes to a temp name beside it (`.tmp-HOST-PID-...`, never a sha256
@@ -47,7 +48,8 @@ _host = socket.gethostname()
 
 @dataclass
 class Backend:
-    """An open remote: its spec, fsspec file system and root path."""
+    """An open remote: its spec, fsspec file system (None for a
+    directory) and root path."""
 
     spec: RemoteSpec
     fs: Any
@@ -86,6 +88,9 @@ class Backend:
 
     def cat(self, path: str) -> bytes:
         with self.errors(path):
+            if self.local:
+                with file_util.open_regular(path) as f:
+                    return f.read()
             return self.fs.cat_file(path)
 
     def get_file(self, path: str, local: str) -> str | None:
@@ -117,16 +122,6 @@ class Backend:
                 return os.listdir(path)
             return [
                 os.path.basename(p.rstrip("/")) for p in self.fs.ls(path, detail=False)
-            ]
-        return []
-
-    def find(self, path: str) -> list[str]:
-        """Files under `path`, relative to it; [] when there is none."""
-        with self.errors(path, missing_ok=True):
-            prefix = self.fs._strip_protocol(path).rstrip("/") + "/"
-            return [
-                p[len(prefix) :] if p.startswith(prefix) else p
-                for p in self.fs.find(path)
             ]
         return []
 
@@ -455,8 +450,8 @@ def open_backend(spec: RemoteSpec) -> Backend:
 
 
 def _open_local(spec: RemoteSpec) -> Backend:
-    from fsspec.implementations.local import LocalFileSystem
-
+    # A directory is read and written with the kernel's calls (see the
+    # module doc): no fsspec file system to import.
     root = spec.url[len("file://") :] if spec.url.startswith("file://") else spec.url
     root = os.path.abspath(root)
     if not os.path.isdir(os.path.dirname(root)):
@@ -464,7 +459,7 @@ def _open_local(spec: RemoteSpec) -> Backend:
             f"remote '{spec.name}': {os.path.dirname(root)} is not a directory: "
             "create it or fix the url"
         )
-    return Backend(spec, LocalFileSystem(auto_mkdir=True), root)
+    return Backend(spec, None, root)
 
 
 def _open_ssh(spec: RemoteSpec) -> Backend:
