@@ -21,7 +21,8 @@ what takes the time, and it runs in parallel.
 
 Every failure leaves here as a RemoteError whose message names the
 remote and says what to do: host not reachable, authentication
-refused, bucket missing, permission denied, no space left.
+refused, bucket missing, permission denied, no space left (the line
+is `errors.describe_error`).
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from typing import Any, Iterator
 from ..project.remote_spec import RemoteSpec
 from ..types import RemoteError
 from ..util import file_util
+from .errors import bucket_missing, describe_error
 
 __all__ = ["Backend", "open_backend"]
 
@@ -196,7 +198,7 @@ class Backend:
         try:
             yield
         except FileNotFoundError as e:
-            if missing_ok and not _bucket_missing(e):
+            if missing_ok and not bucket_missing(e):
                 return
             raise self._error(e, path) from None
         except RemoteError:
@@ -309,117 +311,6 @@ def _sftp_put(fs: Any, local: str, dest: str) -> None:
 
 
 _SFTP_BLOCK = 2**14 * 15  # sshfs's WRITE_BLOCK_SIZE
-
-
-# ---------------------------------------------------------------------------
-# Errors
-
-
-def describe_error(e: BaseException, spec: RemoteSpec, path: str = "") -> str:
-    """One line that says what went wrong and what to do."""
-    cause = _root(e)
-    name = type(cause).__name__
-    text = str(cause).strip() or name
-    host = _host_of(spec.url)
-    if name == "PermissionDenied":  # asyncssh's: authentication
-        return (
-            f"authentication failed at {host}: check the user, key (key-file, "
-            "ssh-agent) and ~/.ssh/config"
-        )
-    if name == "HostKeyNotVerifiable" or "Host key" in text:
-        return (
-            f"the host key of {host} is not known: add it to ~/.ssh/known_hosts "
-            "(connect once with ssh) or name a known-hosts file"
-        )
-    code = _s3_code(cause)
-    if code in ("NoSuchBucket",) or _bucket_missing(e):
-        return f"bucket missing: {_bucket(spec.url)}: create it or fix the url"
-    if code in (
-        "InvalidAccessKeyId",
-        "SignatureDoesNotMatch",
-        "ExpiredToken",
-    ) or name in (
-        "NoCredentialsError",
-        "PartialCredentialsError",
-    ):
-        return "bad credentials: check AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or the profile"
-    if code in ("403", "Forbidden"):
-        return (
-            f"access refused at {path or spec.url}: bad credentials or no "
-            "permission: check AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, the "
-            "profile, and the bucket's policy"
-        )
-    if (
-        code in ("AccessDenied", "AllAccessDisabled")
-        or isinstance(cause, PermissionError)
-        or name == "SFTPPermissionDenied"
-    ):
-        return f"permission denied: {path or spec.url}: check access rights"
-    if isinstance(cause, OSError) and cause.errno == errno.ENOSPC or "No space" in text:
-        return f"no space left on the remote ({path or spec.url}): free space and try again"
-    if (
-        isinstance(cause, FileNotFoundError)
-        or code in ("NoSuchKey", "404")
-        or (name == "SFTPNoSuchFile")
-    ):
-        return f"not found: {path}"
-    if _unreachable(cause):
-        return (
-            f"cannot reach {host}: {text}: check the host and port, and that "
-            "it is up (timeout %gs)" % spec.timeout
-        )
-    return f"{name}: {text}"
-
-
-def _root(e: BaseException) -> BaseException:
-    seen = set()
-    while e.__cause__ is not None and id(e) not in seen:
-        seen.add(id(e))
-        e = e.__cause__
-    return e
-
-
-def _s3_code(e: BaseException) -> str | None:
-    response = getattr(e, "response", None)
-    if isinstance(response, dict):
-        return (response.get("Error") or {}).get("Code")
-    return None
-
-
-def _bucket_missing(e: BaseException) -> bool:
-    return "NoSuchBucket" in repr(e) or "bucket does not exist" in str(e).lower()
-
-
-def _unreachable(e: BaseException) -> bool:
-    names = (
-        "ConnectionLost",
-        "DisconnectError",
-        "EndpointConnectionError",
-        "ConnectTimeoutError",
-        "TimeoutError",
-        "FSTimeoutError",
-        "ClientConnectorError",
-        "ConnectionClosedError",
-    )
-    return (
-        isinstance(e, (ConnectionError, TimeoutError, socket.gaierror))
-        or (type(e).__name__ in names)
-        or (
-            isinstance(e, OSError)
-            and e.errno in (errno.EHOSTUNREACH, errno.ENETUNREACH)
-        )
-    )
-
-
-def _host_of(url: str) -> str:
-    from urllib.parse import urlsplit
-
-    parts = urlsplit(url)
-    return parts.netloc or url
-
-
-def _bucket(url: str) -> str:
-    return url.split("://", 1)[-1].split("/", 1)[0]
 
 
 # ---------------------------------------------------------------------------
