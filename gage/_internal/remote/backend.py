@@ -377,12 +377,16 @@ def _open_ssh(spec: RemoteSpec) -> Backend:
         "known_hosts": spec.options.get("known-hosts", ()),
         "skip_instance_cache": True,
         "max_sessions": max(spec.jobs + 2, 4),
+        "encryption_algs": "^aes128-gcm@openssh.com,aes256-gcm@openssh.com",
     }
     if parts.username:
         kw["username"] = unquote(parts.username)
     if "key-file" in spec.options:
         kw["client_keys"] = [spec.options["key-file"]]
     fs = SSHFileSystem(parts.hostname, **kw)
+    from .sftp import cork
+
+    cork(fs)
     root = unquote(parts.path) or "."
     return Backend(spec, fs, root)
 

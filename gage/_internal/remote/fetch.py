@@ -3,7 +3,7 @@ dependency whose file is missing from the project but pinned by sha256
 (see lifecycle/dep_pins) has its bytes in the remote's objects when a
 run that used it was pushed. They are downloaded into the runs home's
 object cache, each checked against its sha256 before it is kept
-(`pull.download`), and staging places them in the run from there. The
+(`download.download`), and staging places them in the run from there. The
 project itself is never written.
 """
 
@@ -14,7 +14,7 @@ from typing import Callable
 from ..lifecycle.dep_pins import Absent
 from ..types import RemoteError
 from .backend import Backend
-from .pull import ObjectMismatch, download
+from .download import ObjectMismatch, download
 
 __all__ = ["fetch_absent"]
 

@@ -20,13 +20,13 @@ run dir first, meta dir last: a run is listed only when whole.
 
 from __future__ import annotations
 
-import itertools
 import os
 import shutil
 import stat
 import time
 from contextlib import contextmanager
-from typing import Any, Callable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any, Callable, Iterator
 
 from ..engines import run_archive
 from ..faults import fault_point
@@ -36,13 +36,12 @@ from ..types import META_SUFFIX, RemoteError, Run, RunSelectError
 from ..util import file_util
 from ..util.console import Progress
 from . import layout
-from .backend import Backend, run_all
+from .backend import Backend
+from .download import ObjectMismatch, download, local_error, object_error
 from .push import Item, Plan
 
 __all__ = [
     "PULL_DIR",
-    "ObjectMismatch",
-    "download",
     "matching_entry",
     "plan_pull",
     "preview_run",
@@ -130,25 +129,56 @@ def _drop_here(home: str, needed: dict[str, int]) -> None:
 def pull(
     home: str, b: Backend, plan: Plan, progress: Progress | None = None
 ) -> list[Run]:
-    """Download the objects of `plan`, then put its runs together in
-    `home`; the runs pulled."""
+    """Download the objects of `plan` and put its runs together in
+    `home`: meta objects first (each run is laid out from its meta),
+    then files, each written in the run that links it; the runs
+    pulled."""
     os.makedirs(home, exist_ok=True)
     _clean_pull_dir(home)
-    _download(home, b, plan, progress)
-    pulled, refused = [], []
-    with hash_cache.open_cache(run_meta.hash_cache_path(home)) as cache:
+    name = _names(b, plan)
+    metas = {e["meta"] for e in plan.entries.values()}
+    download(home, b, _only(plan.objects, metas), progress, name)
+    staged: list[_Staged] = []
+    refused: list[RemoteError] = []
+    try:
+        dests: dict[str, str] = {}
         for run_id in sorted(plan.entries):
             try:
-                run = _assemble(home, b, plan.entries[run_id], cache)
+                staged.append(_stage(home, b, plan.entries[run_id], plan, dests))
             except RemoteError as e:
                 refused.append(e)  # the other runs still come
-                continue
-            if run is not None:
-                pulled.append(run)
+        files = _only(plan.objects, set(plan.objects) - metas)
+        download(home, b, files, progress, name, dests)
+        if progress:
+            progress.done()
+        pulled = _assemble_all(home, b, staged, refused)
+    finally:
+        for st in staged:
+            _remove_tree(st.work)
     if refused:
+        refused.sort(key=lambda e: e.run or "")
         more = f" ({len(refused) - 1} more runs refused)" if len(refused) > 1 else ""
         raise RemoteError(f"{refused[0]}{more}", run=refused[0].run)
     return pulled
+
+
+def _only(sizes: dict[str, int], digests: set[str]) -> dict[str, int]:
+    return {d: size for d, size in sizes.items() if d in digests}
+
+
+def _names(b: Backend, plan: Plan) -> Callable[[str, RemoteError], RemoteError]:
+    """The one line for an object of `plan` that is missing or does not
+    match: which run and file it is."""
+    owner = {d: e for e in plan.entries.values() for d in _digests(e)}
+
+    def name(digest: str, e: RemoteError) -> RemoteError:
+        return object_error(b, digest, owner.get(digest), e)
+
+    return name
+
+
+def _digests(entry: dict) -> list[str]:
+    return [entry["meta"]] + [f[1] for f in entry["files"]]
 
 
 def matching_entry(entries: list[dict[str, Any]], key: str) -> dict[str, Any] | None:
@@ -199,11 +229,11 @@ def preview_run(b: Backend, e: dict, work: str) -> Run:
     try:
         data = b.cat(layout.object_path(b, e["meta"]))
     except RemoteError as err:
-        raise _object_error(b, e["meta"], e, err) from None
+        raise object_error(b, e["meta"], e, err) from None
     actual = file_util.sha256_bytes(data)
     if actual != e["meta"]:
         mismatch = ObjectMismatch(f"its content has sha256 {actual[:12]}")
-        raise _object_error(b, e["meta"], e, mismatch)
+        raise object_error(b, e["meta"], e, mismatch)
     os.makedirs(work, exist_ok=True)
     try:
         run_archive.unpack_meta(data, work, e["id"])
@@ -222,255 +252,118 @@ def preview_run(b: Backend, e: dict, work: str) -> Run:
 
 
 # ---------------------------------------------------------------------------
-# Objects
-
-
-def _download(home: str, b: Backend, plan: Plan, progress: Progress | None) -> None:
-    owner = {d: e for e in plan.entries.values() for d in _digests(e)}
-
-    def name(digest: str, e: RemoteError) -> RemoteError:
-        return _object_error(b, digest, owner.get(digest), e)
-
-    download(home, b, plan.objects, progress, name)
-
-
-def download(
-    home: str,
-    b: Backend,
-    sizes: Mapping[str, int | None],
-    progress: Progress | None = None,
-    name: Any = None,
-) -> None:
-    """Download the objects `sizes` names (digest -> size, None when not
-    known) into the object cache of `home`, each verified against its
-    sha256 on arrival: a small one hashed from the bytes read (read
-    once, nothing written when they differ), a big one as it is written
-    or from the file. `name(digest, error)`: the RemoteError to raise
-    for an object that is missing or does not match (else the error as
-    it is)."""
-    tmp_dir = run_meta.objects_tmp_dir(home)
-    os.makedirs(tmp_dir, exist_ok=True)
-    prefix = f"pull-{os.getpid()}-{time.time_ns()}-"
-    count = itertools.count()
-
-    def fetch(digest: str, data: bytes | None = None) -> os.stat_result:
-        tmp = f"{tmp_dir}/{prefix}{next(count)}"
-        path = layout.object_path(b, digest)
-        try:
-            if data is None:
-                data = b.read_small(path, sizes[digest])
-            if data is not None:
-                st = _adopt_bytes(home, tmp, digest, data)
-            else:
-                st = _adopt(home, tmp, digest, b.get_file(path, tmp))
-            fault_point("remote-pull")
-            return st
-        except RemoteError as e:
-            _discard(tmp)
-            raise (name(digest, e) if name else e) from None
-        except OSError as e:
-            _discard(tmp)
-            raise _local_error(home, e) from None
-        except BaseException:
-            _discard(tmp)
-            raise
-
-    with hash_cache.open_cache(run_meta.hash_cache_path(home)) as cache:
-
-        def done(digest: str, st: os.stat_result) -> None:
-            hash_cache.store(cache, st, digest, extracted=True)
-            if progress:
-                progress.add(st.st_size, 1)
-
-        rest = sorted(sizes)
-        if b.pipelined:
-            rest = _cat_small(b, sizes, fetch, done, name)
-        run_all(b.jobs, fetch, rest, done)
-    if progress:
-        progress.done()
-
-
-def _cat_small(
-    b: Backend, sizes: Mapping[str, int | None], fetch: Any, done: Any, name: Any
-) -> list[str]:
-    """Read the objects known to be small in one call (`sftp.cat_all`),
-    each landed by `fetch(digest, data)` as it arrives; the others."""
-    from .backend import SMALL
-    from .sftp import cat_all
-
-    small = {
-        layout.object_path(b, d): d
-        for d in sorted(sizes)
-        if 0 < (sizes[d] or 0) <= SMALL
-    }
-
-    def got(path: str, data: bytes) -> None:
-        done(small[path], fetch(small[path], data))
-
-    def named(path: str, e: BaseException) -> BaseException:
-        if name and isinstance(e, RemoteError) and path in small:
-            return name(small[path], e)
-        return e
-
-    cat_all(b, {p: sizes[d] or 0 for p, d in small.items()}, got, named)
-    return sorted(set(sizes) - set(small.values()))
-
-
-def _discard(tmp: str) -> None:
-    try:
-        os.unlink(tmp)
-    except FileNotFoundError:
-        pass
-
-
-_REPAIR = "'gage push --force {}' from a runs home that has it repairs it"
-
-
-class ObjectMismatch(RemoteError):
-    """An object whose bytes are not its sha256 (refused on arrival)."""
-
-
-def _adopt(
-    home: str, tmp: str, digest: str, actual: str | None = None
-) -> os.stat_result:
-    """Make the downloaded `tmp` the object for `digest` when it is;
-    the object's stat. `actual`: the sha256 of `tmp`'s bytes when the
-    download computed it as it wrote them (else `tmp` is read)."""
-    actual = actual or file_util.sha256_file(tmp)
-    if actual != digest:
-        raise ObjectMismatch(f"its content has sha256 {actual[:12]}")
-    os.chmod(tmp, 0o444)
-    then = time.time() - 60  # earlier than now: see hash_cache.store
-    os.utime(tmp, (then, then))
-    return _rename_object(home, tmp, digest)
-
-
-def _adopt_bytes(home: str, tmp: str, digest: str, data: bytes) -> os.stat_result:
-    """The object for `digest` written from `data` when it is (checked
-    before anything is written): a new read-only file `tmp` (open,
-    write, utime, close), renamed in place; the object's stat."""
-    actual = file_util.sha256_bytes(data)
-    if actual != digest:
-        raise ObjectMismatch(f"its content has sha256 {actual[:12]}")
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
-    fd = os.open(tmp, flags, 0o444)
-    try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
-        then = time.time_ns() - 60 * 10**9  # earlier than now: hash_cache.store
-        os.utime(fd, ns=(then, then))
-    finally:
-        os.close(fd)
-    return _rename_object(home, tmp, digest)
-
-
-def _rename_object(home: str, tmp: str, digest: str) -> os.stat_result:
-    dest = run_meta.object_path(home, digest)
-    parent = os.path.dirname(dest)
-    if parent not in _made:
-        os.makedirs(parent, exist_ok=True)
-        _made.add(parent)
-    os.replace(tmp, dest)
-    return os.stat(dest)
-
-
-_made: set[str] = set()  # object cache dirs made by this process
-
-
-def _digests(entry: dict) -> list[str]:
-    return [entry["meta"]] + [f[1] for f in entry["files"]]
-
-
-def _object_error(
-    b: Backend, digest: str, entry: dict | None, e: RemoteError
-) -> RemoteError:
-    what = "meta" if entry and digest == entry["meta"] else None
-    if entry and not what:
-        what = next((f[0] for f in entry["files"] if f[1] == digest), None)
-    run = f"run {entry['name']} ({entry['id']})" if entry else "a run"
-    of = f"object {digest[:12]} ({what}) of {run}"
-    if isinstance(e, ObjectMismatch):
-        return RemoteError(
-            f"{b.label}: {of} does not match its sha256 ({e}): refused; "
-            f"{_REPAIR.format(entry['name'] if entry else 'RUN')}",
-            run=entry["id"] if entry else None,
-        )
-    if "not found" in str(e):
-        return RemoteError(
-            f"{b.label}: {of} is missing: "
-            f"{_REPAIR.format(entry['name'] if entry else 'RUN')}",
-            run=entry["id"] if entry else None,
-        )
-    return e
-
-
-def _local_error(home: str, e: OSError) -> RemoteError:
-    import errno
-
-    if e.errno == errno.ENOSPC:
-        return RemoteError(
-            f"no space left in runs home {home}: free space and pull again"
-        )
-    return RemoteError(f"cannot write in runs home {home}: {e.strerror}: {e.filename}")
-
-
-# ---------------------------------------------------------------------------
 # Runs
 
 
-def _assemble(
-    home: str, b: Backend, e: dict, cache: hash_cache.HashCache
-) -> Run | None:
-    run_id = e["id"]
+@dataclass(frozen=True)
+class _Staged:
+    """A run being put together in `work`: its entry, the run there, its
+    files (dest, digest, mode, linked to its object) and links (dest,
+    target), and the files the download writes (`dests`)."""
+
+    e: dict
+    work: str
+    run: Run
+    files: list[tuple[str, str, int, bool]]
+    links: list[tuple[str, str]]
+    written: set[str]
+
+
+def _stage(home: str, b: Backend, e: dict, plan: Plan, dests: dict) -> _Staged:
+    """Lay out the run of entry `e` in a new dir of `.gage-pull`: its
+    meta dir (unpacked from its object, in the cache), its run dir and
+    the dirs of its files. A file linked to its object whose object is
+    to be downloaded (and not yet for another file) goes in `dests`.
+    A file staged read-only, and a generated file that is not
+    executable, is linked to its object (read-only, no bytes copied:
+    generated files' modes are not sealed); any other file is a copy
+    with its own mode."""
     work = os.path.join(home, PULL_DIR, f"{os.getpid()}-{time.time_ns()}")
     os.makedirs(work)
     try:
         with open(run_meta.object_path(home, e["meta"]), "rb") as f:
-            run_archive.unpack_meta(f.read(), work, run_id)
-        run = Run(run_id, os.path.join(work, run_id), e["name"])
+            run_archive.unpack_meta(f.read(), work, e["id"])
+        run = Run(e["id"], os.path.join(work, e["id"]), e["name"])
         os.mkdir(run.run_dir)
-        _place_files(home, run, e, cache)
+        generated = {m.path for m in run_meta.read_manifest(run) if m.type == "g"}
+        parents: set[str] = set()
+        files, written = [], set()
+        for path, digest, _size, mode in e["files"]:
+            dest = _dest(run, path, parents)
+            linked = mode == 0o444 or (path in generated and not mode & 0o111)
+            files.append((dest, digest, mode, linked))
+            if linked and digest in plan.objects and digest not in dests:
+                dests[digest] = dest
+                written.add(dest)
+        links = [(_dest(run, p, parents), target) for p, target in e["links"]]
+        return _Staged(e, work, run, files, links, written)
+    except BaseException as err:
+        _remove_tree(work)
+        if isinstance(err, run_archive.ArchiveError):
+            raise RemoteError(f"{b.label}: {err}", run=e["id"]) from None
+        if isinstance(err, OSError):
+            raise local_error(home, err) from None
+        raise
+
+
+def _assemble_all(
+    home: str, b: Backend, staged: list[_Staged], refused: list[RemoteError]
+) -> list[Run]:
+    """Put the `staged` runs together and move them in; the runs moved
+    in (not those another pull brought first); a run refused goes in
+    `refused`, and the others still come."""
+    pulled = []
+    with hash_cache.open_cache(run_meta.hash_cache_path(home)) as cache:
+        for st in staged:
+            try:
+                run = _assemble(home, b, st, cache)
+            except RemoteError as e:
+                refused.append(e)
+                continue
+            if run is not None:
+                pulled.append(run)
+    return pulled
+
+
+def _assemble(
+    home: str, b: Backend, st: _Staged, cache: hash_cache.HashCache
+) -> Run | None:
+    run, e = st.run, st.e
+    try:
+        _place_files(home, st, cache)
         cache.flush()
         stats = file_util.snapshot_stats(run.run_dir)
-        files = {p: (st.st_size, st.st_mtime_ns) for p, st in stats.items()}
+        files = {p: (s.st_size, s.st_mtime_ns) for p, s in stats.items()}
         diffs = run_verify.verify_files(run, files, cache, stats=stats)
         if diffs:
             more = f" (and {len(diffs) - 1} more)" if len(diffs) > 1 else ""
             raise RemoteError(
-                f"run {e['name']} ({run_id}) on {b.label} does not verify: "
+                f"run {e['name']} ({run.id}) on {b.label} does not verify: "
                 f"{diffs[0]}{more}: refused, nothing of it was pulled",
-                run=run_id,
+                run=run.id,
             )
         run_records.write_remote(run, _origin(b, e))
         return _move_in(home, run)
-    except run_archive.ArchiveError as err:
-        raise RemoteError(f"{b.label}: {err}", run=run_id) from None
     except OSError as err:
-        raise _local_error(home, err) from None
-    finally:
-        _remove_tree(work)
+        raise local_error(home, err) from None
 
 
-def _place_files(home: str, run: Run, e: dict, cache: hash_cache.HashCache) -> None:
-    """Place the run's files from the object cache. A file staged
-    read-only, and a generated file that is not executable, is linked
-    to its object (read-only, no bytes copied: generated files' modes
-    are not sealed); any other file is a copy with its own mode."""
-    generated = {m.path for m in run_meta.read_manifest(run) if m.type == "g"}
-    parents: set[str] = set()
+def _place_files(home: str, st: _Staged, cache: hash_cache.HashCache) -> None:
+    """Place the files the download did not write from the object cache
+    (see `_stage`), and the links."""
     linked = []
-    for path, digest, _size, mode in e["files"]:
-        dest = _dest(run, path, parents)
-        if mode == 0o444 or (path in generated and not mode & 0o111):
+    for dest, digest, mode, link in st.files:
+        if dest in st.written:
+            continue
+        if link:
             linked.append((digest, dest))
             continue
         objects.place_object(home, digest, dest, cache, hardlink=False)
         os.chmod(dest, mode & 0o7777)
         hash_cache.store(cache, os.stat(dest), digest)
     objects.place_objects(home, linked, cache)
-    for path, target in e["links"]:
-        os.symlink(target, _dest(run, path, parents))
+    for dest, target in st.links:
+        os.symlink(target, dest)
 
 
 def _dest(run: Run, path: str, parents: set[str]) -> str:

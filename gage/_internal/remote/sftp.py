@@ -18,9 +18,51 @@ from typing import Any, Callable, Sequence
 from ..types import RemoteError
 from .backend import TMP_PREFIX, Backend, tmp_name
 
-__all__ = ["IN_FLIGHT", "cat_all", "put_all"]
+__all__ = ["IN_FLIGHT", "cat_all", "cork", "put_all"]
 
 IN_FLIGHT = 64
+
+
+def cork(fs: Any) -> None:
+    """Send the SSH packets that sshfs's connection makes in one turn of
+    its loop in one write to the socket. asyncssh writes each packet as
+    it makes it, two per SFTP request (it puts an ignore packet before
+    each): a system call, and a wake-up of the server, for each, which
+    for thousands of small files is most of the time of a transfer.
+    A connection without the transport this expects is left as is."""
+    conn: Any = getattr(fs, "_client", None)
+    transport = getattr(conn, "_transport", None)
+    if transport is not None and hasattr(transport, "write"):
+        conn._transport = _Corked(transport, fs.loop)
+
+
+class _Corked:
+    """A transport whose writes of one loop turn go as one write at its
+    end (before anything the loop runs after them: a close, an abort);
+    all else is the transport's."""
+
+    def __init__(self, transport: Any, loop: Any) -> None:
+        self._transport = transport
+        self._loop = loop
+        self._held: list[bytes] = []
+
+    def write(self, data: bytes) -> None:
+        if not self._held:
+            self._loop.call_soon(self._flush)
+        self._held.append(data)
+
+    def _flush(self) -> None:
+        data = b"".join(self._held)
+        self._held.clear()
+        if data and not self._transport.is_closing():
+            self._transport.write(data)
+
+    def close(self) -> None:
+        self._flush()
+        self._transport.close()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
 
 
 def put_all(
@@ -50,11 +92,7 @@ async def _put_all(b: Backend, items: Sequence, after: Any) -> None:
             parent = path.rsplit("/", 1)[0]
             tmp = f"{parent}/{TMP_PREFIX}{tmp_name()}"
             try:
-                if parent not in dirs:
-                    dirs[parent] = asyncio.ensure_future(
-                        b.fs._makedirs(parent, exist_ok=True)
-                    )
-                await dirs[parent]
+                await _make_dir(b, parent, dirs)
                 async with b.fs._pool.get() as channel:
                     await _put_one(channel, src, tmp)
                     await channel.posix_rename(tmp, path)
@@ -69,10 +107,39 @@ async def _put_all(b: Backend, items: Sequence, after: Any) -> None:
         raise failed[0]
 
 
+async def _make_dir(b: Backend, path: str, dirs: dict[str, Any]) -> None:
+    """Make dir `path` once: its parent first (once, as sshfs makes
+    dirs: a request per part of the path), then `path` by one request
+    (an objects' fan dir: `objects/sha256/ab`)."""
+    import asyncio
+
+    async def make() -> None:
+        from asyncssh import SFTPError
+
+        up = path.rsplit("/", 1)[0]
+        if up and up != path:
+            if up not in dirs:
+                dirs[up] = asyncio.ensure_future(b.fs._makedirs(up, exist_ok=True))
+            await dirs[up]
+        async with b.fs._pool.get() as channel:
+            try:
+                await channel.mkdir(path)
+            except SFTPError:
+                pass  # there already (else the write in it says why)
+
+    if path not in dirs:
+        dirs[path] = asyncio.ensure_future(make())
+    await dirs[path]
+
+
 async def _put_one(channel: Any, src: str | bytes, tmp: str) -> None:
     if isinstance(src, bytes):
-        async with channel.open(tmp, "wb") as f:
-            await f.write(src)
+        # block_size=0: each write is one request, not a task per block
+        # (asyncssh's parallel writer): open, write, close.
+        step = channel.limits.max_write_len or _BLOCK
+        async with channel.open(tmp, "wb", block_size=0) as f:
+            for at in range(0, len(src), step):
+                await f.write(src[at : at + step], at)
     else:
         await channel.put(src, tmp, block_size=_BLOCK)
 
@@ -96,42 +163,103 @@ def cat_all(
 ) -> None:
     """Read each of `paths` (path -> its size: what is read, no stat
     asked; a file of another size reads as other bytes, which its
-    digest refuses); `got(path, bytes)` in the loop as each arrives (an
-    error it raises stops the rest and is raised as is). `named(path,
-    error)`: the error to raise for a file that cannot be read (a
-    RemoteError naming it)."""
-    from fsspec.asyn import sync
-
-    if paths:
-        sync(b.fs.loop, _cat_all, b, paths, got, named)
-
-
-async def _cat_all(b: Backend, paths: dict[str, int], got: Any, named: Any) -> None:
+    digest refuses); `got(path, bytes)` in this thread as each arrives,
+    while the loop reads the next (at most HELD read and not yet taken;
+    an error `got` raises stops the rest and is raised as is).
+    `named(path, error)`: the error to raise for a file that cannot be
+    read (a RemoteError naming it)."""
     import asyncio
+    import queue
 
-    sem = asyncio.Semaphore(IN_FLIGHT)
-    failed: list[BaseException] = []
+    if not paths:
+        return
+    arrived: queue.SimpleQueue = queue.SimpleQueue()
+    stop: list[BaseException] = []
+    loop = b.fs.loop
+    run = _cat_all(b, paths, arrived.put, named, stop)
+    reading = asyncio.run_coroutine_threadsafe(run, loop)
+    try:
+        _take_all(arrived, loop, got, stop)
+    except BaseException as e:  # interrupted while waiting: no more reads
+        stop.append(e)
+        _take_all(arrived, loop, None, stop)
+        raise
+    error = reading.exception()
+    if stop:
+        raise stop[0]
+    if error is not None:
+        raise error
 
-    async def one(path: str) -> None:
-        async with sem:
-            if failed:
-                return
-            try:
-                async with b.fs._pool.get() as channel:
-                    async with channel.open(path, "rb") as f:
-                        data = await f.read(paths[path] + 1)
-            except BaseException as e:
-                error = _error(b, e, path)
-                failed.append(named(path, error) if named else error)
-                return
+
+def _take_all(arrived: Any, loop: Any, got: Any, stop: list) -> None:
+    """Take what arrives until the end (None): each given to `got`
+    unless something stopped the rest (`stop`), its place released."""
+    while (item := arrived.get()) is not None:
+        path, data, taken = item
+        loop.call_soon_threadsafe(taken.release)
+        if got is not None and not stop:
             try:
                 got(path, data)
             except BaseException as e:
-                failed.append(e)
+                stop.append(e)
 
-    await asyncio.gather(*(one(path) for path in paths))
+
+HELD = 2 * IN_FLIGHT
+
+
+async def _cat_all(
+    b: Backend, paths: dict[str, int], put: Any, named: Any, stop: list
+) -> None:
+    """Read `paths`, IN_FLIGHT at once, each `put` (path, bytes, the
+    semaphore to release once taken); None when all are done."""
+    import asyncio
+
+    sem = asyncio.Semaphore(IN_FLIGHT)
+    held = asyncio.Semaphore(HELD)
+    failed: list[BaseException] = []
+
+    async def one(path: str) -> None:
+        await held.acquire()
+        async with sem:
+            if failed or stop:
+                held.release()
+                return
+            try:
+                async with b.fs._pool.get() as channel:
+                    data = await _read_one(channel, path, paths[path])
+            except BaseException as e:
+                held.release()
+                error = _error(b, e, path)
+                failed.append(named(path, error) if named else error)
+                return
+            put((path, data, held))
+
+    try:
+        await asyncio.gather(*(one(path) for path in paths))
+    finally:
+        put(None)
     if failed:
         raise failed[0]
+
+
+async def _read_one(channel: Any, path: str, size: int) -> bytes:
+    """The bytes of remote file `path` of `size` bytes: one request for
+    size + 1 (a file that grew reads as other bytes) where the server
+    takes a read that long; no request to see the end (block_size=0:
+    asyncssh's parallel reader asks once more, for the byte after)."""
+    step = channel.limits.max_read_len or _BLOCK
+    parts = []
+    got = 0
+    async with channel.open(path, "rb", block_size=0) as f:
+        while got <= size:
+            part = await f.read(min(step, size + 1 - got), got)
+            if not part:
+                break
+            parts.append(part)
+            got += len(part)
+            if got == size and len(part) < step:
+                break  # a short read: the end (a longer file reads long)
+    return b"".join(parts)
 
 
 def _error(b: Backend, e: BaseException, path: str) -> BaseException:
