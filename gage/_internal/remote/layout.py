@@ -21,12 +21,11 @@ from __future__ import annotations
 
 import json
 import re
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from ..types import RemoteError
 from ..util import file_util
-from .backend import Backend
+from .backend import Backend, run_all
 
 __all__ = [
     "ENTRY_SCHEMA",
@@ -77,8 +76,10 @@ def read_entry(b: Backend, run_id: str) -> dict[str, Any]:
 def list_entries(b: Backend, ids: set[str] | None = None) -> list[dict[str, Any]]:
     """Entries of the remote's runs (or of `ids`), oldest first."""
     ids = remote_ids(b) if ids is None else ids
-    with ThreadPoolExecutor(b.jobs) as pool:
-        entries = list(pool.map(lambda i: read_entry(b, i), sorted(ids)))
+    entries: list[dict[str, Any]] = []
+    run_all(
+        b.jobs, lambda i: read_entry(b, i), sorted(ids), lambda _i, e: entries.append(e)
+    )
     return sorted(entries, key=lambda e: (e["run"].get("initialized") or "", e["id"]))
 
 
