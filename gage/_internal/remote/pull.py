@@ -3,19 +3,21 @@
 `--needed` (`pull_matching`).
 
 Objects come into the runs home's object cache (`.objects`), each
-downloaded to a temp name, hashed, and renamed in place only when its
-sha256 is its name: a changed object is refused, a missing one named.
-An interrupted pull keeps the objects that arrived whole, so the next
-pull downloads only the rest. A run is put together in `.gage-pull/`
-(its meta dir unpacked from its tar, its files placed from the object
-cache: hardlink, reflink or copy, never a link to the remote; files
-that were read-only or generated and not executable arrive read-only,
-linked to their object, others as copies with their mode), then
-verified as `gage check` would (`run_verify.verify_files`: sealed meta
-against the seal, files against the manifest). A run that does not
-verify is refused with one line naming what differs; one that does gets
-`remote.json` (where it came from) and is renamed into the runs home,
-run dir first, meta dir last: a run is listed only when whole.
+checked against its sha256 before it becomes the object there (see
+`download`): a changed object is refused, a missing one named. An
+interrupted pull keeps the objects that arrived whole, so the next
+pull downloads only the rest. A run is put together in `.gage-pull/`:
+its meta dir unpacked from its tar (the meta objects come first), then
+its files, never a link to the remote. Files that were read-only or
+generated and not executable arrive read-only, linked to their object:
+written there by the download (one file made per object, linked into
+the cache) or, for an object the cache had, linked from it; others are
+copies with their mode. The run is then verified as `gage check` would
+(`run_verify.verify_files`: sealed meta against the seal, files against
+the manifest). A run that does not verify is refused with one line
+naming what differs; one that does gets `remote.json` (where it came
+from) and is renamed into the runs home, run dir first, meta dir last:
+a run is listed only when whole.
 """
 
 from __future__ import annotations
