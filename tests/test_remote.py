@@ -294,6 +294,45 @@ def test_interrupted_pull_resumes(two, tmp_path):
         b.gage("check", r["id"])
 
 
+def test_pulled_object_is_written_in_its_run(two, tmp_path):
+    """An object a pulled run's file links is written in the run being
+    put together (in .gage-pull) and linked into the object cache from
+    there: one file made per object. The meta objects are in the cache
+    already here, so the first object that lands is a run's file."""
+    a, b, remote = two
+    runs_a = _make_runs(a)
+    a.gage("push", "-y")
+    for r in runs_a.values():
+        meta = _entry(remote, r["id"])["meta"]
+        dest = os.path.join(b.home, ".objects", "sha256", meta[:2], meta[2:])
+        os.makedirs(os.path.dirname(dest), exist_ok=True)
+        shutil.copy(_object(remote, meta), dest)
+    _kill_at(b, "remote-pull", tmp_path, "pull", "-y")
+    cache = os.path.join(b.home, ".objects", "sha256")
+    metas = {_entry(remote, r["id"])["meta"] for r in runs_a.values()}
+    [landed] = [
+        os.path.join(cache, d, n)
+        for d in os.listdir(cache)
+        for n in os.listdir(os.path.join(cache, d))
+        if d + n not in metas
+    ]
+    st = os.stat(landed)
+    assert st.st_nlink == 2 and st.st_mode & 0o777 == 0o444
+    pulling = os.path.join(b.home, ".gage-pull")
+    [(run_dir, name)] = [
+        (d, n)
+        for d, _dirs, names in os.walk(pulling)
+        for n in names
+        if os.stat(os.path.join(d, n)).st_ino == st.st_ino
+    ]
+    # .gage-pull/<work>/<run id>/...: a file of a run's run dir
+    parts = os.path.relpath(os.path.join(run_dir, name), pulling).split(os.sep)
+    assert parts[1] in {r["id"] for r in runs_a.values()} and len(parts) > 2
+    b.gage("pull", "-y")
+    for r in b.runs():
+        b.gage("check", r["id"])
+
+
 def test_killed_between_renames(two, tmp_path):
     a, b, remote = two
     runs_a = _make_runs(a)

@@ -140,16 +140,16 @@ def pull(
     name = _names(b, plan)
     metas = {e["meta"] for e in plan.entries.values()}
     download(home, b, _only(plan.objects, metas), progress, name)
+    files = _only(plan.objects, set(plan.objects) - metas)
     staged: list[_Staged] = []
     refused: list[RemoteError] = []
     try:
         dests: dict[str, str] = {}
         for run_id in sorted(plan.entries):
             try:
-                staged.append(_stage(home, b, plan.entries[run_id], plan, dests))
+                staged.append(_stage(home, b, plan.entries[run_id], files, dests))
             except RemoteError as e:
                 refused.append(e)  # the other runs still come
-        files = _only(plan.objects, set(plan.objects) - metas)
         download(home, b, files, progress, name, dests)
         if progress:
             progress.done()
@@ -271,11 +271,14 @@ class _Staged:
     written: set[str]
 
 
-def _stage(home: str, b: Backend, e: dict, plan: Plan, dests: dict) -> _Staged:
+def _stage(
+    home: str, b: Backend, e: dict, todo: dict[str, int], dests: dict
+) -> _Staged:
     """Lay out the run of entry `e` in a new dir of `.gage-pull`: its
     meta dir (unpacked from its object, in the cache), its run dir and
     the dirs of its files. A file linked to its object whose object is
-    to be downloaded (and not yet for another file) goes in `dests`.
+    to be downloaded (in `todo`, and not yet for another file) goes in
+    `dests`.
     A file staged read-only, and a generated file that is not
     executable, is linked to its object (read-only, no bytes copied:
     generated files' modes are not sealed); any other file is a copy
@@ -294,7 +297,7 @@ def _stage(home: str, b: Backend, e: dict, plan: Plan, dests: dict) -> _Staged:
             dest = _dest(run, path, parents)
             linked = mode == 0o444 or (path in generated and not mode & 0o111)
             files.append((dest, digest, mode, linked))
-            if linked and digest in plan.objects and digest not in dests:
+            if linked and digest in todo and digest not in dests:
                 dests[digest] = dest
                 written.add(dest)
         links = [(_dest(run, p, parents), target) for p, target in e["links"]]
