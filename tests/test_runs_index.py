@@ -234,3 +234,23 @@ def test_a_label_on_a_finished_run_is_seen_at_once(tmp_path, settled):
     assert runs.runs_page(str(tmp_path), label="best")[1] == 0
     assert [r["label"] for _n, r in runs.runs_page(str(tmp_path))[0]] == [None, None]
     assert other.id in _ids(tmp_path)
+
+
+@pytest.mark.parametrize("delay, readers", [(0, 8), (0.002, 32)])
+def test_first_build_reads_each_run_once(monkeypatch, delay, readers):
+    # A sample of rows, read first, tells meta that waits on the disk
+    # (more readers keep more reads in flight) from cached meta.
+    calls: list[str] = []
+
+    def read_row(home, dir):
+        calls.append(dir)
+        time.sleep(delay)
+        return (dir,)
+
+    monkeypatch.setattr(runs_index, "read_row", read_row)
+    dirs = [f"{i:04}" for i in range(400)]
+    rows = runs_index._read_rows("home", dirs)
+    assert rows == [(d,) for d in dirs]
+    assert sorted(calls) == dirs  # each once
+    rows = [()] * len(dirs)
+    assert runs_index._readers("home", dirs, rows) == readers

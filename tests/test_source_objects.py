@@ -117,6 +117,20 @@ def test_repeat_reads_no_source_file(tmp_path, reads, monkeypatch):
     assert [p for p in reads if p.startswith(run.run_dir)] == []
 
 
+def test_first_run_reads_each_source_once(tmp_path, reads):
+    # Staged and started in one process (`gage run`): the copies' digests
+    # come from the bytes copied, before and after they are made
+    # read-only; neither finalizing nor the start's check reads them.
+    project = _project(tmp_path)
+    run = _stage(tmp_path, project)
+    assert sorted(p for p in reads if str(project) in p) == sorted(
+        str(project / name) for name in ("pkg/util.py", "run.sh", "train.py")
+    )
+    assert start_run(run, quiet=True) == 0
+    assert [p for p in reads if p.startswith(run.run_dir)] == []
+    assert verify_run(run) == []
+
+
 def test_executable_keeps_its_mode(tmp_path):
     project = _project(tmp_path)
     for _ in range(3):

@@ -294,9 +294,10 @@ def _add_needed_args(run: argparse.ArgumentParser) -> None:
     run.add_argument(
         "--remote",
         metavar="NAME",
-        help="fetch pinned dependency files missing from the project from this "
-        'remote (default: "$remote"); with --needed: also look on it, and '
-        "pull a run found there",
+        help="with --needed: also look on this remote, and pull a completed "
+        "run found there with the same inputs; pinned dependency files "
+        "missing from the project are fetched from it (without --remote: "
+        'from "$remote")',
     )
 
 

@@ -432,8 +432,9 @@ def _staged_digest(run: Run, path: str, cache: hash_cache.HashCache) -> tuple[st
         digest = hash_cache.lookup(None, st)
         if digest is not None:
             return digest, file_mode(full, st)
+    link = stat.S_ISLNK(st.st_mode)
     try:
-        digest = hash_cache.file_sha256(full, cache)
+        digest = hash_cache.file_sha256(full, cache, None if link else st)
     except FileNotFoundError:
         raise StageError(f"Staged file {path} is missing from {run.run_dir}") from None
     except file_util.NotRegularFile as e:
@@ -441,16 +442,19 @@ def _staged_digest(run: Run, path: str, cache: hash_cache.HashCache) -> tuple[st
             f"Staged file {path} is {e.strerror}: a run dir holds files, "
             "links and directories only"
         ) from None
-    file_util.make_readonly(full)
+    if not link:
+        file_util.make_readonly(full, st)
     # Its stat now, for start and `gage check` (they need not read it):
-    # a large file, or an object's inode (not a small copy: a row per
-    # run would grow the cache with every run).
+    # remembered in this process (a run started as it is staged), and
+    # stored for a large file, or an object's inode (not a small copy: a
+    # row per run would grow the cache with every run).
     st = os.stat(full)
     if (st.st_size >= hash_cache.MIN_SIZE or st.st_nlink > 1) and not (
         hash_cache.remembered(st, digest)
     ):
         hash_cache.store(cache, st, digest)
-    return digest, file_mode(full)
+    hash_cache.remember(full, digest, st)
+    return digest, file_mode(full) if link else file_mode(full, st)
 
 
 def _check_inside(run: Run, paths: Mapping[str, str]) -> None:

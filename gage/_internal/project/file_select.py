@@ -529,8 +529,9 @@ def _select_file(
 def _read_head(path: str, size: int, keep: bool) -> bytes:
     """The file's first bytes for a type check; all of it when it is small
     (and `keep`), so that copying it needs no second read."""
-    with file_util.open_regular(path) as f:
-        return f.read(size if keep and size <= _KEEP_FILE else _TEXT_SAMPLE)
+    return file_util.read_head(
+        path, size if keep and size <= _KEEP_FILE else _TEXT_SAMPLE
+    )
 
 
 def is_text_file(path: str) -> bool:

@@ -145,9 +145,10 @@ class _Copy:
 
     def wait(self, hashed: int) -> tuple[int, bool]:
         """(bytes copied, done), once more than `hashed` are copied or
-        the copy ended."""
+        the copy ended (a hash that read ahead from the source waits
+        here, never spins, for the copy to reach it)."""
         with self.cond:
-            while self.copied == hashed and not self.done:
+            while self.copied <= hashed and not self.done:
                 self.cond.wait()
             return self.copied, self.done
 

@@ -27,6 +27,7 @@ __all__ = [
     "snapshot_stats",
     "walk_files",
     "sha256_file",
+    "read_head",
     "read_sized",
     "sha256_bytes",
     "stat_key",
@@ -105,6 +106,21 @@ def read_sized(path: str, size: int) -> tuple[bytes, os.stat_result]:
     try:
         data = os.read(fd, size + 1)
         return data, os.fstat(fd)
+    finally:
+        os.close(fd)
+
+
+def read_head(path: str, size: int) -> bytes:
+    """Up to `size` bytes from the start of a regular file, as
+    `open_regular` would read them (NotRegularFile for anything else,
+    checked before any read), with plain descriptor calls: open, fstat,
+    read, close (a type check of each of 5,000 source files)."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise NotRegularFile(errno.EINVAL, _not_regular(st), path)
+        return os.read(fd, size)
     finally:
         os.close(fd)
 
@@ -329,13 +345,14 @@ def reserve_space(path: str, size: int) -> bool:
         os.close(fd)
 
 
-def make_readonly(path: str) -> None:
+def make_readonly(path: str, st: os.stat_result | None = None) -> None:
     """Remove write permission for everyone.
 
     A symlink is left alone: chmod would follow it and change the mode of
-    its target, which may be a file the user's project owns.
+    its target, which may be a file the user's project owns. `st`: the
+    path's lstat, when the caller has just taken it.
     """
-    st = os.lstat(path)
+    st = st or os.lstat(path)
     if stat.S_ISLNK(st.st_mode) or not st.st_mode & 0o222:
         # Already read-only: a chmod would still change its ctime (a
         # hardlinked object's stat, recorded in the digest cache).
