@@ -11,9 +11,9 @@ the cache's temp dir and renamed in place. An interrupted download
 keeps the objects that arrived whole, so the next downloads only the
 rest.
 
-From a directory remote, a thread per core reads and writes (the
-kernel's work of making files is the cost, and it runs in parallel);
-from an ssh one, small objects come in one call (`sftp.cat_all`) and
+From a directory remote, one thread reads and writes (the kernel's
+work of making files is the cost, and creates in one dir do not run
+in parallel); from an ssh one, small objects come in one call (`sftp.cat_all`) and
 are written in this thread as they arrive, while the next are read.
 """
 
@@ -93,7 +93,11 @@ def download(
         rest = sorted(sizes)
         if b.pipelined:
             rest = _cat_small(b, sizes, fetch, done, name)
-        run_all(b.jobs, fetch, rest, done)
+        # From a directory, one thread: the files are made in a run's few
+        # dirs, whose creates the kernel serializes; more threads only
+        # contend (5,000 small files: 0.40 s against 0.49 s, CPU 0.39 s
+        # against 0.65 s with two).
+        run_all(1 if b.local else b.jobs, fetch, rest, done)
 
 
 def _cat_small(
