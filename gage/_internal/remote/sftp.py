@@ -193,15 +193,29 @@ def cat_all(
 
 def _take_all(arrived: Any, loop: Any, got: Any, stop: list) -> None:
     """Take what arrives until the end (None): each given to `got`
-    unless something stopped the rest (`stop`), its place released."""
-    while (item := arrived.get()) is not None:
-        path, data, taken = item
-        loop.call_soon_threadsafe(taken.release)
+    unless something stopped the rest (`stop`). Places are given back
+    to the loop a few at once, and all before this thread waits (one
+    wake-up of the loop per file would cost a turn and a write each)."""
+    taken, held = 0, None
+    while True:
+        if taken and (taken >= 16 or arrived.empty()):
+            loop.call_soon_threadsafe(_release, held, taken)
+            taken = 0
+        item = arrived.get()
+        if item is None:
+            return
+        path, data, held = item
+        taken += 1
         if got is not None and not stop:
             try:
                 got(path, data)
             except BaseException as e:
                 stop.append(e)
+
+
+def _release(sem: Any, n: int) -> None:
+    for _ in range(n):
+        sem.release()
 
 
 HELD = 2 * IN_FLIGHT
