@@ -17,6 +17,11 @@ sequential, so a run that copies and hashes at once costs at least the
 larger of the two (the row the target is judged by; the ratio to cp is
 printed too); with `link = true` <= 1.15x sha256sum.
 
+Where two cores do not give twice the work (on this VM, two processes
+hashing at once take twice as long as one, two plain Python loops 1.46
+times as long), the copy and the hash add up: a first run costs about
+cp + one sha256 pass.
+
 Each case starts with no dirty pages pending (`sync` before it, not
 timed): a case that wrote 1 GiB (cp, a first run) leaves writeback that
 slows the next one's writes, and in the interleaved order that cost
