@@ -15,8 +15,9 @@ of CPU time (user + system of the processes this side starts: on a
 busy machine, wall time is mostly waiting on others).
 
 The machine may be busy: gage and the floor are timed GAGE_BENCH_REPEAT
-times each (default 3, alternating, a fresh remote and runs home each
-time) and the median is shown; DVC once. GAGE_BENCH_REMOTES (dir,ssh)
+times each (default 3, alternating, each in turn first: the first after
+another's burst of file creation pays for its writeback; a fresh remote
+and runs home each time) and the median is shown; DVC once. GAGE_BENCH_REMOTES (dir,ssh)
 and GAGE_BENCH_OPS (big,small) choose rows. GAGE_BENCH_BASE=DIR adds a
 row per row for the gage source tree in DIR (e.g. main, checked out
 elsewhere), timed in the same run: before and after side by side.
@@ -183,15 +184,20 @@ def _rows(work, project, env, kind, server, op, run_dir, dvc) -> list[tuple]:
         variants[" (base)"] = {"PYTHONPATH": BASE}
     times: dict[str, list] = {v: [] for v in variants}
     floors = []
+    slots = list(variants) + [None]  # None: the floor
     for i in range(REPEAT):
-        for v, extra in variants.items():
+        # Each in turn goes first: what runs right after another's burst
+        # of file creation pays for its journal commit and writeback.
+        for v in slots[i % len(slots) :] + slots[: i % len(slots)]:
+            if v is None:
+                base = os.path.join(work, f"{kind}-{op}-{i}-floor")
+                os.makedirs(base)
+                floors.append(_floor(base, server, run_dir))
+                continue
             base = os.path.join(work, f"{kind}-{op}-{i}{v.strip(' ()')}")
             times[v].append(
-                _gage_times(base, project, dict(env, **extra), server, run_dir)
+                _gage_times(base, project, dict(env, **variants[v]), server, run_dir)
             )
-        base = os.path.join(work, f"{kind}-{op}-{i}-floor")
-        os.makedirs(base)
-        floors.append(_floor(base, server, run_dir))
     fpush, fpull, fcpush, fcpull = (_median([f[k] for f in floors]) for k in range(4))
     dpush = dpull = None
     if dvc:
