@@ -146,3 +146,15 @@ def test_corked_transport_writes_once_per_turn():
 def test_ssh_connection_is_corked(box):
     b, _root = box
     assert isinstance(b.fs._client._transport, sftp._Corked)
+
+
+def test_cipher_preference_yields_to_the_users_ssh_config(tmp_path, monkeypatch):
+    from gage._internal.remote.backend import cipher_preference
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert cipher_preference()["encryption_algs"].startswith("^aes128-gcm")
+    (tmp_path / ".ssh").mkdir()
+    (tmp_path / ".ssh" / "config").write_text("# Ciphers in a comment\nHost x\n")
+    assert "encryption_algs" in cipher_preference()
+    (tmp_path / ".ssh" / "config").write_text("Host *\n  Ciphers aes256-ctr\n")
+    assert cipher_preference() == {}
