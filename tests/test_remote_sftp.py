@@ -158,3 +158,18 @@ def test_cipher_preference_yields_to_the_users_ssh_config(tmp_path, monkeypatch)
     assert "encryption_algs" in cipher_preference()
     (tmp_path / ".ssh" / "config").write_text("Host *\n  Ciphers aes256-ctr\n")
     assert cipher_preference() == {}
+
+
+def test_bare_sftp_failure_is_one_line_that_says_what_to_check():
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import asyncssh
+
+    from gage._internal.remote.errors import describe_error
+
+    spec = RemoteSpec("team", "ssh://host/store", {})
+    line = describe_error(asyncssh.SFTPFailure("Failure"), spec, "objects/ab/cd")
+    assert line.startswith("the SSH server failed at objects/ab/cd without saying why")
+    assert "free space and quota" in line and "\n" not in line

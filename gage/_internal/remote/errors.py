@@ -61,6 +61,13 @@ def describe_error(e: BaseException, spec: RemoteSpec, path: str = "") -> str:
         or (name == "SFTPNoSuchFile")
     ):
         return f"not found: {path}"
+    if name == "SFTPFailure" and text == "Failure":
+        # OpenSSH's sftp-server says only this for ENOSPC, EDQUOT, EFBIG...
+        return (
+            f"the SSH server failed at {path or spec.url} without saying why "
+            "(its SFTP says so of a full disk or quota): check free space and "
+            "quota on the server, and try again"
+        )
     if _unreachable(cause):
         return (
             f"cannot reach {host}: {text}: check the host and port, and that "
