@@ -540,3 +540,19 @@ def test_push_removes_temps_a_killed_push_left(two, tmp_path):
 
 def _sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
+
+
+def test_object_dir_made_again_when_it_went(tmp_path):
+    # A process that pulls more than once (the library API) remembers the
+    # object dirs it made; one removed since (a cache prune) is made again.
+    from gage._internal.remote import download
+
+    home = str(tmp_path / "home")
+    for i in range(2):
+        path = tmp_path / f"f{i}"
+        path.write_bytes(b"same prefix")
+        digest = "ab" + hashlib.sha256(f"{i}".encode()).hexdigest()[2:]
+        download._make_object(home, str(path), digest, keep=True)
+        obj = os.path.join(home, ".objects", "sha256", "ab", digest[2:])
+        assert os.path.samefile(obj, path)
+        shutil.rmtree(os.path.join(home, ".objects"))

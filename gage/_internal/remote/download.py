@@ -182,6 +182,16 @@ def _make_object(home: str, path: str, digest: str, keep: bool) -> None:
     if parent not in _made:
         os.makedirs(parent, exist_ok=True)
         _made.add(parent)
+    try:
+        _place(home, path, obj, keep)
+    except FileNotFoundError:
+        # Its dir went since this process made it (a cache prune, in a
+        # process that pulls more than once): made again, once.
+        os.makedirs(parent, exist_ok=True)
+        _place(home, path, obj, keep)
+
+
+def _place(home: str, path: str, obj: str, keep: bool) -> None:
     if not keep:
         os.replace(path, obj)
         return
