@@ -307,11 +307,13 @@ def _dvc_times(base: str, server, run_dir: str, dvc: str) -> tuple[float, float]
         _check([dvc, "remote", "modify", "r", "keyfile", server.key], repo, denv)
     else:
         _check([dvc, "remote", "add", "-d", "r", remote], repo, denv)
+    os.sync()  # as before gage's cases: no writeback of `dvc add` pending
     push = _timed([dvc, "push", "-q"], repo, denv)
     repo_b = os.path.join(base, "dvc-b")
     os.makedirs(os.path.join(repo_b, ".dvc"))
     shutil.copy(os.path.join(repo, ".dvc", "config"), os.path.join(repo_b, ".dvc"))
     shutil.copy(os.path.join(repo, "data.dvc"), repo_b)
+    os.sync()
     pull = _timed([dvc, "pull", "-q"], repo_b, denv)
     return push, pull
 
