@@ -74,13 +74,13 @@ def download(
             fault_point("remote-pull")
             return st
         except RemoteError as e:
-            _discard(dest)
+            file_util.remove_file(dest)
             raise (name(digest, e) if name else e) from None
         except OSError as e:
-            _discard(dest)
+            file_util.remove_file(dest)
             raise local_error(home, e) from None
         except BaseException:
-            _discard(dest)
+            file_util.remove_file(dest)
             raise
 
     with hash_cache.open_cache(run_meta.hash_cache_path(home)) as cache:
@@ -123,13 +123,6 @@ def _cat_small(
 
     cat_all(b, {p: sizes[d] or 0 for p, d in small.items()}, got, named)
     return sorted(set(sizes) - set(small.values()))
-
-
-def _discard(path: str) -> None:
-    try:
-        os.unlink(path)
-    except FileNotFoundError:
-        pass
 
 
 def _land_bytes(

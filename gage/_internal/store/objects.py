@@ -152,7 +152,7 @@ def _object_ok(
     except FileNotFoundError:
         return False
     if not stat.S_ISREG(st.st_mode):
-        _remove(path)  # a link or special file put there: never followed
+        file_util.remove_file(path)  # a link or special file put there: never followed
         return False
     if hash_cache.lookup(cache, st) == digest and not st.st_mode & 0o222:
         return True
@@ -161,19 +161,12 @@ def _object_ok(
     except OSError:
         actual = None
     if actual != digest:
-        _remove(path)
+        file_util.remove_file(path)
         return False
     if st.st_mode & 0o222:
         os.chmod(path, _READONLY)
     hash_cache.store(cache, os.stat(path), digest)
     return True
-
-
-def _remove(path: str) -> None:
-    try:
-        os.unlink(path)
-    except FileNotFoundError:
-        pass
 
 
 def _ingest(
@@ -223,13 +216,13 @@ def _ingest(
         if data is None and _object_ok(runs_home, digest, cache):
             # The same content came from another file: keep the object
             # runs already share.
-            _remove(tmp)
+            file_util.remove_file(tmp)
         else:
             os.replace(tmp, dest)
             # A new inode: recorded without a lookup.
             hash_cache.record(cache, os.stat(dest), digest)
     except BaseException:
-        _remove(tmp)
+        file_util.remove_file(tmp)
         raise
     hash_cache.store(cache, st, digest)
     if progress:
@@ -351,8 +344,8 @@ def _place_one(
         # type checked here, not the object's before (one lstat).
         st = os.lstat(dest)
         if not stat.S_ISREG(st.st_mode):
-            _remove(dest)
-            _remove(obj)  # a link or special file put there: never placed
+            file_util.remove_file(dest)
+            file_util.remove_file(obj)  # a link or special file put there: never placed
             raise FileNotFoundError(errno.ENOENT, "not a regular file", obj)
         hash_cache.record(cache, st, digest)
         return "hardlink", st
@@ -369,7 +362,7 @@ def _check_regular(obj: str) -> None:
     """FileNotFoundError when the object at `obj` is not a regular file
     (gone, or a link put in its place: removed, never followed)."""
     if not stat.S_ISREG(os.lstat(obj).st_mode):
-        _remove(obj)
+        file_util.remove_file(obj)
         raise FileNotFoundError(errno.ENOENT, "not a regular file", obj)
 
 
@@ -398,7 +391,7 @@ def place_source(
     except FileNotFoundError:
         return False
     if not stat.S_ISREG(st.st_mode):
-        _remove(obj)
+        file_util.remove_file(obj)
         return False
     if stat.S_IMODE(st.st_mode) != mode:
         if st.st_mode & 0o222:
@@ -421,7 +414,7 @@ def _remove_if_changed(obj: str, digest: str) -> bool:
         actual = None
     if actual == digest:
         return False
-    _remove(obj)
+    file_util.remove_file(obj)
     return True
 
 
@@ -563,7 +556,7 @@ def prune(runs_home: str, preview: bool = False) -> list[tuple[str, int]]:
                 continue  # a staging is about to place it
             removed.append((digest, st.st_size))
             if not preview:
-                _remove(path)
+                file_util.remove_file(path)
     if not preview:
         _clean_tmp(runs_home)
     return removed

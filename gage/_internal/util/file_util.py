@@ -28,6 +28,7 @@ __all__ = [
     "walk_files",
     "sha256_file",
     "read_head",
+    "remove_file",
     "read_sized",
     "sha256_bytes",
     "stat_key",
@@ -440,6 +441,15 @@ def make_dirs(path: str) -> None:
         except FileExistsError:
             if not os.path.isdir(p):
                 raise
+
+
+def remove_file(path: str) -> None:
+    """Unlink `path` (a file or link, never followed); gone already is
+    fine."""
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
 
 
 def remove_tree(path: str, ignore_errors: bool = False) -> None:
