@@ -41,7 +41,15 @@ def _open(path, shot) -> dict:
     """Open the page; what it showed."""
     with browser_util.chromium() as driver:
         driver.get("file://" + str(path))
-        ready = driver.execute_script("return document.body.dataset.ready")
+        # On a busy machine the page may still be loading when get()
+        # returns: wait (60 s at most) for its body and its ready mark.
+        from selenium.webdriver.support.ui import WebDriverWait
+
+        ready = WebDriverWait(driver, 60, poll_frequency=0.1).until(
+            lambda d: d.execute_script(
+                "return document.body && document.body.dataset.ready"
+            )
+        )
         errors = browser_util.console_errors(driver)
         charts = browser_util.drawn_charts(driver)
         rows = driver.execute_script(
